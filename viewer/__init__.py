@@ -1,0 +1,1 @@
+"""gaze3d.viewer"""
