@@ -1,0 +1,186 @@
+"""The end-to-end demo: simulated gaze on a real LiDAR tile, live over ZMQ.
+
+1. load the bundled IGN LiDAR HD tile (classified: ground, building, unclassified);
+2. start the tracker as a separate OS process (``gaze3d tracker --source sim``)
+   whose simulator looks at the buildings from a scripted orbiting camera;
+3. subscribe, put each sample with the camera frame shown at its time, and
+   accumulate occlusion-aware foveal attention during fixations;
+4. write ``attention.ply``, an offscreen screenshot with the attention heat,
+   the session recording, and a summary (samples, losses, fixations, share of
+   attention on each LAS class).
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Callable, Dict, Optional
+
+import numpy as np
+
+from .camera import Camera, CameraPath
+from .errors import Gaze3DError
+
+FRAME_RATE_HZ = 60.0           # the viewer's camera updates (one camera per 16.7 ms)
+BUILDING = 6                   # ASPRS class code
+
+
+def bundled_tile() -> Path:
+    """Path of the bundled IGN LiDAR HD tile."""
+    return Path(str(resources.files("gaze3d") / "data" / "ign_lidarhd" / "870000_6618000.subset.50mx100m.las"))
+
+
+def demo_camera_path(bounds: np.ndarray, duration_s: float, width: int = 1024, height: int = 768) -> CameraPath:
+    """A camera orbiting a quarter turn around the tile, 40 degrees above the horizon."""
+    center = bounds.mean(axis=0)
+    radius = 0.75 * float(np.linalg.norm(bounds[1, :2] - bounds[0, :2]))
+    return CameraPath.orbit(center, radius=radius, elevation_deg=40.0, duration_s=duration_s, turns=0.25,
+                            start_azimuth_deg=-60.0, vfov_deg=40.0, width=width, height=height,
+                            near=1.0, far=10 * radius)
+
+
+@dataclass
+class DemoSummary:
+    samples_received: int
+    samples_lost: int
+    samples_valid: int
+    fixations: int
+    attention_share: Dict[str, float]
+    point_share: Dict[str, float]
+    outputs: Dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def format(self) -> str:
+        lines = [f"samples received {self.samples_received}, lost {self.samples_lost}, "
+                 f"valid {self.samples_valid} ({100 * self.samples_valid / max(self.samples_received, 1):.1f}%)",
+                 f"fixations {self.fixations}",
+                 f"{'class':<14}{'attention':>10}{'points':>10}"]
+        for name in self.attention_share:
+            lines.append(f"{name:<14}{100 * self.attention_share[name]:>9.1f}%{100 * self.point_share[name]:>9.1f}%")
+        lines += [f"{k}: {v}" for k, v in self.outputs.items()]
+        lines.append(f"done in {self.seconds:.1f} s")
+        return "\n".join(lines)
+
+
+def class_shares(labels: np.ndarray, weights: np.ndarray, names: Dict[int, str]) -> Dict[str, float]:
+    """Share of ``weights`` (n,) summed per label code, keyed by class name."""
+    total = float(weights.sum())
+    return {names.get(int(c), str(int(c))): (float(weights[labels == c].sum()) / total if total > 0 else 0.0)
+            for c in np.unique(labels)}
+
+
+def run_demo(out_dir: str | os.PathLike, duration_s: float = 20.0, rate_hz: float = 1200.0, seed: int = 0,
+             scan_path: Optional[str] = None, render: Optional[Callable] = None,
+             progress: bool = True) -> DemoSummary:
+    """Run the demo end to end; see the module docstring. Returns the summary.
+
+    ``render(cloud, attention, camera, png_path)``, if given, writes the screenshot.
+    """
+    from .attention import AttentionAccumulator
+    from .events import EventType, classify_samples
+    from .display import DisplayGeometry
+    from .io import load_scan, save_scan
+    from .tracker.client import GazeSubscriber, TrackerControl
+    from .tracker.process import start_tracker
+
+    t0 = time.monotonic()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    scan_path = str(scan_path or bundled_tile())
+    cloud = load_scan(scan_path)
+    if cloud.labels is None:
+        raise Gaze3DError(f"{scan_path}: the demo needs a classified cloud (LAS classification)")
+    path = demo_camera_path(cloud.bounds, duration_s)
+    path_file = out / "camera_path.json"
+    path_file.write_text(json.dumps(path.to_dict()))
+    recording = out / "session.gaze3d"
+    if recording.exists():
+        recording.unlink()
+
+    acc = AttentionAccumulator(cloud, sigma_deg=1.0, fixations_only=True)
+    display = DisplayGeometry()
+    options = {"scene": scan_path, "camera_path": str(path_file), "label": BUILDING, "rate": rate_hz,
+               "duration": duration_s, "seed": seed, "realtime": True}
+    cols = {"t_host_ns": [], "t_device": [], "x": [], "y": [], "valid": []}
+    bar = _progress(duration_s, progress)
+    with start_tracker("sim", options, record=str(recording)) as tracker:
+        control = TrackerControl(tracker.ctrl_address)
+        subscriber = GazeSubscriber(tracker.pub_address, topics=("gaze.2d",))
+        sent_frames = set()
+        last_t = 0.0
+        deadline = time.monotonic() + duration_s + 30.0
+        while last_t < duration_s - 1.5 / rate_hz and time.monotonic() < deadline:
+            batch = subscriber.drain(5000, timeout_s=0.2)
+            if not batch:
+                continue
+            msgs = [m for _, m in batch]
+            t_dev = np.array([m["t_device"] for m in msgs], dtype=np.float64)
+            t_host = np.array([m["t_host_ns"] for m in msgs], dtype=np.int64)
+            xy = np.array([m.get("gaze") if m.get("gaze") is not None else (np.nan, np.nan) for m in msgs],
+                          dtype=np.float64)
+            valid = np.array([bool(m.get("valid")) for m in msgs])
+            for k in np.unique(np.floor(t_dev * FRAME_RATE_HZ).astype(np.int64)):
+                sel = np.floor(t_dev * FRAME_RATE_HZ).astype(np.int64) == k
+                camera = path.at(k / FRAME_RATE_HZ)
+                if k not in sent_frames:
+                    # the frame was shown from k/60 s on the simulator's clock: put it on the host clock
+                    i = int(np.flatnonzero(sel)[0])
+                    control.send_camera(int(t_host[i] - (t_dev[i] - k / FRAME_RATE_HZ) * 1e9), camera)
+                    sent_frames.add(k)
+                acc.add(camera, {"x": xy[sel, 0], "y": xy[sel, 1], "valid": valid[sel], "t_host_ns": t_host[sel]})
+            for name, arr in (("t_host_ns", t_host), ("t_device", t_dev), ("x", xy[:, 0]), ("y", xy[:, 1]),
+                              ("valid", valid)):
+                cols[name].append(arr)
+            bar.update(max(0.0, float(t_dev.max()) - last_t))
+            last_t = max(last_t, float(t_dev.max()))
+        stats = subscriber.stats()
+        subscriber.close()
+        control.close()
+    bar.close()
+    if not cols["t_device"]:
+        raise Gaze3DError("no gaze samples arrived from the tracker process")
+
+    data = {k: np.concatenate(v) for k, v in cols.items()}
+    deg = display.norm_to_deg(np.c_[data["x"], data["y"]])
+    events = classify_samples(data["t_device"], deg[:, 0], deg[:, 1], method="ivt")
+    starts = np.flatnonzero((events == EventType.FIXATION) & (np.r_[-1, events[:-1]] != EventType.FIXATION))
+
+    attention = acc.values
+    names = {int(k): v for k, v in cloud.label_names.items()}
+    att_share = class_shares(cloud.labels, attention.astype(np.float64), names)
+    pts_share = class_shares(cloud.labels, np.ones(len(cloud)), names)
+    cloud.fields["attention"] = attention
+    outputs = {"attention": str(out / "attention.ply"), "recording": str(recording)}
+    save_scan(cloud, out / "attention.ply")
+    if render is not None:
+        # drawing lives in gaze3d.viewer: the caller (the CLI) passes its renderer in
+        shot = out / "attention.png"
+        render(cloud, attention, path.at(duration_s / 2), shot)
+        outputs["screenshot"] = str(shot)
+    summary = DemoSummary(samples_received=int(stats["received"]), samples_lost=int(stats["gaps"]),
+                          samples_valid=int(data["valid"].sum()), fixations=int(len(starts)),
+                          attention_share=att_share, point_share=pts_share, outputs=outputs,
+                          seconds=time.monotonic() - t0)
+    (out / "summary.json").write_text(json.dumps(asdict(summary), indent=2))
+    return summary
+
+
+class _NoBar:
+    def update(self, n):
+        pass
+
+    def close(self):
+        pass
+
+
+def _progress(total: float, enabled: bool):
+    if not enabled:
+        return _NoBar()
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return _NoBar()
+    return tqdm(total=round(total, 1), unit="s", desc="gaze session", bar_format="{l_bar}{bar}| {n:.1f}/{total} s")
