@@ -82,7 +82,8 @@ def _parse_header(path: Path, raw: bytes):
     end = raw.find(b"end_header", 0, _MAX_HEADER)
     if end < 0:
         raise ScanFormatError(f"{path}: corrupt or truncated PLY file (no 'end_header' line)")
-    body_start = raw.index(b"\n", end) + 1 if b"\n" in raw[end:end + 16] else len(raw)
+    newline = raw.find(b"\n", end)
+    body_start = len(raw) if newline < 0 else newline + 1
     lines = raw[:end].decode("ascii", errors="replace").splitlines()[1:]
     fmt, elements, comments = None, [], []
     for number, line in enumerate(lines, start=2):

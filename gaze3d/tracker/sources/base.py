@@ -74,3 +74,13 @@ class GazeSource(abc.ABC):
     def info(self) -> dict:
         """Static description for the ``status`` reply (model, serial, rate...)."""
         return {"source": self.name}
+
+    def calibrate(self, action: str, **params) -> dict:
+        """Device calibration hook for the control socket's ``calibrate`` command.
+
+        ``action`` is ``"start"``, ``"point"`` (with ``x``, ``y`` normalised
+        display coordinates), ``"compute"`` or ``"stop"``; the reply is a plain
+        dict with ``ok`` and, where the device says more, its result. Sources
+        without a device calibration answer ``ok: False``.
+        """
+        return {"ok": False, "error": f"source {self.name!r} has no device calibration"}

@@ -1,0 +1,153 @@
+"""Headless validation sessions: targets shown to the gaze simulator instead of a person.
+
+:func:`simulate_validation` runs ``gaze3d.simulate.simulate_gaze`` on a
+target script (a 5/9/13-point layout in random order) and returns the gaze
+in tracker coordinates together with when each target was on screen, ready
+for :func:`gaze3d.calib.validation.validate`.
+
+:func:`presentations_from_samples` rebuilds the target schedule of samples
+that carry their target (the ``sim`` source's ``truth``), used when the same
+session goes through a real tracker process.
+"""
+from __future__ import annotations
+
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from gaze3d.display import DisplayGeometry
+from gaze3d.errors import InputError
+
+from .targets import TargetPresentation, presentation_order, schedule, simulator_script, target_layout
+from .validation import GazeData
+
+
+def _onsets_from_target_track(target_deg: np.ndarray, t_s: np.ndarray, n: int) -> np.ndarray:
+    """Times where the simulator's target switches (it switches when the saccade to it starts)."""
+    change = np.flatnonzero(np.any(np.abs(np.diff(target_deg, axis=0)) > 1e-9, axis=1)) + 1
+    onsets = np.r_[t_s[0], t_s[change]]
+    if len(onsets) != n:
+        raise InputError(f"simulated session: expected {n} target changes, found {len(onsets)}")
+    return onsets
+
+
+def simulate_validation(n_points: int = 9, *, display: Optional[DisplayGeometry] = None,
+                        offset_deg=(0.0, 0.0), precision_rms_deg: float = 0.05, dwell_s: float = 1.5,
+                        seed: int = 0, rate_hz: float = 600.0, blink_rate_hz: float = 0.2,
+                        dropout_rate: float = 0.0, margin: float = 0.1,
+                        layout: Optional[np.ndarray] = None,
+                        order: Optional[Sequence[int]] = None) -> Tuple[GazeData, List[TargetPresentation]]:
+    """Simulate a person looking at a validation layout.
+
+    Parameters
+    ----------
+    n_points : {5, 9, 13}
+    display : DisplayGeometry, optional
+    offset_deg : (2,) float
+        Systematic error (dx, dy) in degrees, x right and y down.
+    precision_rms_deg : float
+        RMS sample-to-sample precision of the simulated tracker.
+    dwell_s : float
+        How long each target stays on screen after the eye lands on it.
+    seed : int
+        Seeds both the presentation order and the simulated eye.
+    layout : (k, 2) float, optional
+        Explicit target positions instead of ``target_layout(n_points, margin)``.
+    order : sequence of int, optional
+        Presentation order; default random.
+
+    Returns
+    -------
+    data : GazeData
+        Tracker coordinates over the whole session.
+    presentations : list of TargetPresentation
+        Targets in the order shown, with their on-screen intervals.
+    """
+    from gaze3d.simulate import simulate_gaze
+
+    display = display or DisplayGeometry()
+    layout = target_layout(n_points, margin) if layout is None else np.asarray(layout, dtype=np.float64)
+    order = presentation_order(len(layout), seed) if order is None else np.asarray(order, dtype=int)
+    planned = schedule(layout, order, dwell_s)
+    script = simulator_script(planned, display)
+    sig = simulate_gaze(None, rate_hz, seed=seed, accuracy_offset_deg=tuple(offset_deg),
+                        precision_rms_deg=precision_rms_deg, blink_rate_hz=blink_rate_hz,
+                        dropout_rate=dropout_rate, targets=script)
+    track = np.c_[sig.target_x_deg, sig.target_y_deg]
+    onsets = _onsets_from_target_track(track, sig.t_s, len(planned))
+    ends = np.r_[onsets[1:], sig.t_s[-1] + 1.0 / rate_hz]
+    presentations = [TargetPresentation(p.index, p.x, p.y, float(a), float(b))
+                     for p, a, b in zip(planned, onsets, ends)]
+    xy = display.deg_to_norm(np.c_[sig.x_deg, sig.y_deg])
+    return GazeData(sig.t_s, xy, sig.valid, rate_hz=rate_hz), presentations
+
+
+def presentations_from_samples(t_s: np.ndarray, target_xy: np.ndarray, layout: np.ndarray,
+                               tol: float = 1e-6) -> List[TargetPresentation]:
+    """Rebuild the schedule from per-sample target positions (NaN rows ignored).
+
+    Parameters
+    ----------
+    t_s : (n,) float
+    target_xy : (n, 2) float
+        Tracker coordinates of the target each sample belongs to.
+    layout : (k, 2) float
+        The layout, to name each target by its canonical index.
+    """
+    t_s = np.asarray(t_s, dtype=np.float64)
+    tx = np.asarray(target_xy, dtype=np.float64).reshape(-1, 2)
+    ok = np.all(np.isfinite(tx), axis=1)
+    t_s, tx = t_s[ok], tx[ok]
+    if len(t_s) == 0:
+        raise InputError("samples: no sample carries its target position")
+    change = np.flatnonzero(np.any(np.abs(np.diff(tx, axis=0)) > tol, axis=1)) + 1
+    starts = np.r_[0, change]
+    ends = np.r_[change, len(t_s)]
+    out = []
+    for i0, i1 in zip(starts, ends):
+        d = np.linalg.norm(layout - tx[i0], axis=1)
+        k = int(np.argmin(d))
+        if d[k] > 1e-3:
+            raise InputError(f"samples: target at {tx[i0].round(3).tolist()} is not in the layout")
+        end = t_s[i1] if i1 < len(t_s) else t_s[-1] + 1e-9
+        out.append(TargetPresentation(k, float(layout[k, 0]), float(layout[k, 1]), float(t_s[i0]), float(end)))
+    return out
+
+
+# --- target events in recordings --------------------------------------------------------------
+TARGET_EVENT = "calib.target"
+END_EVENT = "calib.end"
+
+
+def target_event(p: TargetPresentation) -> dict:
+    """The event a viewer sends (``TrackerControl.send_event``) when it shows target ``p``."""
+    return {"type": TARGET_EVENT, "index": int(p.index), "x": float(p.x), "y": float(p.y)}
+
+
+def presentations_from_events(events: Sequence[dict], t0_ns: int) -> List[TargetPresentation]:
+    """Rebuild the schedule from recorded ``calib.target`` / ``calib.end`` events.
+
+    Each target lasts until the next target or end event. ``t0_ns`` is the
+    time origin (tracker clock) of the sample times used with it.
+    """
+    out: List[TargetPresentation] = []
+    pending = None
+    for ev in events:
+        kind = ev.get("type")
+        if kind not in (TARGET_EVENT, END_EVENT):
+            continue
+        t = (int(ev["t_host_ns"]) - int(t0_ns)) / 1e9
+        if pending is not None:
+            out.append(TargetPresentation(pending[0], pending[1], pending[2], pending[3], t))
+            pending = None
+        if kind == TARGET_EVENT:
+            try:
+                pending = (int(ev["index"]), float(ev["x"]), float(ev["y"]), t)
+            except (KeyError, TypeError, ValueError):
+                raise InputError(f"calibration event: expected index, x, y in {ev!r}") from None
+    if pending is not None:
+        raise InputError(f"calibration events: target {pending[0]} has no following target or "
+                         f"{END_EVENT!r} event")
+    if not out:
+        raise InputError(f"recording: no {TARGET_EVENT!r} events (was a validation shown?)")
+    return out

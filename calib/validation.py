@@ -1,0 +1,324 @@
+"""Gaze data quality against known targets: accuracy, precision, data loss, pass/fail.
+
+Definitions (Holmqvist et al. 2012; the Tobii accuracy & precision report):
+
+* **accuracy**: mean angular offset, in degrees, between each valid sample in
+  the selection window and the target, seen from the eye;
+* **offset** ``(dx, dy)``: the mean signed offset in degrees (x right, y
+  down), i.e. the systematic error a correction can remove;
+* **precision RMS-S2S**: root mean square of the angles between consecutive
+  valid samples; **precision SD**: ``sqrt(var_x + var_y)`` of the sample
+  positions in degrees;
+* **data loss**: share of the samples expected in the window (from the
+  nominal rate, or the number received) that are missing or invalid.
+
+Samples are selected from ``window_s[0]`` to ``window_s[1]`` seconds after a
+target's onset (clipped at its offset), which skips the saccade to it and the
+settling after it. Valid samples within ``gap_margin_s`` of an invalid one are
+left out of the metrics (the closing lid of a blink drags the pupil estimate
+for tens of milliseconds before the tracker reports the loss); they are not
+counted as lost.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+import numpy as np
+
+from gaze3d.display import DisplayGeometry
+from gaze3d.errors import InputError
+
+from ._io import atomic_write_bytes, atomic_write_text
+from .geometry import TrackerDisplayArea
+from .targets import TargetPresentation
+
+
+class InsufficientDataError(InputError):
+    """Too few valid samples on a target to measure it."""
+
+
+@dataclass
+class GazeData:
+    """Gaze samples on the tracker's display area.
+
+    Parameters
+    ----------
+    t_s : (n,) float64
+        Sample times, seconds, on the clock of the target onsets.
+    xy : (n, 2) float64
+        Tracker coordinates (normalised, top-left origin); NaN where invalid.
+    valid : (n,) bool, optional
+        Default: both coordinates finite.
+    origin_mm : (n, 3) float64, optional
+        3D gaze origin in the tracker frame, when the device reports one.
+    rate_hz : float, optional
+        Nominal sampling rate; lets data loss count samples that never arrived.
+    """
+
+    t_s: np.ndarray
+    xy: np.ndarray
+    valid: Optional[np.ndarray] = None
+    origin_mm: Optional[np.ndarray] = None
+    rate_hz: Optional[float] = None
+
+    def __post_init__(self):
+        self.t_s = np.asarray(self.t_s, dtype=np.float64).reshape(-1)
+        self.xy = np.asarray(self.xy, dtype=np.float64).reshape(-1, 2)
+        n = len(self.t_s)
+        if len(self.xy) != n:
+            raise InputError(f"gaze xy: expected {n} rows to match t_s, got {len(self.xy)}")
+        finite = np.all(np.isfinite(self.xy), axis=1)
+        if self.valid is None:
+            self.valid = finite
+        else:
+            self.valid = np.asarray(self.valid, dtype=bool).reshape(-1)
+            if len(self.valid) != n:
+                raise InputError(f"gaze valid: expected {n} values to match t_s, got {len(self.valid)}")
+            self.valid = self.valid & finite
+        if self.origin_mm is not None:
+            self.origin_mm = np.asarray(self.origin_mm, dtype=np.float64).reshape(-1, 3)
+            if len(self.origin_mm) != n:
+                raise InputError(f"gaze origin_mm: expected {n} rows, got {len(self.origin_mm)}")
+
+    def __len__(self) -> int:
+        return len(self.t_s)
+
+    @classmethod
+    def from_columns(cls, columns: dict, t0_ns: Optional[int] = None, rate_hz=None) -> "GazeData":
+        """From ``Recording.samples()`` style columns (``t_host_ns``, ``x``, ``y``, ``valid``)."""
+        for key in ("t_host_ns", "x", "y"):
+            if key not in columns:
+                raise InputError(f"gaze columns: missing {key!r} (have {sorted(columns)})")
+        t_ns = np.asarray(columns["t_host_ns"], dtype=np.int64)
+        t0 = int(t_ns[0]) if t0_ns is None and len(t_ns) else int(t0_ns or 0)
+        return cls((t_ns - t0) / 1e9, np.c_[columns["x"], columns["y"]],
+                   columns.get("valid"), rate_hz=rate_hz)
+
+
+@dataclass(frozen=True)
+class ValidationSettings:
+    """Sample selection and pass/fail thresholds (all user-settable)."""
+
+    window_s: tuple = (0.5, 1.5)
+    min_valid_samples: int = 10
+    gap_margin_s: float = 0.05
+    accuracy_max_deg: float = 1.0
+    precision_rms_max_deg: float = 0.2
+    data_loss_max_pct: float = 30.0
+
+    def __post_init__(self):
+        a, b = (float(v) for v in self.window_s)
+        if not (0 <= a < b):
+            raise InputError(f"window_s: expected 0 <= start < end seconds after onset, got {self.window_s}")
+        if not (float(self.gap_margin_s) >= 0):
+            raise InputError(f"gap_margin_s: expected a duration >= 0, got {self.gap_margin_s!r}")
+        if int(self.min_valid_samples) < 2:
+            raise InputError(f"min_valid_samples: expected at least 2, got {self.min_valid_samples}")
+        for name in ("accuracy_max_deg", "precision_rms_max_deg", "data_loss_max_pct"):
+            if not (float(getattr(self, name)) > 0):
+                raise InputError(f"{name}: expected a positive threshold, got {getattr(self, name)!r}")
+
+
+@dataclass
+class TargetResult:
+    """Quality on one target; NaN metrics and ``error`` set when it had too few valid samples."""
+
+    index: int
+    x: float
+    y: float
+    n_samples: int
+    n_valid: int
+    data_loss_pct: float
+    accuracy_deg: float = float("nan")
+    offset_x_deg: float = float("nan")
+    offset_y_deg: float = float("nan")
+    precision_rms_deg: float = float("nan")
+    precision_sd_deg: float = float("nan")
+    mean_x: float = float("nan")
+    mean_y: float = float("nan")
+    passed: bool = False
+    error: Optional[str] = None
+
+
+@dataclass
+class ValidationReport:
+    """Per-target and overall quality; ``selected`` holds the samples each target used."""
+
+    targets: List[TargetResult]
+    settings: ValidationSettings
+    display: DisplayGeometry
+    selected: dict = field(default_factory=dict, repr=False)   # index -> (k, 2) xy of valid samples
+
+    # overall values are means over the measured targets
+    def _mean(self, name: str) -> float:
+        vals = [getattr(t, name) for t in self.targets if t.error is None]
+        return float(np.mean(vals)) if vals else float("nan")
+
+    @property
+    def accuracy_deg(self) -> float:
+        return self._mean("accuracy_deg")
+
+    @property
+    def offset_deg(self) -> tuple:
+        return self._mean("offset_x_deg"), self._mean("offset_y_deg")
+
+    @property
+    def precision_rms_deg(self) -> float:
+        return self._mean("precision_rms_deg")
+
+    @property
+    def precision_sd_deg(self) -> float:
+        return self._mean("precision_sd_deg")
+
+    @property
+    def data_loss_pct(self) -> float:
+        return float(np.mean([t.data_loss_pct for t in self.targets])) if self.targets else float("nan")
+
+    @property
+    def failed_targets(self) -> List[TargetResult]:
+        return [t for t in self.targets if t.error is not None]
+
+    @property
+    def passed(self) -> bool:
+        s = self.settings
+        return (not self.failed_targets and self.accuracy_deg <= s.accuracy_max_deg
+                and self.precision_rms_deg <= s.precision_rms_max_deg
+                and self.data_loss_pct <= s.data_loss_max_pct)
+
+    def raise_for_insufficient(self) -> None:
+        """Raise :class:`InsufficientDataError` naming the first target with too few valid samples."""
+        if self.failed_targets:
+            t = self.failed_targets[0]
+            more = f" (and {len(self.failed_targets) - 1} more)" if len(self.failed_targets) > 1 else ""
+            raise InsufficientDataError(t.error + more)
+
+    def summary(self) -> dict:
+        ox, oy = self.offset_deg
+        return {"passed": self.passed, "accuracy_deg": self.accuracy_deg, "offset_x_deg": ox,
+                "offset_y_deg": oy, "precision_rms_deg": self.precision_rms_deg,
+                "precision_sd_deg": self.precision_sd_deg, "data_loss_pct": self.data_loss_pct,
+                "n_targets": len(self.targets), "n_failed_targets": len(self.failed_targets)}
+
+    def to_dict(self) -> dict:
+        def clean(v):
+            return None if isinstance(v, float) and not np.isfinite(v) else v
+        return {"summary": {k: clean(v) for k, v in self.summary().items()},
+                "settings": {**asdict(self.settings), "window_s": list(self.settings.window_s)},
+                "display": asdict(self.display) | {"eye_xy": list(self.display.eye_xy)},
+                "targets": [{k: clean(v) for k, v in asdict(t).items()} for t in self.targets]}
+
+    def save_json(self, path) -> Path:
+        """Write the report as JSON (atomically)."""
+        path = Path(path)
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
+        return path
+
+    def plot(self, path, title: str = "Validation: targets vs gaze") -> Path:
+        """Write a PNG of the targets, the selected gaze samples and their means (matplotlib Agg)."""
+        from .plot import plot_validation
+        png = plot_validation(self, title=title)
+        path = Path(path)
+        atomic_write_bytes(path, png)
+        return path
+
+
+def _near_gap(data: GazeData, margin_s: float) -> np.ndarray:
+    """(n,) bool: samples within ``margin_s`` of an invalid sample."""
+    bad_t = data.t_s[~data.valid]
+    if margin_s <= 0 or len(bad_t) == 0:
+        return np.zeros(len(data), dtype=bool)
+    j = np.searchsorted(bad_t, data.t_s)
+    before = np.abs(data.t_s - bad_t[np.clip(j - 1, 0, len(bad_t) - 1)])
+    after = np.abs(bad_t[np.clip(j, 0, len(bad_t) - 1)] - data.t_s)
+    return (np.minimum(before, after) <= margin_s) & data.valid
+
+
+def _consecutive_pairs(valid_idx: np.ndarray) -> tuple:
+    """Index pairs (i, i+1) where both samples are valid and adjacent in the stream."""
+    adjacent = np.diff(valid_idx) == 1
+    return valid_idx[:-1][adjacent], valid_idx[1:][adjacent]
+
+
+def validate(data: GazeData, presentations: Sequence[TargetPresentation],
+             display: Optional[DisplayGeometry] = None,
+             settings: Optional[ValidationSettings] = None,
+             area: Optional[TrackerDisplayArea] = None) -> ValidationReport:
+    """Measure accuracy, precision and data loss on each presented target.
+
+    Parameters
+    ----------
+    data : GazeData
+    presentations : sequence of TargetPresentation
+        Targets in the order shown, with onset/offset on the clock of ``data.t_s``.
+    display : DisplayGeometry, optional
+        Converts tracker coordinates to degrees (fixed eye distance).
+    settings : ValidationSettings, optional
+    area : TrackerDisplayArea, optional
+        With ``data.origin_mm``, angles are measured from each sample's own
+        3D gaze origin instead of the fixed eye of ``display``.
+
+    Returns
+    -------
+    ValidationReport
+        Targets with too few valid samples have ``error`` set (see
+        :meth:`ValidationReport.raise_for_insufficient`); this function does
+        not raise for them so the report can still be written.
+    """
+    display = display or DisplayGeometry()
+    settings = settings or ValidationSettings()
+    if not presentations:
+        raise InputError("presentations: expected at least one target")
+    use_origin = area is not None and data.origin_mm is not None
+    near_gap = _near_gap(data, settings.gap_margin_s)
+    results, selected = [], {}
+    for p in presentations:
+        a = p.onset_s + settings.window_s[0]
+        b = min(p.onset_s + settings.window_s[1], p.offset_s)
+        in_win = np.flatnonzero((data.t_s >= a) & (data.t_s < b))
+        n_valid = int(np.count_nonzero(data.valid[in_win]))
+        expected = max(len(in_win), int(round((b - a) * data.rate_hz)) if data.rate_hz else 0)
+        loss = 100.0 * (1.0 - n_valid / expected) if expected else 100.0
+        ok = in_win[data.valid[in_win] & ~near_gap[in_win]]
+        r = TargetResult(p.index, p.x, p.y, int(len(in_win)), len(ok), float(loss))
+        if b <= a:
+            r.error = (f"target {p.index} at ({p.x:.2f}, {p.y:.2f}): shown for "
+                       f"{p.offset_s - p.onset_s:.2f} s, shorter than the selection window start "
+                       f"{settings.window_s[0]} s")
+        elif len(ok) < settings.min_valid_samples:
+            r.error = (f"target {p.index} at ({p.x:.2f}, {p.y:.2f}): {len(ok)} valid samples in the "
+                       f"selection window {settings.window_s[0]}-{settings.window_s[1]} s after onset, "
+                       f"need at least {settings.min_valid_samples}")
+        if r.error is not None:
+            results.append(r)
+            continue
+        xy = data.xy[ok]
+        target = np.broadcast_to(p.xy, xy.shape)
+        if use_origin:
+            ang = area.angle_from_origin_deg(data.origin_mm[ok], xy, target)
+        else:
+            ang = display.angle_between_deg(xy, target)
+        deg = display.norm_to_deg(xy)
+        off = deg - display.norm_to_deg(p.xy)
+        i0, i1 = _consecutive_pairs(ok)
+        if len(i0) == 0:
+            s2s = float("nan")
+        elif use_origin:
+            s2s = float(np.sqrt(np.mean(area.angle_from_origin_deg(data.origin_mm[i0], data.xy[i0],
+                                                                   data.xy[i1]) ** 2)))
+        else:
+            s2s = float(np.sqrt(np.mean(display.angle_between_deg(data.xy[i0], data.xy[i1]) ** 2)))
+        r.accuracy_deg = float(np.mean(ang))
+        r.offset_x_deg, r.offset_y_deg = (float(v) for v in off.mean(axis=0))
+        r.precision_rms_deg = s2s
+        r.precision_sd_deg = float(np.sqrt(np.sum(deg.var(axis=0))))
+        r.mean_x, r.mean_y = (float(v) for v in xy.mean(axis=0))
+        r.passed = bool(r.accuracy_deg <= settings.accuracy_max_deg
+                        and s2s <= settings.precision_rms_max_deg
+                        and r.data_loss_pct <= settings.data_loss_max_pct)
+        results.append(r)
+        prev = selected.get(p.index)
+        selected[p.index] = xy if prev is None else np.vstack([prev, xy])   # a target shown twice
+    return ValidationReport(results, settings, display, selected)

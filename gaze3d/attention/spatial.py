@@ -1,0 +1,184 @@
+"""A Morton-ordered octree over points, queried with cones (the gaze's foveal cone).
+
+Points are sorted by the Morton (Z-order) code of a ``2**bits`` grid over
+their bounding cube, so every octree cell is one contiguous range of the
+sorted arrays; the tree is never stored, cells are found by binary search of
+the codes. A cone query walks the tree level by level (vectorised), keeping
+the cells whose bounding sphere meets the cone and refining only those on the
+cone's boundary, so its cost grows with the points near the cone, not with N.
+
+Memory per point: float32 xyz relative to the cloud centre (12 bytes), the
+uint32 code (4) and the int32/int64 permutation (4 or 8).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+_U = np.uint64
+
+
+def _part1by2(x: np.ndarray) -> np.ndarray:
+    """Spread the low 21 bits of uint64 ``x`` to every third bit."""
+    x = x.astype(np.uint64) & _U(0x1FFFFF)
+    x = (x | (x << _U(32))) & _U(0x1F00000000FFFF)
+    x = (x | (x << _U(16))) & _U(0x1F0000FF0000FF)
+    x = (x | (x << _U(8))) & _U(0x100F00F00F00F00F)
+    x = (x | (x << _U(4))) & _U(0x10C30C30C30C30C3)
+    x = (x | (x << _U(2))) & _U(0x1249249249249249)
+    return x
+
+
+def _compact1by2(x: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`_part1by2`."""
+    x = x.astype(np.uint64) & _U(0x1249249249249249)
+    x = (x ^ (x >> _U(2))) & _U(0x10C30C30C30C30C3)
+    x = (x ^ (x >> _U(4))) & _U(0x100F00F00F00F00F)
+    x = (x ^ (x >> _U(8))) & _U(0x1F0000FF0000FF)
+    x = (x ^ (x >> _U(16))) & _U(0x1F00000000FFFF)
+    x = (x ^ (x >> _U(32))) & _U(0x1FFFFF)
+    return x
+
+
+def ranges_to_indices(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Concatenate ``arange(s, e)`` for each pair, in order, without a Python loop."""
+    lengths = ends - starts
+    total = int(lengths.sum())
+    if total == 0:
+        return np.empty(0, dtype=np.int64)
+    offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+    return np.arange(total, dtype=np.int64) + offsets
+
+
+class MortonIndex:
+    """Sorted points with an implicit octree.
+
+    Parameters
+    ----------
+    xyz : (n, 3) float64
+        Points in world coordinates.
+    bits : int
+        Grid resolution per axis (``2**bits`` cells), at most 10.
+    leaf_size : int
+        A boundary cell with at most this many points is not refined further.
+    chunk : int
+        Points processed at once while building (bounds temporary memory).
+
+    Attributes
+    ----------
+    center : (3,) float64
+        World position subtracted from the stored coordinates.
+    xyz32 : (n, 3) float32
+        Sorted points relative to ``center``.
+    order : (n,) int
+        ``order[k]`` is the original index of the k-th sorted point.
+    codes : (n,) uint32
+        Sorted Morton codes.
+    """
+
+    def __init__(self, xyz: np.ndarray, bits: int = 10, leaf_size: int = 64, chunk: int = 1 << 20):
+        if not 1 <= bits <= 10:
+            raise ValueError(f"bits: expected 1..10, got {bits}")
+        n = len(xyz)
+        self.bits, self.leaf_size = int(bits), int(leaf_size)
+        lo, hi = xyz.min(axis=0), xyz.max(axis=0)
+        self.center = (lo + hi) / 2.0
+        self.size = float(max((hi - lo).max(), 1e-9)) * (1.0 + 1e-6)
+        self.lo = self.center - self.size / 2.0           # the cube's min corner, world
+        cells = 1 << self.bits
+        codes = np.empty(n, dtype=np.uint32)
+        for s in range(0, n, chunk):
+            q = np.floor((xyz[s:s + chunk] - self.lo) * (cells / self.size)).astype(np.int64)
+            np.clip(q, 0, cells - 1, out=q)
+            codes[s:s + chunk] = (_part1by2(q[:, 0]) | (_part1by2(q[:, 1]) << _U(1))
+                                  | (_part1by2(q[:, 2]) << _U(2))).astype(np.uint32)
+        order = np.argsort(codes, kind="stable")
+        self.order = order.astype(np.int32) if n < 2**31 else order
+        del order
+        self.codes = codes[self.order]
+        del codes
+        self.xyz32 = np.empty((n, 3), dtype=np.float32)
+        for s in range(0, n, chunk):
+            self.xyz32[s:s + chunk] = xyz[self.order[s:s + chunk]] - self.center
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    @property
+    def nbytes(self) -> int:
+        return self.xyz32.nbytes + self.codes.nbytes + self.order.nbytes
+
+    def _cell_spheres(self, prefix: np.ndarray, level: int):
+        """Centres (relative to ``center``) and radius of the cells ``prefix`` at ``level``."""
+        p = prefix.astype(np.uint64)
+        ijk = np.stack([_compact1by2(p), _compact1by2(p >> _U(1)), _compact1by2(p >> _U(2))], axis=1)
+        size = self.size / (1 << level)
+        centres = (self.lo - self.center) + (ijk.astype(np.float64) + 0.5) * size
+        return centres, size * np.sqrt(3.0) / 2.0
+
+    def cone_ranges(self, apex, axis, half_angle: float, near: float = 0.0):
+        """Sorted-index ranges of the cells that may hold points inside a cone.
+
+        Parameters
+        ----------
+        apex : (3,) float64
+            Cone apex relative to ``center``.
+        axis : (3,) float64
+            Unit axis.
+        half_angle : float
+            Radians, below pi/2.
+        near : float
+            Points closer than this along the axis are not wanted.
+
+        Returns
+        -------
+        starts, ends : (k,) int64
+            Ranges ``[start, end)`` into the sorted arrays, ascending.
+        """
+        apex = np.asarray(apex, dtype=np.float64)
+        axis = np.asarray(axis, dtype=np.float64)
+        prefix = np.zeros(1, dtype=np.uint64)
+        starts = np.zeros(1, dtype=np.int64)
+        ends = np.full(1, len(self), dtype=np.int64)
+        keep_s, keep_e = [], []
+        for level in range(self.bits + 1):
+            if len(prefix) == 0:
+                break
+            c, r = self._cell_spheres(prefix, level)
+            v = c - apex
+            dist = np.linalg.norm(v, axis=1)
+            along = v @ axis
+            with np.errstate(invalid="ignore", divide="ignore"):
+                phi = np.arccos(np.clip(along / dist, -1.0, 1.0))
+                widen = np.arcsin(np.clip(r / dist, 0.0, 1.0))
+            inside_apex = dist <= r
+            meets = inside_apex | (phi - widen <= half_angle)
+            meets &= along + r >= near
+            whole = ~inside_apex & (phi + widen <= half_angle)
+            count = ends - starts
+            final = meets & (whole | (count <= self.leaf_size) | (level == self.bits))
+            keep_s.append(starts[final])
+            keep_e.append(ends[final])
+            refine = meets & ~final
+            if not refine.any():
+                break
+            shift = _U(3 * (self.bits - level - 1))
+            child = (prefix[refine][:, None] * _U(8) + np.arange(8, dtype=np.uint64)[None, :]).ravel()
+            lo_code = (child << shift).astype(np.uint32)
+            hi_code = ((child + _U(1)) << shift)
+            # the last child's upper bound may be 2**(3 bits): search it as uint64
+            s = np.searchsorted(self.codes, lo_code, side="left")
+            e = np.where(hi_code >= _U(1 << (3 * self.bits)), len(self),
+                         np.searchsorted(self.codes, np.minimum(hi_code, _U(2**32 - 1)).astype(np.uint32),
+                                         side="left"))
+            nonempty = e > s
+            prefix, starts, ends = child[nonempty], s[nonempty].astype(np.int64), e[nonempty].astype(np.int64)
+        if not keep_s:
+            return np.empty(0, np.int64), np.empty(0, np.int64)
+        s = np.concatenate(keep_s)
+        e = np.concatenate(keep_e)
+        o = np.argsort(s, kind="stable")
+        return s[o], e[o]
+
+    def cone_candidates(self, apex, axis, half_angle: float, near: float = 0.0) -> np.ndarray:
+        """(m,) int64 sorted positions of the points in the cells meeting the cone, ascending."""
+        return ranges_to_indices(*self.cone_ranges(apex, axis, half_angle, near))

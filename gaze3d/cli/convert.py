@@ -1,0 +1,32 @@
+"""``gaze3d convert IN OUT``: rewrite a scan in another format."""
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "convert", help="convert a scan to another format (extension picks it)",
+        description="Read a scan and write it in the format of OUT's extension, keeping labels and "
+                    "scalar fields where the target format can hold them (PLY, PCD and LAS keep "
+                    "them; OBJ/STL/GLB and XYZ keep geometry only). Volumes: --labels reads a "
+                    "label volume and --out-labels writes it.")
+    p.add_argument("input", help="scan file or DICOM series folder")
+    p.add_argument("output", help="output file; written atomically")
+    p.add_argument("--labels", help="volumes: label volume to read with INPUT")
+    p.add_argument("--out-labels", help="volumes: where to write the label volume")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args) -> int:
+    from ..errors import InputError
+    from ..io import load_scan, save_scan
+
+    scan = load_scan(args.input, labels=args.labels)
+    if args.out_labels and scan.labels is None:
+        raise InputError("--out-labels: the input has no labels (give --labels for volumes)")
+    save_scan(scan, args.output, **({"labels": args.out_labels} if args.out_labels else {}))
+    print(f"wrote {args.output} ({type(scan).__name__}, {len(scan) if hasattr(scan, '__len__') else scan.array.size:,} "
+          f"{'voxels' if not hasattr(scan, '__len__') else 'points' if hasattr(scan, 'xyz') else 'vertices'})")
+    return 0

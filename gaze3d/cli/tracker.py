@@ -1,0 +1,84 @@
+"""``gaze3d tracker``: run the tracker process (source -> record -> publish)."""
+from __future__ import annotations
+
+import argparse
+
+LOOPBACK_PUB = "tcp://127.0.0.1:*"
+LOOPBACK_CTRL = "tcp://127.0.0.1:*"
+PUBLIC_ANY = "tcp://0.0.0.0:*"
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "tracker", help="run the tracker process: stream, record and publish gaze over ZeroMQ",
+        description="Poll a gaze source, record every sample to a crash-safe file and publish it on a "
+                    "ZeroMQ PUB socket; a REP socket answers control commands (docs/protocol.md). "
+                    "Prints the bound addresses as one JSON line on stdout, then runs until SIGINT/SIGTERM "
+                    "or a 'shutdown' command. Binds to loopback unless --bind-public is given, which "
+                    "requires CurveZMQ keys (gaze3d keys DIR).")
+    p.add_argument("--source", required=True,
+                   help="sim, mouse, replay, tobii, pupil, lsl, or a plugin class module:pkg.mod:Class")
+    p.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE",
+                   help="source option (repeatable), for example --opt rate_hz=1200")
+    p.add_argument("--pub", default=None, help=f"PUB bind address (default {LOOPBACK_PUB}; * = free port)")
+    p.add_argument("--ctrl", default=None, help=f"control (REP) bind address (default {LOOPBACK_CTRL})")
+    p.add_argument("--record", default=None, metavar="PATH", help="record to this new file from the start")
+    p.add_argument("--bind-public", action="store_true",
+                   help=f"allow non-loopback addresses (default {PUBLIC_ANY}); needs --curve-keys")
+    p.add_argument("--curve-keys", default=None, metavar="DIR", help="CurveZMQ keys folder from `gaze3d keys`")
+    p.add_argument("--heartbeat-s", type=float, default=0.5, help="status heartbeat interval (s)")
+    p.add_argument("--sndhwm", type=int, default=10_000, help="messages queued per subscriber before dropping")
+    p.add_argument("--exit-when-done", action="store_true", help="exit when a finite source (replay) ends")
+    p.add_argument("--log-level", default="WARNING", help="stderr log level (DEBUG, INFO, WARNING...)")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args) -> int:
+    import json
+    import logging
+    import os
+    import signal
+    import sys
+
+    from ..errors import InputError
+    from ..protocol import SCHEMA_VERSION
+    from ..tracker import keys as keys_mod
+    from ..tracker.plugins import make_source, parse_options
+    from ..tracker.server import TrackerServer, is_loopback
+
+    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
+                        format="gaze3d tracker: %(levelname)s %(message)s", stream=sys.stderr)
+    default = PUBLIC_ANY if args.bind_public else None
+    pub = args.pub or default or LOOPBACK_PUB
+    ctrl = args.ctrl or default or LOOPBACK_CTRL
+    for flag, address in (("--pub", pub), ("--ctrl", ctrl)):
+        if not is_loopback(address):
+            if not args.bind_public:
+                raise InputError(f"{flag} {address}: not a loopback address; pass --bind-public --curve-keys DIR "
+                                 "to serve other machines")
+            if not args.curve_keys:
+                raise InputError(f"{flag} {address}: --bind-public requires --curve-keys DIR "
+                                 "(create keys with `gaze3d keys DIR`)")
+    source = make_source(args.source, parse_options(args.opt))
+    server = TrackerServer(source, pub=pub, ctrl=ctrl, record=args.record, curve_keys=args.curve_keys,
+                           heartbeat_s=args.heartbeat_s, sndhwm=args.sndhwm)
+    server.start()
+
+    def _terminate(signum, frame):
+        server._stop.set()
+
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _terminate)
+    line = {"v": SCHEMA_VERSION, "pub": server.pub_address, "ctrl": server.ctrl_address, "pid": os.getpid(),
+            "session": server.session, "source": server.source_name, "recording": server._recording_path}
+    if args.curve_keys:
+        line["curve_server_key"] = keys_mod.load_server_keys(args.curve_keys)[0].decode("ascii")
+    print(json.dumps(line), flush=True)
+    try:
+        while not server.wait(0.2):
+            if args.exit_when_done and server.state == "ended":
+                break
+    finally:
+        server.stop()
+    return 1 if server.state == "failed" else 0

@@ -1,0 +1,143 @@
+"""LAS/LAZ point clouds (laspy, with the lazrs backend for LAZ).
+
+Read: scaled xyz (float64), ``classification`` as ``labels`` with ASPRS
+class names in ``label_names``, RGB (16-bit, scaled to [0, 1]), intensity,
+and every extra-bytes dimension as a field (``nx ny nz`` become normals).
+
+Write: LAS 1.4, point format 6 (or 7 with colours), classification from
+``labels`` (0..255), and each field as an extra-bytes dimension of its own
+dtype, which CloudCompare, PDAL and laspy read back as scalar fields.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .._optional import optional_import
+from ..errors import ScanFormatError
+from ..scan import PointCloud
+from ._common import atomic_path, corrupt
+
+# ASPRS LAS 1.4 R15 standard point classes.
+ASPRS_CLASSES = {
+    0: "never classified", 1: "unclassified", 2: "ground", 3: "low vegetation",
+    4: "medium vegetation", 5: "high vegetation", 6: "building", 7: "low point (noise)",
+    8: "model key-point", 9: "water", 10: "rail", 11: "road surface", 12: "overlap",
+    13: "wire - guard", 14: "wire - conductor", 15: "transmission tower",
+    16: "wire-structure connector", 17: "bridge deck", 18: "high noise",
+    19: "overhead structure", 20: "ignored ground", 21: "snow", 22: "temporal exclusion",
+}
+# Extra-bytes names that hold data the scan types keep elsewhere.
+_NORMALS = ("nx", "ny", "nz")
+_FLOAT_INTENSITY = "intensity_float"
+_EXTRA_TYPES = ("u1", "i1", "u2", "i2", "u4", "i4", "u8", "i8", "f4", "f8")
+
+
+def load_las(path) -> PointCloud:
+    """Read a LAS or LAZ file.
+
+    Returns
+    -------
+    PointCloud
+        ``xyz (n, 3) float64``, ``labels (n,) int32`` (classification),
+        ``colors (n, 3) float32`` if the point format has RGB,
+        ``intensity (n,) float32``, extra-bytes dimensions in ``fields``.
+    """
+    laspy = optional_import("laspy", extra="io")
+    path = Path(path)
+    try:
+        las = laspy.read(str(path))
+        n_header = int(las.header.point_count)
+        xyz = np.stack([np.asarray(las.x), np.asarray(las.y), np.asarray(las.z)], axis=1)
+    except Exception as exc:  # laspy raises ValueError, LaspyException, lazrs errors...
+        raise corrupt(path, "LAS/LAZ", exc) from None
+    if len(xyz) != n_header:
+        raise corrupt(path, "LAS/LAZ", f"header says {n_header} points, read {len(xyz)}")
+    if len(xyz) == 0:
+        raise ScanFormatError(f"{path}: empty point cloud (0 points)")
+    dims = set(las.point_format.dimension_names)
+    colors = None
+    if {"red", "green", "blue"} <= dims:
+        rgb = np.stack([np.asarray(las.red), np.asarray(las.green), np.asarray(las.blue)], axis=1)
+        # The spec says 16-bit, but some writers store 8-bit values unscaled.
+        colors = (rgb / (255.0 if rgb.max() <= 255 else 65535.0)).astype(np.float32)
+    labels = np.asarray(las.classification).astype(np.int32)
+    extra = list(las.point_format.extra_dimension_names)
+    fields = {name: np.asarray(las[name]) for name in extra
+              if np.asarray(las[name]).ndim == 1 and name not in _NORMALS and name != _FLOAT_INTENSITY}
+    normals = None
+    if all(c in extra for c in _NORMALS):
+        normals = np.stack([np.asarray(las[c]) for c in _NORMALS], axis=1)
+    intensity = (np.asarray(las[_FLOAT_INTENSITY]) if _FLOAT_INTENSITY in extra
+                 else np.asarray(las.intensity)).astype(np.float32)
+    names = {int(c): ASPRS_CLASSES[int(c)] for c in np.unique(labels) if int(c) in ASPRS_CLASSES}
+    return PointCloud(xyz=xyz, colors=colors, intensity=intensity, normals=normals, labels=labels,
+                      fields=fields, label_names=names, source=str(path))
+
+
+def _scale_offset(xyz: np.ndarray):
+    """Per-axis scale (a power of ten) and offset that store xyz in int32 losslessly enough.
+
+    The scale keeps about 1e-9 of the extent (at most 1e9 steps across it),
+    so a 100 m tile is stored to 0.1 micrometre and a 1000 km one to 1 mm.
+    """
+    lo, hi = xyz.min(axis=0), xyz.max(axis=0)
+    extent = np.maximum(hi - lo, 1e-3)
+    scale = 10.0 ** np.ceil(np.log10(extent / 1e9))
+    offset = np.floor(lo / scale) * scale
+    return scale, offset
+
+
+def save_las(cloud: PointCloud, path) -> None:
+    """Write a point cloud as LAS 1.4 (``.las``) or compressed LAZ (``.laz``).
+
+    Parameters
+    ----------
+    cloud : PointCloud
+        ``labels`` must lie in 0..255 (LAS classification); fields are written
+        as extra-bytes dimensions.
+    path : str or Path
+        Written atomically; ``.laz`` needs the lazrs backend.
+    """
+    laspy = optional_import("laspy", extra="io")
+    path = Path(path)
+    if cloud.labels is not None and (cloud.labels.min() < 0 or cloud.labels.max() > 255):
+        raise ScanFormatError(f"{path}: labels must lie in 0..255 for LAS classification, "
+                              f"got [{cloud.labels.min()}, {cloud.labels.max()}]")
+    header = laspy.LasHeader(point_format=7 if cloud.colors is not None else 6, version="1.4")
+    header.scales, header.offsets = _scale_offset(cloud.xyz)
+    extras = dict(cloud.fields)
+    intensity = cloud.intensity
+    if intensity is not None and not (np.all(np.mod(intensity, 1) == 0)
+                                      and intensity.min() >= 0 and intensity.max() <= 65535):
+        extras[_FLOAT_INTENSITY] = intensity       # not a uint16: keep it exactly
+    if cloud.normals is not None:
+        extras.update({c: cloud.normals[:, i] for i, c in enumerate(_NORMALS)})
+    standard = set(laspy.PointFormat(header.point_format.id).dimension_names)
+    params = []
+    for name, values in extras.items():
+        values = np.asarray(values)
+        code = "u1" if values.dtype == bool else values.dtype.str[1:]
+        if code not in _EXTRA_TYPES or name in standard or len(name) > 32:
+            raise ScanFormatError(f"{path}: field {name!r} ({values.dtype}) cannot be a LAS extra-bytes "
+                                  f"dimension (numeric, name <= 32 characters, not a standard dimension)")
+        params.append(laspy.ExtraBytesParams(name=name, type=np.dtype(code)))
+    if params:
+        header.add_extra_dims(params)
+    las = laspy.LasData(header)
+    las.x, las.y, las.z = cloud.xyz[:, 0], cloud.xyz[:, 1], cloud.xyz[:, 2]
+    if cloud.labels is not None:
+        las.classification = cloud.labels.astype(np.uint8)
+    if intensity is not None and _FLOAT_INTENSITY not in extras:
+        las.intensity = intensity.astype(np.uint16)
+    if cloud.colors is not None:
+        rgb = np.clip(np.round(cloud.colors * 65535.0), 0, 65535).astype(np.uint16)
+        las.red, las.green, las.blue = rgb[:, 0], rgb[:, 1], rgb[:, 2]
+    for name, values in extras.items():
+        las[name] = np.asarray(values).astype(np.uint8) if np.asarray(values).dtype == bool else values
+    with atomic_path(path) as tmp:
+        try:
+            las.write(str(tmp))
+        except Exception as exc:
+            raise ScanFormatError(f"{path}: could not write LAS/LAZ ({type(exc).__name__}: {exc})") from exc

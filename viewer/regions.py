@@ -1,0 +1,156 @@
+"""Attention-seeded region growing on point clouds, meshes and volumes.
+
+The fallback when no interactive model is available: start at the element
+with the most attention and grow over neighbours (kNN graph for clouds,
+vertex adjacency for meshes, 6-connected voxels for volumes) while the
+attention stays above ``rel_threshold * max`` (and, for volumes, the
+intensity stays within ``intensity_tol`` of the seed's).
+"""
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+from gaze3d.errors import InputError
+from gaze3d.scan import Mesh, PointCloud, Volume
+
+
+def _check(attention, n: int, name: str = "attention") -> np.ndarray:
+    a = np.asarray(attention, dtype=np.float32).reshape(-1)
+    if len(a) != n:
+        raise InputError(f"{name}: expected {n} values (one per element), got {len(a)}")
+    return a
+
+
+def _bfs(seed: int, allowed: np.ndarray, neighbours) -> np.ndarray:
+    """Boolean mask of the elements reachable from ``seed`` through ``allowed`` ones."""
+    region = np.zeros(len(allowed), dtype=bool)
+    region[seed] = True
+    frontier = np.array([seed])
+    while len(frontier):
+        nb = neighbours(frontier)
+        nb = nb[allowed[nb] & ~region[nb]]
+        nb = np.unique(nb)
+        region[nb] = True
+        frontier = nb
+    return region
+
+
+def grow_cloud(xyz, attention, rel_threshold: float = 0.2, k: int = 8, max_radius: float | None = None) -> np.ndarray:
+    """Region of a point cloud grown from the attention peak over a kNN graph.
+
+    Parameters
+    ----------
+    xyz : (n, 3) float
+    attention : (n,) float
+    rel_threshold : float
+        Points join while their attention is at least this fraction of the peak.
+    k : int
+        Neighbours per point in the graph.
+    max_radius : float, optional
+        Ignore neighbours farther than this (world units); default 4x the median kNN distance.
+
+    Returns
+    -------
+    region : (n,) bool
+    """
+    from scipy.spatial import cKDTree
+
+    xyz = np.asarray(xyz, dtype=np.float64)
+    a = _check(attention, len(xyz))
+    if not 0 < rel_threshold <= 1:
+        raise InputError(f"rel_threshold: expected a value in (0, 1], got {rel_threshold}")
+    peak = float(a.max())
+    if not peak > 0:
+        return np.zeros(len(xyz), dtype=bool)
+    allowed = a >= rel_threshold * peak
+    cand = np.flatnonzero(allowed)
+    # graph only over the candidate points: the region cannot leave them
+    tree = cKDTree(xyz[cand])
+    kk = min(k + 1, len(cand))
+    dist, nbr = tree.query(xyz[cand], k=kk)
+    dist, nbr = dist.reshape(len(cand), kk), nbr.reshape(len(cand), kk)
+    if max_radius is None:
+        med = np.median(dist[:, -1]) if kk > 1 else 0.0
+        max_radius = 4.0 * med if med > 0 else np.inf
+    nbr = np.where(dist <= max_radius, nbr, np.arange(len(cand))[:, None])
+    local = np.zeros(len(cand), dtype=bool)
+    seed = int(np.argmax(a[cand]))
+    sub = _bfs(seed, np.ones(len(cand), dtype=bool), lambda f: nbr[f].ravel())
+    local |= sub
+    region = np.zeros(len(xyz), dtype=bool)
+    region[cand[local]] = True
+    return region
+
+
+def grow_mesh(vertices, faces, attention, rel_threshold: float = 0.2) -> np.ndarray:
+    """Region of mesh vertices grown from the attention peak over edges. Returns (n,) bool."""
+    from scipy.sparse import coo_matrix
+
+    n = len(vertices)
+    a = _check(attention, n)
+    peak = float(a.max())
+    if not peak > 0:
+        return np.zeros(n, dtype=bool)
+    f = np.asarray(faces, dtype=np.int64)
+    i = np.concatenate([f[:, 0], f[:, 1], f[:, 2], f[:, 1], f[:, 2], f[:, 0]])
+    j = np.concatenate([f[:, 1], f[:, 2], f[:, 0], f[:, 0], f[:, 1], f[:, 2]])
+    adj = coo_matrix((np.ones(len(i), dtype=np.int8), (i, j)), shape=(n, n)).tocsr()
+    indptr, indices = adj.indptr, adj.indices
+
+    def neighbours(front):
+        return np.concatenate([indices[indptr[v]:indptr[v + 1]] for v in front]) if len(front) else front
+
+    return _bfs(int(np.argmax(a)), a >= rel_threshold * peak, neighbours)
+
+
+def grow_volume(array, attention, rel_threshold: float = 0.2, intensity_tol: float | None = None) -> np.ndarray:
+    """Flood fill (6-connected) from the attended voxel with the highest attention.
+
+    Parameters
+    ----------
+    array : (I, J, K) image intensities
+    attention : (I, J, K) float
+    rel_threshold : float
+        Voxels join while their attention is at least this fraction of the peak.
+    intensity_tol : float, optional
+        Voxels join only if ``|intensity - seed intensity| <= intensity_tol``;
+        default 3 standard deviations of the intensities in a 5x5x5 block around
+        the seed, at least 5 % of the image's 2nd-98th percentile range.
+
+    Returns
+    -------
+    region : (I, J, K) bool
+    """
+    from scipy import ndimage
+
+    img = np.asarray(array, dtype=np.float32)
+    att = np.asarray(attention, dtype=np.float32)
+    if att.shape != img.shape:
+        raise InputError(f"attention: expected shape {img.shape} (the volume grid), got {att.shape}")
+    peak = float(att.max())
+    if not peak > 0:
+        return np.zeros(img.shape, dtype=bool)
+    attended = att >= rel_threshold * peak
+    seed = np.unravel_index(int(np.argmax(att)), att.shape)
+    block = tuple(slice(max(0, s - 2), s + 3) for s in seed)
+    seed_val = float(np.median(img[block]))
+    if intensity_tol is None:
+        lo, hi = np.percentile(img[::2, ::2, ::2], [2, 98])
+        intensity_tol = max(3.0 * float(np.std(img[block])), 0.05 * float(hi - lo), 1e-6)
+    allowed = attended & (np.abs(img - seed_val) <= intensity_tol)
+    allowed[seed] = True
+    comp, _ = ndimage.label(allowed)
+    return comp == comp[seed]
+
+
+def grow_region(scan, attention, rel_threshold: float = 0.2, **kw) -> np.ndarray:
+    """Attention-seeded region of any scan: (n,) bool for clouds/meshes, (I, J, K) bool for volumes."""
+    if isinstance(scan, PointCloud):
+        return grow_cloud(scan.xyz, attention, rel_threshold, **kw)
+    if isinstance(scan, Mesh):
+        return grow_mesh(scan.vertices, scan.faces, attention, rel_threshold)
+    if isinstance(scan, Volume):
+        return grow_volume(scan.array, np.asarray(attention).reshape(scan.shape), rel_threshold, **kw)
+    raise InputError(f"scan: expected a PointCloud, Mesh or Volume, got {type(scan).__name__}")

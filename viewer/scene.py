@@ -1,0 +1,260 @@
+"""Actors for scans: point clouds, meshes, and volumes (three slices + volume rendering).
+
+A :class:`Scene` owns the VTK geometry of one scan in a plotter, its colour
+array (drawn as direct RGB, recoloured in place by the
+:class:`~gaze3d.viewer.overlay.AttentionOverlay`), and the shift between the
+scan's world frame and the render frame: airborne LiDAR coordinates (~6.6e6 m)
+are rendered relative to ``offset`` because OpenGL works in float32.
+Cameras leave the scene in world coordinates (:meth:`Scene.camera`).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from gaze3d.camera import Camera
+from gaze3d.errors import InputError
+from gaze3d.scan import Mesh, PointCloud, Volume
+
+from ._vtk import pv, vtk_to_numpy
+from .colors import auto_window, base_colors, grey_window, tint_labels
+from .overlay import AttentionOverlay
+
+COLOR_ARRAY = "gaze3d_rgb"
+
+
+def _render_offset(xyz: np.ndarray) -> np.ndarray:
+    """A round shift near the centre: keeps render coordinates small for float32."""
+    c = 0.5 * (xyz.min(axis=0) + xyz.max(axis=0))
+    return np.round(c)
+
+
+def _slice_planes(volume: Volume, index_ijk) -> tuple[pv.PolyData, np.ndarray]:
+    """Three orthogonal planes through voxel ``index_ijk`` as one quad mesh.
+
+    Returns
+    -------
+    planes : pyvista.PolyData
+        Vertices at voxel centres (LPS mm), quads between neighbours.
+    element_index : (m,) int64
+        Flat (C-order) voxel index of each vertex.
+    """
+    shape = volume.shape
+    pts, faces, idx = [], [], []
+    start = 0
+    for axis in range(3):
+        others = [a for a in range(3) if a != axis]
+        na, nb = shape[others[0]], shape[others[1]]
+        a, b = np.meshgrid(np.arange(na), np.arange(nb), indexing="ij")
+        ijk = np.zeros((na * nb, 3), dtype=np.int64)
+        ijk[:, axis] = int(index_ijk[axis])
+        ijk[:, others[0]] = a.ravel()
+        ijk[:, others[1]] = b.ravel()
+        pts.append(volume.index_to_world(ijk))
+        idx.append(np.ravel_multi_index(ijk.T, shape))
+        if na > 1 and nb > 1:
+            g = np.arange(na * nb).reshape(na, nb) + start
+            q = np.stack([g[:-1, :-1], g[1:, :-1], g[1:, 1:], g[:-1, 1:]], axis=-1).reshape(-1, 4)
+            faces.append(np.c_[np.full(len(q), 4), q].ravel())
+        start += na * nb
+    faces_arr = np.concatenate(faces) if faces else np.zeros(0, dtype=np.int64)
+    return pv.PolyData(np.concatenate(pts), faces=faces_arr), np.concatenate(idx)
+
+
+def volume_image(volume: Volume, values=None) -> "pv.ImageData":
+    """A ``pyvista.ImageData`` on the volume's grid (origin, spacing, direction) with point scalars."""
+    grid = pv.ImageData(dimensions=volume.shape, spacing=volume.spacing, origin=volume.origin)
+    grid.direction_matrix = volume.direction
+    arr = volume.array if values is None else values
+    grid.point_data["values"] = np.asarray(arr, dtype=np.float32).ravel(order="F")
+    return grid
+
+
+class Scene:
+    """One scan in a plotter, with an in-place recoloured overlay.
+
+    Parameters
+    ----------
+    plotter : pyvista.Plotter
+    scan : PointCloud, Mesh or Volume
+    point_size : float
+        Point size in pixels (point clouds).
+    labels : (n,) int, optional
+        Initial labels per element (defaults to ``scan.labels``).
+    volume_render : bool
+        Volumes: add a volume rendering beside the slices.
+    cmap : str
+        Heat colour map of the overlay.
+
+    Attributes
+    ----------
+    offset : (3,) float64
+        World = render coordinates + offset.
+    n_elements : int
+        Points, vertices or voxels: the length of attention and label arrays.
+    """
+
+    def __init__(self, plotter, scan, point_size: float = 3.0, labels=None, volume_render: bool = True,
+                 cmap: str = "inferno", show_edges: bool = False):
+        if not isinstance(scan, (PointCloud, Mesh, Volume)):
+            raise InputError(f"scan: expected a PointCloud, Mesh or Volume, got {type(scan).__name__}")
+        self.plotter = plotter
+        self.scan = scan
+        self.cmap = cmap
+        self.volume_actor = None
+        self._opacity = None
+        if labels is None and scan.labels is not None:
+            labels = scan.labels
+        self.labels = None if labels is None else np.asarray(labels, dtype=np.int32).copy()
+        if isinstance(scan, Volume):
+            self.kind = "volume"
+            self.offset = np.zeros(3)
+            self.n_elements = int(np.prod(scan.shape))
+            self.window = auto_window(scan.array)
+            self.slice_index = [s // 2 for s in scan.shape]
+            self.dataset, self.element_index = _slice_planes(scan, self.slice_index)
+        else:
+            xyz = scan.xyz if isinstance(scan, PointCloud) else scan.vertices
+            self.kind = "cloud" if isinstance(scan, PointCloud) else "mesh"
+            self.offset = _render_offset(xyz)
+            self.n_elements = len(xyz)
+            self.element_index = None
+            if self.kind == "cloud":
+                self.dataset = pv.PolyData(xyz - self.offset)
+            else:
+                faces = np.c_[np.full(len(scan.faces), 3), scan.faces].ravel()
+                self.dataset = pv.PolyData(xyz - self.offset, faces=faces)
+        base = self._base_colors()
+        self.dataset.point_data[COLOR_ARRAY] = base
+        vtk_arr = self.dataset.GetPointData().GetArray(COLOR_ARRAY)
+        self.overlay = AttentionOverlay(vtk_to_numpy(vtk_arr), base, vtk_array=vtk_arr,
+                                        element_index=self.element_index, cmap=cmap)
+        kw = dict(scalars=COLOR_ARRAY, rgb=True, show_scalar_bar=False, reset_camera=False)
+        if self.kind == "cloud":
+            kw.update(style="points", point_size=point_size, render_points_as_spheres=False,
+                      lighting=False)
+        elif self.kind == "mesh":
+            kw.update(smooth_shading=True, show_edges=show_edges)
+        else:
+            kw.update(lighting=False)
+        self.actor = plotter.add_mesh(self.dataset, **kw)
+        if self.kind == "volume" and volume_render:
+            self._add_volume_render()
+
+    # ------------------------------------------------------------- colours
+    def _base_colors(self) -> np.ndarray:
+        if self.kind == "volume":
+            vals = self.scan.array.reshape(-1)[self.element_index]
+            rgb = grey_window(vals, *self.window)
+            if self.labels is not None:
+                rgb = tint_labels(rgb, self.labels.reshape(-1)[self.element_index], strength=0.55)
+            return rgb
+        if getattr(self, "_plain", None) is None:
+            self._plain = base_colors(self.scan)   # unlabelled colours, kept for relabelling
+        return self._plain if self.labels is None else tint_labels(self._plain, self.labels)
+
+    def set_labels(self, labels, changed=None) -> None:
+        """Show new labels per element; ``changed`` (indices into the scan's elements) limits the work."""
+        self.labels = None if labels is None else np.asarray(labels, dtype=np.int32)
+        if changed is None or self.kind == "volume":
+            self.overlay.set_base(self._base_colors())
+            return
+        changed = np.asarray(changed, dtype=np.int64)
+        if len(changed) == 0:
+            return
+        rgb = self._plain[changed]
+        if self.labels is not None:
+            rgb = tint_labels(rgb, self.labels[changed])
+        self.overlay.set_base(rgb, changed)
+
+    def update_attention(self, values) -> int:
+        """Recolour in place from attention values (one per element); returns elements recoloured."""
+        return self.overlay.update(values)
+
+    # -------------------------------------------------------------- volume
+    def _add_volume_render(self) -> None:
+        from ._vtk import vtkPiecewiseFunction
+
+        grid = volume_image(self.scan)
+        level, width = self.window
+        self.volume_actor = self.plotter.add_volume(
+            grid, scalars="values", cmap="bone", clim=(level - width / 2, level + width / 2),
+            show_scalar_bar=False, reset_camera=False)
+        self._opacity = vtkPiecewiseFunction()
+        self.volume_actor.GetProperty().SetScalarOpacity(self._opacity)
+        self.set_transfer_function(level + 0.15 * width, 0.5 * width, 0.25)
+
+    def set_transfer_function(self, level: float, width: float, max_opacity: float = 0.25) -> None:
+        """Volume rendering opacity: a ramp from 0 at ``level - width/2`` to ``max_opacity`` at ``level + width/2``."""
+        if self._opacity is None:
+            raise InputError("set_transfer_function: this scene has no volume rendering")
+        if not width > 0 or not 0 < max_opacity <= 1:
+            raise InputError(f"transfer function: expected width > 0 and 0 < max_opacity <= 1, "
+                             f"got width={width}, max_opacity={max_opacity}")
+        self.transfer = (float(level), float(width), float(max_opacity))
+        self._opacity.RemoveAllPoints()
+        lo, hi = level - width / 2.0, level + width / 2.0
+        vmin, vmax = float(self.scan.array.min()), float(self.scan.array.max())
+        self._opacity.AddPoint(min(vmin, lo - 1), 0.0)
+        self._opacity.AddPoint(lo, 0.0)
+        self._opacity.AddPoint(hi, max_opacity)
+        self._opacity.AddPoint(max(vmax, hi + 1), max_opacity)
+
+    def set_slices(self, index_ijk) -> None:
+        """Move the three slice planes to voxel ``index_ijk`` (rebuilds the planes: a rare action)."""
+        if self.kind != "volume":
+            raise InputError("set_slices: only volumes have slice planes")
+        index = [int(np.clip(i, 0, s - 1)) for i, s in zip(index_ijk, self.scan.shape)]
+        planes, element_index = _slice_planes(self.scan, index)
+        self.slice_index = index
+        self.element_index = element_index
+        self.dataset.copy_from(planes)
+        base = self._base_colors()
+        self.dataset.point_data[COLOR_ARRAY] = base
+        vtk_arr = self.dataset.GetPointData().GetArray(COLOR_ARRAY)
+        last = self.overlay._last
+        self.overlay = AttentionOverlay(vtk_to_numpy(vtk_arr), base, vtk_array=vtk_arr,
+                                        element_index=element_index, cmap=self.cmap)
+        del last
+
+    # -------------------------------------------------------------- camera
+    def camera(self) -> Camera:
+        """The plotter's current camera in world coordinates."""
+        cam = Camera.from_pyvista(self.plotter)
+        if not np.any(self.offset):
+            return cam
+        d = cam.to_dict()
+        d["position"] = (cam.position + self.offset).tolist()
+        d["focal_point"] = (cam.focal_point + self.offset).tolist()
+        return Camera.from_dict(d)
+
+    def set_camera(self, camera: Camera) -> None:
+        """Place the plotter's camera at a world-coordinate :class:`~gaze3d.camera.Camera`."""
+        vc = self.plotter.renderer.GetActiveCamera()
+        vc.SetPosition(*(camera.position - self.offset))
+        vc.SetFocalPoint(*(camera.focal_point - self.offset))
+        vc.SetViewUp(*camera.view_up)
+        vc.SetViewAngle(camera.vfov_deg)
+        vc.SetParallelProjection(camera.is_parallel)
+        if camera.is_parallel:
+            vc.SetParallelScale(camera.parallel_scale)
+        self.plotter.renderer.ResetCameraClippingRange()
+
+    def default_camera(self) -> None:
+        """A 3/4 view of the whole scan (volumes: from the patient's front, head up)."""
+        bounds = np.asarray(self.dataset.bounds).reshape(3, 2)
+        if self.kind == "volume":
+            b = self.scan.index_to_world(np.array([[0, 0, 0], np.array(self.scan.shape) - 1]))
+            bounds = np.sort(b, axis=0).T
+            direction = np.array([0.55, -1.0, 0.45])
+        else:
+            direction = np.array([0.6, -1.0, 0.8])
+        center = bounds.mean(axis=1)
+        radius = 0.5 * np.linalg.norm(bounds[:, 1] - bounds[:, 0])
+        vc = self.plotter.renderer.GetActiveCamera()
+        vc.SetFocalPoint(*center)
+        vc.SetPosition(*(center + direction / np.linalg.norm(direction) * radius * 3.0))
+        vc.SetViewUp(0.0, 0.0, 1.0)
+        vc.SetParallelProjection(False)
+        self.plotter.renderer.ResetCamera()
+        self.plotter.renderer.ResetCameraClippingRange()
+
