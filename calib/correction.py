@@ -65,7 +65,13 @@ class Correction:
         xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
         if self.kind == "identity":
             return xy.copy()
-        return _features(xy, self.kind) @ np.asarray(self.coef) + 0.5
+        feats, coef = _features(xy, self.kind), np.asarray(self.coef)
+        # term by term rather than a matmul: every row gets the very same arithmetic whatever
+        # the batch size, so a live sample and its replay are corrected bit for bit alike
+        out = np.full((len(xy), 2), 0.5)
+        for k in range(coef.shape[0]):
+            out += feats[:, k:k + 1] * coef[k]
+        return out
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "coef": [list(r) for r in self.coef] if self.coef else None}

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
 
+import numpy as np
+
 from gaze3d.errors import InputError
 
 from ._io import atomic_write_text
@@ -197,7 +199,44 @@ def recording_correction(recording_or_meta) -> Correction:
     return Correction.from_dict(entry["correction"])
 
 
+CALIBRATION_EVENT = "calibration"
+
+
+def calibration_event(profile: Optional[Profile], correction: Optional[Correction] = None) -> dict:
+    """The event to send (``TrackerControl.send_event``) when a live session starts or changes its correction.
+
+    A tracker process records events but not client meta; replays apply, to
+    each sample, the correction of the last such event at or before it.
+    """
+    return {"type": CALIBRATION_EVENT, **calibration_meta(profile, correction)}
+
+
 def replay_samples(recording, topic: str = "gaze.2d") -> dict:
-    """``recording.samples(topic)`` with the recording's stored correction applied."""
+    """``recording.samples(topic)`` corrected as they were live.
+
+    Samples get the correction of the last ``calibration`` event at or before
+    their ``t_host_ns``. Samples before the first such event get the one in
+    the recording's ``calibration`` meta entry, else the first event's (a
+    live session announces its correction as it starts; the samples that
+    arrived in between were corrected with it too); identity if neither.
+    """
     from .correction import correct_columns
-    return correct_columns(recording.samples(topic), recording_correction(recording))
+    cols = recording.samples(topic)
+    events = [e for e in recording.events() if e.get("type") == CALIBRATION_EVENT]
+    meta = recording.meta
+    if META_KEY in meta or not events:
+        base = recording_correction(meta)
+    else:
+        base = recording_correction({META_KEY: events[0]})
+    if not events:
+        return correct_columns(cols, base)
+    out = correct_columns(cols, base)
+    t = np.asarray(cols["t_host_ns"], dtype=np.int64)
+    bounds = [int(e["t_host_ns"]) for e in events] + [np.iinfo(np.int64).max]
+    for ev, t0, t1 in zip(events, bounds[:-1], bounds[1:]):
+        sel = (t >= t0) & (t < t1)
+        if sel.any():
+            corr = recording_correction({META_KEY: ev})
+            part = correct_columns({"x": cols["x"][sel], "y": cols["y"][sel]}, corr)
+            out["x"][sel], out["y"][sel] = part["x"], part["y"]
+    return out

@@ -82,17 +82,22 @@ def simulate_validation(n_points: int = 9, *, display: Optional[DisplayGeometry]
     return GazeData(sig.t_s, xy, sig.valid, rate_hz=rate_hz), presentations
 
 
-def presentations_from_samples(t_s: np.ndarray, target_xy: np.ndarray, layout: np.ndarray,
-                               tol: float = 1e-6) -> List[TargetPresentation]:
+def presentations_from_samples(t_s: np.ndarray, target_xy: np.ndarray, layout: Optional[np.ndarray] = None,
+                               min_duration_s: float = 0.0, tol: float = 1e-6) -> List[TargetPresentation]:
     """Rebuild the schedule from per-sample target positions (NaN rows ignored).
 
     Parameters
     ----------
     t_s : (n,) float
     target_xy : (n, 2) float
-        Tracker coordinates of the target each sample belongs to.
-    layout : (k, 2) float
-        The layout, to name each target by its canonical index.
+        Tracker coordinates of the target each sample belongs to (e.g. the
+        ``sim`` source's ``truth.target``).
+    layout : (k, 2) float, optional
+        Name each target by its index in this layout; default: the order of
+        appearance.
+    min_duration_s : float
+        Leave out targets shown for less than this (the short fixations and
+        the moving targets of a random viewing script).
     """
     t_s = np.asarray(t_s, dtype=np.float64)
     tx = np.asarray(target_xy, dtype=np.float64).reshape(-1, 2)
@@ -105,12 +110,18 @@ def presentations_from_samples(t_s: np.ndarray, target_xy: np.ndarray, layout: n
     ends = np.r_[change, len(t_s)]
     out = []
     for i0, i1 in zip(starts, ends):
-        d = np.linalg.norm(layout - tx[i0], axis=1)
-        k = int(np.argmin(d))
-        if d[k] > 1e-3:
-            raise InputError(f"samples: target at {tx[i0].round(3).tolist()} is not in the layout")
         end = t_s[i1] if i1 < len(t_s) else t_s[-1] + 1e-9
-        out.append(TargetPresentation(k, float(layout[k, 0]), float(layout[k, 1]), float(t_s[i0]), float(end)))
+        if end - t_s[i0] < min_duration_s:
+            continue
+        if layout is None:
+            k, (x, y) = len(out), tx[i0]
+        else:
+            d = np.linalg.norm(np.asarray(layout) - tx[i0], axis=1)
+            k = int(np.argmin(d))
+            if d[k] > 1e-3:
+                raise InputError(f"samples: target at {tx[i0].round(3).tolist()} is not in the layout")
+            x, y = layout[k]
+        out.append(TargetPresentation(k, float(x), float(y), float(t_s[i0]), float(end)))
     return out
 
 

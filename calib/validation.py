@@ -225,15 +225,23 @@ class ValidationReport:
         return path
 
 
-def _near_gap(data: GazeData, margin_s: float) -> np.ndarray:
-    """(n,) bool: samples within ``margin_s`` of an invalid sample."""
-    bad_t = data.t_s[~data.valid]
-    if margin_s <= 0 or len(bad_t) == 0:
-        return np.zeros(len(data), dtype=bool)
-    j = np.searchsorted(bad_t, data.t_s)
-    before = np.abs(data.t_s - bad_t[np.clip(j - 1, 0, len(bad_t) - 1)])
-    after = np.abs(bad_t[np.clip(j, 0, len(bad_t) - 1)] - data.t_s)
-    return (np.minimum(before, after) <= margin_s) & data.valid
+def _near_gap(data: GazeData, margin_s: float, min_gap_s: float = 0.05) -> np.ndarray:
+    """(n,) bool: valid samples within ``margin_s`` of a blink-like gap (invalid run >= ``min_gap_s``).
+
+    Short dropouts of a few samples get no margin: the eye is not closing.
+    """
+    n = len(data)
+    out = np.zeros(n, dtype=bool)
+    if margin_s <= 0 or n == 0 or data.valid.all():
+        return out
+    bad = ~data.valid
+    edges = np.diff(np.r_[0, bad.astype(np.int8), 0])
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1
+    long_ = (data.t_s[ends] - data.t_s[starts]) >= min_gap_s
+    for a, b in zip(data.t_s[starts[long_]], data.t_s[ends[long_]]):
+        i0, i1 = np.searchsorted(data.t_s, [a - margin_s, b + margin_s], side="left")
+        out[i0:i1 + 1] = True
+    return out & data.valid
 
 
 def _consecutive_pairs(valid_idx: np.ndarray) -> tuple:
@@ -288,8 +296,9 @@ def validate(data: GazeData, presentations: Sequence[TargetPresentation],
                        f"{p.offset_s - p.onset_s:.2f} s, shorter than the selection window start "
                        f"{settings.window_s[0]} s")
         elif len(ok) < settings.min_valid_samples:
-            r.error = (f"target {p.index} at ({p.x:.2f}, {p.y:.2f}): {len(ok)} valid samples in the "
-                       f"selection window {settings.window_s[0]}-{settings.window_s[1]} s after onset, "
+            r.error = (f"target {p.index} at ({p.x:.2f}, {p.y:.2f}): {len(ok)} usable valid samples "
+                       f"({n_valid} valid, {len(in_win)} received) in the selection window "
+                       f"{settings.window_s[0]}-{settings.window_s[1]} s after onset, "
                        f"need at least {settings.min_valid_samples}")
         if r.error is not None:
             results.append(r)

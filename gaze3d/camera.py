@@ -224,7 +224,10 @@ class Camera:
         Parameters
         ----------
         intrinsic : open3d.camera.PinholeCameraIntrinsic or (3, 3) array
-            ``K`` in Open3D/OpenCV convention (x right, y down, z forward).
+            ``K`` in Open3D/OpenCV convention (x right, y down, z forward,
+            pixel centres at integer coordinates, so a centred principal
+            point is ``((w - 1) / 2, (h - 1) / 2)``). Principal points off
+            centre by up to half a pixel are accepted and treated as centred.
         extrinsic : (4, 4) float
             World -> camera transform.
         width, height : int
@@ -238,7 +241,10 @@ class Camera:
         if width is None or height is None:
             raise InputError("from_open3d: width and height are needed with a plain intrinsic matrix")
         fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
-        if abs(fx - fy) > 1e-3 * fy or abs(cx - width / 2) > 0.5 or abs(cy - height / 2) > 0.5:
+        # OpenCV/Open3D put pixel centres at integers: the image centre is (w-1)/2.
+        # A principal point within half a pixel of it is taken as centred.
+        if abs(fx - fy) > 1e-3 * fy or abs(cx - (width - 1) / 2) > 0.5 + 1e-9 or \
+                abs(cy - (height - 1) / 2) > 0.5 + 1e-9:
             raise InputError(f"from_open3d intrinsic: expected square pixels and a centred principal point, "
                              f"got fx={fx:.3f} fy={fy:.3f} cx={cx:.2f} cy={cy:.2f} for {width}x{height}")
         E = np.asarray(extrinsic, dtype=np.float64)
@@ -251,9 +257,17 @@ class Camera:
                    vfov_deg=vfov, width=width, height=height, near=near, far=far)
 
     def to_open3d(self) -> tuple[np.ndarray, np.ndarray]:
-        """Return ``(K (3, 3), extrinsic (4, 4))`` in Open3D's convention."""
+        """Return ``(K (3, 3), extrinsic (4, 4))`` in Open3D's convention.
+
+        Open3D/OpenCV pixel ``(i, j)`` has its centre at integer ``(i, j)``,
+        here at ``(i + 0.5, j + 0.5)``: ``K`` shifts the principal point by half
+        a pixel, so Open3D's rounded projection lands in the pixel that
+        :meth:`project` puts the point in.
+        """
+        if self.is_parallel:
+            raise InputError("camera to_open3d: an orthographic camera has no pinhole intrinsic matrix")
         f = self.focal_px
-        K = np.array([[f, 0, self.width / 2.0], [0, f, self.height / 2.0], [0, 0, 1.0]])
+        K = np.array([[f, 0, (self.width - 1) / 2.0], [0, f, (self.height - 1) / 2.0], [0, 0, 1.0]])
         R = np.stack([self._right, -self._up, self._forward])
         E = np.eye(4)
         E[:3, :3] = R

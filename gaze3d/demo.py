@@ -36,7 +36,7 @@ def bundled_tile() -> Path:
 def demo_camera_path(bounds: np.ndarray, duration_s: float, width: int = 1024, height: int = 768) -> CameraPath:
     """A camera orbiting a quarter turn around the tile, 40 degrees above the horizon."""
     center = bounds.mean(axis=0)
-    radius = 0.75 * float(np.linalg.norm(bounds[1, :2] - bounds[0, :2]))
+    radius = 1.0 * float(np.linalg.norm(bounds[1, :2] - bounds[0, :2]))
     return CameraPath.orbit(center, radius=radius, elevation_deg=40.0, duration_s=duration_s, turns=0.25,
                             start_azimuth_deg=-60.0, vfov_deg=40.0, width=width, height=height,
                             near=1.0, far=10 * radius)
@@ -113,9 +113,10 @@ def run_demo(out_dir: str | os.PathLike, duration_s: float = 20.0, rate_hz: floa
         last_t = 0.0
         deadline = time.monotonic() + duration_s + 30.0
         while last_t < duration_s - 1.5 / rate_hz and time.monotonic() < deadline:
-            batch = subscriber.drain(5000, timeout_s=0.2)
-            if not batch:
+            first = subscriber.recv(timeout_s=0.2)
+            if first is None:
                 continue
+            batch = [first] + subscriber.drain(20_000)
             msgs = [m for _, m in batch]
             t_dev = np.array([m["t_device"] for m in msgs], dtype=np.float64)
             t_host = np.array([m["t_host_ns"] for m in msgs], dtype=np.int64)
@@ -136,7 +137,7 @@ def run_demo(out_dir: str | os.PathLike, duration_s: float = 20.0, rate_hz: floa
                 cols[name].append(arr)
             bar.update(max(0.0, float(t_dev.max()) - last_t))
             last_t = max(last_t, float(t_dev.max()))
-        stats = subscriber.stats()
+        stats = dict(subscriber.stats)
         subscriber.close()
         control.close()
     bar.close()
@@ -160,7 +161,7 @@ def run_demo(out_dir: str | os.PathLike, duration_s: float = 20.0, rate_hz: floa
         shot = out / "attention.png"
         render(cloud, attention, path.at(duration_s / 2), shot)
         outputs["screenshot"] = str(shot)
-    summary = DemoSummary(samples_received=int(stats["received"]), samples_lost=int(stats["gaps"]),
+    summary = DemoSummary(samples_received=int(stats["received"]), samples_lost=int(stats["dropped"]),
                           samples_valid=int(data["valid"].sum()), fixations=int(len(starts)),
                           attention_share=att_share, point_share=pts_share, outputs=outputs,
                           seconds=time.monotonic() - t0)

@@ -26,7 +26,10 @@ from .errors import InputError
 
 
 def _check_xyz(name: str, xyz, source: str) -> np.ndarray:
-    arr = np.asarray(xyz, dtype=np.float64)
+    try:
+        arr = np.asarray(xyz, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{source}{name}: expected numeric coordinates ({exc})") from None
     if arr.ndim != 2 or arr.shape[1] != 3:
         raise InputError(f"{source}{name}: expected shape (n, 3), got {arr.shape}")
     if arr.shape[0] == 0:
@@ -44,11 +47,30 @@ def _check_per_element(name: str, values, n: int, source: str, width: int | None
                        dtype=None) -> Optional[np.ndarray]:
     if values is None:
         return None
-    arr = np.asarray(values) if dtype is None else np.asarray(values, dtype=dtype)
-    if arr.shape[0] != n or (width is None and arr.ndim != 1) or (
+    try:
+        arr = np.asarray(values) if dtype is None else np.asarray(values, dtype=dtype)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{source}{name}: expected numeric values ({exc})") from None
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise InputError(f"{source}{name}: expected numeric values, got dtype {arr.dtype}")
+    if arr.ndim == 0 or arr.shape[0] != n or (width is None and arr.ndim != 1) or (
             width is not None and (arr.ndim != 2 or arr.shape[1] != width)):
         want = f"({n},)" if width is None else f"({n}, {width})"
         raise InputError(f"{source}{name}: expected shape {want}, got {arr.shape}")
+    return arr
+
+
+def _check_colors(colors, n: int, source: str) -> Optional[np.ndarray]:
+    """Colours as (n, 3) float32 in [0, 1]; 8-bit (uint8) and 16-bit (uint16) integers are scaled."""
+    if colors is None:
+        return None
+    raw = np.asarray(colors)
+    if raw.dtype == np.uint8 or raw.dtype == np.uint16:
+        raw = raw / float(np.iinfo(raw.dtype).max)
+    arr = _check_per_element("colors", raw, n, source, 3, np.float32)
+    if arr.size and (not np.isfinite(arr).all() or arr.min() < -1e-6 or arr.max() > 1 + 1e-6):
+        raise InputError(f"{source}colors: expected values in [0, 1] (or uint8/uint16 integers), "
+                         f"got range [{np.nanmin(arr):.4g}, {np.nanmax(arr):.4g}]")
     return arr
 
 
@@ -90,7 +112,7 @@ class PointCloud:
         p = _prefix(self.source)
         self.xyz = _check_xyz("xyz", self.xyz, p)
         n = len(self.xyz)
-        self.colors = _check_per_element("colors", self.colors, n, p, 3, np.float32)
+        self.colors = _check_colors(self.colors, n, p)
         self.intensity = _check_per_element("intensity", self.intensity, n, p, None, np.float32)
         self.normals = _check_per_element("normals", self.normals, n, p, 3, np.float32)
         self.labels = _check_per_element("labels", self.labels, n, p, None, np.int32)
@@ -152,7 +174,7 @@ class Mesh:
                              f"got [{faces.min()}, {faces.max()}]")
         self.faces = faces.astype(np.int64)
         n = len(self.vertices)
-        self.colors = _check_per_element("colors", self.colors, n, p, 3, np.float32)
+        self.colors = _check_colors(self.colors, n, p)
         self.labels = _check_per_element("labels", self.labels, n, p, None, np.int32)
         self.fields = {k: _check_per_element(f"fields[{k!r}]", v, n, p)
                        for k, v in self.fields.items()}
@@ -215,10 +237,15 @@ class Volume:
                 v = np.asarray(v)
                 if v.shape != arr.shape:
                     raise InputError(f"{p}{name}: expected shape {arr.shape} (same grid as the image), got {v.shape}")
+                if not (np.issubdtype(v.dtype, np.integer) or v.dtype == bool):
+                    if not np.issubdtype(v.dtype, np.floating) or not np.all(np.mod(v, 1) == 0):
+                        raise InputError(f"{p}{name}: expected integer label values, got {v.dtype} "
+                                         f"with fractional or non-numeric values")
                 setattr(self, name, v.astype(np.int32, copy=False))
         for k, v in self.fields.items():
             if np.shape(v) != arr.shape:
                 raise InputError(f"{p}fields[{k!r}]: expected shape {arr.shape}, got {np.shape(v)}")
+        self.fields = {k: np.asarray(v) for k, v in self.fields.items()}
 
     @property
     def shape(self) -> tuple:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -70,6 +69,14 @@ def test_las_round_trip_keeps_classes_colours_and_fields(ign, tmp_path, shared_d
     assert "attention" in list(las.point_format.extra_dimension_names)
     np.testing.assert_array_equal(np.asarray(las["attention"]), att)
     assert not list(tmp_path.glob(".*tmp*")), "temporary files left behind"
+
+
+def test_las_custom_label_names_round_trip(tmp_path):
+    cloud = PointCloud(np.random.default_rng(0).random((30, 3)) * 100, labels=np.arange(30) % 3 + 1,
+                       label_names={1: "unclassified", 2: "roof", 3: "tree"})
+    for name in ("names.las", "names.laz", "names.ply"):
+        gaze3d.save_scan(cloud, tmp_path / name)
+        assert gaze3d.load_scan(tmp_path / name).label_names == cloud.label_names, name
 
 
 def test_laz_reads(shared_data):
@@ -142,6 +149,37 @@ def test_ply_big_endian_and_polygon_faces(tmp_path):
     assert isinstance(mesh, Mesh)
     assert mesh.faces.tolist() == [[0, 1, 2], [0, 2, 3], [1, 4, 2]]
     np.testing.assert_allclose(mesh.fields["attention"], [0.1, 0.2, 0.3, 0.4, 0.5], rtol=1e-6)
+
+
+def test_ply_interop_with_open3d_and_trimesh_writers_and_readers(tmp_path):
+    o3d = pytest.importorskip("open3d")
+    trimesh = pytest.importorskip("trimesh")
+    rng = np.random.default_rng(4)
+    pc = o3d.t.geometry.PointCloud(o3d.core.Tensor(rng.random((50, 3))))
+    pc.point["attention"] = o3d.core.Tensor(rng.random((50, 1)).astype(np.float32))
+    pc.point["colors"] = o3d.core.Tensor(rng.random((50, 3)).astype(np.float32))
+    for ascii_ in (False, True):                 # PLY written by Open3D, read by gaze3d
+        path = tmp_path / f"open3d_{ascii_}.ply"
+        assert o3d.t.io.write_point_cloud(str(path), pc, write_ascii=ascii_)
+        cloud = gaze3d.load_scan(path)
+        np.testing.assert_allclose(cloud.xyz, pc.point["positions"].numpy(), atol=1e-6)  # ascii: 6 decimals
+        np.testing.assert_allclose(cloud.fields["attention"], pc.point["attention"].numpy().ravel(), atol=1e-6)
+        np.testing.assert_allclose(cloud.colors, pc.point["colors"].numpy(), atol=1e-6)
+    sphere = trimesh.creation.icosphere(subdivisions=2)
+    sphere.visual.vertex_colors = rng.integers(0, 256, (len(sphere.vertices), 4)).astype(np.uint8)
+    sphere.export(str(tmp_path / "trimesh.ply"))     # binary PLY mesh written by trimesh
+    mesh = gaze3d.load_scan(tmp_path / "trimesh.ply")
+    np.testing.assert_array_equal(mesh.faces, sphere.faces)
+    np.testing.assert_allclose(mesh.colors * 255, sphere.visual.vertex_colors[:, :3], atol=1e-3)
+    # and trimesh reads gaze3d's PLY mesh with its scalar properties
+    ours = Mesh(sphere.vertices, sphere.faces, labels=np.arange(len(sphere.vertices)) % 3,
+                fields={"attention": rng.random(len(sphere.vertices)).astype(np.float32)})
+    gaze3d.save_scan(ours, tmp_path / "ours.ply")
+    loaded = trimesh.load(str(tmp_path / "ours.ply"), process=False)
+    np.testing.assert_array_equal(loaded.faces, ours.faces)
+    raw = loaded.metadata["_ply_raw"]["vertex"]["data"]
+    np.testing.assert_array_equal(raw["attention"].ravel(), ours.fields["attention"])
+    np.testing.assert_array_equal(raw["label"].ravel(), ours.labels)
 
 
 # -------------------------------------------------------------- PCD, XYZ
@@ -324,6 +362,29 @@ def test_truncated_ply(ign, tmp_path):
         _one_line(e, "cut.ply", "truncated")
 
 
+@pytest.mark.parametrize("ext", [".laz", ".pcd", ".nii", ".nii.gz", ".nrrd", ".mha", ".glb", ".off", ".stl",
+                                 ".ply"])
+def test_truncated_files_of_each_format(ext, tmp_path, shared_data):
+    trimesh = pytest.importorskip("trimesh")
+    good = tmp_path / f"good{ext}"
+    if ext in (".laz", ".pcd"):
+        cloud = gaze3d.load_scan(shared_data / "pointcloud/laspy/simple.las")
+        gaze3d.save_scan(cloud, good)
+    elif ext in (".glb", ".off", ".stl", ".ply"):      # .ply: a mesh here (clouds: test_truncated_ply)
+        sphere = trimesh.creation.icosphere(subdivisions=3)
+        gaze3d.save_scan(Mesh(sphere.vertices, sphere.faces), good)
+    else:
+        gaze3d.save_scan(load_volume(shared_data / CT), good)
+    gaze3d.load_scan(good)                          # the intact file reads
+    raw = good.read_bytes()
+    for fraction in (0.5, 0.95):
+        cut = tmp_path / f"cut{ext}"
+        cut.write_bytes(raw[: int(len(raw) * fraction)])
+        with pytest.raises(ScanFormatError) as e:
+            gaze3d.load_scan(cut)
+        _one_line(e, f"cut{ext}")
+
+
 def test_corrupt_files(tmp_path):
     for name, content in [("junk.ply", b"not a ply at all"), ("junk.las", b"LASF" + b"\0" * 50),
                           ("junk.pcd", b"garbage\n"), ("junk.nii.gz", b"\x1f\x8b garbage"),
@@ -399,6 +460,31 @@ def test_4d_volume_rejected(shared_data):
     _one_line(e, "example4d.nii.gz", "4D", "128x96x24x2", "3D")
 
 
+def test_volume_bad_inputs(tmp_path, shared_data):
+    sitk = pytest.importorskip("SimpleITK")
+    sitk.WriteImage(sitk.Image([4, 5, 6], sitk.sitkVectorUInt8, 3), str(tmp_path / "rgb.mha"))
+    with pytest.raises(ScanFormatError) as e:
+        gaze3d.load_scan(tmp_path / "rgb.mha")
+    _one_line(e, "rgb.mha", "3 components", "scalar")
+    (tmp_path / "nodicom").mkdir()
+    (tmp_path / "nodicom" / "notes.txt").write_text("no images here")
+    with pytest.raises(ScanFormatError) as e:
+        gaze3d.load_scan(tmp_path / "nodicom")
+    _one_line(e, "nodicom", "no DICOM series")
+    with pytest.raises(ScanFormatError) as e:
+        gaze3d.load_scan(shared_data / CT, labels=tmp_path / "missing_seg.nii.gz")
+    _one_line(e, "missing_seg.nii.gz", "no such file")
+    sheared = np.eye(4)
+    sheared[0, 1] = 0.5
+    with pytest.raises(ScanFormatError) as e:
+        gaze3d.save_scan(Volume(np.zeros((3, 3, 3)), affine=sheared), tmp_path / "sheared.nii.gz")
+    _one_line(e, "sheared.nii.gz", "orthogonal")
+    assert not (tmp_path / "sheared.nii.gz").exists()
+    with pytest.raises(ScanFormatError) as e:
+        load_volume(shared_data / IGN)
+    _one_line(e, "not a volume")
+
+
 def test_failed_write_leaves_nothing(tmp_path):
     cloud = PointCloud(np.zeros((3, 3)), fields={"bad name": np.zeros(3)})
     (tmp_path / "keep.ply").write_bytes(b"old")
@@ -426,6 +512,11 @@ def test_cli_info_and_convert(shared_data, tmp_path):
     assert r.returncode == 0, r.stderr
     np.testing.assert_array_equal(gaze3d.load_scan(tmp_path / "tile.ply").labels,
                                   gaze3d.load_scan(shared_data / IGN).labels)
+    r = _cli("convert", shared_data / CT, tmp_path / "ct.nrrd", "--labels", shared_data / SEG,
+             "--out-labels", tmp_path / "seg.nrrd")
+    assert r.returncode == 0, r.stderr
+    back = gaze3d.load_scan(tmp_path / "ct.nrrd", labels=tmp_path / "seg.nrrd")
+    np.testing.assert_array_equal(back.labels, load_volume(shared_data / SEG).array)
     r = _cli("info", shared_data / CT, "--labels", shared_data / SEG,
              "--label-names", f"{shared_data / LABEL_MAP}:total")
     assert r.returncode == 0, r.stderr

@@ -16,11 +16,14 @@ optional_import("vtk", extra="viewer")
 from vtkmodules.vtkCommonCore import vtkLogger, vtkLookupTable, vtkObject  # noqa: E402
 from vtkmodules.vtkCommonDataModel import vtkPiecewiseFunction  # noqa: E402
 from vtkmodules.vtkRenderingAnnotation import vtkScalarBarActor  # noqa: E402
-from vtkmodules.vtkRenderingCore import vtkColorTransferFunction  # noqa: E402
+from vtkmodules.vtkFiltersSources import vtkRegularPolygonSource  # noqa: E402
+from vtkmodules.vtkRenderingCore import (vtkActor2D, vtkColorTransferFunction,  # noqa: E402
+                                         vtkPolyDataMapper2D, vtkTextActor)
 from vtkmodules.util.numpy_support import vtk_to_numpy  # noqa: E402
 
 __all__ = ["pv", "vtkLogger", "vtkLookupTable", "vtkObject", "vtkPiecewiseFunction",
-           "vtkScalarBarActor", "vtkColorTransferFunction", "vtk_to_numpy", "make_plotter",
+           "vtkScalarBarActor", "vtkColorTransferFunction", "vtkRegularPolygonSource", "vtkActor2D",
+           "vtkPolyDataMapper2D", "vtkTextActor", "vtk_to_numpy", "make_plotter",
            "quiet_offscreen_warnings"]
 
 

@@ -56,18 +56,21 @@ class AttentionOverlay:
         if headroom < 1.0:
             raise InputError(f"headroom: expected >= 1, got {headroom}")
         self.target = target
-        self.base = np.ascontiguousarray(base[:, :3], dtype=np.uint8)
+        # base colours in the target's layout (RGBA: opaque), so a reset is one memcpy
+        self.base = np.full(target.shape, 255, dtype=np.uint8)
+        self.base[:, :3] = base[:, :3]
         self.vtk_array = vtk_array
         self.element_index = None if element_index is None else np.asarray(element_index, dtype=np.int64)
         self.headroom = float(headroom)
         level = np.linspace(0.0, 1.0, 256)
         alpha = np.where(level >= threshold, max_alpha * level ** gamma, 0.0)
         self._alpha = np.round(alpha * 256).astype(np.uint16)                       # (256,)
+        self._min_visible = float(np.argmax(self._alpha > 0)) / 255.0   # lowest level with any heat
         self._heat = colormap_table(cmap, 256, low=0.2).astype(np.uint16)           # (256, 3)
         self._weighted_heat = self._heat * self._alpha[:, None]                     # (256, 3)
         self._last = np.zeros(len(target), dtype=np.float32)
         self.scale = 0.0
-        self.target[:, :3] = self.base
+        self.target[...] = self.base
         self._modified()
 
     def __len__(self) -> int:
@@ -86,15 +89,19 @@ class AttentionOverlay:
         return v.astype(np.float32, copy=False)
 
     def _recolor(self, idx: np.ndarray | None, v: np.ndarray) -> None:
-        vals = v if idx is None else v[idx]
+        if idx is None:
+            # full recolour: most elements sit below the heat threshold and keep
+            # their base colour, so copy the base and blend only the others
+            self.target[...] = self.base
+            idx = np.flatnonzero(v >= self._min_visible * self.scale)
+            if len(idx) == 0:
+                return
+        vals = v[idx]
         k = np.clip(vals * (255.0 / self.scale), 0, 255).astype(np.uint8)
-        base = self.base if idx is None else self.base[idx]
+        base = self.base[idx, :3]
         a = self._alpha[k][:, None]
         out = (base * (256 - a) + self._weighted_heat[k]) >> 8
-        if idx is None:
-            self.target[:, :3] = out
-        else:
-            self.target[idx, :3] = out
+        self.target[idx, :3] = out
 
     def update(self, values) -> int:
         """Show new attention values; return how many elements were recoloured.
@@ -112,7 +119,7 @@ class AttentionOverlay:
             self.scale = vmax * self.headroom if vmax > 0 else 0.0
             self._last[:] = v
             if self.scale == 0.0:
-                self.target[:, :3] = self.base
+                self.target[...] = self.base
             else:
                 self._recolor(None, v)
             self._modified()
@@ -128,22 +135,24 @@ class AttentionOverlay:
     def set_base(self, base: np.ndarray, idx=None) -> None:
         """Replace base colours (all, or those of elements ``idx``) and redraw them."""
         if idx is None:
-            self.base[:] = base[:, :3]
+            self.base[:, :3] = base[:, :3]
             idx_arr = None
         else:
             idx_arr = np.asarray(idx, dtype=np.int64)
-            self.base[idx_arr] = base[:, :3]
+            self.base[idx_arr, :3] = base[:, :3]
         if self.scale > 0:
+            if idx_arr is not None:
+                self.target[idx_arr] = self.base[idx_arr]
             self._recolor(idx_arr, self._last)
         elif idx_arr is None:
-            self.target[:, :3] = self.base
+            self.target[...] = self.base
         else:
-            self.target[idx_arr, :3] = self.base[idx_arr]
+            self.target[idx_arr] = self.base[idx_arr]
         self._modified()
 
     def clear(self) -> None:
         """Forget all attention: back to the base colours."""
         self._last[:] = 0.0
         self.scale = 0.0
-        self.target[:, :3] = self.base
+        self.target[...] = self.base
         self._modified()

@@ -69,6 +69,13 @@ def volume_image(volume: Volume, values=None) -> "pv.ImageData":
     return grid
 
 
+def _rgba(rgb: np.ndarray) -> np.ndarray:
+    """(m, 4) uint8 with opaque alpha: VTK draws 4-component uint8 colours without converting them."""
+    out = np.full((len(rgb), 4), 255, dtype=np.uint8)
+    out[:, :3] = rgb
+    return out
+
+
 class Scene:
     """One scan in a plotter, with an in-place recoloured overlay.
 
@@ -124,7 +131,7 @@ class Scene:
                 faces = np.c_[np.full(len(scan.faces), 3), scan.faces].ravel()
                 self.dataset = pv.PolyData(xyz - self.offset, faces=faces)
         base = self._base_colors()
-        self.dataset.point_data[COLOR_ARRAY] = base
+        self.dataset.point_data[COLOR_ARRAY] = _rgba(base)
         vtk_arr = self.dataset.GetPointData().GetArray(COLOR_ARRAY)
         self.overlay = AttentionOverlay(vtk_to_numpy(vtk_arr), base, vtk_array=vtk_arr,
                                         element_index=self.element_index, cmap=cmap)
@@ -209,7 +216,7 @@ class Scene:
         self.element_index = element_index
         self.dataset.copy_from(planes)
         base = self._base_colors()
-        self.dataset.point_data[COLOR_ARRAY] = base
+        self.dataset.point_data[COLOR_ARRAY] = _rgba(base)
         vtk_arr = self.dataset.GetPointData().GetArray(COLOR_ARRAY)
         last = self.overlay._last
         self.overlay = AttentionOverlay(vtk_to_numpy(vtk_arr), base, vtk_array=vtk_arr,
@@ -237,7 +244,7 @@ class Scene:
         vc.SetParallelProjection(camera.is_parallel)
         if camera.is_parallel:
             vc.SetParallelScale(camera.parallel_scale)
-        self.plotter.renderer.ResetCameraClippingRange()
+        self._camera_placed()
 
     def default_camera(self) -> None:
         """A 3/4 view of the whole scan (volumes: from the patient's front, head up)."""
@@ -256,5 +263,10 @@ class Scene:
         vc.SetViewUp(0.0, 0.0, 1.0)
         vc.SetParallelProjection(False)
         self.plotter.renderer.ResetCamera()
+        self._camera_placed()
+
+    def _camera_placed(self) -> None:
+        # tell PyVista the camera is set, or its first render resets it to its default view
+        self.plotter.renderer.camera_set = True
         self.plotter.renderer.ResetCameraClippingRange()
 

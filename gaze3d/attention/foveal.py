@@ -107,8 +107,8 @@ class FovealModel:
 
     def visual_per_camera(self, camera=None) -> float:
         """Visual degrees per camera degree for ``camera`` (1.0 for VR rays, ``camera=None``)."""
-        if camera is None:
-            return 1.0
+        if camera is None or getattr(camera, "_ray_mode", False):
+            return 1.0          # VR rays: world angles are visual angles
         if self.display is None:
             return float(self.visual_deg_per_camera_deg)
         if getattr(camera, "is_parallel", False):

@@ -161,25 +161,30 @@ class PointCloudEngine:
             v = np.float32(camera.height / 2.0) - f * c[:, 1] / depth
         h = self.half_splat
         ok &= (u >= -h) & (u < camera.width + h) & (v >= -h) & (v < camera.height + h)
-        cand, d, depth, u, v = cand[ok], d[ok], depth[ok], u[ok], v[ok]
+        cand, d, rel, depth, u, v = cand[ok], d[ok], rel[ok], depth[ok], u[ok], v[ok]
         visible = np.zeros(len(cand), dtype=bool)
         if len(cand):
-            iu = np.floor(u).astype(np.int64)
-            iv = np.floor(v).astype(np.int64)
-            u0, v0 = iu.min(), iv.min()
-            wu, wv = int(iu.max() - u0 + 1), int(iv.max() - v0 + 1)
-            flat = (iv - v0) * wu + (iu - u0)
-            z = np.full(wu * wv, np.inf, dtype=np.float32)
-            np.minimum.at(z, flat, depth)
-            zs = _min_filter(z.reshape(wv, wu), h).ravel()
-            tol = depth * np.float32(self.depth_tolerance + self.max_slope * (2 * h + 1) / camera.focal_px)
-            visible = depth <= zs[flat] + tol
+            visible = self._visibility(camera, cand, rel, depth, u, v)
             visible &= (u >= 0) & (u < camera.width) & (v >= 0) & (v < camera.height)
         cand, d = cand[visible], d[visible]
         q = (d - axis.astype(np.float32)).astype(np.float32)
         qn = np.einsum("ij,ij->i", q, q)
         return PointFrame(key=key, camera=camera, origin=camera.position.copy(), axis=axis,
                           half_angle=half, index=cand, q=q, qn=qn, n_candidates=int(ok.size))
+
+    def _visibility(self, camera, cand, rel, depth, u, v) -> np.ndarray:
+        """(m,) bool: the splat depth test (see the module docstring)."""
+        h = self.half_splat
+        iu = np.floor(u).astype(np.int64)
+        iv = np.floor(v).astype(np.int64)
+        u0, v0 = iu.min(), iv.min()
+        wu, wv = int(iu.max() - u0 + 1), int(iv.max() - v0 + 1)
+        flat = (iv - v0) * wu + (iu - u0)
+        z = np.full(wu * wv, np.inf, dtype=np.float32)
+        np.minimum.at(z, flat, depth)
+        zs = _min_filter(z.reshape(wv, wu), h).ravel()
+        tol = depth * np.float32(self.depth_tolerance + self.max_slope * (2 * h + 1) / camera.focal_px)
+        return depth <= zs[flat] + tol
 
     # ---------------------------------------------------------- per ray
     def _chord2(self, fr: PointFrame, directions: np.ndarray, cols: slice) -> np.ndarray:
@@ -198,9 +203,12 @@ class PointCloudEngine:
         return c2
 
     def hit_points(self, fr: PointFrame, directions: np.ndarray) -> np.ndarray:
-        """(s, 3) float64 world position of the visible point nearest in angle to each ray.
+        """(s, 3) float64 point where each ray meets the visible surface.
 
-        NaN where no visible point lies within the foveal cut-off.
+        The point on the ray at the distance of the visible point nearest in
+        angle to it (on the ray, so a still camera gives exactly the
+        screen-space gaze motion in object space); NaN where no visible point
+        lies within the foveal cut-off.
         """
         out = np.full((len(directions), 3), np.nan)
         v = len(fr.index)
@@ -216,7 +224,9 @@ class PointCloudEngine:
             better = m < best
             best[better], arg[better] = m[better], j[better] + s
         hit = best <= (2 * np.sin(cut / 2)) ** 2
-        out[hit] = self._xyz[self.index.order[fr.index[arg[hit]]]]
+        p = self._xyz[self.index.order[fr.index[arg[hit]]]]
+        dist = np.linalg.norm(p - fr.origin, axis=1)
+        out[hit] = fr.origin + directions[hit] * dist[:, None]
         return out
 
     def deposit(self, fr: PointFrame, directions: np.ndarray, weights: np.ndarray) -> None:

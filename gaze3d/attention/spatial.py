@@ -107,13 +107,23 @@ class MortonIndex:
     def nbytes(self) -> int:
         return self.xyz32.nbytes + self.codes.nbytes + self.order.nbytes
 
-    def _cell_spheres(self, prefix: np.ndarray, level: int):
-        """Centres (relative to ``center``) and radius of the cells ``prefix`` at ``level``."""
-        p = prefix.astype(np.uint64)
-        ijk = np.stack([_compact1by2(p), _compact1by2(p >> _U(1)), _compact1by2(p >> _U(2))], axis=1)
-        size = self.size / (1 << level)
-        centres = (self.lo - self.center) + (ijk.astype(np.float64) + 0.5) * size
-        return centres, size * np.sqrt(3.0) / 2.0
+    def _start_level(self):
+        """Non-empty cells of the first level with >= 512 of them (cached): prefix, ijk, start, end."""
+        if getattr(self, "_start", None) is None:
+            level = min(self.bits, 3)
+            while True:
+                pref = self.codes >> np.uint32(3 * (self.bits - level))
+                change = np.flatnonzero(np.diff(pref)) + 1
+                starts = np.concatenate([[0], change]).astype(np.int64)
+                if len(starts) >= 512 or level == self.bits:
+                    break
+                level += 1
+            ends = np.concatenate([starts[1:], [len(self)]]).astype(np.int64)
+            p = pref[starts].astype(np.uint64)
+            ijk = np.stack([_compact1by2(p), _compact1by2(p >> _U(1)), _compact1by2(p >> _U(2))],
+                           axis=1).astype(np.int64)
+            self._start = (level, p, ijk, starts, ends)
+        return self._start
 
     def cone_ranges(self, apex, axis, half_angle: float, near: float = 0.0):
         """Sorted-index ranges of the cells that may hold points inside a cone.
@@ -136,16 +146,17 @@ class MortonIndex:
         """
         apex = np.asarray(apex, dtype=np.float64)
         axis = np.asarray(axis, dtype=np.float64)
-        prefix = np.zeros(1, dtype=np.uint64)
-        starts = np.zeros(1, dtype=np.int64)
-        ends = np.full(1, len(self), dtype=np.int64)
+        level0, prefix, ijk, starts, ends = self._start_level()
+        corner = self.lo - self.center - apex
+        octant = np.array([[k & 1, (k >> 1) & 1, (k >> 2) & 1] for k in range(8)], dtype=np.int64)
         keep_s, keep_e = [], []
-        for level in range(self.bits + 1):
+        for level in range(level0, self.bits + 1):
             if len(prefix) == 0:
                 break
-            c, r = self._cell_spheres(prefix, level)
-            v = c - apex
-            dist = np.linalg.norm(v, axis=1)
+            size = self.size / (1 << level)
+            r = size * np.sqrt(3.0) / 2.0
+            v = corner + (ijk + 0.5) * size
+            dist = np.sqrt(np.einsum("ij,ij->i", v, v))
             along = v @ axis
             with np.errstate(invalid="ignore", divide="ignore"):
                 phi = np.arccos(np.clip(along / dist, -1.0, 1.0))
@@ -163,15 +174,13 @@ class MortonIndex:
                 break
             shift = _U(3 * (self.bits - level - 1))
             child = (prefix[refine][:, None] * _U(8) + np.arange(8, dtype=np.uint64)[None, :]).ravel()
-            lo_code = (child << shift).astype(np.uint32)
-            hi_code = ((child + _U(1)) << shift)
-            # the last child's upper bound may be 2**(3 bits): search it as uint64
-            s = np.searchsorted(self.codes, lo_code, side="left")
-            e = np.where(hi_code >= _U(1 << (3 * self.bits)), len(self),
-                         np.searchsorted(self.codes, np.minimum(hi_code, _U(2**32 - 1)).astype(np.uint32),
-                                         side="left"))
+            cijk = (2 * ijk[refine][:, None, :] + octant[None]).reshape(-1, 3)
+            # codes < 2**30 so both bounds fit uint32 (same dtype: no copy of the codes)
+            s = np.searchsorted(self.codes, (child << shift).astype(np.uint32), side="left")
+            e = np.searchsorted(self.codes, ((child + _U(1)) << shift).astype(np.uint32), side="left")
             nonempty = e > s
-            prefix, starts, ends = child[nonempty], s[nonempty].astype(np.int64), e[nonempty].astype(np.int64)
+            prefix, ijk = child[nonempty], cijk[nonempty]
+            starts, ends = s[nonempty].astype(np.int64), e[nonempty].astype(np.int64)
         if not keep_s:
             return np.empty(0, np.int64), np.empty(0, np.int64)
         s = np.concatenate(keep_s)

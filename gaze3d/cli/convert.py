@@ -27,6 +27,15 @@ def run(args) -> int:
     if args.out_labels and scan.labels is None:
         raise InputError("--out-labels: the input has no labels (give --labels for volumes)")
     save_scan(scan, args.output, **({"labels": args.out_labels} if args.out_labels else {}))
-    print(f"wrote {args.output} ({type(scan).__name__}, {len(scan) if hasattr(scan, '__len__') else scan.array.size:,} "
-          f"{'voxels' if not hasattr(scan, '__len__') else 'points' if hasattr(scan, 'xyz') else 'vertices'})")
+    print(f"wrote {args.output}: {_size(scan)}" + (f", labels in {args.out_labels}" if args.out_labels else ""))
     return 0
+
+
+def _size(scan) -> str:
+    from ..scan import Mesh, Volume
+
+    if isinstance(scan, Volume):
+        return f"Volume {'x'.join(map(str, scan.shape))} voxels"
+    if isinstance(scan, Mesh):
+        return f"Mesh, {len(scan):,} vertices, {len(scan.faces):,} faces"
+    return f"PointCloud, {len(scan):,} points"

@@ -28,6 +28,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--curve-keys", default=None, metavar="DIR", help="CurveZMQ keys folder from `gaze3d keys`")
     p.add_argument("--heartbeat-s", type=float, default=0.5, help="status heartbeat interval (s)")
     p.add_argument("--sndhwm", type=int, default=10_000, help="messages queued per subscriber before dropping")
+    p.add_argument("--sndbuf", type=int, default=None, help="kernel send buffer per subscriber (bytes)")
+    p.add_argument("--backoff-s", type=float, nargs=2, default=(0.1, 5.0), metavar=("FIRST", "MAX"),
+                   help="reopen delays after a device error: first, doubling up to max (s)")
     p.add_argument("--exit-when-done", action="store_true", help="exit when a finite source (replay) ends")
     p.add_argument("--log-level", default="WARNING", help="stderr log level (DEBUG, INFO, WARNING...)")
     p.set_defaults(func=run)
@@ -62,7 +65,8 @@ def run(args) -> int:
                                  "(create keys with `gaze3d keys DIR`)")
     source = make_source(args.source, parse_options(args.opt))
     server = TrackerServer(source, pub=pub, ctrl=ctrl, record=args.record, curve_keys=args.curve_keys,
-                           heartbeat_s=args.heartbeat_s, sndhwm=args.sndhwm)
+                           heartbeat_s=args.heartbeat_s, sndhwm=args.sndhwm, sndbuf=args.sndbuf,
+                           backoff_initial_s=args.backoff_s[0], backoff_max_s=args.backoff_s[1])
     server.start()
 
     def _terminate(signum, frame):

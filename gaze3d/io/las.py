@@ -6,10 +6,12 @@ and every extra-bytes dimension as a field (``nx ny nz`` become normals).
 
 Write: LAS 1.4, point format 6 (or 7 with colours), classification from
 ``labels`` (0..255), and each field as an extra-bytes dimension of its own
-dtype, which CloudCompare, PDAL and laspy read back as scalar fields.
+dtype, which CloudCompare, PDAL and laspy read back as scalar fields. Label
+names other than the ASPRS ones are kept in a ``gaze3d`` VLR (JSON).
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +33,7 @@ ASPRS_CLASSES = {
 # Extra-bytes names that hold data the scan types keep elsewhere.
 _NORMALS = ("nx", "ny", "nz")
 _FLOAT_INTENSITY = "intensity_float"
+_VLR_USER, _VLR_NAMES = "gaze3d", 1
 _EXTRA_TYPES = ("u1", "i1", "u2", "i2", "u4", "i4", "u8", "i8", "f4", "f8")
 
 
@@ -72,8 +75,20 @@ def load_las(path) -> PointCloud:
     intensity = (np.asarray(las[_FLOAT_INTENSITY]) if _FLOAT_INTENSITY in extra
                  else np.asarray(las.intensity)).astype(np.float32)
     names = {int(c): ASPRS_CLASSES[int(c)] for c in np.unique(labels) if int(c) in ASPRS_CLASSES}
+    names.update(_stored_label_names(las.header))
     return PointCloud(xyz=xyz, colors=colors, intensity=intensity, normals=normals, labels=labels,
                       fields=fields, label_names=names, source=str(path))
+
+
+def _stored_label_names(header) -> dict:
+    """Label names that gaze3d wrote into its own VLR (they override the ASPRS names)."""
+    for vlr in getattr(header, "vlrs", []):
+        if getattr(vlr, "user_id", "") == _VLR_USER and getattr(vlr, "record_id", None) == _VLR_NAMES:
+            try:
+                return {int(k): str(v) for k, v in json.loads(bytes(vlr.record_data).decode()).items()}
+            except (ValueError, AttributeError, UnicodeDecodeError):
+                return {}
+    return {}
 
 
 def _scale_offset(xyz: np.ndarray):
@@ -125,6 +140,10 @@ def save_las(cloud: PointCloud, path) -> None:
         params.append(laspy.ExtraBytesParams(name=name, type=np.dtype(code)))
     if params:
         header.add_extra_dims(params)
+    custom = {k: v for k, v in cloud.label_names.items() if ASPRS_CLASSES.get(k) != v}
+    if custom:   # names other than ASPRS's travel in a VLR that other tools ignore
+        header.vlrs.append(laspy.VLR(user_id=_VLR_USER, record_id=_VLR_NAMES, description="label names (JSON)",
+                                     record_data=json.dumps({str(k): v for k, v in sorted(custom.items())}).encode()))
     las = laspy.LasData(header)
     las.x, las.y, las.z = cloud.xyz[:, 0], cloud.xyz[:, 1], cloud.xyz[:, 2]
     if cloud.labels is not None:

@@ -44,6 +44,8 @@ def load_mesh(path) -> Mesh:
     bad = ~np.isfinite(vertices).all(axis=1)
     if bad.any():
         raise ScanFormatError(f"{path}: {int(bad.sum())} of {len(vertices)} vertices have NaN/inf coordinates")
+    if ext == ".off":
+        _check_off_counts(path, len(vertices), len(faces))
     if ext == ".stl":
         mesh.merge_vertices()
         vertices, faces = np.asarray(mesh.vertices, np.float64), np.asarray(mesh.faces, np.int64)
@@ -51,6 +53,26 @@ def load_mesh(path) -> Mesh:
     if getattr(mesh.visual, "kind", None) == "vertex":
         colors = np.asarray(mesh.visual.vertex_colors)[:, :3].astype(np.float32) / 255.0
     return Mesh(vertices=vertices, faces=faces, colors=colors, source=str(path))
+
+
+def _check_off_counts(path: Path, n_vertices: int, n_faces: int) -> None:
+    """OFF announces its vertex and face counts: a shortfall means a truncated file."""
+    words = []
+    with open(path, "rb") as fh:
+        for raw in fh:
+            line = raw.split(b"#")[0].decode("ascii", errors="replace").split()
+            words += line
+            if len(words) >= 3 and words[0].upper().endswith("OFF") and len(words) >= 4 or \
+                    len(words) >= 3 and not words[0].upper().endswith("OFF"):
+                break
+    counts = words[1:3] if words and words[0].upper().endswith("OFF") else words[:2]
+    try:
+        want_v, want_f = int(counts[0]), int(counts[1])
+    except (ValueError, IndexError):
+        return
+    if n_vertices < want_v or n_faces < want_f:      # polygons become several triangles
+        raise corrupt(path, "OFF", f"header announces {want_v} vertices and {want_f} faces, "
+                                   f"read {n_vertices} and {n_faces} triangles")
 
 
 def save_mesh(mesh: Mesh, path) -> None:

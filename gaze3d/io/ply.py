@@ -240,7 +240,8 @@ def read_ply(path) -> PlyData:
     raw = path.read_bytes()
     fmt, elements, comments, pos = _parse_header(path, raw)
     if fmt == "ascii":
-        data = _read_ascii(path, elements, raw[pos:].decode("ascii", errors="replace").splitlines())
+        lines = [line for line in raw[pos:].decode("ascii", errors="replace").splitlines() if line.strip()]
+        data = _read_ascii(path, elements, lines)
     else:
         data = {}
         for el in elements:

@@ -9,6 +9,7 @@ the affine is ``direction @ diag(spacing)`` with the origin as translation
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Dict, Mapping, Optional
@@ -19,6 +20,7 @@ from .._optional import optional_import
 from ..errors import ScanFormatError
 from ..scan import Volume
 from ._common import atomic_path, check_readable, corrupt, extension
+from ._nifti import check_nifti_complete
 
 EXTENSIONS = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm")
 WRITE_EXTENSIONS = (".nii", ".nii.gz", ".nrrd", ".mha", ".mhd")
@@ -28,6 +30,17 @@ AFFINE_TOLERANCE_MM = 1e-3
 
 def _sitk():
     return optional_import("SimpleITK", extra="io")
+
+
+def _itk_reason(exc: BaseException) -> str:
+    """The useful line of a multi-line ITK/SimpleITK error message."""
+    lines = []
+    for line in str(exc).splitlines()[1:] or str(exc).splitlines():
+        line = re.sub(r"^(ITK ERROR: \w+\(0x[0-9a-fA-F]+\): |sitk::ERROR: |\[\w+\] )", "", line.strip())
+        # ITK adds errno's text, often stale ("No such file") for a file that exists
+        if line and not line.endswith("trouble") and not line.startswith("Reason:"):
+            lines.append(line)
+    return lines[-1] if lines else type(exc).__name__
 
 
 def _read_image(path: Path):
@@ -47,11 +60,14 @@ def _read_image(path: Path):
             files = max((reader.GetGDCMSeriesFileNames(str(path), s) for s in series), key=len)
             reader.SetFileNames(files)
             return reader.Execute()
+        if extension(path) in (".nii", ".nii.gz"):
+            check_nifti_complete(path)
         return sitk.ReadImage(str(path))
     except ScanFormatError:
         raise
     except Exception as exc:  # SimpleITK raises RuntimeError with multi-line ITK messages
-        raise corrupt(path, "DICOM" if path.is_dir() else extension(path).lstrip(".").upper(), exc) from None
+        kind = "DICOM" if path.is_dir() else extension(path).lstrip(".").upper()
+        raise corrupt(path, kind, _itk_reason(exc)) from None
 
 
 def _to_3d(path, image):
@@ -148,9 +164,13 @@ def _image(array: np.ndarray, affine: np.ndarray):
         array = array.astype(np.float32)
     image = sitk.GetImageFromArray(np.ascontiguousarray(array.transpose(2, 1, 0)))
     spacing = np.linalg.norm(affine[:3, :3], axis=0)
+    direction = affine[:3, :3] / spacing
+    if np.abs(direction.T @ direction - np.eye(3)).max() > 1e-4:
+        raise ValueError("the affine's axes are not orthogonal (sheared); ITK formats store "
+                         "orthonormal directions and would silently change the geometry")
     image.SetSpacing(spacing.tolist())
     image.SetOrigin(affine[:3, 3].tolist())
-    image.SetDirection((affine[:3, :3] / spacing).reshape(-1).tolist())
+    image.SetDirection(direction.reshape(-1).tolist())
     return image
 
 
@@ -166,8 +186,8 @@ def write_image(array: np.ndarray, affine: np.ndarray, path) -> None:
     if ext not in WRITE_EXTENSIONS:
         raise ScanFormatError(f"{path}: cannot write a volume as {ext or 'no extension'} "
                               f"(expected one of {', '.join(WRITE_EXTENSIONS)})")
-    image = _image(np.asarray(array), np.asarray(affine, dtype=np.float64))
     try:
+        image = _image(np.asarray(array), np.asarray(affine, dtype=np.float64))
         if ext == ".mhd":
             folder = path.parent if str(path.parent) else Path(".")
             if not folder.is_dir():
@@ -180,8 +200,8 @@ def write_image(array: np.ndarray, affine: np.ndarray, path) -> None:
             return
         with atomic_path(path) as tmp:
             sitk.WriteImage(image, str(tmp), ext != ".nii")
-    except RuntimeError as exc:
-        raise ScanFormatError(f"{path}: could not write the volume ({' '.join(str(exc).split())[:200]})") from exc
+    except (RuntimeError, TypeError, ValueError) as exc:   # ITK rejects e.g. sheared directions
+        raise ScanFormatError(f"{path}: could not write the volume ({_itk_reason(exc)})") from exc
 
 
 def save_volume(volume: Volume, path, labels=None, fields: Optional[Dict[str, str]] = None) -> None:

@@ -51,6 +51,8 @@ class GazeSubscriber:
         This client's ``client.key_secret`` (or keys folder) when the tracker only accepts listed clients.
     rcvhwm : int
         Messages queued in this process before ZeroMQ drops new ones (seen as gaps).
+    rcvbuf : int, optional
+        Kernel receive buffer in bytes (OS default if None).
 
     Messages that are not valid protocol messages are dropped and counted in
     ``stats["malformed"]``; other schema versions in ``stats["wrong_version"]``.
@@ -63,13 +65,16 @@ class GazeSubscriber:
     """
 
     def __init__(self, address: str, topics: Sequence[str] = ("gaze.",), curve_server_key=None,
-                 curve_client_cert=None, rcvhwm: int = 100_000, context: Optional[zmq.Context] = None):
+                 curve_client_cert=None, rcvhwm: int = 100_000, rcvbuf: Optional[int] = None,
+                 context: Optional[zmq.Context] = None):
         if isinstance(topics, str):
             topics = (topics,)
         self.address = address
         self._sock = _context(context).socket(zmq.SUB)
         self._sock.linger = 0
         self._sock.rcvhwm = int(rcvhwm)
+        if rcvbuf is not None:
+            self._sock.setsockopt(zmq.RCVBUF, int(rcvbuf))
         self._sock.setsockopt(zmq.RECONNECT_IVL, 100)
         self._sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
         if curve_server_key is not None:

@@ -82,6 +82,9 @@ class TrackerServer:
         Interval of the ``status`` messages.
     sndhwm : int
         Messages queued per subscriber before that subscriber's messages are dropped.
+    sndbuf : int, optional
+        Kernel send buffer per subscriber connection in bytes (OS default if None);
+        with ``sndhwm`` it bounds how much stale data a stalled subscriber gets.
     backoff_initial_s, backoff_max_s : float
         Reopen delays after a device error (doubling up to the maximum).
 
@@ -90,7 +93,7 @@ class TrackerServer:
     """
 
     def __init__(self, source: GazeSource, *, pub: str = "tcp://127.0.0.1:*", ctrl: str = "tcp://127.0.0.1:*",
-                 record=None, curve_keys=None, heartbeat_s: float = 0.5, sndhwm: int = 10_000,
+                 record=None, curve_keys=None, heartbeat_s: float = 0.5, sndhwm: int = 10_000, sndbuf: Optional[int] = None,
                  read_timeout_s: float = 0.02, commit_interval_s: float = 0.02,
                  backoff_initial_s: float = 0.1, backoff_max_s: float = 5.0):
         if not isinstance(source, GazeSource):
@@ -108,6 +111,7 @@ class TrackerServer:
         self.curve_keys = curve_keys
         self.heartbeat_s = float(heartbeat_s)
         self.sndhwm = int(sndhwm)
+        self.sndbuf = sndbuf
         self.read_timeout_s = float(read_timeout_s)
         self.commit_interval_s = float(commit_interval_s)
         self.backoff = (float(backoff_initial_s), float(backoff_max_s))
@@ -129,6 +133,7 @@ class TrackerServer:
         self.state = "starting"
         self.last_error: Optional[str] = None
         self.reconnects = 0
+        self.bad_requests = 0
         self.samples_received = 0
         self.source_info: dict = {"source": self.source_name}
         self._t_start = time.monotonic()
@@ -146,6 +151,8 @@ class TrackerServer:
                 for s in (pub, rep):
                     _keys.configure_server(s, public, secret)
             pub.sndhwm = self.sndhwm
+            if self.sndbuf is not None:
+                pub.setsockopt(zmq.SNDBUF, int(self.sndbuf))
             pub.linger = 0
             rep.linger = 0
             for sock, address in ((pub, self._bind[0]), (rep, self._bind[1])):
@@ -446,7 +453,8 @@ class TrackerServer:
                     if handler is None:
                         raise ValueError(f"unknown command {cmd!r}")
                     reply = control_reply(True, **handler(request))
-                except Exception as exc:
+                except Exception as exc:  # malformed request or failed command: answer, never crash
+                    self.bad_requests += 1
                     reply = control_reply(False, error=f"{type(exc).__name__}: {exc}")
                 rep.send(reply)
         finally:
@@ -460,7 +468,7 @@ class TrackerServer:
                 "uptime_s": time.monotonic() - self._t_start, "t_host_ns": time.monotonic_ns(),
                 "samples_received": self.samples_received, "published": self.published(),
                 "recording": self._recording_path, "recorded_samples": self._recorded,
-                "reconnects": self.reconnects, "last_error": self.last_error}
+                "reconnects": self.reconnects, "last_error": self.last_error, "bad_requests": self.bad_requests}
 
     def _cmd_status(self, request):
         return self.status()

@@ -5,14 +5,15 @@ the order of :func:`~.kernel_map.kernel_offsets` (x slowest, z fastest); like
 ``torch.nn.functional.conv3d`` they are cross-correlations:
 ``out[p] = sum_k in[p + offset_k] @ W[k]``.
 
-* Submanifold (:class:`SubMConv3d`): output voxels = input voxels. Uses the
-  cached neighbour table and, per chunk of rows, one gather into an im2col
-  matrix ``(m, K*C_in)`` and one GEMM. Its backward is the same operation with
-  the mirrored table (odd kernels are point-symmetric), so there is no scatter
-  at all.
-* Strided (:class:`SparseConv3d`) and transposed
-  (:class:`SparseConvTranspose3d`): gather-GEMM-scatter over the per-offset
-  pairs of the cached downsampling map; autograd handles the backward.
+All three are gather-GEMM-scatter over per-offset pairs of a cached kernel
+map, with a hand-written backward (one gather of the output gradient per
+offset serves both the input and the weight gradient):
+
+* Submanifold (:class:`SubMConv3d`): output voxels = input voxels; the centre
+  offset is the identity and runs as one dense GEMM.
+* Strided (:class:`SparseConv3d`): output voxels are the occupied coarse cells.
+* Transposed (:class:`SparseConvTranspose3d`): the pairs of the matching
+  downsampling with input and output swapped.
 """
 from __future__ import annotations
 
@@ -21,13 +22,8 @@ import math
 import torch
 from torch import nn
 
-from .kernel_map import down_map, subm_table
+from .kernel_map import down_map, subm_pairs
 from .tensor import SparseTensor
-
-# Rows of the im2col matrix per chunk: about 8 M floats, small enough for the cache
-# hierarchy to matter less than the GEMM, big enough for the GEMM to be efficient.
-_IM2COL_FLOATS = 1 << 23
-
 
 def _check_int(name: str, value, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
@@ -35,72 +31,60 @@ def _check_int(name: str, value, minimum: int = 1) -> int:
     return value
 
 
-def _gather_gemm(feats: torch.Tensor, table: torch.Tensor, weight2d: torch.Tensor) -> torch.Tensor:
-    """``out[i] = concat_k feats_padded[table[i, k]] @ weight2d``, chunked over rows."""
-    n, K = table.shape
-    cin = feats.shape[1]
-    padded = torch.cat([feats, feats.new_zeros(1, cin)])
-    out = feats.new_empty(n, weight2d.shape[1])
-    step = max(256, _IM2COL_FLOATS // max(1, K * cin))
-    for a in range(0, n, step):
-        rows = table[a:a + step]
-        cols = padded.index_select(0, rows.reshape(-1)).view(len(rows), K * cin)
-        torch.mm(cols, weight2d, out=out[a:a + step])
-    return out
+class _GatherGemmScatter(torch.autograd.Function):
+    """``out[o] += feats[i] @ W[k]`` for every pair ``(i, o)`` of offset ``k``.
 
+    ``pairs[k]`` is ``(in_rows, out_rows)``, or ``None`` for an identity offset
+    (the submanifold centre), applied as one dense GEMM. Temporaries stay per
+    offset (a few MB), which keeps them in the allocator's heap: fresh
+    100 MB buffers cost more in page faults than the arithmetic.
+    """
 
-def _gram(feats: torch.Tensor, table: torch.Tensor, grad_out: torch.Tensor) -> torch.Tensor:
-    """``sum_i im2col(feats)[i]^T grad_out[i]`` as ``(K*C_in, C_out)``, chunked."""
-    n, K = table.shape
-    cin = feats.shape[1]
-    padded = torch.cat([feats, feats.new_zeros(1, cin)])
-    acc = feats.new_zeros(K * cin, grad_out.shape[1])
-    step = max(256, _IM2COL_FLOATS // max(1, K * cin))
-    for a in range(0, n, step):
-        rows = table[a:a + step]
-        cols = padded.index_select(0, rows.reshape(-1)).view(len(rows), K * cin)
-        acc.addmm_(cols.t(), grad_out[a:a + step])
-    return acc
-
-
-class _SubMConvFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, feats, weight, table):
-        K, cin, cout = weight.shape
-        ctx.save_for_backward(feats, weight, table)
-        return _gather_gemm(feats, table, weight.reshape(K * cin, cout))
+    def forward(ctx, feats, weight, pairs, n_out):
+        ctx.pairs = pairs
+        ctx.save_for_backward(feats, weight)
+        out = feats.new_zeros(n_out, weight.shape[2])
+        for k, pair in enumerate(pairs):
+            if pair is None:
+                out.addmm_(feats, weight[k])
+            elif len(pair[0]):
+                out.index_add_(0, pair[1], feats.index_select(0, pair[0]) @ weight[k])
+        return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
-        feats, weight, table = ctx.saved_tensors
-        K, cin, cout = weight.shape
+        feats, weight = ctx.saved_tensors
         grad_out = grad_out.contiguous()
-        grad_feats = grad_weight = None
-        if ctx.needs_input_grad[0]:
-            # out[j] += in[i] W[k] where i = table[j, k]  <=>  j = table[i, K-1-k]
-            mirrored = weight.flip(0).transpose(1, 2).reshape(K * cout, cin)
-            grad_feats = _gather_gemm(grad_out, table.flip(1), mirrored)
-        if ctx.needs_input_grad[1]:
-            grad_weight = _gram(feats, table, grad_out).view(K, cin, cout)
-        return grad_feats, grad_weight, None
+        need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        grad_x = torch.zeros_like(feats) if need_x else None
+        grad_w = torch.zeros_like(weight) if need_w else None
+        for k, pair in enumerate(ctx.pairs):
+            if pair is None:
+                if need_x:
+                    grad_x.addmm_(grad_out, weight[k].t())
+                if need_w:
+                    torch.mm(feats.t(), grad_out, out=grad_w[k])
+            elif len(pair[0]):
+                g = grad_out.index_select(0, pair[1])
+                if need_x:
+                    grad_x.index_add_(0, pair[0], g @ weight[k].t())
+                if need_w:
+                    torch.mm(feats.index_select(0, pair[0]).t(), g, out=grad_w[k])
+        return grad_x, grad_w, None, None
+
+
+def gather_gemm_scatter(feats: torch.Tensor, weight: torch.Tensor, pairs, n_out: int) -> torch.Tensor:
+    """Sparse convolution features ``(n_out, C_out)`` from ``feats (n_in, C_in)``,
+    ``weight (K, C_in, C_out)`` and a per-offset pair list (see :class:`_GatherGemmScatter`)."""
+    return _GatherGemmScatter.apply(feats.contiguous(), weight.to(feats.dtype), pairs, n_out)
 
 
 def subm_conv3d(x: SparseTensor, weight: torch.Tensor, kernel_size: int, dilation: int = 1
                 ) -> torch.Tensor:
     """Submanifold convolution features ``(n, C_out)`` of ``x`` with ``weight (K, C_in, C_out)``."""
-    table = subm_table(x, kernel_size, dilation)
-    feats = x.feats.contiguous()
-    return _SubMConvFunction.apply(feats, weight.to(feats.dtype), table)
-
-
-def _pairs_conv(feats, weight, pairs, n_out, swap: bool):
-    out = feats.new_zeros(n_out, weight.shape[2])
-    for k, (fine, coarse) in enumerate(pairs):
-        src, dst = (coarse, fine) if swap else (fine, coarse)
-        if len(src):
-            out.index_add_(0, dst, feats.index_select(0, src) @ weight[k])
-    return out
+    return gather_gemm_scatter(x.feats, weight, subm_pairs(x, kernel_size, dilation), len(x))
 
 
 class _ConvBase(nn.Module):
@@ -177,7 +161,7 @@ class SparseConv3d(_ConvBase):
     def forward(self, x: SparseTensor) -> SparseTensor:
         self._check_input(x)
         out_coords, pairs = down_map(x.manager, x.stride, self.kernel_size, self.stride)
-        out = _pairs_conv(x.feats, self.weight.to(x.feats.dtype), pairs, len(out_coords), swap=False)
+        out = gather_gemm_scatter(x.feats, self.weight, pairs, len(out_coords))
         return SparseTensor(out_coords, self._finish(out), x.stride * self.stride, x.manager)
 
 
@@ -213,5 +197,5 @@ class SparseConvTranspose3d(_ConvBase):
                              f"stride {x.stride}; transposed conv needs the tensor made by the "
                              "matching downsampling")
         n_fine = len(x.manager.coords[fine])
-        out = _pairs_conv(x.feats, self.weight.to(x.feats.dtype), pairs, n_fine, swap=True)
+        out = gather_gemm_scatter(x.feats, self.weight, [(c, f) for f, c in pairs], n_fine)
         return SparseTensor(x.manager.coords[fine], self._finish(out), fine, x.manager)

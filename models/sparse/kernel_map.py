@@ -103,16 +103,23 @@ def table_to_pairs(table: torch.Tensor) -> List[Tuple[torch.Tensor, torch.Tensor
 
 
 def subm_table(x: SparseTensor, kernel_size: int, dilation: int = 1) -> torch.Tensor:
-    """Cached ``(n, K)`` neighbour table of ``x`` onto itself, padded: -1 becomes ``n``.
-
-    Padding with ``n`` lets the convolution gather from a features array with
-    one extra zero row instead of masking.
-    """
+    """Cached ``(n, K)`` neighbour table of ``x`` onto itself (-1 where empty)."""
     def build():
         offsets = kernel_offsets(kernel_size, x.device) * (x.stride * dilation)
-        table = neighbour_table(x.coords, x.coords, offsets)
-        table[table < 0] = len(x.coords)
-        return table
+        return neighbour_table(x.coords, x.coords, offsets)
+    return x.manager.get(("subm_table", x.stride, kernel_size, dilation), build)
+
+
+def subm_pairs(x: SparseTensor, kernel_size: int, dilation: int = 1):
+    """Cached per-offset ``(in_rows, out_rows)`` of a submanifold convolution of ``x``.
+
+    The centre offset (identity) is ``None``: the convolution applies it as one
+    dense GEMM without gather or scatter.
+    """
+    def build():
+        pairs = table_to_pairs(subm_table(x, kernel_size, dilation))
+        pairs[len(pairs) // 2] = None
+        return pairs
     return x.manager.get(("subm", x.stride, kernel_size, dilation), build)
 
 

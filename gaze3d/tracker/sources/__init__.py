@@ -26,7 +26,7 @@ _REGISTRY = {
 SOURCE_NAMES = tuple(_REGISTRY)
 
 
-def source_class(name: str) -> type:
+def source_class(name: str, /) -> type:
     """The :class:`GazeSource` subclass registered as ``name``."""
     if name not in _REGISTRY:
         raise InputError(f"gaze source {name!r}: unknown; expected one of {', '.join(SOURCE_NAMES)}")
@@ -34,7 +34,7 @@ def source_class(name: str) -> type:
     return getattr(importlib.import_module(f"{__name__}.{module}"), cls)
 
 
-def get_source(name: str, **options) -> GazeSource:
+def get_source(name: str, /, **options) -> GazeSource:
     """Build the source ``name`` with its options (validated now; the device is opened by ``open()``).
 
     Raises

@@ -1,0 +1,15 @@
+"""Occlusion-aware foveal attention on point clouds, meshes and volumes.
+
+* :class:`AttentionAccumulator` -- live: ``add(camera, samples)``, ``add_rays``,
+  ``values`` (float32 per point / vertex / voxel), ``flush``, ``reset``.
+* :func:`accumulate_attention` -- batch over a recording.
+* :class:`FovealModel` -- the foveal Gaussian and the camera->visual angle factor.
+
+See ``docs/attention.md`` for the model. Numpy only at import time; Open3D is
+imported when a mesh is used.
+"""
+from .accumulator import AttentionAccumulator
+from .batch import accumulate_attention
+from .foveal import FovealModel
+
+__all__ = ["AttentionAccumulator", "accumulate_attention", "FovealModel"]

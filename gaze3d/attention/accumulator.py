@@ -1,0 +1,345 @@
+"""The live attention accumulator: gaze samples + camera -> per-element attention.
+
+Attention of element ``p`` (point, vertex or voxel) is
+
+    A_p = sum over used samples i of  dwell_i * w_i(p)
+
+where ``w_i(p)`` is the foveal weight of ``p`` for sample ``i`` (a Gaussian of
+the visual angle from the gaze ray, cut at 3 sigma, given to visible elements
+only; for volumes the compositing weight along the ray) and ``dwell_i`` the
+time the sample stands for: the interval since the previous sample, capped at
+``max_dt_s``. Units: seconds of (weighted) looking.
+
+With ``fixations_only`` (default) only samples classified as fixations count.
+The classification comes from an ``event`` column when the samples carry one;
+otherwise the accumulator classifies online, in **object space** (gaze motion
+relative to the scene point looked at, so following a point while the camera
+turns is a fixation), with a lag buffer: a sample is committed once
+``lag_s`` of newer samples exist, so :attr:`values` trails the stream by
+``lag_s``; :meth:`flush` commits everything (end of a recording).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from ..errors import InputError
+from ..events import EventType, classify_samples, object_space_steps
+from .foveal import FovealModel
+
+_FIX = int(EventType.FIXATION)
+
+
+def _engine_for(scan, foveal, opts):
+    from ..scan import Mesh, PointCloud, Volume
+
+    if isinstance(scan, PointCloud):
+        from .pointcloud import PointCloudEngine
+        return PointCloudEngine(scan.xyz, foveal, **opts)
+    if isinstance(scan, Mesh):
+        from .mesh import MeshEngine
+        return MeshEngine(scan, foveal, **opts)
+    if isinstance(scan, Volume):
+        from .volume import VolumeEngine
+        return VolumeEngine(scan, foveal, **opts)
+    if isinstance(scan, np.ndarray):
+        from .pointcloud import PointCloudEngine
+        return PointCloudEngine(PointCloud(scan).xyz, foveal, **opts)
+    raise InputError(f"AttentionAccumulator scan: expected a PointCloud, Mesh or Volume, got {type(scan).__name__}")
+
+
+def _ray_camera(origin, directions, cut_rad, px_per_deg):
+    from ..camera import Camera
+
+    axis = directions.sum(axis=0)
+    axis /= np.linalg.norm(axis)
+    spread = float(np.max(np.arccos(np.clip(directions @ axis, -1.0, 1.0)))) if len(directions) else 0.0
+    half = min(np.degrees(spread + cut_rad) * 1.5 + 1.0, 80.0)
+    size = int(np.ceil(2 * half * px_per_deg))
+    up = (0.0, 0.0, 1.0) if abs(axis[2]) < 0.99 else (0.0, 1.0, 0.0)
+    return Camera(position=origin, focal_point=origin + axis, view_up=up, vfov_deg=2 * half,
+                  width=size, height=size, near=1e-6, far=1e12)
+
+
+class AttentionAccumulator:
+    """Accumulate occlusion-aware foveal attention from gaze on a scan.
+
+    Parameters
+    ----------
+    scan : PointCloud | Mesh | Volume
+    sigma_deg : float
+        Foveal Gaussian sigma in visual degrees (default 1.0), cut at ``cut_sigmas`` (3).
+    fixations_only : bool
+        Count fixation samples only (default True).
+    method : str
+        Online classifier (``"ivt"`` with Tobii defaults; see :mod:`gaze3d.events`).
+    method_params : dict, optional
+        Overrides of the classifier's defaults.
+    visual_deg_per_camera_deg : float
+        Visual degrees per degree of the viewer camera (default 1.0).
+    display : DisplayGeometry, optional
+        With ``viewport`` (normalised x, y, w, h on the display), derive the
+        visual/camera factor per camera instead.
+    max_dt_s : float
+        Dwell cap per sample (default 0.05 s).
+    rate_hz : float
+        Nominal sample rate: the dwell of the very first sample, and the
+        timestamps given to samples passed without any (default 1200).
+    lag_s, history_s : float
+        Online classification lag (0.2 s) and context kept (0.6 s).
+    ray_px_per_deg : float
+        Depth-buffer resolution of the virtual camera for VR rays (default 20).
+    **engine_opts
+        Passed to the engine: point clouds take ``point_size`` (3 px),
+        ``depth_tolerance`` (0.005), ``max_slope`` (3); meshes and volumes see
+        their modules.
+
+    Notes
+    -----
+    Not thread-safe: one thread feeds it (the viewer's render loop or a
+    replay). Deterministic: the same calls in the same order give
+    bit-identical :attr:`values`.
+    """
+
+    def __init__(self, scan, sigma_deg: float = 1.0, fixations_only: bool = True, *,
+                 cut_sigmas: float = 3.0, method: str = "ivt", method_params: Optional[dict] = None,
+                 visual_deg_per_camera_deg: float = 1.0, display=None, viewport=(0.0, 0.0, 1.0, 1.0),
+                 max_dt_s: float = 0.05, rate_hz: float = 1200.0, lag_s: float = 0.2,
+                 history_s: float = 0.6, ray_px_per_deg: float = 20.0, **engine_opts):
+        self.foveal = FovealModel(sigma_deg=sigma_deg, cut_sigmas=cut_sigmas,
+                                  visual_deg_per_camera_deg=visual_deg_per_camera_deg,
+                                  display=display, viewport=viewport)
+        for name, v in (("max_dt_s", max_dt_s), ("rate_hz", rate_hz), ("lag_s", lag_s),
+                        ("history_s", history_s), ("ray_px_per_deg", ray_px_per_deg)):
+            if not (np.isfinite(v) and v > 0):
+                raise InputError(f"AttentionAccumulator {name}: expected a positive number, got {v}")
+        if history_s < lag_s + 0.1:
+            raise InputError(f"AttentionAccumulator history_s: expected at least lag_s + 0.1 = {lag_s + 0.1}, "
+                             f"got {history_s}")
+        self.method_params = dict(method_params or {})
+        classify_samples([0.0, 0.001], [0.0, 0.0], [0.0, 0.0], method=method, **self.method_params)
+        self.scan = scan
+        self.fixations_only = bool(fixations_only)
+        self.method = method
+        self.max_dt_s, self.rate_hz = float(max_dt_s), float(rate_hz)
+        self.lag_s, self.history_s = float(lag_s), float(history_s)
+        self.ray_px_per_deg = float(ray_px_per_deg)
+        self.engine = _engine_for(scan, self.foveal, engine_opts)
+        self.reset()
+
+    # ------------------------------------------------------------- state
+    def reset(self) -> None:
+        """Zero the attention and forget the stream (timestamps, lag buffer)."""
+        self.engine.reset()
+        self._t0_ns = None
+        self._t_last = None           # seconds, last sample seen
+        self._prev_dir = None         # last valid sample's direction and hit (object space)
+        self._prev_hit = None
+        self._pos = np.zeros(2)       # object-space trajectory position, degrees
+        self._hist_t = np.empty(0)
+        self._hist_xy = np.empty((0, 2))
+        self._pending = []            # [frame, t (k,), dirs (k,3), dwell (k,)] chunks, in time order
+        self.n_samples = 0            # samples seen
+        self.n_used = 0               # samples whose attention was deposited
+        self._cached = None
+
+    @property
+    def values(self) -> np.ndarray:
+        """(n,) float32 attention per point / vertex / voxel (committed samples only, see :meth:`flush`)."""
+        if self._cached is None:
+            self._cached = self.engine.values()
+        return self._cached
+
+    # ------------------------------------------------------------ inputs
+    def _parse(self, samples):
+        """-> t (n,) seconds, xy (n, 2), valid (n,), event (n,) or None."""
+        if isinstance(samples, dict):
+            if "x" in samples and "y" in samples:
+                xy = np.stack([np.asarray(samples["x"], dtype=np.float64).ravel(),
+                               np.asarray(samples["y"], dtype=np.float64).ravel()], axis=1)
+            elif "gaze" in samples:
+                xy = np.asarray(samples["gaze"], dtype=np.float64).reshape(-1, 2)
+            else:
+                raise InputError(f"samples: expected columns 'x' and 'y' (normalised display coordinates), "
+                                 f"got {sorted(samples)}")
+            n = len(xy)
+            valid = np.ones(n, dtype=bool)
+            if samples.get("valid") is not None:
+                valid = np.asarray(samples["valid"]).astype(bool).ravel()
+                if len(valid) != n:
+                    raise InputError(f"samples['valid']: expected {n} values, got {len(valid)}")
+            t = None
+            if samples.get("t_host_ns") is not None:
+                ns = np.asarray(samples["t_host_ns"], dtype=np.int64).ravel()
+                if len(ns) != n:
+                    raise InputError(f"samples['t_host_ns']: expected {n} values, got {len(ns)}")
+                if self._t0_ns is None and n:
+                    self._t0_ns = int(ns[0])
+                t = (ns - (self._t0_ns or 0)).astype(np.float64) * 1e-9
+            elif samples.get("t_s") is not None:
+                t = np.asarray(samples["t_s"], dtype=np.float64).ravel()
+            event = samples.get("event")
+            if event is not None:
+                event = np.asarray(event).astype(np.int64).ravel()
+                if len(event) != n:
+                    raise InputError(f"samples['event']: expected {n} values, got {len(event)}")
+        else:
+            xy = np.asarray(samples, dtype=np.float64)
+            if xy.ndim != 2 or xy.shape[1] != 2:
+                raise InputError(f"samples: expected an (n, 2) array of normalised display coordinates "
+                                 f"or a dict of columns, got shape {xy.shape}")
+            n, valid, t, event = len(xy), np.ones(len(xy), dtype=bool), None, None
+        if t is None:
+            start = 0.0 if self._t_last is None else self._t_last + 1.0 / self.rate_hz
+            t = start + np.arange(n) / self.rate_hz
+        if t is not None and len(t) != n:
+            raise InputError(f"samples timestamps: expected {n} values, got {len(t)}")
+        valid &= np.isfinite(xy).all(axis=1)
+        return t, xy, valid, event
+
+    def _dwell(self, t: np.ndarray) -> np.ndarray:
+        prev = np.empty_like(t)
+        prev[1:] = t[:-1]
+        prev[0] = t[0] - 1.0 / self.rate_hz if self._t_last is None else self._t_last
+        dt = t - prev
+        if np.any(dt <= 0) or not np.all(np.isfinite(t)):
+            i = int(np.flatnonzero(~(dt > 0))[0])
+            raise InputError(f"samples timestamps: expected strictly increasing finite times, sample {i} "
+                             f"at {t[i]!r} s is not after {prev[i]!r} s")
+        self._t_last = float(t[-1])
+        return np.minimum(dt, self.max_dt_s)
+
+    def add(self, camera, samples) -> None:
+        """Add gaze samples seen while ``camera`` was the viewer's camera.
+
+        Parameters
+        ----------
+        camera : gaze3d.camera.Camera
+        samples : (n, 2) float or dict of (n,) columns
+            Normalised display coordinates (top-left origin) of the viewport,
+            or columns ``x``, ``y`` and optionally ``valid``, ``t_host_ns``
+            (or ``t_s``), ``event`` (EventType codes) as from
+            ``Recording.samples()``. Without timestamps, samples are spaced
+            at ``rate_hz`` after the previous ones.
+        """
+        t, xy, valid, event = self._parse(samples)
+        if len(t) == 0:
+            return
+        dwell = self._dwell(t)
+        pix = camera.normalized_to_pixels(xy[valid])
+        origins, dirs = camera.unproject(pix)
+        self._ingest(t, valid, event, dwell, origins, dirs, camera, camera.right, camera.up)
+
+    def add_rays(self, origins, directions, t_s=None, valid=None, event=None) -> None:
+        """Add 3D gaze rays (VR) in world coordinates.
+
+        Rays are grouped by identical origin; each group gets a virtual
+        perspective camera at its origin for the visibility test (its depth
+        buffer has ``ray_px_per_deg`` pixels per degree).
+
+        Parameters
+        ----------
+        origins, directions : (n, 3) float64
+        t_s : (n,) float64 seconds, optional
+        valid : (n,) bool, optional
+        event : (n,) int, optional
+        """
+        o = np.asarray(origins, dtype=np.float64).reshape(-1, 3)
+        d = np.asarray(directions, dtype=np.float64).reshape(-1, 3)
+        if len(o) != len(d):
+            raise InputError(f"add_rays: origins and directions must have the same length, got {len(o)} and {len(d)}")
+        cols = {"x": np.zeros(len(d)), "y": np.zeros(len(d)), "valid": valid, "event": event,
+                "t_s": t_s}
+        t, _, ok, ev = self._parse(cols)
+        if len(t) == 0:
+            return
+        norm = np.linalg.norm(d, axis=1)
+        ok &= np.isfinite(o).all(axis=1) & np.isfinite(norm) & (norm > 0)
+        dwell = self._dwell(t)
+        dn = np.zeros_like(d)
+        dn[ok] = d[ok] / norm[ok, None]
+        # split into runs of equal origin: one virtual camera per run
+        key = np.where(ok[:, None], o, np.nan)
+        change = np.ones(len(o), dtype=bool)
+        change[1:] = ~np.all(key[1:] == key[:-1], axis=1)
+        starts = np.flatnonzero(change)
+        bounds = list(starts) + [len(o)]
+        for s, e in zip(bounds[:-1], bounds[1:]):
+            sel = ok[s:e]
+            cam = None
+            if sel.any():
+                cam = _ray_camera(o[s], dn[s:e][sel], self.foveal.cut_rad(None), self.ray_px_per_deg)
+                cam._ray_mode = True
+            right, up = (cam.right, cam.up) if cam is not None else (None, None)
+            self._ingest(t[s:e], sel, None if ev is None else ev[s:e], dwell[s:e],
+                         o[s:e][sel], dn[s:e][sel], cam, right, up)
+
+    # ---------------------------------------------------------- pipeline
+    def _ingest(self, t, valid, event, dwell, origins, dirs, camera, right, up):
+        self.n_samples += len(t)
+        self._cached = None
+        if not valid.any():
+            if self.fixations_only and event is None:
+                self._history(t, np.full((len(t), 2), np.nan))
+                self._commit(final=False)
+            return
+        frame = self.engine.frame(camera, dirs)
+        tv, wv = t[valid], dwell[valid]
+        if not self.fixations_only:
+            self._deposit(frame, dirs, wv)
+            return
+        if event is not None:
+            use = event[valid] == _FIX
+            self._deposit(frame, dirs[use], wv[use])
+            return
+        hits = self.engine.hit_points(frame, dirs)
+        steps = object_space_steps(origins, dirs, hits, self._prev_dir, self._prev_hit,
+                                   rights=np.broadcast_to(right, dirs.shape),
+                                   ups=np.broadcast_to(up, dirs.shape))
+        self._prev_dir, self._prev_hit = dirs[-1].copy(), hits[-1].copy()
+        xy = np.full((len(t), 2), np.nan)
+        xy[valid] = self._pos + np.cumsum(steps, axis=0)
+        self._pos = xy[valid][-1].copy()
+        self._history(t, xy)
+        self._pending.append([frame, tv, dirs, wv])
+        self._commit(final=False)
+
+    def _history(self, t, xy):
+        self._hist_t = np.concatenate([self._hist_t, t])
+        self._hist_xy = np.concatenate([self._hist_xy, xy])
+
+    def _deposit(self, frame, dirs, weights):
+        if len(dirs):
+            self.engine.deposit(frame, dirs, weights)
+            self.n_used += len(dirs)
+
+    def _commit(self, final: bool) -> None:
+        if not self._pending or len(self._hist_t) == 0:
+            return
+        t_end = self._hist_t[-1]
+        cutoff = np.inf if final else t_end - self.lag_s
+        if not final and self._pending[0][1][0] > cutoff:
+            return
+        labels = classify_samples(self._hist_t, self._hist_xy[:, 0], self._hist_xy[:, 1],
+                                  method=self.method, **self.method_params)
+        keep = []
+        for chunk in self._pending:
+            frame, tc, dc, wc = chunk
+            done = tc <= cutoff
+            if done.any():
+                lab = labels[np.searchsorted(self._hist_t, tc[done])]
+                use = lab == _FIX
+                self._deposit(frame, dc[done][use], wc[done][use])
+            if not done.all():
+                keep.append([frame, tc[~done], dc[~done], wc[~done]])
+        self._pending = keep
+        lo = np.searchsorted(self._hist_t, t_end - self.history_s, side="left")
+        if self._pending:
+            lo = min(lo, np.searchsorted(self._hist_t, self._pending[0][1][0] - (self.history_s - self.lag_s)))
+        self._hist_t, self._hist_xy = self._hist_t[lo:], self._hist_xy[lo:]
+
+    def flush(self) -> None:
+        """Classify and commit every pending sample (call at the end of a stream)."""
+        self._commit(final=True)
+        self._cached = None

@@ -1,0 +1,104 @@
+"""``gaze3d calibrate``: validation, correction, drift check, profiles, device calibration.
+
+The work is done in ``gaze3d.calib.commands`` (imported inside ``run``).
+"""
+from __future__ import annotations
+
+import argparse
+
+
+def _screen_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("screen")
+    g.add_argument("--screen-mm", default="527,296", metavar="W,H",
+                   help="size of the tracker's display area in mm (default 527,296: 24\" 16:9)")
+    g.add_argument("--screen-px", default="1920,1080", metavar="W,H", help="its native resolution")
+    g.add_argument("--scale", type=float, default=1.0, help="OS display scaling (device pixel ratio)")
+    g.add_argument("--distance-mm", type=float, default=650.0, help="eye-to-screen distance (default 650)")
+    g.add_argument("--viewer-window", metavar="X,Y,W,H",
+                   help="viewer render area on the desktop, logical pixels (default: the whole display)")
+
+
+def _session_args(p: argparse.ArgumentParser, points: bool = True) -> None:
+    g = p.add_argument_group("gaze")
+    if points:
+        g.add_argument("--points", type=int, choices=(5, 9, 13), default=9, help="target layout (default 9)")
+    g.add_argument("--headless", action="store_true", help="a simulated annotator instead of a person")
+    g.add_argument("--recording", metavar="FILE", help="a recorded session with calib.target events")
+    g.add_argument("--sim-offset", default="0,0", metavar="DX,DY",
+                   help="simulated systematic error, degrees (x right, y down)")
+    g.add_argument("--sim-precision", type=float, default=0.05, metavar="P",
+                   help="simulated RMS sample-to-sample precision, degrees")
+    g.add_argument("--sim-blink-rate", type=float, default=0.2, help="simulated blinks per second")
+    g.add_argument("--sim-dropout", type=float, default=0.0, help="simulated share of lost samples")
+    g.add_argument("--seed", type=int, default=0, help="simulation and target order seed")
+    g.add_argument("--dwell", type=float, default=1.5, help="seconds each target is shown (default 1.5)")
+    q = p.add_argument_group("quality")
+    q.add_argument("--window-s", default="0.5,1.5", metavar="A,B",
+                   help="sample selection window, seconds after target onset (default 0.5,1.5)")
+    q.add_argument("--min-samples", type=int, default=10, help="valid samples a target needs (default 10)")
+    q.add_argument("--accuracy-max", type=float, default=1.0, help="pass threshold, degrees (default 1.0)")
+    q.add_argument("--precision-max", type=float, default=0.2,
+                   help="pass threshold on RMS-S2S precision, degrees (default 0.2)")
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "calibrate", help="validate gaze accuracy, fit a correction, check drift, manage profiles",
+        description="Gaze data quality on this display: validation (accuracy, precision, data loss), "
+                    "robust correction, drift checks, per-annotator profiles and device calibration. "
+                    "Exit codes: 0 ok, 1 below thresholds / drift alert, 2 bad input.")
+    sub = p.add_subparsers(dest="calib_command", metavar="ACTION")
+
+    v = sub.add_parser("validate", help="show 5/9/13 targets and measure accuracy, precision, data loss")
+    _session_args(v)
+    _screen_args(v)
+    v.add_argument("--profile", help="apply this profile's correction first (validates the corrected gaze)")
+    v.add_argument("--out", metavar="DIR", help="write validation.json and validation.png here")
+
+    c = sub.add_parser("correct", help="fit an affine/poly2 correction; report held-out accuracy before/after")
+    _session_args(c)
+    _screen_args(c)
+    c.add_argument("--kind", choices=("affine", "poly2"), default="affine")
+    c.add_argument("--holdout", metavar="I,J,...",
+                   help="target indices held out of the fit (default: inner ring of 13 points, "
+                        "else leave-one-target-out)")
+    c.add_argument("--profile", help="save the correction in this profile (created if missing)")
+    c.add_argument("--annotator", help="annotator of a new profile")
+    c.add_argument("--display-name", help="display of a new profile")
+    c.add_argument("--tracker-name", help="tracker of a new profile")
+    c.add_argument("--out", metavar="DIR", help="write correction.json and before/after plots here")
+
+    d = sub.add_parser("drift", help="single-target drift check; alert above the threshold")
+    _session_args(d, points=False)
+    _screen_args(d)
+    d.add_argument("--target", default="0.5,0.5", metavar="X,Y", help="target, tracker coordinates")
+    d.add_argument("--threshold", type=float, default=1.0, help="alert above this offset, degrees")
+    d.add_argument("--profile", help="profile whose correction is applied (default: the selected one)")
+
+    pr = sub.add_parser("profiles", help="list, show, select or delete calibration profiles")
+    pr.add_argument("action", choices=("list", "show", "select", "delete"))
+    pr.add_argument("name", nargs="?")
+
+    dv = sub.add_parser("device", help="the tracker's own calibration (Tobii via the tracker, Pupil Remote)")
+    dv.add_argument("--tracker", metavar="CTRL_ADDR", help="control address of the tracker process")
+    dv.add_argument("--points", type=int, choices=(5, 9, 13), default=5)
+    dv.add_argument("--settle", type=float, default=0.7, help="seconds on each point before collecting")
+    dv.add_argument("--pupil", action="store_true",
+                    help="the tracker runs the pupil source: start/stop Pupil Capture's calibration through it")
+    dv.add_argument("--pupil-remote", metavar="ADDR",
+                    help="talk to Pupil Remote directly, e.g. tcp://127.0.0.1:50020")
+    dv.add_argument("--duration", type=float, default=10.0, help="Pupil calibration length, seconds")
+
+    p.set_defaults(func=run, _calib_parser=p)
+    return p
+
+
+def run(args) -> int:
+    from gaze3d.calib import commands
+
+    action = getattr(args, "calib_command", None)
+    if action is None:
+        args._calib_parser.print_help()
+        return 2
+    return {"validate": commands.cmd_validate, "correct": commands.cmd_correct, "drift": commands.cmd_drift,
+            "profiles": commands.cmd_profiles, "device": commands.cmd_device}[action](args)

@@ -1,0 +1,200 @@
+"""The ``sim`` source: simulated gaze (:mod:`gaze3d.simulate`) streamed like a device.
+
+Without ``scene`` it plays a random viewing script (fixations, saccades,
+pursuit, blinks) on the display, forever unless ``duration`` is set; with
+``scene`` + ``camera_path`` the eye visits points of the scan (those with
+``label``) while the camera follows the path, as a person looking at the
+viewer would. Only loading the scan uses more than numpy.
+
+Options (strings from the CLI or typed values)
+-----------------------------------------------
+rate : Hz, default 1200, at most 2000
+duration : seconds, default infinite (scene: the camera path's duration)
+seed : int, default 0
+offset_deg : "dx,dy" accuracy offset in degrees, default "0,0"
+precision_deg : RMS sample-to-sample precision in degrees, default 0.05
+blink_rate : blinks per second, default 0.2
+dropout : fraction of samples lost in short bursts, default 0
+pursuit : fraction of time in smooth pursuit (random script), default 0.2
+scene : a scan file (``gaze3d.io.load_scan``), with ``camera_path``
+camera_path : JSON file of ``CameraPath.to_dict()``
+label : only look at points with this label (e.g. 6, LAS buildings)
+n_targets : how many points to visit, default 40
+display : "width_mm,height_mm,distance_mm" of the simulated screen (default 527,296,650)
+realtime : true (default) paces samples at ``rate``; false hands them out as fast as read
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+
+from ...camera import CameraPath
+from ...display import DisplayGeometry
+from ...errors import InputError
+from ...events import EventType
+from ...simulate import simulate_gaze, simulate_scene_gaze
+from ._options import Options
+from ._pacing import Pacer
+from .base import GazeSource
+
+_NAMES = {int(e): e.name.lower() for e in EventType}
+_CHUNK_S = 10.0
+
+
+class SimSource(GazeSource):
+    """Simulated gaze; see the module docstring for the options.
+
+    Thread-safety: one reading thread; ``close`` may be called from another
+    thread and makes a waiting ``read`` return at once.
+    """
+
+    name = "sim"
+
+    def __init__(self, **options):
+        o = Options("sim", options)
+        self.rate = o.float("rate", 1200.0, 0.0, 2000.0, low_open=True)
+        self.duration = o.float("duration", None, 0.0, None, low_open=True, allow_inf=True)
+        if self.duration is not None and np.isinf(self.duration):
+            self.duration = None
+        self.seed = o.int("seed", 0, low=0)
+        self.offset = o.floats("offset_deg", 2, (0.0, 0.0))
+        self.precision = o.float("precision_deg", 0.05, 0.0, 10.0)
+        self.blink_rate = o.float("blink_rate", 0.2, 0.0, 5.0)
+        self.dropout = o.float("dropout", 0.0, 0.0, 0.5)
+        self.pursuit = o.float("pursuit", 0.2, 0.0, 0.9)
+        self.scene = o.str("scene")
+        self.camera_path = o.str("camera_path")
+        self.label = o.int("label")
+        self.n_targets = o.int("n_targets", 40, low=1)
+        disp = o.floats("display", 3)
+        self.display = DisplayGeometry() if disp is None else DisplayGeometry(
+            width_mm=disp[0], height_mm=disp[1], distance_mm=disp[2])
+        self.realtime = o.bool("realtime", True)
+        o.check_unused()
+        if (self.scene is None) != (self.camera_path is None):
+            raise InputError("sim options 'scene' and 'camera_path': give both (scene-driven gaze) or neither")
+        if self.label is not None and self.scene is None:
+            raise InputError("sim option 'label': only meaningful with 'scene'")
+        self._pacer = Pacer(speed=1.0 if self.realtime else 0.0, batch=1000)
+        self._block: Optional[dict] = None
+        self._pos = 0
+        self._chunk = 0
+        self._targets_world = None
+        self._path = None
+
+    # ------------------------------------------------------------ building
+    def _load_scene(self):
+        """Target points and camera path of the scene-driven mode (the scan is read once)."""
+        if self._targets_world is not None:
+            return
+        from ...io import load_scan            # lazily: the only non-numpy step
+        path = Path(self.camera_path)
+        try:
+            self._path = CameraPath.from_dict(json.loads(path.read_text()))
+        except FileNotFoundError:
+            raise InputError(f"sim option 'camera_path': {path}: no such file") from None
+        except json.JSONDecodeError as exc:
+            raise InputError(f"sim option 'camera_path': {path}: not JSON ({exc})") from None
+        scan = load_scan(self.scene)
+        xyz = getattr(scan, "xyz", None)
+        if xyz is None:
+            xyz = getattr(scan, "vertices", None)
+        if xyz is None:
+            raise InputError(f"sim option 'scene': {self.scene}: expected a point cloud or mesh")
+        if self.label is not None:
+            labels = getattr(scan, "labels", None)
+            if labels is None:
+                raise InputError(f"sim option 'label': {self.scene} has no labels")
+            xyz = xyz[np.asarray(labels) == self.label]
+            if len(xyz) == 0:
+                raise InputError(f"sim option 'label': {self.scene} has no points with label {self.label}")
+        rng = np.random.default_rng(self.seed)
+        pick = rng.choice(len(xyz), size=min(self.n_targets, len(xyz)), replace=False)
+        self._targets_world = np.asarray(xyz[np.sort(pick)], dtype=np.float64)
+
+    def _make_block(self, k: int) -> Optional[dict]:
+        """Chunk ``k`` of the stream as columns, or None past the end."""
+        common = dict(accuracy_offset_deg=self.offset, precision_rms_deg=self.precision,
+                      blink_rate_hz=self.blink_rate, dropout_rate=self.dropout)
+        if self.scene is not None:
+            if k > 0:
+                return None
+            self._load_scene()
+            g = simulate_scene_gaze(self._targets_world, self._path, self.duration, self.rate,
+                                    display=self.display, seed=self.seed, **common)
+            return {"t": g.t_s - self._path.times[0], "xy": g.xy, "valid": g.valid, "truth": g.truth,
+                    "target": g.target_xy, "index": g.target_index, "blink": g.blink}
+        if self.duration is not None:
+            if k > 0:
+                return None
+            span, t0, seed, start = self.duration, 0.0, self.seed, (0.0, 0.0)
+        else:
+            span, t0 = _CHUNK_S, k * _CHUNK_S
+            seed = np.random.SeedSequence([self.seed, k])
+            start = (0.0, 0.0) if self._block is None else self._last_target_deg
+        g = simulate_gaze(span, self.rate, seed=seed, pursuit_fraction=self.pursuit, start_deg=start, **common)
+        tx, ty = g.target_x_deg[-1], g.target_y_deg[-1]
+        self._last_target_deg = (float(np.clip(tx, -15, 15)), float(np.clip(ty, -10, 10)))
+        xy = self.display.deg_to_norm(np.nan_to_num(np.c_[g.x_deg, g.y_deg]))
+        xy[~g.valid] = np.nan
+        target = self.display.deg_to_norm(np.c_[g.target_x_deg, g.target_y_deg])
+        return {"t": g.t_s + t0, "xy": xy, "valid": g.valid, "truth": g.truth, "target": target,
+                "index": None, "blink": g.blink}
+
+    # ------------------------------------------------------------ interface
+    def open(self) -> None:
+        self._chunk = 0
+        self._block = None
+        self._block = self._make_block(0)
+        self._pos = 0
+        self._pacer.start(0.0)
+
+    def read(self, timeout_s: float) -> Optional[List[dict]]:
+        if self._block is None:
+            return None
+        if self._pos >= len(self._block["t"]):
+            self._chunk += 1
+            nxt = self._make_block(self._chunk)
+            if nxt is None:
+                return None
+            self._block, self._pos = nxt, 0
+        b = self._block
+        stop = self._pacer.take(b["t"], self._pos, timeout_s)
+        i0, self._pos = self._pos, stop
+        if stop == i0:
+            return []
+        # Like a real device's system timestamp, each sample carries the host time at
+        # which it happened (not the delivery time of its batch): dwell times need it.
+        host = (self._pacer.t0_ns + np.round((b["t"][i0:stop] - self._pacer.stream_t0) * 1e9)).astype(np.int64)
+        host = host.tolist()
+        t = b["t"][i0:stop].tolist()
+        xy = b["xy"][i0:stop].tolist()
+        valid = b["valid"][i0:stop].tolist()
+        truth = b["truth"][i0:stop].tolist()
+        target = b["target"][i0:stop].tolist()
+        blink = b["blink"][i0:stop].tolist()
+        index = None if b["index"] is None else b["index"][i0:stop].tolist()
+        out = []
+        for j in range(stop - i0):
+            event = "blink" if blink[j] else _NAMES[truth[j]]
+            tr = {"event": event, "code": truth[j], "target": target[j]}
+            if index is not None:
+                tr["target_index"] = index[j]
+            out.append({"topic": "gaze.2d", "t_device": t[j], "t_host_ns": host[j], "gaze": xy[j],
+                        "valid": valid[j], "truth": tr})
+        return out
+
+    def close(self) -> None:
+        self._pacer.stop()
+
+    def info(self) -> dict:
+        d = {"source": self.name, "model": "gaze3d simulator", "rate_hz": self.rate,
+             "realtime": self.realtime, "seed": self.seed, "precision_deg": self.precision,
+             "offset_deg": list(self.offset)}
+        if self.scene is not None:
+            d.update(scene=str(self.scene), camera_path=str(self.camera_path), label=self.label)
+        return d

@@ -1,0 +1,102 @@
+"""Interactive gaze segmentation: one object's mask, updated after every fixation.
+
+:meth:`InteractiveSegmenter.set_scan` voxelises the scan and runs the backbone
+once (its decoder features are cached); :meth:`~InteractiveSegmenter.update`
+then only pools the new attention to the voxels and re-runs the light
+attention-guided head, so a mask update after a fixation costs a fraction of
+a full forward pass.
+
+Thread-safety: not thread-safe (cached tensors and kernel maps are mutated);
+use one segmenter per thread.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from .checkpoint import load_checkpoint
+from .features import point_features
+from .networks.segnet import GazeSegNet
+from .sparse.voxelize import scatter_mean, voxelize
+from .sparse import SparseTensor
+
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "interactive_unet14.safetensors"
+
+
+class InteractiveSegmenter:
+    """Class-agnostic object mask from positive and negative attention.
+
+    Parameters
+    ----------
+    checkpoint : path or GazeSegNet, optional
+        A checkpoint file, an already built model, or None for the shipped one.
+    device : str
+    voxel_size : float, optional
+        Voxel edge in scan units; default: the checkpoint's.
+    metres_per_unit : float
+        Scan units to metres (the network was trained in metres).
+    """
+
+    def __init__(self, checkpoint=None, device: str = "cpu", voxel_size: Optional[float] = None,
+                 metres_per_unit: float = 1.0):
+        if isinstance(checkpoint, GazeSegNet):
+            self.model = checkpoint.to(device).eval()
+        else:
+            self.model, self.meta = load_checkpoint(checkpoint or DEFAULT_CHECKPOINT, device)
+        if self.model.config.task != "interactive":
+            raise ValueError(f"checkpoint: expected an interactive model, got task "
+                             f"{self.model.config.task!r}")
+        if not metres_per_unit > 0:
+            raise ValueError(f"metres_per_unit: expected > 0, got {metres_per_unit!r}")
+        self.device = torch.device(device)
+        self.voxel_size = voxel_size or self.model.config.voxel_size
+        self.metres_per_unit = metres_per_unit
+        self._feats = None
+        self._inverse = None
+        self.n_points = 0
+
+    @torch.no_grad()
+    def set_scan(self, cloud) -> None:
+        """Voxelise ``cloud`` (a PointCloud) and cache the backbone features."""
+        xyz = (cloud.xyz - cloud.xyz.min(0)) * self.metres_per_unit
+        scaled = type(cloud)(xyz=xyz, colors=cloud.colors, intensity=cloud.intensity)
+        f = torch.from_numpy(point_features(scaled)).to(self.device)
+        coords, inverse = voxelize(torch.from_numpy(xyz).to(self.device), self.voxel_size)
+        x = SparseTensor(coords, scatter_mean(f, inverse, len(coords)))
+        self._feats = self.model.encode(x)
+        self._inverse = inverse
+        self.n_points = len(xyz)
+        self.n_voxels = len(coords)
+        self.update(np.zeros(self.n_points, dtype=np.float32))   # warm the head's kernel maps
+
+    def _to_voxels(self, values) -> torch.Tensor:
+        v = torch.as_tensor(np.asarray(values, dtype=np.float32), device=self.device)
+        if v.shape != (self.n_points,):
+            raise ValueError(f"attention: expected shape ({self.n_points},), got {tuple(v.shape)}")
+        m = float(v.max()) if self.n_points else 0.0
+        if m > 0:
+            v = v / m
+        return v.new_zeros(self.n_voxels).scatter_reduce(0, self._inverse, v, "amax",
+                                                          include_self=False)
+
+    @torch.no_grad()
+    def update(self, positive_attention, negative_attention=None) -> np.ndarray:
+        """Object probability per point ``(n,)`` float32.
+
+        Parameters
+        ----------
+        positive_attention : (n,) float
+            Attention accumulated on the object (any scale; divided by its max).
+        negative_attention : (n,) float, optional
+            Attention on regions looked at and rejected.
+        """
+        if self._feats is None:
+            raise RuntimeError("set_scan() must be called before update()")
+        att = torch.stack([self._to_voxels(positive_attention),
+                           self._to_voxels(negative_attention) if negative_attention is not None
+                           else torch.zeros(self.n_voxels, device=self.device)], 1)
+        logits = self.model.decode(self._feats, att)[:, 0]
+        return torch.sigmoid(logits).index_select(0, self._inverse).cpu().numpy()

@@ -1,0 +1,1 @@
+"""Networks on top of :mod:`gaze3d.models.sparse`, one per module."""

@@ -1,0 +1,148 @@
+"""Gaze-guided segmentation network: sparse U-Net backbone + attention-guided head.
+
+The backbone sees geometry only (height, intensity, colour), so its decoder
+features can be cached per scan; gaze enters in the head, as input channels
+at every decoder stage (pooled to the stage's stride) of an
+:class:`~.gaze_blocks.AttentionGuidedBlock`. After each new fixation only the
+head runs again. A :class:`~.selective_attention.SelectiveAttentionHead`
+predicts attention from the backbone features, standing in for gaze where
+there is none.
+
+Two tasks share it: interactive (``num_outputs=1`` mask logit, attention
+channels positive and negative) and semantic (``num_outputs`` classes, one
+attention channel).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import List, Optional
+
+import torch
+from torch import nn
+
+from ..sparse import SparseTensor
+from .gaze_blocks import AttentionGuidedBlock, pool_to, upsample_nearest
+from .selective_attention import SelectiveAttentionHead
+from .unet import SparseUNet, UNetConfig
+
+
+@dataclass
+class SegNetConfig:
+    """Full network configuration (saved inside checkpoints).
+
+    Attributes
+    ----------
+    unet : UNetConfig
+    num_outputs : int
+        1 for an interactive mask logit, the number of classes for semantic.
+    att_channels : int
+        Gaze channels (2 = positive, negative; 1 = attention).
+    head_channels : int
+    propagate : int
+        Residual 3^3 convolutions in head blocks at stride >= 4.
+    voxel_size : float
+        Voxel edge in scan units used to build the input.
+    task : str
+        ``"interactive"`` or ``"semantic"``.
+    class_codes : list of int
+        Semantic task: the label code of each output.
+    """
+    unet: UNetConfig = field(default_factory=UNetConfig)
+    num_outputs: int = 1
+    att_channels: int = 2
+    head_channels: int = 16
+    propagate: int = 2
+    voxel_size: float = 0.5
+    task: str = "interactive"
+    class_codes: List[int] = field(default_factory=list)
+
+    def validate(self) -> "SegNetConfig":
+        self.unet.validate()
+        for name in ("num_outputs", "att_channels", "head_channels"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name}: expected a positive int, got {v!r}")
+        if not isinstance(self.propagate, int) or self.propagate < 0:
+            raise ValueError(f"propagate: expected an int >= 0, got {self.propagate!r}")
+        if not (isinstance(self.voxel_size, (int, float)) and self.voxel_size > 0):
+            raise ValueError(f"voxel_size: expected a positive number, got {self.voxel_size!r}")
+        if self.task not in ("interactive", "semantic"):
+            raise ValueError(f"task: expected 'interactive' or 'semantic', got {self.task!r}")
+        if self.task == "semantic" and len(self.class_codes) != self.num_outputs:
+            raise ValueError(f"class_codes: expected {self.num_outputs} codes, got {self.class_codes}")
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SegNetConfig":
+        d = dict(d)
+        unet = UNetConfig(**d.pop("unet", {}))
+        return cls(unet=unet, **d).validate()
+
+
+class GazeSegNet(nn.Module):
+    """Backbone + gaze-guided head + selective-attention head."""
+
+    def __init__(self, config: SegNetConfig):
+        super().__init__()
+        self.config = config.validate()
+        self.backbone = SparseUNet(config.unet)
+        chans = self.backbone.out_channels
+        depth = config.unet.depth
+        self.strides = [2 ** (depth - 1 - j) for j in range(depth)]
+        self.blocks = nn.ModuleList()
+        prev = 0
+        for c, s in zip(chans, self.strides):
+            self.blocks.append(AttentionGuidedBlock(c, config.att_channels, prev,
+                                                    config.head_channels,
+                                                    config.propagate if s >= 4 else 0))
+            prev = config.head_channels
+        self.classifier = nn.Linear(config.head_channels, config.num_outputs)
+        self.selective = SelectiveAttentionHead(chans[-1])
+
+    def encode(self, x: SparseTensor) -> List[SparseTensor]:
+        """Backbone decoder outputs, coarsest first (cache these per scan)."""
+        return self.backbone(x)
+
+    def decode(self, feats: List[SparseTensor], att: torch.Tensor) -> torch.Tensor:
+        """Head logits ``(n_voxels, num_outputs)`` from cached features and attention.
+
+        Parameters
+        ----------
+        feats : list of SparseTensor
+            From :meth:`encode`.
+        att : (n_voxels, att_channels) float
+            Gaze channels at stride 1, on the voxels of ``feats[-1]``.
+        """
+        fine = feats[-1]
+        if att.shape != (len(fine), self.config.att_channels):
+            raise ValueError(f"att: expected shape ({len(fine)}, {self.config.att_channels}), "
+                             f"got {tuple(att.shape)}")
+        att1 = fine.replace(att.to(fine.feats.dtype))
+        prev = None
+        h = None
+        for f, block in zip(feats, self.blocks):
+            a = pool_to(att1, f.stride)
+            up = None if h is None else upsample_nearest(h, f.stride)
+            h = block(f, a, up)
+        return self.classifier(h.feats)
+
+    def forward(self, x: SparseTensor, att: Optional[torch.Tensor] = None):
+        """``(logits (n, num_outputs), attention logits (n,))``; no ``att``: use the predicted one."""
+        feats = self.encode(x)
+        sel = self.selective(feats[-1].feats)
+        if att is None:
+            att = predicted_attention(sel, feats[-1].coords[:, 0], self.config.att_channels)
+        return self.decode(feats, att), sel
+
+
+def predicted_attention(sel_logits: torch.Tensor, batch: torch.Tensor, channels: int) -> torch.Tensor:
+    """Selective-attention logits as gaze channels: sigmoid, scaled to max 1 per item, in channel 0."""
+    p = torch.sigmoid(sel_logits.detach())
+    nb = int(batch.max().item()) + 1
+    m = torch.zeros(nb, dtype=p.dtype, device=p.device).scatter_reduce(0, batch, p, "amax")
+    out = torch.zeros(len(p), channels, dtype=p.dtype, device=p.device)
+    out[:, 0] = p / m.clamp(min=1e-6)[batch]
+    return out

@@ -1,0 +1,193 @@
+"""Helpers for the gaze-source tests: a Pupil Remote test server (a real process) and small utilities.
+
+``python tests/sources_helpers.py pupil-server [--offset S] [--rate HZ]`` runs
+a server speaking the Pupil Core network API on random loopback ports:
+
+* REP (Pupil Remote) answering ``SUB_PORT``, ``PUB_PORT``, ``t`` (Pupil time),
+  ``T <time>`` (set Pupil time), ``C``/``c`` (calibration start/stop),
+  ``R``/``r``, ``v``;
+* PUB publishing gaze datums as multipart ``[topic, msgpack payload]`` on
+  topic ``gaze.3d.01.`` at ``--rate`` Hz, plus one malformed message every 100.
+
+Pupil time is the server's ``time.monotonic() + offset``. Datum ``k`` looks at
+:func:`pupil_norm_pos` (origin bottom-left, as Pupil reports) with confidence
+0.3 on every 5th datum and 0.95 otherwise. The server prints one JSON line
+``{"remote_port": ..., "sub_port": ...}`` when ready.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+TESTS_DIR = Path(__file__).resolve().parent
+FAKES_DIR = TESTS_DIR / "fakes"
+
+
+def pupil_norm_pos(k: int):
+    """Pupil's ``norm_pos`` (bottom-left origin) of datum ``k``."""
+    w = 2 * math.pi * k / 400.0
+    return 0.5 + 0.3 * math.cos(w), 0.5 + 0.2 * math.sin(w)
+
+
+def pupil_confidence(k: int) -> float:
+    return 0.3 if k % 5 == 0 else 0.95
+
+
+def _serve_pupil(offset: float, rate: float) -> None:
+    import msgpack
+    import zmq
+
+    ctx = zmq.Context()
+    rep = ctx.socket(zmq.REP)
+    rep_port = rep.bind_to_random_port("tcp://127.0.0.1")
+    pub = ctx.socket(zmq.PUB)
+    pub_port = pub.bind_to_random_port("tcp://127.0.0.1")
+    print(json.dumps({"remote_port": rep_port, "sub_port": pub_port, "pid": os.getpid()}), flush=True)
+    period = 1.0 / rate
+    k = 0
+    start = time.monotonic()
+    calibrating = False
+    while True:
+        due = start + k * period
+        wait_ms = max(0, int((due - time.monotonic()) * 1000))
+        if rep.poll(wait_ms, zmq.POLLIN):
+            cmd = rep.recv_string()
+            if cmd == "SUB_PORT":
+                reply = str(pub_port)
+            elif cmd == "PUB_PORT":
+                reply = str(pub_port)
+            elif cmd == "t":
+                reply = repr(time.monotonic() + offset)
+            elif cmd.startswith("T "):
+                offset = float(cmd[2:]) - time.monotonic()
+                reply = "Timesync successful."
+            elif cmd in ("C", "c"):
+                calibrating = cmd == "C"
+                reply = "OK"
+            elif cmd in ("R", "r"):
+                reply = "OK"
+            elif cmd == "v":
+                reply = "3.5.0-test"
+            else:
+                reply = "Unknown command."
+            rep.send_string(reply)
+            continue
+        if time.monotonic() < due:
+            continue
+        x, y = pupil_norm_pos(k)
+        datum = {"topic": "gaze.3d.01.", "norm_pos": [x, y], "confidence": pupil_confidence(k),
+                 "timestamp": due + offset, "gaze_point_3d": [10.0 * x, 10.0 * y, 500.0],
+                 "eye_centers_3d": {"0": [20.0, 15.0, -20.0], "1": [-40.0, 15.0, -20.0]},
+                 "gaze_normals_3d": {"0": [0.0, 0.0, 1.0], "1": [0.1, 0.0, 0.995]},
+                 "base_data": [], "calibrating": calibrating}
+        pub.send_multipart([b"gaze.3d.01.", msgpack.packb(datum, use_bin_type=True)])
+        if k % 100 == 99:
+            pub.send_multipart([b"gaze.3d.01.", b"\xc1 not msgpack"])
+        k += 1
+
+
+def start_pupil_server(offset: float = 12345.0, rate: float = 200.0, timeout_s: float = 10.0):
+    """Start the Pupil test server as a real process; returns ``(Popen, info dict)``."""
+    return start_helper("pupil-server", "--offset", str(offset), "--rate", str(rate), timeout_s=timeout_s)
+
+
+def stop_process(proc, timeout_s: float = 5.0) -> None:
+    """Terminate (then kill) a process started by a test, and reap it."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout_s)
+    for f in (proc.stdout, proc.stderr):
+        if f is not None:
+            f.close()
+
+
+def env_with_fakes() -> dict:
+    """Environment whose ``PYTHONPATH`` finds the fake ``tobii_research`` first."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(FAKES_DIR)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    return env
+
+
+def read_all(source, limit_s: float = 10.0, max_samples: int = 10**7):
+    """Read a finite source to its end (``read`` returning None); returns the samples."""
+    out = []
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline and len(out) < max_samples:
+        got = source.read(0.1)
+        if got is None:
+            return out
+        out.extend(got)
+    raise AssertionError(f"source did not end within {limit_s} s ({len(out)} samples)")
+
+
+def read_for(source, seconds: float, min_samples: int = 0):
+    """Read a live source for ``seconds`` (longer until ``min_samples`` arrive, up to 10 s)."""
+    out = []
+    start = time.monotonic()
+    while True:
+        elapsed = time.monotonic() - start
+        if elapsed >= seconds and len(out) >= min_samples:
+            return out
+        if elapsed > max(seconds, 10.0):
+            return out
+        got = source.read(0.05)
+        if got:
+            out.extend(got)
+
+
+def _serve_lsl(name: str, rate: float) -> None:
+    """An LSL outlet (type Gaze, channels x, y, valid) pushing sample k = (k/1000 mod 1, 0.25, k % 4 != 0)."""
+    import pylsl
+
+    info = pylsl.StreamInfo(name, "Gaze", 3, rate, "float32", f"{name}-uid")
+    outlet = pylsl.StreamOutlet(info)
+    print(json.dumps({"name": name, "pid": os.getpid()}), flush=True)
+    k = 0
+    start = time.monotonic()
+    while True:
+        due = start + k / rate
+        now = time.monotonic()
+        if due > now:
+            time.sleep(due - now)
+        outlet.push_sample([(k / 1000.0) % 1.0, 0.25, 0.0 if k % 4 == 0 else 1.0])
+        k += 1
+
+
+def start_helper(mode: str, *args: str, timeout_s: float = 10.0):
+    """Start ``sources_helpers.py MODE ARGS`` as a real process; returns ``(Popen, first JSON line)``."""
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), mode, *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + timeout_s
+    line = ""
+    while time.monotonic() < deadline and not line:
+        line = proc.stdout.readline().strip()
+        if proc.poll() is not None:
+            break
+    if not line:
+        proc.kill()
+        raise RuntimeError(f"helper {mode} did not start: {proc.stderr.read()}")
+    return proc, json.loads(line)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("mode", choices=["pupil-server", "lsl-outlet"])
+    ap.add_argument("--offset", type=float, default=12345.0)
+    ap.add_argument("--rate", type=float, default=200.0)
+    ap.add_argument("--name", default="gaze3d-test")
+    a = ap.parse_args()
+    if a.mode == "pupil-server":
+        _serve_pupil(a.offset, a.rate)
+    else:
+        _serve_lsl(a.name, a.rate)

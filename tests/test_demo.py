@@ -1,0 +1,71 @@
+"""The end-to-end demo, as a user runs it: a real tracker process, ZMQ, attention, files, a screenshot."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    proc = subprocess.run([sys.executable, "-m", "gaze3d", "demo", "--out", str(out), "--duration", "8"],
+                          capture_output=True, text=True, timeout=200)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out, proc.stdout
+
+
+def test_demo_summary_attention_lands_on_buildings(demo_run):
+    out, stdout = demo_run
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["samples_received"] > 0.9 * 8 * 1200
+    assert summary["samples_lost"] == 0
+    assert summary["fixations"] >= 5
+    building_att = summary["attention_share"]["building"]
+    building_pts = summary["point_share"]["building"]
+    assert abs(building_pts - 6931 / 70840) < 1e-6
+    # the simulated annotator looks at buildings: most attention must land there
+    assert building_att > 0.5, summary
+    assert "building" in stdout and "fixations" in stdout
+
+
+def test_demo_writes_attention_ply(demo_run):
+    from gaze3d.io import load_scan
+
+    out, _ = demo_run
+    cloud = load_scan(out / "attention.ply")
+    assert len(cloud) == 70840
+    att = cloud.fields["attention"]
+    assert att.dtype == np.float32 and np.isfinite(att).all() and att.max() > 0
+
+
+def test_demo_screenshot_shows_heat(demo_run):
+    from PIL import Image
+
+    out, _ = demo_run
+    img = np.asarray(Image.open(out / "attention.png").convert("RGB")).astype(int)
+    assert img.shape[0] >= 600 and img.shape[1] >= 800
+    # not blank: many distinct colours, and some hot (bright yellow/orange) heat pixels
+    assert len(np.unique(img.reshape(-1, 3), axis=0)) > 200
+    hot = (img[..., 0] > 200) & (img[..., 1] > 120) & (img[..., 2] < 120)
+    assert hot.sum() > 50
+
+
+def test_demo_recording_replays_to_same_attention(demo_run):
+    """The session recording holds every sample and camera: batch attention recomputes what was seen live."""
+    from gaze3d import accumulate_attention, load_scan
+    from gaze3d.recording import Recording
+
+    out, _ = demo_run
+    rec = Recording(out / "session.gaze3d")
+    t_cam, cams = rec.camera_frames()
+    assert len(cams) > 8 * 60 * 0.9
+    live = load_scan(out / "attention.ply").fields["attention"]
+    cloud = load_scan(out / "attention.ply")
+    again = accumulate_attention(cloud, rec)
+    assert np.corrcoef(live, again)[0, 1] > 0.95

@@ -1,0 +1,137 @@
+"""Event classification: Tobii I-VT, I-DT, pursuit-aware I-VDT/I-VVT, object-space velocity."""
+import numpy as np
+import pytest
+
+from gaze3d.camera import CameraPath
+from gaze3d.errors import InputError
+from gaze3d.events import (EventType, TOBII_IVT_DEFAULTS, angular_velocity, classify_rays,
+                           classify_samples, cohen_kappa, fill_gaps)
+from gaze3d.simulate import simulate_gaze
+
+FIX, SAC, PUR, GAP, UNC = (int(EventType.FIXATION), int(EventType.SACCADE), int(EventType.PURSUIT),
+                           int(EventType.GAP), int(EventType.UNCLASSIFIED))
+
+
+def _signal(**kw):
+    sig = simulate_gaze(kw.pop("duration_s", 30.0), **kw)
+    return sig.t_s, np.where(sig.valid, sig.x_deg, np.nan), np.where(sig.valid, sig.y_deg, np.nan), sig.truth
+
+
+def test_tobii_defaults():
+    assert TOBII_IVT_DEFAULTS == dict(velocity_threshold=30.0, window_s=0.020, gap_fill_max_s=0.075,
+                                      merge_max_gap_s=0.075, merge_max_angle_deg=0.5, min_fixation_s=0.060)
+
+
+def test_velocity_of_constant_motion():
+    t = np.arange(240) / 1200.0
+    v = angular_velocity(t, 10.0 * t, 0.0 * t)
+    np.testing.assert_allclose(v, 10.0, rtol=1e-9)
+
+
+def test_ivt_on_fixations_and_saccades():
+    t, x, y, truth = _signal(seed=4, pursuit_fraction=0.0)
+    labels = classify_samples(t, x, y, "ivt")
+    k_fix = cohen_kappa(truth, labels, FIX)
+    k_sac = cohen_kappa(truth, labels, SAC)
+    print(f"\nivt kappa (no pursuit, seed 4): fixation {k_fix:.3f} saccade {k_sac:.3f}")
+    assert k_fix > 0.85 and k_sac > 0.8
+
+
+@pytest.mark.parametrize("method, floor", [("ivdt", (0.8, 0.8, 0.75)), ("ivvt", (0.6, 0.8, 0.4))])
+def test_pursuit_aware_methods(method, floor):
+    t, x, y, truth = _signal(seed=7, pursuit_fraction=0.25)
+    labels = classify_samples(t, x, y, method)
+    kappas = [cohen_kappa(truth, labels, c) for c in (FIX, SAC, PUR)]
+    print(f"\n{method} kappa (seed 7): fixation {kappas[0]:.3f} saccade {kappas[1]:.3f} pursuit {kappas[2]:.3f}")
+    assert all(k > f for k, f in zip(kappas, floor))
+
+
+def test_ivt_labels_pursuit_as_fixation_and_idt_finds_fixations():
+    t, x, y, truth = _signal(seed=5, pursuit_fraction=0.0)
+    labels = classify_samples(t, x, y, "idt")
+    assert cohen_kappa(truth, labels, FIX) > 0.7
+    assert not np.any(labels == PUR)
+
+
+def test_gap_fill_merge_and_short_fixations():
+    t = np.arange(1200) / 1200.0
+    x = np.zeros_like(t)
+    y = np.zeros_like(t)
+    x[600:] = 5.0                       # a step: a saccade in the middle
+    x[300:360] = np.nan                 # 50 ms gap: filled
+    x[900:1080] = np.nan                # 150 ms gap: kept
+    labels = classify_samples(t, x, y, "ivt")
+    assert np.all(labels[300:360] == FIX)
+    assert np.all(labels[900:1080] == GAP)
+    assert np.any(labels[590:610] == SAC)
+    # a 30 ms still period between two fast movements: too short, unclassified
+    xs = np.concatenate([np.linspace(0, 10, 60), np.full(36, 10.0), np.linspace(10, 20, 60)])
+    ts = np.arange(len(xs)) / 1200.0
+    lab = classify_samples(ts, xs, np.zeros_like(xs), "ivt")
+    assert not np.any(lab == FIX) and np.any(lab == UNC)
+
+
+def test_merge_joins_fixations_across_a_short_blip():
+    t = np.arange(600) / 1200.0
+    x = np.zeros_like(t)
+    x[300:306] = np.linspace(0, 1.0, 6)     # a fast 5-sample blip, back at 0.1 deg
+    x[306:] = 0.1
+    labels = classify_samples(t, x, np.zeros_like(t), "ivt")
+    assert np.all(labels == FIX)
+    no_merge = classify_samples(t, x, np.zeros_like(t), "ivt", merge_max_gap_s=0.0)
+    assert np.any(no_merge == SAC)
+
+
+def test_fill_gaps_interpolates_linearly():
+    t = np.arange(5) * 0.01
+    x = np.array([0.0, np.nan, np.nan, 3.0, 4.0])
+    xf, yf, ok = fill_gaps(t, x, x.copy(), np.isfinite(x), 0.075)
+    np.testing.assert_allclose(xf, [0, 1, 2, 3, 4])
+    assert ok.all()
+
+
+def _orbit_locked(duration=1.0, rate=1200.0, deg_per_s=180.0):
+    """Camera orbiting at deg_per_s while the eye stays on a world point off the orbit centre."""
+    path = CameraPath.orbit((0, 0, 0), radius=10.0, elevation_deg=20, duration_s=duration,
+                            turns=deg_per_s * duration / 360.0, n_keys=200, vfov_deg=60.0)
+    target = np.array([4.0, -3.0, 1.0])     # moves at 35-63 deg/s on the screen
+    t = np.arange(int(duration * rate)) / rate
+    rng = np.random.default_rng(0)
+    cams = [path.at(s) for s in t]
+    origins = np.array([c.position for c in cams])
+    dirs = target - origins
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    dirs += rng.normal(0, np.radians(0.02), dirs.shape)      # tracker noise
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    return t, cams, origins, dirs, target
+
+
+def test_locked_gaze_on_rotating_camera_is_one_fixation_in_object_space():
+    t, cams, origins, dirs, target = _orbit_locked()
+    hits = np.repeat(target[None], len(t), axis=0)
+    obj = classify_rays(t, origins, dirs, hits, "ivt")
+    assert np.all(obj == FIX)
+    # the same gaze on the screen moves with the camera: not a fixation there
+    px = np.array([c.project(target[None])[0][0] for c in cams])
+    f = cams[0].focal_px
+    x_deg = np.degrees(np.arctan((px[:, 0] - cams[0].width / 2) / f))
+    y_deg = np.degrees(np.arctan((px[:, 1] - cams[0].height / 2) / f))
+    screen = classify_samples(t, x_deg, y_deg, "ivt")
+    assert np.mean(screen == FIX) < 0.2
+    assert np.mean(np.isin(classify_samples(t, x_deg, y_deg, "ivvt"), (SAC, PUR))) > 0.8
+
+
+@pytest.mark.parametrize("args, match", [
+    (([0, 1], [0], [0, 1]), "same length"),
+    (([0, 0], [0, 1], [0, 1]), "increasing"),
+])
+def test_bad_signals(args, match):
+    with pytest.raises(InputError, match=match):
+        classify_samples(*args)
+
+
+def test_bad_method_and_param():
+    with pytest.raises(InputError, match="method"):
+        classify_samples([0, 1], [0, 0], [0, 0], "magic")
+    with pytest.raises(InputError, match="velocity_threshold|unknown"):
+        classify_samples([0, 1], [0, 0], [0, 0], "idt", velocity_threshold=3)

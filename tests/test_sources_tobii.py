@@ -1,0 +1,182 @@
+"""The ``tobii`` source against the fake ``tobii_research`` (the SDK's documented API), in-process and in a subprocess."""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import time
+
+import pytest
+
+from gaze3d.errors import OptionalDependencyError
+from gaze3d.tracker.sources import get_source
+from gaze3d.tracker.sources.base import SourceError
+from sources_helpers import FAKES_DIR, env_with_fakes, read_for
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def tr(monkeypatch):
+    """The fake SDK imported as ``tobii_research``, one tracker plugged in, 300 Hz."""
+    monkeypatch.syspath_prepend(str(FAKES_DIR))
+    monkeypatch.setenv("FAKE_TOBII_FREQUENCY", "300")
+    sys.modules.pop("tobii_research", None)
+    import tobii_research
+    tobii_research.fake_set_devices(1)
+    yield tobii_research
+    sys.modules.pop("tobii_research", None)
+
+
+def test_fake_sdk_documented_surface(tr):
+    (et,) = tr.find_all_eyetrackers()
+    assert et.address.startswith("tobii-prp://") and et.model and et.serial_number
+    assert et.get_gaze_output_frequency() == 300.0
+    got = []
+    et.subscribe_to(tr.EYETRACKER_GAZE_DATA, got.append, as_dictionary=True)
+    time.sleep(0.2)
+    et.unsubscribe_from(tr.EYETRACKER_GAZE_DATA, got.append)
+    assert len(got) >= 30
+    d = got[1]
+    for side in ("left", "right"):
+        for key in ("gaze_point_on_display_area", "gaze_point_validity", "pupil_diameter", "pupil_validity",
+                    "gaze_origin_in_user_coordinate_system", "gaze_point_in_user_coordinate_system",
+                    "gaze_origin_validity"):
+            assert f"{side}_{key}" in d
+    assert isinstance(d["device_time_stamp"], int) and isinstance(d["system_time_stamp"], int)
+    cal = tr.ScreenBasedCalibration(et)
+    cal.enter_calibration_mode()
+    assert cal.collect_data(0.1, 0.1) == tr.CALIBRATION_STATUS_SUCCESS
+    assert cal.collect_data(0.9, 0.9) == tr.CALIBRATION_STATUS_SUCCESS
+    assert cal.compute_and_apply().status == tr.CALIBRATION_STATUS_SUCCESS
+    cal.leave_calibration_mode()
+
+
+def test_tobii_maps_fields_and_times(tr):
+    src = get_source("tobii")
+    src.open()
+    try:
+        info = src.info()
+        assert info["rate_hz"] == 300.0 and info["model"] == "Fake Spectrum"
+        samples = read_for(src, 0.5, min_samples=100)
+    finally:
+        src.close()
+    assert len(samples) >= 100
+    dev_epoch = 987_654_321 / 1e6
+    n_left_invalid = n_both_invalid = 0
+    for s in samples:
+        assert s["topic"] == "gaze.2d"
+        t = s["t_device"] - dev_epoch           # seconds since the fake device started
+        lx, ly = tr.expected_left(t)
+        left, right = s["left"], s["right"]
+        if left["valid"]:
+            assert left["gaze"] == pytest.approx([lx, ly], abs=1e-5)
+            assert left["pupil_mm"] == pytest.approx(3.4)
+            assert left["origin_mm"] == [-30.0, 5.0, 600.0]
+            assert sum(c * c for c in left["direction"]) == pytest.approx(1.0)
+            assert left["direction"][2] < 0              # from the eye towards the screen (z towards the user)
+        else:
+            n_left_invalid += 1
+            assert all(math.isnan(v) for v in left["gaze"]) and "pupil_mm" not in left
+        if left["valid"] and right["valid"]:           # combined = mean of the valid eyes
+            assert s["gaze"] == pytest.approx([lx + 0.005, ly], abs=1e-5)
+        elif right["valid"]:
+            assert s["gaze"] == pytest.approx([lx + 0.01, ly], abs=1e-5)
+        if not left["valid"] and not right["valid"]:
+            n_both_invalid += 1
+            assert s["valid"] is False and all(math.isnan(v) for v in s["gaze"])
+        # system_time_stamp (us) -> this host's monotonic clock, shortly before arrival
+        assert 0 <= s["t_host_ns"] - s["t_capture_ns"] < 200e6
+    assert n_left_invalid >= 5 and n_both_invalid >= 2
+    dt = [b["t_device"] - a["t_device"] for a, b in zip(samples, samples[1:])]
+    assert min(dt) > 0 and sum(dt) / len(dt) == pytest.approx(1 / 300.0, rel=0.05)
+
+
+def test_tobii_frequency_option_and_calibration(tr):
+    src = get_source("tobii", frequency="600")
+    src.open()
+    try:
+        assert src.info()["rate_hz"] == 600.0
+        assert src.calibrate("point", x=0.5, y=0.5)["ok"] is False          # not started
+        assert src.calibrate("start")["ok"]
+        for x, y in ((0.1, 0.1), (0.9, 0.1), (0.5, 0.5), (0.1, 0.9), (0.9, 0.9)):
+            assert src.calibrate("point", x=x, y=y)["ok"]
+        res = src.calibrate("compute")
+        assert res["ok"] and res["points"] == 5
+        assert src.calibrate("stop")["ok"]
+        assert src.calibrate("dance")["ok"] is False
+    finally:
+        src.close()
+
+
+def test_tobii_disconnect_raises_and_reopen_works(tr):
+    src = get_source("tobii")
+    src.open()
+    try:
+        assert read_for(src, 0.1, min_samples=5)
+        (et,) = tr.find_all_eyetrackers()
+        et.fake_disconnect()
+        with pytest.raises(SourceError, match="lost"):
+            for _ in range(50):           # buffered samples first, then the error
+                src.read(0.05)
+        src.open()                        # the tracker is "re-plugged": a fresh device answers
+        assert len(read_for(src, 0.1, min_samples=5)) >= 5
+    finally:
+        src.close()
+
+
+def test_tobii_no_device_and_unknown_address(tr):
+    tr.fake_set_devices(0)
+    src = get_source("tobii")
+    with pytest.raises(SourceError, match="no eye tracker found"):
+        src.open()
+    tr.fake_set_devices(1)
+    with pytest.raises(SourceError, match="no eye tracker found at tobii-prp://NOPE"):
+        get_source("tobii", address="tobii-prp://NOPE").open()
+
+
+def test_tobii_close_wakes_a_waiting_read(tr):
+    import threading
+    tr.fake_set_devices(1)
+    src = get_source("tobii")
+    src.open()
+    (et,) = tr.find_all_eyetrackers()
+    et.unsubscribe_from(tr.EYETRACKER_GAZE_DATA)            # no more data: read would wait
+    src.read(0.0)
+    threading.Timer(0.2, src.close).start()
+    t0 = time.monotonic()
+    assert src.read(5.0) == []
+    assert time.monotonic() - t0 < 2.0
+
+
+def test_tobii_missing_sdk_is_a_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "tobii_research", None)      # as if not installed
+    with pytest.raises(OptionalDependencyError, match="tobii_research"):
+        get_source("tobii").open()
+
+
+def test_tobii_in_a_subprocess_with_fake_on_pythonpath():
+    """The lean-env path: a separate interpreter imports the fake SDK via PYTHONPATH; the device drops after 0.4 s."""
+    code = (
+        "import json, time\n"
+        "from gaze3d.tracker.sources import get_source\n"
+        "from gaze3d.tracker.sources.base import SourceError\n"
+        "s = get_source('tobii'); s.open(); n = 0; err = None\n"
+        "t0 = time.monotonic()\n"
+        "try:\n"
+        "    while time.monotonic() - t0 < 5:\n"
+        "        n += len(s.read(0.05))\n"
+        "except SourceError as e:\n"
+        "    err = str(e)\n"
+        "s.open(); m = len(s.read(0.5)); s.close()\n"
+        "print(json.dumps({'n': n, 'err': err, 'after_reopen': m, 'info': s.info()}))\n"
+    )
+    env = env_with_fakes()
+    env.update(FAKE_TOBII_FREQUENCY="250", FAKE_TOBII_DISCONNECT_AFTER_S="0.4")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert 60 <= res["n"] <= 140                    # ~0.4 s at 250 Hz
+    assert res["err"] and "lost" in res["err"]
+    assert res["after_reopen"] >= 1

@@ -1,0 +1,311 @@
+"""Sparse-conv backend: shapes, bad configs, agreement with dense conv3d, gradients, caching."""
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+torch = pytest.importorskip("torch")
+import torch.nn.functional as F  # noqa: E402
+
+from gaze3d.models.sparse import (SparseAvgPool3d, SparseBatchNorm, SparseConv3d,  # noqa: E402
+                                  SparseConvTranspose3d, SparseMaxPool3d, SparseTensor,
+                                  SubMConv3d, devoxelize, get_backend, global_avg_pool,
+                                  sparse_from_points, voxelize)
+from gaze3d.models.sparse.conv import gather_gemm_scatter  # noqa: E402
+from gaze3d.models.sparse.kernel_map import subm_pairs  # noqa: E402
+
+HAS_CUDA = torch.cuda.is_available()
+HAS_SPCONV = importlib.util.find_spec("spconv") is not None
+
+
+def dense_grid(d: int, batch: int = 1, device="cpu") -> torch.Tensor:
+    """(batch * d^3, 4) coordinates filling a d^3 grid for each batch item."""
+    g = torch.stack(torch.meshgrid(*[torch.arange(d)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    return torch.cat([torch.cat([torch.full((len(g), 1), b), g], 1) for b in range(batch)]).to(device)
+
+
+def random_coords(n: int, extent: int = 12, batch: int = 2, seed: int = 0) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    c = torch.cat([torch.randint(0, batch, (n, 1), generator=gen),
+                   torch.randint(0, extent, (n, 3), generator=gen)], 1)
+    return torch.unique(c, dim=0)
+
+
+def dense_weight(w: torch.Tensor, k: int, transposed: bool = False) -> torch.Tensor:
+    """Our (K, Cin, Cout) -> conv3d (Cout, Cin, k, k, k) or conv_transpose3d (Cin, Cout, k, k, k)."""
+    K, cin, cout = w.shape
+    w = w.reshape(k, k, k, cin, cout)
+    return w.permute(3, 4, 0, 1, 2) if transposed else w.permute(4, 3, 0, 1, 2)
+
+
+# ---------------------------------------------------------------- shapes
+SHAPE_CASES = [
+    # (module, input channels, expected output channels, expected stride factor)
+    (lambda: SubMConv3d(3, 5, 3), 3, 5, 1),
+    (lambda: SubMConv3d(3, 5, 1), 3, 5, 1),
+    (lambda: SubMConv3d(3, 5, 5, dilation=2), 3, 5, 1),
+    (lambda: SparseConv3d(3, 7, 2, 2), 3, 7, 2),
+    (lambda: SparseConv3d(3, 7, 3, 2), 3, 7, 2),
+    (lambda: SparseMaxPool3d(2, 2), 3, 3, 2),
+    (lambda: SparseAvgPool3d(2, 2), 3, 3, 2),
+    (lambda: SparseBatchNorm(3), 3, 3, 1),
+]
+
+
+@pytest.mark.parametrize("make, cin, cout, factor", SHAPE_CASES)
+def test_output_shapes(make, cin, cout, factor):
+    coords = random_coords(300)
+    x = SparseTensor(coords, torch.randn(len(coords), cin))
+    y = make()(x)
+    assert y.num_channels == cout
+    assert y.stride == factor
+    if factor == 1:
+        assert len(y) == len(x) and torch.equal(y.coords, x.coords)
+    else:
+        assert len(y) < len(x)
+        assert (y.coords[:, 1:] % factor == 0).all()
+
+
+def test_transposed_conv_returns_to_encoder_voxels():
+    coords = random_coords(300)
+    x = SparseTensor(coords, torch.randn(len(coords), 4))
+    down = SparseConv3d(4, 6, 2, 2)(x)
+    up = SparseConvTranspose3d(6, 2, 2, 2)(down)
+    assert up.stride == 1 and up.num_channels == 2 and torch.equal(up.coords, x.coords)
+
+
+# ---------------------------------------------------------------- bad configs
+BAD_CONFIGS = [
+    (lambda: SubMConv3d(0, 4), "in_channels"),
+    (lambda: SubMConv3d(4, -1), "out_channels"),
+    (lambda: SubMConv3d(4, 4, 2), "kernel_size"),
+    (lambda: SubMConv3d(4, 4, 0), "kernel_size"),
+    (lambda: SubMConv3d(4, 4, 3, dilation=0), "dilation"),
+    (lambda: SparseConv3d(4, 4, 2, stride=1), "stride"),
+    (lambda: SparseConvTranspose3d(4, 4, 2, stride=0), "stride"),
+    (lambda: SparseMaxPool3d(2, 1), "stride"),
+    (lambda: SparseBatchNorm(0), "num_channels"),
+    (lambda: SparseTensor(torch.zeros(3, 3, dtype=torch.long), torch.zeros(3, 1)), "coords"),
+    (lambda: SparseTensor(torch.zeros(3, 4), torch.zeros(3, 1)), "coords"),
+    (lambda: SparseTensor(torch.zeros(3, 4, dtype=torch.long), torch.zeros(2, 1)), "feats"),
+    (lambda: SparseTensor(torch.zeros(3, 4, dtype=torch.long), torch.zeros(3, 1), stride=0), "stride"),
+    (lambda: voxelize(torch.zeros(4, 3), 0.0), "voxel_size"),
+    (lambda: voxelize(torch.zeros(4, 2), 1.0), "xyz"),
+    (lambda: get_backend("cuda-magic"), "backend"),
+]
+
+
+@pytest.mark.parametrize("make, param", BAD_CONFIGS)
+def test_bad_config_raises_value_error_naming_parameter(make, param):
+    with pytest.raises(ValueError, match=param):
+        make()
+
+
+def test_wrong_channel_count_raises():
+    coords = random_coords(50)
+    with pytest.raises(ValueError, match="channels"):
+        SubMConv3d(3, 4)(SparseTensor(coords, torch.randn(len(coords), 5)))
+
+
+# ---------------------------------------------------------------- dense agreement
+@pytest.mark.parametrize("k, dilation", [(1, 1), (3, 1), (3, 2), (5, 1)])
+def test_submanifold_equals_dense_conv3d_on_filled_grid(k, dilation):
+    torch.manual_seed(0)
+    d = 6
+    x = SparseTensor(dense_grid(d, batch=2), torch.randn(2 * d ** 3, 3, dtype=torch.float64))
+    conv = SubMConv3d(3, 4, k, dilation=dilation).double()
+    ref = F.conv3d(x.dense(), dense_weight(conv.weight, k), padding=dilation * (k // 2),
+                   dilation=dilation)
+    torch.testing.assert_close(conv(x).dense(), ref)
+
+
+@pytest.mark.parametrize("k, padding", [(2, 0), (3, 1)])
+def test_strided_conv_equals_dense_conv3d(k, padding):
+    torch.manual_seed(1)
+    d = 6
+    x = SparseTensor(dense_grid(d), torch.randn(d ** 3, 3, dtype=torch.float64))
+    conv = SparseConv3d(3, 4, k, 2).double()
+    y = conv(x)
+    ref = F.conv3d(x.dense(), dense_weight(conv.weight, k), stride=2, padding=padding)
+    torch.testing.assert_close(y.dense(), ref)
+
+
+def test_transposed_conv_equals_dense_conv_transpose3d():
+    torch.manual_seed(2)
+    d = 6
+    x = SparseTensor(dense_grid(d), torch.randn(d ** 3, 3, dtype=torch.float64))
+    coarse = SparseConv3d(3, 4, 2, 2).double()(x)
+    up = SparseConvTranspose3d(4, 2, 2, 2).double()
+    ref = F.conv_transpose3d(coarse.dense(), dense_weight(up.weight, 2, transposed=True), stride=2)
+    torch.testing.assert_close(up(coarse).dense(), ref)
+
+
+@pytest.mark.parametrize("pool, ref", [(SparseMaxPool3d, F.max_pool3d), (SparseAvgPool3d, F.avg_pool3d)])
+def test_pooling_equals_dense_on_filled_grid(pool, ref):
+    d = 4
+    x = SparseTensor(dense_grid(d), torch.randn(d ** 3, 3, dtype=torch.float64))
+    torch.testing.assert_close(pool(2, 2)(x).dense(), ref(x.dense(), 2, 2))
+
+
+def test_gradients_match_dense_conv3d():
+    torch.manual_seed(3)
+    d = 5
+    feats = torch.randn(d ** 3, 3, requires_grad=True)
+    x = SparseTensor(dense_grid(d), feats)
+    conv = SubMConv3d(3, 4, 3)
+    y = conv(x)
+    g = torch.randn_like(y.feats)
+    (y.feats * g).sum().backward()
+
+    dense_in = x.dense().detach().requires_grad_(True)
+    w = dense_weight(conv.weight.detach(), 3).clone().requires_grad_(True)
+    out = F.conv3d(dense_in, w, padding=1)
+    out.backward(y.replace(g).dense())
+    c = x.coords
+    torch.testing.assert_close(feats.grad, dense_in.grad[0, :, c[:, 1], c[:, 2], c[:, 3]].t(),
+                               rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(dense_weight(conv.weight.grad, 3), w.grad, rtol=1e-4, atol=1e-4)
+
+
+GRADCHECK_CASES = ["subm", "subm_dilated", "strided", "transposed"]
+
+
+def _op(case, coords):
+    def f(feats, weight):
+        x = SparseTensor(coords, feats)
+        if case == "subm":
+            return gather_gemm_scatter(feats, weight, subm_pairs(x, 3), len(x))
+        if case == "subm_dilated":
+            return gather_gemm_scatter(feats, weight, subm_pairs(x, 3, 2), len(x))
+        conv = SparseConv3d(feats.shape[1], weight.shape[2], 2, 2).double()
+        if case == "strided":
+            conv.weight = torch.nn.Parameter(weight) if False else None
+            from gaze3d.models.sparse.kernel_map import down_map
+            out_coords, pairs = down_map(x.manager, 1, 2, 2)
+            return gather_gemm_scatter(feats, weight, pairs, len(out_coords))
+        from gaze3d.models.sparse.kernel_map import down_map
+        out_coords, pairs = down_map(x.manager, 1, 2, 2)
+        coarse = feats[:len(out_coords)]
+        return gather_gemm_scatter(coarse, weight, [(c, f) for f, c in pairs], len(coords))
+    return f
+
+
+@pytest.mark.parametrize("case", GRADCHECK_CASES)
+def test_gradcheck_float64(case):
+    torch.manual_seed(4)
+    coords = random_coords(60, extent=5, batch=2)
+    k = 27 if case.startswith("subm") else 8
+    feats = torch.randn(len(coords), 2, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(k, 2, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(_op(case, coords), (feats, weight))
+
+
+# ---------------------------------------------------------------- caching, batches, voxels
+def test_kernel_maps_are_cached_and_reused_across_layers():
+    coords = random_coords(400)
+    x = SparseTensor(coords, torch.randn(len(coords), 4))
+    a, b = SubMConv3d(4, 4), SubMConv3d(4, 4)
+    y = b(a(x))
+    m = x.manager
+    assert y.manager is m
+    assert m.misses == 2 and m.hits == 1   # table + pairs built once, pairs reused by the 2nd layer
+    down = SparseConv3d(4, 4)(y)
+    SubMConv3d(4, 4)(down)
+    SparseConvTranspose3d(4, 4)(down)      # reuses the downsampling map
+    assert ("down", 1, 2, 2) in m.maps and m.hits >= 2
+
+
+def test_batch_items_do_not_interact():
+    coords = random_coords(200, batch=1)
+    other = coords.clone()
+    other[:, 0] = 1
+    feats = torch.randn(len(coords), 3)
+    conv = SubMConv3d(3, 2)
+    alone = conv(SparseTensor(coords, feats)).feats
+    both = conv(SparseTensor(torch.cat([coords, other]), torch.cat([feats, torch.randn_like(feats)]))).feats
+    torch.testing.assert_close(both[:len(coords)], alone)
+
+
+def test_voxelize_and_devoxelize_round_trip():
+    gen = torch.Generator().manual_seed(0)
+    pts = torch.rand(1000, 3, generator=gen, dtype=torch.float64) * 10 + 6.6e6   # Lambert-93 scale
+    feats = torch.rand(1000, 2, generator=gen)
+    x, inverse = sparse_from_points(pts, feats, voxel_size=1.0)
+    assert len(x) <= 1000 and x.coords[:, 1:].min() >= 0 and x.coords[:, 1:].max() <= 9
+    back = devoxelize(x, inverse)
+    assert back.shape == feats.shape
+    # each voxel's feature is the mean of its points
+    sums = torch.zeros(len(x), 2).index_add_(0, inverse, feats)
+    cnt = torch.bincount(inverse, minlength=len(x)).float()
+    torch.testing.assert_close(x.feats, sums / cnt[:, None])
+    c, inv = voxelize(pts, 1.0)
+    assert torch.equal(c, x.coords) and torch.equal(inv, inverse)
+
+
+def test_batch_norm_matches_batchnorm1d_and_global_pool():
+    coords = random_coords(100)
+    feats = torch.randn(len(coords), 3)
+    bn = SparseBatchNorm(3)
+    torch.testing.assert_close(bn(SparseTensor(coords, feats)).feats,
+                               torch.nn.functional.batch_norm(feats, None, None, training=True))
+    g = global_avg_pool(SparseTensor(coords, feats))
+    assert g.shape == (2, 3)
+    torch.testing.assert_close(g[1], feats[coords[:, 0] == 1].mean(0))
+
+
+# ---------------------------------------------------------------- backends
+@pytest.mark.skipif(not HAS_SPCONV, reason="spconv is not installed (pip install spconv); "
+                                           "the torch backend is tested alone")
+@pytest.mark.parametrize("k", [3, 5])
+def test_spconv_backend_agrees_with_torch_backend(k):
+    torch.manual_seed(5)
+    coords = random_coords(2000, extent=20)
+    x = SparseTensor(coords, torch.randn(len(coords), 8))
+    ours = get_backend("torch").subm_conv3d(8, 6, k)
+    theirs = get_backend("spconv").subm_conv3d(8, 6, k)
+    theirs.load_weight(ours.weight.detach())
+    torch.testing.assert_close(theirs(x).feats, ours(x).feats, rtol=1e-4, atol=1e-5)
+
+
+def test_minkowski_backend_fails_with_install_hint_when_missing():
+    if importlib.util.find_spec("MinkowskiEngine") is not None:
+        pytest.skip("MinkowskiEngine is installed; the missing-package path cannot be exercised")
+    from gaze3d.errors import OptionalDependencyError
+    with pytest.raises(OptionalDependencyError, match="install"):
+        get_backend("minkowski")
+
+
+# ---------------------------------------------------------------- CUDA
+cuda = pytest.mark.skipif(not HAS_CUDA, reason="no CUDA device here (CI and the dev machine are "
+                                               "CPU-only); run bench/gpu_check.sh on a GPU machine")
+
+
+@cuda
+@pytest.mark.gpu
+@pytest.mark.parametrize("layer", ["subm", "strided", "transposed", "pool"])
+def test_cuda_agrees_with_cpu(layer):
+    torch.manual_seed(6)
+    coords = random_coords(3000, extent=24)
+    feats = torch.randn(len(coords), 8)
+    mods = {"subm": SubMConv3d(8, 8), "strided": SparseConv3d(8, 8), "pool": SparseMaxPool3d()}
+    if layer == "transposed":
+        down, up = SparseConv3d(8, 8), SparseConvTranspose3d(8, 4)
+        run = lambda x, d, u: u(d(x))  # noqa: E731
+        cpu = run(SparseTensor(coords, feats), down, up)
+        gpu = run(SparseTensor(coords.cuda(), feats.cuda()), down.cuda(), up.cuda())
+    else:
+        m = mods[layer]
+        cpu = m(SparseTensor(coords, feats))
+        gpu = m.cuda()(SparseTensor(coords.cuda(), feats.cuda()))
+    assert torch.equal(cpu.coords, gpu.coords.cpu())
+    torch.testing.assert_close(gpu.feats.cpu(), cpu.feats, rtol=1e-4, atol=1e-4)
+
+
+@cuda
+@pytest.mark.gpu
+def test_cuda_gradcheck_float64():
+    coords = random_coords(60, extent=5).cuda()
+    feats = torch.randn(len(coords), 2, dtype=torch.float64, device="cuda", requires_grad=True)
+    weight = torch.randn(27, 2, 3, dtype=torch.float64, device="cuda", requires_grad=True)
+    assert torch.autograd.gradcheck(_op("subm", coords), (feats, weight))

@@ -1,0 +1,107 @@
+"""Helpers for the viewer tests: small scenes, hot-pixel checks, a VTK leak guard."""
+from __future__ import annotations
+
+import gc
+import json
+
+import numpy as np
+import pytest
+
+WINDOW = (320, 240)
+OFFSET = np.array([870000.0, 6618000.0, 50.0])   # Lambert-93-like coordinates: float32 would jitter
+
+
+def box_scene(n_ground: int = 15000, n_box: int = 3000, seed: int = 0):
+    """(xyz (n, 3), truth (n,) int32): a 20 m x 20 m ground (label 2) with a 3 m box (label 6) on it."""
+    rng = np.random.default_rng(seed)
+    g = rng.uniform(0, 20, (n_ground, 2))
+    ground = np.c_[g, rng.normal(0, 0.02, n_ground)]
+    box = rng.uniform(0, 1, (n_box, 3)) * [3, 3, 3] + [12, 12, 0]
+    xyz = np.r_[ground, box] + OFFSET
+    truth = np.r_[np.full(n_ground, 2), np.full(n_box, 6)].astype(np.int32)
+    return xyz, truth
+
+
+def scene_camera():
+    """A fixed camera south of and above the scene, sized like the test window."""
+    from gaze3d.camera import Camera
+
+    return Camera.look_at(OFFSET + [10, -10, 30], OFFSET + [10, 10, 0], vfov_deg=40,
+                          width=WINDOW[0], height=WINDOW[1])
+
+
+def write_sim_scene(tmp_path):
+    """Write the labelled box scene (PLY) and a static camera path (JSON) for the ``sim`` source."""
+    from gaze3d.camera import CameraPath
+    from gaze3d.io import save_scan
+    from gaze3d.scan import PointCloud
+
+    xyz, truth = box_scene()
+    scene = tmp_path / "scene.ply"
+    save_scan(PointCloud(xyz, labels=truth), scene)
+    cam = scene_camera()
+    path = tmp_path / "path.json"
+    path.write_text(json.dumps(CameraPath([0.0, 600.0], [cam, cam]).to_dict()))
+    return scene, path
+
+
+def hot_mask(img: np.ndarray) -> np.ndarray:
+    """(h, w) bool: pixels in the hot part of the heat map (orange-yellow: strong red, little blue)."""
+    r, g, b = (img[..., i].astype(int) for i in range(3))
+    return (r > 170) & (r - b > 70) & (g > 40)
+
+
+def screen_box(camera, xyz: np.ndarray, margin: int = 6):
+    """(u0, v0, u1, v1) pixel bounding box of the projected points, grown by ``margin``."""
+    px, _ = camera.project(xyz)
+    u0, v0 = np.floor(px.min(axis=0)).astype(int) - margin
+    u1, v1 = np.ceil(px.max(axis=0)).astype(int) + margin
+    return max(u0, 0), max(v0, 0), u1, v1
+
+
+class VTKFreedGuard:
+    """Watches VTK objects (through their ``DeleteEvent``, holding no reference to them)."""
+
+    def __init__(self):
+        self.watched = []
+
+    def watch(self, name: str, obj) -> None:
+        box = {"freed": False, "cls": obj.GetClassName()}
+        obj.AddObserver("DeleteEvent", lambda *args, box=box: box.__setitem__("freed", True))
+        self.watched.append((name, box))
+
+    def watch_plotter(self, plotter) -> None:
+        """The render window, the renderer, every actor with its mapper and data set."""
+        self.watch("render window", plotter.ren_win)
+        self.watch("renderer", plotter.renderer)
+        for key, actor in plotter.renderer.actors.items():
+            self.watch(f"actor {key}", actor)
+            mapper = actor.GetMapper() if hasattr(actor, "GetMapper") else None
+            if mapper is not None:
+                self.watch(f"mapper of {key}", mapper)
+                data = mapper.GetInputDataObject(0, 0)
+                if data is not None:
+                    self.watch(f"data set of {key}", data)
+
+    def check(self) -> list:
+        import pyvista as pv
+
+        gc.collect()
+        problems = []
+        if pv.plotting.plotter._ALL_PLOTTERS:
+            problems.append(f"{len(pv.plotting.plotter._ALL_PLOTTERS)} plotter(s) still registered")
+        alive = [f"{name} ({box['cls']})" for name, box in self.watched if not box["freed"]]
+        if alive:
+            problems.append("still alive: " + ", ".join(alive))
+        self.watched.clear()
+        return problems
+
+
+@pytest.fixture
+def vtk_freed():
+    """Yield a :class:`VTKFreedGuard`; fail the test if a watched VTK object outlives its plotter."""
+    guard = VTKFreedGuard()
+    yield guard
+    problems = guard.check()
+    if problems:
+        pytest.fail("VTK objects not freed after close: " + "; ".join(problems))

@@ -1,0 +1,293 @@
+"""The interactive viewer window (plain PyVista): keys, gaze cursor, status line.
+
+Keys
+----
+1-9            label the attended region with the n-th label
+Return         type a label name (Return again to apply, Escape to cancel)
+u / ctrl+z     undo          r / ctrl+y     redo
+c              clear attention
+g              show / hide the gaze cursor
+ctrl+s         save annotations
+[ / ]          volume rendering: lower / raise the opacity ramp
+Page Up/Down   volumes: move the axial slice
+q              quit
+
+Without a tracker, or while the tracker is silent, the mouse cursor in the
+window is the gaze (hold it still on a structure: that is a fixation).
+The same :class:`ViewerApp` runs offscreen for tests; :meth:`press` feeds a
+key through VTK's interactor exactly as a real key press does.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from gaze3d.errors import Gaze3DError
+
+from ._vtk import make_plotter, vtkActor2D, vtkPolyDataMapper2D, vtkRegularPolygonSource
+from .labels import LabelSet
+from .scene import Scene
+from .session import LabelingSession
+
+HELP = "1-9 label | Return type label | u/r undo/redo | c clear | ctrl+s save | q quit"
+
+
+def default_annotation_path(scan) -> Path:
+    """``<scan stem>.labels.<ext>`` beside the scan (volumes: ``.nii.gz``; LAS stays LAS; else PLY)."""
+    src = Path(getattr(scan, "source", None) or "scan")
+    name = src.name
+    for ext in (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd", ".las", ".laz", ".ply", ".pcd", ".obj", ".stl"):
+        if name.lower().endswith(ext):
+            name = name[: -len(ext)]
+            break
+    if type(scan).__name__ == "Volume":
+        ext = ".nii.gz"
+    elif src.suffix.lower() in (".las", ".laz"):
+        ext = ".las"
+    else:
+        ext = ".ply"
+    return src.with_name(f"{name}.labels{ext}")
+
+
+class ViewerApp:
+    """A labeling window: scene + session + keys.
+
+    Parameters
+    ----------
+    scan : PointCloud, Mesh or Volume
+    label_set : LabelSet, optional
+    tracker : TrackerLink, optional
+        None: mouse as gaze.
+    record : path, optional
+        Session recording (see :class:`LabelingSession`).
+    annotations : path, optional
+        Where ctrl+s saves (default :func:`default_annotation_path`).
+    off_screen : bool
+        Render offscreen (tests, headless).
+    window_size : (2,) int
+    segmenter, annotator, point_size
+        See :class:`LabelingSession` and :class:`Scene`.
+    fps : float
+        Frames per second of the interactive loop.
+
+    Thread-safety: not thread-safe; everything runs in the GUI thread.
+    """
+
+    def __init__(self, scan, label_set: Optional[LabelSet] = None, *, tracker=None, record=None,
+                 annotations=None, off_screen: bool = False, window_size=(1280, 800), segmenter: str = "auto",
+                 annotator: Optional[str] = None, point_size: float = 3.0, fps: float = 30.0,
+                 volume_render: bool = True, attention_options: Optional[dict] = None, plotter=None):
+        self.plotter = plotter if plotter is not None else make_plotter(off_screen=off_screen,
+                                                                        window_size=window_size)
+        self.plotter.set_background("#1e1f24")
+        self.scene = Scene(self.plotter, scan, point_size=point_size, volume_render=volume_render)
+        self.session = LabelingSession(scan, label_set, tracker=tracker, record=record, annotator=annotator,
+                                       segmenter=segmenter, attention_options=attention_options)
+        self.session.attach(self.scene)
+        self.scene.default_camera()
+        self.annotations = Path(annotations) if annotations else default_annotation_path(scan)
+        self.fps = float(fps)
+        self.typing: Optional[str] = None
+        self.show_cursor = True
+        self.closed = False
+        self._mouse_xy: Optional[tuple] = None
+        self._buttons = 0
+        self._status = self.plotter.add_text("", position="lower_left", font_size=9, color="white",
+                                             name="gaze3d-status")
+        self._palette = self.plotter.add_text(self._palette_text(), position="upper_left", font_size=9,
+                                              color="white", name="gaze3d-palette")
+        self._cursor_source, self._cursor = self._make_cursor()
+        self._install_keys()
+        self.update_status()
+
+    # ------------------------------------------------------------- widgets
+    def _palette_text(self) -> str:
+        lines = [f"{i}  {lab.name}" for i, lab in enumerate(list(self.session.label_set)[:9], start=1)]
+        return "\n".join(lines + ["", HELP])
+
+    def _make_cursor(self):
+        src = vtkRegularPolygonSource()
+        src.SetNumberOfSides(32)
+        src.SetRadius(14)
+        src.GeneratePolygonOff()
+        mapper = vtkPolyDataMapper2D()
+        mapper.SetInputConnection(src.GetOutputPort())
+        actor = vtkActor2D()
+        actor.SetMapper(mapper)
+        actor.GetProperty().SetColor(0.2, 1.0, 0.4)
+        actor.GetProperty().SetLineWidth(2)
+        actor.VisibilityOff()
+        self.plotter.renderer.AddActor(actor)
+        return src, actor
+
+    def _update_cursor(self) -> None:
+        g = self.session.last_gaze
+        if not self.show_cursor or g is None:
+            self._cursor.VisibilityOff()
+            return
+        w, h = self.plotter.window_size
+        self._cursor_source.SetCenter(g[0] * w, (1.0 - g[1]) * h, 0.0)
+        self._cursor.VisibilityOn()
+
+    def update_status(self) -> None:
+        line = self.session.status_line()
+        if self.typing is not None:
+            line += f"\nlabel: {self.typing}_   (Return apply, Escape cancel)"
+        self._status.SetText(0, line)   # corner 0 = lower left
+
+    # ---------------------------------------------------------------- keys
+    def _install_keys(self) -> None:
+        iren = self.plotter.iren
+        # Our keys replace PyVista's defaults ('r' reset camera, 'q' exit...) and
+        # VTK's character shortcuts ('3' stereo, 'w' wireframe, 'e' exit).
+        for key in list(iren._key_press_event_callbacks):
+            self.plotter.clear_events_for_key(key)
+        iren.interactor.RemoveObservers("CharEvent")
+        iren.add_observer("KeyPressEvent", self._on_key)
+        iren.add_observer("MouseMoveEvent", self._on_mouse_move)
+        for ev, delta in (("LeftButtonPressEvent", 1), ("LeftButtonReleaseEvent", -1),
+                          ("RightButtonPressEvent", 1), ("RightButtonReleaseEvent", -1),
+                          ("MiddleButtonPressEvent", 1), ("MiddleButtonReleaseEvent", -1)):
+            iren.add_observer(ev, lambda *a, d=delta: self._on_button(d))
+
+    def _on_button(self, delta: int) -> None:
+        self._buttons = max(0, self._buttons + delta)
+
+    def _on_mouse_move(self, *args) -> None:
+        x, y = self.plotter.iren.interactor.GetEventPosition()
+        w, h = self.plotter.window_size
+        self._mouse_xy = (x / max(w, 1), 1.0 - y / max(h, 1))
+
+    def _on_key(self, *args) -> None:
+        inter = self.plotter.iren.interactor
+        self.handle_key(inter.GetKeySym() or "", ctrl=bool(inter.GetControlKey()))
+
+    def press(self, key: str, ctrl: bool = False) -> None:
+        """Simulate a key press through VTK's interactor (the path a real key takes)."""
+        inter = self.plotter.iren.interactor
+        inter.SetKeySym(key)
+        inter.SetKeyCode(key if len(key) == 1 else "\0")
+        inter.SetControlKey(int(ctrl))
+        inter.InvokeEvent("KeyPressEvent")
+        inter.SetControlKey(0)
+
+    def handle_key(self, key: str, ctrl: bool = False) -> None:
+        """Act on one key (``key`` is a VTK key symbol such as ``"1"``, ``"z"``, ``"Return"``)."""
+        s = self.session
+        try:
+            if self.typing is not None:
+                self._type(key)
+            elif ctrl and key.lower() == "z":
+                s.undo()
+            elif ctrl and key.lower() == "y":
+                s.redo()
+            elif ctrl and key.lower() == "s":
+                s.save_annotations(self.annotations)
+            elif len(key) == 1 and key in "123456789":
+                s.label_key(key)
+            elif key == "u":
+                s.undo()
+            elif key == "r":
+                s.redo()
+            elif key == "c":
+                s.clear_attention()
+            elif key == "g":
+                self.show_cursor = not self.show_cursor
+            elif key == "Return":
+                self.typing = ""
+            elif key in ("bracketleft", "bracketright") and self.scene.volume_actor is not None:
+                level, width, op = self.scene.transfer
+                self.scene.set_transfer_function(level + (-0.05 if key == "bracketleft" else 0.05) * width, width, op)
+                s.message = f"opacity ramp at {level:.0f}"
+            elif key in ("Prior", "Next") and self.scene.kind == "volume":
+                idx = list(self.scene.slice_index)
+                idx[2] += 1 if key == "Prior" else -1
+                self.scene.set_slices(idx)
+                self.scene.update_attention(s.attention)
+            elif key == "q":
+                self.close()
+                return
+        except Gaze3DError as exc:   # unknown label name, nothing to save...: say it, keep going
+            s.message = str(exc)
+        self._update_cursor()
+        self.update_status()
+        self.plotter.render()
+
+    def _type(self, key: str) -> None:
+        if key == "Escape":
+            self.typing = None
+        elif key == "Return":
+            text, self.typing = self.typing.strip(), None
+            if text:
+                self.session.label_name(text)
+        elif key == "BackSpace":
+            self.typing = self.typing[:-1]
+        elif key == "space":
+            self.typing += " "
+        elif len(key) == 1 and key.isprintable():
+            self.typing += key
+        elif key in ("minus", "underscore", "period"):
+            self.typing += {"minus": "-", "underscore": "_", "period": "."}[key]
+
+    # --------------------------------------------------------------- frames
+    def frame(self, render: bool = True) -> dict:
+        """One frame: gaze in (tracker, or the mouse when there is no live tracker), overlay, status."""
+        local = None
+        tracker = self.session.tracker
+        if (tracker is None or not tracker.alive) and self._mouse_xy is not None and self._buttons == 0:
+            x, y = self._mouse_xy
+            if 0 <= x <= 1 and 0 <= y <= 1:
+                local = [self.session.mouse_sample(x, y)]
+        out = self.session.tick(local_samples=local)
+        self._update_cursor()
+        self.update_status()
+        if render:
+            self.plotter.render()
+        return out
+
+    def screenshot(self, path=None) -> np.ndarray:
+        """(h, w, 3) uint8 image of the window (written as PNG if ``path``)."""
+        self.plotter.render()
+        img = np.array(self.plotter.screenshot(return_img=True), dtype=np.uint8)[:, :, :3]
+        if path is not None:
+            from .render import write_png
+            write_png(img, path)
+        return img
+
+    def run(self) -> None:
+        """Open the window and run until it is closed (interactive)."""
+        period_ms = max(1, int(1000 / self.fps))
+        self.plotter.add_timer_event(max_steps=2 ** 31 - 1, duration=period_ms, callback=lambda step: self.frame())
+        try:
+            self.plotter.show(title="gaze3d view", auto_close=False)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """End the session (recording, tracker link) and free the window. Idempotent."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self.session.close()
+        finally:
+            if self.session.tracker is not None:
+                self.session.tracker.close()
+            # VTK holds our callbacks (bound methods -> self -> plotter): a cycle through
+            # C++ that Python's gc cannot see, so drop them before closing
+            if self.plotter.iren is not None:
+                self.plotter.iren.remove_observers()
+            self.session.scene = None
+            self.plotter.close()
+            self.plotter.deep_clean()
+            self._cursor = self._cursor_source = None
+            self.scene = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

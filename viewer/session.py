@@ -1,0 +1,558 @@
+"""The scriptable core of a labeling session (no window needed).
+
+One :class:`LabelingSession` ties together: the gaze (a tracker process over
+ZeroMQ through :class:`~gaze3d.viewer.tracker_link.TrackerLink`, or local
+samples such as the mouse), the cameras shown (each frame's camera, stamped on
+the tracker clock, goes to the session recording), per-element attention
+(:class:`gaze3d.attention.AttentionAccumulator`), labels with undo/redo, and
+annotation files with provenance events. The interactive window
+(:mod:`gaze3d.viewer.app`) and the tests drive the same object:
+
+>>> s = LabelingSession(scan, LabelSet.default(), tracker=link)   # doctest: +SKIP
+>>> s.attach(scene); s.tick(); s.label_key("1"); s.undo()          # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import getpass
+import time
+from dataclasses import dataclass
+from typing import List, Optional
+
+import numpy as np
+
+from gaze3d.camera import Camera
+from gaze3d.errors import Gaze3DError, InputError
+from gaze3d.scan import Mesh, PointCloud, Volume
+
+from .labels import Label, LabelSet
+from .regions import grow_region
+
+MAX_CAMERA_HISTORY = 512
+
+
+@dataclass
+class LabelAction:
+    """One labeling step, enough to undo and redo it.
+
+    Attributes
+    ----------
+    index : (k,) int64
+        Flat element indices that were labelled.
+    before : (k,) int32
+        Their labels before.
+    label : Label
+    method : str
+        ``"model"`` or ``"grow"``.
+    t_host_ns : int
+        When it happened (tracker clock).
+    """
+
+    index: np.ndarray
+    before: np.ndarray
+    label: Label
+    method: str
+    t_host_ns: int
+
+
+class LabelingSession:
+    """Gaze -> attention -> labels for one scan.
+
+    Parameters
+    ----------
+    scan : PointCloud, Mesh or Volume
+    label_set : LabelSet, optional
+        Default: the scan's ``label_names`` if any, else ``class1`` ... ``class9``.
+    tracker : TrackerLink, optional
+        Live gaze and the remote session recording. None: local samples only
+        (:meth:`add_samples`, e.g. mouse-as-gaze).
+    record : path, optional
+        Without a tracker: write a local recording (samples, cameras, events)
+        there. With a tracker: ask the tracker to record there.
+    annotator : str, optional
+        Name stored in the provenance (default: the OS user name).
+    segmenter : {"auto", "model", "grow"}
+        Where the labelled region comes from: ``"auto"`` tries the interactive
+        model (point clouds) and falls back to region growing.
+    rel_threshold : float
+        Region growing: elements join while attention >= this fraction of the peak.
+    attention_options : dict, optional
+        Passed to ``AttentionAccumulator``.
+    viewport : (4,) float
+        ``(x0, y0, width, height)`` of the render viewport in normalised display
+        coordinates of the tracker's display (default: the viewport fills it).
+
+    Thread-safety: not thread-safe; drive it from the render thread.
+    """
+
+    def __init__(self, scan, label_set: Optional[LabelSet] = None, *, tracker=None, record=None,
+                 annotator: Optional[str] = None, segmenter: str = "auto", rel_threshold: float = 0.25,
+                 attention_options: Optional[dict] = None, viewport=(0.0, 0.0, 1.0, 1.0),
+                 camera: Optional[Camera] = None):
+        from gaze3d.attention import AttentionAccumulator
+
+        if not isinstance(scan, (PointCloud, Mesh, Volume)):
+            raise InputError(f"scan: expected a PointCloud, Mesh or Volume, got {type(scan).__name__}")
+        if segmenter not in ("auto", "model", "grow"):
+            raise InputError(f"segmenter: expected 'auto', 'model' or 'grow', got {segmenter!r}")
+        if not 0 < rel_threshold <= 1:
+            raise InputError(f"rel_threshold: expected a value in (0, 1], got {rel_threshold}")
+        vp = np.asarray(viewport, dtype=np.float64)
+        if vp.shape != (4,) or not (vp[2] > 0 and vp[3] > 0):
+            raise InputError(f"viewport: expected (x0, y0, width, height) with positive size, got {viewport}")
+        self.scan = scan
+        self.kind = "volume" if isinstance(scan, Volume) else ("mesh" if isinstance(scan, Mesh) else "cloud")
+        self.shape = scan.shape if self.kind == "volume" else (len(scan),)
+        if label_set is None:
+            label_set = LabelSet.from_names(scan.label_names) if scan.label_names else LabelSet.default()
+        self.label_set = label_set
+        self.tracker = tracker
+        self.annotator = annotator or _user_name()
+        self.segmenter_mode = segmenter
+        self.rel_threshold = float(rel_threshold)
+        self.viewport = vp
+        self.accumulator = AttentionAccumulator(scan, **(attention_options or {}))
+        base = scan.labels if scan.labels is not None else np.zeros(self.shape, dtype=np.int32)
+        self.labels = np.array(base, dtype=np.int32).reshape(-1)
+        self.undo_stack: List[LabelAction] = []
+        self.redo_stack: List[LabelAction] = []
+        self.scene = None
+        self.camera = camera
+        self.message = ""
+        self._segmenter = None
+        self._segmenter_error: Optional[str] = None
+        self._cam_times: List[int] = []
+        self._cams: List[Camera] = []
+        self._last_sent: Optional[dict] = None
+        self._gaze: List[tuple] = []        # (t_host_ns, x, y, valid) since the last label/clear
+        self.last_gaze: Optional[tuple] = None
+        self.n_samples = 0
+        self._last_t_ns: Optional[int] = None
+        self._local_recording = None
+        self._remote_recording = False
+        if record is not None:
+            if tracker is None:
+                from gaze3d.recording import RecordingWriter
+
+                self._local_recording = RecordingWriter(record)
+                self._local_recording.set_meta("annotator", self.annotator)
+                self._local_recording.set_meta("scan", str(getattr(scan, "source", None)))
+            else:
+                self.tracker.ctrl.start_recording(str(record))
+                self._remote_recording = True
+        self._event({"type": "session_start", "annotator": self.annotator,
+                     "scan": str(getattr(scan, "source", None)), "labels": self.label_set.names_by_id()})
+
+    # ---------------------------------------------------------------- clock
+    def now_ns(self) -> int:
+        """Now on the shared clock (the tracker's if there is one, else local monotonic)."""
+        return self.tracker.tracker_time_ns() if self.tracker is not None else time.monotonic_ns()
+
+    # ---------------------------------------------------------------- scene
+    def attach(self, scene) -> None:
+        """Show attention and labels in a :class:`~gaze3d.viewer.scene.Scene` and take cameras from it."""
+        self.scene = scene
+        scene.set_labels(self.labels.reshape(self.shape) if self.kind == "volume" else self.labels)
+
+    def current_camera(self) -> Camera:
+        if self.scene is not None:
+            return self.scene.camera()
+        if self.camera is None:
+            raise InputError("session: no camera (attach a scene or pass camera=)")
+        return self.camera
+
+    def _note_camera(self, t_ns: int) -> Camera:
+        cam = self.current_camera()
+        d = cam.to_dict()
+        if d != self._last_sent:
+            self._last_sent = d
+            self._cam_times.append(t_ns)
+            self._cams.append(cam)
+            if len(self._cams) > MAX_CAMERA_HISTORY:
+                del self._cam_times[0], self._cams[0]
+        if self.tracker is not None:
+            self.tracker.send_camera(t_ns, cam)
+        elif self._local_recording is not None:
+            self._local_recording.add_camera(t_ns, cam)
+        return cam
+
+    def camera_at(self, t_ns: int) -> Camera:
+        """The camera shown at ``t_ns`` (shared clock)."""
+        if not self._cams:
+            return self.current_camera()
+        i = int(np.searchsorted(np.asarray(self._cam_times), t_ns, side="right")) - 1
+        return self._cams[max(i, 0)]
+
+    # ----------------------------------------------------------------- gaze
+    def add_samples(self, samples: List[dict]) -> int:
+        """Accumulate attention from sample dicts (``gaze`` [x, y] normalised display, ``valid``, ``t_host_ns``).
+
+        Samples from local sources (mouse) are also written to the local recording.
+        Returns the number of valid 2D samples used.
+        """
+        rows = []
+        for s in samples:
+            if s.get("topic", "gaze.2d") != "gaze.2d":
+                continue
+            g = s.get("gaze")
+            valid = bool(s.get("valid", g is not None)) and g is not None
+            x, y = (float(g[0]), float(g[1])) if g is not None else (np.nan, np.nan)
+            if not (np.isfinite(x) and np.isfinite(y)):
+                valid = False
+            rows.append((int(s["t_host_ns"]), x, y, valid))
+        if not rows:
+            return 0
+        # the accumulator needs strictly increasing times: sort, and drop samples that
+        # are not newer than what it has seen (a late tracker sample after mouse gaze)
+        rows.sort(key=lambda r: r[0])
+        kept, last = [], self._last_t_ns
+        for r in rows:
+            if last is None or r[0] > last:
+                kept.append(r)
+                last = r[0]
+        if not kept:
+            return 0
+        rows = kept
+        self._last_t_ns = last
+        arr = np.array(rows, dtype=np.float64)
+        t_ns = np.array([r[0] for r in rows], dtype=np.int64)
+        valid = arr[:, 3] > 0
+        # display coordinates -> viewport coordinates
+        x = (arr[:, 1] - self.viewport[0]) / self.viewport[2]
+        y = (arr[:, 2] - self.viewport[1]) / self.viewport[3]
+        valid &= (x >= 0) & (x <= 1) & (y >= 0) & (y <= 1)
+        self._gaze.extend(zip(t_ns.tolist(), x.tolist(), y.tolist(), valid.tolist()))
+        good = np.flatnonzero(valid)
+        if len(good):
+            self.last_gaze = (float(x[good[-1]]), float(y[good[-1]]))
+        # group by the camera shown at each sample's time
+        if self._cams:
+            cam_idx = np.searchsorted(np.asarray(self._cam_times), t_ns, side="right") - 1
+            cam_idx = np.maximum(cam_idx, 0)
+        else:
+            cam_idx = np.zeros(len(t_ns), dtype=np.int64)
+        for ci in np.unique(cam_idx):
+            sel = cam_idx == ci
+            cam = self._cams[ci] if self._cams else self.current_camera()
+            self.accumulator.add(cam, {"x": x[sel], "y": y[sel], "valid": valid[sel], "t_host_ns": t_ns[sel]})
+        self.n_samples += int(valid.sum())
+        return int(valid.sum())
+
+    def mouse_sample(self, x_norm: float, y_norm: float, t_ns: Optional[int] = None) -> dict:
+        """A local gaze sample dict from a cursor position in normalised viewport coordinates."""
+        t = self.now_ns() if t_ns is None else int(t_ns)
+        gx = self.viewport[0] + float(x_norm) * self.viewport[2]
+        gy = self.viewport[1] + float(y_norm) * self.viewport[3]
+        return {"topic": "gaze.2d", "source": "mouse", "t_host_ns": t, "t_device": t / 1e9,
+                "gaze": [gx, gy], "valid": True}
+
+    def tick(self, local_samples: Optional[List[dict]] = None) -> dict:
+        """One frame: note the camera, take in new gaze, refresh the overlay.
+
+        Parameters
+        ----------
+        local_samples : list of dict, optional
+            Samples from a local source (mouse) to use as well.
+
+        Returns
+        -------
+        dict with ``samples`` (valid samples used) and ``recoloured`` (elements redrawn).
+        """
+        t = self.now_ns()
+        self._note_camera(t)
+        samples = self.tracker.poll() if self.tracker is not None else []
+        if local_samples:
+            if self._local_recording is not None:
+                self._local_recording.add_samples(local_samples)
+            samples = list(samples) + list(local_samples)
+        used = self.add_samples(samples) if samples else 0
+        recoloured = self.refresh() if used else 0
+        if self._local_recording is not None:
+            self._local_recording.maybe_commit()
+        return {"samples": used, "recoloured": recoloured}
+
+    def commit_attention(self) -> int:
+        """Count the samples still in the accumulator's classification lag now (before labeling)."""
+        if hasattr(self.accumulator, "flush"):
+            self.accumulator.flush()
+        return self.refresh()
+
+    @property
+    def attention(self) -> np.ndarray:
+        """Attention per element, float32, flat (volumes: C order of ``scan.shape``)."""
+        return np.asarray(self.accumulator.values).reshape(-1)
+
+    def refresh(self) -> int:
+        """Push the current attention into the scene overlay (if attached)."""
+        if self.scene is None:
+            return 0
+        return self.scene.update_attention(self.attention)
+
+    def clear_attention(self) -> None:
+        """Forget the attention so far (and the gaze kept for provenance)."""
+        self.accumulator.reset()
+        self._gaze.clear()
+        if self.scene is not None:
+            self.scene.overlay.clear()
+        self._event({"type": "clear_attention"})
+        self.message = "attention cleared"
+
+    # -------------------------------------------------------------- regions
+    def _model_region(self, attention: np.ndarray) -> np.ndarray:
+        if self._segmenter is None:
+            from gaze3d.models.interactive import InteractiveSegmenter
+
+            seg = InteractiveSegmenter()
+            seg.set_scan(self.scan)
+            self._segmenter = seg
+        prob = np.asarray(self._segmenter.update(attention), dtype=np.float32).reshape(-1)
+        if prob.shape != attention.shape:
+            raise Gaze3DError(f"interactive model returned {prob.shape} probabilities for {attention.shape} points")
+        return prob >= 0.5
+
+    def attended_region(self) -> tuple:
+        """(region (n,) bool, method) for the current attention; empty if nothing was looked at."""
+        att = self.attention
+        if not att.size or not float(att.max()) > 0:
+            return np.zeros(att.shape, dtype=bool), "none"
+        want_model = self.segmenter_mode == "model" or (
+            self.segmenter_mode == "auto" and self.kind == "cloud" and self._segmenter_error is None)
+        if want_model:
+            try:
+                region = self._model_region(att)
+                if region.any():
+                    return region, "model"
+                self._segmenter_error = "model returned an empty region"
+            except Exception as exc:   # missing torch/checkpoint or a model failure: fall back
+                self._segmenter_error = f"{type(exc).__name__}: {exc}"
+                if self.segmenter_mode == "model":
+                    raise Gaze3DError(f"interactive model failed: {self._segmenter_error}") from exc
+        region = grow_region(self.scan, att.reshape(self.shape), self.rel_threshold)
+        return np.asarray(region).reshape(-1), "grow"
+
+    # ------------------------------------------------------------- labeling
+    def resolve_label(self, label) -> Label:
+        if isinstance(label, Label):
+            return label
+        if isinstance(label, (int, np.integer)):
+            return self.label_set.by_id(int(label))
+        text = str(label).strip()
+        if len(text) == 1 and text in "123456789":
+            return self.label_set.by_key(text)
+        return self.label_set.by_name(text)
+
+    def label_attended(self, label) -> Optional[LabelAction]:
+        """Give the attended region a label (a :class:`Label`, id, key ``"1"``-``"9"`` or name).
+
+        Returns the action, or None (with :attr:`message` saying why) when
+        nothing has been looked at yet. Unknown names raise :class:`InputError`
+        with a "did you mean" hint.
+        """
+        lab = self.resolve_label(label)
+        self.commit_attention()
+        region, method = self.attended_region()
+        index = np.flatnonzero(region)
+        if len(index) == 0:
+            self.message = "nothing attended yet: look at a structure first"
+            return None
+        t = self.now_ns()
+        action = LabelAction(index=index, before=self.labels[index].copy(), label=lab, method=method, t_host_ns=t)
+        self._apply(index, np.int32(lab.id))
+        self.undo_stack.append(action)
+        self.redo_stack.clear()
+        self._event({"type": "label", "label_id": lab.id, "label_name": lab.name, "method": method,
+                     "n_elements": int(len(index)), "annotator": self.annotator,
+                     "time_unix_s": time.time(), "fixations": self.fixations(),
+                     "segmenter_note": self._segmenter_error}, t)
+        self.message = f"labelled {len(index)} {'voxels' if self.kind == 'volume' else 'points'} as {lab.name} ({method})"
+        # the next label starts from fresh attention
+        self.accumulator.reset()
+        self._gaze.clear()
+        if self.scene is not None:
+            self.scene.overlay.clear()
+        return action
+
+    def label_key(self, key: str) -> Optional[LabelAction]:
+        """Label the attended region with the label of number key ``"1"`` ... ``"9"``."""
+        return self.label_attended(self.label_set.by_key(key))
+
+    def label_name(self, name: str) -> Optional[LabelAction]:
+        """Label the attended region with a typed label name (unknown: InputError with a suggestion)."""
+        return self.label_attended(self.label_set.by_name(name))
+
+    def _apply(self, index: np.ndarray, values) -> None:
+        self.labels[index] = values
+        if self.scene is not None:
+            labels = self.labels.reshape(self.shape) if self.kind == "volume" else self.labels
+            self.scene.set_labels(labels, changed=index)
+
+    def undo(self) -> bool:
+        """Revert the last label action; False if there is none."""
+        if not self.undo_stack:
+            self.message = "nothing to undo"
+            return False
+        a = self.undo_stack.pop()
+        self._apply(a.index, a.before)
+        self.redo_stack.append(a)
+        self._event({"type": "undo", "label_id": a.label.id, "n_elements": int(len(a.index))})
+        self.message = f"undid {a.label.name} ({len(a.index)})"
+        return True
+
+    def redo(self) -> bool:
+        """Re-apply the last undone action; False if there is none."""
+        if not self.redo_stack:
+            self.message = "nothing to redo"
+            return False
+        a = self.redo_stack.pop()
+        self._apply(a.index, np.int32(a.label.id))
+        self.undo_stack.append(a)
+        self._event({"type": "redo", "label_id": a.label.id, "n_elements": int(len(a.index))})
+        self.message = f"redid {a.label.name} ({len(a.index)})"
+        return True
+
+    # ----------------------------------------------------------- provenance
+    def fixations(self, min_duration_ms: float = 60.0, max_dispersion: float = 0.02) -> List[dict]:
+        """Fixations (dispersion-threshold) in the gaze since the last label or clear.
+
+        Returns a list of ``{"t_start_ns", "t_end_ns", "x", "y", "n"}`` in
+        normalised viewport coordinates; ``max_dispersion`` is in those units.
+        """
+        out = []
+        if not self._gaze:
+            return out
+        g = np.array(self._gaze, dtype=np.float64)
+        t = np.array([r[0] for r in self._gaze], dtype=np.int64)
+        valid = g[:, 3] > 0
+        start = 0
+        n = len(g)
+        while start < n:
+            if not valid[start]:
+                start += 1
+                continue
+            end = start + 1
+            while end < n and valid[end]:
+                win = g[start:end + 1, 1:3]
+                if np.ptp(win[:, 0]) + np.ptp(win[:, 1]) > max_dispersion:
+                    break
+                end += 1
+            if (t[end - 1] - t[start]) / 1e6 >= min_duration_ms:
+                xy = g[start:end, 1:3].mean(axis=0)
+                out.append({"t_start_ns": int(t[start]), "t_end_ns": int(t[end - 1]),
+                            "x": round(float(xy[0]), 5), "y": round(float(xy[1]), 5), "n": int(end - start)})
+                start = end
+            else:
+                start += 1
+        return out
+
+    def _event(self, event: dict, t_ns: Optional[int] = None) -> None:
+        t = self.now_ns() if t_ns is None else int(t_ns)
+        event = {"source": "gaze3d.viewer", **event}
+        if self.tracker is not None:
+            self.tracker.send_event(event, t)
+        elif self._local_recording is not None:
+            self._local_recording.add_event(t, event)
+
+    # ----------------------------------------------------------- annotations
+    def labelled_scan(self):
+        """A copy of the scan carrying the current labels, label names and attention field."""
+        import dataclasses
+
+        names = {**dict(self.scan.label_names), **self.label_set.names_by_id()}
+        fields = dict(self.scan.fields)
+        fields["attention"] = self.attention.reshape(self.shape).astype(np.float32)
+        return dataclasses.replace(self.scan, labels=self.labels.reshape(self.shape).copy(),
+                                   label_names=names, fields=fields)
+
+    def save_annotations(self, path) -> None:
+        """Write the labels: PLY/LAS/... with labels for clouds and meshes, a label volume (NIfTI...) for volumes."""
+        from gaze3d.io import save_labels, save_scan
+
+        scan = self.labelled_scan()
+        if self.kind == "volume":
+            save_labels(scan, path)
+        else:
+            save_scan(scan, path)
+        self._event({"type": "save_annotations", "path": str(path), "annotator": self.annotator,
+                     "time_unix_s": time.time(), "n_labelled": int((self.labels > 0).sum())})
+        self.message = f"saved {path}"
+
+    def load_annotations(self, path) -> None:
+        """Read labels written by :meth:`save_annotations` (or any file of the same grid / point count)."""
+        from gaze3d.io import load_scan
+
+        other = load_scan(path)
+        if self.kind == "volume":
+            labels = np.asarray(other.array if other.labels is None else other.labels)
+            if labels.shape != self.shape:
+                raise InputError(f"{path}: label volume has shape {labels.shape}, the scan {self.shape}")
+        else:
+            if other.labels is None:
+                raise InputError(f"{path}: has no labels (classification / label field)")
+            labels = np.asarray(other.labels)
+            if len(labels) != self.shape[0]:
+                raise InputError(f"{path}: has {len(labels)} labelled elements, the scan {self.shape[0]}")
+        new = np.rint(labels).astype(np.int32).reshape(-1)
+        changed = np.flatnonzero(new != self.labels)
+        action = LabelAction(index=changed, before=self.labels[changed].copy(),
+                             label=Label(0, f"load {path}", (0, 0, 0)), method="load", t_host_ns=self.now_ns())
+        self.labels[:] = new
+        if self.scene is not None:
+            self.scene.set_labels(self.labels.reshape(self.shape) if self.kind == "volume" else self.labels)
+        self.undo_stack.clear()
+        self.redo_stack.clear()
+        self._event({"type": "load_annotations", "path": str(path), "n_changed": int(len(changed))})
+        self.message = f"loaded {path} ({len(changed)} labels changed)"
+        del action
+
+    # ---------------------------------------------------------------- status
+    def status(self) -> dict:
+        """Numbers for the status line."""
+        st = {"source": "mouse", "alive": False, "rate_hz": float("nan"), "valid_pct": float("nan"),
+              "latency_ms": float("nan"), "clock_offset_ms": float("nan"), "lost": 0}
+        if self.tracker is not None:
+            st.update(self.tracker.stats())
+        st["samples"] = self.n_samples
+        st["labelled"] = int((self.labels > 0).sum())
+        return st
+
+    def status_line(self) -> str:
+        """``tracker sim | 1200 Hz | valid 98% | latency 1.2 ms | offset 0.00 ms | lost 0`` plus the last message."""
+        st = self.status()
+        if self.tracker is None:
+            head = "no tracker (mouse as gaze)"
+        elif not st["alive"]:
+            head = f"tracker {st['source']} LOST (mouse as gaze)"
+        else:
+            head = f"tracker {st['source']}"
+        parts = [head, f"{st['rate_hz']:.0f} Hz", f"valid {st['valid_pct']:.0f}%",
+                 f"latency {st['latency_ms']:.1f} ms", f"offset {st['clock_offset_ms']:.2f} ms",
+                 f"lost {st['lost']}"]
+        line = " | ".join(p.replace("nan%", "-").replace("nan", "-") for p in parts)
+        return f"{line}\n{self.message}" if self.message else line
+
+    def close(self) -> None:
+        """End the session: stop the recording (remote or local) and the tracker link. Idempotent."""
+        if getattr(self, "_closed", False):
+            return
+        self._closed = True
+        self._event({"type": "session_end", "annotator": self.annotator, "n_labelled": int((self.labels > 0).sum())})
+        if self.tracker is not None:
+            if self._remote_recording:
+                done = []
+                self.tracker.request(lambda: done.append(self.tracker.ctrl.stop_recording()))
+            self.tracker.flush(5.0)
+        if self._local_recording is not None:
+            self._local_recording.close()
+            self._local_recording = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _user_name() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:   # no login name in some containers
+        return "unknown"
