@@ -162,3 +162,84 @@ def presentations_from_events(events: Sequence[dict], t0_ns: int) -> List[Target
     if not out:
         raise InputError(f"recording: no {TARGET_EVENT!r} events (was a validation shown?)")
     return out
+
+
+# --- live validation (a viewer showing targets to a person) ----------------------------------
+def run_live_validation(control, subscriber, layout: np.ndarray, order: Optional[Sequence[int]] = None,
+                        dwell_s: float = 1.5, show_target=None, seed: Optional[int] = None,
+                        rate_hz: Optional[float] = None, settle_tail_s: float = 0.1
+                        ) -> Tuple[GazeData, List[TargetPresentation]]:
+    """Show targets one after the other while collecting live gaze from a tracker.
+
+    For each target, ``show_target(index, x, y)`` draws it (the viewer), a
+    ``calib.target`` event is sent with the tracker-clock time it appeared
+    (so the recording, if one is running, can be validated again later), and
+    ``gaze.2d`` samples are collected for ``dwell_s``; a ``calib.end`` event
+    closes the sequence.
+
+    Parameters
+    ----------
+    control : gaze3d.tracker.client.TrackerControl
+    subscriber : gaze3d.tracker.client.GazeSubscriber
+        Subscribed to ``gaze.2d`` of the same tracker (raw, not corrected).
+    layout : (k, 2) float
+        Target positions, tracker coordinates.
+    order : sequence of int, optional
+        Presentation order; default random (``seed``).
+    show_target : callable(index, x, y), optional
+    rate_hz : float, optional
+        Nominal rate, for data loss.
+
+    Returns
+    -------
+    data : GazeData
+        Samples on the tracker clock, seconds from the first target's onset.
+    presentations : list of TargetPresentation
+
+    Thread-safety: uses ``control`` and ``subscriber`` from the calling thread only.
+    """
+    import time as _time
+    layout = np.asarray(layout, dtype=np.float64).reshape(-1, 2)
+    order = presentation_order(len(layout), seed) if order is None else [int(i) for i in order]
+    if not (dwell_s > 0):
+        raise InputError(f"dwell_s: expected a positive duration, got {dwell_s!r}")
+    if getattr(control, "clock", None) is None:
+        control.sync_clock()
+    subscriber.drain()                                   # only gaze from the first target on
+    rows: list = []
+
+    def collect(until: float) -> None:
+        while True:
+            left = until - _time.monotonic()
+            item = subscriber.recv(max(0.0, min(left, 0.05))) if left > 0 else None
+            if item is not None:
+                msg = item[1]
+                g = msg.get("gaze")
+                ok = bool(msg.get("valid", g is not None)) and g is not None
+                rows.append((int(msg["t_host_ns"]), g if ok else (np.nan, np.nan), ok))
+            elif left <= 0:
+                return
+
+    onsets = []
+    for i in order:
+        x, y = (float(v) for v in layout[i])
+        if show_target is not None:
+            show_target(i, x, y)
+        t_on = control.tracker_time_ns()
+        onsets.append(t_on)
+        control.send_event(target_event(TargetPresentation(i, x, y, 0.0, 0.0)), t_host_ns=t_on)
+        collect(_time.monotonic() + dwell_s)
+    t_end = control.tracker_time_ns()
+    control.send_event({"type": END_EVENT}, t_host_ns=t_end)
+    collect(_time.monotonic() + settle_tail_s)           # samples already in flight
+    t0 = onsets[0]
+    bounds = onsets + [t_end]
+    pres = [TargetPresentation(i, float(layout[i, 0]), float(layout[i, 1]), (a - t0) / 1e9, (b - t0) / 1e9)
+            for i, a, b in zip(order, bounds[:-1], bounds[1:])]
+    if not rows:
+        raise InputError("live validation: no gaze samples arrived from the tracker")
+    rows.sort(key=lambda r: r[0])
+    t = (np.array([r[0] for r in rows], dtype=np.int64) - t0) / 1e9
+    xy = np.array([r[1] for r in rows], dtype=np.float64)
+    valid = np.array([r[2] for r in rows], dtype=bool)
+    return GazeData(t, xy, valid, rate_hz=rate_hz), pres

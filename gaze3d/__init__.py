@@ -19,6 +19,7 @@ _LAZY = {
     "CameraPath": "gaze3d.camera",
     "load_scan": "gaze3d.io",
     "save_scan": "gaze3d.io",
+    "load_volume": "gaze3d.io",
     "AttentionAccumulator": "gaze3d.attention",
     "accumulate_attention": "gaze3d.attention",
     "Gaze3DError": "gaze3d.errors",

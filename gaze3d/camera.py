@@ -202,6 +202,10 @@ class Camera:
     def from_vtk(cls, vtk_camera, window_size: Sequence[int]) -> "Camera":
         """Build from a ``vtkCamera`` (or ``pyvista.Camera``) and the render window size ``(w, h)``."""
         w, h = int(window_size[0]), int(window_size[1])
+        # A shifted window centre or off-axis projection moves the image: project() would be wrong.
+        if any(abs(c) > 1e-12 for c in vtk_camera.GetWindowCenter()) or vtk_camera.GetUseOffAxisProjection():
+            raise InputError("from_vtk: the VTK camera has a window centre offset or an off-axis "
+                             "projection; only centred cameras are supported")
         angle = float(vtk_camera.GetViewAngle())
         if vtk_camera.GetUseHorizontalViewAngle():
             angle = float(np.degrees(2 * np.arctan(np.tan(np.radians(angle) / 2) * h / w)))

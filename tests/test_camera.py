@@ -165,6 +165,14 @@ def test_from_vtk_horizontal_view_angle(vtk_renderer):
         vtk_cam.SetUseHorizontalViewAngle(False)
 
 
+def test_from_vtk_rejects_off_centre_cameras(vtk_renderer):
+    vtk = pytest.importorskip("vtk")
+    cam = vtk.vtkCamera()
+    cam.SetWindowCenter(0.2, 0.0)
+    with pytest.raises(InputError, match="window centre"):
+        Camera.from_vtk(cam, (640, 480))
+
+
 def test_from_pyvista():
     pv = pytest.importorskip("pyvista")
     pv.OFF_SCREEN = True

@@ -132,6 +132,19 @@ def test_ply_ascii_cloudcompare_style_scalar_fields(tmp_path):
     np.testing.assert_allclose(cloud.fields["Attention"], [0.5, 0.25, 1.0])
 
 
+def test_ply_colour_variants(tmp_path):
+    xyz = [("float", "x"), ("float", "y"), ("float", "z")]
+    _write_ascii_ply(tmp_path / "u8.ply", xyz + [("uchar", "red"), ("uchar", "green"), ("uchar", "blue"),
+                                                 ("uchar", "alpha")], [(0, 0, 0, 255, 0, 51, 255)])
+    _write_ascii_ply(tmp_path / "f255.ply", xyz + [("float", "red"), ("float", "green"), ("float", "blue")],
+                     [(0, 0, 0, 255.0, 0.0, 51.0)])
+    _write_ascii_ply(tmp_path / "a.ply", xyz + [("float", "a")], [(0, 0, 0, 7.5)])
+    for name in ("u8.ply", "f255.ply"):
+        np.testing.assert_allclose(gaze3d.load_scan(tmp_path / name).colors, [[1.0, 0.0, 0.2]], rtol=1e-6)
+    assert gaze3d.load_scan(tmp_path / "u8.ply").fields == {}          # alpha dropped with its colours
+    assert gaze3d.load_scan(tmp_path / "a.ply").fields["a"].tolist() == [7.5]   # a lone "a" is a field
+
+
 def test_ply_big_endian_and_polygon_faces(tmp_path):
     # a quad and a triangle, big-endian binary: fan-triangulated to 3 triangles
     path = tmp_path / "quad.ply"
@@ -290,36 +303,54 @@ def test_nifti_written_is_read_by_nibabel_in_ras(shared_data, tmp_path):
     np.testing.assert_allclose(np.diag([-1.0, -1.0, 1.0, 1.0]) @ img.affine, vol.affine, atol=1e-4)
 
 
-def test_dicom_file_and_series_folder(shared_data, tmp_path):
+def test_dicom_single_files(shared_data):
+    pydicom = pytest.importorskip("pydicom")
+    for name, shape in (("CT_small.dcm", (128, 128, 1)), ("MR_small.dcm", (64, 64, 1))):
+        src = shared_data / "medical/pydicom" / name
+        ds = pydicom.dcmread(str(src))
+        vol = gaze3d.load_scan(src)
+        assert vol.shape == shape
+        values = ds.pixel_array * float(ds.get("RescaleSlope", 1)) + float(ds.get("RescaleIntercept", 0))
+        np.testing.assert_allclose(vol.array[:, :, 0], values.T)          # [i, j] = [column, row]
+        np.testing.assert_allclose(vol.origin, [float(v) for v in ds.ImagePositionPatient], atol=1e-4)
+        row_dir = np.array([float(v) for v in ds.ImageOrientationPatient[:3]])
+        np.testing.assert_allclose(vol.affine[:3, 0], row_dir * float(ds.PixelSpacing[1]), atol=1e-5)
+
+
+def test_dicom_series_folder_oblique(shared_data, tmp_path):
+    """A 3-slice series made from the CT sample, rotated 30 degrees, with anisotropic pixels."""
     pydicom = pytest.importorskip("pydicom")
     src = shared_data / "medical/pydicom/CT_small.dcm"
     ds = pydicom.dcmread(str(src))
-    one = gaze3d.load_scan(src)
-    assert one.shape == (128, 128, 1)
-    hu = ds.pixel_array.astype(np.float64) * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
-    np.testing.assert_allclose(one.array[:, :, 0], hu.T)                  # [i, j] = [column, row]
-    np.testing.assert_allclose(one.origin, [float(v) for v in ds.ImagePositionPatient], atol=1e-4)
-    row_dir = np.array([float(v) for v in ds.ImageOrientationPatient[:3]])
-    np.testing.assert_allclose(one.affine[:3, 0], row_dir * float(ds.PixelSpacing[1]), atol=1e-5)
-
-    # a 3-slice series made from the sample: positions 2.5 mm apart along the slice normal
+    c, s = np.cos(np.radians(30)), np.sin(np.radians(30))
+    row_dir, col_dir = np.array([c, s, 0.0]), np.array([-s, c, 0.0])   # along i (columns), along j (rows)
+    normal = np.cross(row_dir, col_dir)
+    origin = np.array([-100.0, 20.0, -60.0])
+    row_spacing, col_spacing, slice_gap = 0.5, 0.7, 2.5                  # DICOM PixelSpacing = [row, column]
     folder = tmp_path / "series"
     folder.mkdir()
-    col_dir = np.array([float(v) for v in ds.ImageOrientationPatient[3:]])
-    normal = np.cross(row_dir, col_dir)
-    origin = np.array([float(v) for v in ds.ImagePositionPatient])
-    for k in range(3):
-        s = pydicom.dcmread(str(src))
-        s.ImagePositionPatient = [float(v) for v in origin + 2.5 * k * normal]
-        s.InstanceNumber = k + 1
-        s.SOPInstanceUID = f"{ds.SOPInstanceUID}.{k + 1}"
-        s.SliceLocation = float((origin + 2.5 * k * normal) @ normal)
-        s.save_as(str(folder / f"slice{k}.dcm"))
-    series = gaze3d.load_scan(folder)
-    assert series.shape == (128, 128, 3)
-    np.testing.assert_allclose(series.spacing[2], 2.5, atol=1e-4)
-    np.testing.assert_allclose(series.index_to_world([[0, 0, 2]])[0], origin + 5.0 * normal, atol=1e-3)
-    np.testing.assert_allclose(series.array[:, :, 1], hu.T)
+    for k in (2, 0, 1):                                                 # file order must not matter
+        sl = pydicom.dcmread(str(src))
+        position = origin + slice_gap * k * normal
+        sl.ImageOrientationPatient = [*row_dir.tolist(), *col_dir.tolist()]
+        sl.ImagePositionPatient = position.tolist()
+        sl.PixelSpacing = [row_spacing, col_spacing]
+        sl.SliceThickness = slice_gap
+        sl.InstanceNumber = k + 1
+        sl.SOPInstanceUID = f"{ds.SOPInstanceUID}.{k + 1}"
+        sl.SliceLocation = float(position @ normal)
+        sl.save_as(str(folder / f"slice{k}.dcm"))
+    vol = gaze3d.load_scan(folder)
+    assert vol.shape == (128, 128, 3)
+    np.testing.assert_allclose(vol.spacing, [col_spacing, row_spacing, slice_gap], atol=1e-4)
+    np.testing.assert_allclose(vol.direction, np.column_stack([row_dir, col_dir, normal]), atol=1e-5)
+    np.testing.assert_allclose(vol.origin, origin, atol=1e-3)
+    # voxel (i, j, k) sits at origin + i * col_spacing * row_dir + j * row_spacing * col_dir + k * gap * normal
+    np.testing.assert_allclose(vol.index_to_world([[10, 20, 2]])[0],
+                               origin + 10 * col_spacing * row_dir + 20 * row_spacing * col_dir
+                               + 2 * slice_gap * normal, atol=1e-3)
+    hu = ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+    np.testing.assert_allclose(vol.array[:, :, 1], hu.T)
 
 
 # ------------------------------------------------------------ bad input
@@ -537,3 +568,16 @@ def test_cli_one_line_error_exit_2(make, tmp_path, shared_data):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
     assert lines[0].startswith("gaze3d info: error:") and target.name in lines[0]
+
+
+def test_info_describes_meshes_and_fields(tmp_path):
+    trimesh = pytest.importorskip("trimesh")
+    from gaze3d.cli.info import describe
+
+    sphere = trimesh.creation.icosphere(subdivisions=1)
+    mesh = Mesh(sphere.vertices, sphere.faces, labels=(sphere.vertices[:, 2] > 0).astype(int),
+                fields={"attention": np.linspace(0, 1, len(sphere.vertices))}, label_names={1: "top"})
+    gaze3d.save_scan(mesh, tmp_path / "m.ply")
+    text = describe(gaze3d.load_scan(tmp_path / "m.ply"))
+    assert text.startswith("Mesh:") and f"faces: {len(sphere.faces):,}" in text
+    assert "field 'attention'" in text and "top" in text

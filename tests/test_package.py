@@ -1,6 +1,7 @@
 """Packaging: a lean ``import gaze3d``, the namespaced rooms, the wheel layout, the CLI."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -81,8 +82,9 @@ def test_wheel_has_rooms_only_under_gaze3d(tmp_path):
     src = tmp_path / "src"
     shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(
         ".venv", ".git", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", "demo_output", "out"))
-    # no build isolation: setuptools comes from this environment, no index needed
-    r = subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation",
+    # without build isolation setuptools comes from this environment and no index is needed
+    isolation = [] if importlib.util.find_spec("setuptools") is None else ["--no-build-isolation"]
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", *isolation,
                         "-w", str(tmp_path / "wheel")], capture_output=True, text=True, timeout=280)
     tmp_path = tmp_path / "wheel"
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]

@@ -61,7 +61,7 @@ def test_lsl_maps_channels_validity_and_time():
         else:
             assert not s["valid"] and all(math.isnan(v) for v in s["gaze"])
         # LSL local_clock -> this host's monotonic clock: before arrival, within a second
-        assert 0 <= s["t_host_ns"] - s["t_capture_ns"] < 1e9
+        assert -5e6 <= s["t_host_ns"] - s["t_capture_ns"] < 1e9
 
 
 def test_lsl_resolve_by_type_and_missing_stream():

@@ -54,7 +54,9 @@ def test_pupil_flips_y_thresholds_confidence_and_converts_time(server):
             n_invalid += 1
             assert s["confidence"] < 0.6 and all(math.isnan(v) for v in s["gaze"])
         # Pupil time -> this host's monotonic clock: captured shortly before it arrived here
-        assert 0 <= s["t_host_ns"] - s["t_capture_ns"] < 100e6
+        assert -5e6 <= s["t_host_ns"] - s["t_capture_ns"] < 1e9
+    lags = sorted(s["t_host_ns"] - s["t_capture_ns"] for s in samples)
+    assert lags[len(lags) // 2] < 20e6                 # typically well under 1 ms on loopback
     assert n_invalid >= n_valid / 8 and n_valid > n_invalid     # every 5th datum has low confidence
     # exact mapping: find k of the first sample from the pattern, then check flip y (origin bottom-left -> top-left)
     steps = [round((t - t_first) / period) for t in ks]

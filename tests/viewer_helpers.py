@@ -73,7 +73,9 @@ class VTKFreedGuard:
     def watch_plotter(self, plotter) -> None:
         """The render window, the renderer, every actor with its mapper and data set."""
         self.watch("render window", plotter.ren_win)
-        self.watch("renderer", plotter.renderer)
+        # PyVista removes the renderer's observers when it closes, so watch an object that
+        # only the renderer owns: its culler collection dies with it
+        self.watch("renderer (through its cullers)", plotter.renderer.GetCullers())
         for key, actor in plotter.renderer.actors.items():
             self.watch(f"actor {key}", actor)
             mapper = actor.GetMapper() if hasattr(actor, "GetMapper") else None

@@ -10,6 +10,7 @@ g              show / hide the gaze cursor
 ctrl+s         save annotations
 [ / ]          volume rendering: lower / raise the opacity ramp
 Page Up/Down   volumes: move the axial slice
+v              volumes: show / hide the slice planes
 q              quit
 
 Without a tracker, or while the tracker is silent, the mouse cursor in the
@@ -202,6 +203,8 @@ class ViewerApp:
                 level, width, op = self.scene.transfer
                 self.scene.set_transfer_function(level + (-0.05 if key == "bracketleft" else 0.05) * width, width, op)
                 s.message = f"opacity ramp at {level:.0f}"
+            elif key == "v" and self.scene.kind == "volume":
+                self.scene.show_slices(not self.scene.actor.GetVisibility())
             elif key in ("Prior", "Next") and self.scene.kind == "volume":
                 idx = list(self.scene.slice_index)
                 idx[2] += 1 if key == "Prior" else -1

@@ -81,13 +81,22 @@ def base_colors(scan, labels: np.ndarray | None = None) -> np.ndarray:
     return rgb
 
 
-def tint_labels(rgb: np.ndarray, labels: np.ndarray, strength: float = 0.75) -> np.ndarray:
-    """(n, 3) uint8: ``rgb`` mixed with the palette colour of each element's label (``> 0``)."""
+def tint_labels(rgb: np.ndarray, labels: np.ndarray, strength: float = 0.75,
+                table: np.ndarray | None = None) -> np.ndarray:
+    """(n, 3) uint8: ``rgb`` mixed with the colour of each element's label (``> 0``).
+
+    ``table`` (k, 3) uint8 gives the colour of label id ``i`` in row ``i`` (a
+    label set's colours); ids outside it use :data:`LABEL_PALETTE`.
+    """
     labels = np.asarray(labels)
     out = rgb.copy()
     hit = np.flatnonzero(labels > 0)
     if len(hit):
-        pal = LABEL_PALETTE[(labels[hit] - 1) % len(LABEL_PALETTE)].astype(np.float32)
+        ids = labels[hit]
+        pal = LABEL_PALETTE[(ids - 1) % len(LABEL_PALETTE)].astype(np.float32)
+        if table is not None:
+            known = ids < len(table)
+            pal[known] = table[ids[known]]
         out[hit] = np.round((1 - strength) * rgb[hit] + strength * pal).astype(np.uint8)
     return out
 
@@ -99,9 +108,18 @@ def grey_window(values: np.ndarray, level: float, width: float) -> np.ndarray:
     return np.repeat(g[:, None], 3, axis=1)
 
 
-def auto_window(array: np.ndarray) -> tuple[float, float]:
-    """(level, width) from the 2nd-98th percentiles of a volume (a CT soft-tissue-like default)."""
+def looks_like_ct(array: np.ndarray) -> bool:
+    """True for Hounsfield units: air near -1000 and values up to bone."""
     a = np.asarray(array)
+    sample = a.ravel()[:: max(1, a.size // 200_000)]
+    return bool(sample.min() <= -900 and np.percentile(sample, 99.5) >= 100)
+
+
+def auto_window(array: np.ndarray) -> tuple[float, float]:
+    """(level, width) for grey display: CT soft tissue (40, 400) for HU data, else the 2nd-98th percentiles."""
+    a = np.asarray(array)
+    if looks_like_ct(a):
+        return 40.0, 400.0
     sample = a.ravel()[:: max(1, a.size // 200_000)].astype(np.float64)
     lo, hi = np.percentile(sample, [2, 98])
     if hi <= lo:

@@ -68,9 +68,14 @@ class LabelSet:
     # ---------------------------------------------------------- constructors
     @classmethod
     def from_names(cls, names: Sequence[str] | Dict[int, str]) -> "LabelSet":
-        """Labels from names (ids 1, 2, ...) or from an ``{id: name}`` dict such as ``scan.label_names``."""
-        items = sorted(names.items()) if isinstance(names, dict) else list(enumerate(names, start=1))
-        return cls([Label(int(i), str(n), tuple(int(c) for c in label_color(int(i)))) for i, n in items])
+        """Labels from names (ids 1, 2, ...) or from an ``{id: name}`` dict such as ``scan.label_names``.
+
+        Keys 1-9 follow the order given (dict insertion order).
+        """
+        items = list(names.items()) if isinstance(names, dict) else list(enumerate(names, start=1))
+        # colours by position, so the first keys get the most distinct palette colours
+        return cls([Label(int(i), str(n), tuple(int(c) for c in label_color(pos)))
+                    for pos, (i, n) in enumerate(items, start=1)])
 
     @classmethod
     def default(cls) -> "LabelSet":

@@ -61,6 +61,9 @@ def write_png(image: np.ndarray, out) -> Path:
     os.close(fd)
     try:
         Image.fromarray(image).save(tmp, optimize=True)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)    # mkstemp makes 0600; a PNG is for sharing
         os.replace(tmp, out)
     except BaseException:
         if os.path.exists(tmp):

@@ -16,7 +16,7 @@ from gaze3d.errors import InputError
 from gaze3d.scan import Mesh, PointCloud, Volume
 
 from ._vtk import pv, vtk_to_numpy
-from .colors import auto_window, base_colors, grey_window, tint_labels
+from .colors import auto_window, base_colors, grey_window, looks_like_ct, tint_labels
 from .overlay import AttentionOverlay
 
 COLOR_ARRAY = "gaze3d_rgb"
@@ -109,6 +109,7 @@ class Scene:
         self.cmap = cmap
         self.volume_actor = None
         self._opacity = None
+        self.label_colors = None        # (k, 3) uint8 colour per label id, from the label set
         if labels is None and scan.labels is not None:
             labels = scan.labels
         self.labels = None if labels is None else np.asarray(labels, dtype=np.int32).copy()
@@ -153,11 +154,13 @@ class Scene:
             vals = self.scan.array.reshape(-1)[self.element_index]
             rgb = grey_window(vals, *self.window)
             if self.labels is not None:
-                rgb = tint_labels(rgb, self.labels.reshape(-1)[self.element_index], strength=0.55)
+                rgb = tint_labels(rgb, self.labels.reshape(-1)[self.element_index], strength=0.55,
+                                  table=self.label_colors)
             return rgb
         if getattr(self, "_plain", None) is None:
             self._plain = base_colors(self.scan)   # unlabelled colours, kept for relabelling
-        return self._plain if self.labels is None else tint_labels(self._plain, self.labels)
+        return self._plain if self.labels is None else tint_labels(self._plain, self.labels,
+                                                                    table=self.label_colors)
 
     def set_labels(self, labels, changed=None) -> None:
         """Show new labels per element; ``changed`` (indices into the scan's elements) limits the work."""
@@ -170,7 +173,7 @@ class Scene:
             return
         rgb = self._plain[changed]
         if self.labels is not None:
-            rgb = tint_labels(rgb, self.labels[changed])
+            rgb = tint_labels(rgb, self.labels[changed], table=self.label_colors)
         self.overlay.set_base(rgb, changed)
 
     def update_attention(self, values) -> int:
@@ -184,11 +187,21 @@ class Scene:
         grid = volume_image(self.scan)
         level, width = self.window
         self.volume_actor = self.plotter.add_volume(
-            grid, scalars="values", cmap="bone", clim=(level - width / 2, level + width / 2),
+            grid, scalars="values", cmap="bone", clim=self._volume_clim(),
             show_scalar_bar=False, reset_camera=False)
         self._opacity = vtkPiecewiseFunction()
         self.volume_actor.GetProperty().SetScalarOpacity(self._opacity)
-        self.set_transfer_function(level + 0.15 * width, 0.5 * width, 0.25)
+        if looks_like_ct(self.scan.array):
+            self.set_transfer_function(220.0, 240.0, 0.8)       # contrast and bone over soft tissue
+        else:
+            hi = float(np.percentile(self.scan.array[::2, ::2, ::2], 99.5))
+            self.set_transfer_function(0.5 * (level + hi), max(hi - level, 1e-6), 0.3)
+
+    def _volume_clim(self) -> tuple:
+        if looks_like_ct(self.scan.array):
+            return (-100.0, 600.0)
+        a = self.scan.array[::2, ::2, ::2]
+        return float(np.percentile(a, 50)), float(np.percentile(a, 99.9))
 
     def set_transfer_function(self, level: float, width: float, max_opacity: float = 0.25) -> None:
         """Volume rendering opacity: a ramp from 0 at ``level - width/2`` to ``max_opacity`` at ``level + width/2``."""
@@ -205,6 +218,10 @@ class Scene:
         self._opacity.AddPoint(lo, 0.0)
         self._opacity.AddPoint(hi, max_opacity)
         self._opacity.AddPoint(max(vmax, hi + 1), max_opacity)
+
+    def show_slices(self, visible: bool) -> None:
+        """Show or hide the slice planes (volumes; the volume rendering stays)."""
+        self.actor.SetVisibility(bool(visible))
 
     def set_slices(self, index_ijk) -> None:
         """Move the three slice planes to voxel ``index_ijk`` (rebuilds the planes: a rare action)."""

@@ -151,6 +151,7 @@ class LabelingSession:
     def attach(self, scene) -> None:
         """Show attention and labels in a :class:`~gaze3d.viewer.scene.Scene` and take cameras from it."""
         self.scene = scene
+        scene.label_colors = self.label_set.colors()
         scene.set_labels(self.labels.reshape(self.shape) if self.kind == "volume" else self.labels)
 
     def current_camera(self) -> Camera:

@@ -84,6 +84,7 @@ class TrackerLink:
         self.ctrl_ok = False
         self.clock = None
         self._recent = collections.deque(maxlen=20_000)   # (local receive s, valid, latency ns)
+        self._last_sample_ns: Optional[int] = None
         self._stop = threading.Event()
         self._last_restarts = 0
         self._thread = threading.Thread(target=self._run, name="gaze3d-tracker-link", daemon=True)
@@ -104,7 +105,10 @@ class TrackerLink:
             payload["topic"] = topic
             out.append(payload)
             self.source = str(payload.get("source", self.source))
-            latency = t_local + offset - int(payload.get("t_host_ns", t_local + offset))
+            t_sample = int(payload.get("t_host_ns", t_local + offset))
+            latency = t_local + offset - t_sample
+            if self._last_sample_ns is None or t_sample > self._last_sample_ns:
+                self._last_sample_ns = t_sample
             self._recent.append((now, bool(payload.get("valid", False)), latency))
         if self.sub.stats["restarts"] != self._last_restarts:
             # a new tracker run: its clock may have changed host; synchronise again
@@ -114,9 +118,14 @@ class TrackerLink:
 
     @property
     def alive(self) -> bool:
-        """True if a message arrived within the last :data:`ALIVE_AFTER_S` seconds."""
-        t = self.sub.last_message_monotonic
-        return t is not None and time.monotonic() - t < ALIVE_AFTER_S
+        """True if the newest gaze sample received is less than :data:`ALIVE_AFTER_S` seconds old.
+
+        Judged by the sample's own time stamp (tracker clock), not by when it was
+        read: samples queued before the tracker died do not make it look alive.
+        """
+        if self._last_sample_ns is None:
+            return False
+        return self.tracker_time_ns() - self._last_sample_ns < ALIVE_AFTER_S * 1e9
 
     def tracker_time_ns(self, t_local_ns: Optional[int] = None) -> int:
         """A local ``monotonic_ns`` reading on the tracker clock (offset 0 until synchronised)."""

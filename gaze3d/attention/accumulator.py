@@ -139,7 +139,7 @@ class AttentionAccumulator:
         self._pos = np.zeros(2)       # object-space trajectory position, degrees
         self._hist_t = np.empty(0)
         self._hist_xy = np.empty((0, 2))
-        self._pending = []            # [frame, t (k,), dirs (k,3), dwell (k,)] chunks, in time order
+        self._pending = []            # [frame, t (k,), dirs (k,3), dwell (k,), origins (k,3)] chunks
         self.n_samples = 0            # samples seen
         self.n_used = 0               # samples whose attention was deposited
         self._cached = None
@@ -287,13 +287,13 @@ class AttentionAccumulator:
         frame = self.engine.frame(camera, dirs)
         tv, wv = t[valid], dwell[valid]
         if not self.fixations_only:
-            self._deposit(frame, dirs, wv)
+            self._deposit(frame, dirs, wv, origins)
             return
         if event is not None:
             use = event[valid] == _FIX
-            self._deposit(frame, dirs[use], wv[use])
+            self._deposit(frame, dirs[use], wv[use], origins[use])
             return
-        hits = self.engine.hit_points(frame, dirs)
+        hits = self.engine.hit_points(frame, dirs, origins)
         steps = object_space_steps(origins, dirs, hits, self._prev_dir, self._prev_hit,
                                    rights=np.broadcast_to(right, dirs.shape),
                                    ups=np.broadcast_to(up, dirs.shape))
@@ -302,16 +302,16 @@ class AttentionAccumulator:
         xy[valid] = self._pos + np.cumsum(steps, axis=0)
         self._pos = xy[valid][-1].copy()
         self._history(t, xy)
-        self._pending.append([frame, tv, dirs, wv])
+        self._pending.append([frame, tv, dirs, wv, origins])
         self._commit(final=False)
 
     def _history(self, t, xy):
         self._hist_t = np.concatenate([self._hist_t, t])
         self._hist_xy = np.concatenate([self._hist_xy, xy])
 
-    def _deposit(self, frame, dirs, weights):
+    def _deposit(self, frame, dirs, weights, origins):
         if len(dirs):
-            self.engine.deposit(frame, dirs, weights)
+            self.engine.deposit(frame, dirs, weights, origins)
             self.n_used += len(dirs)
 
     def _commit(self, final: bool) -> None:
@@ -325,14 +325,14 @@ class AttentionAccumulator:
                                   method=self.method, **self.method_params)
         keep = []
         for chunk in self._pending:
-            frame, tc, dc, wc = chunk
+            frame, tc, dc, wc, oc = chunk
             done = tc <= cutoff
             if done.any():
                 lab = labels[np.searchsorted(self._hist_t, tc[done])]
                 use = lab == _FIX
-                self._deposit(frame, dc[done][use], wc[done][use])
+                self._deposit(frame, dc[done][use], wc[done][use], oc[done][use])
             if not done.all():
-                keep.append([frame, tc[~done], dc[~done], wc[~done]])
+                keep.append([frame, tc[~done], dc[~done], wc[~done], oc[~done]])
         self._pending = keep
         lo = np.searchsorted(self._hist_t, t_end - self.history_s, side="left")
         if self._pending:

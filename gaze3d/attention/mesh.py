@@ -52,11 +52,12 @@ class MeshEngine(PointCloudEngine):
         out = self.scene.cast_rays(self._o3c.Tensor(rays), nthreads=self.nthreads)
         return out["t_hit"].numpy()
 
-    def _visibility(self, camera, cand, rel, depth, u, v) -> np.ndarray:
+    def _visibility(self, camera, cand, cam_xyz, depth, u, v) -> np.ndarray:
+        rel = np.stack(cam_xyz, axis=1).astype(np.float64) @ camera.rotation   # back to world axes
         t = self.cast(np.repeat(camera.position[None], len(rel), axis=0), rel)
         return t >= np.float32(1.0 - self.depth_tolerance)
 
-    def hit_points(self, fr: PointFrame, directions: np.ndarray) -> np.ndarray:
+    def hit_points(self, fr: PointFrame, directions: np.ndarray, origins=None) -> np.ndarray:
         """(s, 3) float64 first hits of the gaze rays on the mesh (NaN on a miss)."""
         t = self.cast(np.repeat(fr.origin[None], len(directions), axis=0), directions).astype(np.float64)
         out = fr.origin + directions * t[:, None]

@@ -67,9 +67,8 @@ class PointFrame:
     axis: np.ndarray            # (3,) float64 unit
     half_angle: float           # radians covered for deposition (cone minus margins)
     index: np.ndarray           # (v,) int64 sorted positions of the visible points
-    q: np.ndarray               # (v, 3) float32 unit direction minus axis
-    qn: np.ndarray              # (v,) float32 |q|^2
-    n_candidates: int = 0
+    amat: np.ndarray            # (5, v) float32: q = unit direction - axis (camera frame), |q|^2, 1
+    rotation: np.ndarray        # (3, 3) float64 world -> camera
 
 
 class PointCloudEngine:
@@ -145,64 +144,101 @@ class PointCloudEngine:
         idx = self.index
         apex = camera.position - idx.center
         cand = idx.cone_candidates(apex, axis, min(cone, np.radians(89.5)), camera.near)
-        rel = idx.xyz32[cand] - apex.astype(np.float32)
-        dist = np.sqrt(np.einsum("ij,ij->i", rel, rel))
-        ok = dist > 0
-        d = rel / np.where(ok, dist, 1.0)[:, None]
-        ok &= d @ axis.astype(np.float32) >= np.float32(np.cos(cone))
-        cand, rel, d = cand[ok], rel[ok], d[ok]
-        R = camera.rotation.astype(np.float32)
-        c = rel @ R.T
-        depth = c[:, 2]
+        R = camera.rotation
+        # camera coordinates of the candidates, column by column in float32
+        a = apex.astype(np.float32)
+        X = np.take(idx.cols[0], cand)
+        X -= a[0]
+        Y = np.take(idx.cols[1], cand)
+        Y -= a[1]
+        Z = np.take(idx.cols[2], cand)
+        Z -= a[2]
+        cam = []
+        for r in R.astype(np.float32):
+            c = X * r[0]
+            c += Y * r[1]
+            c += Z * r[2]
+            cam.append(c)
+        cx, cy, cz = cam
+        del X, Y, Z
+        ax = (R @ axis).astype(np.float32)               # cone axis in camera coordinates
+        dot = cx * ax[0]
+        dot += cy * ax[1]
+        dot += cz * ax[2]
+        n2 = cx * cx
+        n2 += cy * cy
+        n2 += cz * cz
+        ok = dot > 0
+        dot *= dot
+        ok &= dot >= np.float32(np.cos(cone) ** 2) * n2
+        ok &= (cz >= camera.near) & (cz <= camera.far)
+        keep = np.flatnonzero(ok)
+        cand, cx, cy, cz, n2 = (np.take(v, keep) for v in (cand, cx, cy, cz, n2))
         f = np.float32(camera.focal_px)
-        ok = (depth >= camera.near) & (depth <= camera.far)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            u = np.float32(camera.width / 2.0) + f * c[:, 0] / depth
-            v = np.float32(camera.height / 2.0) - f * c[:, 1] / depth
+        inv = f / cz
+        u = cx * inv
+        u += np.float32(camera.width / 2.0)
+        v = cy * -inv
+        v += np.float32(camera.height / 2.0)
         h = self.half_splat
-        ok &= (u >= -h) & (u < camera.width + h) & (v >= -h) & (v < camera.height + h)
-        cand, d, rel, depth, u, v = cand[ok], d[ok], rel[ok], depth[ok], u[ok], v[ok]
-        visible = np.zeros(len(cand), dtype=bool)
+        ok = (u >= -h) & (u < camera.width + h) & (v >= -h) & (v < camera.height + h)
+        keep = np.flatnonzero(ok)
+        cand, cx, cy, cz, n2, u, v = (np.take(w, keep) for w in (cand, cx, cy, cz, n2, u, v))
         if len(cand):
-            visible = self._visibility(camera, cand, rel, depth, u, v)
+            visible = self._visibility(camera, cand, (cx, cy, cz), cz, u, v)
             visible &= (u >= 0) & (u < camera.width) & (v >= 0) & (v < camera.height)
-        cand, d = cand[visible], d[visible]
-        q = (d - axis.astype(np.float32)).astype(np.float32)
-        qn = np.einsum("ij,ij->i", q, q)
+            keep = np.flatnonzero(visible)
+            cand, cx, cy, cz, n2 = (np.take(w, keep) for w in (cand, cx, cy, cz, n2))
+        # unit directions minus the axis, as rows of the chord matrix (see _chord2)
+        rn = np.float32(1.0) / np.sqrt(n2)
+        amat = np.empty((5, len(cand)), dtype=np.float32)
+        for i, c in enumerate((cx, cy, cz)):
+            np.multiply(c, rn, out=amat[i])
+            amat[i] -= ax[i]
+        amat[3] = amat[0] * amat[0]
+        amat[3] += amat[1] * amat[1]
+        amat[3] += amat[2] * amat[2]
+        amat[4] = 1.0
         return PointFrame(key=key, camera=camera, origin=camera.position.copy(), axis=axis,
-                          half_angle=half, index=cand, q=q, qn=qn, n_candidates=int(ok.size))
+                          half_angle=half, index=cand, amat=amat, rotation=R)
 
-    def _visibility(self, camera, cand, rel, depth, u, v) -> np.ndarray:
+    def _visibility(self, camera, cand, cam_xyz, depth, u, v) -> np.ndarray:
         """(m,) bool: the splat depth test (see the module docstring)."""
         h = self.half_splat
-        iu = np.floor(u).astype(np.int64)
-        iv = np.floor(v).astype(np.int64)
-        u0, v0 = iu.min(), iv.min()
-        wu, wv = int(iu.max() - u0 + 1), int(iv.max() - v0 + 1)
-        flat = (iv - v0) * wu + (iu - u0)
+        iu = u.astype(np.int32)          # u, v >= -h: shift before truncating to floor
+        iv = v.astype(np.int32)
+        if h:
+            iu = (u + np.float32(h)).astype(np.int32)
+            iv = (v + np.float32(h)).astype(np.int32)
+        u0, v0 = int(iu.min()), int(iv.min())
+        wu, wv = int(iu.max()) - u0 + 1, int(iv.max()) - v0 + 1
+        flat = (iv - v0) * wu
+        flat += iu - u0
         z = np.full(wu * wv, np.inf, dtype=np.float32)
         np.minimum.at(z, flat, depth)
         zs = _min_filter(z.reshape(wv, wu), h).ravel()
         tol = depth * np.float32(self.depth_tolerance + self.max_slope * (2 * h + 1) / camera.focal_px)
-        return depth <= zs[flat] + tol
+        tol += np.take(zs, flat)
+        return depth <= tol
 
     # ---------------------------------------------------------- per ray
     def _chord2(self, fr: PointFrame, directions: np.ndarray, cols: slice) -> np.ndarray:
-        """(s, v') float32 squared chords between rays and visible points ``cols``."""
-        h = directions - fr.axis
+        """(s, v') float32 squared chords between rays and visible points ``cols``.
+
+        ``|d - p|^2 = |q|^2 + |h|^2 - 2 q.h`` with ``q = p - axis`` and
+        ``h = d - axis``: all terms are small, so float32 keeps ~1e-7 relative
+        accuracy on the chord where ``2 - 2 d.p`` would cancel.
+        """
+        h = (directions - fr.axis) @ fr.rotation.T
         b = np.empty((len(directions), 5), dtype=np.float32)
         b[:, :3] = -2.0 * h
         b[:, 3] = 1.0
         b[:, 4] = np.einsum("ij,ij->i", h, h)
-        a = np.empty((5, cols.stop - cols.start), dtype=np.float32)
-        a[:3] = fr.q[cols].T
-        a[3] = fr.qn[cols]
-        a[4] = 1.0
-        c2 = b @ a
+        c2 = b @ fr.amat[:, cols]
         np.maximum(c2, 0.0, out=c2)
         return c2
 
-    def hit_points(self, fr: PointFrame, directions: np.ndarray) -> np.ndarray:
+    def hit_points(self, fr: PointFrame, directions: np.ndarray, origins=None) -> np.ndarray:
         """(s, 3) float64 point where each ray meets the visible surface.
 
         The point on the ray at the distance of the visible point nearest in
@@ -229,7 +265,7 @@ class PointCloudEngine:
         out[hit] = fr.origin + directions[hit] * dist[:, None]
         return out
 
-    def deposit(self, fr: PointFrame, directions: np.ndarray, weights: np.ndarray) -> None:
+    def deposit(self, fr: PointFrame, directions: np.ndarray, weights: np.ndarray, origins=None) -> None:
         """Add ``weights[i] * gaussian(angle)`` of every ray to the visible points."""
         v = len(fr.index)
         if v == 0 or len(directions) == 0:
@@ -251,7 +287,6 @@ class PointCloudEngine:
             e *= w[:, None]
             contrib = np.add.reduce(e, axis=0)
             self.acc[fr.index[cols]] += contrib
-        return
 
     # ------------------------------------------------------------ output
     def values(self) -> np.ndarray:

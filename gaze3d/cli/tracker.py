@@ -63,6 +63,9 @@ def run(args) -> int:
             if not args.curve_keys:
                 raise InputError(f"{flag} {address}: --bind-public requires --curve-keys DIR "
                                  "(create keys with `gaze3d keys DIR`)")
+    # The acquisition thread must get the GIL back within ~0.2 ms when a sample
+    # is due, not after the default 5 ms switch interval of a busy recorder thread.
+    sys.setswitchinterval(0.0002)
     source = make_source(args.source, parse_options(args.opt))
     server = TrackerServer(source, pub=pub, ctrl=ctrl, record=args.record, curve_keys=args.curve_keys,
                            heartbeat_s=args.heartbeat_s, sndhwm=args.sndhwm, sndbuf=args.sndbuf,

@@ -53,6 +53,13 @@ class _SpconvSubM(nn.Module):
 
     spconv weights are ``(C_out, kx, ky, kz, C_in)`` and, like ours, a
     cross-correlation over the index axes in the order given.
+
+    Two defects of spconv 2.3.8's CPU build are worked around here (both seen
+    on this project's CPU machine): with more than one torch thread its CPU
+    kernels race and return wrong sums on some calls, so on CPU it runs with
+    ``torch.set_num_threads(1)``; and its backward asks for the current CUDA
+    stream even for CPU tensors, which fails with a CPU-only torch, so that
+    lookup is made to return stream 0 when CUDA is unavailable.
     """
 
     def __init__(self, spconv, in_channels, out_channels, kernel_size):
@@ -79,7 +86,15 @@ class _SpconvSubM(nn.Module):
 
     def forward(self, x):
         sp = x if isinstance(x, self._spconv.SparseConvTensor) else self.to_spconv(x)
-        out = self.conv(sp)
+        if sp.features.is_cuda:
+            out = self.conv(sp)
+        else:
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                out = self.conv(sp)
+            finally:
+                torch.set_num_threads(threads)
         if not isinstance(x, SparseTensor):
             return out
         # submanifold: spconv keeps the input indices in their order
@@ -91,6 +106,9 @@ class SpconvBackend(SparseBackend):
 
     def __init__(self):
         self.spconv = optional_import(_IMPORT["spconv"])
+        if not torch.cuda.is_available():
+            ops = importlib.import_module("spconv.pytorch.ops")
+            ops.get_current_stream = lambda: 0   # CPU-only torch: see _SpconvSubM
 
     def subm_conv3d(self, in_channels, out_channels, kernel_size=3):
         return _SpconvSubM(self.spconv, in_channels, out_channels, kernel_size)

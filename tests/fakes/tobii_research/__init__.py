@@ -53,8 +53,7 @@ EYETRACKER_NOTIFICATION_CONNECTION_RESTORED = "eyetracker_notification_connectio
 EYETRACKER_STREAM_ERRORS = "eyetracker_stream_errors"
 CALIBRATION_STATUS_SUCCESS = "calibration_status_success"
 CALIBRATION_STATUS_FAILURE = "calibration_status_failure"
-VALIDITY_VALID = 1
-VALIDITY_INVALID = 0
+_VALID, _INVALID = 1, 0          # the SDK's dictionaries carry validity as int 1/0
 
 _NAN2 = (float("nan"), float("nan"))
 _NAN3 = (float("nan"), float("nan"), float("nan"))
@@ -218,12 +217,12 @@ class EyeTracker:
             return {
                 "gaze_point_on_display_area": (x, y) if ok else _NAN2,
                 "gaze_point_in_user_coordinate_system": point if ok else _NAN3,
-                "gaze_point_validity": VALIDITY_VALID if ok else VALIDITY_INVALID,
+                "gaze_point_validity": _VALID if ok else _INVALID,
                 "pupil_diameter": 3.5 + 0.1 * dx / 30.0 if ok else float("nan"),
-                "pupil_validity": VALIDITY_VALID if ok else VALIDITY_INVALID,
+                "pupil_validity": _VALID if ok else _INVALID,
                 "gaze_origin_in_user_coordinate_system": origin if ok else _NAN3,
                 "gaze_origin_in_trackbox_coordinate_system": (0.5, 0.5, 0.5) if ok else _NAN3,
-                "gaze_origin_validity": VALIDITY_VALID if ok else VALIDITY_INVALID,
+                "gaze_origin_validity": _VALID if ok else _INVALID,
             }
 
         d = {"device_time_stamp": self._device_epoch_us + int(round(t_dev * 1e6)),

@@ -1,0 +1,350 @@
+"""Volume attention: slice views, front-to-back volume rendering and MIP, at voxel resolution.
+
+Three viewing modes, matching what the viewer draws:
+
+``"slice"``
+    An axial / coronal / sagittal slice ``index`` along voxel axis ``axis``
+    (0 = i, 1 = j, 2 = k). The gaze ray meets the slice's plane (through the
+    voxel centres, via the affine) at the hit point; every voxel of that slice
+    gets the foveal Gaussian of the angle between the gaze ray and the
+    direction from the eye to the voxel centre (nothing occludes a slice).
+``"render"``
+    Direct volume rendering. A bundle of rays covers the foveal cone (spacing
+    ``sigma / bundle_density``, out to the cut-off), each weighted by the
+    Gaussian of its angle and normalised to sum 1. Each ray is marched
+    front to back with step ``step_mm`` through the trilinearly interpolated
+    volume; the viewer's opacity transfer function ``opacity`` gives alpha
+    (corrected to the step length, per ``reference_step_mm``), the
+    compositing weight of step ``s`` is ``w_s = alpha_s * prod_{r<s}(1 -
+    alpha_r)``, marching stops once the transmittance drops below ``1 -
+    early_termination``, and ``dwell * ray_weight * w_s`` goes to the voxel
+    nearest the step's position. So a sample deposits exactly ``dwell`` times
+    the bundle's mean accumulated opacity.
+``"mip"``
+    Maximum intensity projection: each bundle ray deposits ``dwell *
+    ray_weight`` at the voxel nearest its maximum.
+
+Attention is a float64 accumulator on the volume's grid (``values`` float32,
+shape ``(I, J, K)``). Perspective and orthographic cameras are both handled
+(a ray bundle needs only the gaze rays).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence, Union
+
+import numpy as np
+
+from ..errors import InputError
+from .foveal import FovealModel, chord2_to_theta2
+
+MODES = ("slice", "render", "mip")
+
+
+def make_opacity(opacity) -> Callable[[np.ndarray], np.ndarray]:
+    """Opacity transfer function from a callable or piecewise-linear ``(values, alphas)`` points."""
+    if opacity is None:
+        return None
+    if callable(opacity):
+        return opacity
+    pts = np.asarray(opacity, dtype=np.float64)
+    if pts.ndim != 2 or 2 not in pts.shape:
+        raise InputError("opacity: expected a callable or (values, alphas) control points, "
+                         f"got an array of shape {pts.shape}")
+    if pts.shape[0] != 2:
+        pts = pts.T
+    xs, ys = pts
+    if np.any(np.diff(xs) < 0) or np.any((ys < 0) | (ys > 1)):
+        raise InputError("opacity: control values must increase and alphas lie in [0, 1]")
+    return lambda v: np.interp(v, xs, ys)
+
+
+@dataclass
+class VolumeFrame:
+    """Per-call state (a volume needs no visibility cache)."""
+
+    camera: object
+    origin: np.ndarray
+
+
+class VolumeEngine:
+    """Attention on a :class:`~gaze3d.scan.Volume` (see the module docstring).
+
+    Parameters
+    ----------
+    volume : gaze3d.scan.Volume
+    foveal : FovealModel
+    mode : {"slice", "render", "mip"}
+    axis, index : int
+        The slice shown in ``"slice"`` mode (``index`` defaults to the middle).
+    opacity : callable or (2, m) control points
+        Scalar -> alpha in [0, 1] for ``"render"`` (default: linear ramp
+        from the volume's 1st to 99th percentile, alpha 0 to 0.05).
+    step_mm : float
+        Ray-marching step (default half the smallest voxel spacing).
+    reference_step_mm : float
+        The step the opacities are defined for (default ``step_mm``).
+    early_termination : float
+        Stop a ray once this much opacity is accumulated (default 0.99).
+    bundle_density : float
+        Rays per sigma across the foveal cone (default 2: 113 rays at cut 3).
+    """
+
+    def __init__(self, volume, foveal: FovealModel, mode: str = "render", axis: int = 2,
+                 index: Optional[int] = None, opacity=None, step_mm: Optional[float] = None,
+                 reference_step_mm: Optional[float] = None, early_termination: float = 0.99,
+                 bundle_density: float = 2.0):
+        if mode not in MODES:
+            raise InputError(f"volume mode: expected one of {', '.join(MODES)}, got {mode!r}")
+        self.volume = volume
+        self.foveal = foveal
+        self.mode = mode
+        self.shape = tuple(volume.array.shape)
+        self.n = int(np.prod(self.shape))
+        self.affine = volume.affine
+        self.inv = np.linalg.inv(volume.affine)
+        self.set_slice(axis, self.shape[axis] // 2 if index is None and 0 <= axis <= 2 else index)
+        spacing = volume.spacing
+        self.step_mm = float(step_mm) if step_mm is not None else float(spacing.min() / 2.0)
+        self.reference_step_mm = float(reference_step_mm) if reference_step_mm is not None else self.step_mm
+        if not (self.step_mm > 0 and self.reference_step_mm > 0):
+            raise InputError(f"step_mm: expected a positive length, got {step_mm}")
+        if not 0 < early_termination <= 1:
+            raise InputError(f"early_termination: expected a value in (0, 1], got {early_termination}")
+        if not bundle_density > 0:
+            raise InputError(f"bundle_density: expected a positive number, got {bundle_density}")
+        self.early_termination = float(early_termination)
+        self.bundle_density = float(bundle_density)
+        if opacity is None:
+            lo, hi = np.percentile(volume.array[::2, ::2, ::2], [1, 99])
+            opacity = [[lo, hi if hi > lo else lo + 1], [0.0, 0.05]]
+        self.opacity = make_opacity(opacity)
+        self.acc = np.zeros(self.n, dtype=np.float64)
+
+    # --------------------------------------------------------------- setup
+    def set_slice(self, axis: int, index: int) -> None:
+        """Show slice ``index`` along voxel axis ``axis`` (slice mode)."""
+        if axis not in (0, 1, 2):
+            raise InputError(f"slice axis: expected 0, 1 or 2 (i, j, k), got {axis}")
+        if not (0 <= int(index) < self.shape[axis]):
+            raise InputError(f"slice index: expected 0..{self.shape[axis] - 1} along axis {axis}, got {index}")
+        self.axis, self.index = int(axis), int(index)
+
+    def world_to_index(self, xyz) -> np.ndarray:
+        """(n, 3) world (LPS mm) -> (n, 3) continuous voxel indices (inverse affine)."""
+        p = np.asarray(xyz, dtype=np.float64).reshape(-1, 3)
+        return p @ self.inv[:3, :3].T + self.inv[:3, 3]
+
+    def index_to_world(self, ijk) -> np.ndarray:
+        p = np.asarray(ijk, dtype=np.float64).reshape(-1, 3)
+        return p @ self.affine[:3, :3].T + self.affine[:3, 3]
+
+    def frame(self, camera, directions) -> VolumeFrame:
+        return VolumeFrame(camera=camera, origin=np.asarray(camera.position, dtype=np.float64))
+
+    @staticmethod
+    def _origins(fr: VolumeFrame, directions: np.ndarray, origins=None) -> np.ndarray:
+        if origins is not None:
+            return np.asarray(origins, dtype=np.float64).reshape(-1, 3)
+        return np.repeat(fr.origin[None], len(directions), axis=0)
+
+    # ------------------------------------------------------------ slice mode
+    def _slice_normal(self) -> np.ndarray:
+        n_idx = np.zeros(3)
+        n_idx[self.axis] = 1.0
+        return self.inv[:3, :3].T @ n_idx           # plane normal in world (gradient of the index)
+
+    def slice_hits(self, origins: np.ndarray, directions: np.ndarray) -> np.ndarray:
+        """(s, 3) world points where rays meet the current slice's plane (NaN if parallel/behind)."""
+        normal = self._slice_normal()
+        point = self.index_to_world([np.where(np.arange(3) == self.axis, self.index, 0)])[0]
+        denom = directions @ normal
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = ((point - origins) @ normal) / denom
+        out = origins + directions * t[:, None]
+        out[~(np.isfinite(t) & (t > 0))] = np.nan
+        return out
+
+    def _slice_deposit(self, fr, directions, weights, origins):
+        hits = self.slice_hits(origins, directions)
+        cut = self.foveal.cut_rad(fr.camera)
+        sigma = self.foveal.camera_sigma_rad(fr.camera)
+        normal = self._slice_normal()
+        ax = self.axis
+        others = [a for a in range(3) if a != ax]
+        for o, d, hit, w in zip(origins, directions, hits, weights):
+            if not np.isfinite(hit).all():
+                continue
+            # the cut-off cone meets the plane within R of the hit (phi: incidence angle)
+            phi = np.arccos(min(1.0, abs(d @ normal) / np.linalg.norm(normal)))
+            if phi + cut < np.radians(89.0):
+                R = np.linalg.norm(hit - o) * np.sin(cut) / np.cos(phi + cut) * 1.01 + 1e-9
+            else:
+                R = np.inf
+            c = self.world_to_index(hit[None])[0]
+            span = np.minimum(R / self.volume.spacing.min(), np.array(self.shape, dtype=np.float64))
+            lo = np.maximum(np.floor(c - span), 0).astype(int)
+            hi = np.minimum(np.ceil(c + span), np.array(self.shape) - 1).astype(int)
+            if np.any(hi[others] < lo[others]):
+                continue
+            ii, jj = np.meshgrid(np.arange(lo[others[0]], hi[others[0]] + 1),
+                                 np.arange(lo[others[1]], hi[others[1]] + 1), indexing="ij")
+            ijk = np.empty((ii.size, 3), dtype=np.int64)
+            ijk[:, ax] = self.index
+            ijk[:, others[0]], ijk[:, others[1]] = ii.ravel(), jj.ravel()
+            v = self.index_to_world(ijk) - o
+            v /= np.linalg.norm(v, axis=1, keepdims=True)
+            c2 = np.sum((v - d) ** 2, axis=1)
+            theta2 = chord2_to_theta2(c2, exact=True)
+            g = np.where(theta2 <= cut * cut, np.exp(-0.5 * theta2 / sigma ** 2), 0.0)
+            flat = np.ravel_multi_index(ijk.T, self.shape)
+            self.acc[flat] += w * g
+
+    # ------------------------------------------------------ render / MIP
+    def bundle(self, direction: np.ndarray, camera) -> tuple:
+        """Ray bundle over the foveal cone of one gaze ray.
+
+        Returns
+        -------
+        directions : (r, 3) float64 unit
+        weights : (r,) float64, Gaussian in angle, summing to 1
+        """
+        sigma = self.foveal.camera_sigma_rad(camera)
+        cut_s = self.foveal.cut_sigmas
+        step = 1.0 / self.bundle_density
+        k = np.arange(-np.floor(cut_s / step), np.floor(cut_s / step) + 1) * step
+        a, b = np.meshgrid(k, k, indexing="ij")
+        a, b = a.ravel(), b.ravel()
+        keep = a * a + b * b <= cut_s * cut_s + 1e-9
+        a, b = a[keep] * sigma, b[keep] * sigma
+        up = np.array([0.0, 0.0, 1.0]) if abs(direction[2]) < 0.9 else np.array([0.0, 1.0, 0.0])
+        e1 = np.cross(direction, up)
+        e1 /= np.linalg.norm(e1)
+        e2 = np.cross(e1, direction)
+        theta = np.hypot(a, b)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ca, cb = np.where(theta > 0, a / theta, 0.0), np.where(theta > 0, b / theta, 0.0)
+        dirs = (np.cos(theta)[:, None] * direction + np.sin(theta)[:, None] * (ca[:, None] * e1 + cb[:, None] * e2))
+        w = np.exp(-0.5 * (theta / sigma) ** 2)
+        return dirs, w / w.sum()
+
+    def _enter_exit(self, o_idx, d_idx):
+        """Slab test against the voxel-centre box [-0.5, dim - 0.5]: (t0, t1) per ray (world mm)."""
+        lo = -0.5 - o_idx
+        hi = np.array(self.shape) - 0.5 - o_idx
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ta, tb = lo / d_idx, hi / d_idx
+        tmin = np.where(d_idx == 0, np.where((lo <= 0) & (hi >= 0), -np.inf, np.inf), np.minimum(ta, tb))
+        tmax = np.where(d_idx == 0, np.where((lo <= 0) & (hi >= 0), np.inf, -np.inf), np.maximum(ta, tb))
+        return np.maximum(tmin.max(axis=1), 0.0), tmax.min(axis=1)
+
+    def _trilinear(self, p: np.ndarray) -> np.ndarray:
+        arr = self.volume.array
+        shape = np.array(self.shape)
+        p = np.clip(p, 0.0, shape - 1.0)
+        i0 = np.minimum(np.floor(p).astype(np.int64), shape - 2).clip(0)
+        f = p - i0
+        out = np.zeros(len(p))
+        for dx in (0, 1):
+            wx = f[:, 0] if dx else 1 - f[:, 0]
+            for dy in (0, 1):
+                wy = f[:, 1] if dy else 1 - f[:, 1]
+                for dz in (0, 1):
+                    wz = f[:, 2] if dz else 1 - f[:, 2]
+                    idx = np.minimum(i0 + [dx, dy, dz], shape - 1)
+                    out += wx * wy * wz * arr[idx[:, 0], idx[:, 1], idx[:, 2]]
+        return out
+
+    def march(self, origins: np.ndarray, directions: np.ndarray):
+        """Sample rays through the volume.
+
+        Returns
+        -------
+        flat : (r, m) int64 nearest-voxel flat index per step (-1 outside)
+        values : (r, m) float64 trilinear values (NaN outside)
+        """
+        o_idx = self.world_to_index(origins)
+        d_idx = directions @ self.inv[:3, :3].T
+        t0, t1 = self._enter_exit(o_idx, d_idx)
+        length = np.where(t1 > t0, t1 - t0, 0.0)
+        m = int(np.ceil(length.max() / self.step_mm)) if len(length) else 0
+        if m == 0:
+            return np.full((len(origins), 0), -1, np.int64), np.full((len(origins), 0), np.nan)
+        ts = t0[:, None] + (np.arange(m)[None, :] + 0.5) * self.step_mm
+        inside = ts < t1[:, None]
+        p = o_idx[:, None, :] + ts[..., None] * d_idx[:, None, :]
+        pf = p.reshape(-1, 3)
+        values = self._trilinear(pf).reshape(len(origins), m)
+        near = np.clip(np.rint(pf).astype(np.int64), 0, np.array(self.shape) - 1)
+        flat = np.ravel_multi_index(near.T, self.shape).reshape(len(origins), m)
+        values[~inside] = np.nan
+        flat[~inside] = -1
+        return flat, values
+
+    def compositing_weights(self, values: np.ndarray) -> np.ndarray:
+        """(r, m) front-to-back compositing weights with early termination."""
+        alpha = np.nan_to_num(np.clip(self.opacity(np.nan_to_num(values, nan=-np.inf)), 0.0, 1.0))
+        alpha = np.where(np.isfinite(values), alpha, 0.0)
+        alpha = 1.0 - np.power(1.0 - alpha, self.step_mm / self.reference_step_mm)
+        trans = np.cumprod(np.concatenate([np.ones((len(alpha), 1)), 1.0 - alpha[:, :-1]], axis=1), axis=1)
+        w = trans * alpha
+        w[trans < 1.0 - self.early_termination] = 0.0
+        return w
+
+    def _ray_deposit(self, fr, directions, weights, origins):
+        for o, d, w in zip(origins, directions, weights):
+            dirs, rw = self.bundle(d, fr.camera)
+            origins = np.repeat(o[None], len(dirs), axis=0)
+            flat, values = self.march(origins, dirs)
+            if flat.shape[1] == 0:
+                continue
+            if self.mode == "render":
+                cw = self.compositing_weights(values) * (w * rw)[:, None]
+                ok = (flat >= 0) & (cw > 0)
+                self.acc += np.bincount(flat[ok], weights=cw[ok], minlength=self.n)
+            else:
+                filled = np.where(np.isfinite(values), values, -np.inf)
+                j = np.argmax(filled, axis=1)
+                hit = np.isfinite(filled[np.arange(len(j)), j])
+                f = flat[np.arange(len(j)), j][hit]
+                self.acc += np.bincount(f, weights=(w * rw)[hit], minlength=self.n)
+
+    # ------------------------------------------------------------- engine API
+    def deposit(self, fr: VolumeFrame, directions: np.ndarray, weights: np.ndarray, origins=None) -> None:
+        """Add the attention of gaze rays ``directions (s, 3)`` with dwell ``weights (s,)``."""
+        if len(directions) == 0:
+            return
+        origins = self._origins(fr, directions, origins)
+        if self.mode == "slice":
+            self._slice_deposit(fr, directions, weights, origins)
+        else:
+            self._ray_deposit(fr, directions, weights, origins)
+
+    def hit_points(self, fr: VolumeFrame, directions: np.ndarray, origins=None) -> np.ndarray:
+        """(s, 3) world point looked at: slice-plane hit, where the central ray's
+        accumulated opacity passes 0.5 (render), or its maximum (MIP); NaN if none."""
+        origins = self._origins(fr, directions, origins)
+        if self.mode == "slice":
+            return self.slice_hits(origins, directions)
+        out = np.full((len(directions), 3), np.nan)
+        flat, values = self.march(origins, directions)
+        if flat.shape[1] == 0:
+            return out
+        if self.mode == "render":
+            acc = np.cumsum(self.compositing_weights(values), axis=1)
+            j = np.argmax(acc >= 0.5, axis=1)
+            hit = acc[np.arange(len(j)), j] >= 0.5
+        else:
+            filled = np.where(np.isfinite(values), values, -np.inf)
+            j = np.argmax(filled, axis=1)
+            hit = np.isfinite(filled[np.arange(len(j)), j])
+        ijk = np.stack(np.unravel_index(flat[np.arange(len(j)), j][hit], self.shape), axis=1)
+        out[hit] = self.index_to_world(ijk)
+        return out
+
+    def values(self) -> np.ndarray:
+        """(I, J, K) float32 attention per voxel."""
+        return self.acc.reshape(self.shape).astype(np.float32)
+
+    def reset(self) -> None:
+        self.acc[:] = 0.0

@@ -1,0 +1,69 @@
+"""``gaze3d view``: the labeling viewer (gaze or mouse as gaze, label keys, undo, save)."""
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "view", help="open a scan in the gaze labeling viewer",
+        description="Open a point cloud, mesh or volume in the labeling viewer. With --tracker the gaze "
+                    "comes from a running `gaze3d tracker`; without it (or while the tracker is away) the "
+                    "mouse cursor is the gaze. Look at a structure and press 1-9 (or Return and type a "
+                    "label name) to label it; u/r undo/redo, c clear attention, ctrl+s save. "
+                    "See docs/viewer.md.")
+    p.add_argument("scan", help="scan file (.las .laz .ply .pcd .obj .nii.gz ... or a DICOM folder)")
+    p.add_argument("--tracker", metavar="ADDRESS",
+                   help="tracker control address (its PUB address is asked from it), or 'PUB,CTRL'")
+    p.add_argument("--record", metavar="SESSION",
+                   help="session recording to create (samples, every camera frame, label events); "
+                        "with --tracker the tracker writes it")
+    p.add_argument("--labels", metavar="FILE", help="label set (.json or .txt); default the scan's class names")
+    p.add_argument("--out", metavar="FILE", help="where ctrl+s saves the annotations "
+                                                 "(default <scan>.labels.ply/.las/.nii.gz)")
+    p.add_argument("--load", metavar="FILE", help="start from the labels in this annotation file")
+    p.add_argument("--annotator", help="name stored with each label (default: the login name)")
+    p.add_argument("--segmenter", choices=("auto", "model", "grow"), default="auto",
+                   help="region of a label: interactive model when available (auto), or region growing")
+    p.add_argument("--window", default="1280x800", metavar="WxH", help="window size (1280x800)")
+    p.add_argument("--point-size", type=float, default=3.0)
+    p.add_argument("--qt", action="store_true", help="Qt window with a side panel (needs gaze3d[qt])")
+    p.add_argument("--off-screen", action="store_true", help=argparse.SUPPRESS)
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args) -> int:
+    from gaze3d.errors import InputError
+    from gaze3d.io import load_scan
+    from gaze3d.viewer.labels import LabelSet
+
+    try:
+        w, h = (int(v) for v in args.window.lower().split("x"))
+    except ValueError:
+        raise InputError(f"--window: expected WIDTHxHEIGHT such as 1280x800, got {args.window!r}") from None
+    scan = load_scan(args.scan)
+    label_set = LabelSet.load(args.labels) if args.labels else None
+    tracker = None
+    if args.tracker:
+        from gaze3d.viewer.tracker_link import TrackerLink, parse_tracker_address
+
+        pub, ctrl = parse_tracker_address(args.tracker)
+        tracker = TrackerLink(pub, ctrl)
+    kw = dict(tracker=tracker, record=args.record, annotations=args.out, window_size=(w, h),
+              segmenter=args.segmenter, annotator=args.annotator, point_size=args.point_size)
+    if args.qt:
+        from gaze3d.viewer.qt_panel import run_qt
+
+        return run_qt(scan, label_set, load=args.load, **kw)
+    from gaze3d.viewer.app import ViewerApp
+
+    app = ViewerApp(scan, label_set, off_screen=args.off_screen, **kw)
+    if args.load:
+        app.session.load_annotations(args.load)
+    if args.off_screen:       # smoke mode (tests): one frame, then close
+        app.frame()
+        app.close()
+        return 0
+    app.run()
+    return 0
