@@ -16,7 +16,7 @@ from gaze3d.errors import InputError
 
 from .correction import Correction, fit_from_report, holdout_accuracy
 from .geometry import Monitor, ScreenSetup, ViewerWindow
-from .profiles import Profile, ProfileStore
+from .profiles import Profile, ProfileNotFoundError, ProfileStore
 from .targets import TargetPresentation, inner_ring, target_layout
 from .validation import GazeData, ValidationSettings, validate
 
@@ -143,9 +143,13 @@ def cmd_correct(args) -> int:
         store = ProfileStore()
         try:
             profile = store.load(args.profile)
-        except InputError:
+        except ProfileNotFoundError:
             profile = Profile(args.profile, annotator=args.annotator or "", display=args.display_name or "",
                               tracker=args.tracker_name or "")
+        for field_name, value in (("annotator", args.annotator), ("display", args.display_name),
+                                  ("tracker", args.tracker_name)):
+            if value:
+                setattr(profile, field_name, value)
         profile.screen = screen.to_dict()
         profile.correction = corr.to_dict()
         profile.validation = {"before": report.summary(), "holdout": {k: ev[k] for k in

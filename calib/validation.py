@@ -47,7 +47,7 @@ class GazeData:
     Parameters
     ----------
     t_s : (n,) float64
-        Sample times, seconds, on the clock of the target onsets.
+        Sample times, seconds, on the clock of the target onsets (sorted here if needed).
     xy : (n, 2) float64
         Tracker coordinates (normalised, top-left origin); NaN where invalid.
     valid : (n,) bool, optional
@@ -82,6 +82,11 @@ class GazeData:
             self.origin_mm = np.asarray(self.origin_mm, dtype=np.float64).reshape(-1, 3)
             if len(self.origin_mm) != n:
                 raise InputError(f"gaze origin_mm: expected {n} rows, got {len(self.origin_mm)}")
+        if n > 1 and np.any(np.diff(self.t_s) < 0):       # arrival order is not always time order
+            order = np.argsort(self.t_s, kind="stable")
+            self.t_s, self.xy, self.valid = self.t_s[order], self.xy[order], self.valid[order]
+            if self.origin_mm is not None:
+                self.origin_mm = self.origin_mm[order]
 
     def __len__(self) -> int:
         return len(self.t_s)
@@ -244,9 +249,11 @@ def _near_gap(data: GazeData, margin_s: float, min_gap_s: float = 0.05) -> np.nd
     return out & data.valid
 
 
-def _consecutive_pairs(valid_idx: np.ndarray) -> tuple:
-    """Index pairs (i, i+1) where both samples are valid and adjacent in the stream."""
+def _consecutive_pairs(valid_idx: np.ndarray, data: GazeData) -> tuple:
+    """Index pairs (i, i+1) of valid samples adjacent in the stream (and in time, given the rate)."""
     adjacent = np.diff(valid_idx) == 1
+    if data.rate_hz:                       # a lost sample that never arrived still breaks the pair
+        adjacent &= np.diff(data.t_s[valid_idx]) <= 1.5 / data.rate_hz
     return valid_idx[:-1][adjacent], valid_idx[1:][adjacent]
 
 
@@ -311,7 +318,7 @@ def validate(data: GazeData, presentations: Sequence[TargetPresentation],
             ang = display.angle_between_deg(xy, target)
         deg = display.norm_to_deg(xy)
         off = deg - display.norm_to_deg(p.xy)
-        i0, i1 = _consecutive_pairs(ok)
+        i0, i1 = _consecutive_pairs(ok, data)
         if len(i0) == 0:
             s2s = float("nan")
         elif use_origin:

@@ -120,6 +120,9 @@ class GazeSignal:
     rate_hz : float
     noise_sigma_deg : float
         Per-axis standard deviation of the white measurement noise that was added.
+    eye_x_deg, eye_y_deg : (n,) float64
+        Where the eye really pointed (target path + saccades + drift + tremor),
+        before the pre-blink artefact, offset and measurement noise.
     """
 
     t_s: np.ndarray
@@ -133,6 +136,8 @@ class GazeSignal:
     saccades: Optional[np.ndarray] = None
     rate_hz: float = 0.0
     noise_sigma_deg: float = 0.0
+    eye_x_deg: Optional[np.ndarray] = None
+    eye_y_deg: Optional[np.ndarray] = None
 
     def __len__(self) -> int:
         return len(self.t_s)
@@ -246,6 +251,8 @@ class _Timeline:
         if not np.isfinite(land).all():
             return False
         amp = float(np.linalg.norm(land - start))
+        if amp < 0.01:                              # already there: no saccade, the fixation goes on
+            return True
         dur = float(saccade_duration_s(amp))
         k = max(1, int(round(dur * self.rate)))
         s = slice(self.i, min(self.n, self.i + k))
@@ -343,7 +350,11 @@ def _gaps(n: int, rate_hz: float, rng: np.random.Generator, blink_rate_hz: float
 
 def _measure(tl: _Timeline, rng: np.random.Generator, offset, precision_rms_deg: float,
              blink_rate_hz: float, dropout_rate: float, blink_artefact: bool):
-    """Add physiology, gaps, offset and calibrated noise. Returns (xy_deg, valid, truth, blink, sigma)."""
+    """Add physiology, gaps, offset and calibrated noise.
+
+    Returns (xy_deg, valid, truth, blink, sigma, eye_deg): ``eye_deg`` is the
+    true eye direction (timeline + drift + tremor).
+    """
     n, rate = tl.n, tl.rate
     physio = _drift(n, rate, rng) + _tremor(n, rate, rng)
     gap, invalid, blink, artefact = _gaps(n, rate, rng, blink_rate_hz, dropout_rate, blink_artefact)
@@ -354,9 +365,10 @@ def _measure(tl: _Timeline, rng: np.random.Generator, offset, precision_rms_deg:
     # noise level so that E[RMS-S2S over fixations] == precision: white noise adds 4 sigma^2
     physio_ms = _mean_sq_s2s(physio, pairs)
     sigma = float(np.sqrt(max(0.0, precision_rms_deg ** 2 - physio_ms) / 4.0))
-    xy = tl.eye + physio + artefact + np.asarray(offset, dtype=np.float64) + rng.normal(0.0, sigma, (n, 2))
+    eye = tl.eye + physio
+    xy = eye + artefact + np.asarray(offset, dtype=np.float64) + rng.normal(0.0, sigma, (n, 2))
     xy[~valid] = np.nan
-    return xy, valid, truth, blink, sigma
+    return xy, valid, truth, blink, sigma, eye
 
 
 def _check(name: str, value, low=None, high=None, low_open=False):
@@ -493,12 +505,13 @@ def simulate_gaze(duration_s: Optional[float], rate_hz: float = 1200.0, *, seed=
                     pos = tl.last_eye()
             if not tl.done:
                 tl.fixation(_static(pos), _fixation_dwell(rng))
-    xy, valid, truth, blink, sigma = _measure(tl, rng, offset, precision_rms_deg, blink_rate_hz,
-                                              dropout_rate, blink_artefact)
+    xy, valid, truth, blink, sigma, eye = _measure(tl, rng, offset, precision_rms_deg, blink_rate_hz,
+                                                   dropout_rate, blink_artefact)
     return GazeSignal(t_s=tl.t, x_deg=xy[:, 0].copy(), y_deg=xy[:, 1].copy(), valid=valid, truth=truth,
                       target_x_deg=tl.target[:, 0].copy(), target_y_deg=tl.target[:, 1].copy(),
                       blink=blink, saccades=np.asarray(tl.saccades, dtype=np.float64).reshape(-1, 5),
-                      rate_hz=rate_hz, noise_sigma_deg=sigma)
+                      rate_hz=rate_hz, noise_sigma_deg=sigma, eye_x_deg=eye[:, 0].copy(),
+                      eye_y_deg=eye[:, 1].copy())
 
 
 # --------------------------------------------------------------- scenes
@@ -642,8 +655,8 @@ def simulate_scene_gaze(targets_world, camera_path: CameraPath, duration_s: Opti
         pos = tl.last_eye()
         if not tl.done and tl.fixation(fn, _fixation_dwell(rng, dwell_median_s), index=j):
             pos = tl.last_eye()
-    xy_deg, valid, truth, blink, sigma = _measure(tl, rng, offset, precision_rms_deg, blink_rate_hz,
-                                                  dropout_rate, blink_artefact)
+    xy_deg, valid, truth, blink, sigma, _ = _measure(tl, rng, offset, precision_rms_deg, blink_rate_hz,
+                                                     dropout_rate, blink_artefact)
     xy = display.deg_to_norm(np.nan_to_num(xy_deg))
     xy[~valid] = np.nan
     index = tl.index.copy()

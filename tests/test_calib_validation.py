@@ -204,3 +204,20 @@ def test_target_events_roundtrip():
         presentations_from_events(events[:2], t0)
     with pytest.raises(InputError, match="no 'calib.target' events"):
         presentations_from_events([], t0)
+
+
+def test_angles_from_the_3d_gaze_origin_and_unsorted_samples():
+    from gaze3d.calib.geometry import TrackerDisplayArea
+    area = TrackerDisplayArea.below_screen(527.0, 296.0)
+    t = np.arange(600) / 300.0
+    target = TargetPresentation(0, 0.5, 0.5, 0.0, 2.0)
+    xy = np.tile([0.5 + 5.0 / 527.0, 0.5], (600, 1))           # 5 mm right of the target
+    eye = area.norm_to_3d([[0.5, 0.5]])[0] + [0, 0, 500.0]      # 500 mm in front of it
+    data = GazeData(t, xy, origin_mm=np.tile(eye, (600, 1)), rate_hz=300)
+    seen = validate(data, [target], DISPLAY, area=area)         # from the eye: atan(5 / 500)
+    assert seen.accuracy_deg == pytest.approx(np.degrees(np.arctan(5 / 500)), rel=1e-9)
+    fixed = validate(data, [target], DISPLAY)                   # configured 650 mm
+    assert fixed.accuracy_deg == pytest.approx(np.degrees(np.arctan(5 / 650)), rel=1e-9)
+    rev = GazeData(t[::-1], xy[::-1], rate_hz=300)              # arrival order reversed
+    assert np.all(np.diff(rev.t_s) >= 0)
+    assert validate(rev, [target], DISPLAY).accuracy_deg == pytest.approx(fixed.accuracy_deg)

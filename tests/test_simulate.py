@@ -175,6 +175,13 @@ def test_scripted_targets():
         assert on.sum() > 300
         assert np.nanmean(g.x_deg[on]) == pytest.approx(x, abs=0.15)
         assert np.nanmean(g.y_deg[on]) == pytest.approx(y, abs=0.15)
+    # the true eye direction is kept: measured = eye + noise (no offset asked)
+    ok = g.valid & (g.truth == FIX)
+    assert np.std(g.x_deg[ok] - g.eye_x_deg[ok]) == pytest.approx(g.noise_sigma_deg, rel=0.1)
+    # a repeated target is not a (zero-amplitude) saccade: the fixation goes on
+    g3 = simulate_gaze(None, 1000.0, targets=[(1.0, 1.0, 0.3), (1.0, 1.0, 0.3), (5.0, 1.0, 0.3)],
+                       blink_rate_hz=0.0)
+    assert len(g3.saccades) == 1 and g3.saccades[0, 2] == pytest.approx(4.0)
     # a longer duration holds the last target
     g2 = simulate_gaze(3.0, 1000.0, targets=targets, blink_rate_hz=0.0)
     assert len(g2) == 3000 and g2.target_x_deg[-1] == 10.0 and g2.truth[-1] == FIX

@@ -90,6 +90,11 @@ def test_sim_infinite_continues_across_chunks():
     xy = np.array([s["gaze"] for s in got])
     ok = np.isfinite(xy).all(axis=1)
     assert ok.mean() > 0.85 and np.all((xy[ok] > -0.2) & (xy[ok] < 1.2))
+    # no jump where a new 10 s chunk starts: the eye goes on from where it was
+    deg = DisplayGeometry().norm_to_deg(np.nan_to_num(xy))
+    for i in (2000, 4000):
+        if ok[i - 1] and ok[i] and got[i - 1]["truth"]["event"] != "blink":
+            assert np.linalg.norm(deg[i] - deg[i - 1]) < 0.5
 
 
 def test_sim_close_from_other_thread_wakes_read():
@@ -132,3 +137,44 @@ def test_sim_scene_driven_on_ign_buildings(tmp_path, shared_data):
     with pytest.raises(InputError, match="label"):
         bad = get_source("sim", scene=str(las), camera_path=str(cam_file), label="42")
         bad.open()
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_sim_target_script(tmp_path, fmt):
+    targets = [(0.5, 0.5, 0.4), (0.2, 0.3, 0.3), (0.2, 0.3, 0.2), (0.8, 0.7, 0.5)]
+    if fmt == "json":
+        path = tmp_path / "script.json"
+        path.write_text(json.dumps({"units": "norm", "targets": [list(t) for t in targets]}))
+    else:
+        path = tmp_path / "script.csv"
+        path.write_text("x,y,dwell_s\n# calibration targets\n" + "\n".join(",".join(map(str, t)) for t in targets))
+    src = get_source("sim", script=str(path), rate="500", realtime="false", blink_rate="0", offset_deg="1,0")
+    src.open()
+    got = read_all(src)
+    src.close()
+    # the script's length: 1.4 s of dwell + two saccades (the repeated target is no saccade)
+    assert 1.4 + 0.04 < len(got) / 500 < 1.4 + 0.2
+    rows = [s["truth"]["target_index"] for s in got]
+    assert rows[0] == 0 and rows[-1] == 3 and set(rows) == {0, 1, 3}
+    deg = DisplayGeometry()
+    for k in (0, 1, 3):
+        fix = [s for s in got if s["truth"]["target_index"] == k and s["truth"]["event"] == "fixation"]
+        assert fix[0]["truth"]["target"] == pytest.approx(list(targets[k][:2]))
+        # measured = target + 1 deg to the right (the accuracy offset)
+        d = deg.norm_to_deg(np.array([s["gaze"] for s in fix])) - deg.norm_to_deg([targets[k][:2]])
+        assert np.mean(d[:, 0]) == pytest.approx(1.0, abs=0.1) and abs(np.mean(d[:, 1])) < 0.1
+
+
+def test_sim_script_errors(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("0.5 0.5 0.3\n0.1 oops 0.2\n")
+    with pytest.raises(InputError, match="bad line"):
+        get_source("sim", script=str(bad), realtime="false").open()
+    with pytest.raises(InputError, match="no such file"):
+        get_source("sim", script=str(tmp_path / "none.json")).open()
+    neg = tmp_path / "neg.json"
+    neg.write_text("[[0.5, 0.5, -1]]")
+    with pytest.raises(InputError, match="dwell_s > 0"):
+        get_source("sim", script=str(neg)).open()
+    with pytest.raises(InputError, match="script' and 'scene'"):
+        get_source("sim", script=str(neg), scene="a.las", camera_path="p.json")

@@ -105,19 +105,30 @@ def grow_mesh(vertices, faces, attention, rel_threshold: float = 0.2) -> np.ndar
     return _bfs(int(np.argmax(a)), a >= rel_threshold * peak, neighbours)
 
 
-def grow_volume(array, attention, rel_threshold: float = 0.2, intensity_tol: float | None = None) -> np.ndarray:
-    """Flood fill (6-connected) from the attended voxel with the highest attention.
+def grow_volume(array, attention, rel_threshold: float = 0.2, intensity_tol: float | None = None,
+                spacing=(1.0, 1.0, 1.0), reach_mm: float = 15.0) -> np.ndarray:
+    """Flood fill (6-connected) from the voxel with the highest attention, by intensity.
+
+    Volume attention concentrates where the gaze rays enter a structure, so the
+    fill is led by intensity: voxels join while their intensity stays within
+    ``intensity_tol`` of the seed's, inside the looked-at zone (voxels with
+    attention >= 1 % of the peak) grown by ``reach_mm``, which keeps the fill
+    from leaking into distant tissue of the same intensity.
 
     Parameters
     ----------
     array : (I, J, K) image intensities
     attention : (I, J, K) float
     rel_threshold : float
-        Voxels join while their attention is at least this fraction of the peak.
+        The attended core (attention >= this fraction of the peak) always belongs
+        to the candidates; it also sets the seed intensity.
     intensity_tol : float, optional
-        Voxels join only if ``|intensity - seed intensity| <= intensity_tol``;
-        default 3 standard deviations of the intensities in a 5x5x5 block around
-        the seed, at least 5 % of the image's 2nd-98th percentile range.
+        Default: 3 robust standard deviations (1.4826 MAD) of the intensities of
+        the attended core, at least 5 % of the image's 2nd-98th percentile range.
+    spacing : (3,) float
+        Voxel size in mm (for ``reach_mm``).
+    reach_mm : float
+        How far beyond the looked-at zone the fill may go.
 
     Returns
     -------
@@ -129,17 +140,25 @@ def grow_volume(array, attention, rel_threshold: float = 0.2, intensity_tol: flo
     att = np.asarray(attention, dtype=np.float32)
     if att.shape != img.shape:
         raise InputError(f"attention: expected shape {img.shape} (the volume grid), got {att.shape}")
+    if not 0 < rel_threshold <= 1:
+        raise InputError(f"rel_threshold: expected a value in (0, 1], got {rel_threshold}")
     peak = float(att.max())
     if not peak > 0:
         return np.zeros(img.shape, dtype=bool)
-    attended = att >= rel_threshold * peak
     seed = np.unravel_index(int(np.argmax(att)), att.shape)
-    block = tuple(slice(max(0, s - 2), s + 3) for s in seed)
-    seed_val = float(np.median(img[block]))
+    # intensity statistics of the attended core, robust (median, MAD): the core sits
+    # where rays enter the structure, so a block around the seed would straddle its border
+    core_vals = img[att >= max(rel_threshold, 0.8) * peak]
+    seed_val = float(np.median(core_vals))
     if intensity_tol is None:
         lo, hi = np.percentile(img[::2, ::2, ::2], [2, 98])
-        intensity_tol = max(3.0 * float(np.std(img[block])), 0.05 * float(hi - lo), 1e-6)
-    allowed = attended & (np.abs(img - seed_val) <= intensity_tol)
+        mad = float(np.median(np.abs(core_vals - seed_val)))
+        intensity_tol = max(3.0 * 1.4826 * mad, 0.05 * float(hi - lo), 1e-6)
+    steps = int(np.ceil(reach_mm / max(float(np.min(spacing)), 1e-6)))
+    zone = att >= 0.01 * peak
+    if steps > 0:
+        zone = ndimage.binary_dilation(zone, iterations=steps)
+    allowed = zone & (np.abs(img - seed_val) <= intensity_tol)
     allowed[seed] = True
     comp, _ = ndimage.label(allowed)
     return comp == comp[seed]
@@ -152,5 +171,6 @@ def grow_region(scan, attention, rel_threshold: float = 0.2, **kw) -> np.ndarray
     if isinstance(scan, Mesh):
         return grow_mesh(scan.vertices, scan.faces, attention, rel_threshold)
     if isinstance(scan, Volume):
+        kw.setdefault("spacing", scan.spacing)
         return grow_volume(scan.array, np.asarray(attention).reshape(scan.shape), rel_threshold, **kw)
     raise InputError(f"scan: expected a PointCloud, Mesh or Volume, got {type(scan).__name__}")

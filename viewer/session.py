@@ -140,7 +140,8 @@ class LabelingSession:
                 self.tracker.ctrl.start_recording(str(record))
                 self._remote_recording = True
         self._event({"type": "session_start", "annotator": self.annotator,
-                     "scan": str(getattr(scan, "source", None)), "labels": self.label_set.names_by_id()})
+                     "scan": str(getattr(scan, "source", None)),
+                     "labels": {str(k): v for k, v in self.label_set.names_by_id().items()}})
 
     # ---------------------------------------------------------------- clock
     def now_ns(self) -> int:

@@ -88,6 +88,9 @@ class AttentionAccumulator:
         timestamps given to samples passed without any (default 1200).
     lag_s, history_s : float
         Online classification lag (0.2 s) and context kept (0.6 s).
+    commit_interval_s : float
+        Classify and commit pending samples in batches this long (0.05 s), so
+        :attr:`values` trails the stream by ``lag_s`` to ``lag_s + commit_interval_s``.
     ray_px_per_deg : float
         Depth-buffer resolution of the virtual camera for VR rays (default 20).
     **engine_opts
@@ -106,7 +109,8 @@ class AttentionAccumulator:
                  cut_sigmas: float = 3.0, method: str = "ivt", method_params: Optional[dict] = None,
                  visual_deg_per_camera_deg: float = 1.0, display=None, viewport=(0.0, 0.0, 1.0, 1.0),
                  max_dt_s: float = 0.05, rate_hz: float = 1200.0, lag_s: float = 0.2,
-                 history_s: float = 0.6, ray_px_per_deg: float = 20.0, **engine_opts):
+                 history_s: float = 0.6, commit_interval_s: float = 0.05, ray_px_per_deg: float = 20.0,
+                 **engine_opts):
         self.foveal = FovealModel(sigma_deg=sigma_deg, cut_sigmas=cut_sigmas,
                                   visual_deg_per_camera_deg=visual_deg_per_camera_deg,
                                   display=display, viewport=viewport)
@@ -124,6 +128,7 @@ class AttentionAccumulator:
         self.method = method
         self.max_dt_s, self.rate_hz = float(max_dt_s), float(rate_hz)
         self.lag_s, self.history_s = float(lag_s), float(history_s)
+        self.commit_interval_s = max(0.0, float(commit_interval_s))
         self.ray_px_per_deg = float(ray_px_per_deg)
         self.engine = _engine_for(scan, self.foveal, engine_opts)
         self.reset()
@@ -319,7 +324,8 @@ class AttentionAccumulator:
             return
         t_end = self._hist_t[-1]
         cutoff = np.inf if final else t_end - self.lag_s
-        if not final and self._pending[0][1][0] > cutoff:
+        # classify in batches: wait until pending samples span commit_interval_s past the lag
+        if not final and self._pending[0][1][0] > cutoff - self.commit_interval_s:
             return
         labels = classify_samples(self._hist_t, self._hist_xy[:, 0], self._hist_xy[:, 1],
                                   method=self.method, **self.method_params)

@@ -87,11 +87,16 @@ class PointCloudEngine:
         visible, default 3.
     cache_frames : int
         Camera frames kept in the LRU cache.
+    leaf_size : int
+        Octree cells with at most this many points are not refined (128).
+    cone_slack_deg : float
+        Extra cone half-angle (camera degrees, 0.25) so that later calls
+        within the same camera frame reuse its visibility.
     """
 
     def __init__(self, xyz: np.ndarray, foveal: FovealModel, point_size: float = 3.0,
                  depth_tolerance: float = 0.005, max_slope: float = 3.0, cache_frames: int = 16,
-                 leaf_size: int = 64):
+                 leaf_size: int = 128, cone_slack_deg: float = 0.25):
         if not (np.isfinite(point_size) and point_size > 0):
             raise InputError(f"point_size: expected a positive number of pixels, got {point_size}")
         if not (np.isfinite(depth_tolerance) and depth_tolerance >= 0):
@@ -107,6 +112,7 @@ class PointCloudEngine:
         self.acc = np.zeros(self.n, dtype=np.float64)    # in sorted order
         self._frames: "OrderedDict[bytes, PointFrame]" = OrderedDict()
         self.cache_frames = int(cache_frames)
+        self.cone_slack_deg = float(cone_slack_deg)
         self._xyz = xyz
 
     # ------------------------------------------------------------ frames
@@ -132,7 +138,9 @@ class PointCloudEngine:
         axis = directions.sum(axis=0)
         axis /= np.linalg.norm(axis)
         spread = float(np.max(np.arccos(np.clip(directions @ axis, -1.0, 1.0))))
-        slack = 0.5 * self.foveal.camera_sigma_rad(camera)
+        # a little room so that later calls in the same frame (live, a few samples
+        # at a time) reuse the frame while the eye stays within the slack
+        slack = np.radians(self.cone_slack_deg)
         half = min(spread + cut + slack, np.radians(88.0))
         fr = self._build(camera, key, axis, half, half + self._margin(camera))
         self._frames[key] = fr
@@ -273,18 +281,32 @@ class PointCloudEngine:
         sigma = self.foveal.camera_sigma_rad(fr.camera)
         cut = self.foveal.cut_rad(fr.camera)
         c2cut = np.float32((2 * np.sin(cut / 2)) ** 2)
+        k = -0.5 / sigma ** 2
+        w = np.asarray(weights, dtype=np.float64)
+        keep = w > 0
+        directions, w = directions[keep], w[keep]
+        if len(w) == 0:
+            return
+        # exp(k theta^2 + ln w) = w * gaussian: the dwell rides in the exponent
+        lnw = np.log(w).astype(np.float32)[:, None]
+        series3 = cut > np.radians(5.0)       # c2^3/90 matters above ~5 degrees
         exact = cut > np.radians(20.0)
-        k = np.float32(-0.5 / sigma ** 2)
-        w = np.asarray(weights, dtype=np.float32)
-        for s in range(0, v, 32768):
-            cols = slice(s, min(v, s + 32768))
+        chunk = max(1024, 262144 // len(w))   # keep the (s, chunk) temporaries in cache
+        for s in range(0, v, chunk):
+            cols = slice(s, min(v, s + chunk))
             c2 = self._chord2(fr, directions, cols)
             far = c2 > c2cut
-            e = chord2_to_theta2(c2, exact=exact)
-            e *= k
+            if exact or series3:
+                e = chord2_to_theta2(c2, exact=exact)
+                e *= np.float32(k)
+            else:
+                # theta^2 = c2 (1 + c2 / 12) to float32 precision below 5 degrees
+                e = c2 * np.float32(k / 12.0)
+                e += np.float32(k)
+                e *= c2
+            e += lnw
+            np.copyto(e, -np.inf, where=far)
             np.exp(e, out=e)
-            e[far] = 0.0
-            e *= w[:, None]
             contrib = np.add.reduce(e, axis=0)
             self.acc[fr.index[cols]] += contrib
 

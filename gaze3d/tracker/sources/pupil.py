@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from typing import List, Optional
+from typing import List
 
 import msgpack
 import zmq

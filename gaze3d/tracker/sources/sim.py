@@ -16,17 +16,22 @@ precision_deg : RMS sample-to-sample precision in degrees, default 0.05
 blink_rate : blinks per second, default 0.2
 dropout : fraction of samples lost in short bursts, default 0
 pursuit : fraction of time in smooth pursuit (random script), default 0.2
+script : a target script: the eye fixates each target in turn (see :func:`load_script`)
+script_units : ``norm`` (default: normalised display coordinates) or ``deg``, for text scripts
 scene : a scan file (``gaze3d.io.load_scan``), with ``camera_path``
 camera_path : JSON file of ``CameraPath.to_dict()``
 label : only look at points with this label (e.g. 6, LAS buildings)
 n_targets : how many points to visit, default 40
 display : "width_mm,height_mm,distance_mm" of the simulated screen (default 527,296,650)
 realtime : true (default) paces samples at ``rate``; false hands them out as fast as read
+
+Each sample's ``t_host_ns`` is the host time at which it is due (``open`` time
++ ``t_device``), like a device's own capture time; with ``realtime=false``
+these synthetic times run ahead of the clock, so dwell times stay right.
 """
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import List, Optional
 
@@ -43,6 +48,60 @@ from .base import GazeSource
 
 _NAMES = {int(e): e.name.lower() for e in EventType}
 _CHUNK_S = 10.0
+
+
+def load_script(path, units: str = "norm", display: Optional[DisplayGeometry] = None):
+    """Read a fixation-target script.
+
+    Formats: JSON -- a list of ``[x, y, dwell_s]`` or ``{"units": "norm" | "deg",
+    "targets": [[x, y, dwell_s], ...]}``; or text (``.csv``, ``.tsv``, ``.txt``)
+    with three numbers per line (comma, tab or space separated; ``#`` comments
+    and a header line are skipped). ``norm`` positions are normalised display
+    coordinates (origin top-left), ``deg`` degrees from the screen centre.
+
+    Returns
+    -------
+    targets_deg : list of (x_deg, y_deg, dwell_s)
+    rows : int
+    """
+    path = Path(path)
+    display = display or DisplayGeometry()
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise InputError(f"sim option 'script': {path}: no such file") from None
+    rows = []
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"sim option 'script': {path}: not JSON ({exc})") from None
+        if isinstance(data, dict):
+            units = data.get("units", units)
+            data = data.get("targets")
+        rows = data if isinstance(data, list) else []
+    else:
+        for line in text.splitlines():
+            line = line.split("#", 1)[0].strip()
+            if not line:
+                continue
+            parts = line.replace(",", " ").replace("\t", " ").split()
+            try:
+                rows.append([float(p) for p in parts])
+            except ValueError:
+                if rows:              # only the first line may be a header
+                    raise InputError(f"sim option 'script': {path}: bad line {line!r}, "
+                                     f"expected three numbers x y dwell_s") from None
+    try:
+        arr = np.asarray(rows, dtype=np.float64)
+    except (TypeError, ValueError):
+        arr = np.zeros((0, 0))
+    if arr.ndim != 2 or arr.shape[1] != 3 or len(arr) == 0 or not np.isfinite(arr).all() or np.any(arr[:, 2] <= 0):
+        raise InputError(f"sim option 'script': {path}: expected rows of three numbers (x, y, dwell_s > 0)")
+    if units not in ("norm", "deg"):
+        raise InputError(f"sim option 'script': {path}: units must be 'norm' or 'deg', got {units!r}")
+    xy = display.norm_to_deg(arr[:, :2]) if units == "norm" else arr[:, :2]
+    return [(float(x), float(y), float(d)) for (x, y), d in zip(xy, arr[:, 2])], len(arr)
 
 
 class SimSource(GazeSource):
@@ -66,6 +125,8 @@ class SimSource(GazeSource):
         self.blink_rate = o.float("blink_rate", 0.2, 0.0, 5.0)
         self.dropout = o.float("dropout", 0.0, 0.0, 0.5)
         self.pursuit = o.float("pursuit", 0.2, 0.0, 0.9)
+        self.script = o.str("script")
+        self.script_units = o.str("script_units", "norm", choices=("norm", "deg"))
         self.scene = o.str("scene")
         self.camera_path = o.str("camera_path")
         self.label = o.int("label")
@@ -77,6 +138,8 @@ class SimSource(GazeSource):
         o.check_unused()
         if (self.scene is None) != (self.camera_path is None):
             raise InputError("sim options 'scene' and 'camera_path': give both (scene-driven gaze) or neither")
+        if self.script is not None and self.scene is not None:
+            raise InputError("sim options 'script' and 'scene': give one of them (a target script or a scene)")
         if self.label is not None and self.scene is None:
             raise InputError("sim option 'label': only meaningful with 'scene'")
         self._pacer = Pacer(speed=1.0 if self.realtime else 0.0, batch=1000)
@@ -128,6 +191,21 @@ class SimSource(GazeSource):
                                     display=self.display, seed=self.seed, **common)
             return {"t": g.t_s - self._path.times[0], "xy": g.xy, "valid": g.valid, "truth": g.truth,
                     "target": g.target_xy, "index": g.target_index, "blink": g.blink}
+        if self.script is not None:
+            if k > 0:
+                return None
+            targets_deg, rows = load_script(self.script, self.script_units, self.display)
+            g = simulate_gaze(self.duration, self.rate, seed=self.seed, targets=targets_deg, **common)
+            xy = self.display.deg_to_norm(np.nan_to_num(np.c_[g.x_deg, g.y_deg]))
+            xy[~g.valid] = np.nan
+            tgt = np.c_[g.target_x_deg, g.target_y_deg]
+            # which script row each sample belongs to: the target changes at each new row
+            change = np.r_[0, np.cumsum(np.any(np.diff(tgt, axis=0) != 0, axis=1))]
+            distinct = [0] + [i for i in range(1, len(targets_deg))
+                              if tuple(targets_deg[i][:2]) != tuple(targets_deg[i - 1][:2])]
+            index = np.asarray(distinct)[np.minimum(change, len(distinct) - 1)]
+            return {"t": g.t_s, "xy": xy, "valid": g.valid, "truth": g.truth,
+                    "target": self.display.deg_to_norm(tgt), "index": index, "blink": g.blink}
         if self.duration is not None:
             if k > 0:
                 return None
@@ -135,10 +213,11 @@ class SimSource(GazeSource):
         else:
             span, t0 = _CHUNK_S, k * _CHUNK_S
             seed = np.random.SeedSequence([self.seed, k])
-            start = (0.0, 0.0) if self._block is None else self._last_target_deg
+            start = (0.0, 0.0) if self._block is None else self._last_eye_deg
         g = simulate_gaze(span, self.rate, seed=seed, pursuit_fraction=self.pursuit, start_deg=start, **common)
-        tx, ty = g.target_x_deg[-1], g.target_y_deg[-1]
-        self._last_target_deg = (float(np.clip(tx, -15, 15)), float(np.clip(ty, -10, 10)))
+        # the next chunk starts where the eye is (a saccade cut by the chunk end stops there)
+        ex, ey = g.eye_x_deg[-1], g.eye_y_deg[-1]
+        self._last_eye_deg = (float(np.clip(ex, -15, 15)), float(np.clip(ey, -10, 10)))
         xy = self.display.deg_to_norm(np.nan_to_num(np.c_[g.x_deg, g.y_deg]))
         xy[~g.valid] = np.nan
         target = self.display.deg_to_norm(np.c_[g.target_x_deg, g.target_y_deg])

@@ -33,7 +33,7 @@ import collections
 import math
 import threading
 import time
-from typing import List, Optional
+from typing import List
 
 from ..._optional import optional_import
 from ._options import Options

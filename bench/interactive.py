@@ -1,0 +1,112 @@
+"""Benchmark: interactive gaze segmentation on the real labelled tiles.
+
+    python bench/interactive.py [--model CKPT] [--tiles ign,autzen] [--max-fix 20]
+                                [--objects test] [--timing-points 1000000] [--semantic]
+
+Per object of the test halves (east half of each tile; the shipped model was
+trained on the west halves only), simulated annotator gaze (0.5 deg accuracy
+offset, 0.1 deg precision, 1 deg foveal sigma) and the correction protocol of
+:mod:`gaze3d.models.interactive_eval`: IoU after k fixations (k = 1, 3, 5,
+10) and NoF@80/85/90 (fixations to reach that IoU, capped at 20; objects
+that never reach it count 20) for the network with gaze, the same network
+with clicks at the fixation centres, and attention threshold + region
+growing (no network). Then the mask-update time after a new fixation on a
+~1M-point scene (the IGN tile repeated on a grid), and with ``--semantic``
+the gaze-guided vs no-gaze semantic comparison (see bench/semantic_few.py).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+import torch
+
+from gaze3d.models.data import load_tile
+from gaze3d.models.gaze_sim import GazeModel
+from gaze3d.models.interactive import DEFAULT_CHECKPOINT, InteractiveSegmenter
+from gaze3d.models.interactive_eval import METHODS, run_object, summarise
+from gaze3d.scan import PointCloud
+
+
+def print_table(rows, title):
+    keys = list(rows[0])
+    print(f"\n{title}")
+    print("| " + " | ".join(keys) + " |")
+    print("|" + "---|" * len(keys))
+    for r in rows:
+        print("| " + " | ".join(f"{r[k]:.3f}" if isinstance(r[k], float) else str(r[k])
+                                for k in keys) + " |")
+
+
+def timing(model_path, n_target: int, repeats: int = 10) -> None:
+    tile = load_tile("ign")
+    reps = int(np.ceil(n_target / len(tile.xyz)))
+    side = int(np.ceil(np.sqrt(reps)))
+    ext = tile.xyz.max(0) - tile.xyz.min(0) + 5.0
+    xyz = np.concatenate([tile.xyz + np.array([i % side * ext[0], i // side * ext[1], 0.0])
+                          for i in range(reps)])[:n_target]
+    feats = np.concatenate([tile.feats] * reps)[:n_target]
+    cloud = PointCloud(xyz=xyz, colors=feats[:, 2:5], intensity=feats[:, 1])
+    seg = InteractiveSegmenter(model_path)
+    t = time.perf_counter()
+    seg.set_scan(cloud)
+    t_set = time.perf_counter() - t
+    rng = np.random.default_rng(0)
+    pos = np.zeros(len(xyz), np.float32)
+    neg = np.zeros(len(xyz), np.float32)
+    times = []
+    for i in range(repeats):
+        c = xyz[rng.integers(len(xyz))]
+        near = np.linalg.norm(xyz - c, axis=1) < 3.0      # a fixation's footprint
+        (pos if i % 3 else neg)[near] += 0.1
+        t = time.perf_counter()
+        seg.update(pos, neg)
+        times.append(time.perf_counter() - t)
+    print(f"\n# mask update after a new fixation: {len(xyz)} points ({seg.n_voxels} voxels), "
+          f"{torch.get_num_threads()} threads")
+    print("| step | ms |")
+    print("|---|---|")
+    print(f"| set_scan (voxelise + backbone, once per scan) | {t_set * 1e3:.0f} |")
+    print(f"| update, median of {repeats} | {np.median(times) * 1e3:.1f} |")
+    print(f"| update, max | {np.max(times) * 1e3:.1f} |")
+    print(f"| target | 150 |")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=str(DEFAULT_CHECKPOINT))
+    ap.add_argument("--tiles", default="ign,autzen")
+    ap.add_argument("--max-fix", type=int, default=20)
+    ap.add_argument("--objects", choices=("test", "all"), default="test")
+    ap.add_argument("--timing-points", type=int, default=1_000_000)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    gaze = GazeModel(accuracy_deg=0.5, precision_deg=0.1, sigma_deg=1.0)
+    print(f"# model {args.model}; gaze: accuracy offset {gaze.accuracy_deg} deg, precision "
+          f"{gaze.precision_deg} deg RMS, foveal sigma {gaze.sigma_deg} deg; {args.max_fix} fixations")
+    all_results = []
+    t0 = time.perf_counter()
+    for name in [t for t in args.tiles.split(",") if t]:
+        tile = load_tile(name)
+        seg = InteractiveSegmenter(args.model, voxel_size=tile.voxel_size)
+        seg.set_scan(PointCloud(xyz=tile.xyz, colors=tile.feats[:, 2:5], intensity=tile.feats[:, 1]))
+        split = tile.object_split()
+        ids = [o for o in range(len(tile.object_class)) if args.objects == "all" or not split[o]]
+        results = [run_object(seg, tile, o, args.max_fix, gaze, seed=args.seed + o) for o in ids]
+        for r in results:
+            print(f"  {name} object {r.object_id} (class {r.object_class}, {r.n_points} pts): " +
+                  ", ".join(f"{m} IoU@1/5/10 = {r.ious[m][0]:.2f}/{r.ious[m][4]:.2f}/{r.ious[m][9]:.2f}"
+                            for m in METHODS))
+        print_table(summarise(results), f"## {name}: {len(results)} {args.objects} objects")
+        all_results += results
+    print_table(summarise(all_results), f"## all tiles: {len(all_results)} objects")
+    print(f"# protocol time {time.perf_counter() - t0:.0f} s")
+    if args.timing_points:
+        timing(args.model, args.timing_points)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,203 @@
+"""Benchmark: submanifold 3^3 32->32 sparse conv, forward + backward, on ~100k voxels.
+
+Side by side in the same run: this package's torch backend and spconv (CPU
+build, if installed). Also the forward time of the whole network on the IGN
+tile. Prints a table with ratios against spconv.
+
+    python bench/sparse_conv.py [--device cpu|cuda] [--voxels 100000] [--repeats 5]
+
+Input voxels are real: the IGN LiDAR tile voxelised at the size that gives
+about ``--voxels`` voxels (a 2.5D surface, the structure sparse conv is for);
+if the tile is absent, a synthetic surface of the same size is used.
+
+spconv notes (2.3.8 CPU build): its CPU kernels give wrong sums with more
+than one torch thread (see gaze3d.models.sparse.backends), so it is timed
+with 1 thread (correct) and with the default threads (outputs checked, and
+flagged when wrong). Its kernel maps are cached between calls like ours.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gaze3d.models.sparse import SparseTensor, SubMConv3d, get_backend, voxelize
+from gaze3d.models.sparse.backends import backend_installed
+from gaze3d.models.sparse.kernel_map import subm_pairs
+
+IGN = "pointcloud/ign_lidarhd/870000_6618000.subset.50mx100m.las"
+
+
+def surface_voxels(n_target: int, seed: int = 0):
+    """~n_target voxel coordinates (1, 4) of the IGN tile (or a synthetic surface)."""
+    from gaze3d.models.data import data_root
+
+    path = data_root() / IGN
+    if path.is_file():
+        from gaze3d.io import load_scan
+        xyz = load_scan(path).xyz
+        xyz = xyz - xyz.min(0)
+        src = "IGN tile"
+    else:
+        rng = np.random.default_rng(seed)
+        xy = rng.uniform(0, 100, (200000, 2))
+        xyz = np.c_[xy, 3 * np.sin(xy[:, 0] / 7) + 2 * np.cos(xy[:, 1] / 5)]
+        src = "synthetic surface"
+    # pick the voxel size whose voxel count is closest to n_target (bisection)
+    lo, hi = 0.01, 5.0
+    for _ in range(25):
+        mid = (lo * hi) ** 0.5
+        n = len(voxelize(xyz, mid)[0])
+        lo, hi = (mid, hi) if n > n_target else (lo, mid)
+    coords, _ = voxelize(xyz, hi)
+    return coords, hi, src
+
+
+def timeit(fn, repeats: int, sync) -> float:
+    fn()
+    sync()
+    best = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        sync()
+        best.append(time.perf_counter() - t)
+    return float(np.median(best))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--voxels", type=int, default=100_000)
+    ap.add_argument("--channels", type=int, default=32)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--skip-network", action="store_true")
+    args = ap.parse_args(argv)
+    dev = torch.device(args.device)
+    sync = (lambda: torch.cuda.synchronize()) if dev.type == "cuda" else (lambda: None)
+    threads = torch.get_num_threads()
+    coords, vsize, src = surface_voxels(args.voxels)
+    coords = coords.to(dev)
+    C = args.channels
+    torch.manual_seed(0)
+    feats = torch.randn(len(coords), C, device=dev)
+    print(f"# SubM 3^3 {C}->{C}, {len(coords)} voxels ({src}, voxel {vsize:.3f} m), device {dev}, "
+          f"torch {torch.__version__}, {threads} threads")
+
+    x = SparseTensor(coords, feats.clone().requires_grad_(True))
+    conv = SubMConv3d(C, C, 3).to(dev)
+    t = time.perf_counter()
+    pairs = subm_pairs(x, 3)
+    sync()
+    t_map = time.perf_counter() - t
+    n_pairs = sum(len(p[0]) for p in pairs if p is not None) + len(coords)
+    print(f"# kernel map (built once, cached): {t_map * 1e3:.1f} ms, {n_pairs} pairs "
+          f"({n_pairs / len(coords):.1f} neighbours per voxel)")
+
+    def ours_fb():
+        y = conv(x)
+        y.feats.sum().backward()
+
+    def ours_f():
+        with torch.no_grad():
+            conv(x)
+
+    rows = []   # (name, threads, fwd s, fwd+bwd s, note)
+    ref = conv(x).feats.detach()
+    rows.append(("gaze3d torch backend", threads, timeit(ours_f, args.repeats, sync),
+                 timeit(ours_fb, args.repeats, sync), "maps cached"))
+    if dev.type == "cpu" and threads > 1:
+        torch.set_num_threads(1)
+        rows.append(("gaze3d torch backend", 1, timeit(ours_f, args.repeats, sync),
+                     timeit(ours_fb, args.repeats, sync), "maps cached"))
+        torch.set_num_threads(threads)
+
+    if backend_installed("spconv"):
+        be = get_backend("spconv")
+        sp = be.subm_conv3d(C, C, 3).to(dev)
+        sp.load_weight(conv.weight.detach())
+        sx = sp.to_spconv(SparseTensor(coords, feats.clone().requires_grad_(True)))
+        raw = sp.conv
+
+        def sp_f():
+            with torch.no_grad():
+                return raw(sx)
+
+        def sp_fb():
+            raw(sx).features.sum().backward()
+
+        for nthreads in ([1, threads] if dev.type == "cpu" and threads > 1 else [threads]):
+            torch.set_num_threads(nthreads)
+            out = sp_f().features
+            err = float((out - ref).abs().max())
+            note = "maps cached" + ("" if err < 1e-3 else f"; WRONG OUTPUT (max err {err:.2g})")
+            rows.append(("spconv 2.x", nthreads, timeit(sp_f, args.repeats, sync),
+                         timeit(sp_fb, args.repeats, sync), note))
+        torch.set_num_threads(threads)
+    else:
+        print("# spconv not installed (pip install spconv): no baseline row")
+
+    base = [r for r in rows if r[0].startswith("spconv") and "WRONG" not in r[4]]
+    base_fb = min(r[3] for r in base) if base else None
+    print(f"\n| implementation | threads | forward ms | forward+backward ms | speed-up vs best correct spconv (f+b) | note |")
+    print("|---|---|---|---|---|---|")
+    for name, nt, f, fb, note in rows:
+        ratio = f"{base_fb / fb:.2f}x" if base_fb else "n/a"
+        print(f"| {name} | {nt} | {f * 1e3:.1f} | {fb * 1e3:.1f} | {ratio} | {note} |")
+
+    if not args.skip_network:
+        network_forward(dev, sync, args.repeats)
+    return 0
+
+
+def network_forward(dev, sync, repeats: int) -> None:
+    """Forward time of the whole interactive network (backbone + head) on the IGN tile."""
+    from gaze3d.models.data import data_root
+    from gaze3d.models.interactive import DEFAULT_CHECKPOINT
+    from gaze3d.models.networks.segnet import GazeSegNet
+    from gaze3d.models.checkpoint import load_checkpoint
+    from gaze3d.models.train import default_interactive_config
+
+    path = data_root() / IGN
+    if not path.is_file():
+        print(f"\n# IGN tile not found at {path}: no network timing")
+        return
+    from gaze3d.io import load_scan
+    from gaze3d.models.features import point_features
+    from gaze3d.models.sparse.voxelize import scatter_mean
+
+    cloud = load_scan(path)
+    cloud.xyz = cloud.xyz - cloud.xyz.min(0)
+    if DEFAULT_CHECKPOINT.is_file():
+        model, _ = load_checkpoint(DEFAULT_CHECKPOINT, dev)
+    else:
+        model = GazeSegNet(default_interactive_config()).to(dev).eval()
+    f = torch.from_numpy(point_features(cloud)).to(dev)
+    print(f"\n# whole network on the IGN tile ({len(cloud)} points), {model.config.unet.variant} "
+          f"base {model.config.unet.base_channels}, voxel {model.config.voxel_size} m, device {dev}")
+    print("| stage | ms |")
+    print("|---|---|")
+    att = torch.zeros(len(cloud), 2, device=dev)
+
+    def full(fresh=True):
+        coords, inv = voxelize(torch.from_numpy(cloud.xyz).to(dev), model.config.voxel_size)
+        x = SparseTensor(coords, scatter_mean(f, inv, len(coords)))
+        with torch.no_grad():
+            feats = model.encode(x)
+            model.decode(feats, att.new_zeros(len(coords), 2))
+        return x, feats
+
+    x, feats = full()
+    t_full = timeit(full, repeats, sync)
+    with torch.no_grad():
+        t_head = timeit(lambda: model.decode(feats, att.new_zeros(len(x), 2)), repeats, sync)
+    print(f"| voxelise + backbone + head, maps built ({len(x)} voxels) | {t_full * 1e3:.1f} |")
+    print(f"| head only (cached backbone features and maps) | {t_head * 1e3:.1f} |")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

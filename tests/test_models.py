@@ -1,0 +1,258 @@
+"""Gaze-guided networks: configs, shapes, losses, checkpoints, gaze simulator, segmenter, CLI."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from gaze3d.errors import InputError  # noqa: E402
+from gaze3d.models.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from gaze3d.models.gaze_sim import (AnnotatorSimulator, GazeModel, click_map,  # noqa: E402
+                                    find_objects, oblique_camera, visible_points)
+from gaze3d.models.networks.segnet import GazeSegNet, SegNetConfig  # noqa: E402
+from gaze3d.models.networks.selective_attention import attention_loss  # noqa: E402
+from gaze3d.models.networks.unet import VARIANTS, SparseUNet, UNetConfig  # noqa: E402
+from gaze3d.models.sparse import sparse_from_points  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+IGN = DATA / "pointcloud" / "ign_lidarhd" / "870000_6618000.subset.50mx100m.las"
+SHIPPED = Path(__file__).resolve().parents[1] / "models" / "checkpoints" / "interactive_unet14.safetensors"
+needs_ign = pytest.mark.skipif(not IGN.is_file(), reason=f"real IGN tile not found at {IGN}")
+
+
+def small_input(n=3000, channels=5, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    pts = torch.rand(n, 3, generator=gen, dtype=torch.float64) * torch.tensor([20.0, 20.0, 3.0],
+                                                                               dtype=torch.float64)
+    return sparse_from_points(pts, torch.randn(n, channels, generator=gen), 0.5)
+
+
+# ---------------------------------------------------------------- configs
+BAD_NET_CONFIGS = [
+    (dict(unet=UNetConfig(variant="unet99")), "variant"),
+    (dict(unet=UNetConfig(base_channels=0)), "base_channels"),
+    (dict(unet=UNetConfig(depth=9)), "depth"),
+    (dict(unet=UNetConfig(in_channels=-2)), "in_channels"),
+    (dict(num_outputs=0), "num_outputs"),
+    (dict(att_channels=0), "att_channels"),
+    (dict(head_channels=0), "head_channels"),
+    (dict(propagate=-1), "propagate"),
+    (dict(voxel_size=0.0), "voxel_size"),
+    (dict(task="detect"), "task"),
+    (dict(task="semantic", num_outputs=3, class_codes=[1, 2]), "class_codes"),
+]
+
+
+@pytest.mark.parametrize("kwargs, param", BAD_NET_CONFIGS)
+def test_bad_network_config_raises_value_error(kwargs, param):
+    with pytest.raises(ValueError, match=param):
+        GazeSegNet(SegNetConfig(**kwargs))
+
+
+@pytest.mark.parametrize("kwargs, param", [
+    (dict(accuracy_deg=-1.0), "accuracy_deg"), (dict(sigma_deg=0.0), "sigma_deg"),
+    (dict(rate_hz=0.0), "rate_hz")])
+def test_bad_gaze_model_raises(kwargs, param):
+    with pytest.raises(ValueError, match=param):
+        GazeModel(**kwargs).validate()
+
+
+# ---------------------------------------------------------------- shapes
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+@pytest.mark.parametrize("depth", [2, 4])
+def test_unet_variants_output_every_decoder_stride(variant, depth):
+    x, _ = small_input()
+    net = SparseUNet(UNetConfig(variant=variant, base_channels=8, depth=depth))
+    outs = net(x)
+    assert [o.stride for o in outs] == [2 ** (depth - 1 - j) for j in range(depth)]
+    assert [o.num_channels for o in outs] == net.out_channels
+    assert len(outs[-1]) == len(x)
+
+
+@pytest.mark.parametrize("task, outputs, att", [("interactive", 1, 2), ("semantic", 3, 1)])
+def test_segnet_shapes_and_cached_head(task, outputs, att):
+    x, _ = small_input()
+    cfg = SegNetConfig(unet=UNetConfig(base_channels=8, depth=3), num_outputs=outputs,
+                       att_channels=att, task=task, class_codes=[1, 2, 6][:outputs] if task == "semantic" else [])
+    net = GazeSegNet(cfg).eval()
+    a = torch.rand(len(x), att)
+    with torch.no_grad():
+        logits, sel = net(x, a)
+        feats = net.encode(x)
+        again = net.decode(feats, a)
+        no_gaze, _ = net(x)          # falls back on the selective-attention prediction
+    assert logits.shape == (len(x), outputs) and sel.shape == (len(x),)
+    torch.testing.assert_close(again, logits)
+    assert no_gaze.shape == logits.shape
+    with pytest.raises(ValueError, match="att"):
+        net.decode(feats, torch.rand(len(x), att + 1))
+
+
+# ---------------------------------------------------------------- losses
+def test_attention_loss_prefers_matching_prediction():
+    batch = torch.zeros(100, dtype=torch.long)
+    target = torch.zeros(100)
+    target[10:20] = 1.0
+    good = torch.full((100,), -5.0)
+    good[10:20] = 5.0
+    bad = torch.full((100,), -5.0)
+    bad[50:60] = 5.0
+    lg, lb = attention_loss(good, target, batch), attention_loss(bad, target, batch)
+    assert 0 <= lg < 0.1 < lb
+    empty = attention_loss(good, torch.zeros(100), batch)   # items without attention are skipped
+    assert float(empty) == 0.0
+
+
+# ---------------------------------------------------------------- checkpoints
+def test_checkpoint_round_trip(tmp_path):
+    x, _ = small_input()
+    net = GazeSegNet(SegNetConfig(unet=UNetConfig(base_channels=8, depth=2))).eval()
+    path = save_checkpoint(net, tmp_path / "m.safetensors", {"note": "test"})
+    back, meta = load_checkpoint(path)
+    a = torch.rand(len(x), 2)
+    with torch.no_grad():
+        torch.testing.assert_close(back(x, a)[0], net(x, a)[0])
+    assert meta == {"note": "test"}
+    half = save_checkpoint(net, tmp_path / "h.safetensors", half=True)
+    assert half.stat().st_size < path.stat().st_size
+
+
+def test_checkpoint_rejects_other_files(tmp_path):
+    bad = tmp_path / "x.safetensors"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(InputError, match="x.safetensors"):
+        load_checkpoint(bad)
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint(tmp_path / "missing.safetensors")
+
+
+def test_shipped_checkpoint_is_small_and_loads():
+    if not SHIPPED.is_file():
+        pytest.fail(f"the shipped checkpoint {SHIPPED} is missing (see docs/models.md)")
+    assert SHIPPED.stat().st_size < 5e6
+    model, meta = load_checkpoint(SHIPPED)
+    assert model.config.task == "interactive" and "command" in meta
+
+
+# ---------------------------------------------------------------- gaze simulator
+def test_visibility_hides_points_under_a_roof():
+    g = np.stack(np.meshgrid(np.arange(0, 10, 0.25), np.arange(0, 10, 0.25)), -1).reshape(-1, 2)
+    ground = np.c_[g, np.zeros(len(g))]
+    roof = np.c_[g[(g[:, 0] > 3) & (g[:, 0] < 7) & (g[:, 1] > 3) & (g[:, 1] < 7)], ]
+    roof = np.c_[roof, np.full(len(roof), 5.0)]
+    xyz = np.concatenate([ground, roof])
+    cam = oblique_camera(np.array([5.0, 5.0, 0.0]), 8.0, np.random.default_rng(0), elevation_deg=(89, 89.5))
+    vis = visible_points(xyz, cam)
+    under = (xyz[:, 2] == 0) & (np.abs(xyz[:, 0] - 5) < 1.5) & (np.abs(xyz[:, 1] - 5) < 1.5)
+    assert vis[len(ground):].mean() > 0.95
+    assert vis[under].mean() < 0.05
+    assert vis[:len(ground)][~under[:len(ground)]].mean() > 0.5
+
+
+def test_simulated_attention_lands_on_the_fixated_object():
+    rng = np.random.default_rng(1)
+    ground = np.c_[rng.uniform(0, 60, (20000, 2)), np.zeros(20000)]
+    box = np.c_[rng.uniform(25, 35, (2000, 2)), np.full(2000, 6.0)]
+    xyz = np.concatenate([ground, box])
+    labels = np.r_[np.full(20000, 2), np.full(2000, 6)]
+    obj = find_objects(xyz, labels, [6], voxel=1.0)
+    assert obj.max() == 0 and (obj[20000:] == 0).all()
+    sim = AnnotatorSimulator(xyz, GazeModel(accuracy_deg=0.5, precision_deg=0.1), seed=0)
+    idx = np.flatnonzero(obj == 0)
+    cam, vis = sim.view(idx)
+    att = sim.attention(cam, vis, xyz[sim.pick_targets(idx, vis, 5)])
+    assert att.dtype == np.float32 and att.shape == (len(xyz),)
+    assert att[20000:].sum() / att.sum() > 0.5            # mostly on the box
+    assert (att[~vis] == 0).all()                          # never on hidden points
+    clicks = click_map(xyz, xyz[[20100]], radius=1.0)
+    assert clicks[20100] == pytest.approx(1.0) and clicks.max() <= 1.0
+
+
+# ---------------------------------------------------------------- segmenter + training on a real tile
+@needs_ign
+def test_interactive_segmenter_finds_a_test_building():
+    if not SHIPPED.is_file():
+        pytest.fail(f"the shipped checkpoint {SHIPPED} is missing")
+    from gaze3d.models.data import load_tile
+    from gaze3d.models.interactive import InteractiveSegmenter
+    from gaze3d.models.interactive_eval import iou
+    from gaze3d.scan import PointCloud
+
+    tile = load_tile("ign")
+    test_buildings = [o for o in range(len(tile.object_class))
+                      if tile.object_class[o] == 6 and not tile.object_split()[o]]
+    o = max(test_buildings, key=lambda k: (tile.objects == k).sum())
+    seg = InteractiveSegmenter()
+    seg.set_scan(PointCloud(xyz=tile.xyz, colors=tile.feats[:, 2:5], intensity=tile.feats[:, 1]))
+    idx = np.flatnonzero(tile.objects == o)
+    sim = AnnotatorSimulator(tile.xyz, GazeModel(0.5, 0.1), seed=3)
+    cam, vis = sim.view(idx)
+    prob = seg.update(sim.attention(cam, vis, tile.xyz[sim.pick_targets(idx, vis, 3)]))
+    assert prob.shape == (len(tile.xyz),) and prob.dtype == np.float32
+    truth = tile.objects == o
+    assert iou(prob >= 0.5, truth) > 0.6
+    with pytest.raises(ValueError, match="attention"):
+        seg.update(np.zeros(10))
+
+
+@needs_ign
+@pytest.mark.slow
+def test_training_on_real_tile_reduces_loss_and_beats_chance():
+    from gaze3d.models.batching import collate
+    from gaze3d.models.data import load_tile
+    from gaze3d.models.train import (InteractiveSampler, TrainConfig, default_interactive_config,
+                                     train_interactive)
+
+    torch.manual_seed(0)
+    tile = load_tile("ign")
+    cfg = default_interactive_config(base_channels=8)
+    cfg.unet.depth = 3
+    model = GazeSegNet(cfg)
+    losses = train_interactive(model, InteractiveSampler([tile], "train", seed=0),
+                               TrainConfig(steps=50, batch_size=2, lr=5e-3), log=None)
+    assert np.mean(losses[-10:]) < 0.8 * np.mean(losses[:5])
+    # held-out objects (east half): better than chance (predicting the prior everywhere)
+    test = InteractiveSampler([tile], "test", seed=1)
+    batch = collate([test.sample() for _ in range(6)])
+    with torch.no_grad():
+        prob = torch.sigmoid(model.decode(model.encode(batch.x), batch.att)[:, 0])[batch.inverse]
+    truth = batch.target_points > 0.5
+    pred = prob >= 0.5
+    model_iou = float((pred & truth).sum() / (pred | truth).sum())
+    chance_iou = float(truth.float().mean())       # IoU of "everything is the object"
+    assert model_iou > chance_iou + 0.15, (model_iou, chance_iou)
+
+
+# ---------------------------------------------------------------- CLI
+@needs_ign
+def test_cli_segment_writes_mask_and_rejects_bad_attention(tmp_path):
+    if not SHIPPED.is_file():
+        pytest.fail(f"the shipped checkpoint {SHIPPED} is missing")
+    import laspy
+
+    las = laspy.read(IGN)
+    keep = np.arange(len(las.points)) % 7 == 0
+    small = tmp_path / "small.las"
+    las.points = las.points[keep]
+    las.write(small)
+    n = int(keep.sum())
+    att = np.zeros(n, np.float32)
+    att[: n // 10] = 1.0
+    np.save(tmp_path / "att.npy", att)
+    out = tmp_path / "out.ply"
+    cmd = [sys.executable, "-m", "gaze3d", "segment", str(small), "--attention",
+           str(tmp_path / "att.npy"), "-o", str(out)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    from gaze3d.io import load_scan
+    seg = load_scan(out)
+    assert len(seg) == n and {"probability", "mask"} <= set(seg.fields)
+    np.save(tmp_path / "bad.npy", np.zeros(n + 1, np.float32))
+    cmd[5] = str(tmp_path / "bad.npy")
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "expected" in r.stderr and "bad.npy" in r.stderr
