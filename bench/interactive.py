@@ -82,13 +82,18 @@ def main(argv=None) -> int:
     ap.add_argument("--objects", choices=("test", "all"), default="test")
     ap.add_argument("--timing-points", type=int, default=1_000_000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--semantic", action="store_true",
+                    help="also train gaze-guided and no-gaze semantic models on a few sub-tiles")
+    ap.add_argument("--semantic-train-tiles", type=int, default=2)
+    ap.add_argument("--semantic-steps", type=int, default=150)
+    ap.add_argument("--skip-interactive", action="store_true")
     args = ap.parse_args(argv)
     gaze = GazeModel(accuracy_deg=0.5, precision_deg=0.1, sigma_deg=1.0)
     print(f"# model {args.model}; gaze: accuracy offset {gaze.accuracy_deg} deg, precision "
           f"{gaze.precision_deg} deg RMS, foveal sigma {gaze.sigma_deg} deg; {args.max_fix} fixations")
     all_results = []
     t0 = time.perf_counter()
-    for name in [t for t in args.tiles.split(",") if t]:
+    for name in [t for t in args.tiles.split(",") if t and not args.skip_interactive]:
         tile = load_tile(name)
         seg = InteractiveSegmenter(args.model, voxel_size=tile.voxel_size)
         seg.set_scan(PointCloud(xyz=tile.xyz, colors=tile.feats[:, 2:5], intensity=tile.feats[:, 1]))
@@ -101,11 +106,44 @@ def main(argv=None) -> int:
                             for m in METHODS))
         print_table(summarise(results), f"## {name}: {len(results)} {args.objects} objects")
         all_results += results
-    print_table(summarise(all_results), f"## all tiles: {len(all_results)} objects")
-    print(f"# protocol time {time.perf_counter() - t0:.0f} s")
+    if all_results:
+        print_table(summarise(all_results), f"## all tiles: {len(all_results)} objects")
+        print(f"# protocol time {time.perf_counter() - t0:.0f} s")
     if args.timing_points:
         timing(args.model, args.timing_points)
+    if args.semantic:
+        semantic_few(args.semantic_train_tiles, args.semantic_steps, args.seed)
     return 0
+
+
+def semantic_few(n_train: int, steps: int, seed: int) -> None:
+    """Gaze-guided vs no-gaze semantic mIoU, trained on ``n_train`` IGN sub-tiles (west half)."""
+    from gaze3d.models.networks.segnet import GazeSegNet
+    from gaze3d.models.semantic import (SemanticSampler, evaluate_semantic, semantic_config,
+                                        sub_tiles, train_semantic)
+
+    tile = load_tile("ign")
+    parts = sub_tiles(tile, 4, 2)            # 25 m x 31 m each; parts 0-3 west, 4-7 east
+    train_parts, test_parts = parts[:n_train], parts[4:]
+    print(f"\n# semantic, IGN tile cut into 4x2 sub-tiles: trained on {n_train} west sub-tiles "
+          f"({sum(map(len, train_parts))} labelled points), tested on the 4 east sub-tiles "
+          f"({sum(map(len, test_parts))} points); {steps} steps each; gaze on buildings (class 6), "
+          "3 fixations per building")
+    rows = []
+    for gaze in (True, False):
+        torch.manual_seed(seed)
+        model = GazeSegNet(semantic_config(tile.spec.semantic_classes))
+        tr = SemanticSampler(tile, train_parts, gaze=gaze, seed=seed)
+        train_semantic(model, tr, steps=steps)
+        te = SemanticSampler(tile, test_parts, gaze=gaze, seed=seed + 100, augment=False)
+        r = evaluate_semantic(model, te)
+        rows.append({"model": "gaze-guided" if gaze else "no gaze", "test gaze": "simulated" if gaze else "none",
+                     **{f"IoU class {c}": v for c, v in r["iou"].items()}, "mIoU": r["miou"]})
+        if gaze:
+            r = evaluate_semantic(model, te, predicted_attention=True)
+            rows.append({"model": "gaze-guided", "test gaze": "none (selective head)",
+                         **{f"IoU class {c}": v for c, v in r["iou"].items()}, "mIoU": r["miou"]})
+    print_table(rows, "## semantic mIoU, few labelled sub-tiles")
 
 
 if __name__ == "__main__":

@@ -110,15 +110,21 @@ def train_semantic(model: GazeSegNet, sampler: SemanticSampler, steps: int = 150
 
 
 @torch.no_grad()
-def evaluate_semantic(model: GazeSegNet, sampler: SemanticSampler) -> dict:
-    """Per-class IoU and mIoU over all points of the sampler's parts."""
+def evaluate_semantic(model: GazeSegNet, sampler: SemanticSampler, predicted_attention: bool = False
+                      ) -> dict:
+    """Per-class IoU and mIoU over all points of the sampler's parts.
+
+    ``predicted_attention``: ignore the sampler's gaze and let the
+    selective-attention head supply the attention channel.
+    """
     n = len(sampler.codes)
     inter = np.zeros(n)
     union = np.zeros(n)
     for p in range(len(sampler.parts)):
         ex = sampler.example(p)
         b = collate([ex])
-        pred = model.decode(model.encode(b.x), b.att).argmax(1).index_select(0, b.inverse).numpy()
+        logits = model(b.x)[0] if predicted_attention else model.decode(model.encode(b.x), b.att)
+        pred = logits.argmax(1).index_select(0, b.inverse).numpy()
         t = ex.target
         for c in range(n):
             inter[c] += np.sum((pred == c) & (t == c))

@@ -9,7 +9,8 @@ PY=${PYTHON:-python3}
 
 # libusb: `import open3d` fails without it; libgl1-mesa-dri + libegl1: VTK's
 # EGL offscreen path; libosmesa6: VTK's OSMesa fallback; libgomp1: torch/open3d.
-DEBS="libusb-1.0-0 libgl1 libegl1 libgl1-mesa-dri libosmesa6 libgomp1"
+# xvfb: a virtual X display for the X11 mouse-as-gaze tests.
+DEBS="libusb-1.0-0 libgl1 libegl1 libgl1-mesa-dri libosmesa6 libgomp1 xvfb"
 if command -v dpkg-query >/dev/null 2>&1; then
   missing=""
   for p in $DEBS; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"; done
