@@ -39,6 +39,7 @@ def save_checkpoint(model: GazeSegNet, path, meta: Optional[dict] = None, half: 
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=header)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -38,10 +38,15 @@ class InteractiveSegmenter:
         Voxel edge in scan units; default: the checkpoint's.
     metres_per_unit : float
         Scan units to metres (the network was trained in metres).
+    roi_margin : float or None
+        Metres around the xy bounding box of the positively attended voxels
+        (>= 5 % of the maximum) outside which the mask is 0, as in training,
+        where the network saw crops of at most 30 m around the object. None
+        disables it.
     """
 
     def __init__(self, checkpoint=None, device: str = "cpu", voxel_size: Optional[float] = None,
-                 metres_per_unit: float = 1.0):
+                 metres_per_unit: float = 1.0, roi_margin: Optional[float] = 20.0):
         if isinstance(checkpoint, GazeSegNet):
             self.model = checkpoint.to(device).eval()
         else:
@@ -54,6 +59,9 @@ class InteractiveSegmenter:
         self.device = torch.device(device)
         self.voxel_size = voxel_size or self.model.config.voxel_size
         self.metres_per_unit = metres_per_unit
+        if roi_margin is not None and not roi_margin > 0:
+            raise ValueError(f"roi_margin: expected > 0 or None, got {roi_margin!r}")
+        self.roi_margin = roi_margin
         self._feats = None
         self._inverse = None
         self.n_points = 0
@@ -67,6 +75,7 @@ class InteractiveSegmenter:
         coords, inverse = voxelize(torch.from_numpy(xyz).to(self.device), self.voxel_size)
         x = SparseTensor(coords, scatter_mean(f, inverse, len(coords)))
         self._feats = self.model.encode(x)
+        self._xy = coords[:, 1:3]
         self._inverse = inverse
         self.n_points = len(xyz)
         self.n_voxels = len(coords)
@@ -98,5 +107,15 @@ class InteractiveSegmenter:
         att = torch.stack([self._to_voxels(positive_attention),
                            self._to_voxels(negative_attention) if negative_attention is not None
                            else torch.zeros(self.n_voxels, device=self.device)], 1)
-        logits = self.model.decode(self._feats, att)[:, 0]
-        return torch.sigmoid(logits).index_select(0, self._inverse).cpu().numpy()
+        prob = torch.sigmoid(self.model.decode(self._feats, att)[:, 0])
+        if self.roi_margin is not None:
+            seen = att[:, 0] >= 0.05
+            if seen.any():
+                pad = self.roi_margin / self.voxel_size
+                lo = self._xy[seen].min(0).values - pad
+                hi = self._xy[seen].max(0).values + pad
+                inside = ((self._xy >= lo) & (self._xy <= hi)).all(1)
+                prob = torch.where(inside, prob, torch.zeros_like(prob))
+            else:
+                prob = torch.zeros_like(prob)
+        return prob.index_select(0, self._inverse).cpu().numpy()

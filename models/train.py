@@ -48,13 +48,15 @@ class InteractiveSampler:
     ----------
     tiles : list of Tile
     split : "train" or "test"
-    margin : float
-        Metres of context around the object in each crop.
+    margin : (float, float)
+        Metres of context around the object in each crop, drawn uniformly in
+        this range: wide crops hold other, unattended objects, which the
+        network must learn to leave out.
     max_fix : int
     seed : int
     """
 
-    def __init__(self, tiles: Sequence[Tile], split: str = "train", margin: float = 8.0,
+    def __init__(self, tiles: Sequence[Tile], split: str = "train", margin=(6.0, 30.0),
                  max_fix: int = 10, seed: int = 0, gaze: Optional[GazeModel] = None):
         if split not in ("train", "test"):
             raise ValueError(f"split: expected 'train' or 'test', got {split!r}")
@@ -81,7 +83,7 @@ class InteractiveSampler:
         cam, vis = sim.view(obj)
         k = int(self.rng.integers(1, self.max_fix + 1))
         pos = sim.attention(cam, vis, t.xyz[sim.pick_targets(obj, vis, k)])
-        crop = crop_box(t.xyz, t.xyz[obj], self.margin, allowed | (t.objects == o))
+        crop = crop_box(t.xyz, t.xyz[obj], self.rng.uniform(*self.margin), allowed | (t.objects == o))
         neg = np.zeros_like(pos)
         if self.rng.random() < 0.5:
             others = crop[(t.objects[crop] != o)]

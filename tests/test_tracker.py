@@ -219,6 +219,8 @@ def test_cli_refuses_public_binding_without_keys_and_bad_sources(tmp_path):
     assert r.returncode == 2 and "key=value" in r.stderr
     r = _cli("--source", PLUGIN, "--curve-keys", str(tmp_path))
     assert r.returncode == 2 and "server.key_secret" in r.stderr
+    r = _cli("--source", "replay", "--opt", f"path={tmp_path / 'missing.sqlite'}")
+    assert r.returncode == 2 and "no such file" in r.stderr and r.stderr.count("\n") == 1  # fails fast, no retries
 
 
 def test_cli_prints_one_json_line_and_stops_on_shutdown():

@@ -135,3 +135,25 @@ def test_mesh_session_region_follows_the_surface(tmp_path):
     s.save_annotations(tmp_path / "m.ply")
     assert np.array_equal(load_scan(tmp_path / "m.ply").labels, s.labels)
     s.close()
+
+
+def test_viewport_maps_display_gaze_into_the_view():
+    from gaze3d.scan import PointCloud
+    from gaze3d.viewer.session import LabelingSession
+
+    xyz, _ = box_scene(1000, 100)
+    s = LabelingSession(PointCloud(xyz), camera=scene_camera(), viewport=(0.5, 0.0, 0.5, 1.0), segmenter="grow")
+    t = s.now_ns()
+    used = s.add_samples([{"gaze": [0.75, 0.5], "valid": True, "t_host_ns": t},
+                          {"gaze": [0.25, 0.5], "valid": True, "t_host_ns": t + 1},      # left of the window
+                          {"gaze": [0.8, 0.5], "valid": False, "t_host_ns": t + 2},
+                          {"gaze": None, "valid": False, "t_host_ns": t + 3}])
+    assert used == 1 and s.last_gaze == (0.5, 0.5)
+    m = s.mouse_sample(0.5, 0.5)
+    assert m["gaze"] == [0.75, 0.5]
+    assert s.add_samples([{"gaze": [0.75, 0.5], "valid": True, "t_host_ns": t}]) == 0   # not newer: dropped
+    from gaze3d.errors import InputError
+
+    with pytest.raises(InputError, match="viewport"):
+        LabelingSession(PointCloud(xyz), camera=scene_camera(), viewport=(0, 0, 0, 1))
+    s.close()

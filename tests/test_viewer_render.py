@@ -146,3 +146,43 @@ def test_vtk_guard_reports_a_leak():
     plotter.deep_clean()
     del plotter
     assert VTKFreedGuard().check() == []
+
+
+def test_volume_app_attention_follows_the_visible_slices_then_the_rendering(vtk_freed):
+    from gaze3d.scan import Volume
+    from gaze3d.viewer.app import ViewerApp
+
+    rng = np.random.default_rng(1)
+    arr = rng.normal(0, 5, (30, 26, 20)).astype(np.float32)
+    arr[8:22, 6:20, 4:16] += 100
+    app = ViewerApp(Volume(arr, np.diag([2.0, 2.0, 3.0, 1.0])), off_screen=True, window_size=WINDOW,
+                    segmenter="grow")
+    vtk_freed.watch_plotter(app.plotter)
+    try:
+        app.plotter.renderer.GetActiveCamera().Zoom(2.5)
+        s = app.session
+        app.sync_volume_attention()
+        engine = s.accumulator.engine
+        assert engine.mode == "slice"
+        axis = engine.axis
+        t0 = s.now_ns()
+        for i in range(0, 160, 8):
+            s.tick(local_samples=[s.mouse_sample(0.5, 0.5, t_ns=t0 + (i + j) * 5_000_000) for j in range(8)])
+        s.commit_attention()
+        att = s.attention.reshape(arr.shape)
+        assert att.sum() > 0
+        on_slice = np.take(att, app.scene.slice_index[axis], axis=axis).sum()
+        assert on_slice == pytest.approx(att.sum())          # all of it on the plane facing the camera
+        img = app.screenshot()
+        assert hot_mask(img).sum() > 5
+        app.press("v")                                         # slices hidden: the volume rendering counts
+        app.frame(render=False)
+        assert engine.mode == "render" and not app.scene.actor.GetVisibility()
+        before = app.scene.transfer[0]
+        app.press("bracketright")
+        assert app.scene.transfer[0] > before
+        xs, alphas = app.scene.opacity_points()
+        assert np.allclose(engine.opacity(xs), alphas)         # attention uses the ramp on screen
+    finally:
+        app.close()
+    del app

@@ -16,7 +16,7 @@ import pytest
 from viewer_helpers import (WINDOW, box_scene, hot_mask, scene_camera, screen_box,  # noqa: F401
                             vtk_freed, write_sim_scene)
 
-pytestmark = [pytest.mark.render, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.render, pytest.mark.slow, pytest.mark.timeout(120)]
 
 
 def _sim_options(scene, path, duration=2.5, rate=250):
@@ -132,7 +132,8 @@ def test_session_survives_tracker_death_and_restart(tmp_path):
     opts = {"rate": 200, "seed": 1}
     first = start_tracker("sim", opts)
     pub, ctrl = first.pub_address, first.ctrl_address
-    link = TrackerLink(pub, ctrl)
+    link = TrackerLink(None, ctrl)                       # the PUB address is asked from the tracker
+    assert link.pub_address == pub
     app = ViewerApp(PointCloud(xyz), tracker=link, off_screen=True, window_size=WINDOW, segmenter="grow")
     second = None
     try:
@@ -163,3 +164,22 @@ def test_session_survives_tracker_death_and_restart(tmp_path):
         first.stop()
         if second is not None:
             second.stop()
+
+
+def test_cli_view_connects_to_a_tracker_by_its_control_address(tmp_path):
+    from gaze3d.cli import main
+    from gaze3d.io import save_scan
+    from gaze3d.scan import PointCloud
+    from gaze3d.tracker.process import start_tracker
+    from gaze3d.viewer.tracker_link import parse_tracker_address
+    from gaze3d.errors import InputError
+
+    assert parse_tracker_address("tcp://a:1, tcp://a:2") == ("tcp://a:1", "tcp://a:2")
+    assert parse_tracker_address("tcp://a:2") == (None, "tcp://a:2")
+    with pytest.raises(InputError, match="--tracker"):
+        parse_tracker_address("a,b,c")
+    xyz, _ = box_scene(1500, 300)
+    save_scan(PointCloud(xyz), tmp_path / "scan.ply")
+    with start_tracker("sim", {"rate": 100}) as tracker:
+        assert main(["view", str(tmp_path / "scan.ply"), "--tracker", tracker.ctrl_address,
+                     "--window", "160x120", "--off-screen"]) == 0

@@ -107,3 +107,45 @@ def vtk_freed():
     problems = guard.check()
     if problems:
         pytest.fail("VTK objects not freed after close: " + "; ".join(problems))
+
+
+def qt_child_session() -> dict:
+    """Run in a child process with a display: drive the Qt panel, return what happened."""
+    from gaze3d.scan import PointCloud
+    from gaze3d.viewer.labels import LabelSet
+    from gaze3d.viewer.qt_panel import QtViewer, qt_application
+
+    qapp = qt_application()
+    xyz, truth = box_scene(3000, 600)
+    win = QtViewer(PointCloud(xyz), LabelSet.from_names({6: "building", 2: "ground"}), window_size=WINDOW,
+                   segmenter="grow")
+    win.show()
+    qapp.processEvents()
+    out = {"labels_listed": win.label_list.count()}
+    app = win.app
+    app.scene.set_camera(scene_camera())
+    cam = app.scene.camera()
+    px, _ = cam.project(xyz[truth == 6].mean(axis=0, keepdims=True))
+    s = app.session
+    t0 = s.now_ns()
+    for i in range(0, 200, 10):    # hold the gaze on the box (scripted mouse-as-gaze)
+        s.tick(local_samples=[s.mouse_sample(px[0, 0] / cam.width, px[0, 1] / cam.height,
+                                             t_ns=t0 + (i + j) * 5_000_000) for j in range(10)])
+    win.on_frame()
+    win.name_entry.setText("buildng")
+    win.name_entry.returnPressed.emit()
+    out["typo_status"] = win.status.text()
+    win.name_entry.setText("building")
+    win.name_entry.returnPressed.emit()
+    out["labelled"] = int((s.labels == 6).sum())
+    out["labelled_on_box"] = int((s.labels[truth == 6] == 6).sum())
+    win.buttons["undo"].click()
+    out["after_undo"] = int((s.labels != 0).sum())
+    win.buttons["redo"].click()
+    out["after_redo"] = int((s.labels == 6).sum())
+    img = app.screenshot()
+    out["image_std"] = float(img.std())
+    out["status"] = win.status.text()
+    win.close()
+    qapp.processEvents()
+    return out

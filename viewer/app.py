@@ -69,7 +69,7 @@ class ViewerApp:
     off_screen : bool
         Render offscreen (tests, headless).
     window_size : (2,) int
-    segmenter, annotator, point_size
+    segmenter, annotator, point_size, attention_options, viewport
         See :class:`LabelingSession` and :class:`Scene`.
     fps : float
         Frames per second of the interactive loop.
@@ -80,13 +80,20 @@ class ViewerApp:
     def __init__(self, scan, label_set: Optional[LabelSet] = None, *, tracker=None, record=None,
                  annotations=None, off_screen: bool = False, window_size=(1280, 800), segmenter: str = "auto",
                  annotator: Optional[str] = None, point_size: float = 3.0, fps: float = 30.0,
-                 volume_render: bool = True, attention_options: Optional[dict] = None, plotter=None):
+                 volume_render: bool = True, attention_options: Optional[dict] = None, plotter=None,
+                 viewport=(0.0, 0.0, 1.0, 1.0)):
         self.plotter = plotter if plotter is not None else make_plotter(off_screen=off_screen,
                                                                         window_size=window_size)
         self.plotter.set_background("#1e1f24")
         self.scene = Scene(self.plotter, scan, point_size=point_size, volume_render=volume_render)
+        if self.scene.volume_actor is not None:
+            # attention in a volume follows what the volume rendering shows: same opacity ramp
+            attention_options = {"opacity": self.scene.opacity_points(),
+                                 "reference_step_mm": self.scene.opacity_unit_distance,
+                                 **(attention_options or {})}
         self.session = LabelingSession(scan, label_set, tracker=tracker, record=record, annotator=annotator,
-                                       segmenter=segmenter, attention_options=attention_options)
+                                       segmenter=segmenter, attention_options=attention_options,
+                                       viewport=viewport)
         self.session.attach(self.scene)
         self.scene.default_camera()
         self.annotations = Path(annotations) if annotations else default_annotation_path(scan)
@@ -202,7 +209,8 @@ class ViewerApp:
             elif key in ("bracketleft", "bracketright") and self.scene.volume_actor is not None:
                 level, width, op = self.scene.transfer
                 self.scene.set_transfer_function(level + (-0.05 if key == "bracketleft" else 0.05) * width, width, op)
-                s.message = f"opacity ramp at {level:.0f}"
+                self._sync_attention_opacity()
+                s.message = f"opacity ramp at {self.scene.transfer[0]:.0f}"
             elif key == "v" and self.scene.kind == "volume":
                 self.scene.show_slices(not self.scene.actor.GetVisibility())
             elif key in ("Prior", "Next") and self.scene.kind == "volume":
@@ -218,6 +226,35 @@ class ViewerApp:
         self._update_cursor()
         self.update_status()
         self.plotter.render()
+
+    def sync_volume_attention(self) -> None:
+        """Match the volume attention engine to what is on screen.
+
+        With the slice planes shown, the gaze lands on them: attention goes to
+        the plane facing the camera most squarely (the engine's ``"slice"``
+        mode). With the slices hidden (key ``v``), to what the volume rendering
+        shows (``"render"`` mode, same opacity ramp).
+        """
+        engine = getattr(self.session.accumulator, "engine", None)
+        if self.scene is None or self.scene.kind != "volume" or not hasattr(engine, "set_slice"):
+            return
+        if self.scene.actor.GetVisibility():
+            facing = np.abs(self.scene.scan.direction.T @ self.scene.camera().forward)
+            axis = int(np.argmax(facing))
+            if engine.mode != "slice" or getattr(engine, "axis", None) != axis or \
+                    getattr(engine, "index", None) != self.scene.slice_index[axis]:
+                engine.set_slice(axis, self.scene.slice_index[axis])
+            engine.mode = "slice"
+        elif self.scene.volume_actor is not None:
+            engine.mode = "render"
+
+    def _sync_attention_opacity(self) -> None:
+        """Give the volume attention engine the volume rendering's new opacity ramp."""
+        engine = getattr(self.session.accumulator, "engine", None)
+        if engine is not None and hasattr(engine, "opacity"):
+            from gaze3d.attention.volume import make_opacity
+
+            engine.opacity = make_opacity(self.scene.opacity_points())
 
     def _type(self, key: str) -> None:
         if key == "Escape":
@@ -244,6 +281,7 @@ class ViewerApp:
             x, y = self._mouse_xy
             if 0 <= x <= 1 and 0 <= y <= 1:
                 local = [self.session.mouse_sample(x, y)]
+        self.sync_volume_attention()
         out = self.session.tick(local_samples=local)
         self._update_cursor()
         self.update_status()
@@ -287,6 +325,7 @@ class ViewerApp:
             self.plotter.close()
             self.plotter.deep_clean()
             self._cursor = self._cursor_source = None
+            self._status = self._palette = None
             self.scene = None
 
     def __enter__(self):

@@ -21,7 +21,7 @@ BACKGROUND = "white"
 TEXT_COLOR = (0.1, 0.1, 0.1)
 
 
-def heat_scalar_bar(scene: Scene, title: str = "attention", text_color=TEXT_COLOR):
+def heat_scalar_bar(scene: Scene, title: str = "attention", text_color=TEXT_COLOR, font_px: int = 16):
     """A ``vtkScalarBarActor`` matching the overlay's heat colours from 0 to its scale."""
     ov = scene.overlay
     lut = vtkLookupTable()
@@ -37,10 +37,14 @@ def heat_scalar_bar(scene: Scene, title: str = "attention", text_color=TEXT_COLO
     bar.SetNumberOfLabels(5)
     bar.SetLabelFormat("%.3g")
     bar.SetOrientationToVertical()
-    bar.SetPosition(0.88, 0.1)
-    bar.SetWidth(0.09)
-    bar.SetHeight(0.8)
-    bar.SetUnconstrainedFontSize(False)
+    bar.SetPosition(0.87, 0.12)
+    bar.SetWidth(0.1)
+    bar.SetHeight(0.72)
+    # fixed font sizes relative to the image height: VTK's automatic ones crowd the bar
+    bar.SetUnconstrainedFontSize(True)
+    bar.GetTitleTextProperty().SetFontSize(max(8, int(font_px * 1.1)))
+    bar.GetLabelTextProperty().SetFontSize(max(7, int(font_px)))
+    bar.SetVerticalTitleSeparation(max(2, int(font_px * 0.5)))
     for prop in (bar.GetTitleTextProperty(), bar.GetLabelTextProperty()):
         prop.SetColor(*text_color)
         prop.SetShadow(False)
@@ -100,7 +104,7 @@ def render_scan(scan, scalars=None, camera: Camera | None = None, out=None, wind
     volume_render : bool
         Volumes: add a volume rendering to the three slice planes.
     labels : (n,) int, optional
-        Labels to tint the scan with (default the scan's own labels).
+        Labels to tint the scan with (default none: the scan's own colours).
 
     Returns
     -------
@@ -112,6 +116,8 @@ def render_scan(scan, scalars=None, camera: Camera | None = None, out=None, wind
     plotter = make_plotter(off_screen=True, window_size=(w, h))
     try:
         plotter.set_background(BACKGROUND)
+        if labels is None:     # a heat figure shows the scan's own colours, untinted
+            labels = np.zeros(scan.shape if type(scan).__name__ == "Volume" else len(scan), dtype=np.int32)
         scene = Scene(plotter, scan, point_size=point_size, labels=labels, volume_render=volume_render,
                       cmap=cmap)
         if scalars is not None:
@@ -123,9 +129,9 @@ def render_scan(scan, scalars=None, camera: Camera | None = None, out=None, wind
             scene.overlay.headroom = 1.0
             scene.update_attention(values)
             if colorbar and scene.overlay.scale > 0:
-                plotter.add_actor(heat_scalar_bar(scene))
+                plotter.add_actor(heat_scalar_bar(scene, font_px=max(8, h // 45)))
         if title:
-            plotter.add_text(title, position="upper_edge", font_size=12, color=TEXT_COLOR)
+            plotter.add_text(title, position="upper_edge", font_size=max(6, h // 70), color=TEXT_COLOR)
         if camera is None:
             scene.default_camera()
         else:

@@ -195,7 +195,23 @@ class Scene:
             self.set_transfer_function(220.0, 240.0, 0.8)       # contrast and bone over soft tissue
         else:
             hi = float(np.percentile(self.scan.array[::2, ::2, ::2], 99.5))
-            self.set_transfer_function(0.5 * (level + hi), max(hi - level, 1e-6), 0.3)
+            self.set_transfer_function(0.5 * (level + hi), max(hi - level, 1e-6), 0.08)   # slices show through
+
+    def opacity_points(self) -> np.ndarray:
+        """(2, m) float64: the volume rendering's opacity transfer function as (values, alphas)."""
+        if self._opacity is None:
+            raise InputError("opacity_points: this scene has no volume rendering")
+        pts = []
+        for i in range(self._opacity.GetSize()):
+            node = [0.0] * 4                     # x, alpha, midpoint, sharpness
+            self._opacity.GetNodeValue(i, node)
+            pts.append(node[:2])
+        return np.array(pts, dtype=np.float64).T
+
+    @property
+    def opacity_unit_distance(self) -> float:
+        """World distance (mm) the volume rendering's opacities are defined for."""
+        return float(self.volume_actor.GetProperty().GetScalarOpacityUnitDistance())
 
     def _volume_clim(self) -> tuple:
         if looks_like_ct(self.scan.array):

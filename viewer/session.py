@@ -13,6 +13,7 @@ annotation files with provenance events. The interactive window
 """
 from __future__ import annotations
 
+import collections
 import getpass
 import time
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from .labels import Label, LabelSet
 from .regions import grow_region
 
 MAX_CAMERA_HISTORY = 512
+MAX_PROVENANCE_SAMPLES = 200_000
 
 
 @dataclass
@@ -123,7 +125,8 @@ class LabelingSession:
         self._cam_times: List[int] = []
         self._cams: List[Camera] = []
         self._last_sent: Optional[dict] = None
-        self._gaze: List[tuple] = []        # (t_host_ns, x, y, valid) since the last label/clear
+        # (t_host_ns, x, y, valid) since the last label/clear; bounded (~100 s at 2 kHz)
+        self._gaze: "collections.deque" = collections.deque(maxlen=MAX_PROVENANCE_SAMPLES)
         self.last_gaze: Optional[tuple] = None
         self.n_samples = 0
         self._last_t_ns: Optional[int] = None
@@ -421,25 +424,29 @@ class LabelingSession:
         out = []
         if not self._gaze:
             return out
-        g = np.array(self._gaze, dtype=np.float64)
+        g = np.array([r[1:] for r in self._gaze], dtype=np.float64)      # x, y, valid
         t = np.array([r[0] for r in self._gaze], dtype=np.int64)
-        valid = g[:, 3] > 0
-        start = 0
-        n = len(g)
+        x, y, valid = g[:, 0], g[:, 1], g[:, 2] > 0
+        n, start = len(g), 0
         while start < n:
             if not valid[start]:
                 start += 1
                 continue
+            # grow the window while its dispersion (x range + y range) stays small
+            x0 = x1 = x[start]
+            y0 = y1 = y[start]
             end = start + 1
             while end < n and valid[end]:
-                win = g[start:end + 1, 1:3]
-                if np.ptp(win[:, 0]) + np.ptp(win[:, 1]) > max_dispersion:
+                nx0, nx1 = min(x0, x[end]), max(x1, x[end])
+                ny0, ny1 = min(y0, y[end]), max(y1, y[end])
+                if (nx1 - nx0) + (ny1 - ny0) > max_dispersion:
                     break
+                x0, x1, y0, y1 = nx0, nx1, ny0, ny1
                 end += 1
             if (t[end - 1] - t[start]) / 1e6 >= min_duration_ms:
-                xy = g[start:end, 1:3].mean(axis=0)
                 out.append({"t_start_ns": int(t[start]), "t_end_ns": int(t[end - 1]),
-                            "x": round(float(xy[0]), 5), "y": round(float(xy[1]), 5), "n": int(end - start)})
+                            "x": round(float(x[start:end].mean()), 5), "y": round(float(y[start:end].mean()), 5),
+                            "n": int(end - start)})
                 start = end
             else:
                 start += 1

@@ -83,7 +83,7 @@ class TrackerLink:
         self._counters = {"cameras_sent": 0, "events_sent": 0, "send_failures": 0, "send_dropped": 0}
         self.ctrl_ok = False
         self.clock = None
-        self._recent = collections.deque(maxlen=20_000)   # (local receive s, valid, latency ns)
+        self._recent = collections.deque(maxlen=4_000)   # (local receive s, valid, latency ns): > 1 s at 2 kHz
         self._last_sample_ns: Optional[int] = None
         self._stop = threading.Event()
         self._last_restarts = 0

@@ -27,6 +27,7 @@ def fixate(app, xy_px, seconds=1.5, rate=120, seed=0):
     w, h = app.plotter.window_size
     # scripted time runs ahead of the wall clock: continue after the last sample
     t0 = max(s.now_ns(), (s._last_t_ns or 0) + 1)
+    app.sync_volume_attention()          # volumes: attention on the slice facing the camera
     n = int(seconds * rate)
     for i in range(0, n, 8):
         batch = [s.mouse_sample(xy_px[0] / w + rng.normal(0, 1e-3), xy_px[1] / h + rng.normal(0, 1e-3),

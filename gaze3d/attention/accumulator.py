@@ -302,6 +302,7 @@ class AttentionAccumulator:
         steps = object_space_steps(origins, dirs, hits, self._prev_dir, self._prev_hit,
                                    rights=np.broadcast_to(right, dirs.shape),
                                    ups=np.broadcast_to(up, dirs.shape))
+        steps *= self.foveal.visual_per_camera(camera)      # classifier thresholds are visual degrees
         self._prev_dir, self._prev_hit = dirs[-1].copy(), hits[-1].copy()
         xy = np.full((len(t), 2), np.nan)
         xy[valid] = self._pos + np.cumsum(steps, axis=0)

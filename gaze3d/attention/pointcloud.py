@@ -153,50 +153,46 @@ class PointCloudEngine:
         apex = camera.position - idx.center
         cand = idx.cone_candidates(apex, axis, min(cone, np.radians(89.5)), camera.near)
         R = camera.rotation
-        # camera coordinates of the candidates, column by column in float32
+        # camera coordinates of the candidates, in float32 rows of one array so
+        # that each compression below is a single take
         a = apex.astype(np.float32)
-        X = np.take(idx.cols[0], cand)
-        X -= a[0]
-        Y = np.take(idx.cols[1], cand)
-        Y -= a[1]
-        Z = np.take(idx.cols[2], cand)
-        Z -= a[2]
-        cam = []
-        for r in R.astype(np.float32):
-            c = X * r[0]
-            c += Y * r[1]
-            c += Z * r[2]
-            cam.append(c)
-        cx, cy, cz = cam
-        del X, Y, Z
+        pts = np.take(idx.cols, cand, axis=1)
+        pts -= a[:, None]
+        m = np.empty((7, len(cand)), dtype=np.float32)      # cx, cy, cz, |c|^2, u, v, dot
+        np.matmul(R.astype(np.float32), pts, out=m[:3])
+        del pts
+        cx, cy, cz, n2, u, v, dot = m
         ax = (R @ axis).astype(np.float32)               # cone axis in camera coordinates
-        dot = cx * ax[0]
+        np.multiply(cx, ax[0], out=dot)
         dot += cy * ax[1]
         dot += cz * ax[2]
-        n2 = cx * cx
+        np.multiply(cx, cx, out=n2)
         n2 += cy * cy
         n2 += cz * cz
+        f = np.float32(camera.focal_px)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            inv = f / cz
+        np.multiply(cx, inv, out=u)
+        u += np.float32(camera.width / 2.0)
+        np.multiply(cy, -inv, out=v)
+        v += np.float32(camera.height / 2.0)
+        h = self.half_splat
         ok = dot > 0
         dot *= dot
         ok &= dot >= np.float32(np.cos(cone) ** 2) * n2
         ok &= (cz >= camera.near) & (cz <= camera.far)
+        ok &= (u >= -h) & (u < camera.width + h) & (v >= -h) & (v < camera.height + h)
         keep = np.flatnonzero(ok)
-        cand, cx, cy, cz, n2 = (np.take(v, keep) for v in (cand, cx, cy, cz, n2))
-        f = np.float32(camera.focal_px)
-        inv = f / cz
-        u = cx * inv
-        u += np.float32(camera.width / 2.0)
-        v = cy * -inv
-        v += np.float32(camera.height / 2.0)
-        h = self.half_splat
-        ok = (u >= -h) & (u < camera.width + h) & (v >= -h) & (v < camera.height + h)
-        keep = np.flatnonzero(ok)
-        cand, cx, cy, cz, n2, u, v = (np.take(w, keep) for w in (cand, cx, cy, cz, n2, u, v))
+        cand = np.take(cand, keep)
+        m = np.take(m[:6], keep, axis=1)
         if len(cand):
+            cx, cy, cz, n2, u, v = m
             visible = self._visibility(camera, cand, (cx, cy, cz), cz, u, v)
             visible &= (u >= 0) & (u < camera.width) & (v >= 0) & (v < camera.height)
             keep = np.flatnonzero(visible)
-            cand, cx, cy, cz, n2 = (np.take(w, keep) for w in (cand, cx, cy, cz, n2))
+            cand = np.take(cand, keep)
+            m = np.take(m[:4], keep, axis=1)
+        cx, cy, cz, n2 = m[:4]
         # unit directions minus the axis, as rows of the chord matrix (see _chord2)
         rn = np.float32(1.0) / np.sqrt(n2)
         amat = np.empty((5, len(cand)), dtype=np.float32)

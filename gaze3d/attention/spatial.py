@@ -75,7 +75,7 @@ class MortonIndex:
         Sorted Morton codes.
     """
 
-    def __init__(self, xyz: np.ndarray, bits: int = 10, leaf_size: int = 64, chunk: int = 1 << 20):
+    def __init__(self, xyz: np.ndarray, bits: int = 10, leaf_size: int = 128, chunk: int = 1 << 18):
         if not 1 <= bits <= 10:
             raise ValueError(f"bits: expected 1..10, got {bits}")
         n = len(xyz)
@@ -151,36 +151,42 @@ class MortonIndex:
         level0, prefix, ijk, starts, ends = self._start_level()
         corner = self.lo - self.center - apex
         octant = np.array([[k & 1, (k >> 1) & 1, (k >> 2) & 1] for k in range(8)], dtype=np.int64)
+        nine = np.arange(9, dtype=np.uint64)
+        cos_a, sin_a = np.cos(half_angle), np.sin(half_angle)
         keep_s, keep_e = [], []
         for level in range(level0, self.bits + 1):
             if len(prefix) == 0:
                 break
             size = self.size / (1 << level)
             r = size * np.sqrt(3.0) / 2.0
-            v = corner + (ijk + 0.5) * size
-            dist = np.sqrt(np.einsum("ij,ij->i", v, v))
+            v = (ijk + 0.5) * size
+            v += corner
             along = v @ axis
-            with np.errstate(invalid="ignore", divide="ignore"):
-                phi = np.arccos(np.clip(along / dist, -1.0, 1.0))
-                widen = np.arcsin(np.clip(r / dist, 0.0, 1.0))
-            inside_apex = dist <= r
-            meets = inside_apex | (phi - widen <= half_angle)
-            meets &= along + r >= near
-            whole = ~inside_apex & (phi + widen <= half_angle)
-            count = ends - starts
-            final = meets & (whole | (count <= self.leaf_size) | (level == self.bits))
+            d2 = np.einsum("ij,ij->i", v, v)
+            perp = np.sqrt(np.maximum(d2 - along * along, 0.0))
+            # signed distance from the cell centre to the cone's surface (exact in
+            # front of the apex, an underestimate behind it: conservative)
+            sd = perp * cos_a - along * sin_a
+            near_apex = d2 <= r * r
+            meets = (near_apex | (sd <= r)) & (along + r >= near)
+            whole = (sd <= -r) & (along > r)
+            final = meets & (whole | ((ends - starts) <= self.leaf_size) | (level == self.bits))
             keep_s.append(starts[final])
             keep_e.append(ends[final])
             refine = meets & ~final
             if not refine.any():
                 break
             shift = _U(3 * (self.bits - level - 1))
-            child = (prefix[refine][:, None] * _U(8) + np.arange(8, dtype=np.uint64)[None, :]).ravel()
-            cijk = (2 * ijk[refine][:, None, :] + octant[None]).reshape(-1, 3)
-            # codes < 2**30 so both bounds fit uint32 (same dtype: no copy of the codes)
-            s = np.searchsorted(self.codes, (child << shift).astype(np.uint32), side="left")
-            e = np.searchsorted(self.codes, ((child + _U(1)) << shift).astype(np.uint32), side="left")
+            parents = prefix[refine]
+            # the 9 boundaries of each parent's 8 children in one search
+            # (codes < 2**30 so the bounds fit uint32: no copy of the codes)
+            bounds = ((parents[:, None] * _U(8) + nine[None, :]) << shift).astype(np.uint32)
+            found = np.searchsorted(self.codes, bounds.ravel(), side="left").reshape(-1, 9)
+            s = found[:, :8].ravel()
+            e = found[:, 1:].ravel()
             nonempty = e > s
+            child = (parents[:, None] * _U(8) + nine[None, :8]).ravel()
+            cijk = (2 * ijk[refine][:, None, :] + octant[None]).reshape(-1, 3)
             prefix, ijk = child[nonempty], cijk[nonempty]
             starts, ends = s[nonempty].astype(np.int64), e[nonempty].astype(np.int64)
         if not keep_s:

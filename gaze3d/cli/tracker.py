@@ -88,4 +88,7 @@ def run(args) -> int:
                 break
     finally:
         server.stop()
-    return 1 if server.state == "failed" else 0
+    if server.state == "failed":
+        print(f"gaze3d tracker: error: {server.last_error}", file=sys.stderr)
+        return 2
+    return 0

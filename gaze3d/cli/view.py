@@ -26,6 +26,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--segmenter", choices=("auto", "model", "grow"), default="auto",
                    help="region of a label: interactive model when available (auto), or region growing")
     p.add_argument("--window", default="1280x800", metavar="WxH", help="window size (1280x800)")
+    p.add_argument("--viewport", default="0,0,1,1", metavar="X0,Y0,W,H",
+                   help="where the 3D view sits on the tracker's display, in normalised display "
+                        "coordinates (default 0,0,1,1: a full-screen window)")
     p.add_argument("--point-size", type=float, default=3.0)
     p.add_argument("--qt", action="store_true", help="Qt window with a side panel (needs gaze3d[qt])")
     p.add_argument("--off-screen", action="store_true", help=argparse.SUPPRESS)
@@ -42,6 +45,12 @@ def run(args) -> int:
         w, h = (int(v) for v in args.window.lower().split("x"))
     except ValueError:
         raise InputError(f"--window: expected WIDTHxHEIGHT such as 1280x800, got {args.window!r}") from None
+    try:
+        viewport = tuple(float(v) for v in args.viewport.split(","))
+        if len(viewport) != 4:
+            raise ValueError
+    except ValueError:
+        raise InputError(f"--viewport: expected four numbers X0,Y0,W,H such as 0,0,1,1, got {args.viewport!r}") from None
     scan = load_scan(args.scan)
     label_set = LabelSet.load(args.labels) if args.labels else None
     tracker = None
@@ -51,7 +60,8 @@ def run(args) -> int:
         pub, ctrl = parse_tracker_address(args.tracker)
         tracker = TrackerLink(pub, ctrl)
     kw = dict(tracker=tracker, record=args.record, annotations=args.out, window_size=(w, h),
-              segmenter=args.segmenter, annotator=args.annotator, point_size=args.point_size)
+              segmenter=args.segmenter, annotator=args.annotator, point_size=args.point_size,
+              viewport=viewport)
     if args.qt:
         from gaze3d.viewer.qt_panel import run_qt
 

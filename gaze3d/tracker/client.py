@@ -260,7 +260,10 @@ class TrackerControl:
         return self.request("event", t_host_ns=int(t_host_ns), event=dict(event))
 
     def calibrate(self, action: str, **kw) -> dict:
-        """Forward a calibration action (``enter``, ``collect``, ``compute``, ``leave``...) to the source."""
+        """Forward a device calibration action (``start``, ``point`` with ``x``, ``y``, ``compute``, ``stop``).
+
+        Returns the reply; ``reply["result"]`` is the source's answer (``ok``, ``error``, results).
+        """
         return self.request("calibrate", action=str(action), args=kw, timeout_s=max(self.timeout_s, 10.0))
 
     def tracker_time_ns(self) -> int:

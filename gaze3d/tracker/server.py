@@ -22,6 +22,7 @@ import logging
 import os
 import queue
 import socket as _socket
+import sys
 import threading
 import time
 from concurrent.futures import Future
@@ -251,6 +252,10 @@ class TrackerServer:
                         continue
                     try:
                         src.open()
+                    except InputError as exc:  # a bad option (missing file...): retrying will not help
+                        self._set_state("failed", exc)
+                        self._stop.set()
+                        break
                     except Exception as exc:  # SourceError, or a device SDK's own error
                         self._set_state("disconnected" if self.samples_received else "connecting", exc)
                         next_open = now + backoff
@@ -468,7 +473,8 @@ class TrackerServer:
                 "uptime_s": time.monotonic() - self._t_start, "t_host_ns": time.monotonic_ns(),
                 "samples_received": self.samples_received, "published": self.published(),
                 "recording": self._recording_path, "recorded_samples": self._recorded,
-                "reconnects": self.reconnects, "last_error": self.last_error, "bad_requests": self.bad_requests}
+                "reconnects": self.reconnects, "last_error": self.last_error, "bad_requests": self.bad_requests,
+                "python": sys.version.split()[0]}
 
     def _cmd_status(self, request):
         return self.status()

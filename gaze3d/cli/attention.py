@@ -1,0 +1,57 @@
+"""``gaze3d attention SCAN RECORDING -o out.ply``: attention of a recording on a scan."""
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "attention", help="accumulate a recording's gaze attention on a scan and save it",
+        description="Replay a gaze recording through the viewer cameras it recorded and save the scan "
+                    "with a per-point / per-vertex / per-voxel 'attention' field (seconds of foveal "
+                    "dwell; see docs/attention.md).")
+    p.add_argument("scan", help="point cloud, mesh or volume file (any format gaze3d reads)")
+    p.add_argument("recording", help="gaze3d recording (.g3dr / SQLite) with camera frames")
+    p.add_argument("-o", "--output", required=True, help="output scan file with the 'attention' field")
+    p.add_argument("--sigma-deg", type=float, default=1.0, help="foveal Gaussian sigma, visual degrees (1.0)")
+    p.add_argument("--all-samples", action="store_true", help="count every valid sample, not only fixations")
+    p.add_argument("--method", default="ivt", help="online fixation filter: ivt (Tobii defaults), idt, ivdt, ivvt")
+    p.add_argument("--viewport", nargs=4, type=float, metavar=("X", "Y", "W", "H"), default=(0.0, 0.0, 1.0, 1.0),
+                   help="viewport on the display, normalised (default: the whole display)")
+    p.add_argument("--visual-per-camera-deg", type=float, default=1.0,
+                   help="visual degrees per degree of the viewer camera (1.0)")
+    p.add_argument("--point-size", type=float, default=3.0, help="point clouds: splat size in pixels (3)")
+    p.add_argument("--volume-mode", choices=("render", "mip", "slice"), default="render",
+                   help="volumes: how the volume was shown (render)")
+    p.add_argument("--slice", nargs=2, type=int, metavar=("AXIS", "INDEX"),
+                   help="volumes in slice mode: voxel axis (0, 1, 2) and slice index")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args) -> int:
+    import numpy as np
+
+    from ..attention import AttentionAccumulator
+    from ..attention.batch import replay
+    from ..io import load_scan, save_scan
+    from ..scan import PointCloud, Volume
+
+    scan = load_scan(args.scan)
+    opts = dict(sigma_deg=args.sigma_deg, fixations_only=not args.all_samples, method=args.method,
+                visual_deg_per_camera_deg=args.visual_per_camera_deg)
+    if isinstance(scan, PointCloud):
+        opts["point_size"] = args.point_size
+    if isinstance(scan, Volume):
+        opts["mode"] = args.volume_mode
+        if args.slice:
+            opts["axis"], opts["index"] = args.slice
+    acc = AttentionAccumulator(scan, **opts)
+    stats = replay(acc, args.recording, viewport=args.viewport)
+    values = acc.values
+    scan.fields["attention"] = values
+    save_scan(scan, args.output)
+    print(f"{stats['samples']} samples ({acc.n_used} used, {stats['before_first_camera']} before the first "
+          f"camera), {stats['frames']} camera frames; attention > 0 on {int(np.count_nonzero(values))} of "
+          f"{values.size} elements, max {float(values.max()):.4g} s -> {args.output}")
+    return 0

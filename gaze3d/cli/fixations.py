@@ -1,0 +1,86 @@
+"""``gaze3d fixations RECORDING -o events.tsv``: eye-movement events of a recording."""
+from __future__ import annotations
+
+import argparse
+
+COLUMNS = ("onset", "duration", "trial_type", "x_deg", "y_deg", "n_samples", "t_host_ns")
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "fixations", help="classify a recording's gaze into fixations, saccades, pursuit and gaps",
+        description="Write a BIDS-style events TSV (onset and duration in seconds from the first sample, "
+                    "trial_type = fixation/saccade/pursuit/gap/unclassified, mean position in screen "
+                    "degrees). With --scan, velocity is computed in object space (relative to the scene "
+                    "point looked at), so following a point while the camera moves is a fixation.")
+    p.add_argument("recording", help="gaze3d recording")
+    p.add_argument("-o", "--output", required=True, help="events .tsv to write")
+    p.add_argument("--method", default="ivt", help="ivt (Tobii I-VT defaults), idt, ivdt, ivvt")
+    p.add_argument("--scan", help="classify in object space against this scan (needs camera frames)")
+    p.add_argument("--screen-mm", nargs=2, type=float, metavar=("W", "H"), default=(527.0, 296.0),
+                   help="display size in mm (527 296)")
+    p.add_argument("--distance-mm", type=float, default=650.0, help="eye-to-screen distance (650)")
+    p.add_argument("--viewport", nargs=4, type=float, metavar=("X", "Y", "W", "H"), default=(0.0, 0.0, 1.0, 1.0),
+                   help="viewport on the display, normalised (object space only)")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="classifier parameter override, e.g. velocity_threshold=40 (repeatable)")
+    p.set_defaults(func=run)
+    return p
+
+
+def _params(items):
+    from ..errors import InputError
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise InputError(f"--param: expected KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = float(value)
+        except ValueError:
+            raise InputError(f"--param {key}: expected a number, got {value!r}") from None
+    return out
+
+
+def _write_tsv(path: str, rows) -> None:
+    import os
+    import tempfile
+    from pathlib import Path
+
+    target = Path(path)
+    lines = ["\t".join(COLUMNS)]
+    for r in rows:
+        lines.append("\t".join("n/a" if isinstance(r[c], float) and r[c] != r[c] else
+                               (f"{r[c]:.6f}" if isinstance(r[c], float) else str(r[c])) for c in COLUMNS))
+    fd, tmp = tempfile.mkstemp(dir=target.parent if str(target.parent) else ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def run(args) -> int:
+    from collections import Counter
+
+    from ..attention.batch import fixation_labels, label_runs
+    from ..display import DisplayGeometry
+
+    display = DisplayGeometry(width_mm=args.screen_mm[0], height_mm=args.screen_mm[1],
+                              distance_mm=args.distance_mm)
+    scan = None
+    if args.scan:
+        from ..io import load_scan
+        scan = load_scan(args.scan)
+    t, labels, deg = fixation_labels(args.recording, args.method, display=display, viewport=args.viewport,
+                                     scan=scan, **_params(args.param))
+    rows = label_runs(t, labels, deg)
+    _write_tsv(args.output, rows)
+    counts = Counter(r["trial_type"] for r in rows)
+    print(f"{len(t)} samples -> {len(rows)} events "
+          f"({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))}) -> {args.output}")
+    return 0
