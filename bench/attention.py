@@ -157,7 +157,7 @@ def run_gaze3d(xyz, batches, fixations_only: bool, trace: bool = False):
     rss0 = _rss_kib("VmRSS")
     acc, values, build, cpu, wall = replay()
     growth = (_rss_kib("VmHWM") - rss0) * 1024 if have_rss else float("nan")
-    frames = list(acc.engine._frames.values())
+    frames = [c for cones in acc.engine._frames.values() for c in cones]
     out = dict(samples_s=n / cpu, wall_samples_s=n / wall, build_s=build, rss_growth=growth,
                visible=np.mean([len(f.index) for f in frames]) if frames else 0, n=n, used=acc.n_used,
                nonzero=int(np.count_nonzero(values)), peak_alloc=float("nan"),
@@ -281,7 +281,7 @@ def main(argv=None) -> int:
         fix = run_gaze3d(xyz, batches, fixations_only=True)
         ours = fast["samples_s"]
         print(f"# {n:,} points: index built in {fast['build_s']:.2f} s CPU; on average {fast['visible']:.0f} "
-              f"visible points in a frame's foveal cones; {fast['nonzero']:,} points got attention")
+              f"visible points in a foveal cone; {fast['nonzero']:,} points got attention")
         rows.append((n, "gaze3d, every valid sample", f"{fast['n']:,}", fast["samples_s"], fast["wall_samples_s"], 1.0))
         rows.append((n, "gaze3d, fixations only (online object-space I-VT)", f"{fix['n']:,}",
                      fix["samples_s"], fix["wall_samples_s"], ours / fix["samples_s"]))
@@ -299,7 +299,8 @@ def main(argv=None) -> int:
     print("|---:|---|---:|---:|---:|---:|")
     for n, m, done, rate, wall, ratio in rows:
         wall_s = "" if not np.isfinite(wall) else f"{wall:,.0f}"
-        print(f"| {n:,} | {m} | {done} | {rate:,.0f} | {wall_s} | {ratio:,.1f}x |")
+        rate_s = f"{rate:,.0f}" if rate >= 10 else f"{rate:.2f}"
+        print(f"| {n:,} | {m} | {done} | {rate_s} | {wall_s} | {ratio:,.1f}x |")
     print()
     print("| points | cloud xyz (MB) | index + accumulator kept (MB) | x cloud | peak allocations, "
           "build + run (MB) | x cloud | peak RSS growth (MB) | x cloud |")

@@ -42,6 +42,17 @@ def demo_camera_path(bounds: np.ndarray, duration_s: float, width: int = 1024, h
                             near=1.0, far=10 * radius)
 
 
+def overview_camera(camera: Camera, bounds: np.ndarray) -> Camera:
+    """``camera`` moved back along its view direction until the whole bounding sphere fits the view."""
+    center = bounds.mean(axis=0)
+    radius = 0.5 * float(np.linalg.norm(bounds[1] - bounds[0]))
+    half_fov = np.radians(min(camera.vfov_deg, camera.vfov_deg * camera.aspect) / 2)
+    distance = 0.8 * radius / np.sin(half_fov)  # the sphere is loose around a flat tile
+    return Camera(position=center - camera.forward * distance, focal_point=center, view_up=camera.up,
+                  vfov_deg=camera.vfov_deg, width=camera.width, height=camera.height,
+                  near=max(distance - 2 * radius, 1e-3), far=distance + 2 * radius)
+
+
 @dataclass
 class DemoSummary:
     samples_received: int
@@ -159,7 +170,7 @@ def run_demo(out_dir: str | os.PathLike, duration_s: float = 20.0, rate_hz: floa
     if render is not None:
         # drawing lives in gaze3d.viewer: the caller (the CLI) passes its renderer in
         shot = out / "attention.png"
-        render(cloud, attention, path.at(duration_s / 2), shot)
+        render(cloud, attention, overview_camera(path.at(duration_s / 2), cloud.bounds), shot)
         outputs["screenshot"] = str(shot)
     summary = DemoSummary(samples_received=int(stats["received"]), samples_lost=int(stats["dropped"]),
                           samples_valid=int(data["valid"].sum()), fixations=int(len(starts)),

@@ -14,7 +14,7 @@ import numpy as np
 from .._optional import optional_import
 from ..errors import InputError
 from .foveal import FovealModel
-from .pointcloud import PointCloudEngine, PointFrame
+from .pointcloud import CameraFrame, PointCloudEngine
 
 
 class MeshEngine(PointCloudEngine):
@@ -57,7 +57,7 @@ class MeshEngine(PointCloudEngine):
         t = self.cast(np.repeat(camera.position[None], len(rel), axis=0), rel)
         return t >= np.float32(1.0 - self.depth_tolerance)
 
-    def hit_points(self, fr: PointFrame, directions: np.ndarray, origins=None) -> np.ndarray:
+    def hit_points(self, fr: CameraFrame, directions: np.ndarray, origins=None) -> np.ndarray:
         """(s, 3) float64 first hits of the gaze rays on the mesh (NaN on a miss)."""
         t = self.cast(np.repeat(fr.origin[None], len(directions), axis=0), directions).astype(np.float64)
         out = fr.origin + directions * t[:, None]

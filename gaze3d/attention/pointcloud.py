@@ -28,7 +28,7 @@ input gives bit-identical output.
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -55,6 +55,16 @@ def _min_filter(z: np.ndarray, h: int) -> np.ndarray:
     for d in range(1, 2 * h + 1):
         np.minimum(out, rows[d:d + z.shape[0]], out=out)
     return out
+
+
+@dataclass
+class CameraFrame:
+    """One camera and the cones of visible points built for it so far (internal)."""
+
+    camera: object
+    key: bytes
+    origin: np.ndarray
+    cones: list = field(default_factory=list)
 
 
 @dataclass
@@ -92,11 +102,14 @@ class PointCloudEngine:
     cone_slack_deg : float
         Extra cone half-angle (camera degrees, 0.25) so that later calls
         within the same camera frame reuse its visibility.
+    group_sigmas : float
+        Rays of one frame further apart than this (in sigmas) get separate
+        cones (default 1).
     """
 
     def __init__(self, xyz: np.ndarray, foveal: FovealModel, point_size: float = 3.0,
                  depth_tolerance: float = 0.005, max_slope: float = 3.0, cache_frames: int = 16,
-                 leaf_size: int = 128, cone_slack_deg: float = 0.25):
+                 leaf_size: int = 128, cone_slack_deg: float = 0.25, group_sigmas: float = 1.0):
         if not (np.isfinite(point_size) and point_size > 0):
             raise InputError(f"point_size: expected a positive number of pixels, got {point_size}")
         if not (np.isfinite(depth_tolerance) and depth_tolerance >= 0):
@@ -110,9 +123,10 @@ class PointCloudEngine:
         self.index = MortonIndex(np.asarray(xyz, dtype=np.float64), leaf_size=leaf_size)
         self.n = len(self.index)
         self.acc = np.zeros(self.n, dtype=np.float64)    # in sorted order
-        self._frames: "OrderedDict[bytes, PointFrame]" = OrderedDict()
+        self._frames: "OrderedDict[bytes, list]" = OrderedDict()      # camera -> cones
         self.cache_frames = int(cache_frames)
         self.cone_slack_deg = float(cone_slack_deg)
+        self.group_sigmas = float(group_sigmas)
         self._xyz = xyz
 
     # ------------------------------------------------------------ frames
@@ -121,29 +135,77 @@ class PointCloudEngine:
         # subtends the largest angle, so this bound holds across the viewport
         return (self.half_splat + 1.5) * np.arctan(1.0 / camera.focal_px)
 
-    def frame(self, camera, directions: np.ndarray) -> PointFrame:
-        """The (cached) visible set of ``camera`` covering the rays ``directions (s, 3)``."""
+    def frame(self, camera, directions: np.ndarray) -> "CameraFrame":
+        """A handle on ``camera``'s visible sets, built now for the rays ``directions (s, 3)``."""
         if camera.is_parallel:
             raise InputError("point-cloud attention: orthographic cameras are not supported; "
                              "use a perspective camera (parallel_scale=None)")
-        key = _camera_key(camera)
-        cut = self.foveal.cut_rad(camera)
-        fr = self._frames.get(key)
-        if fr is not None:
-            cosang = np.clip(directions @ fr.axis, -1.0, 1.0)
-            if np.all(np.arccos(cosang) + cut <= fr.half_angle + 1e-12):
-                self._frames.move_to_end(key)
+        handle = CameraFrame(camera=camera, key=_camera_key(camera), origin=camera.position.copy())
+        self._cones(handle, directions)
+        return handle
+
+    def _groups(self, camera, directions: np.ndarray) -> list:
+        """Split rays (in time order) into runs within ``group_sigmas`` sigma of the run's first ray.
+
+        A saccade inside one camera frame spreads its rays over degrees; one
+        cone around all of them would cover a much larger area than a few
+        narrow cones along the path.
+        """
+        n = len(directions)
+        if n <= 1:
+            return [np.arange(n)]
+        cos_lim = np.cos(self.group_sigmas * self.foveal.camera_sigma_rad(camera))
+        dots = directions @ directions.T
+        groups, first = [], 0
+        for i in range(1, n):
+            if dots[first, i] < cos_lim:
+                groups.append(np.arange(first, i))
+                first = i
+        groups.append(np.arange(first, n))
+        return groups
+
+    def _cones(self, handle: "CameraFrame", directions: np.ndarray) -> list:
+        """[(PointFrame, ray indices)] covering every ray, from the handle, the cache or built."""
+        out = []
+        for idx in self._groups(handle.camera, directions):
+            dirs = directions[idx]
+            fr = self._lookup(handle, dirs)
+            if fr is None:
+                fr = self._new_cone(handle, dirs)
+            out.append((fr, idx))
+        return out
+
+    def _covers(self, fr: PointFrame, dirs: np.ndarray, cut: float) -> bool:
+        cosang = np.clip(dirs @ fr.axis, -1.0, 1.0)
+        return bool(np.all(np.arccos(cosang) + cut <= fr.half_angle + 1e-12))
+
+    def _lookup(self, handle, dirs):
+        cut = self.foveal.cut_rad(handle.camera)
+        for fr in reversed(handle.cones):
+            if self._covers(fr, dirs, cut):
                 return fr
-            directions = np.concatenate([directions, fr.axis[None]])
-        axis = directions.sum(axis=0)
+        for fr in reversed(self._frames.get(handle.key, [])):
+            if self._covers(fr, dirs, cut):
+                self._frames.move_to_end(handle.key)
+                handle.cones.append(fr)
+                return fr
+        return None
+
+    def _new_cone(self, handle, dirs) -> PointFrame:
+        camera = handle.camera
+        axis = dirs.sum(axis=0)
         axis /= np.linalg.norm(axis)
-        spread = float(np.max(np.arccos(np.clip(directions @ axis, -1.0, 1.0))))
+        spread = float(np.max(np.arccos(np.clip(dirs @ axis, -1.0, 1.0))))
         # a little room so that later calls in the same frame (live, a few samples
-        # at a time) reuse the frame while the eye stays within the slack
+        # at a time) reuse the cone while the eye stays within the slack
         slack = np.radians(self.cone_slack_deg)
-        half = min(spread + cut + slack, np.radians(88.0))
-        fr = self._build(camera, key, axis, half, half + self._margin(camera))
-        self._frames[key] = fr
+        half = min(spread + self.foveal.cut_rad(camera) + slack, np.radians(88.0))
+        fr = self._build(camera, handle.key, axis, half, half + self._margin(camera))
+        handle.cones.append(fr)
+        cones = self._frames.setdefault(handle.key, [])
+        cones.append(fr)
+        del cones[:-8]
+        self._frames.move_to_end(handle.key)
         while len(self._frames) > self.cache_frames:
             self._frames.popitem(last=False)
         return fr
@@ -242,7 +304,7 @@ class PointCloudEngine:
         np.maximum(c2, 0.0, out=c2)
         return c2
 
-    def hit_points(self, fr: PointFrame, directions: np.ndarray, origins=None) -> np.ndarray:
+    def hit_points(self, handle: CameraFrame, directions: np.ndarray, origins=None) -> np.ndarray:
         """(s, 3) float64 point where each ray meets the visible surface.
 
         The point on the ray at the distance of the visible point nearest in
@@ -250,6 +312,12 @@ class PointCloudEngine:
         screen-space gaze motion in object space); NaN where no visible point
         lies within the foveal cut-off.
         """
+        out = np.full((len(directions), 3), np.nan)
+        for fr, idx in self._cones(handle, directions):
+            out[idx] = self._cone_hits(fr, directions[idx])
+        return out
+
+    def _cone_hits(self, fr: PointFrame, directions: np.ndarray) -> np.ndarray:
         out = np.full((len(directions), 3), np.nan)
         v = len(fr.index)
         if v == 0 or len(directions) == 0:
@@ -269,8 +337,15 @@ class PointCloudEngine:
         out[hit] = fr.origin + directions[hit] * dist[:, None]
         return out
 
-    def deposit(self, fr: PointFrame, directions: np.ndarray, weights: np.ndarray, origins=None) -> None:
+    def deposit(self, handle: CameraFrame, directions: np.ndarray, weights: np.ndarray, origins=None) -> None:
         """Add ``weights[i] * gaussian(angle)`` of every ray to the visible points."""
+        if len(directions) == 0:
+            return
+        w = np.asarray(weights, dtype=np.float64)
+        for fr, idx in self._cones(handle, directions):
+            self._cone_deposit(fr, directions[idx], w[idx])
+
+    def _cone_deposit(self, fr: PointFrame, directions: np.ndarray, weights: np.ndarray) -> None:
         v = len(fr.index)
         if v == 0 or len(directions) == 0:
             return
