@@ -22,6 +22,7 @@ before numpy is imported):
 The baselines run on fewer samples (say so in the table) and their samples/s
 is extrapolated from those. Throughput is CPU time (``time.process_time``) so
 that other processes on the machine do not count; wall time is printed too.
+gaze3d rows are the best of 3 replays (which must give bit-identical attention).
 Memory: peak of numpy/Python allocations (tracemalloc) and the peak RSS
 growth while building the index and running, against the cloud's own xyz
 (float64, 24 bytes per point).
@@ -128,7 +129,7 @@ def frame_batches(path, t, xy, valid):
     return out
 
 
-def run_gaze3d(xyz, batches, fixations_only: bool, trace: bool = False):
+def run_gaze3d(xyz, batches, fixations_only: bool, trace: bool = False, repeats: int = 3):
     """Replay the frames through an AttentionAccumulator.
 
     With ``trace`` the run is repeated under tracemalloc (slower) for the peak
@@ -157,6 +158,14 @@ def run_gaze3d(xyz, batches, fixations_only: bool, trace: bool = False):
     rss0 = _rss_kib("VmRSS")
     acc, values, build, cpu, wall = replay()
     growth = (_rss_kib("VmHWM") - rss0) * 1024 if have_rss else float("nan")
+    first = values.tobytes()
+    for _ in range(repeats - 1):          # best of `repeats`: other processes only slow a run down
+        del acc, values
+        acc, values, b2, c2, w2 = replay()
+        if values.tobytes() != first:
+            raise AssertionError("two replays gave different attention")
+        build, cpu, wall = min(build, b2), min(cpu, c2), min(wall, w2)
+    del first
     frames = [c for cones in acc.engine._frames.values() for c in cones]
     out = dict(samples_s=n / cpu, wall_samples_s=n / wall, build_s=build, rss_growth=growth,
                visible=np.mean([len(f.index) for f in frames]) if frames else 0, n=n, used=acc.n_used,
@@ -258,6 +267,35 @@ def kappa_table(seeds=(2, 3), duration_s: float = 60.0):
     return rows
 
 
+def object_space_kappa(duration_s: float = 10.0, seed: int = 3):
+    """Fixation kappa on the screen vs in object space, camera orbiting at 60 deg/s (I-VT, I-VDT)."""
+    from gaze3d.attention.batch import fixation_labels
+    from gaze3d.camera import CameraPath
+    from gaze3d.events import EventType, cohen_kappa
+    from gaze3d.scan import PointCloud
+    from gaze3d.simulate import simulate_scene_gaze
+
+    g = np.linspace(-8, 8, 401)
+    plane = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
+    scan = PointCloud(np.c_[plane, np.zeros(len(plane))])
+    rng = np.random.default_rng(0)
+    targets = np.c_[rng.uniform(-4, 4, (12, 2)), np.zeros(12)]
+    path = CameraPath.orbit((0, 0, 0), radius=15, elevation_deg=40, duration_s=duration_s,
+                            turns=60.0 * duration_s / 360.0, n_keys=400, vfov_deg=45)
+    sg = simulate_scene_gaze(targets, path, duration_s, seed=seed)
+    t_ns = np.round(sg.t_s * 1e9).astype(np.int64)
+    # the simulator moves the camera continuously: one camera per sample
+    rec = {"samples": {"t_host_ns": t_ns, "x": sg.xy[:, 0], "y": sg.xy[:, 1], "valid": sg.valid},
+           "camera_t_host_ns": t_ns, "cameras": [path.at(t) for t in sg.t_s]}
+    rows = []
+    for m in ("ivt", "ivdt"):
+        for label, kw in (("screen", {}), ("object space", {"scan": scan})):
+            _, lab, _ = fixation_labels(rec, m, **kw)
+            rows.append((m, label, cohen_kappa(sg.truth, lab, int(EventType.FIXATION)),
+                         cohen_kappa(sg.truth, lab, int(EventType.SACCADE))))
+    return rows
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", nargs="+", type=float, default=[1e6, 1e7])
@@ -318,6 +356,13 @@ def main(argv=None) -> int:
     for m, seed, per, overall in kappa_table():
         print(f"| {m} | {seed} | {per['fixation']:.3f} | {per['saccade']:.3f} | {per['pursuit']:.3f} | "
               f"{per['gap']:.3f} | {overall:.3f} |")
+    print()
+    print("Object space: simulate_scene_gaze, 10 s, targets fixated while the camera orbits at 60 deg/s "
+          "(truth: object-space fixations)")
+    print("| method | signal | fixation kappa | saccade kappa |")
+    print("|---|---|---:|---:|")
+    for m, label, kf, ks in object_space_kappa():
+        print(f"| {m} | {label} | {kf:.3f} | {ks:.3f} |")
     return 0
 
 

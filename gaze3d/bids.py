@@ -10,6 +10,9 @@ Export writes, for a recording and a file-name prefix (``sub-01_task-label``)::
     <prefix>_events.tsv        annotation events (onset, duration, trial_type, event_json)
     <prefix>_cameras.tsv       viewer camera frames (onset, camera_json); gaze3d-specific
 
+With ``style="physio"`` the gaze files follow the BIDS 1.10 physio naming
+instead: ``<prefix>_recording-eye1_physio.tsv.gz`` / ``.json``.
+
 ``timestamp`` is in seconds from the first sample (``StartTime`` 0); the
 sidecar's ``gaze3d.t0_host_ns`` restores the tracker-clock times on import.
 Coordinates are normalised display coordinates (origin top-left) unless a
@@ -26,6 +29,7 @@ import io
 import json
 import math
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Optional, Sequence, Tuple
@@ -66,7 +70,7 @@ def _tsv(rows, header: Optional[Sequence[str]] = None) -> bytes:
 
 
 def export_bids(recording, out_dir, prefix: Optional[str] = None, *, topic: str = "gaze.2d",
-                screen_size_px: Optional[Tuple[int, int]] = None) -> dict:
+                screen_size_px: Optional[Tuple[int, int]] = None, style: str = "eyetrack") -> dict:
     """Write a recording as BIDS-style eye-tracking files; returns ``{kind: Path}``.
 
     Parameters
@@ -80,7 +84,11 @@ def export_bids(recording, out_dir, prefix: Optional[str] = None, *, topic: str 
         Which sample topic to export.
     screen_size_px : (width, height), optional
         Write pixel coordinates for this screen instead of normalised ones.
+    style : {"eyetrack", "physio"}
+        File naming: ``<prefix>_eyetrack.tsv.gz`` or ``<prefix>_recording-eye1_physio.tsv.gz``.
     """
+    if style not in ("eyetrack", "physio"):
+        raise InputError(f"style: expected 'eyetrack' or 'physio', got {style!r}")
     rec = recording if isinstance(recording, Recording) else Recording(recording)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -128,7 +136,8 @@ def export_bids(recording, out_dir, prefix: Optional[str] = None, *, topic: str 
     }
     if screen_size_px is not None:
         sidecar["ScreenResolution"] = [int(v) for v in screen_size_px]
-    paths = {"eyetrack": out_dir / f"{prefix}_eyetrack.tsv.gz", "sidecar": out_dir / f"{prefix}_eyetrack.json"}
+    gaze_stem = f"{prefix}_eyetrack" if style == "eyetrack" else f"{prefix}_recording-eye1_physio"
+    paths = {"eyetrack": out_dir / f"{gaze_stem}.tsv.gz", "sidecar": out_dir / f"{gaze_stem}.json"}
     _atomic_write(paths["eyetrack"], gzip.compress(_tsv(rows), compresslevel=6, mtime=0))
     _atomic_write(paths["sidecar"], json.dumps(sidecar, indent=2, default=str).encode("utf-8"))
     events = rec.events()
@@ -265,7 +274,7 @@ def import_bids(tsv, out_path, *, screen_size_px: Optional[Tuple[int, int]] = No
         if math.isfinite(p):
             s["pupil_mm"] = p
         samples.append(s)
-    stem = tsv.name.split("_eyetrack")[0].split("_physio")[0]
+    stem = re.sub(r"(_recording-[A-Za-z0-9]+)?_(eyetrack|physio)\.tsv(\.gz)?$", "", tsv.name)
     fd, tmp = tempfile.mkstemp(dir=out_path.parent if out_path.parent.is_dir() else None,
                                prefix=f".{out_path.name}.", suffix=".tmp")
     os.close(fd)

@@ -128,7 +128,7 @@ def test_render_bundle_matches_independent_compositing_and_early_termination():
     o, d = cam.unproject(cam.normalized_to_pixels([[0.5, 0.5]]))
     dirs, rw = eng.bundle(d[0], cam)
     assert rw.sum() == pytest.approx(1.0)
-    _, values = eng.march(np.repeat(o, len(dirs), axis=0), dirs)
+    _, values, _ = eng.march(np.repeat(o, len(dirs), axis=0), dirs)
     total = 0.0
     for r in range(len(dirs)):                          # plain front-to-back loop
         trans = 1.0
@@ -160,3 +160,25 @@ def test_volume_bad_options():
         AttentionAccumulator(_homogeneous(), mode="xray")
     with pytest.raises(InputError, match="slice index"):
         AttentionAccumulator(_homogeneous(), mode="slice", axis=2, index=999)
+
+
+def test_mesh_online_fixations_on_orbiting_camera():
+    from gaze3d.camera import CameraPath
+
+    vf, ff = _grid_mesh(0.0, half=8.0, n=161)
+    mesh = Mesh(vf, ff)
+    target = np.array([2.0, -1.5, 0.0])
+    path = CameraPath.orbit((0, 0, 0), radius=12.0, elevation_deg=40, duration_s=0.6, turns=0.1, vfov_deg=50)
+    acc = AttentionAccumulator(mesh, fixations_only=True)
+    rng = np.random.default_rng(0)
+    t = np.arange(720) / 1200.0
+    frame = np.floor(t * 60).astype(int)
+    for f in np.unique(frame):
+        cam = path.at(f / 60.0)
+        xy = cam.pixels_to_normalized(cam.project(target[None])[0])
+        m = frame == f
+        acc.add(cam, {"x": xy[0, 0] + rng.normal(0, 4e-4, m.sum()), "y": xy[0, 1] + rng.normal(0, 4e-4, m.sum()),
+                      "t_s": t[m]})
+    acc.flush()
+    assert acc.n_used > 0.95 * len(t)
+    assert np.linalg.norm(vf[np.argmax(acc.values)] - target) < 0.15

@@ -185,3 +185,14 @@ def test_matches_brute_force_on_buildings():
     assert np.count_nonzero(got[~vis]) == 0
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-9)
     assert np.count_nonzero(got) > 1000
+
+
+def test_attention_imports_numpy_only():
+    import subprocess
+    import sys
+
+    code = ("import sys, gaze3d.attention, gaze3d.events, gaze3d.attention.volume, gaze3d.attention.mesh; "
+            "bad = [m for m in ('scipy', 'open3d', 'torch', 'vtk', 'pyvista') if m in sys.modules]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr

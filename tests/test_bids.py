@@ -132,3 +132,16 @@ def test_record_cli_info_export_import(tmp_path, capsys):
     assert cli_main(["record", "import", str(tmp_path / "b" / "sub-01_eyetrack.tsv.gz"),
                      str(tmp_path / "back.sqlite")]) == 2  # never overwrites
     assert "already exists" in capsys.readouterr().err
+
+
+def test_physio_style_names_and_import_finds_events(tmp_path):
+    rec = tmp_path / "s.sqlite"
+    _make_recording(rec, n=30)
+    paths = export_bids(rec, tmp_path / "b", "sub-01_task-label", style="physio")
+    assert paths["eyetrack"].name == "sub-01_task-label_recording-eye1_physio.tsv.gz"
+    assert paths["sidecar"].name == "sub-01_task-label_recording-eye1_physio.json"
+    assert paths["events"].name == "sub-01_task-label_events.tsv"
+    back = Recording(import_bids(paths["eyetrack"], tmp_path / "back.sqlite"))
+    assert len(back) == 30 and back.events()[0]["label"] == "building" and len(back.camera_frames()[1]) == 1
+    with pytest.raises(InputError, match="style"):
+        export_bids(rec, tmp_path / "c", style="csv")

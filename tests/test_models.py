@@ -256,3 +256,37 @@ def test_cli_segment_writes_mask_and_rejects_bad_attention(tmp_path):
     cmd[5] = str(tmp_path / "bad.npy")
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "expected" in r.stderr and "bad.npy" in r.stderr
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--tiles", "mars"], "--tiles"),
+    (["--steps", "0"], "steps"),
+    (["--variant", "unet99"], "variant"),
+])
+def test_cli_train_rejects_bad_options(tmp_path, args, needle):
+    r = subprocess.run([sys.executable, "-m", "gaze3d", "train", "-o", str(tmp_path / "m.safetensors"),
+                        *args], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and needle in r.stderr, r.stderr
+    assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_segmenter_roi_limits_the_mask_to_the_attended_area():
+    from gaze3d.models.interactive import InteractiveSegmenter
+    from gaze3d.scan import PointCloud
+
+    rng = np.random.default_rng(0)
+    xyz = np.c_[rng.uniform(0, 200, (6000, 2)), rng.uniform(0, 1, 6000)]
+    net = GazeSegNet(SegNetConfig(unet=UNetConfig(base_channels=8, depth=2)))
+    with torch.no_grad():                       # a head that says "object" everywhere
+        net.classifier.bias.fill_(10.0)
+    seg = InteractiveSegmenter(net, roi_margin=10.0)
+    seg.set_scan(PointCloud(xyz=xyz))
+    att = np.zeros(len(xyz), np.float32)
+    near = np.linalg.norm(xyz[:, :2] - 100, axis=1) < 3
+    att[near] = 1.0
+    p = seg.update(att)
+    far = np.abs(xyz[:, :2] - 100).max(1) > 15
+    assert (p[far] == 0).all() and (p[near] > 0.5).all()
+    assert (seg.update(np.zeros(len(xyz))) == 0).all()
+    with pytest.raises(ValueError, match="roi_margin"):
+        InteractiveSegmenter(net, roi_margin=-1.0)

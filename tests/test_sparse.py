@@ -175,7 +175,7 @@ def _op(case, coords):
     """The raw gather-GEMM-scatter of one layer kind as a function of (feats, weight)."""
     from gaze3d.models.sparse.kernel_map import down_map
 
-    x = SparseTensor(coords, torch.zeros(len(coords), 1))     # maps built once, outside gradcheck
+    x = SparseTensor(coords, torch.zeros(len(coords), 1, device=coords.device))   # maps built once
     if case.startswith("subm"):
         pairs, n_out = subm_pairs(x, 3, 2 if case == "subm_dilated" else 1), len(x)
     else:

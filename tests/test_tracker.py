@@ -65,7 +65,9 @@ def test_time_sync_is_within_1ms_on_loopback(tracker):
 
 
 def test_control_commands(tracker, tmp_path):
-    with TrackerControl(tracker.ctrl_address) as ctl, GazeSubscriber(tracker.pub_address, topics=("event",)) as sub:
+    with TrackerControl(tracker.ctrl_address) as ctl, \
+            GazeSubscriber(tracker.pub_address, topics=("event", "status")) as sub:
+        assert sub.recv(5.0)[0] == "status"  # the subscription is live
         st = ctl.status()
         assert st["state"] == "running" and st["source_info"]["rate_hz"] == 1000.0
         assert st["pid"] == tracker.pid and st["pub"] == tracker.pub_address
@@ -79,13 +81,14 @@ def test_control_commands(tracker, tmp_path):
         assert ctl.start_recording(path)["path"] == str(path)
         with pytest.raises(TrackerError, match="already recording"):
             ctl.start_recording(tmp_path / "other.sqlite")
-        time.sleep(0.05)  # let the subscriber's subscription reach the tracker
         cam = {"position": [0, -5, 2], "focal_point": [0, 0, 0], "view_up": [0, 0, 1], "vfov_deg": 30,
                "width": 640, "height": 480}
         t_cam = ctl.tracker_time_ns()
         assert ctl.send_camera(t_cam, cam)["recorded"] is True
         ctl.send_event({"type": "label", "label": "roof"})
         published = sub.recv(2.0)
+        while published is not None and published[0] != "event":
+            published = sub.recv(2.0)
         time.sleep(0.3)
         reply = ctl.stop_recording()
         assert reply["samples"] > 100
@@ -109,7 +112,13 @@ def test_malformed_and_wrong_version_messages_are_dropped_and_counted():
     good = {"v": SCHEMA_VERSION, "source": "raw", "session": "s", "seq": 0, "t_device": None, "t_host_ns": 1,
             "gaze": [0.5, 0.5], "valid": True}
     with GazeSubscriber(f"tcp://127.0.0.1:{port}", topics=("",)) as sub:
-        time.sleep(0.3)  # slow joiner
+        deadline = time.monotonic() + 10
+        while sub.recv(0.05) is None:  # until the subscription is live (slow joiner)
+            assert time.monotonic() < deadline
+            pub.send_multipart([b"gaze.2d", pack(good)])
+        while sub.recv(0.2) is not None:
+            pass
+        sub.stats["received"] = 0
         pub.send_multipart([b"gaze.2d", b"\xc1\xc1 not msgpack"])
         pub.send_multipart([b"gaze.2d", msgpack.packb([1, 2])])
         pub.send_multipart([b"gaze.2d"])
@@ -169,6 +178,7 @@ def test_stalled_subscriber_never_blocks_publishing():
             assert len(kept) < published / 4
 
 
+@pytest.mark.slow
 def test_curve_refusal(tmp_path):
     keys = tmp_path / "keys"
     out = subprocess.run([sys.executable, "-m", "gaze3d", "keys", str(keys)], capture_output=True, text=True,
@@ -177,7 +187,10 @@ def test_curve_refusal(tmp_path):
     assert (keys / "server.key_secret").is_file() and (keys / "authorized_clients" / "client.key").is_file()
     wrong = tmp_path / "wrong"
     subprocess.run([sys.executable, "-m", "gaze3d", "keys", str(wrong)], check=True, timeout=60)
-    with start_tracker(PLUGIN, {"rate_hz": 500}, env=plugin_env(), curve_keys=keys) as tr:
+    # the real "serve other machines" path: all interfaces, which requires the keys
+    with start_tracker(PLUGIN, {"rate_hz": 500}, env=plugin_env(), curve_keys=keys, bind_public=True,
+                       pub="tcp://0.0.0.0:*", ctrl="tcp://0.0.0.0:*") as tr:
+        assert tr.pub_address.startswith("tcp://0.0.0.0:")
         assert tr.curve_server_key and len(tr.curve_server_key) == 40
         right = GazeSubscriber(tr.pub_address, curve_server_key=keys / "server.key",
                                curve_client_cert=keys / "client.key_secret")

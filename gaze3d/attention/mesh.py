@@ -32,7 +32,7 @@ class MeshEngine(PointCloudEngine):
     """
 
     def __init__(self, mesh, foveal: FovealModel, depth_tolerance: float = 1e-3, nthreads: int = 0,
-                 cache_frames: int = 16, leaf_size: int = 128):
+                 cache_frames: int = 16, leaf_size: int = 256):
         if not (np.isfinite(depth_tolerance) and 0 <= depth_tolerance < 1):
             raise InputError(f"depth_tolerance: expected a number in [0, 1), got {depth_tolerance}")
         super().__init__(mesh.vertices, foveal, point_size=1.0, depth_tolerance=depth_tolerance,

@@ -2,9 +2,12 @@
 
 For one camera frame and the gaze rays that fall in it:
 
-1. **Cone.** The rays' union cone (their mean direction, widened by the
-   foveal cut-off, the splat footprint and a small slack) selects candidate
-   points through the Morton octree (:mod:`.spatial`), then exactly per point.
+1. **Cone.** The rays (in time order) are grouped into runs within
+   ``group_sigmas`` sigma of each other (a saccade inside one frame becomes a
+   few narrow cones instead of one wide one); each group's cone (mean
+   direction, widened by the foveal cut-off, the splat footprint and a small
+   slack) selects candidate points through the Morton octree
+   (:mod:`.spatial`), then exactly per point.
 2. **Visibility.** Candidates are projected with the camera; each is drawn as
    a square splat of ``point_size`` pixels (rounded to an odd number, like
    VTK's square points) into a full-resolution depth buffer restricted to the
@@ -20,8 +23,9 @@ For one camera frame and the gaze rays that fall in it:
    the ray and the direction from the eye to the point (computed in float32
    from chords about the cone axis, relative error below 1e-6).
 
-Frames are cached (LRU) by camera, so the ~20 samples of a 1200 Hz tracker
-that share a 60 Hz camera frame pay for the cone query and depth test once.
+Cones are cached (LRU over cameras, up to 8 cones per camera), so the ~20
+samples of a 1200 Hz tracker that share a 60 Hz camera frame pay for the cone
+query and depth test once.
 Everything is sequential numpy with a fixed order of operations: the same
 input gives bit-identical output.
 """
@@ -29,6 +33,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
+
+from typing import Optional
 
 import numpy as np
 
@@ -44,16 +50,24 @@ def _camera_key(camera) -> bytes:
 
 
 def _min_filter(z: np.ndarray, h: int) -> np.ndarray:
-    """Minimum over the (2h+1) x (2h+1) square around each pixel (inf outside)."""
+    """Minimum over the (2h+1) x (2h+1) square around each pixel, for pixels at least h from the border.
+
+    The border of ``z`` (h pixels wide) is left at ``inf`` in the result; callers
+    keep their points out of it.
+    """
     if h <= 0:
         return z
-    p = np.pad(z, h, mode="constant", constant_values=np.inf)
-    rows = p[:, 0:z.shape[1]].copy()
-    for d in range(1, 2 * h + 1):
-        np.minimum(rows, p[:, d:d + z.shape[1]], out=rows)
-    out = rows[0:z.shape[0]].copy()
-    for d in range(1, 2 * h + 1):
-        np.minimum(out, rows[d:d + z.shape[0]], out=out)
+    H, W = z.shape
+    rows = np.full_like(z, np.inf)
+    core = rows[:, h:W - h]
+    np.minimum(z[:, 0:W - 2 * h], z[:, 1:W - 2 * h + 1], out=core)
+    for d in range(2, 2 * h + 1):
+        np.minimum(core, z[:, d:W - 2 * h + d], out=core)
+    out = np.full_like(z, np.inf)
+    core = out[h:H - h]
+    np.minimum(rows[0:H - 2 * h], rows[1:H - 2 * h + 1], out=core)
+    for d in range(2, 2 * h + 1):
+        np.minimum(core, rows[d:H - 2 * h + d], out=core)
     return out
 
 
@@ -65,6 +79,7 @@ class CameraFrame:
     key: bytes
     origin: np.ndarray
     cones: list = field(default_factory=list)
+    last: Optional[tuple] = None     # (directions array, its cones): skip regrouping the same rays
 
 
 @dataclass
@@ -98,7 +113,7 @@ class PointCloudEngine:
     cache_frames : int
         Camera frames kept in the LRU cache.
     leaf_size : int
-        Octree cells with at most this many points are not refined (128).
+        Octree cells with at most this many points are not refined (256).
     cone_slack_deg : float
         Extra cone half-angle (camera degrees, 0.25) so that later calls
         within the same camera frame reuse its visibility.
@@ -109,7 +124,7 @@ class PointCloudEngine:
 
     def __init__(self, xyz: np.ndarray, foveal: FovealModel, point_size: float = 3.0,
                  depth_tolerance: float = 0.005, max_slope: float = 3.0, cache_frames: int = 16,
-                 leaf_size: int = 128, cone_slack_deg: float = 0.25, group_sigmas: float = 1.0):
+                 leaf_size: int = 256, cone_slack_deg: float = 0.25, group_sigmas: float = 1.0):
         if not (np.isfinite(point_size) and point_size > 0):
             raise InputError(f"point_size: expected a positive number of pixels, got {point_size}")
         if not (np.isfinite(depth_tolerance) and depth_tolerance >= 0):
@@ -166,6 +181,8 @@ class PointCloudEngine:
 
     def _cones(self, handle: "CameraFrame", directions: np.ndarray) -> list:
         """[(PointFrame, ray indices)] covering every ray, from the handle, the cache or built."""
+        if handle.last is not None and handle.last[0] is directions:
+            return handle.last[1]            # the same rays as the previous call (frame, then deposit)
         out = []
         for idx in self._groups(handle.camera, directions):
             dirs = directions[idx]
@@ -173,6 +190,7 @@ class PointCloudEngine:
             if fr is None:
                 fr = self._new_cone(handle, dirs)
             out.append((fr, idx))
+        handle.last = (directions, out)
         return out
 
     def _covers(self, fr: PointFrame, dirs: np.ndarray, cut: float) -> bool:
@@ -271,15 +289,13 @@ class PointCloudEngine:
     def _visibility(self, camera, cand, cam_xyz, depth, u, v) -> np.ndarray:
         """(m,) bool: the splat depth test (see the module docstring)."""
         h = self.half_splat
-        iu = u.astype(np.int32)          # u, v >= -h: shift before truncating to floor
-        iv = v.astype(np.int32)
-        if h:
-            iu = (u + np.float32(h)).astype(np.int32)
-            iv = (v + np.float32(h)).astype(np.int32)
+        iu = (u + np.float32(h)).astype(np.int32)     # u, v >= -h: truncation is floor
+        iv = (v + np.float32(h)).astype(np.int32)
         u0, v0 = int(iu.min()), int(iv.min())
-        wu, wv = int(iu.max()) - u0 + 1, int(iv.max()) - v0 + 1
-        flat = (iv - v0) * wu
-        flat += iu - u0
+        # the window has an h-pixel border so the splat filter needs no padding
+        wu, wv = int(iu.max()) - u0 + 1 + 2 * h, int(iv.max()) - v0 + 1 + 2 * h
+        flat = (iv - (v0 - h)) * wu
+        flat += iu - (u0 - h)
         z = np.full(wu * wv, np.inf, dtype=np.float32)
         np.minimum.at(z, flat, depth)
         zs = _min_filter(z.reshape(wv, wu), h).ravel()

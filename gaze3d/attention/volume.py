@@ -9,9 +9,11 @@ Three viewing modes, matching what the viewer draws:
     gets the foveal Gaussian of the angle between the gaze ray and the
     direction from the eye to the voxel centre (nothing occludes a slice).
 ``"render"``
-    Direct volume rendering. A bundle of rays covers the foveal cone (spacing
-    ``sigma / bundle_density``, out to the cut-off), each weighted by the
-    Gaussian of its angle and normalised to sum 1. Each ray is marched
+    Direct volume rendering. A grid of rays (spacing ``sigma /
+    bundle_density``) covers the foveal cones of the call's samples; each
+    sample spreads its dwell over the grid rays by the Gaussian of their angle
+    from its gaze ray, normalised to sum 1, so the rays of one camera frame
+    are marched once for all its samples. Each ray is marched
     front to back with step ``step_mm`` through the trilinearly interpolated
     volume; the viewer's opacity transfer function ``opacity`` gives alpha
     (corrected to the step length, per ``reference_step_mm``), the
@@ -201,6 +203,33 @@ class VolumeEngine:
             self.acc[flat] += w * g
 
     # ------------------------------------------------------ render / MIP
+    def _grid(self, axis: np.ndarray, half_angle: float, spacing: float) -> np.ndarray:
+        """(r, 3) unit directions on a square grid of angular ``spacing`` within ``half_angle`` of ``axis``."""
+        k = np.arange(-np.floor(half_angle / spacing + 1e-9), np.floor(half_angle / spacing + 1e-9) + 1) * spacing
+        a, b = np.meshgrid(k, k, indexing="ij")
+        a, b = a.ravel(), b.ravel()
+        keep = a * a + b * b <= half_angle * half_angle * (1 + 1e-12)
+        a, b = a[keep], b[keep]
+        up = np.array([0.0, 0.0, 1.0]) if abs(axis[2]) < 0.9 else np.array([0.0, 1.0, 0.0])
+        e1 = np.cross(axis, up)
+        e1 /= np.linalg.norm(e1)
+        e2 = np.cross(e1, axis)
+        theta = np.hypot(a, b)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ca, cb = np.where(theta > 0, a / theta, 0.0), np.where(theta > 0, b / theta, 0.0)
+        return np.cos(theta)[:, None] * axis + np.sin(theta)[:, None] * (ca[:, None] * e1 + cb[:, None] * e2)
+
+    def _ray_weights(self, grid: np.ndarray, directions: np.ndarray, weights: np.ndarray, camera) -> np.ndarray:
+        """(r,) weight of each grid ray: sum over samples of dwell * its normalised Gaussian."""
+        sigma = self.foveal.camera_sigma_rad(camera)
+        cut = self.foveal.cut_rad(camera)
+        c2 = np.sum((grid[None, :, :] - directions[:, None, :]) ** 2, axis=2)       # (s, r)
+        theta2 = chord2_to_theta2(c2, exact=True)
+        g = np.where(theta2 <= cut * cut * (1 + 1e-9), np.exp(-0.5 * theta2 / sigma ** 2), 0.0)
+        total = g.sum(axis=1, keepdims=True)
+        g = np.divide(g, total, out=np.zeros_like(g), where=total > 0)
+        return weights @ g
+
     def bundle(self, direction: np.ndarray, camera) -> tuple:
         """Ray bundle over the foveal cone of one gaze ray.
 
@@ -210,23 +239,9 @@ class VolumeEngine:
         weights : (r,) float64, Gaussian in angle, summing to 1
         """
         sigma = self.foveal.camera_sigma_rad(camera)
-        cut_s = self.foveal.cut_sigmas
-        step = 1.0 / self.bundle_density
-        k = np.arange(-np.floor(cut_s / step), np.floor(cut_s / step) + 1) * step
-        a, b = np.meshgrid(k, k, indexing="ij")
-        a, b = a.ravel(), b.ravel()
-        keep = a * a + b * b <= cut_s * cut_s + 1e-9
-        a, b = a[keep] * sigma, b[keep] * sigma
-        up = np.array([0.0, 0.0, 1.0]) if abs(direction[2]) < 0.9 else np.array([0.0, 1.0, 0.0])
-        e1 = np.cross(direction, up)
-        e1 /= np.linalg.norm(e1)
-        e2 = np.cross(e1, direction)
-        theta = np.hypot(a, b)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ca, cb = np.where(theta > 0, a / theta, 0.0), np.where(theta > 0, b / theta, 0.0)
-        dirs = (np.cos(theta)[:, None] * direction + np.sin(theta)[:, None] * (ca[:, None] * e1 + cb[:, None] * e2))
-        w = np.exp(-0.5 * (theta / sigma) ** 2)
-        return dirs, w / w.sum()
+        direction = np.asarray(direction, dtype=np.float64)
+        grid = self._grid(direction, self.foveal.cut_rad(camera), sigma / self.bundle_density)
+        return grid, self._ray_weights(grid, direction[None], np.ones(1), camera)
 
     def _enter_exit(self, o_idx, d_idx):
         """Slab test against the voxel-centre box [-0.5, dim - 0.5]: (t0, t1) per ray (world mm)."""
@@ -262,6 +277,7 @@ class VolumeEngine:
         -------
         flat : (r, m) int64 nearest-voxel flat index per step (-1 outside)
         values : (r, m) float64 trilinear values (NaN outside)
+        ts : (r, m) float64 distance of each step from the origin (world units)
         """
         o_idx = self.world_to_index(origins)
         d_idx = directions @ self.inv[:3, :3].T
@@ -269,7 +285,8 @@ class VolumeEngine:
         length = np.where(t1 > t0, t1 - t0, 0.0)
         m = int(np.ceil(length.max() / self.step_mm)) if len(length) else 0
         if m == 0:
-            return np.full((len(origins), 0), -1, np.int64), np.full((len(origins), 0), np.nan)
+            return (np.full((len(origins), 0), -1, np.int64), np.full((len(origins), 0), np.nan),
+                    np.zeros((len(origins), 0)))
         ts = t0[:, None] + (np.arange(m)[None, :] + 0.5) * self.step_mm
         inside = ts < t1[:, None]
         p = o_idx[:, None, :] + ts[..., None] * d_idx[:, None, :]
@@ -279,7 +296,7 @@ class VolumeEngine:
         flat = np.ravel_multi_index(near.T, self.shape).reshape(len(origins), m)
         values[~inside] = np.nan
         flat[~inside] = -1
-        return flat, values
+        return flat, values, ts
 
     def compositing_weights(self, values: np.ndarray) -> np.ndarray:
         """(r, m) front-to-back compositing weights with early termination."""
@@ -291,23 +308,43 @@ class VolumeEngine:
         w[trans < 1.0 - self.early_termination] = 0.0
         return w
 
+    def _march_deposit(self, origins, dirs, ray_w):
+        keep = ray_w > 0
+        origins, dirs, ray_w = origins[keep], dirs[keep], ray_w[keep]
+        if len(dirs) == 0:
+            return
+        flat, values, _ = self.march(origins, dirs)
+        if flat.shape[1] == 0:
+            return
+        if self.mode == "render":
+            cw = self.compositing_weights(values) * ray_w[:, None]
+            ok = (flat >= 0) & (cw > 0)
+            self.acc += np.bincount(flat[ok], weights=cw[ok], minlength=self.n)
+        else:
+            filled = np.where(np.isfinite(values), values, -np.inf)
+            j = np.argmax(filled, axis=1)
+            hit = np.isfinite(filled[np.arange(len(j)), j])
+            f = flat[np.arange(len(j)), j][hit]
+            self.acc += np.bincount(f, weights=ray_w[hit], minlength=self.n)
+
     def _ray_deposit(self, fr, directions, weights, origins):
-        for o, d, w in zip(origins, directions, weights):
+        sigma = self.foveal.camera_sigma_rad(fr.camera)
+        spacing = sigma / self.bundle_density
+        if np.all(origins == origins[0]):
+            # one grid of rays over the union of the samples' cones, marched once:
+            # each sample spreads its dwell over the grid rays by its normalised
+            # Gaussian, so the rays are shared by all samples of the frame
+            axis = directions.sum(axis=0)
+            axis /= np.linalg.norm(axis)
+            spread = float(np.max(np.arccos(np.clip(directions @ axis, -1.0, 1.0))))
+            half = spread + self.foveal.cut_rad(fr.camera) + spacing
+            grid = self._grid(axis, half, spacing)
+            ray_w = self._ray_weights(grid, directions, np.asarray(weights, dtype=np.float64), fr.camera)
+            self._march_deposit(np.repeat(origins[:1], len(grid), axis=0), grid, ray_w)
+            return
+        for o, d, w in zip(origins, directions, weights):     # orthographic: a bundle per sample
             dirs, rw = self.bundle(d, fr.camera)
-            origins = np.repeat(o[None], len(dirs), axis=0)
-            flat, values = self.march(origins, dirs)
-            if flat.shape[1] == 0:
-                continue
-            if self.mode == "render":
-                cw = self.compositing_weights(values) * (w * rw)[:, None]
-                ok = (flat >= 0) & (cw > 0)
-                self.acc += np.bincount(flat[ok], weights=cw[ok], minlength=self.n)
-            else:
-                filled = np.where(np.isfinite(values), values, -np.inf)
-                j = np.argmax(filled, axis=1)
-                hit = np.isfinite(filled[np.arange(len(j)), j])
-                f = flat[np.arange(len(j)), j][hit]
-                self.acc += np.bincount(f, weights=(w * rw)[hit], minlength=self.n)
+            self._march_deposit(np.repeat(o[None], len(dirs), axis=0), dirs, w * rw)
 
     # ------------------------------------------------------------- engine API
     def deposit(self, fr: VolumeFrame, directions: np.ndarray, weights: np.ndarray, origins=None) -> None:
@@ -327,7 +364,7 @@ class VolumeEngine:
         if self.mode == "slice":
             return self.slice_hits(origins, directions)
         out = np.full((len(directions), 3), np.nan)
-        flat, values = self.march(origins, directions)
+        flat, values, ts = self.march(origins, directions)
         if flat.shape[1] == 0:
             return out
         if self.mode == "render":
@@ -338,8 +375,10 @@ class VolumeEngine:
             filled = np.where(np.isfinite(values), values, -np.inf)
             j = np.argmax(filled, axis=1)
             hit = np.isfinite(filled[np.arange(len(j)), j])
-        ijk = np.stack(np.unravel_index(flat[np.arange(len(j)), j][hit], self.shape), axis=1)
-        out[hit] = self.index_to_world(ijk)
+        # the point on the ray (not the voxel centre), so that a still camera
+        # gives exactly the screen-space motion in object space
+        t = ts[np.arange(len(j)), j][hit]
+        out[hit] = origins[hit] + directions[hit] * t[:, None]
         return out
 
     def values(self) -> np.ndarray:

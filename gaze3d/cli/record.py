@@ -25,6 +25,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     exp.add_argument("--prefix", default=None, help="file-name prefix, e.g. sub-01_task-label (default: stem)")
     exp.add_argument("--topic", default="gaze.2d")
     exp.add_argument("--screen", type=_screen, default=None, help="write pixels for this WIDTHxHEIGHT screen")
+    exp.add_argument("--style", choices=("eyetrack", "physio"), default="eyetrack",
+                     help="file naming: <prefix>_eyetrack.tsv.gz or <prefix>_recording-eye1_physio.tsv.gz")
     imp = sub.add_parser("import", help="make a recording from a BIDS-style _eyetrack.tsv.gz (+ .json)")
     imp.add_argument("tsv")
     imp.add_argument("out", help="the new recording file (.sqlite)")
@@ -76,7 +78,8 @@ def run(args) -> int:
     if args.action == "export":
         from ..bids import export_bids
 
-        paths = export_bids(args.recording, args.out_dir, args.prefix, topic=args.topic, screen_size_px=args.screen)
+        paths = export_bids(args.recording, args.out_dir, args.prefix, topic=args.topic, screen_size_px=args.screen,
+                            style=args.style)
         for kind, path in paths.items():
             print(f"{kind}: {path}")
         return 0
