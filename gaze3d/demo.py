@@ -117,7 +117,8 @@ def run_demo(out_dir: str | os.PathLike, duration_s: float = 20.0, rate_hz: floa
                "duration": duration_s, "seed": seed, "realtime": True}
     cols = {"t_host_ns": [], "t_device": [], "x": [], "y": [], "valid": []}
     bar = _progress(duration_s, progress)
-    with start_tracker("sim", options, record=str(recording)) as tracker:
+    # --wait-subscriber: the scripted session starts once we listen, so no sample goes unseen
+    with start_tracker("sim", options, record=str(recording), extra_args=["--wait-subscriber"]) as tracker:
         control = TrackerControl(tracker.ctrl_address)
         subscriber = GazeSubscriber(tracker.pub_address, topics=("gaze.2d",))
         sent_frames = set()

@@ -31,6 +31,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--sndbuf", type=int, default=None, help="kernel send buffer per subscriber (bytes)")
     p.add_argument("--backoff-s", type=float, nargs=2, default=(0.1, 5.0), metavar=("FIRST", "MAX"),
                    help="reopen delays after a device error: first, doubling up to max (s)")
+    p.add_argument("--wait-subscriber", action="store_true",
+                   help="open the source only once a subscriber has joined (nothing of a replay or "
+                        "scripted simulation is published unseen)")
     p.add_argument("--exit-when-done", action="store_true", help="exit when a finite source (replay) ends")
     p.add_argument("--log-level", default="WARNING", help="stderr log level (DEBUG, INFO, WARNING...)")
     p.set_defaults(func=run)
@@ -69,7 +72,8 @@ def run(args) -> int:
     source = make_source(args.source, parse_options(args.opt))
     server = TrackerServer(source, pub=pub, ctrl=ctrl, record=args.record, curve_keys=args.curve_keys,
                            heartbeat_s=args.heartbeat_s, sndhwm=args.sndhwm, sndbuf=args.sndbuf,
-                           backoff_initial_s=args.backoff_s[0], backoff_max_s=args.backoff_s[1])
+                           backoff_initial_s=args.backoff_s[0], backoff_max_s=args.backoff_s[1],
+                           wait_subscriber=args.wait_subscriber)
     server.start()
 
     def _terminate(signum, frame):

@@ -88,6 +88,11 @@ class TrackerServer:
         with ``sndhwm`` it bounds how much stale data a stalled subscriber gets.
     backoff_initial_s, backoff_max_s : float
         Reopen delays after a device error (doubling up to the maximum).
+    wait_subscriber : bool
+        Open the source only once a first subscriber has subscribed (the PUB
+        socket is then an XPUB, which sees subscriptions). ZeroMQ subscribers
+        miss what is published before they join; a finite source (replay, a
+        scripted simulation) would otherwise start unseen.
 
     Thread-safety: :meth:`start`, :meth:`stop`, :meth:`status` may be called
     from any thread; the sockets and the source are each used by one thread.
@@ -96,7 +101,7 @@ class TrackerServer:
     def __init__(self, source: GazeSource, *, pub: str = "tcp://127.0.0.1:*", ctrl: str = "tcp://127.0.0.1:*",
                  record=None, curve_keys=None, heartbeat_s: float = 0.5, sndhwm: int = 10_000, sndbuf: Optional[int] = None,
                  read_timeout_s: float = 0.02, commit_interval_s: float = 0.02,
-                 backoff_initial_s: float = 0.1, backoff_max_s: float = 5.0):
+                 backoff_initial_s: float = 0.1, backoff_max_s: float = 5.0, wait_subscriber: bool = False):
         if not isinstance(source, GazeSource):
             raise InputError(f"tracker source: expected a GazeSource, got {type(source).__name__}")
         for name, address in (("--pub", pub), ("--ctrl", ctrl)):
@@ -116,6 +121,7 @@ class TrackerServer:
         self.read_timeout_s = float(read_timeout_s)
         self.commit_interval_s = float(commit_interval_s)
         self.backoff = (float(backoff_initial_s), float(backoff_max_s))
+        self.wait_subscriber = bool(wait_subscriber)
         self.session = os.urandom(6).hex()
         self.pub_address: Optional[str] = None
         self.ctrl_address: Optional[str] = None
@@ -143,7 +149,7 @@ class TrackerServer:
     def start(self) -> "TrackerServer":
         """Bind both sockets, start the threads; returns self with the bound addresses set."""
         self._ctx = zmq.Context()
-        pub = self._ctx.socket(zmq.PUB)
+        pub = self._ctx.socket(zmq.XPUB if self.wait_subscriber else zmq.PUB)
         rep = self._ctx.socket(zmq.REP)
         try:
             if self.curve_keys is not None:
@@ -222,6 +228,18 @@ class TrackerServer:
         return dict(self._seq)
 
     # --------------------------------------------------------- acquisition
+    def _take_subscriptions(self, xpub: zmq.Socket, subscribed: bool) -> bool:
+        """Read the XPUB's (un)subscription messages; True once anyone subscribed.
+
+        Waits up to 50 ms while nobody has subscribed yet, never afterwards.
+        """
+        timeout_ms = 0 if subscribed else 50
+        while xpub.poll(timeout_ms, zmq.POLLIN):
+            if xpub.recv()[:1] == b"\x01":
+                subscribed = True
+            timeout_ms = 0
+        return subscribed
+
     def _acquire_loop(self, pub: zmq.Socket) -> None:
         src = self.source
         is_open = False
@@ -230,6 +248,7 @@ class TrackerServer:
         next_open = 0.0
         next_beat = 0.0
         send = pub.send_multipart
+        subscribed = not self.wait_subscriber
         try:
             while not self._stop.is_set():
                 now = time.monotonic()
@@ -246,6 +265,11 @@ class TrackerServer:
                 if ended:
                     self._stop.wait(min(self.read_timeout_s, max(0.0, next_beat - now)))
                     continue
+                if self.wait_subscriber:
+                    subscribed = self._take_subscriptions(pub, subscribed)
+                    if not subscribed:
+                        self._set_state("waiting for a subscriber", None)
+                        continue
                 if not is_open:
                     if now < next_open:
                         self._stop.wait(min(next_open - now, max(0.0, next_beat - now), 0.05))
