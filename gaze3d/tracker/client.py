@@ -259,6 +259,10 @@ class TrackerControl:
             t_host_ns = self.tracker_time_ns()
         return self.request("event", t_host_ns=int(t_host_ns), event=dict(event))
 
+    def set_meta(self, key: str, value) -> dict:
+        """Store ``key`` = ``value`` (JSON-like) in the recording's metadata, e.g. the calibration profile used."""
+        return self.request("meta", key=str(key), value=value)
+
     def calibrate(self, action: str, **kw) -> dict:
         """Forward a device calibration action (``start``, ``point`` with ``x``, ``y``, ``compute``, ``stop``).
 

@@ -426,6 +426,8 @@ class TrackerServer:
                         writer.add_camera(a, b)
                     elif kind == "event" and writer is not None:
                         writer.add_event(a, b)
+                    elif kind == "meta" and writer is not None:
+                        writer.set_meta(a, b)
                     elif kind == "open":
                         if writer is not None:
                             writer.close()
@@ -544,6 +546,15 @@ class TrackerServer:
             self._record_q.put(("event", t, event))
         self._outbox.put((TOPIC_EVENT, {"t_host_ns": t, "event": event}))
         return {"recorded": self._recording_path is not None}
+
+    def _cmd_meta(self, request):
+        key, value = request.get("key"), request.get("value")
+        if not isinstance(key, str) or not key:
+            raise ValueError("meta: field 'key' (non-empty str) is required")
+        if self._recording_path is None:
+            return {"recorded": False}
+        self._record_q.put(("meta", key, value))
+        return {"recorded": True}
 
     def _cmd_calibrate(self, request):
         action = request.get("action")

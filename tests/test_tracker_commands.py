@@ -1,4 +1,4 @@
-"""``--wait-subscriber``: a scripted source starts only once someone listens (real processes, loopback)."""
+"""Tracker options and control commands added for clients: --wait-subscriber, meta (real processes, loopback)."""
 from __future__ import annotations
 
 import time
@@ -34,3 +34,16 @@ def test_without_the_flag_a_late_subscriber_misses_the_start():
         with GazeSubscriber(tracker.pub_address, topics=("gaze.2d",)) as sub:
             first = sub.recv(timeout_s=10)
     assert first is not None and first[1]["seq"] > 0
+
+
+def test_meta_command_lands_in_the_recording(tmp_path):
+    from gaze3d.recording import Recording
+
+    path = tmp_path / "s.gaze3d"
+    with start_tracker("sim", {"rate": 200, "seed": 2}, record=path) as tracker:
+        with TrackerControl(tracker.ctrl_address) as control:
+            assert control.set_meta("calibration", {"profile": "alice", "kind": "affine"})["recorded"]
+            with pytest.raises(Exception, match="key"):
+                control.request("meta", value=1)
+            assert control.status()["state"] == "running"
+    assert Recording(path).meta["calibration"] == {"profile": "alice", "kind": "affine"}
