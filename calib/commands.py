@@ -70,8 +70,9 @@ def session_data(args, display: DisplayGeometry, n_points: int,
             t0 = int(cols["t_host_ns"][0])
             data = GazeData.from_columns(cols, t0)
             return data, presentations_from_events(rec.events(), t0)
-    raise InputError("no gaze: pass --headless (simulated annotator) or --recording FILE "
-                     "(a session with calib.target events)")
+    raise InputError("no gaze: pass --headless (simulated annotator), --recording FILE "
+                     "(a session with calib.target events) or, for validate, --tracker ADDRESS "
+                     "(targets on screen, gaze from a running tracker)")
 
 
 def _apply(data: GazeData, corr: Correction) -> GazeData:

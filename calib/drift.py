@@ -82,15 +82,19 @@ class DriftMonitor:
     """
 
     def __init__(self, threshold_deg: float = 1.0, on_alert: Optional[Callable[[DriftResult], None]] = None,
-                 display: Optional[DisplayGeometry] = None, correction: Optional[Correction] = None):
+                 display: Optional[DisplayGeometry] = None, correction: Optional[Correction] = None,
+                 settings: Optional[ValidationSettings] = None):
+        if not (float(threshold_deg) > 0):
+            raise InputError(f"threshold_deg: expected a positive angle, got {threshold_deg!r}")
         self.threshold_deg = float(threshold_deg)
+        self.settings = settings
         self.on_alert = on_alert
         self.display = display
         self.correction = correction
         self.history: List[DriftResult] = []
 
     def check(self, data: GazeData, presentation: TargetPresentation) -> DriftResult:
-        r = check_drift(data, presentation, self.display, self.threshold_deg, correction=self.correction)
+        r = check_drift(data, presentation, self.display, self.threshold_deg, self.settings, self.correction)
         self.history.append(r)
         if r.alert:
             log.warning(r.message)

@@ -203,10 +203,10 @@ CALIBRATION_EVENT = "calibration"
 
 
 def calibration_event(profile: Optional[Profile], correction: Optional[Correction] = None) -> dict:
-    """The event to send (``TrackerControl.send_event``) when a live session starts or changes its correction.
+    """An event marking a correction change (older recordings; the viewer now stores a timeline in meta).
 
-    A tracker process records events but not client meta; replays apply, to
-    each sample, the correction of the last such event at or before it.
+    Still read by :func:`replay_samples` for recordings that have them: each
+    sample gets the correction of the last such event at or before it.
     """
     return {"type": CALIBRATION_EVENT, **calibration_meta(profile, correction)}
 
@@ -214,29 +214,13 @@ def calibration_event(profile: Optional[Profile], correction: Optional[Correctio
 def replay_samples(recording, topic: str = "gaze.2d") -> dict:
     """``recording.samples(topic)`` corrected as they were live.
 
-    Samples get the correction of the last ``calibration`` event at or before
-    their ``t_host_ns``. Samples before the first such event get the one in
-    the recording's ``calibration`` meta entry, else the first event's (a
-    live session announces its correction as it starts; the samples that
-    arrived in between were corrected with it too); identity if neither.
+    Recordings made by the viewer store the whole correction timeline in the
+    ``calibration`` meta entry (``history``; see :mod:`.timeline`): each
+    sample gets the entry in force at its ``t_host_ns`` (the first entry
+    before it). Older recordings: samples get the correction of the last
+    ``calibration`` event at or before their ``t_host_ns``; samples before
+    the first such event get the one in the recording's ``calibration`` meta
+    entry, else the first event's; identity if neither.
     """
-    from .correction import correct_columns
-    cols = recording.samples(topic)
-    events = [e for e in recording.events() if e.get("type") == CALIBRATION_EVENT]
-    meta = recording.meta
-    if META_KEY in meta or not events:
-        base = recording_correction(meta)
-    else:
-        base = recording_correction({META_KEY: events[0]})
-    if not events:
-        return correct_columns(cols, base)
-    out = correct_columns(cols, base)
-    t = np.asarray(cols["t_host_ns"], dtype=np.int64)
-    bounds = [int(e["t_host_ns"]) for e in events] + [np.iinfo(np.int64).max]
-    for ev, t0, t1 in zip(events, bounds[:-1], bounds[1:]):
-        sel = (t >= t0) & (t < t1)
-        if sel.any():
-            corr = recording_correction({META_KEY: ev})
-            part = correct_columns({"x": cols["x"][sel], "y": cols["y"][sel]}, corr)
-            out["x"][sel], out["y"][sel] = part["x"], part["y"]
-    return out
+    from .timeline import CorrectionTimeline
+    return CorrectionTimeline.from_recording(recording).apply_columns(recording.samples(topic))

@@ -200,7 +200,7 @@ def run_live_validation(control, subscriber, layout: np.ndarray, order: Optional
     """
     import time as _time
     layout = np.asarray(layout, dtype=np.float64).reshape(-1, 2)
-    order = presentation_order(len(layout), seed) if order is None else [int(i) for i in order]
+    order = [int(i) for i in (presentation_order(len(layout), seed) if order is None else order)]
     if not (dwell_s > 0):
         raise InputError(f"dwell_s: expected a positive duration, got {dwell_s!r}")
     if getattr(control, "clock", None) is None:

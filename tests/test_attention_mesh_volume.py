@@ -182,3 +182,27 @@ def test_mesh_online_fixations_on_orbiting_camera():
     acc.flush()
     assert acc.n_used > 0.95 * len(t)
     assert np.linalg.norm(vf[np.argmax(acc.values)] - target) < 0.15
+
+
+def test_orthographic_slice_view_falls_off_with_in_plane_distance():
+    vol = _oblique_volume()
+    k = 7
+    centre = vol.affine @ [20, 25, k, 1]
+    normal = np.linalg.inv(vol.affine[:3, :3]).T @ [0, 0, 1.0]
+    normal /= np.linalg.norm(normal)
+    cam = Camera(position=centre[:3] + 300 * normal, focal_point=centre[:3], view_up=(0, 1, 0),
+                 parallel_scale=40.0, vfov_deg=20.0)
+    acc = AttentionAccumulator(vol, fixations_only=False, mode="slice", axis=2, index=k, rate_hz=100.0)
+    acc.add(cam, [[0.45, 0.55]])
+    v = acc.values[:, :, k]
+    o, d = cam.unproject(cam.normalized_to_pixels([[0.45, 0.55]]))
+    hit = acc.engine.slice_hits(o, d)[0]
+    ii, jj = np.meshgrid(np.arange(vol.shape[0]), np.arange(vol.shape[1]), indexing="ij")
+    world = (vol.affine @ np.c_[ii.ravel(), jj.ravel(), np.full(ii.size, k), np.ones(ii.size)].T).T[:, :3]
+    off = world - hit
+    off -= np.outer(off @ d[0], d[0])
+    theta = np.linalg.norm(off, axis=1) / (2 * 40.0 / np.radians(20.0))     # camera radians
+    expected = gaussian(theta) / 100.0
+    ok = np.abs(theta - np.radians(3.0)) > 1e-6
+    np.testing.assert_allclose(v.ravel()[ok], expected[ok], rtol=1e-6, atol=1e-12)
+    assert v.max() > 0.9 / 100.0

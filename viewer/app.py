@@ -7,6 +7,8 @@ Return         type a label name (Return again to apply, Escape to cancel)
 u / ctrl+z     undo          r / ctrl+y     redo
 c              clear attention
 g              show / hide the gaze cursor
+p              next calibration profile (after the last: none)
+d              drift check: look at the target shown at the centre
 ctrl+s         save annotations
 [ / ]          volume rendering: lower / raise the opacity ramp
 Page Up/Down   volumes: move the axial slice
@@ -33,7 +35,7 @@ from .labels import LabelSet
 from .scene import Scene
 from .session import LabelingSession
 
-HELP = "1-9 label | Return type label | u/r undo/redo | c clear | ctrl+s save | q quit"
+HELP = "1-9 label | Return type label | u/r undo/redo | c clear | p profile | d drift | ctrl+s save | q quit"
 
 
 def default_annotation_path(scan) -> Path:
@@ -81,7 +83,8 @@ class ViewerApp:
                  annotations=None, off_screen: bool = False, window_size=(1280, 800), segmenter: str = "auto",
                  annotator: Optional[str] = None, point_size: float = 3.0, fps: float = 30.0,
                  volume_render: bool = True, attention_options: Optional[dict] = None, plotter=None,
-                 viewport=(0.0, 0.0, 1.0, 1.0)):
+                 viewport=(0.0, 0.0, 1.0, 1.0), profile=None, profile_store=None, display=None,
+                 drift_threshold_deg: float = 1.0, drift_dwell_s: float = 1.5):
         self.plotter = plotter if plotter is not None else make_plotter(off_screen=off_screen,
                                                                         window_size=window_size)
         self.plotter.set_background("#1e1f24")
@@ -93,7 +96,9 @@ class ViewerApp:
                                  **(attention_options or {})}
         self.session = LabelingSession(scan, label_set, tracker=tracker, record=record, annotator=annotator,
                                        segmenter=segmenter, attention_options=attention_options,
-                                       viewport=viewport)
+                                       viewport=viewport, profile=profile, profile_store=profile_store,
+                                       display=display, drift_threshold_deg=drift_threshold_deg,
+                                       drift_dwell_s=drift_dwell_s)
         self.session.attach(self.scene)
         self.scene.default_camera()
         self.annotations = Path(annotations) if annotations else default_annotation_path(scan)
@@ -108,6 +113,9 @@ class ViewerApp:
         self._palette = self.plotter.add_text(self._palette_text(), position="upper_left", font_size=9,
                                               color="white", name="gaze3d-palette")
         self._cursor_source, self._cursor = self._make_cursor()
+        from .targets import Bullseye
+
+        self.drift_target = Bullseye(self.plotter, radius_px=max(8.0, 0.012 * float(np.hypot(*window_size))))
         self._install_keys()
         self.update_status()
 
@@ -204,6 +212,10 @@ class ViewerApp:
                 s.clear_attention()
             elif key == "g":
                 self.show_cursor = not self.show_cursor
+            elif key == "p":
+                s.cycle_profile()
+            elif key == "d":
+                s.start_drift_check()
             elif key == "Return":
                 self.typing = ""
             elif key in ("bracketleft", "bracketright") and self.scene.volume_actor is not None:
@@ -224,8 +236,20 @@ class ViewerApp:
         except Gaze3DError as exc:   # unknown label name, nothing to save...: say it, keep going
             s.message = str(exc)
         self._update_cursor()
+        self._update_drift_target()
         self.update_status()
         self.plotter.render()
+
+    def _update_drift_target(self) -> None:
+        """Show the bullseye while a drift check runs (display -> viewport -> window pixels)."""
+        d = self.session.calibration.drift
+        if d is None:
+            if self.drift_target.visible:
+                self.drift_target.hide()
+            return
+        vp = self.session.viewport
+        w, h = self.plotter.window_size
+        self.drift_target.show((d["x"] - vp[0]) / vp[2] * w, (d["y"] - vp[1]) / vp[3] * h)
 
     def sync_volume_attention(self) -> None:
         """Match the volume attention engine to what is on screen.
@@ -284,6 +308,7 @@ class ViewerApp:
         self.sync_volume_attention()
         out = self.session.tick(local_samples=local)
         self._update_cursor()
+        self._update_drift_target()
         self.update_status()
         if render:
             self.plotter.render()
@@ -325,6 +350,7 @@ class ViewerApp:
             self.plotter.close()
             self.plotter.deep_clean()
             self._cursor = self._cursor_source = None
+            self.drift_target = None
             self._status = self._palette = None
             self.scene = None
 

@@ -43,7 +43,9 @@ class QtViewer(QtWidgets.QMainWindow):
     name_entry : QLineEdit
         Type a label name and press Return (with completion).
     status : QLabel
-        The status line (tracker, rate, validity, latency, clock offset, lost samples).
+        The status line (tracker, profile, rate, validity, latency, clock offset, lost samples).
+    profile_box : QComboBox
+        The calibration profiles ("none" first); choosing one applies its correction.
 
     Thread-safety: Qt objects belong to the GUI thread.
     """
@@ -98,6 +100,17 @@ class QtViewer(QtWidgets.QMainWindow):
             row.addWidget(b)
             self.buttons[name.lower()] = b
         lay.addLayout(row)
+        prow = QtWidgets.QHBoxLayout()
+        prow.addWidget(QtWidgets.QLabel("Profile", box))
+        self.profile_box = QtWidgets.QComboBox(box)
+        self.profile_box.addItems(self.profile_names())
+        self.profile_box.activated.connect(self.on_profile_chosen)
+        prow.addWidget(self.profile_box, 1)
+        b = QtWidgets.QPushButton("Drift check", box)
+        b.clicked.connect(lambda checked=False: self.run_action(self.app.session.start_drift_check))
+        prow.addWidget(b)
+        self.buttons["drift"] = b
+        lay.addLayout(prow)
         self.status = QtWidgets.QLabel(box)
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -116,6 +129,14 @@ class QtViewer(QtWidgets.QMainWindow):
         self.refresh_panel()
         self.interactor.render()
 
+    def profile_names(self) -> list:
+        """``["none", <profile names>...]``: the entries of :attr:`profile_box`."""
+        return ["none"] + self.app.session.calibration.profile_names()
+
+    def on_profile_chosen(self, row: int) -> None:
+        name = self.profile_box.itemText(row)
+        self.run_action(lambda: self.app.session.select_profile(None if name == "none" else name))
+
     def on_name_entered(self) -> None:
         text = self.name_entry.text().strip()
         if not text:
@@ -132,6 +153,12 @@ class QtViewer(QtWidgets.QMainWindow):
 
     def refresh_panel(self) -> None:
         self.status.setText(self.app.session.status_line())
+        prof = self.app.session.calibration.profile
+        name = prof.name if prof is not None else "none"
+        if self.profile_box.currentText() != name:          # changed by the p key
+            if self.profile_box.findText(name) < 0:
+                self.profile_box.addItem(name)
+            self.profile_box.setCurrentText(name)
 
     def closeEvent(self, event) -> None:   # noqa: N802 (Qt name)
         self.timer.stop()

@@ -82,6 +82,15 @@ class LabelingSession:
     viewport : (4,) float
         ``(x0, y0, width, height)`` of the render viewport in normalised display
         coordinates of the tracker's display (default: the viewport fills it).
+    profile : Profile or str, optional
+        Calibration profile whose correction is applied to the tracker's gaze
+        (see :class:`~gaze3d.viewer.calibration.SessionCalibration`).
+    profile_store : ProfileStore, optional
+        Where profiles are listed (default: the user config folder).
+    display : DisplayGeometry, optional
+        The tracker's display, for the drift check's degrees.
+    drift_threshold_deg, drift_dwell_s : float
+        Drift check (:meth:`start_drift_check`): alert threshold and target duration.
 
     Thread-safety: not thread-safe; drive it from the render thread.
     """
@@ -89,8 +98,11 @@ class LabelingSession:
     def __init__(self, scan, label_set: Optional[LabelSet] = None, *, tracker=None, record=None,
                  annotator: Optional[str] = None, segmenter: str = "auto", rel_threshold: float = 0.25,
                  attention_options: Optional[dict] = None, viewport=(0.0, 0.0, 1.0, 1.0),
-                 camera: Optional[Camera] = None):
+                 camera: Optional[Camera] = None, profile=None, profile_store=None, display=None,
+                 drift_threshold_deg: float = 1.0, drift_dwell_s: float = 1.5):
         from gaze3d.attention import AttentionAccumulator
+
+        from .calibration import SessionCalibration
 
         if not isinstance(scan, (PointCloud, Mesh, Volume)):
             raise InputError(f"scan: expected a PointCloud, Mesh or Volume, got {type(scan).__name__}")
@@ -132,6 +144,10 @@ class LabelingSession:
         self._last_t_ns: Optional[int] = None
         self._local_recording = None
         self._remote_recording = False
+        if isinstance(profile, str):       # a missing profile fails before any recording starts
+            from gaze3d.calib.profiles import ProfileStore
+
+            profile = (profile_store if profile_store is not None else ProfileStore()).load(profile)
         if record is not None:
             if tracker is None:
                 from gaze3d.recording import RecordingWriter
@@ -145,6 +161,8 @@ class LabelingSession:
         self._event({"type": "session_start", "annotator": self.annotator,
                      "scan": str(getattr(scan, "source", None)),
                      "labels": {str(k): v for k, v in self.label_set.names_by_id().items()}})
+        self.calibration = SessionCalibration(self, profile, profile_store, display, drift_threshold_deg,
+                                              drift_dwell_s)
 
     # ---------------------------------------------------------------- clock
     def now_ns(self) -> int:
@@ -203,7 +221,7 @@ class LabelingSession:
             x, y = (float(g[0]), float(g[1])) if g is not None else (np.nan, np.nan)
             if not (np.isfinite(x) and np.isfinite(y)):
                 valid = False
-            rows.append((int(s["t_host_ns"]), x, y, valid))
+            rows.append((int(s["t_host_ns"]), x, y, valid, s.get("source") != "mouse"))
         if not rows:
             return 0
         # the accumulator needs strictly increasing times: sort, and drop samples that
@@ -221,9 +239,12 @@ class LabelingSession:
         arr = np.array(rows, dtype=np.float64)
         t_ns = np.array([r[0] for r in rows], dtype=np.int64)
         valid = arr[:, 3] > 0
-        # display coordinates -> viewport coordinates
-        x = (arr[:, 1] - self.viewport[0]) / self.viewport[2]
-        y = (arr[:, 2] - self.viewport[1]) / self.viewport[3]
+        self.calibration.collect(t_ns, arr[:, 1:3], valid)          # raw gaze for a drift check
+        valid &= ~self.calibration.on_drift_target(t_ns)             # looking at the target is not attention
+        # the profile's correction (tracker samples), then display -> viewport coordinates
+        gxy = self.calibration.correct(t_ns, arr[:, 1:3], arr[:, 4] > 0)
+        x = (gxy[:, 0] - self.viewport[0]) / self.viewport[2]
+        y = (gxy[:, 1] - self.viewport[1]) / self.viewport[3]
         valid &= (x >= 0) & (x <= 1) & (y >= 0) & (y <= 1)
         self._gaze.extend(zip(t_ns.tolist(), x.tolist(), y.tolist(), valid.tolist()))
         good = np.flatnonzero(valid)
@@ -271,6 +292,7 @@ class LabelingSession:
             samples = list(samples) + list(local_samples)
         used = self.add_samples(samples) if samples else 0
         recoloured = self.refresh() if used else 0
+        self.calibration.poll()
         if self._local_recording is not None:
             self._local_recording.maybe_commit()
         return {"samples": used, "recoloured": recoloured}
@@ -291,6 +313,32 @@ class LabelingSession:
         if self.scene is None:
             return 0
         return self.scene.update_attention(self.attention)
+
+    def recent_gaze(self) -> dict:
+        """Gaze since the last label or clear, as used (corrected, viewport coordinates).
+
+        Returns
+        -------
+        dict of ``t_host_ns`` (n,) int64, ``x``, ``y`` (n,) float64, ``valid`` (n,) bool
+        """
+        rows = list(self._gaze)
+        return {"t_host_ns": np.array([r[0] for r in rows], dtype=np.int64),
+                "x": np.array([r[1] for r in rows], dtype=np.float64),
+                "y": np.array([r[2] for r in rows], dtype=np.float64),
+                "valid": np.array([r[3] for r in rows], dtype=bool)}
+
+    # ---------------------------------------------------------- calibration
+    def select_profile(self, profile) -> None:
+        """Apply ``profile``'s correction (a Profile, a name, or None) to the tracker's gaze from now on."""
+        self.calibration.select(profile)
+
+    def cycle_profile(self) -> Optional[str]:
+        """Select the next calibration profile (after the last: none); returns its name."""
+        return self.calibration.cycle()
+
+    def start_drift_check(self, x: Optional[float] = None, y: Optional[float] = None) -> dict:
+        """Show a drift target (display coordinates, default the viewport centre); :meth:`tick` finishes it."""
+        return self.calibration.start_drift_check(x, y)
 
     def clear_attention(self) -> None:
         """Forget the attention so far (and the gaze kept for provenance)."""
@@ -524,7 +572,10 @@ class LabelingSession:
         return st
 
     def status_line(self) -> str:
-        """``tracker sim | 1200 Hz | valid 98% | latency 1.2 ms | offset 0.00 ms | lost 0`` plus the last message."""
+        """``tracker sim | profile alice (affine) | 1200 Hz | valid 98% | latency 1.2 ms | offset 0.00 ms | lost 0``.
+
+        Plus the last message on a second line (e.g. a ``DRIFT ALERT``).
+        """
         st = self.status()
         if self.tracker is None:
             head = "no tracker (mouse as gaze)"
@@ -532,10 +583,11 @@ class LabelingSession:
             head = f"tracker {st['source']} LOST (mouse as gaze)"
         else:
             head = f"tracker {st['source']}"
-        parts = [head, f"{st['rate_hz']:.0f} Hz", f"valid {st['valid_pct']:.0f}%",
+        parts = [f"{st['rate_hz']:.0f} Hz", f"valid {st['valid_pct']:.0f}%",
                  f"latency {st['latency_ms']:.1f} ms", f"offset {st['clock_offset_ms']:.2f} ms",
                  f"lost {st['lost']}"]
-        line = " | ".join(p.replace("nan%", "-").replace("nan", "-") for p in parts)
+        numbers = [p.replace("nan%", "-").replace("nan", "-") for p in parts]
+        line = " | ".join([head, self.calibration.status_text()] + numbers)
         return f"{line}\n{self.message}" if self.message else line
 
     def close(self) -> None:

@@ -111,8 +111,7 @@ class FovealModel:
             return 1.0          # VR rays: world angles are visual angles
         if self.display is None:
             return float(self.visual_deg_per_camera_deg)
-        if getattr(camera, "is_parallel", False):
-            raise InputError("foveal model: an orthographic camera has no field of view to map to visual degrees")
+        # an orthographic viewport counts as vfov_deg camera degrees high (see volume.py)
         x, y, w, h = self.viewport
         top = self.display.norm_to_deg([[x + w / 2, y]])[0, 1]
         bottom = self.display.norm_to_deg([[x + w / 2, y + h]])[0, 1]

@@ -94,6 +94,7 @@ class PointFrame:
     index: np.ndarray           # (v,) int64 sorted positions of the visible points
     amat: np.ndarray            # (5, v) float32: q = unit direction - axis (camera frame), |q|^2, 1
     rotation: np.ndarray        # (3, 3) float64 world -> camera
+    depth_window: Optional[tuple] = None   # (splat depth buffer (wv, wu), u origin, v origin)
 
 
 class PointCloudEngine:
@@ -265,6 +266,7 @@ class PointCloudEngine:
         keep = np.flatnonzero(ok)
         cand = np.take(cand, keep)
         m = np.take(m[:6], keep, axis=1)
+        self._window = None
         if len(cand):
             cx, cy, cz, n2, u, v = m
             visible = self._visibility(camera, cand, (cx, cy, cz), cz, u, v)
@@ -284,7 +286,7 @@ class PointCloudEngine:
         amat[3] += amat[2] * amat[2]
         amat[4] = 1.0
         return PointFrame(key=key, camera=camera, origin=camera.position.copy(), axis=axis,
-                          half_angle=half, index=cand, amat=amat, rotation=R)
+                          half_angle=half, index=cand, amat=amat, rotation=R, depth_window=self._window)
 
     def _visibility(self, camera, cand, cam_xyz, depth, u, v) -> np.ndarray:
         """(m,) bool: the splat depth test (see the module docstring)."""
@@ -298,7 +300,9 @@ class PointCloudEngine:
         flat += iu - (u0 - h)
         z = np.full(wu * wv, np.inf, dtype=np.float32)
         np.minimum.at(z, flat, depth)
-        zs = _min_filter(z.reshape(wv, wu), h).ravel()
+        zs = _min_filter(z.reshape(wv, wu), h)
+        self._window = (zs, u0 - h, v0 - h)     # kept for the gaze's own hit points
+        zs = zs.ravel()
         tol = depth * np.float32(self.depth_tolerance + self.max_slope * (2 * h + 1) / camera.focal_px)
         tol += np.take(zs, flat)
         return depth <= tol
@@ -323,10 +327,11 @@ class PointCloudEngine:
     def hit_points(self, handle: CameraFrame, directions: np.ndarray, origins=None) -> np.ndarray:
         """(s, 3) float64 point where each ray meets the visible surface.
 
-        The point on the ray at the distance of the visible point nearest in
-        angle to it (on the ray, so a still camera gives exactly the
-        screen-space gaze motion in object space); NaN where no visible point
-        lies within the foveal cut-off.
+        The point on the ray at the depth of the splat depth buffer under the
+        gaze pixel, i.e. the surface as drawn (on the ray, so a still camera
+        gives exactly the screen-space gaze motion in object space); in a hole
+        between splats, at the distance of the visible point nearest in angle;
+        NaN where there is none within the foveal cut-off.
         """
         out = np.full((len(directions), 3), np.nan)
         for fr, idx in self._cones(handle, directions):
@@ -334,9 +339,35 @@ class PointCloudEngine:
         return out
 
     def _cone_hits(self, fr: PointFrame, directions: np.ndarray) -> np.ndarray:
+        """Rays against the splat depth buffer: the rendered surface under each gaze pixel."""
+        out = np.full((len(directions), 3), np.nan)
+        if fr.depth_window is None or len(directions) == 0:
+            return out
+        zs, iu0, iv0 = fr.depth_window
+        cam = fr.camera
+        c = directions @ fr.rotation.T
+        with np.errstate(divide="ignore", invalid="ignore"):
+            u = cam.width / 2.0 + cam.focal_px * c[:, 0] / c[:, 2]
+            v = cam.height / 2.0 - cam.focal_px * c[:, 1] / c[:, 2]
+        h = self.half_splat
+        ok = (c[:, 2] > 0) & (u >= 0) & (u < cam.width) & (v >= 0) & (v < cam.height)
+        iu = np.floor(np.where(ok, u, 0.0) + h).astype(np.int64) - iu0
+        iv = np.floor(np.where(ok, v, 0.0) + h).astype(np.int64) - iv0
+        ok &= (iu >= 0) & (iu < zs.shape[1]) & (iv >= 0) & (iv < zs.shape[0])
+        depth = np.full(len(directions), np.inf)
+        depth[ok] = zs[iv[ok], iu[ok]]
+        hit = ok & np.isfinite(depth)
+        out[hit] = fr.origin + directions[hit] * (depth[hit] / c[hit, 2])[:, None]
+        miss = np.flatnonzero(~hit)
+        if len(miss):               # a hole between splats: the nearest visible point in angle
+            out[miss] = self._nearest_hits(fr, directions[miss])
+        return out
+
+    def _nearest_hits(self, fr: PointFrame, directions: np.ndarray) -> np.ndarray:
+        """The ray at the distance of the visible point nearest in angle (within the cut-off)."""
         out = np.full((len(directions), 3), np.nan)
         v = len(fr.index)
-        if v == 0 or len(directions) == 0:
+        if v == 0:
             return out
         cut = self.foveal.cut_rad(fr.camera)
         best = np.full(len(directions), np.inf, dtype=np.float32)

@@ -27,13 +27,15 @@ Three viewing modes, matching what the viewer draws:
     ray_weight`` at the voxel nearest its maximum.
 
 Attention is a float64 accumulator on the volume's grid (``values`` float32,
-shape ``(I, J, K)``). Perspective and orthographic cameras are both handled
-(a ray bundle needs only the gaze rays).
+shape ``(I, J, K)``). Perspective and orthographic cameras are both handled:
+an orthographic viewport ``2 * parallel_scale`` high is taken to span
+``vfov_deg`` camera degrees, angles become offsets from the (parallel) gaze
+ray and bundles are parallel rays.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence, Union
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -150,6 +152,17 @@ class VolumeEngine:
             return np.asarray(origins, dtype=np.float64).reshape(-1, 3)
         return np.repeat(fr.origin[None], len(directions), axis=0)
 
+    @staticmethod
+    def _ortho_scale(camera) -> float:
+        """World units per camera radian for an orthographic camera (0 for perspective).
+
+        An orthographic viewport ``2 * parallel_scale`` high is taken to span
+        ``vfov_deg`` camera degrees (then mapped to visual degrees as usual).
+        """
+        if not getattr(camera, "is_parallel", False):
+            return 0.0
+        return 2.0 * camera.parallel_scale / np.radians(camera.vfov_deg)
+
     # ------------------------------------------------------------ slice mode
     def _slice_normal(self) -> np.ndarray:
         n_idx = np.zeros(3)
@@ -172,6 +185,7 @@ class VolumeEngine:
         cut = self.foveal.cut_rad(fr.camera)
         sigma = self.foveal.camera_sigma_rad(fr.camera)
         normal = self._slice_normal()
+        ortho = self._ortho_scale(fr.camera)
         ax = self.axis
         others = [a for a in range(3) if a != ax]
         for o, d, hit, w in zip(origins, directions, hits, weights):
@@ -179,7 +193,9 @@ class VolumeEngine:
                 continue
             # the cut-off cone meets the plane within R of the hit (phi: incidence angle)
             phi = np.arccos(min(1.0, abs(d @ normal) / np.linalg.norm(normal)))
-            if phi + cut < np.radians(89.0):
+            if ortho:
+                R = cut * ortho / max(np.cos(phi), 1e-6) * 1.01 + 1e-9
+            elif phi + cut < np.radians(89.0):
                 R = np.linalg.norm(hit - o) * np.sin(cut) / np.cos(phi + cut) * 1.01 + 1e-9
             else:
                 R = np.inf
@@ -195,9 +211,14 @@ class VolumeEngine:
             ijk[:, ax] = self.index
             ijk[:, others[0]], ijk[:, others[1]] = ii.ravel(), jj.ravel()
             v = self.index_to_world(ijk) - o
-            v /= np.linalg.norm(v, axis=1, keepdims=True)
-            c2 = np.sum((v - d) ** 2, axis=1)
-            theta2 = chord2_to_theta2(c2, exact=True)
+            if ortho:
+                # parallel rays: the offset from the gaze ray, in camera radians
+                off = v - np.outer(v @ d, d)
+                theta2 = np.einsum("ij,ij->i", off, off) / ortho ** 2
+            else:
+                v /= np.linalg.norm(v, axis=1, keepdims=True)
+                c2 = np.sum((v - d) ** 2, axis=1)
+                theta2 = chord2_to_theta2(c2, exact=True)
             g = np.where(theta2 <= cut * cut, np.exp(-0.5 * theta2 / sigma ** 2), 0.0)
             flat = np.ravel_multi_index(ijk.T, self.shape)
             self.acc[flat] += w * g
@@ -342,9 +363,15 @@ class VolumeEngine:
             ray_w = self._ray_weights(grid, directions, np.asarray(weights, dtype=np.float64), fr.camera)
             self._march_deposit(np.repeat(origins[:1], len(grid), axis=0), grid, ray_w)
             return
-        for o, d, w in zip(origins, directions, weights):     # orthographic: a bundle per sample
+        ortho = self._ortho_scale(fr.camera)
+        for o, d, w in zip(origins, directions, weights):     # a bundle per sample
             dirs, rw = self.bundle(d, fr.camera)
-            self._march_deposit(np.repeat(o[None], len(dirs), axis=0), dirs, w * rw)
+            if ortho:
+                # orthographic: parallel rays, offset on the camera plane by angle * scale
+                offsets = (dirs - np.outer(dirs @ d, d)) / np.maximum(dirs @ d, 1e-12)[:, None]
+                self._march_deposit(o + offsets * ortho, np.repeat(d[None], len(dirs), axis=0), w * rw)
+            else:
+                self._march_deposit(np.repeat(o[None], len(dirs), axis=0), dirs, w * rw)
 
     # ------------------------------------------------------------- engine API
     def deposit(self, fr: VolumeFrame, directions: np.ndarray, weights: np.ndarray, origins=None) -> None:

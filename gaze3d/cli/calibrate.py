@@ -54,6 +54,16 @@ def register(subparsers) -> argparse.ArgumentParser:
     _screen_args(v)
     v.add_argument("--profile", help="apply this profile's correction first (validates the corrected gaze)")
     v.add_argument("--out", metavar="DIR", help="write validation.json and validation.png here")
+    v.add_argument("--tracker", metavar="ADDRESS",
+                   help="show the targets in a full-screen window to a person, gaze from this running "
+                        "tracker (control address, or 'PUB,CTRL')")
+    v.add_argument("--record", metavar="FILE",
+                   help="with --tracker: have the tracker record the session (samples + calib.target events)")
+    v.add_argument("--window", default="1280x800", metavar="WxH", help=argparse.SUPPRESS)
+    v.add_argument("--off-screen", action="store_true", help=argparse.SUPPRESS)
+    v.add_argument("--show-file", metavar="FILE",
+                   help="with --tracker: also write each shown target as JSON {index, x, y} to FILE "
+                        "(atomically), for a simulated annotator or a mirror display")
 
     c = sub.add_parser("correct", help="fit an affine/poly2 correction; report held-out accuracy before/after")
     _session_args(c)
@@ -93,6 +103,70 @@ def register(subparsers) -> argparse.ArgumentParser:
     return p
 
 
+def _validate_on_screen(args) -> int:
+    """``validate --tracker ADDR``: targets in the viewer's window, gaze from the tracker process."""
+    import json
+    from pathlib import Path
+
+    from gaze3d.calib import commands
+    from gaze3d.calib.profiles import ProfileStore
+    from gaze3d.calib.targets import target_layout
+    from gaze3d.errors import InputError
+    from gaze3d.tracker.client import GazeSubscriber, TrackerControl
+    from gaze3d.viewer.targets import ValidationWindow, run_window_validation
+    from gaze3d.viewer.tracker_link import _pub_from_status, parse_tracker_address
+
+    try:
+        size = tuple(int(v) for v in args.window.lower().split("x"))
+        if len(size) != 2 or min(size) <= 0:
+            raise ValueError
+    except ValueError:
+        raise InputError(f"--window: expected WIDTHxHEIGHT such as 1280x800, got {args.window!r}") from None
+    display = commands.screen_from_args(args).display()
+    settings = commands.settings_from_args(args)
+    profile = ProfileStore().load(args.profile) if args.profile else None
+    pub, ctrl = parse_tracker_address(args.tracker)
+    with TrackerControl(ctrl, timeout_s=5.0) as control:
+        status = control.status()
+        pub = pub or _pub_from_status(status)
+        if pub is None:
+            raise InputError(f"--tracker: the tracker at {ctrl} did not report its PUB address; "
+                             f"pass 'PUB_ADDRESS,CTRL_ADDRESS'")
+        info = status.get("source_info") if isinstance(status.get("source_info"), dict) else {}
+        rate = info.get("rate_hz")
+        if args.record:
+            control.start_recording(str(Path(args.record).resolve()))
+        try:
+            with GazeSubscriber(pub, topics=("gaze.2d",)) as sub:
+                if sub.recv(5.0) is None:
+                    raise InputError(f"--tracker: no gaze from {pub} within 5 s (is the tracker running?)")
+                on_shown = None
+                if args.show_file:
+                    from gaze3d.calib._io import atomic_write_text
+
+                    def on_shown(index, x, y, path=Path(args.show_file)):
+                        atomic_write_text(path, json.dumps({"index": int(index), "x": x, "y": y}))
+                with ValidationWindow(off_screen=args.off_screen, window_size=size, on_shown=on_shown) as window:
+                    report, _, pres = run_window_validation(
+                        window, control, sub, target_layout(int(args.points)), dwell_s=float(args.dwell),
+                        seed=int(args.seed), rate_hz=float(rate) if rate else None, display=display,
+                        settings=settings, correction=profile.get_correction() if profile else None)
+                    window.wait_closed()
+        finally:
+            if args.record:
+                control.stop_recording()
+    for t in report.targets:
+        if t.error is None:
+            print(f"  target {t.index:2d} ({t.x:.2f}, {t.y:.2f}): accuracy {t.accuracy_deg:.3f} deg, "
+                  f"RMS-S2S {t.precision_rms_deg:.4f} deg, loss {t.data_loss_pct:.1f}%"
+                  f"{'' if t.passed else '  FAIL'}")
+    commands._print_report(report, f"validation ({len(pres)} targets on screen"
+                                   f"{', profile ' + profile.name if profile else ''}): ")
+    commands._write_outputs(report, args.out, "validation", "Validation")
+    report.raise_for_insufficient()
+    return 0 if report.passed else 1
+
+
 def run(args) -> int:
     from gaze3d.calib import commands
 
@@ -100,5 +174,7 @@ def run(args) -> int:
     if action is None:
         args._calib_parser.print_help()
         return 2
+    if action == "validate" and getattr(args, "tracker", None) and not (args.headless or args.recording):
+        return _validate_on_screen(args)
     return {"validate": commands.cmd_validate, "correct": commands.cmd_correct, "drift": commands.cmd_drift,
             "profiles": commands.cmd_profiles, "device": commands.cmd_device}[action](args)

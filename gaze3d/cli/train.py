@@ -54,7 +54,8 @@ def run(args):
     losses = train_interactive(model, sampler, cfg)
     meta = {"tiles": names, "steps_run": len(losses), "final_mask_loss": sum(losses[-20:]) / len(losses[-20:]),
             "command": "gaze3d train " + " ".join(
-                f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
+                f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}")
+                for k, v in vars(args).items()
                 if k not in ("func", "command") and v not in (None, False))}
     path = save_checkpoint(model, args.output, meta, half=args.half)
     print(f"saved {path} ({path.stat().st_size / 1e6:.2f} MB), final mask loss {meta['final_mask_loss']:.4f}")

@@ -30,6 +30,11 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="where the 3D view sits on the tracker's display, in normalised display "
                         "coordinates (default 0,0,1,1: a full-screen window)")
     p.add_argument("--point-size", type=float, default=3.0)
+    p.add_argument("--profile", metavar="NAME",
+                   help="calibration profile whose correction is applied to the tracker's gaze (default: the "
+                        "one selected with `gaze3d calibrate profiles select`; key p cycles through them)")
+    p.add_argument("--drift-threshold", type=float, default=1.0, metavar="DEG",
+                   help="drift check (key d): alert above this offset, degrees (default 1.0)")
     p.add_argument("--qt", action="store_true", help="Qt window with a side panel (needs gaze3d[qt])")
     p.add_argument("--off-screen", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=run)
@@ -51,6 +56,11 @@ def run(args) -> int:
             raise ValueError
     except ValueError:
         raise InputError(f"--viewport: expected four numbers X0,Y0,W,H such as 0,0,1,1, got {args.viewport!r}") from None
+    from gaze3d.calib.profiles import ProfileStore
+
+    if not (args.drift_threshold > 0):
+        raise InputError(f"--drift-threshold: expected a positive angle in degrees, got {args.drift_threshold}")
+    profile = ProfileStore().resolve(args.profile)      # a missing profile: one-line error, nothing opened
     scan = load_scan(args.scan)
     label_set = LabelSet.load(args.labels) if args.labels else None
     tracker = None
@@ -61,7 +71,7 @@ def run(args) -> int:
         tracker = TrackerLink(pub, ctrl)
     kw = dict(tracker=tracker, record=args.record, annotations=args.out, window_size=(w, h),
               segmenter=args.segmenter, annotator=args.annotator, point_size=args.point_size,
-              viewport=viewport)
+              viewport=viewport, profile=profile, drift_threshold_deg=args.drift_threshold)
     if args.qt:
         from gaze3d.viewer.qt_panel import run_qt
 
