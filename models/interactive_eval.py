@@ -14,8 +14,9 @@ object recorded. Three methods run on the same fixation targets:
   at that viewing distance: no tracker noise, no visibility spread);
 * ``gaze+grow``: no network: attention threshold (>= half the max) as seeds,
   region growing over the 3D neighbour graph (edges shorter than
-  ``grow_radius`` with height step <= ``grow_dz``), negatively attended
-  points blocked.
+  ``grow_radius`` with height step <= ``grow_dz``) within the seeds' layer
+  (points more than 1 m above the local ground proxy, or the others, as
+  the majority of seeds), negatively attended points blocked.
 """
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ def _centre_of(points_idx: np.ndarray, others_idx: np.ndarray, xyz: np.ndarray) 
 class RegionGrower:
     """Attention-seeded region growing on a radius graph of the local points."""
 
-    def __init__(self, xyz: np.ndarray, radius: float, max_dz: float):
+    def __init__(self, xyz: np.ndarray, radius: float, max_dz: float, elevated=None):
         from scipy.sparse import coo_matrix
         from scipy.spatial import cKDTree
 
@@ -55,6 +56,7 @@ class RegionGrower:
         self.pairs = pairs[keep]
         self.n = len(xyz)
         self._coo = coo_matrix
+        self.elevated = np.zeros(self.n, bool) if elevated is None else np.asarray(elevated, bool)
 
     def grow(self, pos: np.ndarray, neg: np.ndarray, threshold: float = 0.5) -> np.ndarray:
         from scipy.sparse.csgraph import connected_components
@@ -63,7 +65,10 @@ class RegionGrower:
         if pos.max() <= 0:
             return mask
         seeds = pos >= threshold * pos.max()
+        layer = self.elevated if self.elevated[seeds].mean() >= 0.5 else ~self.elevated
+        seeds &= layer
         blocked = (neg >= threshold * neg.max()) & ~seeds if neg.max() > 0 else np.zeros_like(seeds)
+        blocked |= ~layer
         ok = ~blocked[self.pairs[:, 0]] & ~blocked[self.pairs[:, 1]]
         p = self.pairs[ok]
         g = self._coo((np.ones(len(p)), (p[:, 0], p[:, 1])), shape=(self.n, self.n))
@@ -92,7 +97,8 @@ def run_object(segmenter, tile, obj_id: int, max_fix: int = 20, gaze: GazeModel 
     lo = xyz[obj, :2].min(0) - margin
     hi = xyz[obj, :2].max(0) + margin
     local = np.flatnonzero(np.all((xyz[:, :2] >= lo) & (xyz[:, :2] <= hi), axis=1))
-    grower = RegionGrower(xyz[local], grow_radius or 2.0 * tile.voxel_size, grow_dz)
+    grower = RegionGrower(xyz[local], grow_radius or 2.0 * tile.voxel_size, grow_dz,
+                          elevated=tile.feats[local, 0] * 10.0 > 1.0)
     sigma = np.radians(sim.model.sigma_deg)
 
     n = len(xyz)

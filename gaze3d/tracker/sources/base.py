@@ -84,3 +84,39 @@ class GazeSource(abc.ABC):
         without a device calibration answer ``ok: False``.
         """
         return {"ok": False, "error": f"source {self.name!r} has no device calibration"}
+
+
+class ThreadReleasedSource(GazeSource):
+    """A source whose device handle is released by the thread that reads it.
+
+    ``close`` may come from another thread while ``read`` waits on the device:
+    it sets ``_closed`` (which subclasses' ``_read`` loops check, so the wait
+    ends promptly) and the handle is released by ``close`` itself when no read
+    is under way, else by ``read`` on its way out. Subclasses implement
+    ``_read`` (the body of :meth:`read`) and ``_release`` (idempotent).
+    """
+
+    _closed = False
+    _reading = False
+
+    def read(self, timeout_s: float):
+        self._reading = True
+        try:
+            return self._read(timeout_s)
+        finally:
+            self._reading = False
+            if self._closed:
+                self._release()
+
+    def close(self) -> None:
+        self._closed = True
+        if not self._reading:
+            self._release()
+
+    @abc.abstractmethod
+    def _read(self, timeout_s: float):
+        """Like :meth:`GazeSource.read`."""
+
+    @abc.abstractmethod
+    def _release(self) -> None:
+        """Release the device handle; safe to call twice."""

@@ -35,7 +35,7 @@ from typing import Dict, List
 from ..._optional import optional_import
 from ...errors import InputError
 from ._options import Options
-from .base import GazeSource, SourceError
+from .base import SourceError, ThreadReleasedSource
 
 _FIELDS = ("x", "y", "valid", "confidence", "pupil", "left_x", "left_y", "right_x", "right_y")
 
@@ -68,7 +68,7 @@ def parse_channels(text) -> Dict[str, int]:
     return out
 
 
-class LslSource(GazeSource):
+class LslSource(ThreadReleasedSource):
     """An LSL gaze stream.
 
     Thread-safety: the inlet belongs to the reading thread; ``close`` from
@@ -95,8 +95,6 @@ class LslSource(GazeSource):
             self.stream_type = "Gaze"
         self._inlet = None
         self._lsl = None
-        self._closed = False
-        self._reading = False
         self._lock = threading.Lock()
         self._info = {}
         self._clock_offset = 0.0     # pylsl.local_clock() - time.monotonic()
@@ -160,15 +158,6 @@ class LslSource(GazeSource):
                 s[side] = {"gaze": g if good else [math.nan, math.nan], "valid": good}
         return s
 
-    def read(self, timeout_s: float) -> List[dict]:
-        self._reading = True
-        try:
-            return self._read(timeout_s)
-        finally:
-            self._reading = False
-            if self._closed:
-                self._release()
-
     def _read(self, timeout_s: float) -> List[dict]:
         if self._inlet is None:
             if self._closed:
@@ -188,11 +177,6 @@ class LslSource(GazeSource):
             if time.monotonic() >= deadline:
                 return []
         return []
-
-    def close(self) -> None:
-        self._closed = True
-        if not self._reading:
-            self._release()
 
     def _release(self) -> None:
         with self._lock:

@@ -43,7 +43,7 @@ import zmq
 from ..._optional import optional_import
 from ...errors import InputError
 from ._options import Options
-from .base import GazeSource, SourceError
+from .base import SourceError, ThreadReleasedSource
 
 DEFAULT_FEED = "tcp://127.0.0.1:5571"
 
@@ -171,7 +171,7 @@ class _StdinPointer:
         pass
 
 
-class MouseSource(GazeSource):
+class MouseSource(ThreadReleasedSource):
     """Cursor position as gaze; see the module docstring.
 
     Thread-safety: one reading thread; ``close`` from another thread sets a
@@ -191,8 +191,6 @@ class MouseSource(GazeSource):
         if not self.feed.startswith(("tcp://", "ipc://", "inproc://")):
             raise InputError(f"mouse option 'feed': expected a ZMQ address like {DEFAULT_FEED}, got {self.feed!r}")
         self._pointer = None
-        self._closed = False
-        self._reading = False
         self._lock = threading.Lock()
         self._t0 = 0.0
         self._k = 0
@@ -222,15 +220,6 @@ class MouseSource(GazeSource):
         self._used = kind
         self._t0 = time.monotonic()
         self._k = 0
-
-    def read(self, timeout_s: float) -> List[dict]:
-        self._reading = True
-        try:
-            return self._read(timeout_s)
-        finally:
-            self._reading = False
-            if self._closed:
-                self._release()
 
     def _read(self, timeout_s: float) -> List[dict]:
         p = self._pointer
@@ -268,11 +257,6 @@ class MouseSource(GazeSource):
                         "gaze": [x, y] if ok else [math.nan, math.nan], "valid": bool(ok)})
             self._k += 1
         return out
-
-    def close(self) -> None:
-        self._closed = True
-        if not self._reading:
-            self._release()
 
     def _release(self) -> None:
         with self._lock:

@@ -34,7 +34,7 @@ import msgpack
 import zmq
 
 from ._options import Options
-from .base import GazeSource, SourceError
+from .base import SourceError, ThreadReleasedSource
 
 
 def convert_gaze_datum(datum: dict, threshold: float, offset_s: float) -> dict:
@@ -81,7 +81,7 @@ def convert_gaze_datum(datum: dict, threshold: float, offset_s: float) -> dict:
     return sample
 
 
-class PupilSource(GazeSource):
+class PupilSource(ThreadReleasedSource):
     """Pupil Core gaze over the network API.
 
     Thread-safety: one reading thread owns the ZMQ sockets; ``close`` from
@@ -105,8 +105,6 @@ class PupilSource(GazeSource):
         self._sub = None
         self._offset_s = 0.0
         self._last_alive = 0.0
-        self._closed = False
-        self._reading = False
         self._socket_lock = threading.Lock()
         self._info = {}
 
@@ -157,15 +155,6 @@ class PupilSource(GazeSource):
         self._info = {"source": self.name, "model": "Pupil Core", "remote": self.remote_address,
                       "sub_port": int(sub_port), "version": version, "confidence_threshold": self.threshold}
 
-    def read(self, timeout_s: float) -> List[dict]:
-        self._reading = True
-        try:
-            return self._read(timeout_s)
-        finally:
-            self._reading = False
-            if self._closed:
-                self._close_sockets()
-
     def _read(self, timeout_s: float) -> List[dict]:
         if self._sub is None:
             if self._closed:
@@ -205,12 +194,7 @@ class PupilSource(GazeSource):
                 return out
         return out
 
-    def close(self) -> None:
-        self._closed = True
-        if not self._reading:         # else the reading thread closes the sockets on its way out
-            self._close_sockets()
-
-    def _close_sockets(self) -> None:
+    def _release(self) -> None:
         with self._socket_lock:
             for name in ("_sub", "_req"):
                 s = getattr(self, name)
