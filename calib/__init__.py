@@ -13,6 +13,7 @@
 * :mod:`.vr`: 3D targets, angular error from the eye origin; EDVAM reader;
 * :mod:`.profiles`: per annotator + display + tracker profiles in the user
   config folder, and the calibration a recording was made with;
+* :mod:`.timeline`: which correction was in force when (live and replay alike);
 * :mod:`.session`: headless sessions driven by the gaze simulator, target events.
 
 See ``docs/calibration.md``.

@@ -7,8 +7,10 @@ atomically; the selected profile's name is in ``<config>/selected_profile.json``
 
 Every recording stores the profile and correction it was made with
 (:func:`store_in_recording`, meta key ``"calibration"``), as a full snapshot,
-so a replay applies the very same correction (:func:`recording_correction`)
-even after the profile was recalibrated or deleted.
+so a replay applies the very same correction (:func:`recording_correction`,
+:func:`replay_samples`) even after the profile was recalibrated or deleted.
+Live viewer sessions store the whole timeline of their corrections there
+(:mod:`.timeline`).
 """
 from __future__ import annotations
 
