@@ -136,6 +136,11 @@ def angular_velocity(t_s, x_deg, y_deg, window_s: float = 0.020, valid=None) -> 
     velocity : (n,) float64 deg/s, NaN for invalid samples.
     """
     t, x, y, ok = _check_signal(t_s, x_deg, y_deg, valid)
+    return _velocity(t, x, y, ok, window_s)
+
+
+def _velocity(t, x, y, ok, window_s):
+    """:func:`angular_velocity` of a checked signal (float64 arrays, ``ok`` the valid samples)."""
     v = np.full(len(t), np.nan)
     idx = np.flatnonzero(ok)
     if len(idx) < 2:
@@ -275,7 +280,7 @@ def classify_samples(t_s, x_deg, y_deg, method: str = "ivt", *, valid=None, **pa
             fix = _idt_segment(t[s:e], x[s:e], y[s:e], p["dispersion_deg"], p["min_duration_s"])
             labels[s:e] = np.where(fix, _FIX, _SAC)
         return labels
-    v = angular_velocity(t, x, y, p["window_s"], valid=ok)
+    v = _velocity(t, x, y, ok, p["window_s"])   # after fill_gaps, ok samples are finite
     if method == "ivt":
         labels[ok] = np.where(v[ok] > p["velocity_threshold"], _SAC, _FIX)
     elif method == "ivvt":
@@ -323,9 +328,9 @@ def object_space_steps(origins, directions, hit_points, prev_direction=None, pre
         Scene point hit by each ray (NaN where none).
     prev_direction, prev_hit : (3,) float64, optional
         The sample before the first one (its step is 0 when not given).
-    rights, ups : (n, 3) float64, optional
-        Image axes at each sample (the camera's); perpendicular axes built
-        from a z-up world otherwise.
+    rights, ups : (n, 3) or (3,) float64, optional
+        Image axes at each sample (the camera's; (3,) when one camera holds
+        for all samples); perpendicular axes built from a z-up world otherwise.
 
     Returns
     -------
@@ -348,11 +353,16 @@ def object_space_steps(origins, directions, hit_points, prev_direction=None, pre
         e = e / norm
     use = np.isfinite(e).all(axis=1) & (norm[:, 0] > 0)
     e = np.where(use[:, None], e, pd)
-    if rights is None or ups is None:
-        rights, ups = _basis(d)
     delta = d - e
-    steps = np.degrees(np.stack([np.einsum("ij,ij->i", delta, rights),
-                                 -np.einsum("ij,ij->i", delta, ups)], axis=1))
+    if rights is not None and ups is not None and np.ndim(rights) == 1 and np.ndim(ups) == 1:
+        # one camera for all samples: one (n, 3) x (3, 2) product
+        steps = np.degrees(delta @ np.stack([np.asarray(rights, dtype=np.float64),
+                                             -np.asarray(ups, dtype=np.float64)], axis=1))
+    else:
+        if rights is None or ups is None:
+            rights, ups = _basis(d)
+        steps = np.degrees(np.stack([np.einsum("ij,ij->i", delta, rights),
+                                     -np.einsum("ij,ij->i", delta, ups)], axis=1))
     if prev_direction is None:
         steps[0] = 0.0
     return steps

@@ -157,10 +157,12 @@ def test_visibility_hides_points_under_a_roof():
 def test_simulated_attention_lands_on_the_fixated_object():
     rng = np.random.default_rng(1)
     ground = np.c_[rng.uniform(0, 60, (20000, 2)), np.zeros(20000)]
-    box = np.c_[rng.uniform(25, 35, (2000, 2)), np.full(2000, 6.0)]
+    # a 30 m wide roof 6 m up (no walls), dense enough for the engine's splats to close it;
+    # ground under its middle is hidden from every view at >= 40 deg elevation
+    box = np.c_[rng.uniform(15, 45, (40000, 2)), np.full(40000, 6.0)]
     xyz = np.concatenate([ground, box])
-    labels = np.r_[np.full(20000, 2), np.full(2000, 6)]
-    obj = find_objects(xyz, labels, [6], voxel=1.0)
+    labels = np.r_[np.full(20000, 2), np.full(40000, 6)]
+    obj = find_objects(xyz, labels, [6], voxel=1.0, max_fraction=0.9)
     assert obj.max() == 0 and (obj[20000:] == 0).all()
     sim = AnnotatorSimulator(xyz, GazeModel(accuracy_deg=0.5, precision_deg=0.1), seed=0)
     idx = np.flatnonzero(obj == 0)
@@ -168,7 +170,8 @@ def test_simulated_attention_lands_on_the_fixated_object():
     att = sim.attention(cam, vis, xyz[sim.pick_targets(idx, vis, 5)])
     assert att.dtype == np.float32 and att.shape == (len(xyz),)
     assert att[20000:].sum() / att.sum() > 0.5            # mostly on the box
-    assert (att[~vis] == 0).all()                          # never on hidden points
+    under = np.all(np.abs(xyz[:, :2] - 30.0) < 5.0, axis=1) & (xyz[:, 2] == 0)
+    assert under.sum() > 30 and (att[under] == 0).all()    # never on the ground under the roof
     clicks = click_map(xyz, xyz[[20100]], radius=1.0)
     assert clicks[20100] == pytest.approx(1.0) and clicks.max() <= 1.0
 
@@ -291,3 +294,18 @@ def test_segmenter_roi_limits_the_mask_to_the_attended_area():
     assert (seg.update(np.zeros(len(xyz))) == 0).all()
     with pytest.raises(ValueError, match="roi_margin"):
         InteractiveSegmenter(net, roi_margin=-1.0)
+
+
+@needs_ign
+def test_simulator_stand_in_agrees_with_attention_engine():
+    from gaze3d.models.data import load_tile
+
+    tile = load_tile("ign")
+    idx = np.flatnonzero(tile.objects == 0)
+    maps = []
+    for engine in ("attention", "internal"):
+        sim = AnnotatorSimulator(tile.xyz, GazeModel(0.5, 0.1), seed=1, engine=engine)
+        cam, vis = sim.view(idx)
+        maps.append(sim.attention(cam, vis, tile.xyz[sim.pick_targets(idx, vis, 3)]))
+    assert np.corrcoef(maps[0], maps[1])[0, 1] > 0.9
+    assert 0.8 < maps[0].sum() / maps[1].sum() < 1.25

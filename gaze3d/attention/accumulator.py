@@ -131,6 +131,8 @@ class AttentionAccumulator:
         self.commit_interval_s = max(0.0, float(commit_interval_s))
         self.ray_px_per_deg = float(ray_px_per_deg)
         self.engine = _engine_for(scan, self.foveal, engine_opts)
+        from .pointcloud import PointCloudEngine
+        self._rows_ok = isinstance(self.engine, PointCloudEngine)     # deposit(..., use=) (meshes too)
         self.reset()
 
     # ------------------------------------------------------------- state
@@ -299,9 +301,7 @@ class AttentionAccumulator:
             self._deposit(frame, dirs[use], wv[use], origins[use])
             return
         hits = self.engine.hit_points(frame, dirs, origins)
-        steps = object_space_steps(origins, dirs, hits, self._prev_dir, self._prev_hit,
-                                   rights=np.broadcast_to(right, dirs.shape),
-                                   ups=np.broadcast_to(up, dirs.shape))
+        steps = object_space_steps(origins, dirs, hits, self._prev_dir, self._prev_hit, rights=right, ups=up)
         steps *= self.foveal.visual_per_camera(camera)      # classifier thresholds are visual degrees
         self._prev_dir, self._prev_hit = dirs[-1].copy(), hits[-1].copy()
         xy = np.full((len(t), 2), np.nan)
@@ -333,6 +333,14 @@ class AttentionAccumulator:
         keep = []
         for chunk in self._pending:
             frame, tc, dc, wc, oc = chunk
+            if tc[-1] <= cutoff and self._rows_ok:
+                # the whole chunk: deposit its fixations from the very arrays the
+                # frame was built for, so the engine reuses the frame's cones
+                use = labels[np.searchsorted(self._hist_t, tc)] == _FIX
+                if use.any():
+                    self.engine.deposit(frame, dc, wc, oc, use=use)
+                    self.n_used += int(np.count_nonzero(use))
+                continue
             done = tc <= cutoff
             if done.any():
                 lab = labels[np.searchsorted(self._hist_t, tc[done])]

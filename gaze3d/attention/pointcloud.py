@@ -25,12 +25,15 @@ For one camera frame and the gaze rays that fall in it:
 
 Cones are cached (LRU over cameras, up to 8 cones per camera), so the ~20
 samples of a 1200 Hz tracker that share a 60 Hz camera frame pay for the cone
-query and depth test once.
+query and depth test once. Across frames of a moving camera, the points of a
+slightly larger cone are kept (:class:`_ConeStore`): a new cone inside it is
+cut from them exactly instead of walking the octree again, with the same result.
 Everything is sequential numpy with a fixed order of operations: the same
 input gives bit-identical output.
 """
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -43,27 +46,35 @@ from .foveal import FovealModel, chord2_to_theta2
 from .spatial import MortonIndex
 
 
+_RAD5, _RAD20 = np.radians(5.0), np.radians(20.0)
+
+
 def _camera_key(camera) -> bytes:
     return np.concatenate([camera.position, camera.focal_point, camera.view_up,
                            [camera.vfov_deg, camera.width, camera.height, camera.near, camera.far,
                             -1.0 if camera.parallel_scale is None else camera.parallel_scale]]).tobytes()
 
 
-def _min_filter(z: np.ndarray, h: int) -> np.ndarray:
+def _min_filter(z: np.ndarray, h: int, rows: Optional[np.ndarray] = None) -> np.ndarray:
     """Minimum over the (2h+1) x (2h+1) square around each pixel, for pixels at least h from the border.
 
     The border of ``z`` (h pixels wide) is left at ``inf`` in the result; callers
-    keep their points out of it.
+    keep their points out of it. ``rows`` (like ``z``) is a work array to reuse.
     """
     if h <= 0:
-        return z
+        return z.copy()
     H, W = z.shape
-    rows = np.full_like(z, np.inf)
+    if rows is None:
+        rows = np.empty_like(z)
+    rows[:, :h] = np.inf
+    rows[:, W - h:] = np.inf
     core = rows[:, h:W - h]
     np.minimum(z[:, 0:W - 2 * h], z[:, 1:W - 2 * h + 1], out=core)
     for d in range(2, 2 * h + 1):
         np.minimum(core, z[:, d:W - 2 * h + d], out=core)
-    out = np.full_like(z, np.inf)
+    out = np.empty_like(z)
+    out[:h] = np.inf
+    out[H - h:] = np.inf
     core = out[h:H - h]
     np.minimum(rows[0:H - 2 * h], rows[1:H - 2 * h + 1], out=core)
     for d in range(2, 2 * h + 1):
@@ -97,6 +108,35 @@ class PointFrame:
     depth_window: Optional[tuple] = None   # (splat depth buffer (wv, wu), u origin, v origin)
 
 
+@dataclass
+class _ConeStore:
+    """The points of a cone a little larger than the one asked for, kept for the next frames (internal).
+
+    A moving camera asks for a slightly different cone every frame; any cone
+    inside this one is answered from ``pts`` without touching the octree.
+    """
+
+    apex: np.ndarray            # (3,) float64, relative to the index centre
+    axis: np.ndarray            # (3,) float64 unit
+    half_angle: float           # radians
+    cand: np.ndarray            # (m,) int64 ascending sorted positions of the points in the cone
+    pts: np.ndarray             # (3, m) float32 their coordinates relative to the index centre
+
+    def contains(self, apex: np.ndarray, axis: np.ndarray, half_angle: float) -> bool:
+        """Whether the cone (apex, axis, half_angle) lies inside this one.
+
+        Cones are convex: a cone whose apex is inside this one and whose
+        directions all are (``angle(axis, self.axis) + half_angle <=
+        self.half_angle``) lies inside it.
+        """
+        slack = self.half_angle - 1e-6
+        if np.arccos(min(1.0, float(axis @ self.axis))) + half_angle > slack:
+            return False
+        v = apex - self.apex
+        nv = float(np.linalg.norm(v))
+        return nv == 0.0 or np.arccos(min(1.0, float(v @ self.axis) / nv)) <= slack
+
+
 class PointCloudEngine:
     """Occlusion-aware foveal attention on a point cloud (see module docstring).
 
@@ -125,7 +165,8 @@ class PointCloudEngine:
 
     def __init__(self, xyz: np.ndarray, foveal: FovealModel, point_size: float = 3.0,
                  depth_tolerance: float = 0.005, max_slope: float = 3.0, cache_frames: int = 16,
-                 leaf_size: int = 256, cone_slack_deg: float = 0.25, group_sigmas: float = 1.0):
+                 leaf_size: int = 256, cone_slack_deg: float = 0.25, group_sigmas: float = 1.0,
+                 store_widen_deg: float = 0.75, store_pullback: float = 0.15):
         if not (np.isfinite(point_size) and point_size > 0):
             raise InputError(f"point_size: expected a positive number of pixels, got {point_size}")
         if not (np.isfinite(depth_tolerance) and depth_tolerance >= 0):
@@ -143,7 +184,17 @@ class PointCloudEngine:
         self.cache_frames = int(cache_frames)
         self.cone_slack_deg = float(cone_slack_deg)
         self.group_sigmas = float(group_sigmas)
+        if not (np.isfinite(store_widen_deg) and store_widen_deg >= 0):
+            raise InputError(f"store_widen_deg: expected a number of degrees >= 0, got {store_widen_deg}")
+        if not (np.isfinite(store_pullback) and store_pullback >= 0):
+            raise InputError(f"store_pullback: expected a number >= 0, got {store_pullback}")
+        self.store_widen_deg = float(store_widen_deg)
+        self.store_pullback = float(store_pullback)
+        self.store_min_rays = 8
         self._xyz = xyz
+        self._store: Optional[_ConeStore] = None
+        self._buffers: dict = {}
+        self._depth_hint = 0.0          # nearest point in the last cone (sizes the next store)
 
     # ------------------------------------------------------------ frames
     def _margin(self, camera) -> float:
@@ -171,6 +222,8 @@ class PointCloudEngine:
         if n <= 1:
             return [np.arange(n)]
         cos_lim = np.cos(self.group_sigmas * self.foveal.camera_sigma_rad(camera))
+        if np.all(directions @ directions[0] >= cos_lim):
+            return [np.arange(n)]            # one run (a fixation): no pairwise products needed
         dots = directions @ directions.T
         groups, first = [], 0
         for i in range(1, n):
@@ -219,7 +272,8 @@ class PointCloudEngine:
         # at a time) reuse the cone while the eye stays within the slack
         slack = np.radians(self.cone_slack_deg)
         half = min(spread + self.foveal.cut_rad(camera) + slack, np.radians(88.0))
-        fr = self._build(camera, handle.key, axis, half, half + self._margin(camera))
+        fr = self._build(camera, handle.key, axis, half, half + self._margin(camera),
+                         lasting=len(dirs) >= self.store_min_rays)
         handle.cones.append(fr)
         cones = self._frames.setdefault(handle.key, [])
         cones.append(fr)
@@ -229,27 +283,37 @@ class PointCloudEngine:
             self._frames.popitem(last=False)
         return fr
 
-    def _build(self, camera, key, axis, half, cone) -> PointFrame:
+    def _build(self, camera, key, axis, half, cone, lasting: bool = True) -> PointFrame:
         idx = self.index
         apex = camera.position - idx.center
-        cand = idx.cone_candidates(apex, axis, min(cone, np.radians(89.5)), camera.near)
-        R = camera.rotation
-        # camera coordinates of the candidates, in float32 rows of one array so
-        # that each compression below is a single take
+        cand, pts = self._candidates(apex, axis, cone, camera.near, lasting)
+        # coordinates relative to the eye, in float32 rows of one array so that
+        # each compression below is a single take
         a = apex.astype(np.float32)
-        pts = np.take(idx.cols, cand, axis=1)
-        pts -= a[:, None]
-        m = np.empty((7, len(cand)), dtype=np.float32)      # cx, cy, cz, |c|^2, u, v, dot
-        np.matmul(R.astype(np.float32), pts, out=m[:3])
+        pts = pts - a[:, None]
+        # camera coordinates and the distance along the cone axis in one product;
+        # the exact cone test then drops the store's (or the octree cells') extra points
+        R = camera.rotation
+        proj = np.empty((4, 3), dtype=np.float32)
+        proj[0] = axis
+        proj[1:] = R
+        full = np.empty((5, len(cand)), dtype=np.float32)     # dot, cx, cy, cz, |c|^2
+        np.matmul(proj, pts, out=full[:4])
         del pts
-        cx, cy, cz, n2, u, v, dot = m
+        dot, cx, cy, cz, n2 = full
+        np.einsum("ij,ij->j", full[1:4], full[1:4], out=n2)     # cx^2 + cy^2 + cz^2
+        ok = dot > 0
+        dot *= dot
+        ok &= dot >= np.float32(np.cos(cone) ** 2) * n2
+        keep = np.flatnonzero(ok)
+        cand = np.take(cand, keep)
+        m = np.empty((6, len(cand)), dtype=np.float32)       # cx, cy, cz, |c|^2, u, v
+        np.take(full[1:], keep, axis=1, out=m[:4], mode="clip")   # "raise" would buffer `out`
+        del full, dot, cx, cy, cz, n2
+        if len(cand):
+            self._depth_hint = float(np.sqrt(m[3].min()))
         ax = (R @ axis).astype(np.float32)               # cone axis in camera coordinates
-        np.multiply(cx, ax[0], out=dot)
-        dot += cy * ax[1]
-        dot += cz * ax[2]
-        np.multiply(cx, cx, out=n2)
-        n2 += cy * cy
-        n2 += cz * cz
+        cx, cy, cz, n2, u, v = m
         f = np.float32(camera.focal_px)
         with np.errstate(divide="ignore", invalid="ignore"):
             inv = f / cz
@@ -258,14 +322,12 @@ class PointCloudEngine:
         np.multiply(cy, -inv, out=v)
         v += np.float32(camera.height / 2.0)
         h = self.half_splat
-        ok = dot > 0
-        dot *= dot
-        ok &= dot >= np.float32(np.cos(cone) ** 2) * n2
-        ok &= (cz >= camera.near) & (cz <= camera.far)
+        ok = (cz >= camera.near) & (cz <= camera.far)
         ok &= (u >= -h) & (u < camera.width + h) & (v >= -h) & (v < camera.height + h)
-        keep = np.flatnonzero(ok)
-        cand = np.take(cand, keep)
-        m = np.take(m[:6], keep, axis=1)
+        if not ok.all():
+            keep = np.flatnonzero(ok)
+            cand = np.take(cand, keep)
+            m = np.take(m, keep, axis=1)
         self._window = None
         if len(cand):
             cx, cy, cz, n2, u, v = m
@@ -288,6 +350,41 @@ class PointCloudEngine:
         return PointFrame(key=key, camera=camera, origin=camera.position.copy(), axis=axis,
                           half_angle=half, index=cand, amat=amat, rotation=R, depth_window=self._window)
 
+    def _candidates(self, apex, axis, cone, near, lasting: bool = True):
+        """(m,) int64 ascending sorted positions and (3, m) float32 coordinates of a superset of the cone's points.
+
+        The octree is asked for a cone ``store_widen_deg`` wider whose apex is
+        pulled back along the axis by ``store_pullback`` times the distance of
+        the nearest point seen last; the points in it are kept, and the next
+        frames' cones that lie inside it (a camera moving a little, an eye
+        fixating) are answered from them. The exact cone test that follows
+        gives the same points either way. A cone that is not ``lasting`` (a
+        few rays of a saccade) does not replace the kept points.
+        """
+        idx = self.index
+        widen = np.radians(self.store_widen_deg)
+        st = self._store
+        if st is not None and st.contains(apex, axis, cone):
+            return st.cand, st.pts
+        if not (lasting and widen > 0 and cone + widen < np.radians(89.0)):
+            cand = idx.cone_candidates(apex, axis, min(cone, np.radians(89.5)), near)
+            return cand, np.take(idx.cols, cand, axis=1)
+        big = cone + widen
+        back = apex - axis * (self.store_pullback * self._depth_hint)
+        cand = idx.cone_candidates(back, axis, big, 0.0)
+        pts = np.take(idx.cols, cand, axis=1)
+        # keep the points inside the big cone (with a margin for float32 rounding)
+        d = pts - back.astype(np.float32)[:, None]
+        dot = axis.astype(np.float32) @ d
+        n2 = np.einsum("ij,ij->j", d, d)
+        del d
+        lim = np.cos(min(big + 1e-3, np.radians(89.9)))
+        ok = (dot >= np.float32(lim) * np.sqrt(n2)) | (n2 <= np.float32((1e-4 * idx.size) ** 2))
+        keep = np.flatnonzero(ok)
+        st = self._store = _ConeStore(apex=back, axis=axis.copy(), half_angle=big, cand=np.take(cand, keep),
+                                      pts=np.take(pts, keep, axis=1))
+        return st.cand, st.pts
+
     def _visibility(self, camera, cand, cam_xyz, depth, u, v) -> np.ndarray:
         """(m,) bool: the splat depth test (see the module docstring)."""
         h = self.half_splat
@@ -298,9 +395,10 @@ class PointCloudEngine:
         wu, wv = int(iu.max()) - u0 + 1 + 2 * h, int(iv.max()) - v0 + 1 + 2 * h
         flat = (iv - (v0 - h)) * wu
         flat += iu - (u0 - h)
-        z = np.full(wu * wv, np.inf, dtype=np.float32)
-        np.minimum.at(z, flat, depth)
-        zs = _min_filter(z.reshape(wv, wu), h)
+        z = self._scratch((wv, wu), 3)      # reused: a fresh buffer costs its page faults
+        z.fill(np.inf)
+        np.minimum.at(z.reshape(-1), flat, depth)
+        zs = _min_filter(z, h, rows=self._scratch((wv, wu), 4))
         self._window = (zs, u0 - h, v0 - h)     # kept for the gaze's own hit points
         zs = zs.ravel()
         tol = depth * np.float32(self.depth_tolerance + self.max_slope * (2 * h + 1) / camera.focal_px)
@@ -308,7 +406,8 @@ class PointCloudEngine:
         return depth <= tol
 
     # ---------------------------------------------------------- per ray
-    def _chord2(self, fr: PointFrame, directions: np.ndarray, cols: slice) -> np.ndarray:
+    def _chord2(self, fr: PointFrame, directions: np.ndarray, cols: slice, out=None,
+                clamp: bool = True) -> np.ndarray:
         """(s, v') float32 squared chords between rays and visible points ``cols``.
 
         ``|d - p|^2 = |q|^2 + |h|^2 - 2 q.h`` with ``q = p - axis`` and
@@ -320,9 +419,19 @@ class PointCloudEngine:
         b[:, :3] = -2.0 * h
         b[:, 3] = 1.0
         b[:, 4] = np.einsum("ij,ij->i", h, h)
-        c2 = b @ fr.amat[:, cols]
-        np.maximum(c2, 0.0, out=c2)
+        c2 = np.matmul(b, fr.amat[:, cols], out=out)
+        if clamp:
+            np.maximum(c2, 0.0, out=c2)
         return c2
+
+    def _scratch(self, shape, slot: int, dtype=np.float32) -> np.ndarray:
+        """A reused work array (the deposit's (s, v) temporaries: no fresh pages every frame)."""
+        size = math.prod(shape)
+        key = (slot, dtype)
+        buf = self._buffers.get(key)
+        if buf is None or buf.size < size:
+            buf = self._buffers[key] = np.empty(max(size, 1 << 16), dtype=dtype)
+        return buf[:size].reshape(shape)
 
     def hit_points(self, handle: CameraFrame, directions: np.ndarray, origins=None) -> np.ndarray:
         """(s, 3) float64 point where each ray meets the visible surface.
@@ -351,12 +460,18 @@ class PointCloudEngine:
             v = cam.height / 2.0 - cam.focal_px * c[:, 1] / c[:, 2]
         h = self.half_splat
         ok = (c[:, 2] > 0) & (u >= 0) & (u < cam.width) & (v >= 0) & (v < cam.height)
-        iu = np.floor(np.where(ok, u, 0.0) + h).astype(np.int64) - iu0
-        iv = np.floor(np.where(ok, v, 0.0) + h).astype(np.int64) - iv0
-        ok &= (iu >= 0) & (iu < zs.shape[1]) & (iv >= 0) & (iv < zs.shape[0])
-        depth = np.full(len(directions), np.inf)
-        depth[ok] = zs[iv[ok], iu[ok]]
-        hit = ok & np.isfinite(depth)
+        every = bool(ok.all())
+        iu = np.floor((u if every else np.where(ok, u, 0.0)) + h).astype(np.int64) - iu0
+        iv = np.floor((v if every else np.where(ok, v, 0.0)) + h).astype(np.int64) - iv0
+        if every and iu.min() >= 0 and iv.min() >= 0 and iu.max() < zs.shape[1] and iv.max() < zs.shape[0]:
+            depth = zs[iv, iu].astype(np.float64)         # the usual case: every gaze pixel in the window
+        else:
+            ok &= (iu >= 0) & (iu < zs.shape[1]) & (iv >= 0) & (iv < zs.shape[0])
+            depth = np.full(len(directions), np.inf)
+            depth[ok] = zs[iv[ok], iu[ok]]
+        hit = np.isfinite(depth)
+        if hit.all():
+            return fr.origin + directions * (depth / c[:, 2])[:, None]
         out[hit] = fr.origin + directions[hit] * (depth[hit] / c[hit, 2])[:, None]
         miss = np.flatnonzero(~hit)
         if len(miss):               # a hole between splats: the nearest visible point in angle
@@ -384,12 +499,21 @@ class PointCloudEngine:
         out[hit] = fr.origin + directions[hit] * dist[:, None]
         return out
 
-    def deposit(self, handle: CameraFrame, directions: np.ndarray, weights: np.ndarray, origins=None) -> None:
-        """Add ``weights[i] * gaussian(angle)`` of every ray to the visible points."""
+    def deposit(self, handle: CameraFrame, directions: np.ndarray, weights: np.ndarray, origins=None,
+                use: Optional[np.ndarray] = None) -> None:
+        """Add ``weights[i] * gaussian(angle)`` of every ray (or of the rays where ``use`` (s,) bool) to the visible points.
+
+        With ``use``, ``directions`` can be the very array the frame was built
+        for: its cones are then reused as they are, without regrouping.
+        """
         if len(directions) == 0:
             return
         w = np.asarray(weights, dtype=np.float64)
         for fr, idx in self._cones(handle, directions):
+            if use is not None:
+                idx = idx[use[idx]]
+                if len(idx) == 0:
+                    continue
             self._cone_deposit(fr, directions[idx], w[idx])
 
     def _cone_deposit(self, fr: PointFrame, directions: np.ndarray, weights: np.ndarray) -> None:
@@ -397,29 +521,33 @@ class PointCloudEngine:
         if v == 0 or len(directions) == 0:
             return
         sigma = self.foveal.camera_sigma_rad(fr.camera)
-        cut = self.foveal.cut_rad(fr.camera)
+        cut = self.foveal.cut_sigmas * sigma          # = foveal.cut_rad(camera)
         c2cut = np.float32((2 * np.sin(cut / 2)) ** 2)
         k = -0.5 / sigma ** 2
         w = np.asarray(weights, dtype=np.float64)
-        keep = w > 0
-        directions, w = directions[keep], w[keep]
-        if len(w) == 0:
-            return
+        if not w.min() > 0:
+            keep = w > 0
+            directions, w = directions[keep], w[keep]
+            if len(w) == 0:
+                return
         # exp(k theta^2 + ln w) = w * gaussian: the dwell rides in the exponent
         lnw = np.log(w).astype(np.float32)[:, None]
-        series3 = cut > np.radians(5.0)       # c2^3/90 matters above ~5 degrees
-        exact = cut > np.radians(20.0)
+        series3 = cut > _RAD5                 # c2^3/90 matters above ~5 degrees
+        exact = cut > _RAD20
         chunk = max(1024, 262144 // len(w))   # keep the (s, chunk) temporaries in cache
         for s in range(0, v, chunk):
             cols = slice(s, min(v, s + chunk))
-            c2 = self._chord2(fr, directions, cols)
-            far = c2 > c2cut
+            shape = (len(w), cols.stop - cols.start)
+            # no clamp at 0: a rounding-negative c2 (|c2| < ~1e-9, a point on the ray)
+            # gives exp(-k |c2|), as close to 1 as the clamped value
+            c2 = self._chord2(fr, directions, cols, out=self._scratch(shape, 0), clamp=False)
+            far = np.greater(c2, c2cut, out=self._scratch(shape, 2, bool))
             if exact or series3:
                 e = chord2_to_theta2(c2, exact=exact)
                 e *= np.float32(k)
             else:
                 # theta^2 = c2 (1 + c2 / 12) to float32 precision below 5 degrees
-                e = c2 * np.float32(k / 12.0)
+                e = np.multiply(c2, np.float32(k / 12.0), out=self._scratch(shape, 1))
                 e += np.float32(k)
                 e *= c2
             e += lnw
@@ -437,3 +565,4 @@ class PointCloudEngine:
 
     def reset(self) -> None:
         self.acc[:] = 0.0
+        self._store, self._depth_hint = None, 0.0
