@@ -54,15 +54,19 @@ class InteractiveSampler:
         network must learn to leave out.
     max_fix : int
     seed : int
+    engine : str
+        Attention deposition of the simulator (see :class:`AnnotatorSimulator`).
     """
 
     def __init__(self, tiles: Sequence[Tile], split: str = "train", margin=(6.0, 30.0),
-                 max_fix: int = 10, seed: int = 0, gaze: Optional[GazeModel] = None):
+                 max_fix: int = 10, seed: int = 0, gaze: Optional[GazeModel] = None,
+                 engine: str = "attention"):
         if split not in ("train", "test"):
             raise ValueError(f"split: expected 'train' or 'test', got {split!r}")
         self.tiles = list(tiles)
         self.rng = np.random.default_rng(seed)
-        self.sims = [AnnotatorSimulator(t.xyz, gaze, seed=seed + i) for i, t in enumerate(self.tiles)]
+        self.sims = [AnnotatorSimulator(t.xyz, gaze, seed=seed + i, engine=engine)
+                     for i, t in enumerate(self.tiles)]
         self.margin = margin
         self.max_fix = max_fix
         self.items = []

@@ -21,6 +21,9 @@ def register(subparsers):
     p.add_argument("--time-limit", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--half", action="store_true", help="store weights as float16")
+    p.add_argument("--gaze-engine", choices=("attention", "internal"), default="attention",
+                   help="attention deposition of the gaze simulator: gaze3d.attention's engine, "
+                        "or the simulator's vectorised stand-in")
     p.set_defaults(func=run)
     return p
 
@@ -50,7 +53,7 @@ def run(args):
     except ValueError as exc:
         raise InputError(str(exc)) from exc
     tiles = [load_tile(n, args.data) for n in names]
-    sampler = InteractiveSampler(tiles, "train", seed=args.seed)
+    sampler = InteractiveSampler(tiles, "train", seed=args.seed, engine=args.gaze_engine)
     losses = train_interactive(model, sampler, cfg)
     meta = {"tiles": names, "steps_run": len(losses), "final_mask_loss": sum(losses[-20:]) / len(losses[-20:]),
             "command": "gaze3d train " + " ".join(
