@@ -10,6 +10,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from gaze3d.demo import bundled_tile  # noqa: E402
 from gaze3d.errors import InputError  # noqa: E402
 from gaze3d.models.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from gaze3d.models.gaze_sim import (AnnotatorSimulator, GazeModel, click_map,  # noqa: E402
@@ -19,10 +20,9 @@ from gaze3d.models.networks.selective_attention import attention_loss  # noqa: E
 from gaze3d.models.networks.unet import VARIANTS, SparseUNet, UNetConfig  # noqa: E402
 from gaze3d.models.sparse import sparse_from_points  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-IGN = DATA / "pointcloud" / "ign_lidarhd" / "870000_6618000.subset.50mx100m.las"
+# the real IGN LiDAR HD tile, bundled with the package for the demo (always present)
+IGN = bundled_tile()
 SHIPPED = Path(__file__).resolve().parents[1] / "models" / "checkpoints" / "interactive_unet14.safetensors"
-needs_ign = pytest.mark.skipif(not IGN.is_file(), reason=f"real IGN tile not found at {IGN}")
 
 
 def small_input(n=3000, channels=5, seed=0):
@@ -177,7 +177,6 @@ def test_simulated_attention_lands_on_the_fixated_object():
 
 
 # ---------------------------------------------------------------- segmenter + training on a real tile
-@needs_ign
 def test_interactive_segmenter_finds_a_test_building():
     if not SHIPPED.is_file():
         pytest.fail(f"the shipped checkpoint {SHIPPED} is missing")
@@ -204,7 +203,6 @@ def test_interactive_segmenter_finds_a_test_building():
         seg.update(np.zeros(10))
 
 
-@needs_ign
 @pytest.mark.slow
 def test_training_on_real_tile_reduces_loss_and_beats_chance():
     from gaze3d.models.batching import collate
@@ -233,7 +231,6 @@ def test_training_on_real_tile_reduces_loss_and_beats_chance():
 
 
 # ---------------------------------------------------------------- CLI
-@needs_ign
 def test_cli_segment_writes_mask_and_rejects_bad_attention(tmp_path):
     if not SHIPPED.is_file():
         pytest.fail(f"the shipped checkpoint {SHIPPED} is missing")
@@ -296,7 +293,6 @@ def test_segmenter_roi_limits_the_mask_to_the_attended_area():
         InteractiveSegmenter(net, roi_margin=-1.0)
 
 
-@needs_ign
 def test_simulator_stand_in_agrees_with_attention_engine():
     from gaze3d.models.data import load_tile
 

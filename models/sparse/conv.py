@@ -18,11 +18,12 @@ offset serves both the input and the weight gradient):
 from __future__ import annotations
 
 import math
+import threading
 
 import torch
 from torch import nn
 
-from .kernel_map import down_map, subm_pairs
+from .kernel_map import KernelPairs, down_map, subm_pairs
 from .tensor import SparseTensor
 
 def _check_int(name: str, value, minimum: int = 1) -> int:
@@ -31,47 +32,179 @@ def _check_int(name: str, value, minimum: int = 1) -> int:
     return value
 
 
+class _Scratch(threading.local):
+    """Per-thread reusable CPU buffers for the gathered rows and GEMM results.
+
+    Fresh multi-MB CPU buffers are served by ``mmap`` and page-faulted in on
+    every call, which costs more than the GEMMs themselves on this kind of
+    machine; reusing one buffer per slot avoids that. Per thread, because
+    autograd may run a backward in another thread than its forward. A buffer
+    holds at most one chunk (``_CHUNK_PAIRS`` rows). On CUDA the caching
+    allocator already does this, so fresh tensors are used.
+    """
+
+    def get(self, slot: int, rows: int, cols: int, like: torch.Tensor) -> torch.Tensor:
+        if like.device.type != "cpu":
+            return like.new_empty(rows, cols)
+        bufs = self.__dict__.setdefault("bufs", {})
+        need = rows * cols
+        buf = bufs.get((slot, like.dtype))
+        if buf is None or buf.numel() < need:
+            buf = like.new_empty(max(need, 1 << 16))
+            bufs[(slot, like.dtype)] = buf
+        return buf[:need].view(rows, cols)
+
+
+_SCRATCH = _Scratch()
+_CHUNK_PAIRS = 1 << 18     # pairs per chunk: bounds the scratch buffers (32 MB at 32 channels)
+
+
+def clear_scratch() -> None:
+    """Free this thread's reusable CPU buffers."""
+    _SCRATCH.__dict__.pop("bufs", None)
+
+
+class _Chunk:
+    """Consecutive offsets of a pair list, their pairs concatenated.
+
+    ``in_rows``/``out_rows`` (m,) int64 hold offset ``ks[j]``'s pairs at
+    ``bounds[j]:bounds[j + 1]``. Scatter-adds onto rows go through a CSR
+    matrix ``(n_rows, m)`` of ones (CPU: one ``addmm_`` that sums each row's
+    entries in place, several times faster than ``index_add_``; CUDA:
+    ``index_add_``).
+    """
+
+    def __init__(self, ks, pairs):
+        self.ks = ks
+        sizes = [len(pairs[k][0]) for k in ks]
+        self.bounds = [0]
+        for m in sizes:
+            self.bounds.append(self.bounds[-1] + m)
+        self.in_rows = torch.cat([pairs[k][0] for k in ks])
+        self.out_rows = torch.cat([pairs[k][1] for k in ks])
+        self._csr = {}
+
+    def scatter_add(self, target: torch.Tensor, side: str, values: torch.Tensor) -> None:
+        """``target[rows] += values`` with ``rows`` the chunk's in (``"in"``) or out rows."""
+        rows = self.in_rows if side == "in" else self.out_rows
+        if target.device.type != "cpu":
+            target.index_add_(0, rows, values)
+            return
+        key = (side, len(target), values.dtype)
+        csr = self._csr.get(key)
+        if csr is None:
+            n = len(target)
+            crow = rows.new_zeros(n + 1)
+            torch.cumsum(torch.bincount(rows, minlength=n), 0, out=crow[1:])
+            col = torch.argsort(rows, stable=True)
+            csr = torch.sparse_csr_tensor(crow, col, values.new_ones(len(rows)), size=(n, len(rows)))
+            self._csr[key] = csr
+        target.addmm_(csr, values)
+
+
+def _chunks(pairs):
+    """The pair list's offsets in chunks of at most ``_CHUNK_PAIRS`` pairs (cached on
+    :class:`~.kernel_map.KernelPairs`); identity (``None``) and empty offsets left out."""
+    cached = getattr(pairs, "_chunks", None)
+    if cached is not None:
+        return cached
+    chunks, ks, count = [], [], 0
+    for k, pair in enumerate(pairs):
+        if pair is None or not len(pair[0]):
+            continue
+        if ks and count + len(pair[0]) > _CHUNK_PAIRS:
+            chunks.append(_Chunk(ks, pairs))
+            ks, count = [], 0
+        ks.append(k)
+        count += len(pair[0])
+    if ks:
+        chunks.append(_Chunk(ks, pairs))
+    if isinstance(pairs, KernelPairs):
+        pairs._chunks = chunks
+    return chunks
+
+
 class _GatherGemmScatter(torch.autograd.Function):
     """``out[o] += feats[i] @ W[k]`` for every pair ``(i, o)`` of offset ``k``.
 
     ``pairs[k]`` is ``(in_rows, out_rows)``, or ``None`` for an identity offset
-    (the submanifold centre), applied as one dense GEMM. Temporaries stay per
-    offset (a few MB), which keeps them in the allocator's heap: fresh
-    100 MB buffers cost more in page faults than the arithmetic.
+    (the submanifold centre), applied as one dense GEMM without gather or
+    scatter. The other offsets go in chunks (:class:`_Chunk`): one gather of
+    the chunk's input rows into a reused buffer, one GEMM per offset into
+    another, one scatter-add of the whole chunk.
+
+    When ``pairs.symmetric`` is true (submanifold maps of odd kernels, see
+    :func:`~.kernel_map.subm_pairs`) offset ``K-1-k`` holds the pairs of ``k``
+    reversed, so the backward walks offset ``k`` as ``-k``: the input
+    gradient scatters onto ``out_rows`` through the forward's CSR matrix (a
+    forward pass with the flipped, transposed weights).
     """
 
     @staticmethod
     def forward(ctx, feats, weight, pairs, n_out):
         ctx.pairs = pairs
         ctx.save_for_backward(feats, weight)
-        out = feats.new_zeros(n_out, weight.shape[2])
-        for k, pair in enumerate(pairs):
-            if pair is None:
+        centre = [k for k, pair in enumerate(pairs) if pair is None]
+        if centre:
+            out = feats @ weight[centre[0]]
+            for k in centre[1:]:
                 out.addmm_(feats, weight[k])
-            elif len(pair[0]):
-                out.index_add_(0, pair[1], feats.index_select(0, pair[0]) @ weight[k])
+        else:
+            out = feats.new_zeros(n_out, weight.shape[2])
+        for ch in _chunks(pairs):
+            g = _SCRATCH.get(0, len(ch.in_rows), feats.shape[1], feats)
+            torch.index_select(feats, 0, ch.in_rows, out=g)
+            y = _SCRATCH.get(1, len(ch.in_rows), weight.shape[2], feats)
+            for j, k in enumerate(ch.ks):
+                s, e = ch.bounds[j], ch.bounds[j + 1]
+                torch.mm(g[s:e], weight[k], out=y[s:e])
+            ch.scatter_add(out, "out", y)
         return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
         feats, weight = ctx.saved_tensors
+        pairs = ctx.pairs
         grad_out = grad_out.contiguous()
         need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        grad_x = torch.zeros_like(feats) if need_x else None
-        grad_w = torch.zeros_like(weight) if need_w else None
-        for k, pair in enumerate(ctx.pairs):
-            if pair is None:
-                if need_x:
+        K = len(pairs)
+        symmetric = getattr(pairs, "symmetric", False)
+        grad_x = grad_w = None
+        centre = [k for k, pair in enumerate(pairs) if pair is None]
+        if need_x:
+            if centre:
+                grad_x = grad_out @ weight[centre[0]].t()
+                for k in centre[1:]:
                     grad_x.addmm_(grad_out, weight[k].t())
-                if need_w:
-                    torch.mm(feats.t(), grad_out, out=grad_w[k])
-            elif len(pair[0]):
-                g = grad_out.index_select(0, pair[1])
+            else:
+                grad_x = torch.zeros_like(feats)
+        if need_w:
+            grad_w = torch.zeros_like(weight)
+            for k in centre:
+                torch.mm(feats.t(), grad_out, out=grad_w[k])
+        c_in, c_out = feats.shape[1], grad_out.shape[1]
+        for ch in _chunks(pairs):
+            m = len(ch.in_rows)
+            # symmetric: pairs (i, o) of k are the pairs (o, i) of -k, whose weight they use;
+            # grad rows i and feats rows o; else grad rows o and feats rows i
+            grad_rows, feat_rows = (ch.in_rows, ch.out_rows) if symmetric else (ch.out_rows, ch.in_rows)
+            g = _SCRATCH.get(0, m, c_out, grad_out)
+            torch.index_select(grad_out, 0, grad_rows, out=g)
+            if need_w:
+                f = _SCRATCH.get(2, m, c_in, feats)
+                torch.index_select(feats, 0, feat_rows, out=f)
+            if need_x:
+                t = _SCRATCH.get(1, m, c_in, grad_out)
+            for j, k in enumerate(ch.ks):
+                s, e = ch.bounds[j], ch.bounds[j + 1]
+                kw = K - 1 - k if symmetric else k
                 if need_x:
-                    grad_x.index_add_(0, pair[0], g @ weight[k].t())
+                    torch.mm(g[s:e], weight[kw].t(), out=t[s:e])
                 if need_w:
-                    torch.mm(feats.index_select(0, pair[0]).t(), g, out=grad_w[k])
+                    torch.mm(f[s:e].t(), g[s:e], out=grad_w[kw])
+            if need_x:
+                ch.scatter_add(grad_x, "out" if symmetric else "in", t)
         return grad_x, grad_w, None, None
 
 

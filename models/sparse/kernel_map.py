@@ -92,9 +92,17 @@ def neighbour_table(in_coords: torch.Tensor, out_coords: torch.Tensor,
     return torch.where(found, perm[pos], torch.full_like(pos, -1))
 
 
+class KernelPairs(list):
+    """Per-offset ``(in_rows, out_rows)`` list; ``symmetric`` marks submanifold maps
+    of odd kernels, where offset ``K-1-k`` holds the pairs of offset ``k`` reversed
+    (the convolution's backward uses that)."""
+
+    symmetric = False
+
+
 def table_to_pairs(table: torch.Tensor) -> List[Tuple[torch.Tensor, torch.Tensor]]:
     """Per offset ``k``: ``(in_rows, out_rows)`` of the valid entries of ``table[:, k]``."""
-    pairs = []
+    pairs = KernelPairs()
     for k in range(table.shape[1]):
         col = table[:, k]
         out_rows = torch.nonzero(col >= 0, as_tuple=False).squeeze(1)
@@ -119,6 +127,7 @@ def subm_pairs(x: SparseTensor, kernel_size: int, dilation: int = 1):
     def build():
         pairs = table_to_pairs(subm_table(x, kernel_size, dilation))
         pairs[len(pairs) // 2] = None
+        pairs.symmetric = True
         return pairs
     return x.manager.get(("subm", x.stride, kernel_size, dilation), build)
 
