@@ -6,8 +6,9 @@ the order of :func:`~.kernel_map.kernel_offsets` (x slowest, z fastest); like
 ``out[p] = sum_k in[p + offset_k] @ W[k]``.
 
 All three are gather-GEMM-scatter over per-offset pairs of a cached kernel
-map, with a hand-written backward (one gather of the output gradient per
-offset serves both the input and the weight gradient):
+map, batched in chunks of offsets (:class:`_Chunk`), with a hand-written
+backward (one gather of the output gradient per chunk serves both the input
+and the weight gradient):
 
 * Submanifold (:class:`SubMConv3d`): output voxels = input voxels; the centre
   offset is the identity and runs as one dense GEMM.
@@ -19,11 +20,12 @@ from __future__ import annotations
 
 import math
 import threading
+import warnings
 
 import torch
 from torch import nn
 
-from .kernel_map import KernelPairs, down_map, subm_pairs
+from .kernel_map import KernelPairs, down_map, reversed_pairs, subm_pairs
 from .tensor import SparseTensor
 
 def _check_int(name: str, value, minimum: int = 1) -> int:
@@ -39,7 +41,7 @@ class _Scratch(threading.local):
     every call, which costs more than the GEMMs themselves on this kind of
     machine; reusing one buffer per slot avoids that. Per thread, because
     autograd may run a backward in another thread than its forward. A buffer
-    holds at most one chunk (``_CHUNK_PAIRS`` rows). On CUDA the caching
+    holds at most one chunk (``_CHUNK_BYTES``). On CUDA the caching
     allocator already does this, so fresh tensors are used.
     """
 
@@ -56,7 +58,9 @@ class _Scratch(threading.local):
 
 
 _SCRATCH = _Scratch()
-_CHUNK_PAIRS = 1 << 18     # pairs per chunk: bounds the scratch buffers (32 MB at 32 channels)
+# bytes of one chunk's gathered rows: bounds the scratch buffers (three per thread); fewer,
+# larger chunks were a few % faster on the 2-core benchmark machine up to this size
+_CHUNK_BYTES = 64 << 20
 
 
 def clear_scratch() -> None:
@@ -69,9 +73,9 @@ class _Chunk:
 
     ``in_rows``/``out_rows`` (m,) int64 hold offset ``ks[j]``'s pairs at
     ``bounds[j]:bounds[j + 1]``. Scatter-adds onto rows go through a CSR
-    matrix ``(n_rows, m)`` of ones (CPU: one ``addmm_`` that sums each row's
-    entries in place, several times faster than ``index_add_``; CUDA:
-    ``index_add_``).
+    matrix ``(n_rows, m)`` of ones (CPU float32/64: one ``addmm_`` that sums each
+    row's entries in place, several times faster than ``index_add_``; CUDA and
+    other dtypes: ``index_add_``).
     """
 
     def __init__(self, ks, pairs):
@@ -87,7 +91,7 @@ class _Chunk:
     def scatter_add(self, target: torch.Tensor, side: str, values: torch.Tensor) -> None:
         """``target[rows] += values`` with ``rows`` the chunk's in (``"in"``) or out rows."""
         rows = self.in_rows if side == "in" else self.out_rows
-        if target.device.type != "cpu":
+        if target.device.type != "cpu" or values.dtype not in (torch.float32, torch.float64):
             target.index_add_(0, rows, values)
             return
         key = (side, len(target), values.dtype)
@@ -97,22 +101,29 @@ class _Chunk:
             crow = rows.new_zeros(n + 1)
             torch.cumsum(torch.bincount(rows, minlength=n), 0, out=crow[1:])
             col = torch.argsort(rows, stable=True)
-            csr = torch.sparse_csr_tensor(crow, col, values.new_ones(len(rows)), size=(n, len(rows)))
+            if len(rows) < 2 ** 31:        # MKL takes int32 indices; else converted every call
+                crow, col = crow.int(), col.int()
+            with warnings.catch_warnings():     # "sparse CSR support is in beta"
+                warnings.simplefilter("ignore", UserWarning)
+                csr = torch.sparse_csr_tensor(crow, col, values.new_ones(len(rows)),
+                                              size=(n, len(rows)))
             self._csr[key] = csr
         target.addmm_(csr, values)
 
 
-def _chunks(pairs):
-    """The pair list's offsets in chunks of at most ``_CHUNK_PAIRS`` pairs (cached on
-    :class:`~.kernel_map.KernelPairs`); identity (``None``) and empty offsets left out."""
-    cached = getattr(pairs, "_chunks", None)
-    if cached is not None:
-        return cached
+def _chunks(pairs, row_bytes: int):
+    """The pair list's offsets in chunks of at most ``_CHUNK_BYTES // row_bytes`` pairs
+    (cached on :class:`~.kernel_map.KernelPairs` per size); identity (``None``) and empty
+    offsets left out."""
+    max_pairs = max(1, _CHUNK_BYTES // row_bytes)
+    cache = getattr(pairs, "_chunks", None)
+    if cache is not None and max_pairs in cache:
+        return cache[max_pairs]
     chunks, ks, count = [], [], 0
     for k, pair in enumerate(pairs):
         if pair is None or not len(pair[0]):
             continue
-        if ks and count + len(pair[0]) > _CHUNK_PAIRS:
+        if ks and count + len(pair[0]) > max_pairs:
             chunks.append(_Chunk(ks, pairs))
             ks, count = [], 0
         ks.append(k)
@@ -120,8 +131,14 @@ def _chunks(pairs):
     if ks:
         chunks.append(_Chunk(ks, pairs))
     if isinstance(pairs, KernelPairs):
-        pairs._chunks = chunks
+        if cache is None:
+            cache = pairs._chunks = {}
+        cache[max_pairs] = chunks
     return chunks
+
+
+def _row_bytes(feats: torch.Tensor, weight: torch.Tensor) -> int:
+    return max(weight.shape[1], weight.shape[2]) * feats.element_size()
 
 
 class _GatherGemmScatter(torch.autograd.Function):
@@ -151,7 +168,7 @@ class _GatherGemmScatter(torch.autograd.Function):
                 out.addmm_(feats, weight[k])
         else:
             out = feats.new_zeros(n_out, weight.shape[2])
-        for ch in _chunks(pairs):
+        for ch in _chunks(pairs, _row_bytes(feats, weight)):
             g = _SCRATCH.get(0, len(ch.in_rows), feats.shape[1], feats)
             torch.index_select(feats, 0, ch.in_rows, out=g)
             y = _SCRATCH.get(1, len(ch.in_rows), weight.shape[2], feats)
@@ -184,7 +201,7 @@ class _GatherGemmScatter(torch.autograd.Function):
             for k in centre:
                 torch.mm(feats.t(), grad_out, out=grad_w[k])
         c_in, c_out = feats.shape[1], grad_out.shape[1]
-        for ch in _chunks(pairs):
+        for ch in _chunks(pairs, _row_bytes(feats, weight)):
             m = len(ch.in_rows)
             # symmetric: pairs (i, o) of k are the pairs (o, i) of -k, whose weight they use;
             # grad rows i and feats rows o; else grad rows o and feats rows i
@@ -330,5 +347,5 @@ class SparseConvTranspose3d(_ConvBase):
                              f"stride {x.stride}; transposed conv needs the tensor made by the "
                              "matching downsampling")
         n_fine = len(x.manager.coords[fine])
-        out = gather_gemm_scatter(x.feats, self.weight, [(c, f) for f, c in pairs], n_fine)
+        out = gather_gemm_scatter(x.feats, self.weight, reversed_pairs(pairs), n_fine)
         return SparseTensor(x.manager.coords[fine], self._finish(out), fine, x.manager)

@@ -100,6 +100,16 @@ class KernelPairs(list):
     symmetric = False
 
 
+def reversed_pairs(pairs: KernelPairs) -> KernelPairs:
+    """``pairs`` with input and output rows swapped (a transposed convolution's map),
+    cached on ``pairs`` so the convolution's chunked plan is built once."""
+    rev = getattr(pairs, "_reversed", None)
+    if rev is None:
+        rev = KernelPairs(None if p is None else (p[1], p[0]) for p in pairs)
+        pairs._reversed = rev
+    return rev
+
+
 def table_to_pairs(table: torch.Tensor) -> List[Tuple[torch.Tensor, torch.Tensor]]:
     """Per offset ``k``: ``(in_rows, out_rows)`` of the valid entries of ``table[:, k]``."""
     pairs = KernelPairs()
