@@ -289,7 +289,17 @@ class SubMConv3d(_ConvBase):
         return x.replace(self._finish(subm_conv3d(x, self.weight, self.kernel_size, self.dilation)))
 
 
-class SparseConv3d(_ConvBase):
+class _StridedConvBase(_ConvBase):
+    """A convolution between two strides of the same coordinate manager."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 2,
+                 stride: int = 2, bias: bool = False):
+        super().__init__(in_channels, out_channels, kernel_size, bias)
+        self.stride = _check_int("stride", stride, 2)
+        self._extra = f", stride={stride}"
+
+
+class SparseConv3d(_StridedConvBase):
     """Strided sparse convolution: output voxels are the occupied cells at ``stride * s``.
 
     Parameters
@@ -302,12 +312,6 @@ class SparseConv3d(_ConvBase):
     bias : bool
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 2,
-                 stride: int = 2, bias: bool = False):
-        super().__init__(in_channels, out_channels, kernel_size, bias)
-        self.stride = _check_int("stride", stride, 2)
-        self._extra = f", stride={stride}"
-
     def forward(self, x: SparseTensor) -> SparseTensor:
         self._check_input(x)
         out_coords, pairs = down_map(x.manager, x.stride, self.kernel_size, self.stride)
@@ -315,7 +319,7 @@ class SparseConv3d(_ConvBase):
         return SparseTensor(out_coords, self._finish(out), x.stride * self.stride, x.manager)
 
 
-class SparseConvTranspose3d(_ConvBase):
+class SparseConvTranspose3d(_StridedConvBase):
     """Transposed sparse convolution back onto the voxels of a finer stride.
 
     The output voxels are those the coordinate manager holds at stride
@@ -329,12 +333,6 @@ class SparseConvTranspose3d(_ConvBase):
     stride : int >= 2
     bias : bool
     """
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 2,
-                 stride: int = 2, bias: bool = False):
-        super().__init__(in_channels, out_channels, kernel_size, bias)
-        self.stride = _check_int("stride", stride, 2)
-        self._extra = f", stride={stride}"
 
     def forward(self, x: SparseTensor) -> SparseTensor:
         self._check_input(x)
