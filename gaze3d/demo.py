@@ -135,8 +135,9 @@ def run_demo(out_dir: str | os.PathLike, duration_s: float = 20.0, rate_hz: floa
             xy = np.array([m.get("gaze") if m.get("gaze") is not None else (np.nan, np.nan) for m in msgs],
                           dtype=np.float64)
             valid = np.array([bool(m.get("valid")) for m in msgs])
-            for k in np.unique(np.floor(t_dev * FRAME_RATE_HZ).astype(np.int64)):
-                sel = np.floor(t_dev * FRAME_RATE_HZ).astype(np.int64) == k
+            frames = np.floor(t_dev * FRAME_RATE_HZ).astype(np.int64)
+            for k in np.unique(frames):
+                sel = frames == k
                 camera = path.at(k / FRAME_RATE_HZ)
                 if k not in sent_frames:
                     # the frame was shown from k/60 s on the simulator's clock: put it on the host clock
@@ -161,6 +162,7 @@ def run_demo(out_dir: str | os.PathLike, duration_s: float = 20.0, rate_hz: floa
     events = classify_samples(data["t_device"], deg[:, 0], deg[:, 1], method="ivt")
     starts = np.flatnonzero((events == EventType.FIXATION) & (np.r_[-1, events[:-1]] != EventType.FIXATION))
 
+    acc.flush()  # commit the samples still in the online fixation filter's lag buffer
     attention = acc.values
     names = {int(k): v for k, v in cloud.label_names.items()}
     att_share = class_shares(cloud.labels, attention.astype(np.float64), names)
