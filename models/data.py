@@ -74,6 +74,10 @@ def load_tile(name: str, root=None) -> Tile:
         raise ValueError(f"name: expected one of {sorted(TILES)}, got {name!r}")
     spec = TILES[name]
     path = data_root(root) / spec.path
+    if not path.is_file() and name == "ign":
+        from gaze3d.demo import bundled_tile
+
+        path = bundled_tile()  # the same tile ships with the package for the demo
     if not path.is_file():
         raise FileNotFoundError(f"tile {name}: {path} not found (set GAZE3D_DATA or pass root)")
     cloud = load_scan(path)

@@ -31,6 +31,7 @@ def test_subscriber_survives_tracker_kill_and_restart():
     sub = GazeSubscriber(pub)
     ctl = TrackerControl(ctrl, timeout_s=0.5)
     try:
+        assert sub.recv(timeout_s=10) is not None  # subscribed (joining can be slow on a cold machine)
         before = _read_for(sub, 0.5)
         assert len(before) > 200
         first.kill()
