@@ -17,7 +17,9 @@ def test_sim_recorded_exported_imported_and_replayed(tmp_path):
     rec_path = tmp_path / "sim.sqlite"
     with start_tracker("sim", {"rate": 1200, "seed": 3}, record=rec_path) as tr, \
             GazeSubscriber(tr.pub_address) as sub, TrackerControl(tr.ctrl_address) as ctl:
-        got, deadline = [], time.monotonic() + 1.0
+        first = sub.recv(timeout_s=10)  # subscribed (joining can be slow on a cold machine)
+        assert first is not None
+        got, deadline = [first[1]], time.monotonic() + 1.0
         while time.monotonic() < deadline:
             msg = sub.recv(0.2)
             if msg:
