@@ -1,10 +1,11 @@
 """Benchmark: interactive gaze segmentation on the real labelled tiles.
 
     python bench/interactive.py [--model CKPT] [--tiles ign,autzen] [--max-fix 20]
-                                [--objects test] [--timing-points 1000000] [--semantic]
+                                [--objects test|val|train|all] [--timing-points 1000000] [--semantic]
 
 Per object of the test halves (east half of each tile; the shipped model was
-trained on the west halves only), simulated annotator gaze (0.5 deg accuracy
+trained on the west halves minus their validation boxes, and chosen among
+training runs on the validation boxes only: see docs/models.md), simulated annotator gaze (0.5 deg accuracy
 offset, 0.1 deg precision, 1 deg foveal sigma) and the correction protocol of
 :mod:`gaze3d.models.interactive_eval`: IoU after k fixations (k = 1, 3, 5,
 10) and NoF@80/85/90 (fixations to reach that IoU, capped at 20; objects
@@ -79,13 +80,16 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default=str(DEFAULT_CHECKPOINT))
     ap.add_argument("--tiles", default="ign,autzen")
     ap.add_argument("--max-fix", type=int, default=20)
-    ap.add_argument("--objects", choices=("test", "all"), default="test")
+    ap.add_argument("--objects", choices=("test", "val", "train", "all"), default="test",
+                    help="which split's objects to evaluate (default test: the east halves)")
     ap.add_argument("--timing-points", type=int, default=1_000_000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--semantic", action="store_true",
                     help="also train gaze-guided and no-gaze semantic models on a few sub-tiles")
     ap.add_argument("--semantic-train-tiles", type=int, default=2)
     ap.add_argument("--semantic-steps", type=int, default=150)
+    ap.add_argument("--semantic-seeds", type=int, default=3,
+                    help="semantic runs (training seeds); rows per seed and their mean")
     ap.add_argument("--skip-interactive", action="store_true")
     args = ap.parse_args(argv)
     gaze = GazeModel(accuracy_deg=0.5, precision_deg=0.1, sigma_deg=1.0)
@@ -97,8 +101,8 @@ def main(argv=None) -> int:
         tile = load_tile(name)
         seg = InteractiveSegmenter(args.model, voxel_size=tile.voxel_size)
         seg.set_scan(PointCloud(xyz=tile.xyz, colors=tile.feats[:, 2:5], intensity=tile.feats[:, 1]))
-        split = tile.object_split()
-        ids = [o for o in range(len(tile.object_class)) if args.objects == "all" or not split[o]]
+        ids = (range(len(tile.object_class)) if args.objects == "all"
+               else tile.split_objects(args.objects).tolist())
         results = [run_object(seg, tile, o, args.max_fix, gaze, seed=args.seed + o) for o in ids]
         for r in results:
             print(f"  {name} object {r.object_id} (class {r.object_class}, {r.n_points} pts): " +
@@ -112,15 +116,15 @@ def main(argv=None) -> int:
     if args.timing_points:
         timing(args.model, args.timing_points)
     if args.semantic:
-        semantic_few(args.semantic_train_tiles, args.semantic_steps, args.seed)
+        semantic_few(args.semantic_train_tiles, args.semantic_steps,
+                     range(args.seed, args.seed + args.semantic_seeds))
     return 0
 
 
-def semantic_few(n_train: int, steps: int, seed: int) -> None:
-    """Gaze-guided vs no-gaze semantic mIoU, trained on ``n_train`` IGN sub-tiles (west half)."""
-    from gaze3d.models.networks.segnet import GazeSegNet
-    from gaze3d.models.semantic import (SemanticSampler, evaluate_semantic, semantic_config,
-                                        sub_tiles, train_semantic)
+def semantic_few(n_train: int, steps: int, seeds) -> None:
+    """Gaze-guided vs no-gaze semantic mIoU, trained on ``n_train`` IGN sub-tiles (west half),
+    once per training seed; prints every run and the mean over seeds."""
+    from gaze3d.models.semantic import sub_tiles
 
     tile = load_tile("ign")
     parts = sub_tiles(tile, 4, 2)            # 25 m x 31 m each; parts 0-3 west, 4-7 east
@@ -129,6 +133,26 @@ def semantic_few(n_train: int, steps: int, seed: int) -> None:
           f"({sum(map(len, train_parts))} labelled points), tested on the 4 east sub-tiles "
           f"({sum(map(len, test_parts))} points); {steps} steps each; gaze on buildings (class 6), "
           "3 fixations per building")
+    seeds = list(seeds)
+    rows = []
+    for seed in seeds:
+        rows += _semantic_runs(tile, train_parts, test_parts, steps, seed)
+    print_table(rows, "## semantic mIoU, few labelled sub-tiles, every seed")
+    mean = []
+    for key in dict.fromkeys((r["model"], r["test gaze"]) for r in rows):
+        same = [r for r in rows if (r["model"], r["test gaze"]) == key]
+        mean.append({"model": key[0], "test gaze": key[1], "seeds": len(same),
+                     **{k: float(np.mean([r[k] for r in same])) for k in same[0]
+                        if k.startswith("IoU") or k == "mIoU"},
+                     "mIoU std": float(np.std([r["mIoU"] for r in same]))})
+    print_table(mean, f"## semantic mIoU, mean over {len(seeds)} seeds")
+
+
+def _semantic_runs(tile, train_parts, test_parts, steps: int, seed: int) -> list:
+    from gaze3d.models.networks.segnet import GazeSegNet
+    from gaze3d.models.semantic import (SemanticSampler, evaluate_semantic, semantic_config,
+                                        train_semantic)
+
     rows = []
     for gaze in (True, False):
         torch.manual_seed(seed)
@@ -137,13 +161,14 @@ def semantic_few(n_train: int, steps: int, seed: int) -> None:
         train_semantic(model, tr, steps=steps)
         te = SemanticSampler(tile, test_parts, gaze=gaze, seed=seed + 100, augment=False)
         r = evaluate_semantic(model, te)
-        rows.append({"model": "gaze-guided" if gaze else "no gaze", "test gaze": "simulated" if gaze else "none",
+        rows.append({"seed": seed, "model": "gaze-guided" if gaze else "no gaze",
+                     "test gaze": "simulated" if gaze else "none",
                      **{f"IoU class {c}": v for c, v in r["iou"].items()}, "mIoU": r["miou"]})
         if gaze:
             r = evaluate_semantic(model, te, predicted_attention=True)
-            rows.append({"model": "gaze-guided", "test gaze": "none (selective head)",
+            rows.append({"seed": seed, "model": "gaze-guided", "test gaze": "none (selective head)",
                          **{f"IoU class {c}": v for c, v in r["iou"].items()}, "mIoU": r["miou"]})
-    print_table(rows, "## semantic mIoU, few labelled sub-tiles")
+    return rows
 
 
 if __name__ == "__main__":

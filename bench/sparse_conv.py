@@ -118,6 +118,9 @@ def main(argv=None) -> int:
 
     rows = []   # (name, threads, fwd s, fwd+bwd s, note)
     ref = conv(x).feats.detach()
+    xg = SparseTensor(coords, feats.clone().requires_grad_(True))
+    conv(xg).feats.sum().backward()
+    ref_grad = xg.feats.grad
     rows.append(("gaze3d torch backend", threads, timeit(ours_f, args.repeats, sync),
                  timeit(ours_fb, args.repeats, sync), "maps cached"))
     if dev.type == "cpu" and threads > 1:
@@ -144,7 +147,11 @@ def main(argv=None) -> int:
             torch.set_num_threads(nthreads)
             out = sp_f().features
             err = float((out - ref).abs().max())
-            note = "maps cached" + ("" if err < 1e-3 else f"; WRONG OUTPUT (max err {err:.2g})")
+            sx.features.grad = None
+            sp_fb()
+            err_g = float((sx.features.grad - ref_grad).abs().max())
+            note = "maps cached" + ("" if err < 1e-3 else f"; WRONG OUTPUT (max err {err:.2g})") + (
+                "" if err_g < 1e-3 else f"; WRONG INPUT GRADIENT (max err {err_g:.2g})")
             rows.append(("spconv 2.x", nthreads, timeit(sp_f, args.repeats, sync),
                          timeit(sp_fb, args.repeats, sync), note))
         torch.set_num_threads(threads)

@@ -1,15 +1,18 @@
 """The real labelled tiles used for training and evaluation, and their splits.
 
 Tiles live in ``shared/data`` beside the repository (or ``$GAZE3D_DATA``).
-Each is split in two halves along x (west = train, east = test), so a model
-is never evaluated on points it was trained on.
+Each is split in two halves along x: the east half is the test split; in the
+west half a box (:attr:`TileSpec.val_box`) is the validation split, used to
+choose between trained models, and the rest trains. Points belong to the
+region they lie in, objects to the region of their centroid, so a model is
+never validated or tested on points it was trained on.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -17,6 +20,7 @@ from .features import point_features
 from .gaze_sim import find_objects
 
 US_FOOT = 1200.0 / 3937.0
+SPLITS = ("train", "val", "test")   # region codes 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -26,13 +30,19 @@ class TileSpec:
     voxel_size: float              # metres
     object_classes: Sequence[int]  # classes whose connected components are objects
     semantic_classes: Sequence[int]
+    # (x0, x1, y0, y1) metres from the tile's min corner: the validation part of the west half
+    val_box: Tuple[float, float, float, float]
 
 
 TILES = {
+    # validation: a small building (236 points) and two tree clusters; training keeps the large
+    # building and five tree clusters
     "ign": TileSpec("pointcloud/ign_lidarhd/870000_6618000.subset.50mx100m.las", 1.0, 0.5, (6, 1),
-                    (1, 2, 6)),
-    # autzen is in US survey feet (Oregon state plane) and 5x sparser than the IGN tile
-    "autzen": TileSpec("pointcloud/laspy/autzen_trim.laz", US_FOOT, 1.0, (1,), (1, 2)),
+                    (1, 2, 6), (14.0, 30.0, 30.0, 47.0)),
+    # autzen is in US survey feet (Oregon state plane) and 5x sparser than the IGN tile;
+    # validation: one of its three west tree clusters
+    "autzen": TileSpec("pointcloud/laspy/autzen_trim.laz", US_FOOT, 1.0, (1,), (1, 2),
+                       (0.0, 128.0, 0.0, 40.0)),
 }
 
 
@@ -47,23 +57,49 @@ def data_root(root=None) -> Path:
 
 @dataclass
 class Tile:
-    """A loaded tile: metres, features, objects and the train/test split."""
+    """A loaded tile: metres, features, objects and the train/val/test split."""
     name: str
     xyz: np.ndarray          # (n, 3) float64, metres
     feats: np.ndarray        # (n, 5) float32
     labels: np.ndarray       # (n,) int32
     objects: np.ndarray      # (n,) int64, -1 = no object
     object_class: np.ndarray  # (m,) class code of each object
-    train: np.ndarray        # (n,) bool, west half
+    region: np.ndarray       # (n,) int8, index into SPLITS
     voxel_size: float
     spec: TileSpec
 
-    def object_split(self) -> np.ndarray:
-        """(m,) bool: object's centroid lies in the train half."""
+    def in_split(self, split: str) -> np.ndarray:
+        """(n,) bool: points of ``split`` (``"train"``, ``"val"`` or ``"test"``)."""
+        return self.region == _split_code(split)
+
+    def object_region(self) -> np.ndarray:
+        """(m,) int8: the region (index into :data:`SPLITS`) of each object's centroid."""
         m = int(self.objects.max()) + 1
-        cx = np.bincount(self.objects[self.objects >= 0], self.xyz[self.objects >= 0, 0], m)
-        cx /= np.maximum(np.bincount(self.objects[self.objects >= 0], minlength=m), 1)
-        return cx < np.median(self.xyz[:, 0])
+        on = self.objects >= 0
+        count = np.maximum(np.bincount(self.objects[on], minlength=m), 1)
+        centre = np.stack([np.bincount(self.objects[on], self.xyz[on, a], m) / count
+                           for a in (0, 1)], 1)
+        return regions(centre, self.spec.val_box, float(np.median(self.xyz[:, 0])))
+
+    def split_objects(self, split: str) -> np.ndarray:
+        """Ids of the objects of ``split``."""
+        return np.flatnonzero(self.object_region() == _split_code(split))
+
+
+def _split_code(split: str) -> int:
+    if split not in SPLITS:
+        raise ValueError(f"split: expected one of {SPLITS}, got {split!r}")
+    return SPLITS.index(split)
+
+
+def regions(xy: np.ndarray, val_box, x_split: float) -> np.ndarray:
+    """(n,) int8 region of each ``xy`` (n, 2): test east of ``x_split``, val inside ``val_box``."""
+    x0, x1, y0, y1 = val_box
+    out = np.zeros(len(xy), dtype=np.int8)
+    val = (xy[:, 0] >= x0) & (xy[:, 0] < x1) & (xy[:, 1] >= y0) & (xy[:, 1] < y1)
+    out[val & (xy[:, 0] < x_split)] = 1
+    out[xy[:, 0] >= x_split] = 2
+    return out
 
 
 def load_tile(name: str, root=None) -> Tile:
@@ -93,5 +129,6 @@ def load_tile(name: str, root=None) -> Tile:
         m = o >= 0
         objects[m] = o[m] + len(classes)
         classes += [c] * (int(o.max()) + 1 if m.any() else 0)
+    region = regions(xyz[:, :2], spec.val_box, float(np.median(xyz[:, 0])))
     return Tile(name, xyz, feats, cloud.labels, objects, np.asarray(classes, dtype=np.int64),
-                xyz[:, 0] < np.median(xyz[:, 0]), spec.voxel_size, spec)
+                region, spec.voxel_size, spec)

@@ -87,8 +87,14 @@ class ObjectResult:
 
 def run_object(segmenter, tile, obj_id: int, max_fix: int = 20, gaze: GazeModel = None,
                seed: int = 0, margin: float = 15.0, grow_radius: float = None,
-               grow_dz: float = 0.5) -> ObjectResult:
-    """Run the protocol on one object; ``segmenter.set_scan`` must hold ``tile``'s points."""
+               grow_dz: float = 0.5, methods=METHODS) -> ObjectResult:
+    """Run the protocol on one object; ``segmenter.set_scan`` must hold ``tile``'s points.
+
+    ``methods`` : subset of :data:`METHODS` to run (each follows its own corrections).
+    """
+    bad = [m for m in methods if m not in METHODS]
+    if bad or not methods:
+        raise ValueError(f"methods: expected a non-empty subset of {METHODS}, got {methods!r}")
     xyz = tile.xyz
     truth = tile.objects == obj_id
     obj = np.flatnonzero(truth)
@@ -102,14 +108,14 @@ def run_object(segmenter, tile, obj_id: int, max_fix: int = 20, gaze: GazeModel 
     sigma = np.radians(sim.model.sigma_deg)
 
     n = len(xyz)
-    acc = {m: (np.zeros(n, np.float32), np.zeros(n, np.float32)) for m in METHODS}
+    acc = {m: (np.zeros(n, np.float32), np.zeros(n, np.float32)) for m in methods}
     res = ObjectResult(tile.name, obj_id, int(tile.object_class[obj_id]), len(obj),
-                       {m: [] for m in METHODS})
-    preds = {m: np.zeros(n, dtype=bool) for m in METHODS}
+                       {m: [] for m in methods})
+    preds = {m: np.zeros(n, dtype=bool) for m in methods}
     vis_obj = obj[vis[obj]] if vis[obj].any() else obj
     first = vis_obj[np.argmin(np.linalg.norm(xyz[vis_obj] - xyz[vis_obj].mean(0), axis=1))]
     for k in range(max_fix):
-        for m in METHODS:
+        for m in methods:
             if k == 0:
                 target, positive = int(first), True
             else:
@@ -146,7 +152,7 @@ def summarise(results: List[ObjectResult], ks=(1, 3, 5, 10), thresholds=(0.80, 0
               cap: int = 20) -> List[dict]:
     """One row per method: mean IoU@k and mean NoF@t (capped; failures count as ``cap``)."""
     rows = []
-    for m in METHODS:
+    for m in [m for m in METHODS if m in results[0].ious]:
         curves = np.array([r.ious[m] for r in results])
         row = {"method": m, "objects": len(results)}
         for k in ks:
@@ -158,3 +164,37 @@ def summarise(results: List[ObjectResult], ks=(1, 3, 5, 10), thresholds=(0.80, 0
             row[f"fail@{int(t * 100)}"] = int((~reach.any(1)).sum())
         rows.append(row)
     return rows
+
+
+def validation_score(results: List[ObjectResult], method: str = "gaze+net") -> float:
+    """Mean IoU over all objects and all fixations of ``method``: the area under the
+    IoU-vs-fixations curve, the number used to choose between trained models."""
+    return float(np.mean([r.ious[method] for r in results]))
+
+
+def evaluate_split(segmenter, tiles, split: str = "val", max_fix: int = 10, repeats: int = 2,
+                   gaze: GazeModel = None, methods=("gaze+net",), log=print) -> List[ObjectResult]:
+    """Run the protocol on every object of ``split`` in ``tiles``, ``repeats`` times each
+    (different simulated views and noise), with ``segmenter`` (an ``InteractiveSegmenter``)."""
+    from gaze3d.scan import PointCloud
+
+    if not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"repeats: expected a positive int, got {repeats!r}")
+    gaze = gaze or GazeModel(accuracy_deg=0.5, precision_deg=0.1, sigma_deg=1.0)
+    results = []
+    for tile in tiles:
+        segmenter.voxel_size = tile.voxel_size
+        segmenter.set_scan(PointCloud(xyz=tile.xyz, colors=tile.feats[:, 2:5],
+                                      intensity=tile.feats[:, 1]))
+        for o in tile.split_objects(split):
+            for r in range(repeats):
+                res = run_object(segmenter, tile, int(o), max_fix, gaze, seed=1000 * r + int(o),
+                                 methods=methods)
+                results.append(res)
+                if log:
+                    log(f"  {split} {tile.name} object {o} repeat {r}: " + ", ".join(
+                        f"{m} IoU@1/{max_fix} = {res.ious[m][0]:.2f}/{res.ious[m][-1]:.2f}"
+                        for m in methods))
+    if not results:
+        raise ValueError(f"tiles: no objects in the {split} split")
+    return results

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from .batching import Example, collate
-from .data import Tile
+from .data import SPLITS, Tile
 from .gaze_sim import AnnotatorSimulator, GazeModel
 from .networks.segnet import GazeSegNet, SegNetConfig
 from .networks.selective_attention import attention_loss
@@ -47,7 +47,8 @@ class InteractiveSampler:
     Parameters
     ----------
     tiles : list of Tile
-    split : "train" or "test"
+    split : "train", "val" or "test"
+        Objects and crop points come from this region of each tile only.
     margin : (float, float)
         Metres of context around the object in each crop, drawn uniformly in
         this range: wide crops hold other, unattended objects, which the
@@ -61,8 +62,8 @@ class InteractiveSampler:
     def __init__(self, tiles: Sequence[Tile], split: str = "train", margin=(6.0, 30.0),
                  max_fix: int = 10, seed: int = 0, gaze: Optional[GazeModel] = None,
                  engine: str = "attention"):
-        if split not in ("train", "test"):
-            raise ValueError(f"split: expected 'train' or 'test', got {split!r}")
+        if split not in SPLITS:
+            raise ValueError(f"split: expected one of {SPLITS}, got {split!r}")
         self.tiles = list(tiles)
         self.rng = np.random.default_rng(seed)
         self.sims = [AnnotatorSimulator(t.xyz, gaze, seed=seed + i, engine=engine)
@@ -71,10 +72,7 @@ class InteractiveSampler:
         self.max_fix = max_fix
         self.items = []
         for ti, t in enumerate(self.tiles):
-            in_train = t.object_split()
-            for o in range(len(t.object_class)):
-                if in_train[o] == (split == "train"):
-                    self.items.append((ti, o))
+            self.items += [(ti, int(o)) for o in t.split_objects(split)]
         if not self.items:
             raise ValueError(f"tiles: no objects in the {split} split")
         self.split = split
@@ -82,7 +80,7 @@ class InteractiveSampler:
     def sample(self) -> Example:
         ti, o = self.items[self.rng.integers(len(self.items))]
         t, sim = self.tiles[ti], self.sims[ti]
-        allowed = t.train if self.split == "train" else ~t.train
+        allowed = t.in_split(self.split)
         obj = np.flatnonzero(t.objects == o)
         cam, vis = sim.view(obj)
         k = int(self.rng.integers(1, self.max_fix + 1))
@@ -150,9 +148,11 @@ class TrainConfig:
         return self
 
 
-def default_interactive_config(variant="unet14", base_channels=16, voxel_size=0.5) -> SegNetConfig:
+def default_interactive_config(variant="unet14", base_channels=16, voxel_size=0.5,
+                               guidance="gate") -> SegNetConfig:
     return SegNetConfig(unet=UNetConfig(in_channels=5, variant=variant, base_channels=base_channels),
-                        num_outputs=1, att_channels=2, voxel_size=voxel_size, task="interactive")
+                        num_outputs=1, att_channels=2, voxel_size=voxel_size, task="interactive",
+                        guidance=guidance)
 
 
 def train_interactive(model: GazeSegNet, sampler: InteractiveSampler, cfg: TrainConfig,

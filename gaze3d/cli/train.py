@@ -6,7 +6,7 @@ def register(subparsers):
     p = subparsers.add_parser(
         "train", help="train the gaze-guided segmentation network on simulated gaze",
         description="Train the interactive (class-agnostic) gaze-guided sparse-conv network on the "
-                    "west halves of the labelled tiles, with annotator gaze simulated from the "
+                    "training regions of the labelled tiles (west halves minus validation boxes), with annotator gaze simulated from the "
                     "ground-truth objects (no recordings needed). Writes a safetensors checkpoint.")
     p.add_argument("-o", "--output", required=True, help="checkpoint path (.safetensors)")
     p.add_argument("--tiles", default="ign,autzen", help="comma-separated tiles (ign, autzen)")
@@ -14,6 +14,9 @@ def register(subparsers):
                                                 "or $GAZE3D_DATA)")
     p.add_argument("--variant", default="unet14", help="backbone variant (unet14, unet18, unet34)")
     p.add_argument("--base-channels", type=int, default=16)
+    p.add_argument("--guidance", choices=("gate", "mha"), default="gate",
+                   help="gaze-guided head blocks: gaze-gated fusion, or multi-head attention "
+                        "with the gaze as a prior on its logits")
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--lr", type=float, default=3e-3)
@@ -24,6 +27,11 @@ def register(subparsers):
     p.add_argument("--gaze-engine", choices=("attention", "internal"), default="attention",
                    help="attention deposition of the gaze simulator: gaze3d.attention's engine, "
                         "or the simulator's vectorised stand-in")
+    p.add_argument("--val-repeats", type=int, default=2,
+                   help="after training, run the interactive protocol this many times per object of "
+                        "the validation split (0: skip); the score is printed and stored in the "
+                        "checkpoint's metadata, to choose between runs without touching the test split")
+    p.add_argument("--val-fixations", type=int, default=10, help="fixations per validation object")
     p.set_defaults(func=run)
     return p
 
@@ -42,13 +50,16 @@ def run(args):
     bad = [t for t in names if t not in TILES]
     if bad or not names:
         raise InputError(f"--tiles: expected names from {sorted(TILES)}, got {args.tiles!r}")
+    if args.val_repeats < 0 or args.val_fixations < 1:
+        raise InputError("--val-repeats: expected >= 0 and --val-fixations >= 1, got "
+                         f"{args.val_repeats} and {args.val_fixations}")
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     try:
         cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                           time_limit_s=args.time_limit).validate()
-        net_cfg = default_interactive_config(args.variant, args.base_channels)
+        net_cfg = default_interactive_config(args.variant, args.base_channels, guidance=args.guidance)
         model = GazeSegNet(net_cfg)
     except ValueError as exc:
         raise InputError(str(exc)) from exc
@@ -59,6 +70,25 @@ def run(args):
             "command": "gaze3d train " + " ".join(
                 f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}")
                 for k, v in vars(args).items()
-                if k not in ("func", "command") and v not in (None, False))}
+                if k not in ("func", "command") and v is not None and v is not False)}
     path = save_checkpoint(model, args.output, meta, half=args.half)
     print(f"saved {path} ({path.stat().st_size / 1e6:.2f} MB), final mask loss {meta['final_mask_loss']:.4f}")
+    if args.val_repeats > 0:
+        meta.update(validate(path, tiles, args.val_repeats, args.val_fixations))
+        save_checkpoint(model, path, meta, half=args.half)   # same weights, header + validation
+        print(f"validation score (mean IoU over {args.val_fixations} fixations) "
+              f"{meta['val_score']:.4f}, stored in {path}")
+
+
+def validate(path, tiles, repeats: int, fixations: int) -> dict:
+    """Interactive protocol on the validation objects with the checkpoint as saved."""
+    from gaze3d.models.interactive import InteractiveSegmenter
+    from gaze3d.models.interactive_eval import evaluate_split, summarise, validation_score
+
+    print(f"validation: {repeats} run(s) per object of the val split, {fixations} fixations")
+    results = evaluate_split(InteractiveSegmenter(path), tiles, "val", fixations, repeats)
+    row = summarise(results, ks=[k for k in (1, 3, 5, 10) if k <= fixations], cap=fixations)[0]
+    print("  " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                           for k, v in row.items()))
+    return {"val_score": validation_score(results), "val_summary": row,
+            "val_objects": sorted({f"{r.tile}:{r.object_id}" for r in results})}

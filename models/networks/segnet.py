@@ -3,8 +3,10 @@
 The backbone sees geometry only (height, intensity, colour), so its decoder
 features can be cached per scan; gaze enters in the head, as input channels
 at every decoder stage (pooled to the stage's stride) of an
-:class:`~.gaze_blocks.AttentionGuidedBlock`. After each new fixation only the
-head runs again. A :class:`~.selective_attention.SelectiveAttentionHead`
+:class:`~.gaze_blocks.AttentionGuidedBlock` (``guidance="gate"``) or a
+:class:`~.gaze_blocks.GazeMultiHeadBlock` (``guidance="mha"``: attention to
+coarse tokens with the gaze as a logit prior). After each new fixation only
+the head runs again. A :class:`~.selective_attention.SelectiveAttentionHead`
 predicts attention from the backbone features, standing in for gaze where
 there is none.
 
@@ -21,9 +23,13 @@ import torch
 from torch import nn
 
 from ..sparse import SparseTensor
-from .gaze_blocks import AttentionGuidedBlock, pool_to, upsample_nearest
+from .gaze_blocks import AttentionGuidedBlock, GazeMultiHeadBlock, pool_to, upsample_nearest
 from .selective_attention import SelectiveAttentionHead
 from .unet import SparseUNet, UNetConfig
+
+
+# decoder block per ``SegNetConfig.guidance``
+GUIDANCE = {"gate": AttentionGuidedBlock, "mha": GazeMultiHeadBlock}
 
 
 @dataclass
@@ -46,6 +52,11 @@ class SegNetConfig:
         ``"interactive"`` or ``"semantic"``.
     class_codes : list of int
         Semantic task: the label code of each output.
+    guidance : str
+        Head blocks: ``"gate"`` (gaze-gated fusion) or ``"mha"`` (multi-head
+        attention with a gaze prior on the logits).
+    heads : int
+        Attention heads of ``"mha"`` blocks; must divide ``head_channels``.
     """
     unet: UNetConfig = field(default_factory=UNetConfig)
     num_outputs: int = 1
@@ -55,6 +66,8 @@ class SegNetConfig:
     voxel_size: float = 0.5
     task: str = "interactive"
     class_codes: List[int] = field(default_factory=list)
+    guidance: str = "gate"      # defaults keep checkpoints saved before these fields loading
+    heads: int = 4
 
     def validate(self) -> "SegNetConfig":
         self.unet.validate()
@@ -70,6 +83,13 @@ class SegNetConfig:
             raise ValueError(f"task: expected 'interactive' or 'semantic', got {self.task!r}")
         if self.task == "semantic" and len(self.class_codes) != self.num_outputs:
             raise ValueError(f"class_codes: expected {self.num_outputs} codes, got {self.class_codes}")
+        if not isinstance(self.guidance, str) or self.guidance not in GUIDANCE:
+            raise ValueError(f"guidance: expected one of {sorted(GUIDANCE)}, got {self.guidance!r}")
+        if isinstance(self.heads, bool) or not isinstance(self.heads, int) or self.heads < 1:
+            raise ValueError(f"heads: expected a positive int, got {self.heads!r}")
+        if self.guidance == "mha" and self.head_channels % self.heads:
+            raise ValueError(f"heads: expected a divisor of head_channels={self.head_channels}, "
+                             f"got {self.heads}")
         return self
 
     def to_dict(self) -> dict:
@@ -94,10 +114,11 @@ class GazeSegNet(nn.Module):
         self.strides = [2 ** (depth - 1 - j) for j in range(depth)]
         self.blocks = nn.ModuleList()
         prev = 0
+        extra = {"heads": config.heads} if config.guidance == "mha" else {}
         for c, s in zip(chans, self.strides):
-            self.blocks.append(AttentionGuidedBlock(c, config.att_channels, prev,
-                                                    config.head_channels,
-                                                    config.propagate if s >= 4 else 0))
+            block = GUIDANCE[config.guidance]
+            self.blocks.append(block(c, config.att_channels, prev, config.head_channels,
+                                     config.propagate if s >= 4 else 0, **extra))
             prev = config.head_channels
         self.classifier = nn.Linear(config.head_channels, config.num_outputs)
         self.selective = SelectiveAttentionHead(chans[-1])

@@ -1,131 +1,203 @@
 """Sparse-convolution backends behind one interface.
 
-``torch`` (this package, default) always works. ``spconv`` and ``minkowski``
-are used only if importable; asking for one that is not installed fails on
-first use with an install hint (:class:`gaze3d.errors.OptionalDependencyError`).
+``torch`` (this package, default) always works. ``spconv`` (:mod:`._spconv`)
+and ``minkowski`` (:mod:`._minkowski`) are used only if importable; asking for
+one that is not installed fails on first use with an install hint
+(:class:`gaze3d.errors.OptionalDependencyError`).
 
-A backend builds a submanifold convolution module that takes and returns a
-:class:`~.tensor.SparseTensor` and whose weights are loaded from this
-package's layout ``(K, C_in, C_out)``, so outputs can be compared directly.
+Every backend builds the same five layers, each a module
+``SparseTensor -> SparseTensor``: submanifold, strided and transposed
+convolution, max and average pooling. Whatever the backend computes
+internally, its output is on exactly the coordinates the torch backend gives
+(strided: the occupied coarse cells; transposed: the finer-stride voxels held
+by the tensor's :class:`~.tensor.CoordinateManager`), in the same row order,
+with the same tensor stride and manager, so outputs compare row by row and the
+layers drop into this package's networks. Convolution modules have
+
+* ``load_weight(weight)``: set the weights from this package's layout
+  ``(K, C_in, C_out)`` (offsets of :func:`~.kernel_map.kernel_offsets`);
+* ``native_weight``: the backend's own weight parameter;
+* ``to_our_layout(t)``: a tensor shaped like ``native_weight`` (the weight or
+  its gradient) in the ``(K, C_in, C_out)`` layout.
 """
 from __future__ import annotations
 
+import importlib
 import importlib.util
 
 import torch
 from torch import nn
 
-from gaze3d._optional import optional_import
-
-from .conv import SubMConv3d
+from .conv import SparseConv3d, SparseConvTranspose3d, SubMConv3d, _check_int
+from .kernel_map import downsample_coords, neighbour_table
+from .pool import SparseAvgPool3d, SparseMaxPool3d
 from .tensor import SparseTensor
 
 BACKENDS = ("torch", "spconv", "minkowski")
 _IMPORT = {"spconv": "spconv.pytorch", "minkowski": "MinkowskiEngine"}
-_HINT = {"spconv": "spconv", "minkowski": "MinkowskiEngine"}
 
 
 class SparseBackend:
-    """What a backend provides. ``name`` is one of :data:`BACKENDS`."""
+    """The layers a backend provides. ``name`` is one of :data:`BACKENDS`."""
     name = "base"
 
-    def subm_conv3d(self, in_channels: int, out_channels: int, kernel_size: int = 3) -> nn.Module:
-        """A bias-free submanifold conv module ``SparseTensor -> SparseTensor``
-        with ``load_weight(weight (K, C_in, C_out))``."""
+    def subm_conv3d(self, in_channels: int, out_channels: int, kernel_size: int = 3,
+                    dilation: int = 1) -> nn.Module:
+        """Bias-free submanifold convolution (odd ``kernel_size``): output on the input voxels."""
+        raise NotImplementedError
+
+    def conv3d(self, in_channels: int, out_channels: int, kernel_size: int = 2,
+               stride: int = 2) -> nn.Module:
+        """Bias-free strided convolution onto the occupied cells at ``x.stride * stride``."""
+        raise NotImplementedError
+
+    def conv_transpose3d(self, in_channels: int, out_channels: int, kernel_size: int = 2,
+                         stride: int = 2) -> nn.Module:
+        """Bias-free transposed convolution onto the manager's voxels at ``x.stride // stride``."""
+        raise NotImplementedError
+
+    def max_pool3d(self, kernel_size: int = 2, stride: int = 2) -> nn.Module:
+        """Max over the input voxels in each output's window."""
+        raise NotImplementedError
+
+    def avg_pool3d(self, kernel_size: int = 2, stride: int = 2) -> nn.Module:
+        """Mean over the (occupied) input voxels in each output's window."""
         raise NotImplementedError
 
 
-class _TorchSubM(SubMConv3d):
+# ---------------------------------------------------------------- helpers shared by backends
+def check_layer_args(kernel_size: int, stride: int = None, dilation: int = 1,
+                     odd: bool = False) -> None:
+    """ValueError naming the parameter, with the rules of this package's layers."""
+    _check_int("kernel_size", kernel_size)
+    if odd and kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size: a submanifold convolution needs an odd kernel, "
+                         f"got {kernel_size}")
+    if stride is not None:
+        _check_int("stride", stride, 2)
+    _check_int("dilation", dilation)
+
+
+def check_channels(in_channels: int, out_channels: int) -> None:
+    _check_int("in_channels", in_channels)
+    _check_int("out_channels", out_channels)
+
+
+def check_input(x, channels: int = None) -> None:
+    if not isinstance(x, SparseTensor):
+        raise ValueError(f"x: expected a SparseTensor, got {type(x).__name__}")
+    if not len(x):
+        raise ValueError("x: expected at least one voxel, got an empty SparseTensor")
+    if channels is not None and x.num_channels != channels:
+        raise ValueError(f"x: expected {channels} channels, got {x.num_channels}")
+
+
+def check_weight(weight: torch.Tensor, kernel_size: int, in_channels: int,
+                 out_channels: int) -> None:
+    want = (kernel_size ** 3, in_channels, out_channels)
+    if not isinstance(weight, torch.Tensor) or tuple(weight.shape) != want:
+        raise ValueError(f"weight: expected shape {want} (K, C_in, C_out), got "
+                         f"{tuple(getattr(weight, 'shape', ())) or type(weight).__name__}")
+
+
+def strided_out_coords(x: SparseTensor, stride: int) -> torch.Tensor:
+    """``(m, 4)`` output voxels of a strided conv or pool of ``x``, as :func:`~.kernel_map.down_map`
+    gives them: those the manager already holds at ``x.stride * stride``, else the occupied cells
+    (then registered)."""
+    out_stride = x.stride * stride
+    have = x.manager.coords.get(out_stride)
+    if have is None:
+        have = x.manager.register(out_stride, downsample_coords(x.coords, out_stride))
+    return have
+
+
+def transposed_out_coords(x: SparseTensor, stride: int):
+    """``(fine_stride, (m, 4) coords)`` a transposed conv of ``x`` writes onto."""
+    if x.stride % stride:
+        raise ValueError(f"stride: tensor stride {x.stride} is not divisible by {stride}")
+    fine = x.stride // stride
+    coords = x.manager.coords.get(fine)
+    if coords is None:
+        raise ValueError(f"x: no voxels at tensor stride {fine} in its coordinate manager (have "
+                         f"{sorted(x.manager.coords)}); transposed conv needs the tensor made "
+                         "by the matching downsampling")
+    return fine, coords
+
+
+def origin(coords: torch.Tensor, multiple: int) -> torch.Tensor:
+    """``(3,)`` per-axis minimum of ``coords (n, 4)`` rounded down to a multiple of ``multiple``:
+    shifting by it makes indices non-negative and keeps every coarser stride's cell grid."""
+    lo = coords[:, 1:].min(0).values
+    return torch.div(lo, multiple, rounding_mode="floor") * multiple
+
+
+def rows_at(their_coords: torch.Tensor, our_coords: torch.Tensor) -> torch.Tensor:
+    """``(n_ours,)`` int64: the row of ``their_coords (m, 4)`` holding each row of
+    ``our_coords (n_ours, 4)``, -1 where none does."""
+    if not len(their_coords):
+        return torch.full((len(our_coords),), -1, dtype=torch.long, device=our_coords.device)
+    zero = torch.zeros(1, 3, dtype=torch.long, device=our_coords.device)
+    return neighbour_table(their_coords.long(), our_coords, zero)[:, 0]
+
+
+def take_rows(feats: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``feats[rows]`` with a zero row where ``rows == -1`` (differentiable)."""
+    return torch.cat([feats, feats.new_zeros(1, feats.shape[1])])[rows]
+
+
+# ---------------------------------------------------------------- torch backend
+class _OurLayout:
+    """Weight access for the torch backend's modules, whose layout is already ours."""
+
+    @property
+    def native_weight(self) -> nn.Parameter:
+        return self.weight
+
     def load_weight(self, weight: torch.Tensor) -> None:
+        check_weight(weight, self.kernel_size, self.in_channels, self.out_channels)
         with torch.no_grad():
             self.weight.copy_(weight)
+
+    def to_our_layout(self, tensor: torch.Tensor) -> torch.Tensor:
+        return tensor
+
+
+class _TorchSubM(_OurLayout, SubMConv3d):
+    pass
+
+
+class _TorchConv(_OurLayout, SparseConv3d):
+    pass
+
+
+class _TorchConvTranspose(_OurLayout, SparseConvTranspose3d):
+    pass
 
 
 class TorchBackend(SparseBackend):
     name = "torch"
 
-    def subm_conv3d(self, in_channels, out_channels, kernel_size=3):
-        return _TorchSubM(in_channels, out_channels, kernel_size)
+    def subm_conv3d(self, in_channels, out_channels, kernel_size=3, dilation=1):
+        return _TorchSubM(in_channels, out_channels, kernel_size, dilation)
+
+    def conv3d(self, in_channels, out_channels, kernel_size=2, stride=2):
+        return _TorchConv(in_channels, out_channels, kernel_size, stride)
+
+    def conv_transpose3d(self, in_channels, out_channels, kernel_size=2, stride=2):
+        return _TorchConvTranspose(in_channels, out_channels, kernel_size, stride)
+
+    def max_pool3d(self, kernel_size=2, stride=2):
+        return SparseMaxPool3d(kernel_size, stride)
+
+    def avg_pool3d(self, kernel_size=2, stride=2):
+        return SparseAvgPool3d(kernel_size, stride)
 
 
-class _SpconvSubM(nn.Module):
-    """spconv ``SubMConv3d`` wrapped to take and return our SparseTensor.
-
-    spconv weights are ``(C_out, kx, ky, kz, C_in)`` and, like ours, a
-    cross-correlation over the index axes in the order given.
-
-    Two defects of spconv 2.3.8's CPU build are worked around here (both seen
-    on this project's CPU machine): with more than one torch thread its CPU
-    kernels race and return wrong sums on some calls, so on CPU it runs with
-    ``torch.set_num_threads(1)``; and its backward asks for the current CUDA
-    stream even for CPU tensors, which fails with a CPU-only torch, so that
-    lookup is made to return stream 0 when CUDA is unavailable.
-    """
-
-    def __init__(self, spconv, in_channels, out_channels, kernel_size):
-        super().__init__()
-        self._spconv = spconv
-        self.kernel_size = kernel_size
-        self.conv = spconv.SubMConv3d(in_channels, out_channels, kernel_size, bias=False,
-                                      indice_key="subm")
-
-    def load_weight(self, weight: torch.Tensor) -> None:
-        k = self.kernel_size
-        K, cin, cout = weight.shape
-        w = weight.reshape(k, k, k, cin, cout).permute(4, 0, 1, 2, 3)
-        with torch.no_grad():
-            self.conv.weight.copy_(w.reshape(self.conv.weight.shape))
-
-    def to_spconv(self, x: SparseTensor):
-        """Our tensor as a ``spconv.SparseConvTensor`` (indices shifted to >= 0)."""
-        idx = x.coords.clone()
-        idx[:, 1:] = torch.div(idx[:, 1:] - idx[:, 1:].min(0).values, x.stride,
-                               rounding_mode="floor")
-        shape = (idx[:, 1:].max(0).values + 1).tolist()
-        return self._spconv.SparseConvTensor(x.feats, idx.int(), shape, x.batch_size)
-
-    def forward(self, x):
-        sp = x if isinstance(x, self._spconv.SparseConvTensor) else self.to_spconv(x)
-        if sp.features.is_cuda:
-            out = self.conv(sp)
-        else:
-            threads = torch.get_num_threads()
-            torch.set_num_threads(1)
-            try:
-                out = self.conv(sp)
-            finally:
-                torch.set_num_threads(threads)
-        if not isinstance(x, SparseTensor):
-            return out
-        # submanifold: spconv keeps the input indices in their order
-        return x.replace(out.features)
-
-
-class SpconvBackend(SparseBackend):
-    name = "spconv"
-
-    def __init__(self):
-        self.spconv = optional_import(_IMPORT["spconv"])
-        if not torch.cuda.is_available():
-            ops = importlib.import_module("spconv.pytorch.ops")
-            ops.get_current_stream = lambda: 0   # CPU-only torch: see _SpconvSubM
-
-    def subm_conv3d(self, in_channels, out_channels, kernel_size=3):
-        return _SpconvSubM(self.spconv, in_channels, out_channels, kernel_size)
-
-
-class MinkowskiBackend(SparseBackend):
-    name = "minkowski"
-
-    def __init__(self):
-        self.me = optional_import(_IMPORT["minkowski"])
-
-    def subm_conv3d(self, in_channels, out_channels, kernel_size=3):
-        raise NotImplementedError("the MinkowskiEngine backend is not wired yet; use 'torch'")
-
-
+# ---------------------------------------------------------------- registry
 def backend_installed(name: str) -> bool:
     """Whether the package behind backend ``name`` can be found (without importing it)."""
+    if name not in BACKENDS:
+        raise ValueError(f"name: expected one of {BACKENDS}, got {name!r}")
     if name == "torch":
         return True
     top = _IMPORT[name].split(".")[0]
@@ -141,4 +213,9 @@ def get_backend(name: str = "torch") -> SparseBackend:
     """The backend called ``name``; raises OptionalDependencyError if its package is missing."""
     if name not in BACKENDS:
         raise ValueError(f"backend: expected one of {BACKENDS}, got {name!r}")
-    return {"torch": TorchBackend, "spconv": SpconvBackend, "minkowski": MinkowskiBackend}[name]()
+    if name == "torch":
+        return TorchBackend()
+    # imported here: those modules build on the helpers above
+    if name == "spconv":
+        return importlib.import_module("._spconv", __package__).SpconvBackend()
+    return importlib.import_module("._minkowski", __package__).MinkowskiBackend()
