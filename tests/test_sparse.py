@@ -214,11 +214,16 @@ def _reference_gather_gemm_scatter(feats, weight, pairs, n_out):
 
 @pytest.mark.parametrize("case", GRADCHECK_CASES)
 @pytest.mark.parametrize("chunk_pairs", [7, 1 << 20])
-def test_chunked_gather_gemm_scatter_matches_reference(case, chunk_pairs, monkeypatch):
+@pytest.mark.parametrize("paths", ["cpu", "cuda-branch"])
+def test_chunked_gather_gemm_scatter_matches_reference(case, chunk_pairs, paths, monkeypatch):
     """Several offsets per chunk, offsets split over chunks, the symmetric submanifold
-    backward and the transposed maps agree with a per-offset autograd reference."""
+    backward and the transposed maps agree with a per-offset autograd reference, through
+    the CPU paths (scratch buffers, CSR scatter) and through the branch CUDA takes (fresh
+    tensors, ``index_add_``), run here on CPU so it is checked without a GPU."""
     import gaze3d.models.sparse.conv as conv_module
     monkeypatch.setattr(conv_module, "_CHUNK_BYTES", chunk_pairs * 5 * 8)   # 5 channels, float64
+    if paths == "cuda-branch":
+        monkeypatch.setattr(conv_module, "_cpu_fast_paths", lambda t: False)
     torch.manual_seed(7)
     coords = random_coords(300, extent=8, batch=2)
     if case == "transposed":   # as SparseConvTranspose3d: the cached reversed map

@@ -34,6 +34,13 @@ def _check_int(name: str, value, minimum: int = 1) -> int:
     return value
 
 
+def _cpu_fast_paths(t: torch.Tensor) -> bool:
+    """Whether ``t``'s device takes the CPU-only paths (scratch buffers, CSR scatter); CUDA
+    takes fresh tensors and ``index_add_``. One function, so tests can run the CUDA branch
+    on CPU."""
+    return t.device.type == "cpu"
+
+
 class _Scratch(threading.local):
     """Per-thread reusable CPU buffers for the gathered rows and GEMM results.
 
@@ -46,7 +53,7 @@ class _Scratch(threading.local):
     """
 
     def get(self, slot: int, rows: int, cols: int, like: torch.Tensor) -> torch.Tensor:
-        if like.device.type != "cpu":
+        if not _cpu_fast_paths(like):
             return like.new_empty(rows, cols)
         bufs = self.__dict__.setdefault("bufs", {})
         need = rows * cols
@@ -91,7 +98,7 @@ class _Chunk:
     def scatter_add(self, target: torch.Tensor, side: str, values: torch.Tensor) -> None:
         """``target[rows] += values`` with ``rows`` the chunk's in (``"in"``) or out rows."""
         rows = self.in_rows if side == "in" else self.out_rows
-        if target.device.type != "cpu" or values.dtype not in (torch.float32, torch.float64):
+        if not _cpu_fast_paths(target) or values.dtype not in (torch.float32, torch.float64):
             target.index_add_(0, rows, values)
             return
         key = (side, len(target), values.dtype)
