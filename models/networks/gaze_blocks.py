@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..sparse import SparseBatchNorm, SparseMaxPool3d, SparseTensor, SubMConv3d
-from ..sparse.kernel_map import down_map
+from ..sparse.kernel_map import KeyPacker, down_map
 
 
 def pool_to(att: SparseTensor, stride: int) -> SparseTensor:
@@ -59,7 +59,33 @@ def upsample_nearest(coarse: SparseTensor, fine_stride: int) -> torch.Tensor:
     return feats
 
 
-class AttentionGuidedBlock(nn.Module):
+class _GazeBlock(nn.Module):
+    """What every gaze block shares: the fusion of backbone features, pooled attention and the
+    coarser block's output, and the residual 3^3 submanifold propagation at coarse strides."""
+
+    def __init__(self, feat_channels: int, att_channels: int, prev_channels: int, channels: int,
+                 propagate: int, **positive):
+        super().__init__()
+        for name, v in (("feat_channels", feat_channels), ("att_channels", att_channels),
+                        ("channels", channels), *positive.items()):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name}: expected a positive int, got {v!r}")
+        self.fuse = nn.Linear(feat_channels + att_channels + prev_channels, channels)
+        self.props = nn.ModuleList([nn.ModuleDict({
+            "conv": SubMConv3d(channels, channels, 3, dilation=1 + i % 2),
+            "bn": SparseBatchNorm(channels)}) for i in range(propagate)])
+
+    def _fused(self, feats: SparseTensor, att: SparseTensor, prev) -> torch.Tensor:
+        parts = [feats.feats, att.feats] + ([] if prev is None else [prev])
+        return torch.relu(self.fuse(torch.cat(parts, 1)))
+
+    def _propagate(self, x: SparseTensor) -> SparseTensor:
+        for p in self.props:
+            x = x.replace(torch.relu(x.feats + p["bn"](p["conv"](x)).feats))
+        return x
+
+
+class AttentionGuidedBlock(_GazeBlock):
     """Gaze-gated fusion block of one decoder stage.
 
     Parameters
@@ -78,12 +104,7 @@ class AttentionGuidedBlock(nn.Module):
 
     def __init__(self, feat_channels: int, att_channels: int, prev_channels: int, channels: int,
                  propagate: int = 0):
-        super().__init__()
-        for name, v in (("feat_channels", feat_channels), ("att_channels", att_channels),
-                        ("channels", channels)):
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name}: expected a positive int, got {v!r}")
-        self.fuse = nn.Linear(feat_channels + att_channels + prev_channels, channels)
+        super().__init__(feat_channels, att_channels, prev_channels, channels, propagate)
         self.gate_f = nn.Linear(channels, channels)
         self.gate_a = nn.Linear(att_channels, channels, bias=False)
         with torch.no_grad():   # prior: positive attention opens the gate, negative closes it
@@ -91,39 +112,25 @@ class AttentionGuidedBlock(nn.Module):
             self.gate_a.weight[:, 0] = 2.0
             if att_channels > 1:
                 self.gate_a.weight[:, 1] = -2.0
-        self.props = nn.ModuleList([nn.ModuleDict({
-            "conv": SubMConv3d(channels, channels, 3, dilation=1 + i % 2),
-            "bn": SparseBatchNorm(channels)}) for i in range(propagate)])
 
     def forward(self, feats: SparseTensor, att: SparseTensor, prev=None) -> SparseTensor:
-        parts = [feats.feats, att.feats] + ([] if prev is None else [prev])
-        h = torch.relu(self.fuse(torch.cat(parts, 1)))
+        h = self._fused(feats, att, prev)
         gate = torch.sigmoid(self.gate_f(h) + self.gate_a(att.feats))
-        h = h * (0.5 + gate)
-        x = feats.replace(h)
-        for p in self.props:
-            x = x.replace(torch.relu(x.feats + p["bn"](p["conv"](x)).feats))
-        return x
+        return self._propagate(feats.replace(h * (0.5 + gate)))
 
 
 def _coarse_cells(coords: torch.Tensor, stride: int) -> Tuple[torch.Tensor, torch.Tensor]:
     """Unique cells of edge ``stride`` holding ``coords`` (n, 4).
 
     Returns ``cells (t, 4) int64`` sorted by batch then x, y, z, and ``inverse (n,) int64``;
-    coordinates are packed into int64 keys so one 1-D unique replaces a slower row unique.
+    one 1-D unique over packed int64 keys (the kernel maps' packing) replaces a slower row
+    unique.
     """
     cell = coords.clone()
     cell[:, 1:] = torch.div(cell[:, 1:], stride, rounding_mode="floor")
-    lo = cell.min(0).values
-    _, sx, sy, sz = (cell.max(0).values - lo + 1).tolist()
-    mult = torch.tensor([sx * sy * sz, sy * sz, sz, 1], device=coords.device)
-    keys, inverse = torch.unique(((cell - lo) * mult).sum(1), return_inverse=True)
-    out = torch.empty(len(keys), 4, dtype=torch.long, device=coords.device)
-    rem = keys
-    for a in range(4):
-        out[:, a] = torch.div(rem, mult[a], rounding_mode="floor")
-        rem = rem - out[:, a] * mult[a]
-    out += lo
+    _, inverse = torch.unique(KeyPacker(cell, 0).keys(cell), return_inverse=True)
+    out = cell.new_empty(int(inverse.max()) + 1, 4)
+    out[inverse] = cell                  # every voxel writes its own cell: equal values
     out[:, 1:] *= stride
     return out, inverse
 
@@ -198,7 +205,7 @@ class GazeTokens:
             0, index, feats, "amax", include_self=False)
 
 
-class GazeMultiHeadBlock(nn.Module):
+class GazeMultiHeadBlock(_GazeBlock):
     """Gaze-prior multi-head attention block of one decoder stage.
 
     Fuses like :class:`AttentionGuidedBlock`, then every voxel of the stage
@@ -234,19 +241,14 @@ class GazeMultiHeadBlock(nn.Module):
     def __init__(self, feat_channels: int, att_channels: int, prev_channels: int, channels: int,
                  propagate: int = 0, heads: int = 4, token_stride: int = 16,
                  max_tokens: int = 256, eps: float = 0.01, chunk: int = 65536):
-        super().__init__()
-        for name, v in (("feat_channels", feat_channels), ("att_channels", att_channels),
-                        ("channels", channels), ("heads", heads), ("token_stride", token_stride),
-                        ("max_tokens", max_tokens), ("chunk", chunk)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name}: expected a positive int, got {v!r}")
+        super().__init__(feat_channels, att_channels, prev_channels, channels, propagate,
+                         heads=heads, token_stride=token_stride, max_tokens=max_tokens, chunk=chunk)
         if channels % heads:
             raise ValueError(f"heads: expected a divisor of channels={channels}, got {heads}")
         if not eps > 0:
             raise ValueError(f"eps: expected > 0, got {eps!r}")
         self.heads, self.token_stride, self.max_tokens = heads, token_stride, max_tokens
         self.eps, self.chunk = float(eps), chunk
-        self.fuse = nn.Linear(feat_channels + att_channels + prev_channels, channels)
         self.pre = nn.LayerNorm(channels)
         self.q = nn.Linear(channels, channels)
         self.kv = nn.Linear(channels, 2 * channels)
@@ -255,9 +257,6 @@ class GazeMultiHeadBlock(nn.Module):
         # gaze prior per head: beta on log positive attention, gamma on negative attention
         self.beta = nn.Parameter(torch.ones(heads))
         self.gamma = nn.Parameter(torch.full((heads,), 2.0)) if att_channels > 1 else None
-        self.props = nn.ModuleList([nn.ModuleDict({
-            "conv": SubMConv3d(channels, channels, 3, dilation=1 + i % 2),
-            "bn": SparseBatchNorm(channels)}) for i in range(propagate)])
 
     def prior(self, key_att: torch.Tensor) -> torch.Tensor:
         """(heads, t) logit prior of tokens with max-pooled attention ``key_att`` (t, A)."""
@@ -268,8 +267,7 @@ class GazeMultiHeadBlock(nn.Module):
         return bias
 
     def _attend(self, feats: SparseTensor, att: SparseTensor, prev, weights: bool):
-        parts = [feats.feats, att.feats] + ([] if prev is None else [prev])
-        h = torch.relu(self.fuse(torch.cat(parts, 1)))
+        h = self._fused(feats, att, prev)
         tok = GazeTokens.of(feats, self.token_stride, self.max_tokens)
         n, c = h.shape
         nh, d = self.heads, c // self.heads
@@ -302,9 +300,7 @@ class GazeMultiHeadBlock(nn.Module):
             else:
                 out[:, rows] = ob
         x = feats.replace(self.norm(h + self.out(out.transpose(0, 1).reshape(n, c))))
-        for p in self.props:
-            x = x.replace(torch.relu(x.feats + p["bn"](p["conv"](x)).feats))
-        return x, dense
+        return self._propagate(x), dense
 
     def forward(self, feats: SparseTensor, att: SparseTensor, prev=None,
                 return_weights: bool = False):

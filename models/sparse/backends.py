@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from .conv import SparseConv3d, SparseConvTranspose3d, SubMConv3d, _check_int
+from .conv import check_input as check_conv_input
 from .kernel_map import downsample_coords, neighbour_table
 from .pool import SparseAvgPool3d, SparseMaxPool3d
 from .tensor import SparseTensor
@@ -84,12 +85,10 @@ def check_channels(in_channels: int, out_channels: int) -> None:
 
 
 def check_input(x, channels: int = None) -> None:
-    if not isinstance(x, SparseTensor):
-        raise ValueError(f"x: expected a SparseTensor, got {type(x).__name__}")
+    """:func:`~.conv.check_input`, and at least one voxel (the shift to non-negative indices needs one)."""
+    check_conv_input(x, channels)
     if not len(x):
         raise ValueError("x: expected at least one voxel, got an empty SparseTensor")
-    if channels is not None and x.num_channels != channels:
-        raise ValueError(f"x: expected {channels} channels, got {x.num_channels}")
 
 
 def check_weight(weight: torch.Tensor, kernel_size: int, in_channels: int,

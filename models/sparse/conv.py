@@ -34,6 +34,14 @@ def _check_int(name: str, value, minimum: int = 1) -> int:
     return value
 
 
+def check_input(x, channels: int = None) -> None:
+    """ValueError unless ``x`` is a SparseTensor (with ``channels`` channels, if given)."""
+    if not isinstance(x, SparseTensor):
+        raise ValueError(f"x: expected a SparseTensor, got {type(x).__name__}")
+    if channels is not None and x.num_channels != channels:
+        raise ValueError(f"x: expected {channels} channels, got {x.num_channels}")
+
+
 def _cpu_fast_paths(t: torch.Tensor) -> bool:
     """Whether ``t``'s device takes the CPU-only paths (scratch buffers, CSR scatter); CUDA
     takes fresh tensors and ``index_add_``. One function, so tests can run the CUDA branch
@@ -258,10 +266,7 @@ class _ConvBase(nn.Module):
         nn.init.uniform_(self.weight, -math.sqrt(3) * bound, math.sqrt(3) * bound)
 
     def _check_input(self, x: SparseTensor):
-        if not isinstance(x, SparseTensor):
-            raise ValueError(f"x: expected a SparseTensor, got {type(x).__name__}")
-        if x.num_channels != self.in_channels:
-            raise ValueError(f"x: expected {self.in_channels} channels, got {x.num_channels}")
+        check_input(x, self.in_channels)
 
     def _finish(self, out: torch.Tensor) -> torch.Tensor:
         return out + self.bias if self.bias is not None else out

@@ -39,7 +39,7 @@ def downsample_coords(coords: torch.Tensor, stride: int) -> torch.Tensor:
     return torch.unique(out, dim=0)
 
 
-class _Packer:
+class KeyPacker:
     """Linear packing of (batch, x, y, z) into int64 with ``pad`` spare on each side."""
 
     def __init__(self, coords: torch.Tensor, pad: int):
@@ -83,7 +83,7 @@ def neighbour_table(in_coords: torch.Tensor, out_coords: torch.Tensor,
         Input row, or -1 where no input voxel sits there.
     """
     pad = int(offsets.abs().max().item()) + 1 if len(offsets) else 1
-    packer = _Packer(torch.cat([in_coords, out_coords]), pad)
+    packer = KeyPacker(torch.cat([in_coords, out_coords]), pad)
     in_keys = packer.keys(in_coords)
     sorted_keys, perm = torch.sort(in_keys)
     query = packer.keys(out_coords)[:, None] + packer.offset_keys(offsets)[None, :]

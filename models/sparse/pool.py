@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .conv import _check_int
+from .conv import _check_int, check_input
 from .kernel_map import down_map
 from .tensor import SparseTensor
 
@@ -18,8 +18,7 @@ class _Pool(nn.Module):
         self.stride = _check_int("stride", stride, 2)
 
     def forward(self, x: SparseTensor) -> SparseTensor:
-        if not isinstance(x, SparseTensor):
-            raise ValueError(f"x: expected a SparseTensor, got {type(x).__name__}")
+        check_input(x)
         out_coords, pairs = down_map(x.manager, x.stride, self.kernel_size, self.stride)
         src = torch.cat([p[0] for p in pairs])
         dst = torch.cat([p[1] for p in pairs])
