@@ -13,7 +13,8 @@ that never reach it count 20) for the network with gaze, the same network
 with clicks at the fixation centres, and attention threshold + region
 growing (no network). Then the mask-update time after a new fixation on a
 ~1M-point scene (the IGN tile repeated on a grid), and with ``--semantic``
-the gaze-guided vs no-gaze semantic comparison (see bench/semantic_few.py).
+the gaze-guided vs no-gaze semantic comparison (``semantic_few`` below, one run per
+``--semantic-seeds`` training seed).
 """
 from __future__ import annotations
 
