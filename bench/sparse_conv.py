@@ -134,7 +134,7 @@ def main(argv=None) -> int:
         sp = be.subm_conv3d(C, C, 3).to(dev)
         sp.load_weight(conv.weight.detach())
         sx = sp.to_spconv(SparseTensor(coords, feats.clone().requires_grad_(True)))
-        raw = sp.conv
+        raw = sp.layer
 
         def sp_f():
             with torch.no_grad():

@@ -65,6 +65,7 @@ class Tile:
     objects: np.ndarray      # (n,) int64, -1 = no object
     object_class: np.ndarray  # (m,) class code of each object
     region: np.ndarray       # (n,) int8, index into SPLITS
+    x_split: float           # metres: east of it is the test half (the median x)
     voxel_size: float
     spec: TileSpec
 
@@ -79,7 +80,7 @@ class Tile:
         count = np.maximum(np.bincount(self.objects[on], minlength=m), 1)
         centre = np.stack([np.bincount(self.objects[on], self.xyz[on, a], m) / count
                            for a in (0, 1)], 1)
-        return regions(centre, self.spec.val_box, float(np.median(self.xyz[:, 0])))
+        return regions(centre, self.spec.val_box, self.x_split)
 
     def split_objects(self, split: str) -> np.ndarray:
         """Ids of the objects of ``split``."""
@@ -129,6 +130,6 @@ def load_tile(name: str, root=None) -> Tile:
         m = o >= 0
         objects[m] = o[m] + len(classes)
         classes += [c] * (int(o.max()) + 1 if m.any() else 0)
-    region = regions(xyz[:, :2], spec.val_box, float(np.median(xyz[:, 0])))
+    x_split = float(np.median(xyz[:, 0]))
     return Tile(name, xyz, feats, cloud.labels, objects, np.asarray(classes, dtype=np.int64),
-                region, spec.voxel_size, spec)
+                regions(xyz[:, :2], spec.val_box, x_split), x_split, spec.voxel_size, spec)

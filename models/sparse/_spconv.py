@@ -156,11 +156,6 @@ class _SpconvConv(_SpconvLayer):
         self.kernel_size = kernel_size
 
     @property
-    def conv(self):
-        """The spconv module (``bench/sparse_conv.py`` times it directly)."""
-        return self.layer
-
-    @property
     def native_weight(self) -> nn.Parameter:
         return self.layer.weight
 
@@ -189,17 +184,20 @@ class _SpconvConv(_SpconvLayer):
 
 
 class _SpconvSubM(_SpconvConv):
+    def _grid(self, x: SparseTensor):
+        """``(shift (3,), spconv indices (n, 4) int32, spatial shape)`` of ``x``."""
+        shift = origin(x.coords, x.stride)
+        idx = self._indices(x.coords, shift, x.stride)
+        return shift, idx, (idx[:, 1:].max(0).values.long() + 1).tolist()
+
     def to_spconv(self, x: SparseTensor):
         """Our tensor as a ``spconv.SparseConvTensor`` (indices shifted to >= 0)."""
-        idx = self._indices(x.coords, origin(x.coords, x.stride), x.stride)
-        shape = (idx[:, 1:].max(0).values.long() + 1).tolist()
+        _, idx, shape = self._grid(x)
         return self._spconv.SparseConvTensor(x.feats, idx, shape, x.batch_size)
 
     def forward(self, x: SparseTensor) -> SparseTensor:
         check_input(x, self.in_channels)
-        shift = origin(x.coords, x.stride)
-        idx = self._indices(x.coords, shift, x.stride)
-        shape = (idx[:, 1:].max(0).values.long() + 1).tolist()
+        shift, idx, shape = self._grid(x)
         feats, their = self._run(self.layer, x.feats, idx, shape, x.batch_size,
                                  (self.layer.weight,))
         their[:, 1:] = their[:, 1:] * x.stride + shift
