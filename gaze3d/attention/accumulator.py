@@ -17,10 +17,17 @@ relative to the scene point looked at, so following a point while the camera
 turns is a fixation), with a lag buffer: a sample is committed once
 ``lag_s`` of newer samples exist, so :attr:`values` trails the stream by
 ``lag_s``; :meth:`flush` commits everything (end of a recording).
+
+Per fixation (``fixations_only``): every run of consecutive fixation samples
+is kept as a :class:`FixationRecord` (its event interval and the attention it
+deposited, sparse), so a caller can mark a fixation negative ("I looked at
+this to reject it"): :meth:`set_polarity`, :meth:`signed_values`. The total
+:attr:`values` do not depend on the marks.
 """
 from __future__ import annotations
 
-from typing import Optional
+from dataclasses import dataclass
+from typing import List, Optional
 
 import numpy as np
 
@@ -29,6 +36,32 @@ from ..events import EventType, classify_samples, object_space_steps
 from .foveal import FovealModel
 
 _FIX = int(EventType.FIXATION)
+
+
+@dataclass
+class FixationRecord:
+    """One fixation's contribution to the attention.
+
+    Attributes
+    ----------
+    index : (k,) int64
+        Flat element indices it deposited attention on (volumes: C order of the grid).
+    attention : (k,) float32
+        The attention it deposited there (same units as :attr:`AttentionAccumulator.values`).
+    t_start_s, t_end_s : float
+        Its first and last sample (the accumulator's stream clock, seconds).
+    n_samples : int
+        Fixation samples deposited.
+    positive : bool
+        True: the annotator looked at it as part of the target; False: to reject it.
+    """
+
+    index: np.ndarray
+    attention: np.ndarray
+    t_start_s: float
+    t_end_s: float
+    n_samples: int
+    positive: bool = True
 
 
 def _engine_for(scan, foveal, opts):
@@ -93,6 +126,9 @@ class AttentionAccumulator:
         :attr:`values` trails the stream by ``lag_s`` to ``lag_s + commit_interval_s``.
     ray_px_per_deg : float
         Depth-buffer resolution of the virtual camera for VR rays (default 20).
+    max_fixation_records : int
+        Fixation records kept (default 512; 0 keeps none); older ones are dropped
+        (their attention stays in :attr:`values` and counts as positive).
     **engine_opts
         Passed to the engine: point clouds take ``point_size`` (3 px),
         ``depth_tolerance`` (0.005), ``max_slope`` (3); meshes and volumes see
@@ -110,7 +146,7 @@ class AttentionAccumulator:
                  visual_deg_per_camera_deg: float = 1.0, display=None, viewport=(0.0, 0.0, 1.0, 1.0),
                  max_dt_s: float = 0.05, rate_hz: float = 1200.0, lag_s: float = 0.2,
                  history_s: float = 0.6, commit_interval_s: float = 0.05, ray_px_per_deg: float = 20.0,
-                 **engine_opts):
+                 max_fixation_records: int = 512, **engine_opts):
         self.foveal = FovealModel(sigma_deg=sigma_deg, cut_sigmas=cut_sigmas,
                                   visual_deg_per_camera_deg=visual_deg_per_camera_deg,
                                   display=display, viewport=viewport)
@@ -130,6 +166,10 @@ class AttentionAccumulator:
         self.lag_s, self.history_s = float(lag_s), float(history_s)
         self.commit_interval_s = max(0.0, float(commit_interval_s))
         self.ray_px_per_deg = float(ray_px_per_deg)
+        if not (isinstance(max_fixation_records, (int, np.integer)) and max_fixation_records >= 0):
+            raise InputError(f"AttentionAccumulator max_fixation_records: expected an int >= 0, "
+                             f"got {max_fixation_records!r}")
+        self.max_fixation_records = int(max_fixation_records)
         self.engine = _engine_for(scan, self.foveal, engine_opts)
         from .pointcloud import PointCloudEngine
         self._rows_ok = isinstance(self.engine, PointCloudEngine)     # deposit(..., use=) (meshes too)
@@ -150,6 +190,10 @@ class AttentionAccumulator:
         self.n_samples = 0            # samples seen
         self.n_used = 0               # samples whose attention was deposited
         self._cached = None
+        self._records: List[FixationRecord] = []
+        self._open = None             # [t_start, t_end, n] of the fixation being deposited
+        self._snap = None             # flat values when the open fixation started
+        self._last_fix_t = None       # time of the last fixation sample deposited
 
     @property
     def values(self) -> np.ndarray:
@@ -157,6 +201,85 @@ class AttentionAccumulator:
         if self._cached is None:
             self._cached = self.engine.values()
         return self._cached
+
+    # ------------------------------------------------------ per fixation
+    def fixations(self) -> List[FixationRecord]:
+        """The fixations deposited so far, oldest first (the last may still be growing:
+        it is included as it stands).
+
+        Only with ``fixations_only``; a fixation is a run of consecutive fixation
+        samples (an invalid sample or any other event ends it). At most
+        ``max_fixation_records`` are kept.
+        """
+        out = list(self._records)
+        if self._open is not None:
+            out.append(self._make_record(self._flat_values(), commit=False))
+        return out
+
+    def set_polarity(self, i: int, positive: bool) -> FixationRecord:
+        """Mark fixation ``i`` (index into :meth:`fixations`, negative counts from the end)
+        as positive (on the target) or negative (rejected). Returns its record."""
+        if self._open is not None:
+            self._close()   # the fixation being marked ends here
+        n = len(self._records)
+        if not isinstance(i, (int, np.integer)) or not -n <= i < n:
+            raise InputError(f"fixation index: expected an int in [{-n}, {n}), got {i!r}")
+        self._records[i].positive = bool(positive)
+        return self._records[i]
+
+    def signed_values(self) -> tuple:
+        """(positive, negative) attention, each (n,) float32 flat: negative = the attention
+        of the fixations marked negative, positive = the rest of :attr:`values`."""
+        total = self._flat_values().astype(np.float32, copy=True)
+        neg = np.zeros_like(total)
+        for r in self._records:
+            if not r.positive:
+                neg[r.index] += r.attention
+        return np.maximum(total - neg, 0.0), neg
+
+    def _flat_values(self) -> np.ndarray:
+        return np.asarray(self.values).reshape(-1)
+
+    def _make_record(self, now: np.ndarray, commit: bool = True) -> FixationRecord:
+        t0, t1, k = self._open
+        base = self._snap if self._snap is not None else 0.0
+        d = now - base
+        idx = np.flatnonzero(d > 0)
+        return FixationRecord(idx.astype(np.int64), d[idx].astype(np.float32), float(t0), float(t1), int(k))
+
+    def _close(self) -> None:
+        if self._open is None:
+            return
+        now = self._flat_values().copy()
+        if self.max_fixation_records:
+            self._records.append(self._make_record(now))
+            del self._records[:-self.max_fixation_records]
+        self._open, self._snap = None, now
+
+    def _deposit_run(self, t_run, new_run: bool, deposit) -> None:
+        """Deposit one run of fixation samples (times ``t_run``) through ``deposit()``:
+        a new fixation when ``new_run``, else the open one continues."""
+        if new_run or self._open is None:
+            self._close()
+            if self._snap is None:
+                self._snap = self._flat_values().copy()
+            self._open = [float(t_run[0]), float(t_run[-1]), 0]
+        deposit()
+        self._cached = None
+        self._open[1] = float(t_run[-1])
+        self._open[2] += len(t_run)
+        self._last_fix_t = float(t_run[-1])
+
+    @staticmethod
+    def _run_bounds(is_fix: np.ndarray, breaks: np.ndarray) -> list:
+        """(lo, hi) of the runs of True in ``is_fix`` (m,), also split where ``breaks`` (m,) is True."""
+        if not is_fix.any():
+            return []
+        edge = np.ones(len(is_fix), dtype=bool)
+        edge[1:] = (is_fix[1:] != is_fix[:-1]) | breaks[1:]
+        starts = np.flatnonzero(edge)
+        ends = np.append(starts[1:], len(is_fix))
+        return [(int(a), int(b)) for a, b in zip(starts, ends) if is_fix[a]]
 
     # ------------------------------------------------------------ inputs
     def _parse(self, samples):
@@ -297,8 +420,21 @@ class AttentionAccumulator:
             self._deposit(frame, dirs, wv, origins)
             return
         if event is not None:
-            use = event[valid] == _FIX
-            self._deposit(frame, dirs[use], wv[use], origins[use])
+            # a fixation = a run of valid fixation samples in this call (continuing the
+            # open one when the previous call ended inside it)
+            fix = (event == _FIX) & valid
+            rows = np.cumsum(valid) - 1          # row in dirs of each valid sample
+            first = True
+            for lo, hi in self._run_bounds(fix, np.zeros(len(fix), dtype=bool)):
+                r = rows[lo:hi]
+                cont = first and lo == 0 and self._open is not None and self._last_fix_t is not None
+                self._deposit_run(t[lo:hi], not cont, lambda r=r: self._deposit(
+                    frame, dirs[r], wv[r], origins[r]))
+                first = False
+                if hi < len(fix):
+                    self._close()
+            if len(fix) and not fix[-1]:
+                self._close()
             return
         hits = self.engine.hit_points(frame, dirs, origins)
         steps = object_space_steps(origins, dirs, hits, self._prev_dir, self._prev_hit, rights=right, ups=up)
@@ -333,19 +469,31 @@ class AttentionAccumulator:
         keep = []
         for chunk in self._pending:
             frame, tc, dc, wc, oc = chunk
-            if tc[-1] <= cutoff and self._rows_ok:
-                # the whole chunk: deposit its fixations from the very arrays the
-                # frame was built for, so the engine reuses the frame's cones
-                use = labels[np.searchsorted(self._hist_t, tc)] == _FIX
-                if use.any():
-                    self.engine.deposit(frame, dc, wc, oc, use=use)
-                    self.n_used += int(np.count_nonzero(use))
-                continue
-            done = tc <= cutoff
+            whole = tc[-1] <= cutoff and self._rows_ok
+            done = np.ones(len(tc), dtype=bool) if whole else tc <= cutoff
             if done.any():
-                lab = labels[np.searchsorted(self._hist_t, tc[done])]
-                use = lab == _FIX
-                self._deposit(frame, dc[done][use], wc[done][use], oc[done][use])
+                hi_idx = np.searchsorted(self._hist_t, tc[done])
+                fix = labels[hi_idx] == _FIX
+                # a fixation ends at any non-fixation sample, invalid ones included
+                # (those are in the history, not in the chunk)
+                gap = np.zeros(len(hi_idx), dtype=bool)
+                gap[1:] = np.diff(hi_idx) != 1
+                for lo, hi in self._run_bounds(fix, gap):
+                    cont = (lo == 0 and self._open is not None and self._last_fix_t is not None
+                            and hi_idx[0] > 0 and self._hist_t[hi_idx[0] - 1] == self._last_fix_t)
+                    if whole:
+                        # deposit from the very arrays the frame was built for, so the
+                        # engine reuses the frame's cones
+                        use = np.zeros(len(tc), dtype=bool)
+                        use[lo:hi] = True
+                        dep = lambda use=use: self.engine.deposit(frame, dc, wc, oc, use=use)
+                    else:
+                        sel = np.flatnonzero(done)[lo:hi]
+                        dep = lambda sel=sel: self.engine.deposit(frame, dc[sel], wc[sel], oc[sel])
+                    self._deposit_run(tc[done][lo:hi], not cont, dep)
+                    self.n_used += hi - lo
+                if self._open is not None and (not fix[-1] or self._last_fix_t != float(tc[done][-1])):
+                    self._close()
             if not done.all():
                 keep.append([frame, tc[~done], dc[~done], wc[~done], oc[~done]])
         self._pending = keep
@@ -358,3 +506,4 @@ class AttentionAccumulator:
         """Classify and commit every pending sample (call at the end of a stream)."""
         self._commit(final=True)
         self._cached = None
+        self._close()
