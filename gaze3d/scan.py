@@ -97,6 +97,12 @@ class PointCloud:
         Names of the label codes, where known.
     source : str, optional
         The path it was read from, used in error messages.
+    las_source : gaze3d.io.las.LasSource, optional
+        Set by the LAS reader: the file's header and raw point records, so
+        that writing LAS again keeps every dimension the attributes above do
+        not hold (GPS time, returns, scan angle, NIR, point format, VLRs).
+        It follows the cloud through ``dataclasses.replace``; the writer uses
+        it only while the cloud still has the file's points.
     """
 
     xyz: np.ndarray
@@ -107,6 +113,7 @@ class PointCloud:
     fields: Dict[str, np.ndarray] = field(default_factory=dict)
     label_names: Dict[int, str] = field(default_factory=dict)
     source: Optional[str] = None
+    las_source: Optional[object] = field(default=None, repr=False)
 
     def __post_init__(self):
         p = _prefix(self.source)

@@ -11,7 +11,10 @@ names other than the ASPRS ones are kept in a ``gaze3d`` VLR (JSON).
 """
 from __future__ import annotations
 
+import copy
 import json
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -63,8 +66,7 @@ def load_las(path) -> PointCloud:
     colors = None
     if {"red", "green", "blue"} <= dims:
         rgb = np.stack([np.asarray(las.red), np.asarray(las.green), np.asarray(las.blue)], axis=1)
-        # The spec says 16-bit, but some writers store 8-bit values unscaled.
-        colors = (rgb / (255.0 if rgb.max() <= 255 else 65535.0)).astype(np.float32)
+        colors, _ = _colors_from_rgb(rgb)
     labels = np.asarray(las.classification).astype(np.int32)
     extra = list(las.point_format.extra_dimension_names)
     fields = {name: np.asarray(las[name]) for name in extra
@@ -77,7 +79,8 @@ def load_las(path) -> PointCloud:
     names = {int(c): ASPRS_CLASSES[int(c)] for c in np.unique(labels) if int(c) in ASPRS_CLASSES}
     names.update(_stored_label_names(las.header))
     return PointCloud(xyz=xyz, colors=colors, intensity=intensity, normals=normals, labels=labels,
-                      fields=fields, label_names=names, source=str(path))
+                      fields=fields, label_names=names, source=str(path),
+                      las_source=LasSource(las.header, las.points.array, str(path)))
 
 
 def _stored_label_names(header) -> dict:
@@ -89,6 +92,36 @@ def _stored_label_names(header) -> dict:
             except (ValueError, AttributeError, UnicodeDecodeError):
                 return {}
     return {}
+
+
+@dataclass(frozen=True, eq=False)
+class LasSource:
+    """A LAS/LAZ file's header and raw point records as read (``PointCloud.las_source``).
+
+    Attributes
+    ----------
+    header : laspy.LasHeader
+        Version, point format, scales and offsets, VLRs/EVLRs (CRS...).
+    array : (n,) structured array
+        The point records exactly as stored (``X Y Z`` integers, GPS time,
+        returns, scan angle, NIR, extra bytes...).
+    path : str
+        The file they came from, for messages.
+    """
+
+    header: object
+    array: np.ndarray
+    path: str
+
+
+def _colors_from_rgb(rgb: np.ndarray):
+    """``(colors (n, 3) float32 in [0, 1], divisor)`` of LAS RGB values.
+
+    The spec says 16-bit, but some writers store 8-bit values unscaled: those
+    are detected (all values <= 255) and divided by 255.
+    """
+    divisor = 255.0 if rgb.max() <= 255 else 65535.0
+    return (rgb / divisor).astype(np.float32), divisor
 
 
 def _scale_offset(xyz: np.ndarray):
@@ -104,8 +137,27 @@ def _scale_offset(xyz: np.ndarray):
     return scale, offset
 
 
+# Point formats that add what a cloud needs to a file's format: RGB, and
+# 8-bit classification (formats 0-5 hold classes 0..31 only).
+_WITH_RGB = {0: 2, 1: 3, 4: 5, 6: 7, 9: 10}
+_LAS14 = {0: 6, 1: 6, 2: 7, 3: 7, 4: 9, 5: 10}
+
+
 def save_las(cloud: PointCloud, path) -> None:
-    """Write a point cloud as LAS 1.4 (``.las``) or compressed LAZ (``.laz``).
+    """Write a point cloud as LAS (``.las``) or compressed LAZ (``.laz``).
+
+    A cloud read from LAS (``cloud.las_source``) that still has the file's
+    points is written back on the file's own records: version, point format,
+    scales, VLRs and every dimension (GPS time, return numbers, scan angle,
+    point source ID, NIR, flags, extra bytes) are kept, and only what the
+    cloud changed is replaced: classification from ``labels``, colours and
+    intensity when they differ from the file's, coordinates when moved, and
+    ``fields`` as extra-bytes dimensions (added, updated, or dropped when the
+    cloud no longer has them). The point format is widened only when needed
+    (classes above 31 in formats 0-5 -> LAS 1.4 format 6+; colours on a
+    format without RGB).
+
+    Any other cloud is written as LAS 1.4 point format 6 (7 with colours).
 
     Parameters
     ----------
@@ -120,43 +172,127 @@ def save_las(cloud: PointCloud, path) -> None:
     if cloud.labels is not None and (cloud.labels.min() < 0 or cloud.labels.max() > 255):
         raise ScanFormatError(f"{path}: labels must lie in 0..255 for LAS classification, "
                               f"got [{cloud.labels.min()}, {cloud.labels.max()}]")
-    header = laspy.LasHeader(point_format=7 if cloud.colors is not None else 6, version="1.4")
-    header.scales, header.offsets = _scale_offset(cloud.xyz)
+    src = cloud.las_source
+    if src is not None and len(src.array) != len(cloud):
+        warnings.warn(f"{path}: the cloud has {len(cloud)} points, {src.path} had {len(src.array)}; "
+                      f"writing a new LAS 1.4 file without that file's other dimensions (GPS time, "
+                      f"returns...)", stacklevel=3)
+        src = None
+    las = _from_source(laspy, cloud, src, path) if src is not None else _new_las(laspy, cloud, path)
+    header = las.header
+    for vlr in [v for v in header.vlrs if getattr(v, "user_id", "") == _VLR_USER
+                and getattr(v, "record_id", None) == _VLR_NAMES]:
+        header.vlrs.remove(vlr)         # ours, from the file read: replaced by the cloud's names
+    custom = {k: v for k, v in cloud.label_names.items() if ASPRS_CLASSES.get(k) != v}
+    if custom:   # names other than ASPRS's travel in a VLR that other tools ignore
+        header.vlrs.append(laspy.VLR(user_id=_VLR_USER, record_id=_VLR_NAMES, description="label names (JSON)",
+                                     record_data=json.dumps({str(k): v for k, v in sorted(custom.items())}).encode()))
+    with atomic_path(path) as tmp:
+        try:
+            las.write(str(tmp))
+        except Exception as exc:
+            raise ScanFormatError(f"{path}: could not write LAS/LAZ ({type(exc).__name__}: {exc})") from exc
+
+
+def _extras(cloud: PointCloud, path, standard, intensity_in_dims: bool) -> dict:
+    """The extra-bytes dimensions a cloud needs: its fields, normals, and a float intensity.
+
+    ``intensity_in_dims`` says whether ``cloud.intensity`` already fits the
+    uint16 ``intensity`` dimension (then no ``intensity_float`` is needed).
+    """
     extras = dict(cloud.fields)
-    intensity = cloud.intensity
-    if intensity is not None and not (np.all(np.mod(intensity, 1) == 0)
-                                      and intensity.min() >= 0 and intensity.max() <= 65535):
-        extras[_FLOAT_INTENSITY] = intensity       # not a uint16: keep it exactly
+    if cloud.intensity is not None and not intensity_in_dims:
+        extras[_FLOAT_INTENSITY] = cloud.intensity       # not a uint16: keep it exactly
     if cloud.normals is not None:
         extras.update({c: cloud.normals[:, i] for i, c in enumerate(_NORMALS)})
-    standard = set(laspy.PointFormat(header.point_format.id).dimension_names)
-    params = []
     for name, values in extras.items():
         values = np.asarray(values)
         code = "u1" if values.dtype == bool else values.dtype.str[1:]
         if code not in _EXTRA_TYPES or name in standard or len(name) > 32:
             raise ScanFormatError(f"{path}: field {name!r} ({values.dtype}) cannot be a LAS extra-bytes "
                                   f"dimension (numeric, name <= 32 characters, not a standard dimension)")
-        params.append(laspy.ExtraBytesParams(name=name, type=np.dtype(code)))
-    if params:
-        header.add_extra_dims(params)
-    custom = {k: v for k, v in cloud.label_names.items() if ASPRS_CLASSES.get(k) != v}
-    if custom:   # names other than ASPRS's travel in a VLR that other tools ignore
-        header.vlrs.append(laspy.VLR(user_id=_VLR_USER, record_id=_VLR_NAMES, description="label names (JSON)",
-                                     record_data=json.dumps({str(k): v for k, v in sorted(custom.items())}).encode()))
+        extras[name] = values.astype(np.uint8) if values.dtype == bool else values
+    return extras
+
+
+def _uint16_intensity(intensity) -> bool:
+    return bool(np.all(np.mod(intensity, 1) == 0) and intensity.min() >= 0 and intensity.max() <= 65535)
+
+
+def _new_las(laspy, cloud: PointCloud, path):
+    """A LAS 1.4 format 6/7 file holding what the cloud has."""
+    header = laspy.LasHeader(point_format=7 if cloud.colors is not None else 6, version="1.4")
+    header.scales, header.offsets = _scale_offset(cloud.xyz)
+    intensity = cloud.intensity
+    fits = intensity is None or _uint16_intensity(intensity)
+    extras = _extras(cloud, path, set(laspy.PointFormat(header.point_format.id).dimension_names), fits)
+    if extras:
+        header.add_extra_dims([laspy.ExtraBytesParams(name=k, type=v.dtype) for k, v in extras.items()])
     las = laspy.LasData(header)
     las.x, las.y, las.z = cloud.xyz[:, 0], cloud.xyz[:, 1], cloud.xyz[:, 2]
     if cloud.labels is not None:
         las.classification = cloud.labels.astype(np.uint8)
-    if intensity is not None and _FLOAT_INTENSITY not in extras:
+    if intensity is not None and fits:
         las.intensity = intensity.astype(np.uint16)
     if cloud.colors is not None:
         rgb = np.clip(np.round(cloud.colors * 65535.0), 0, 65535).astype(np.uint16)
         las.red, las.green, las.blue = rgb[:, 0], rgb[:, 1], rgb[:, 2]
     for name, values in extras.items():
-        las[name] = np.asarray(values).astype(np.uint8) if np.asarray(values).dtype == bool else values
-    with atomic_path(path) as tmp:
-        try:
-            las.write(str(tmp))
-        except Exception as exc:
-            raise ScanFormatError(f"{path}: could not write LAS/LAZ ({type(exc).__name__}: {exc})") from exc
+        las[name] = values
+    return las
+
+
+def _from_source(laspy, cloud: PointCloud, src: LasSource, path):
+    """The source file's records with the cloud's changes applied (see :func:`save_las`)."""
+    header = copy.deepcopy(src.header)
+    las = laspy.LasData(header, laspy.PackedPointRecord(src.array.copy(), header.point_format))
+    fmt = target = header.point_format.id
+    if cloud.labels is not None and cloud.labels.max() > 31 and target in _LAS14:
+        target = _LAS14[target]
+    if cloud.colors is not None and target in _WITH_RGB:
+        target = _WITH_RGB[target]
+    had_rgb = {"red", "green", "blue"} <= set(header.point_format.dimension_names)
+    if target != fmt:
+        las = laspy.convert(las, point_format_id=target, file_version="1.4" if target >= 6 else None)
+    dims = set(las.point_format.dimension_names)
+    extra = list(las.point_format.extra_dimension_names)
+    standard = dims - set(extra)
+
+    if not np.array_equal(cloud.xyz, las.xyz):        # moved: keep the file's quantum if it still fits
+        scales, offsets = np.asarray(las.header.scales), np.asarray(las.header.offsets)
+        steps = np.round((cloud.xyz - offsets) / scales)
+        if np.abs(steps).max() > np.iinfo(np.int32).max:
+            las.change_scaling(*_scale_offset(cloud.xyz))
+        las.x, las.y, las.z = cloud.xyz[:, 0], cloud.xyz[:, 1], cloud.xyz[:, 2]
+    if cloud.labels is not None and not np.array_equal(cloud.labels, np.asarray(las.classification)):
+        las.classification = cloud.labels.astype(np.uint8)
+    if cloud.colors is not None:
+        rgb = np.stack([np.asarray(las.red), np.asarray(las.green), np.asarray(las.blue)], axis=1)
+        old, divisor = _colors_from_rgb(rgb) if had_rgb else (None, 65535.0)
+        if old is None or not np.array_equal(old, cloud.colors):
+            rgb = np.clip(np.round(cloud.colors * divisor), 0, divisor).astype(np.uint16)
+            las.red, las.green, las.blue = rgb[:, 0], rgb[:, 1], rgb[:, 2]
+    fits = True
+    if cloud.intensity is not None:
+        old = np.asarray(las[_FLOAT_INTENSITY] if _FLOAT_INTENSITY in extra else las.intensity, np.float32)
+        if not np.array_equal(old, cloud.intensity):
+            fits = _uint16_intensity(cloud.intensity)
+            if fits:
+                las.intensity = cloud.intensity.astype(np.uint16)
+        else:
+            fits = _FLOAT_INTENSITY not in extra
+    extras = _extras(cloud, path, standard, fits)
+    # what the reader turned into fields/normals/intensity and the cloud no longer has
+    kept = {name for name in extra if np.asarray(las[name]).ndim != 1}
+    drop = [name for name in extra if name not in extras and name not in kept]
+    retype = [name for name in extra if name in extras
+              and np.asarray(las[name]).dtype != extras[name].dtype
+              and not np.array_equal(extras[name].astype(np.asarray(las[name]).dtype), extras[name])]
+    if drop or retype:
+        las.remove_extra_dims(drop + retype)
+    new = [k for k in extras if k not in extra or k in retype]
+    if new:
+        las.add_extra_dims([laspy.ExtraBytesParams(name=k, type=extras[k].dtype) for k in new])
+    for name, values in extras.items():
+        las[name] = values
+    return las
