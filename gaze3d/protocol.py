@@ -44,6 +44,20 @@ REQUIRED_FIELDS = ("v", "source", "session", "seq", "t_device", "t_host_ns")
 
 MAX_TOPIC_BYTES = 64
 
+# ---------------------------------------------------------------- control-request limits
+# One source of truth for the limits the tracker enforces at its control socket
+# (docs/protocol.md lists them). The REP socket gets MAX_REQUEST_BYTES as
+# ZMQ_MAXMSGSIZE: ZeroMQ drops the connection of a peer that sends more, before
+# the bytes reach Python.
+MAX_REQUEST_BYTES = 1 << 20
+MAX_SUBSCRIPTION_BYTES = 1024   # ZMQ_MAXMSGSIZE on the PUB/XPUB side (subscriptions only)
+MAX_VALUE_DEPTH = 16            # nesting of an event/meta/args value
+MAX_VALUE_ITEMS = 10_000        # containers' elements, summed over one value
+MAX_STR_CHARS = 65_536          # one string inside a value
+MAX_PATH_CHARS = 4096
+MAX_KEY_CHARS = 256             # meta keys, calibrate action and arg names
+T_HOST_NS_MAX = (1 << 63) - 1   # a signed 64-bit int: what SQLite and every client language hold
+
 
 class ProtocolError(Gaze3DError):
     """A message that does not follow the protocol (bad frames, msgpack or fields)."""
@@ -75,6 +89,18 @@ def unpack(data: bytes) -> Any:
         return msgpack.unpackb(data, raw=False, strict_map_key=True)
     except Exception as exc:  # msgpack raises several unrelated types
         raise ProtocolError(f"payload is not valid msgpack ({type(exc).__name__}: {exc})") from None
+
+
+def unpack_request(data: bytes) -> Any:
+    """msgpack-decode a control request with the size limits above; raises :class:`ProtocolError`."""
+    if len(data) > MAX_REQUEST_BYTES:
+        raise ProtocolError(f"request of {len(data)} bytes exceeds the limit of {MAX_REQUEST_BYTES}")
+    try:
+        return msgpack.unpackb(data, raw=False, strict_map_key=True,
+                               max_str_len=4 * MAX_STR_CHARS, max_bin_len=MAX_STR_CHARS,
+                               max_array_len=MAX_VALUE_ITEMS, max_map_len=MAX_VALUE_ITEMS, max_ext_len=0)
+    except Exception as exc:  # msgpack raises several unrelated types (and RecursionError on deep nesting)
+        raise ProtocolError(f"payload is not valid msgpack within the limits ({type(exc).__name__}: {exc})") from None
 
 
 def encode(topic: str, payload: dict) -> list:
@@ -150,6 +176,128 @@ def gaze_xy(payload: dict) -> Tuple[float, float]:
         return math.nan, math.nan
     x, y = gaze
     return (math.nan if x is None else float(x)), (math.nan if y is None else float(y))
+
+
+# ------------------------------------------------------------ control-request schema
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_plain(value, where: str, depth: int = 0, budget: list = None) -> None:
+    """A JSON-like value: nil, bool, int, float, str, list, map with str keys; no bytes, bounded size."""
+    if budget is None:
+        budget = [MAX_VALUE_ITEMS]
+    if depth > MAX_VALUE_DEPTH:
+        raise ProtocolError(f"{where}: nested deeper than {MAX_VALUE_DEPTH} levels")
+    if value is None or isinstance(value, (bool, float)):
+        return
+    if isinstance(value, int):
+        if not -(1 << 63) <= value <= T_HOST_NS_MAX:
+            raise ProtocolError(f"{where}: integer {value} outside the signed 64-bit range")
+        return
+    if isinstance(value, str):
+        if len(value) > MAX_STR_CHARS:
+            raise ProtocolError(f"{where}: string of {len(value)} chars, limit {MAX_STR_CHARS}")
+        return
+    if isinstance(value, (list, tuple)):
+        budget[0] -= len(value)
+        if budget[0] < 0:
+            raise ProtocolError(f"{where}: more than {MAX_VALUE_ITEMS} elements")
+        for i, item in enumerate(value):
+            _check_plain(item, f"{where}[{i}]", depth + 1, budget)
+        return
+    if isinstance(value, dict):
+        budget[0] -= len(value)
+        if budget[0] < 0:
+            raise ProtocolError(f"{where}: more than {MAX_VALUE_ITEMS} elements")
+        for k, item in value.items():
+            if not isinstance(k, str) or len(k) > MAX_KEY_CHARS:
+                raise ProtocolError(f"{where}: map keys must be strings of at most {MAX_KEY_CHARS} chars, "
+                                    f"got {str(k)[:40]!r}")
+            _check_plain(item, f"{where}.{k}", depth + 1, budget)
+        return
+    raise ProtocolError(f"{where}: expected nil, bool, int, float, str, list or map, got {type(value).__name__}")
+
+
+def _f_t_host_ns(v, where):
+    if not _is_int(v) or not 0 <= v <= T_HOST_NS_MAX:
+        raise ProtocolError(f"{where}: expected an int in [0, 2**63 - 1] (tracker clock, ns), got {v!r}"[:200])
+
+
+def _f_path(v, where):
+    if not isinstance(v, str) or not 0 < len(v) <= MAX_PATH_CHARS or "\x00" in v:
+        raise ProtocolError(f"{where}: expected a non-empty str of at most {MAX_PATH_CHARS} chars without NUL")
+
+
+def _f_key(v, where):
+    if not isinstance(v, str) or not 0 < len(v) <= MAX_KEY_CHARS:
+        raise ProtocolError(f"{where}: expected a non-empty str of at most {MAX_KEY_CHARS} chars, got {v!r}"[:200])
+
+
+def _f_map(v, where):
+    if not isinstance(v, dict):
+        raise ProtocolError(f"{where}: expected a map, got {type(v).__name__}")
+    _check_plain(v, where)
+
+
+def _f_plain(v, where):
+    _check_plain(v, where)
+
+
+def _f_args(v, where):
+    _f_map(v, where)
+    for k in v:
+        if not k.isidentifier() or k == "action":
+            raise ProtocolError(f"{where}: argument names must be identifiers other than 'action', got {k!r}")
+
+
+# cmd -> {field: (checker, required)}. ``v`` and ``cmd`` are checked for every command;
+# any other field is refused, so a typo never passes silently.
+REQUEST_SCHEMA = {
+    "status": {}, "ping": {}, "sync": {}, "list_sources": {}, "stop_recording": {}, "shutdown": {},
+    "start_recording": {"path": (_f_path, True)},
+    "camera": {"t_host_ns": (_f_t_host_ns, True), "camera": (_f_map, True)},
+    "event": {"event": (_f_map, True), "t_host_ns": (_f_t_host_ns, False)},
+    "meta": {"key": (_f_key, True), "value": (_f_plain, True)},
+    "calibrate": {"action": (_f_key, True), "args": (_f_args, False)},
+}
+
+
+def validate_request(request: Any) -> dict:
+    """Check a decoded control request against :data:`REQUEST_SCHEMA`; returns it or raises.
+
+    Raises
+    ------
+    VersionError
+        ``v`` is an int other than :data:`SCHEMA_VERSION`.
+    ProtocolError
+        Not a map, ``v`` not an int (``true``, ``1.0`` are not), unknown ``cmd``,
+        a missing, unknown or ill-typed field, a value out of range or over a limit.
+    """
+    if not isinstance(request, dict):
+        raise ProtocolError(f"request: expected a map, got {type(request).__name__}")
+    v = request.get("v")
+    if not _is_int(v):
+        raise ProtocolError(f"request field 'v': expected the int {SCHEMA_VERSION}, got {v!r}"[:200])
+    if v != SCHEMA_VERSION:
+        raise VersionError(f"request: schema version {v}, tracker speaks {SCHEMA_VERSION}")
+    cmd = request.get("cmd")
+    if not isinstance(cmd, str):
+        raise ProtocolError(f"request field 'cmd': expected a str, got {type(cmd).__name__}")
+    fields = REQUEST_SCHEMA.get(cmd)
+    if fields is None:
+        raise ProtocolError(f"unknown command {cmd[:64]!r}; known: {', '.join(sorted(REQUEST_SCHEMA))}")
+    for name in request:
+        if name not in fields and name not in ("v", "cmd"):
+            raise ProtocolError(f"{cmd}: unknown field {str(name)[:64]!r}; expected "
+                                f"{', '.join(fields) or 'no fields'}")
+    for name, (check, required) in fields.items():
+        if name not in request or (request[name] is None and not required):
+            if required:
+                raise ProtocolError(f"{cmd}: field {name!r} is required")
+            continue
+        check(request[name], f"{cmd} field {name!r}")
+    return request
 
 
 def control_request(cmd: str, **fields) -> bytes:

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import msgpack
 import numpy as np
@@ -23,8 +24,9 @@ pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.fixture(scope="module")
-def tracker():
-    with start_tracker(PLUGIN, {"rate_hz": 1000}, env=plugin_env(), extra_args=["--heartbeat-s", "0.1"]) as tr:
+def tracker(tmp_path_factory):
+    with start_tracker(PLUGIN, {"rate_hz": 1000}, env=plugin_env(), extra_args=["--heartbeat-s", "0.1"],
+                       record_dir=tmp_path_factory.mktemp("recordings")) as tr:
         yield tr
 
 
@@ -64,7 +66,8 @@ def test_time_sync_is_within_1ms_on_loopback(tracker):
         assert abs(ctl.tracker_time_ns() - time.monotonic_ns()) < 1_000_000
 
 
-def test_control_commands(tracker, tmp_path):
+def test_control_commands(tracker):
+    tmp_path = Path(tracker.info["record_dir"])     # start_recording is confined to --record-dir
     with TrackerControl(tracker.ctrl_address) as ctl, \
             GazeSubscriber(tracker.pub_address, topics=("event", "status")) as sub:
         assert sub.recv(5.0)[0] == "status"  # the subscription is live

@@ -23,6 +23,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--pub", default=None, help=f"PUB bind address (default {LOOPBACK_PUB}; * = free port)")
     p.add_argument("--ctrl", default=None, help=f"control (REP) bind address (default {LOOPBACK_CTRL})")
     p.add_argument("--record", default=None, metavar="PATH", help="record to this new file from the start")
+    p.add_argument("--record-dir", default=None, metavar="DIR",
+                   help="folder that recordings started by clients (start_recording) must lie in; relative "
+                        "paths are resolved in it (default: the current folder)")
     p.add_argument("--bind-public", action="store_true",
                    help=f"allow non-loopback addresses (default {PUBLIC_ANY}); needs --curve-keys")
     p.add_argument("--curve-keys", default=None, metavar="DIR", help="CurveZMQ keys folder from `gaze3d keys`")
@@ -73,7 +76,7 @@ def run(args) -> int:
     server = TrackerServer(source, pub=pub, ctrl=ctrl, record=args.record, curve_keys=args.curve_keys,
                            heartbeat_s=args.heartbeat_s, sndhwm=args.sndhwm, sndbuf=args.sndbuf,
                            backoff_initial_s=args.backoff_s[0], backoff_max_s=args.backoff_s[1],
-                           wait_subscriber=args.wait_subscriber)
+                           wait_subscriber=args.wait_subscriber, record_dir=args.record_dir)
     server.start()
 
     def _terminate(signum, frame):
@@ -82,7 +85,8 @@ def run(args) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGINT, _terminate)
     line = {"v": SCHEMA_VERSION, "pub": server.pub_address, "ctrl": server.ctrl_address, "pid": os.getpid(),
-            "session": server.session, "source": server.source_name, "recording": server._recording_path}
+            "session": server.session, "source": server.source_name, "recording": server._recording_path,
+            "record_dir": server.record_dir}
     if args.curve_keys:
         line["curve_server_key"] = keys_mod.load_server_keys(args.curve_keys)[0].decode("ascii")
     print(json.dumps(line), flush=True)

@@ -72,13 +72,15 @@ class TrackerProcess:
 
 def tracker_command(source: str, options: Optional[Dict[str, object]] = None, *, pub: str = "tcp://127.0.0.1:*",
                     ctrl: str = "tcp://127.0.0.1:*", record=None, curve_keys=None, bind_public: bool = False,
-                    extra_args: Sequence[str] = (), python: str = sys.executable) -> list:
+                    extra_args: Sequence[str] = (), python: str = sys.executable, record_dir=None) -> list:
     """The argv that :func:`start_tracker` runs."""
     cmd = [python, "-m", "gaze3d", "tracker", "--source", source, "--pub", pub, "--ctrl", ctrl]
     for key, value in (options or {}).items():
         cmd += ["--opt", f"{key}={value}"]
     if record is not None:
         cmd += ["--record", os.fspath(record)]
+    if record_dir is not None:
+        cmd += ["--record-dir", os.fspath(record_dir)]
     if bind_public:
         cmd.append("--bind-public")
     if curve_keys is not None:
@@ -89,15 +91,16 @@ def tracker_command(source: str, options: Optional[Dict[str, object]] = None, *,
 def start_tracker(source: str, options: Optional[Dict[str, object]] = None, *, pub: str = "tcp://127.0.0.1:*",
                   ctrl: str = "tcp://127.0.0.1:*", record=None, curve_keys=None, bind_public: bool = False,
                   extra_args: Sequence[str] = (), python: str = sys.executable, env: Optional[dict] = None,
-                  cwd=None, timeout_s: float = 30.0) -> TrackerProcess:
+                  cwd=None, timeout_s: float = 30.0, record_dir=None) -> TrackerProcess:
     """Start ``gaze3d tracker`` in a new process and wait for its address line.
 
     Parameters
     ----------
     source, options
         ``--source`` and ``--opt key=value`` (values passed as ``str(value)``).
-    pub, ctrl, record, curve_keys, bind_public, extra_args
-        The CLI flags of the same names.
+    pub, ctrl, record, record_dir, curve_keys, bind_public, extra_args
+        The CLI flags of the same names (``record_dir``: the only folder where
+        ``start_recording`` requests may create files; default the child's cwd).
     python : str
         Interpreter to run (for example the lean Python 3.10 Tobii environment).
     env, cwd
@@ -109,7 +112,7 @@ def start_tracker(source: str, options: Optional[Dict[str, object]] = None, *, p
     drained by a daemon thread so it can never block on a full pipe.
     """
     cmd = tracker_command(source, options, pub=pub, ctrl=ctrl, record=record, curve_keys=curve_keys,
-                          bind_public=bind_public, extra_args=extra_args, python=python)
+                          bind_public=bind_public, extra_args=extra_args, python=python, record_dir=record_dir)
     popen = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env, cwd=cwd, text=True,
                              bufsize=1)
     box: dict = {}

@@ -12,8 +12,14 @@ Three threads, each owning its resources:
   at least every ``commit_interval_s`` (20 ms), so ``kill -9`` loses at most
   that much. Its queue is unbounded: a slow disk costs memory, never samples.
 * **control** owns the REP socket and answers commands (see ``docs/protocol.md``).
+  Every request is checked against :data:`gaze3d.protocol.REQUEST_SCHEMA`
+  before it reaches a handler, requests over
+  :data:`~gaze3d.protocol.MAX_REQUEST_BYTES` are cut off by ZeroMQ
+  (``ZMQ_MAXMSGSIZE``), and nothing a client sends can stop a thread: a
+  sample or event that cannot be encoded is counted and skipped.
 
 Binds to loopback by default; any other address needs CurveZMQ keys.
+Recordings started by a client are confined to ``record_dir``.
 """
 from __future__ import annotations
 
@@ -26,19 +32,22 @@ import sys
 import threading
 import time
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Dict, List, Optional
 
 import zmq
 
 from .. import __version__
 from ..errors import InputError
-from ..protocol import (SCHEMA_VERSION, TOPIC_EVENT, TOPIC_GAZE_2D, TOPIC_STATUS, control_reply, pack,
-                        unpack)
+from ..protocol import (MAX_REQUEST_BYTES, MAX_SUBSCRIPTION_BYTES, SCHEMA_VERSION, T_HOST_NS_MAX, TOPIC_EVENT,
+                        TOPIC_GAZE_2D, TOPIC_STATUS, control_reply, pack, unpack_request, validate_request)
 from ..recording import RecordingWriter
 from . import keys as _keys
 from .sources.base import GazeSource
 
 log = logging.getLogger("gaze3d.tracker")
+
+ACK_TIMEOUT_S = 5.0   # how long a camera/event/meta request waits for the recorder to confirm the write
 
 
 def is_loopback(address: str) -> bool:
@@ -93,6 +102,11 @@ class TrackerServer:
         socket is then an XPUB, which sees subscriptions). ZeroMQ subscribers
         miss what is published before they join; a finite source (replay, a
         scripted simulation) would otherwise start unseen.
+    record_dir : path, optional
+        The folder ``start_recording`` requests may write in (relative paths are
+        resolved in it; paths that lead outside it, symlinks included, are
+        refused). Default: the current working directory at construction.
+        ``record`` (chosen by whoever starts the tracker) is not confined.
 
     Thread-safety: :meth:`start`, :meth:`stop`, :meth:`status` may be called
     from any thread; the sockets and the source are each used by one thread.
@@ -101,7 +115,8 @@ class TrackerServer:
     def __init__(self, source: GazeSource, *, pub: str = "tcp://127.0.0.1:*", ctrl: str = "tcp://127.0.0.1:*",
                  record=None, curve_keys=None, heartbeat_s: float = 0.5, sndhwm: int = 10_000, sndbuf: Optional[int] = None,
                  read_timeout_s: float = 0.02, commit_interval_s: float = 0.02,
-                 backoff_initial_s: float = 0.1, backoff_max_s: float = 5.0, wait_subscriber: bool = False):
+                 backoff_initial_s: float = 0.1, backoff_max_s: float = 5.0, wait_subscriber: bool = False,
+                 record_dir=None):
         if not isinstance(source, GazeSource):
             raise InputError(f"tracker source: expected a GazeSource, got {type(source).__name__}")
         for name, address in (("--pub", pub), ("--ctrl", ctrl)):
@@ -122,6 +137,10 @@ class TrackerServer:
         self.commit_interval_s = float(commit_interval_s)
         self.backoff = (float(backoff_initial_s), float(backoff_max_s))
         self.wait_subscriber = bool(wait_subscriber)
+        record_dir = os.getcwd() if record_dir is None else os.fspath(record_dir)
+        if not os.path.isdir(record_dir):
+            raise InputError(f"--record-dir {record_dir}: not an existing folder")
+        self.record_dir = os.path.realpath(record_dir)
         self.session = os.urandom(6).hex()
         self.pub_address: Optional[str] = None
         self.ctrl_address: Optional[str] = None
@@ -141,6 +160,7 @@ class TrackerServer:
         self.last_error: Optional[str] = None
         self.reconnects = 0
         self.bad_requests = 0
+        self.rejected_samples = 0   # samples/events the acquisition thread could not encode (skipped, counted)
         self.samples_received = 0
         self.source_info: dict = {"source": self.source_name}
         self._t_start = time.monotonic()
@@ -158,6 +178,9 @@ class TrackerServer:
                 for s in (pub, rep):
                     _keys.configure_server(s, public, secret)
             pub.sndhwm = self.sndhwm
+            # inbound size limits: a peer that sends more is disconnected by ZeroMQ itself
+            pub.setsockopt(zmq.MAXMSGSIZE, MAX_SUBSCRIPTION_BYTES)
+            rep.setsockopt(zmq.MAXMSGSIZE, MAX_REQUEST_BYTES)
             if self.sndbuf is not None:
                 pub.setsockopt(zmq.SNDBUF, int(self.sndbuf))
             pub.linger = 0
@@ -218,11 +241,23 @@ class TrackerServer:
         self.stop()
 
     # ------------------------------------------------------------ stamping
+    def _stamp(self, topic: str, seq: int, t_host_ns: int, t_device=None) -> dict:
+        return {"v": SCHEMA_VERSION, "source": self.source_name, "session": self.session, "seq": seq,
+                "t_device": t_device, "t_host_ns": int(t_host_ns)}
+
     def _header(self, topic: str, t_host_ns: int, t_device=None) -> dict:
         seq = self._seq.get(topic, 0)
         self._seq[topic] = seq + 1
-        return {"v": SCHEMA_VERSION, "source": self.source_name, "session": self.session, "seq": seq,
-                "t_device": t_device, "t_host_ns": int(t_host_ns)}
+        return self._stamp(topic, seq, t_host_ns, t_device)
+
+    def _reject(self, what: str, exc: BaseException) -> None:
+        """Count and log (at most once a second) something the acquisition thread had to skip."""
+        self.rejected_samples += 1
+        now = time.monotonic()
+        if now - getattr(self, "_last_reject_log", 0.0) >= 1.0:
+            self._last_reject_log = now
+            log.error("skipped a %s that cannot be published (%s: %s); %d skipped so far", what,
+                      type(exc).__name__, exc, self.rejected_samples)
 
     def published(self) -> Dict[str, int]:
         return dict(self._seq)
@@ -258,7 +293,10 @@ class TrackerServer:
                         topic, body = self._outbox.get_nowait()
                     except queue.Empty:
                         break
-                    self._publish(send, topic, {**self._header(topic, body.pop("t_host_ns")), **body})
+                    try:
+                        self._publish(send, topic, {**self._header(topic, body.pop("t_host_ns")), **body})
+                    except Exception as exc:  # validated at the door; never let one message stop acquisition
+                        self._reject(f"{topic} message", exc)
                 if now >= next_beat:
                     self._heartbeat(send)
                     next_beat = now + self.heartbeat_s
@@ -326,15 +364,24 @@ class TrackerServer:
         recording = self._recording_path is not None
         stamped, payloads = [], []
         for s in samples:
-            topic = s.get("topic") or TOPIC_GAZE_2D
-            t_host = s.get("t_host_ns")
-            if t_host is None:
-                t_host = time.monotonic_ns()
-            msg = {**s, **self._header(topic, t_host, s.get("t_device"))}
-            msg["topic"] = topic
-            data = pack(msg)
             try:
-                send([topic.encode("ascii"), data], zmq.NOBLOCK)
+                topic = s.get("topic") or TOPIC_GAZE_2D
+                t_host = s.get("t_host_ns")
+                if t_host is None:
+                    t_host = time.monotonic_ns()
+                elif not 0 <= t_host <= T_HOST_NS_MAX:
+                    raise ValueError(f"t_host_ns {t_host!r} outside [0, 2**63 - 1]")
+                seq = self._seq.get(topic, 0)
+                msg = {**s, **self._stamp(topic, seq, t_host, s.get("t_device"))}
+                msg["topic"] = topic
+                frames = [topic.encode("ascii"), pack(msg)]
+            except Exception as exc:  # a source bug or a device's odd value: count it, keep the stream
+                self._reject("sample", exc)
+                continue
+            self._seq[topic] = seq + 1   # only now: a skipped sample leaves no seq gap
+            data = frames[1]
+            try:
+                send(frames, zmq.NOBLOCK)
             except zmq.Again:  # PUB drops per subscriber and does not raise; kept for safety
                 pass
             if recording:
@@ -417,7 +464,9 @@ class TrackerServer:
                 item = None
             quit_after = False
             while item is not None:
-                kind, a, b = item
+                # (kind, a, b) or (kind, a, b, ack): ``ack`` is a Future told whether the write happened
+                kind, a, b = item[:3]
+                ack = item[3] if len(item) > 3 else None
                 try:
                     if kind == "samples" and writer is not None:
                         writer.add_samples(a, b)
@@ -432,6 +481,8 @@ class TrackerServer:
                         if writer is not None:
                             writer.close()
                         writer = a
+                    elif kind in ("camera", "event", "meta"):
+                        raise RuntimeError("not recording")
                     elif kind in ("close", "quit"):
                         if writer is not None:
                             writer.set_meta("stop_t_host_ns", time.monotonic_ns())
@@ -444,11 +495,15 @@ class TrackerServer:
                         if b is not None:
                             b.set_result(n)
                         quit_after = kind == "quit"
+                    if ack is not None:
+                        ack.set_result(None)
                 except Exception as exc:  # disk full, ...: keep the tracker alive, say so in status
-                    log.exception("recording failed")
-                    self._set_state(self.state, exc)
-                    if isinstance(b, Future) and not b.done():
-                        b.set_exception(exc)
+                    if not (kind in ("camera", "event", "meta") and writer is None):
+                        log.exception("recording failed")
+                        self._set_state(self.state, exc)
+                    for fut in (b, ack):
+                        if isinstance(fut, Future) and not fut.done():
+                            fut.set_exception(exc)
                 if quit_after:
                     return
                 try:
@@ -464,32 +519,33 @@ class TrackerServer:
 
     # -------------------------------------------------------------- control
     def _control_loop(self, rep: zmq.Socket) -> None:
-        try:
-            while not self._stop.is_set():
+        while not self._stop.is_set():
+            try:
                 if not rep.poll(100, zmq.POLLIN):
                     continue
-                data = rep.recv()
+                # all frames: a multi-frame request must be read whole, or REP cannot answer it
+                frames = rep.recv_multipart()
                 t_recv = time.monotonic_ns()
-                try:
-                    request = unpack(data)
-                    if not isinstance(request, dict) or not isinstance(request.get("cmd"), str):
-                        raise ValueError("expected a map with a string 'cmd'")
-                    if request.get("v") != SCHEMA_VERSION:
-                        raise ValueError(f"schema version {request.get('v')!r}, tracker speaks {SCHEMA_VERSION}")
-                    cmd = request["cmd"]
-                    if cmd == "sync":
-                        rep.send(control_reply(True, t_recv_ns=t_recv, t_send_ns=time.monotonic_ns()))
-                        continue
-                    handler = getattr(self, f"_cmd_{cmd}", None)
-                    if handler is None:
-                        raise ValueError(f"unknown command {cmd!r}")
-                    reply = control_reply(True, **handler(request))
-                except Exception as exc:  # malformed request or failed command: answer, never crash
-                    self.bad_requests += 1
-                    reply = control_reply(False, error=f"{type(exc).__name__}: {exc}")
+                reply = self._answer(frames, t_recv)
                 rep.send(reply)
-        finally:
-            rep.close(linger=0)
+            except Exception:  # a bug; the loop must go on answering (REP state is clean after send)
+                log.exception("control request handling failed")
+                self.bad_requests += 1
+        rep.close(linger=0)
+
+    def _answer(self, frames: List[bytes], t_recv: int) -> bytes:
+        """The reply to one request (always a reply: errors become ``ok: false``)."""
+        try:
+            if len(frames) != 1:
+                raise ValueError(f"expected one frame per request, got {len(frames)}")
+            request = validate_request(unpack_request(frames[0]))
+            cmd = request["cmd"]
+            if cmd == "sync":
+                return control_reply(True, t_recv_ns=t_recv, t_send_ns=time.monotonic_ns())
+            return control_reply(True, **getattr(self, f"_cmd_{cmd}")(request))
+        except Exception as exc:  # malformed request or failed command: answer, never crash
+            self.bad_requests += 1
+            return control_reply(False, error=f"{type(exc).__name__}: {exc}"[:2000])
 
     def status(self) -> dict:
         """What the ``status`` command answers."""
@@ -500,7 +556,14 @@ class TrackerServer:
                 "samples_received": self.samples_received, "published": self.published(),
                 "recording": self._recording_path, "recorded_samples": self._recorded,
                 "reconnects": self.reconnects, "last_error": self.last_error, "bad_requests": self.bad_requests,
-                "python": sys.version.split()[0]}
+                "rejected_samples": self.rejected_samples, "source_counters": self._source_counters(),
+                "record_dir": self.record_dir, "python": sys.version.split()[0]}
+
+    def _source_counters(self) -> dict:
+        try:
+            return dict(self.source.counters())
+        except Exception as exc:  # descriptive only; a plugin's bug must not break status
+            return {"error": f"{type(exc).__name__}: {exc}"}
 
     def _cmd_status(self, request):
         return self.status()
@@ -511,15 +574,37 @@ class TrackerServer:
     def _cmd_list_sources(self, request):
         return {"sources": list_source_names()}
 
+    def confine(self, path: str) -> str:
+        """``path`` (relative to ``record_dir`` or absolute) resolved inside ``record_dir``, or InputError."""
+        # realpath resolves symlinks (a link inside the folder pointing out of it is refused too)
+        full = os.path.realpath(os.path.join(self.record_dir, path))
+        if full == self.record_dir or os.path.commonpath([full, self.record_dir]) != self.record_dir:
+            raise InputError(f"start_recording path {path!r}: outside the recording folder {self.record_dir} "
+                             "(start the tracker with --record-dir to choose another)")
+        return full
+
     def _cmd_start_recording(self, request):
-        path = request.get("path")
-        if not isinstance(path, str) or not path:
-            raise ValueError("start_recording: 'path' (str) is required")
+        path = self.confine(request["path"])
         if self._recording_path is not None:
             raise ValueError(f"already recording to {self._recording_path}; stop_recording first "
                              "(one session = one recording)")
         self._start_recording_now(path)
         return {"path": self._recording_path}
+
+    def _record_acked(self, kind: str, a, b) -> dict:
+        """Queue a write for the recorder and wait for it: the reply says whether it was stored."""
+        if self._recording_path is None:
+            return {"recorded": False, "reason": "not recording"}
+        ack: Future = Future()
+        self._record_q.put((kind, a, b, ack))
+        try:
+            ack.result(timeout=ACK_TIMEOUT_S)
+        except FutureTimeout:
+            return {"recorded": False,
+                    "reason": f"the recorder did not confirm within {ACK_TIMEOUT_S:g} s (it may still be stored)"}
+        except Exception as exc:
+            return {"recorded": False, "reason": f"{type(exc).__name__}: {exc}"}
+        return {"recorded": True}
 
     def _cmd_stop_recording(self, request):
         if self._recording_path is None:
@@ -530,40 +615,31 @@ class TrackerServer:
         return {"path": path, "samples": fut.result(timeout=30)}
 
     def _cmd_camera(self, request):
-        if "t_host_ns" not in request or not isinstance(request.get("camera"), dict):
-            raise ValueError("camera: fields 't_host_ns' (int) and 'camera' (map) are required")
-        if self._recording_path is None:
-            return {"recorded": False}
-        self._record_q.put(("camera", int(request["t_host_ns"]), request["camera"]))
-        return {"recorded": True}
+        from ..camera import Camera
+        try:  # checked here, so a bad camera is an error reply, not a silent recorder failure
+            camera = Camera.from_dict(request["camera"]).to_dict()
+        except Exception as exc:
+            raise ValueError(f"camera field 'camera': {exc}") from None
+        return self._record_acked("camera", request["t_host_ns"], camera)
 
     def _cmd_event(self, request):
-        event = request.get("event")
-        if not isinstance(event, dict):
-            raise ValueError("event: field 'event' (map) is required")
-        t = int(request.get("t_host_ns") or time.monotonic_ns())
-        if self._recording_path is not None:
-            self._record_q.put(("event", t, event))
+        event = request["event"]
+        t = request.get("t_host_ns")
+        if t is None:
+            t = time.monotonic_ns()
+        reply = self._record_acked("event", t, event)
         self._outbox.put((TOPIC_EVENT, {"t_host_ns": t, "event": event}))
-        return {"recorded": self._recording_path is not None}
+        return reply
 
     def _cmd_meta(self, request):
-        key, value = request.get("key"), request.get("value")
-        if not isinstance(key, str) or not key:
-            raise ValueError("meta: field 'key' (non-empty str) is required")
-        if self._recording_path is None:
-            return {"recorded": False}
-        self._record_q.put(("meta", key, value))
-        return {"recorded": True}
+        return self._record_acked("meta", request["key"], request["value"])
 
     def _cmd_calibrate(self, request):
-        action = request.get("action")
+        action = request["action"]
         args = request.get("args") or {}
         hook = getattr(self.source, "calibrate", None)
         if hook is None:
             raise ValueError(f"source {self.source_name} has no calibration hooks")
-        if not isinstance(action, str) or not isinstance(args, dict):
-            raise ValueError("calibrate: 'action' (str) and 'args' (map) expected")
         fut: Future = Future()
         self._tasks.put((lambda: hook(action, **args), fut))
         return {"result": fut.result(timeout=60)}

@@ -75,6 +75,14 @@ class GazeSource(abc.ABC):
         """Static description for the ``status`` reply (model, serial, rate...)."""
         return {"source": self.name}
 
+    def counters(self) -> dict:
+        """Live counters for the tracker's ``status`` reply (``source_counters``), e.g. decode failures.
+
+        Called from the control thread while ``read`` runs: return a copy of
+        plain ints/strings; the default has none.
+        """
+        return {}
+
     def calibrate(self, action: str, **params) -> dict:
         """Device calibration hook for the control socket's ``calibrate`` command.
 

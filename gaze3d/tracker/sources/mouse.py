@@ -15,6 +15,9 @@ The position is sampled at ``rate`` Hz (the cursor resting on a spot is a
     reported as ``feed_address`` by ``info()``); each message is a msgpack dict
     ``{"x": float, "y": float}`` (normalised, origin top-left; optional
     ``"valid": bool``). Works everywhere (Wayland, macOS, Windows, no X).
+    The feed has no authentication, so only loopback (``127.0.0.0/8``,
+    ``[::1]``, ``localhost``) and ``ipc://`` addresses are accepted; messages
+    over 1 KiB are cut off by ZeroMQ (``ZMQ_MAXMSGSIZE``).
 ``stdin``
     Lines ``x y`` or JSON ``{"x": .., "y": ..}`` on standard input, normalised.
 ``auto`` (default)
@@ -111,6 +114,7 @@ class _FeedPointer:
     def __init__(self, address: str):
         self._sock = zmq.Context.instance().socket(zmq.PULL)
         self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.setsockopt(zmq.MAXMSGSIZE, 1024)   # a position is ~30 bytes
         try:
             if address.endswith(":*"):
                 port = self._sock.bind_to_random_port(address[:-2])
@@ -190,6 +194,11 @@ class MouseSource(ThreadReleasedSource):
         o.check_unused()
         if not self.feed.startswith(("tcp://", "ipc://", "inproc://")):
             raise InputError(f"mouse option 'feed': expected a ZMQ address like {DEFAULT_FEED}, got {self.feed!r}")
+        from ..server import is_loopback   # the rule the tracker's own binds follow
+        if not is_loopback(self.feed):
+            # the feed has no authentication: anyone who reaches it steers the "gaze"
+            raise InputError(f"mouse option 'feed': {self.feed} is not a loopback address; the feed socket has "
+                             "no authentication, bind it on 127.0.0.1, [::1] or ipc://")
         self._pointer = None
         self._lock = threading.Lock()
         self._t0 = 0.0
