@@ -11,7 +11,7 @@ import pytest
 
 from gaze3d.camera import Camera
 from gaze3d.errors import InputError
-from gaze3d.recording import Recording, RecordingWriter, is_recording
+from gaze3d.recording import FORMAT_VERSION, Recording, RecordingWriter, is_recording
 
 
 def _samples(n, start=0, topic="gaze.2d"):
@@ -48,7 +48,7 @@ def test_roundtrip_samples_cameras_events_meta(tmp_path):
         np.testing.assert_allclose(cams[0].position, cam.position)
         assert cams[0].width == 800 and cams[0].vfov_deg == 40
         assert r.events() == [{"type": "label", "label": "roof", "t_host_ns": 5_000_000}]
-        assert r.meta["display"] == {"width_mm": 520} and r.meta["format_version"] == 1
+        assert r.meta["display"] == {"width_mm": 520} and r.meta["format_version"] == FORMAT_VERSION
         payloads = list(r.payloads())
         assert payloads[1]["left"]["pupil_mm"] == 3.0
 
