@@ -27,7 +27,7 @@ def test_live_validation_through_the_tracker_and_again_from_its_recording(tmp_pa
         shown.append(i)
         show_on_screen(screen, x, y)
 
-    with start_tracker("module:calib_helpers:FollowerSource", opts, env=plugin_env()) as tracker:
+    with start_tracker("module:calib_helpers:FollowerSource", opts, env=plugin_env(), record_dir=tmp_path) as tracker:
         with TrackerControl(tracker.ctrl_address, timeout_s=5.0) as control, \
                 GazeSubscriber(tracker.pub_address, topics=("gaze.2d",)) as sub:
             assert sub.recv(10.0) is not None                     # the stream is up

@@ -140,7 +140,7 @@ def test_live_corrected_stream_equals_the_replay_with_the_stored_profile(tmp_pat
     path = tmp_path / "live.sqlite"
     opts = {"rate": 250, "seed": 4, "offset_deg": "0.7,0.3", "precision_deg": 0.06}
     live = {}
-    with start_tracker("sim", opts) as tracker:
+    with start_tracker("sim", opts, record_dir=tmp_path) as tracker:
         with TrackerControl(tracker.ctrl_address, timeout_s=5.0) as control, \
                 GazeSubscriber(tracker.pub_address, topics=("gaze.2d",)) as raw_sub:
             sub = CorrectingSubscriber(raw_sub, store.load("alice").get_correction())

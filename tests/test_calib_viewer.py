@@ -39,7 +39,8 @@ def follower(tmp_path_factory):
     screen = tmp_path_factory.mktemp("follower") / "screen.json"
     opts = {"screen": screen, "rate_hz": RATE_HZ, "offset_deg": ",".join(map(str, OFFSET_DEG)),
             "noise_deg": 0.03, "seed": 1}
-    with start_tracker("module:calib_helpers:FollowerSource", opts, env=plugin_env()) as tracker:
+    with start_tracker("module:calib_helpers:FollowerSource", opts, env=plugin_env(),
+                       record_dir=tmp_path_factory.getbasetemp()) as tracker:
         yield tracker, screen
 
 
@@ -88,7 +89,7 @@ def test_validation_window_shows_targets_and_measures_the_offset(follower, vtk_f
             GazeSubscriber(tracker.pub_address, topics=("gaze.2d",)) as sub:
         assert sub.recv(10.0) is not None
         window = ValidationWindow(off_screen=True, window_size=WINDOW, on_shown=on_shown)
-        vtk_freed.watch("validation render window", window.plotter.ren_win)
+        vtk_freed.watch_render_window("validation render window", window.plotter.ren_win)
         try:
             report, data, pres = run_window_validation(
                 window, control, sub, target_layout(5), dwell_s=0.9, seed=3, rate_hz=RATE_HZ,
