@@ -42,6 +42,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
+from ._events_adaptive import ADAPTIVE_DEFAULTS, classify_adaptive
 from .errors import InputError
 
 
@@ -53,10 +54,12 @@ class EventType(IntEnum):
     SACCADE = 2
     PURSUIT = 3
     UNCLASSIFIED = 4   # Tobii's "unclassified": e.g. a fixation too short to keep
+    PSO = 5            # post-saccadic oscillation ("glissade"), only from method "adaptive"
 
 
 _GAP, _FIX, _SAC, _PUR, _UNC = (int(EventType.GAP), int(EventType.FIXATION), int(EventType.SACCADE),
                                 int(EventType.PURSUIT), int(EventType.UNCLASSIFIED))
+_CODES = {e.name: int(e) for e in EventType}
 
 #: Tobii Pro I-VT fixation filter defaults (Olsen 2012, Tobii Pro Lab manual).
 TOBII_IVT_DEFAULTS: Dict[str, float] = dict(
@@ -69,7 +72,8 @@ IVDT_DEFAULTS: Dict[str, float] = dict(saccade_threshold=40.0, window_s=0.020, d
 IVVT_DEFAULTS: Dict[str, float] = dict(saccade_threshold=70.0, pursuit_threshold=15.0, window_s=0.020,
                                        gap_fill_max_s=0.075, merge_max_gap_s=0.075,
                                        merge_max_angle_deg=0.5, min_fixation_s=0.060)
-_DEFAULTS = {"ivt": TOBII_IVT_DEFAULTS, "idt": IDT_DEFAULTS, "ivdt": IVDT_DEFAULTS, "ivvt": IVVT_DEFAULTS}
+_DEFAULTS = {"ivt": TOBII_IVT_DEFAULTS, "idt": IDT_DEFAULTS, "ivdt": IVDT_DEFAULTS, "ivvt": IVVT_DEFAULTS,
+             "adaptive": ADAPTIVE_DEFAULTS}
 METHODS = tuple(_DEFAULTS)
 
 
@@ -274,6 +278,8 @@ def classify_samples(t_s, x_deg, y_deg, method: str = "ivt", *, valid=None, **pa
     if len(t) == 0:
         return labels
     x, y, ok = fill_gaps(t, x, y, ok, p["gap_fill_max_s"])
+    if method == "adaptive":
+        return classify_adaptive(t, x, y, ok, p, _CODES)
     if method == "idt":
         starts, ends = _runs(ok)
         for s, e in zip(starts, ends):

@@ -1,0 +1,371 @@
+"""Eye-movement event classifiers against human coders, side by side, in one run.
+
+Datasets (``../shared/data/eyetracking``, test material only, never shipped;
+see its README for licences and citations):
+
+* ``hooge2018`` -- Hooge et al. (2018): 70 recordings at 300 Hz (10 adults,
+  60 infants, reported separately), fixations hand-coded by 12 expert coders.
+  Only fixations are coded: everything else is "not fixation".
+* ``gazecom`` -- one GazeCom video-viewing recording (~250 Hz, irregular
+  timestamps) with FIX / SACCADE / SP (smooth pursuit) / NOISE hand labels by
+  two labellers and a final tie-broken set.
+
+Scores, per dataset and class:
+
+* sample-level Cohen's kappa of "is class c" (one class vs the rest), pooled
+  over the recordings of a group, against each coder, then averaged over
+  coders;
+* event-level F1 with Hooge et al.'s matching (``computeHitMissFA.m``: walk the
+  reference events, the first unused test event overlapping one is a hit;
+  hits, misses and false alarms summed over recordings, then F1 = 2H / (2H +
+  M + FA)), against each coder, averaged;
+* the same two numbers between the human coders (each coder against every
+  other), the agreement ceiling.
+
+Methods: ``gaze3d.events.classify_samples`` with each method's defaults,
+REMoDNaV 1.1.2 (``pip install remodnav``, MIT, optional) with its defaults,
+and pymovements' I-VT / I-DT detectors (optional) with their defaults. Last,
+the runtime of one hour of 1,200 Hz gaze on one core (CPU time), target < 5 s.
+
+Protocol for the ``adaptive`` defaults (see docs/events.md): tuned on the 10
+hooge2018 adult recordings only (``--tune`` reruns that search); the 60
+infant recordings and gazecom are held out and were not looked at while
+choosing.
+
+Run: ``.venv/bin/python bench/events.py [--quick] [--tune]``
+"""
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+             "POLARS_MAX_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import itertools  # noqa: E402
+import logging  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Callable, Dict, List, Optional  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from gaze3d.events import EventType, classify_samples, cohen_kappa  # noqa: E402
+
+EYE_DATA = REPO.parent / "shared" / "data" / "eyetracking"
+FIX, SAC, PUR, GAP, PSO = (int(EventType.FIXATION), int(EventType.SACCADE), int(EventType.PURSUIT),
+                           int(EventType.GAP), int(EventType.PSO))
+OURS = ("ivt", "idt", "ivdt", "ivvt", "adaptive")
+
+
+@dataclass
+class Recording:
+    """One gaze recording with per-sample reference labels from several people.
+
+    ``refs`` is (n_people, n) int8 of EventType codes (-1: no label).
+    """
+
+    name: str
+    group: str
+    t: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    refs: np.ndarray
+    coders: List[str]
+    px_per_deg: float = 1.0
+    extra: Dict[str, np.ndarray] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------ loading
+def load_hooge(root: Path = EYE_DATA) -> List[Recording]:
+    """The 70 hooge2018 recordings: refs are FIXATION where a coder marked a fixation, else GAP-free 'other' (-2)."""
+    d = np.load(root / "hooge2018" / "hooge2018_fixations.npz")
+    coders = [str(c) for c in d["coders"]]
+    out = []
+    for rec, grp in zip(d["recordings"], d["group"]):
+        rec = str(rec)
+        fix = d[f"{rec}/fix"]
+        refs = np.where(fix, FIX, -2).astype(np.int8)
+        out.append(Recording(rec, str(grp), d[f"{rec}/t_s"], d[f"{rec}/x_deg"], d[f"{rec}/y_deg"], refs,
+                             coders, px_per_deg=1920 / np.degrees(2 * np.arctan(50.9 / 2 / 65.0))))
+    return out
+
+
+_GAZECOM_CODE = {0: -1, 1: FIX, 2: SAC, 3: PUR, 4: GAP}   # UNKNOWN, FIX, SACCADE, SP, NOISE
+
+
+def load_gazecom(root: Path = EYE_DATA) -> List[Recording]:
+    """The GazeCom recording; refs rows handlabeller1, handlabeller2, final (final is not a coder of its own)."""
+    d = np.load(root / "gazecom" / "gazecom_GGM_holsten_gate.npz")
+    lab = np.vectorize(_GAZECOM_CODE.get)(d["labels"]).astype(np.int8)
+    ok = d["confidence"] > 0
+    x = np.where(ok, d["x_deg"], np.nan)
+    y = np.where(ok, d["y_deg"], np.nan)
+    return [Recording(str(d["recording"]), "video", d["t_s"], x, y, lab,
+                      [str(s) for s in d["labellers"]],
+                      px_per_deg=1280 / np.degrees(2 * np.arctan(200.0 / 450.0)))]
+
+
+# ------------------------------------------------------------------ metrics
+def _events(mask: np.ndarray):
+    d = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+
+
+def hit_miss_fa(ref: np.ndarray, test: np.ndarray):
+    """Hooge et al. (2018) event matching of two boolean event masks: (hits, misses, false alarms).
+
+    Each reference event, in order, is a hit when some not-yet-used test event
+    overlaps it (the first such one is used up); unmatched reference events are
+    misses, unmatched test events false alarms.
+    """
+    rs, re_ = _events(ref)
+    ts, te = _events(test)
+    if len(rs) == 0 or len(ts) == 0:
+        return 0, len(rs), len(ts)
+    # test events overlapping reference event k: ts < re_k and te > rs_k
+    first = np.searchsorted(te, rs, side="right")     # first test event ending after rs_k
+    used = np.zeros(len(ts), dtype=bool)
+    hits = 0
+    for k in range(len(rs)):
+        j = first[k]
+        while j < len(ts) and ts[j] < re_[k]:
+            if not used[j]:
+                used[j] = True
+                hits += 1
+                break
+            j += 1
+    return hits, len(rs) - hits, int(len(ts) - used.sum())
+
+
+def f1(h, m, fa) -> float:
+    return 2 * h / (2 * h + m + fa) if (2 * h + m + fa) else float("nan")
+
+
+def agreement(recs: List[Recording], labels: List[np.ndarray], code: int, ref_rows=None):
+    """(kappa, F1) of ``labels`` vs each reference row, pooled over recordings, averaged over rows.
+
+    Samples a reference leaves unlabelled (-1) are left out of that comparison.
+    """
+    rows = range(recs[0].refs.shape[0]) if ref_rows is None else ref_rows
+    ks, fs = [], []
+    for r in rows:
+        a, b, hmf = [], [], np.zeros(3)
+        for rec, lab in zip(recs, labels):
+            ref = rec.refs[r]
+            use = ref != -1
+            a.append(ref[use] == code)
+            b.append(lab[use] == code)
+            hmf += hit_miss_fa(ref == code, lab == code)
+        a, b = np.concatenate(a), np.concatenate(b)
+        if a.any() or b.any():
+            ks.append(cohen_kappa(a, b))
+            fs.append(f1(*hmf))
+    return float(np.mean(ks)) if ks else float("nan"), float(np.mean(fs)) if fs else float("nan")
+
+
+def intercoder(recs: List[Recording], code: int, rows=None):
+    """(kappa, F1) of each coder against every other coder, averaged over ordered pairs."""
+    rows = list(range(recs[0].refs.shape[0])) if rows is None else list(rows)
+    ks, fs = [], []
+    for i, j in itertools.permutations(rows, 2):
+        k, f = agreement(recs, [np.where(r.refs[j] == -1, -3, r.refs[j]) for r in recs], code, [i])
+        ks.append(k)
+        fs.append(f)
+    return float(np.nanmean(ks)), float(np.nanmean(fs))
+
+
+# ------------------------------------------------------------------ methods
+def ours(method: str, **params) -> Callable[[Recording], np.ndarray]:
+    def run(rec: Recording) -> np.ndarray:
+        return classify_samples(rec.t, rec.x, rec.y, method, **params)
+    return run
+
+
+def _regular(rec: Recording):
+    """(rate, x_px, y_px) on a regular grid for libraries that assume one (nearest-sample resampling)."""
+    dt = float(np.median(np.diff(rec.t)))
+    return 1.0 / dt, rec.x * rec.px_per_deg, rec.y * rec.px_per_deg
+
+
+def remodnav_method() -> Optional[Callable[[Recording], np.ndarray]]:
+    """REMoDNaV 1.1.2 with its defaults (None when not installed)."""
+    try:
+        from remodnav.clf import EyegazeClassifier
+    except ImportError:
+        return None
+    logging.getLogger("remodnav").setLevel(logging.ERROR)
+    code = {"FIXA": FIX, "SACC": SAC, "ISAC": SAC, "PURS": PUR, "HPSO": PSO, "IHPS": PSO, "LPSO": PSO,
+            "ILPS": PSO}
+
+    def run(rec: Recording) -> np.ndarray:
+        fs, xp, yp = _regular(rec)
+        lab = np.full(len(rec.t), GAP, dtype=np.int8)
+        clf = EyegazeClassifier(px2deg=1.0 / rec.px_per_deg, sampling_rate=fs)
+        data = np.rec.fromarrays([xp, yp], names="x,y")
+        try:
+            pp = clf.preproc(data)
+            events = clf(pp)
+        except Exception:        # REMoDNaV raises on too-short or all-NaN inputs: all gap
+            return lab
+        for ev in events:
+            s = int(round(ev["start_time"] * fs))
+            e = int(round(ev["end_time"] * fs))
+            lab[s:e] = code.get(ev["label"], GAP)
+        return lab
+    return run
+
+
+def pymovements_methods() -> Dict[str, Callable[[Recording], np.ndarray]]:
+    """pymovements' I-VT and I-DT fixation detectors with their defaults (empty when not installed)."""
+    try:
+        import pymovements as pm
+    except ImportError:
+        return {}
+
+    def mark(events, n):
+        lab = np.full(n, SAC, dtype=np.int8)
+        for on, off in zip(events.frame["onset"].to_numpy(), events.frame["offset"].to_numpy()):
+            lab[int(on):int(off) + 1] = FIX
+        return lab
+
+    def ivt(rec):
+        n = len(rec.t)
+        fs = 1.0 / float(np.median(np.diff(rec.t)))
+        xy = np.c_[rec.x, rec.y]
+        v = np.gradient(xy, axis=0) * fs       # central differences, deg/s per axis
+        ts = np.round(rec.t * 1000).astype(np.int64)
+        lab = mark(pm.events.ivt(v, timesteps=ts), n)
+        lab[~np.isfinite(xy).all(axis=1)] = GAP
+        return lab
+
+    def idt(rec):
+        n = len(rec.t)
+        xy = np.c_[rec.x, rec.y]
+        ts = np.round(rec.t * 1000).astype(np.int64)
+        lab = mark(pm.events.idt(xy, timesteps=ts), n)
+        lab[~np.isfinite(xy).all(axis=1)] = GAP
+        return lab
+    return {"pymovements ivt": ivt, "pymovements idt": idt}
+
+
+# ------------------------------------------------------------------ runtime
+def hour_runtime(method: str, rate_hz: float = 1200.0, seconds: float = 60.0, repeat: int = 60) -> float:
+    """CPU seconds to classify one hour of ``rate_hz`` gaze: a simulated minute tiled ``repeat`` times."""
+    from gaze3d.simulate import simulate_gaze
+
+    sig = simulate_gaze(seconds, rate_hz, seed=11, pursuit_fraction=0.2)
+    x = np.tile(np.where(sig.valid, sig.x_deg, np.nan), repeat)
+    y = np.tile(np.where(sig.valid, sig.y_deg, np.nan), repeat)
+    t = np.arange(len(x)) / rate_hz
+    c0 = time.process_time()
+    classify_samples(t, x, y, method)
+    return (time.process_time() - c0) * 3600.0 / (seconds * repeat)
+
+
+# ------------------------------------------------------------------ tables
+CLASSES = {"hooge2018": (("fixation", FIX),),
+           "gazecom": (("fixation", FIX), ("saccade", SAC), ("pursuit", PUR))}
+
+
+def groups():
+    """(dataset, group label, recordings, reference rows) for every block of the report."""
+    out = []
+    if (EYE_DATA / "hooge2018").is_dir():
+        h = load_hooge()
+        out.append(("hooge2018", "adults (tuning set)", [r for r in h if r.group == "adult"], None))
+        out.append(("hooge2018", "infants (held out)", [r for r in h if r.group == "infant"], None))
+    if (EYE_DATA / "gazecom").is_dir():
+        out.append(("gazecom", "video (held out)", load_gazecom(), [0, 1]))
+    return out
+
+
+def methods(quick: bool = False) -> Dict[str, Callable[[Recording], np.ndarray]]:
+    m = {f"gaze3d {k}": ours(k) for k in OURS}
+    rm = remodnav_method()
+    if rm is not None:
+        m["REMoDNaV 1.1.2"] = rm
+    if not quick:
+        m.update(pymovements_methods())
+    return m
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="skip pymovements and the runtime table")
+    parser.add_argument("--tune", action="store_true", help="rerun the adaptive defaults search (adults only)")
+    args = parser.parse_args(argv)
+    blocks = groups()
+    if not blocks:
+        print(f"no human-coded data at {EYE_DATA}: nothing to compare")
+        return 1
+    if args.tune:
+        tune([r for d, g, recs, _ in blocks if d == "hooge2018" and g.startswith("adult") for r in recs])
+    ms = methods(args.quick)
+    missing = [n for n, ok in (("remodnav", "REMoDNaV 1.1.2" in ms),
+                               ("pymovements", "pymovements ivt" in ms or args.quick)) if not ok]
+    if missing:
+        print(f"# not installed, rows left out: {', '.join(missing)}")
+    print("Sample-level Cohen's kappa / event F1 (Hooge et al. 2018 matching) per class, "
+          "mean over the human coders; 'coders' = each coder against every other")
+    for dataset, group, recs, rows in blocks:
+        n = sum(len(r.t) for r in recs)
+        print(f"\n## {dataset}, {group}: {len(recs)} recording(s), {n:,} samples, "
+              f"{len(rows) if rows else recs[0].refs.shape[0]} coders")
+        cls = CLASSES[dataset]
+        print("| method | " + " | ".join(f"{c} kappa | {c} F1" for c, _ in cls) + " | CPU s |")
+        print("|---|" + "---:|---:|" * len(cls) + "---:|")
+        cells = []
+        for c, code in cls:
+            k, f = intercoder(recs, code, rows)
+            cells += [f"{k:.3f}", f"{f:.3f}"]
+        print("| coders (ceiling) | " + " | ".join(cells) + " | |")
+        for name, fn in ms.items():
+            c0 = time.process_time()
+            labels = [fn(r) for r in recs]
+            cpu = time.process_time() - c0
+            cells = []
+            for c, code in cls:
+                k, f = agreement(recs, labels, code, rows)
+                cells += [f"{k:.3f}", f"{f:.3f}"]
+            print(f"| {name} | " + " | ".join(cells) + f" | {cpu:.2f} |")
+    if not args.quick:
+        print("\n## runtime: CPU seconds per hour of 1,200 Hz gaze, one core (target < 5 s)")
+        print("| method | s per hour |")
+        print("|---|---:|")
+        for m in OURS:
+            print(f"| gaze3d {m} | {hour_runtime(m):.2f} |")
+    return 0
+
+
+# ------------------------------------------------------------------ tuning
+TUNE_GRID = dict(peak_sd=(4.0, 6.0), onset_sd=(2.0, 3.0), threshold_min=(25.0, 40.0),
+                 min_saccade_amp_deg=(0.5, 1.0, 1.5), min_fixation_s=(0.04, 0.06),
+                 gap_margin_s=(0.0, 0.01), velocity_window_s=(0.020, 0.030))
+
+
+def tune(adults: List[Recording]):
+    """Grid search of the adaptive defaults on the adult recordings only: fixation kappa + F1 vs the coders."""
+    keys = list(TUNE_GRID)
+    best = []
+    for vals in itertools.product(*(TUNE_GRID[k] for k in keys)):
+        p = dict(zip(keys, vals))
+        labels = [classify_samples(r.t, r.x, r.y, "adaptive", **p) for r in adults]
+        k, f = agreement(adults, labels, FIX)
+        best.append((k + f, k, f, p))
+    best.sort(key=lambda b: -b[0])
+    print("## tuning on hooge2018 adults: best 10 of", len(best), "(score = fixation kappa + F1)")
+    for s, k, f, p in best[:10]:
+        print(f"kappa {k:.3f} F1 {f:.3f} {p}")
+    return best
+
+
+if __name__ == "__main__":
+    sys.exit(main())
