@@ -10,6 +10,8 @@ extension              scan type    library / what is kept
 .las .laz              cloud        laspy + lazrs: classification, RGB,
                                     intensity, extra-bytes dimensions
 .obj .stl .off .glb    mesh         trimesh: geometry, vertex colours
+.vtp                   cloud, mesh  own writer (write only): float64 points,
+                                    every field as VTK point data
 .nii .nii.gz .nrrd     volume       SimpleITK: voxels, affine (LPS mm)
 .mha .mhd .dcm         volume       SimpleITK
 folder                 volume       a DICOM series (SimpleITK/GDCM)
@@ -23,8 +25,9 @@ Heavy libraries are imported on first use.
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
-from typing import Dict, Mapping, Optional, Union
+from typing import Dict, Iterable, Mapping, Optional, Tuple, Union
 
 from ..errors import InputError, ScanFormatError
 from ..scan import Mesh, PointCloud, Volume
@@ -37,13 +40,21 @@ _MESH = (".obj", ".stl", ".off", ".glb", ".gltf")
 _VOLUME = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm")
 READ_EXTENSIONS = (".ply", ".pcd", ".las", ".laz") + _CLOUD_TEXT + _MESH + _VOLUME
 WRITE_EXTENSIONS = {
-    PointCloud: (".ply", ".pcd", ".las", ".laz", ".xyz", ".xyzn", ".xyzrgb"),
-    Mesh: (".ply", ".obj", ".stl", ".off", ".glb"),
+    PointCloud: (".ply", ".pcd", ".las", ".laz", ".vtp", ".xyz", ".xyzn", ".xyzrgb"),
+    Mesh: (".ply", ".vtp", ".obj", ".stl", ".off", ".glb"),
     Volume: (".nii", ".nii.gz", ".nrrd", ".mha", ".mhd"),
 }
+# The formats that hold labels and per-element fields (attention, mask...);
+# the others keep geometry (and colours or normals at most). A volume file
+# holds one array: its labels and fields are written as volumes of their own.
+KEEPS_FIELDS = {
+    PointCloud: (".ply", ".pcd", ".las", ".laz", ".vtp"),
+    Mesh: (".ply", ".vtp"),
+    Volume: (),
+}
 
-__all__ = ["load_scan", "save_scan", "load_volume", "save_labels", "READ_EXTENSIONS",
-           "WRITE_EXTENSIONS", "Scan"]
+__all__ = ["load_scan", "save_scan", "load_volume", "save_labels", "check_output", "READ_EXTENSIONS",
+           "WRITE_EXTENSIONS", "KEEPS_FIELDS", "Scan"]
 
 
 def load_scan(path, labels=None, *, label_names: Optional[Mapping[int, str]] = None) -> Scan:
@@ -149,6 +160,9 @@ def save_scan(scan: Scan, path, *, labels=None, fields: Optional[Dict[str, str]]
     elif ext in (".las", ".laz"):
         from .las import save_las
         save_las(scan, path)
+    elif ext == ".vtp":
+        from .vtp import save_vtp
+        save_vtp(scan, path)
     elif ext in _CLOUD_TEXT:
         from .pointcloud import save_text_cloud
         save_text_cloud(scan, path)
@@ -161,3 +175,57 @@ def save_labels(volume: Volume, path) -> None:
     """Write ``volume.labels`` as a label volume (NIfTI/NRRD/MHA) on the image's grid."""
     from .volume import save_labels as _save_labels
     _save_labels(volume, path)
+
+
+def check_output(path, kinds: Union[type, Tuple[type, ...]] = (PointCloud, Mesh, Volume), *,
+                 keeps: Iterable[str] = (), what: str = "") -> Path:
+    """Check, before any work, that ``path`` can receive the scan a command will write.
+
+    Parameters
+    ----------
+    path : str or Path
+        The output file.
+    kinds : type or tuple of types
+        The scan type(s) that may be written there (a tuple while the input
+        is not read yet: the extension must suit at least one of them).
+    keeps : iterable of str
+        What the output must hold besides geometry (``"attention"``,
+        ``"labels"``...); then formats that would drop them (``.xyz``,
+        ``.obj``...) are refused. Volumes are never refused for this: their
+        fields are written as volumes of their own.
+    what : str
+        The option that named the path (``"-o"``), for the message.
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    ScanFormatError
+        The extension is not written for these scan types or would drop
+        ``keeps``; the folder does not exist or is not writable; the path is
+        a folder.
+    """
+    path = Path(path)
+    where = f"{what} {path}" if what else str(path)
+    kinds = kinds if isinstance(kinds, tuple) else (kinds,)
+    keeps = list(keeps)
+    ext = extension(path)
+    writable = [k for k in kinds if ext in WRITE_EXTENSIONS[k]]
+    if not writable:
+        exts = sorted({e for k in kinds for e in WRITE_EXTENSIONS[k]})
+        raise ScanFormatError(f"{where}: cannot write {' or '.join(k.__name__ for k in kinds)} as "
+                              f"{ext or '(no extension)'!r} (expected one of {' '.join(exts)})")
+    if keeps and not any(k is Volume or ext in KEEPS_FIELDS[k] for k in writable):
+        exts = sorted({e for k in kinds for e in KEEPS_FIELDS[k]})
+        raise ScanFormatError(f"{where}: {ext} would drop {', '.join(keeps)} (it holds geometry only); "
+                              f"use one of {' '.join(exts)}")
+    if path.is_dir():
+        raise ScanFormatError(f"{where}: is a folder, expected an output file name")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise ScanFormatError(f"{where}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ScanFormatError(f"{where}: folder {folder} is not writable")
+    return path
