@@ -79,11 +79,22 @@ def _apply(data: GazeData, corr: Correction) -> GazeData:
     return GazeData(data.t_s, corr.apply(data.xy), data.valid, data.origin_mm, data.rate_hz)
 
 
+def print_targets(report) -> None:
+    """One line per measured target (``validate``, also on screen)."""
+    for t in report.targets:
+        if t.error is None:
+            print(f"  target {t.index:2d} ({t.x:.2f}, {t.y:.2f}): accuracy {t.accuracy_deg:.3f} deg, "
+                  f"RMS-S2S {t.precision_rms_deg:.4f} deg, loss {t.data_loss_pct:.1f}%"
+                  f"{f', {t.n_spikes} spike(s) removed' if t.n_spikes else ''}{'' if t.passed else '  FAIL'}")
+
+
 def _print_report(report, prefix: str = "") -> None:
     s = report.summary()
     print(f"{prefix}accuracy {s['accuracy_deg']:.3f} deg, offset ({s['offset_x_deg']:+.3f}, "
           f"{s['offset_y_deg']:+.3f}) deg, precision RMS-S2S {s['precision_rms_deg']:.4f} deg, "
-          f"SD {s['precision_sd_deg']:.4f} deg, data loss {s['data_loss_pct']:.1f}%: "
+          f"SD {s['precision_sd_deg']:.4f} deg, BCEA {s['precision_bcea_deg2']:.4f} deg^2 "
+          f"(fixation samples, {s['n_spikes']} spike(s) removed; all samples: RMS-S2S "
+          f"{s['precision_rms_raw_deg']:.4f} deg), data loss {s['data_loss_pct']:.1f}%: "
           f"{'PASS' if report.passed else 'FAIL'}")
 
 
@@ -105,11 +116,7 @@ def cmd_validate(args) -> int:
     if profile is not None:
         data = _apply(data, profile.get_correction())
     report = validate(data, pres, display, settings_from_args(args))
-    for t in report.targets:
-        if t.error is None:
-            print(f"  target {t.index:2d} ({t.x:.2f}, {t.y:.2f}): accuracy {t.accuracy_deg:.3f} deg, "
-                  f"RMS-S2S {t.precision_rms_deg:.4f} deg, loss {t.data_loss_pct:.1f}%"
-                  f"{'' if t.passed else '  FAIL'}")
+    print_targets(report)
     _print_report(report, f"validation ({len(pres)} targets{', profile ' + profile.name if profile else ''}): ")
     _write_outputs(report, args.out, "validation", "Validation")
     report.raise_for_insufficient()

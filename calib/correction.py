@@ -23,6 +23,8 @@ import numpy as np
 from gaze3d.display import DisplayGeometry
 from gaze3d.errors import InputError
 
+from .targets import check_on_display
+
 KINDS = ("identity", "affine", "poly2")
 _N_TERMS = {"affine": 3, "poly2": 6}
 
@@ -93,7 +95,7 @@ def fit_correction(measured, true, kind: str = "affine", groups=None, huber_k: f
     ----------
     measured, true : (n, 2) float
         Sample positions and the positions of the targets they belong to;
-        rows with NaN are dropped.
+        rows with NaN are dropped. Targets must lie on the display ([0, 1]).
     kind : {"affine", "poly2", "identity"}
     groups : (n,) int, optional
         Target of each row; each target then weighs the same in the fit.
@@ -103,7 +105,8 @@ def fit_correction(measured, true, kind: str = "affine", groups=None, huber_k: f
     Raises
     ------
     InputError
-        Too few distinct targets (3 non-collinear for affine, 6 for poly2).
+        Too few distinct targets (3 non-collinear for affine, 6 for poly2), or
+        a target outside the display.
     """
     if kind == "identity":
         return Correction()
@@ -116,6 +119,10 @@ def fit_correction(measured, true, kind: str = "affine", groups=None, huber_k: f
     g = np.zeros(len(m), dtype=np.int64) if groups is None else np.asarray(groups).reshape(-1)
     keep = np.all(np.isfinite(m), axis=1) & np.all(np.isfinite(t), axis=1)
     m, t, g = m[keep], t[keep], g[keep]
+    off = np.flatnonzero(np.any((t < 0.0) | (t > 1.0), axis=1))
+    if len(off):
+        row = int(np.flatnonzero(keep)[off[0]])
+        check_on_display(*t[off[0]], what=f"correction fit: true position of row {row}")
     n_targets = len(np.unique(t, axis=0)) if len(t) else 0
     need = _N_TERMS[kind]
     X = _features(m, kind)

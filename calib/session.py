@@ -18,7 +18,8 @@ import numpy as np
 from gaze3d.display import DisplayGeometry
 from gaze3d.errors import InputError
 
-from .targets import TargetPresentation, presentation_order, schedule, simulator_script, target_layout
+from .targets import (TargetPresentation, check_on_display, presentation_order, schedule, simulator_script,
+                      target_layout)
 from .validation import GazeData
 
 
@@ -156,6 +157,7 @@ def presentations_from_events(events: Sequence[dict], t0_ns: int) -> List[Target
                 pending = (int(ev["index"]), float(ev["x"]), float(ev["y"]), t)
             except (KeyError, TypeError, ValueError):
                 raise InputError(f"calibration event: expected index, x, y in {ev!r}") from None
+            check_on_display(pending[1], pending[2], f"{TARGET_EVENT} event: target {pending[0]}")
     if pending is not None:
         raise InputError(f"calibration events: target {pending[0]} has no following target or "
                          f"{END_EVENT!r} event")

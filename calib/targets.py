@@ -3,7 +3,8 @@
 Positions are tracker coordinates (normalised display area, origin top-left).
 The 13-point layout is the 9-point grid plus the four points halfway between
 its centre and its corners; those four are natural held-out targets for
-judging a correction fitted on the other nine.
+judging a correction fitted on the other nine. Every target must lie on the
+display (:func:`check_on_display`).
 """
 from __future__ import annotations
 
@@ -16,6 +17,22 @@ from gaze3d.display import DisplayGeometry
 from gaze3d.errors import InputError
 
 LAYOUT_SIZES = (5, 9, 13)
+
+
+def check_on_display(x, y, what: str = "target") -> None:
+    """Raise :class:`InputError` unless ``(x, y)`` are finite normalised display coordinates in [0, 1].
+
+    A target off the display cannot be looked at: validating it or fitting a
+    correction to it would extrapolate the tracker beyond its display area.
+    """
+    try:
+        fx, fy = float(x), float(y)
+    except (TypeError, ValueError):
+        raise InputError(f"{what} at ({x!r}, {y!r}): expected numbers (normalised display coordinates "
+                         f"in [0, 1])") from None
+    if not (0.0 <= fx <= 1.0 and 0.0 <= fy <= 1.0):     # also refuses NaN
+        raise InputError(f"{what} at ({fx:g}, {fy:g}) is outside the display: expected normalised "
+                         f"display coordinates x, y in [0, 1]")
 
 
 def target_layout(n_points: int = 9, margin: float = 0.1) -> np.ndarray:
@@ -67,6 +84,9 @@ class TargetPresentation:
     y: float
     onset_s: float
     offset_s: float
+
+    def __post_init__(self):
+        check_on_display(self.x, self.y, f"target {self.index}")
 
     @property
     def xy(self) -> np.ndarray:

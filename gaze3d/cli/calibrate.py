@@ -155,11 +155,7 @@ def _validate_on_screen(args) -> int:
         finally:
             if args.record:
                 control.stop_recording()
-    for t in report.targets:
-        if t.error is None:
-            print(f"  target {t.index:2d} ({t.x:.2f}, {t.y:.2f}): accuracy {t.accuracy_deg:.3f} deg, "
-                  f"RMS-S2S {t.precision_rms_deg:.4f} deg, loss {t.data_loss_pct:.1f}%"
-                  f"{'' if t.passed else '  FAIL'}")
+    commands.print_targets(report)
     commands._print_report(report, f"validation ({len(pres)} targets on screen"
                                    f"{', profile ' + profile.name if profile else ''}): ")
     commands._write_outputs(report, args.out, "validation", "Validation")
