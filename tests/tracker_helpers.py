@@ -30,12 +30,15 @@ class SyntheticSource(GazeSource):
     Options (strings from the CLI): ``rate_hz``; ``fail_after`` (raise SourceError
     once after that many samples, as an unplugged device); ``fail_opens`` (number
     of ``open`` calls that fail after that disconnect); ``n`` (finite: end after n
-    samples).
+    samples); ``bad_every`` (every that many samples, one extra sample the tracker
+    cannot publish: alternately ``t_host_ns`` -5 and a value msgpack cannot encode).
     """
 
     name = "synthetic"
 
-    def __init__(self, rate_hz="1000", fail_after="0", fail_opens="0", n="0"):
+    def __init__(self, rate_hz="1000", fail_after="0", fail_opens="0", n="0", bad_every="0"):
+        self.bad_every = int(bad_every)
+        self.bad_sent = 0
         self.rate_hz = float(rate_hz)
         self.fail_after = int(fail_after)
         self.fail_opens = int(fail_opens)
@@ -81,6 +84,14 @@ class SyntheticSource(GazeSource):
                         "right": {"gaze": [x, y], "valid": True, "pupil_mm": 3.2}})
             self.count += 1
             self._next += period
+            if self.bad_every and self.count % self.bad_every == 0:
+                self.bad_sent += 1
+                bad = {"topic": "gaze.2d", "t_device": t, "t_host_ns": time.monotonic_ns(), "gaze": [x, y]}
+                if self.bad_sent % 2:
+                    bad["t_host_ns"] = -5
+                else:
+                    bad["odd"] = object()
+                out.append(bad)
             if self.fail_after and not self.failed and self.count >= self.fail_after:
                 break
         return out
