@@ -343,12 +343,15 @@ class IntegrityReport:
     failed: List[Tuple[str, int, int]] = field(default_factory=list)
     failed_rows: int = 0
     unverified: int = 0
+    unreadable: bool = False  # the checksums table itself cannot be read
 
     @property
     def ok(self) -> bool:
-        return not self.failed and not self.unverified
+        return not self.failed and not self.unverified and not self.unreadable
 
     def describe(self) -> str:
+        if self.unreadable:
+            return "the checksums table itself cannot be read"
         if not self.checksummed:
             return "no checksums (format 1 recording): changes cannot be detected"
         if self.ok:
@@ -415,8 +418,12 @@ class Recording:
         except Exception as exc:
             raise _damaged(self.path, f"{what}: {exc}") from None
 
-    def verify(self) -> IntegrityReport:
-        """Compare every row with the checksum written with it (one consistent snapshot)."""
+    def verify(self, *, tolerant: bool = False) -> IntegrityReport:
+        """Compare every row with the checksum written with it (one consistent snapshot).
+
+        With ``tolerant``, a block SQLite cannot read counts as failed instead
+        of raising :class:`InputError` (``gaze3d record check``).
+        """
         has = self._rows("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'checksums'")[0][0]
         if not has:
             return IntegrityReport(checksummed=False)
@@ -425,27 +432,43 @@ class Recording:
         except sqlite3.DatabaseError as exc:
             raise _damaged(self.path, exc) from None
         try:
-            blocks = self._rows("SELECT tbl, first_id, last_id, n, crc FROM checksums ORDER BY tbl, first_id")
+            try:
+                blocks = self._rows("SELECT tbl, first_id, last_id, n, crc FROM checksums ORDER BY tbl, first_id")
+            except InputError:
+                if not tolerant:
+                    raise
+                return IntegrityReport(checksummed=True, unreadable=True)
             report = IntegrityReport(checksummed=True, blocks=len(blocks))
             covered = {t: 0 for t in _DATA_TABLES}
             for table, first, last, n, crc in blocks:
-                if table == "meta":
-                    rows = self._rows("SELECT key, value FROM meta ORDER BY key")
-                elif table in _DATA_TABLES:
-                    rows = self._rows(f"SELECT {_COLUMNS[table]} FROM {table} WHERE id BETWEEN ? AND ? ORDER BY id",
-                                      (first, last))
-                    covered[table] += int(n)
-                else:
+                if table not in _DATA_TABLES and table != "meta":
                     continue
-                if len(rows) != n or rows_crc(rows) != crc:
+                covered[table] = covered.get(table, 0) + int(n)
+                try:
+                    rows = self._rows("SELECT key, value FROM meta ORDER BY key" if table == "meta" else
+                                      f"SELECT {_COLUMNS[table]} FROM {table} WHERE id BETWEEN ? AND ? ORDER BY id",
+                                      () if table == "meta" else (first, last))
+                except InputError:
+                    if not tolerant:
+                        raise
+                    rows = None
+                if rows is None or len(rows) != n or rows_crc(rows) != crc:
                     report.failed.append((table, int(first), int(last)))
-                    report.failed_rows += max(int(n), len(rows))
+                    report.failed_rows += max(int(n), len(rows or ()))
             for table in _DATA_TABLES:
-                total = self._rows(f"SELECT count(*) FROM {table}")[0][0]
+                try:
+                    total = self._rows(f"SELECT count(*) FROM {table}")[0][0]
+                except InputError:
+                    if not tolerant:
+                        raise
+                    continue
                 report.unverified += max(0, int(total) - covered[table])
             return report
         finally:
-            self._db.execute("COMMIT")
+            try:
+                self._db.execute("COMMIT")  # ends the read snapshot; nothing was written
+            except sqlite3.DatabaseError:
+                pass
 
     @property
     def meta(self) -> dict:
@@ -617,14 +640,15 @@ def check_recording(path, *, quick: bool = False) -> dict:
                 out["rows"][table] = f"unreadable ({exc})"
     finally:
         db.close()
-    report = None
     try:
         with Recording(path, verify=False) as rec:
-            report = rec.verify()
+            report = rec.verify(tolerant=True)
         out["checksums"] = report.describe()
-    except InputError as exc:
-        out["checksums"] = f"cannot be verified: {exc}"
-    out["ok"] = not out["sqlite"] and report is not None and report.ok
+        checks_ok = report.ok
+    except InputError as exc:  # even the schema is unreadable
+        out["checksums"] = f"cannot be verified ({exc})"
+        checks_ok = False
+    out["ok"] = not out["sqlite"] and checks_ok
     return out
 
 

@@ -1,4 +1,4 @@
-"""``gaze3d record``: inspect recordings, export them to BIDS-style TSV + JSON, import such files."""
+"""``gaze3d record``: inspect, check and salvage recordings, export them to BIDS, import BIDS eye-tracking files."""
 from __future__ import annotations
 
 import argparse
@@ -13,23 +13,37 @@ def _screen(text: str):
 
 
 def register(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("record", help="inspect, export (BIDS TSV+JSON) and import gaze recordings",
-                              description="Work with gaze recordings (.sqlite files written by the tracker).")
+    p = subparsers.add_parser("record", help="inspect, check/salvage, export (BIDS) and import gaze recordings",
+                              description="Work with gaze recordings (SESSION.gaze3d files written by the tracker "
+                                          "and the viewer).")
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     info = sub.add_parser("info", help="summary of a recording: topics, samples, rate, gaps, cameras, events")
-    info.add_argument("recording")
+    info.add_argument("recording", metavar="SESSION.gaze3d")
     info.add_argument("--json", action="store_true", help="print the summary as JSON")
-    exp = sub.add_parser("export", help="write <prefix>_eyetrack.tsv.gz + .json (+ events, cameras)")
-    exp.add_argument("recording")
-    exp.add_argument("out_dir")
-    exp.add_argument("--prefix", default=None, help="file-name prefix, e.g. sub-01_task-label (default: stem)")
+    chk = sub.add_parser("check", help="integrity check (SQLite + checksums); --salvage OUT writes one "
+                                       "self-contained file with every readable row",
+                         description="Check a recording: SQLite's integrity_check and the per-block checksums "
+                                     "written with the rows. Exit 0 if intact, 1 if damage was found. With "
+                                     "--salvage OUT, copy every readable sample, camera frame, event and meta entry "
+                                     "into the new single file OUT (no -wal/-shm sidecars) and say how much was "
+                                     "lost: the way to move a crashed or damaged recording.")
+    chk.add_argument("recording", metavar="SESSION.gaze3d")
+    chk.add_argument("--salvage", metavar="OUT.gaze3d", default=None,
+                     help="write every readable row to this new recording file")
+    chk.add_argument("--quick", action="store_true", help="PRAGMA quick_check instead of integrity_check (faster)")
+    chk.add_argument("--json", action="store_true", help="print the report as JSON")
+    exp = sub.add_parser("export", help="write a BIDS eye-tracking dataset (physio + events)")
+    exp.add_argument("recording", metavar="SESSION.gaze3d")
+    exp.add_argument("out_dir", help="BIDS dataset root (created if missing)")
+    exp.add_argument("--sub", default=None, help="subject label (default: 01)")
+    exp.add_argument("--ses", default=None, help="session label (optional)")
+    exp.add_argument("--task", default=None, help="task label (default: gaze3d)")
+    exp.add_argument("--run", default=None, help="run index (optional)")
     exp.add_argument("--topic", default="gaze.2d")
     exp.add_argument("--screen", type=_screen, default=None, help="write pixels for this WIDTHxHEIGHT screen")
-    exp.add_argument("--style", choices=("eyetrack", "physio"), default="eyetrack",
-                     help="file naming: <prefix>_eyetrack.tsv.gz or <prefix>_recording-eye1_physio.tsv.gz")
-    imp = sub.add_parser("import", help="make a recording from a BIDS-style _eyetrack.tsv.gz (+ .json)")
+    imp = sub.add_parser("import", help="make a recording from a BIDS _physio.tsv.gz or _eyetrack.tsv.gz (+ .json)")
     imp.add_argument("tsv")
-    imp.add_argument("out", help="the new recording file (.sqlite)")
+    imp.add_argument("out", metavar="OUT.gaze3d", help="the new recording file")
     imp.add_argument("--screen", type=_screen, default=None, help="screen size for pixel coordinates")
     p.set_defaults(func=run)
     return p
@@ -60,11 +74,30 @@ def summary(path) -> dict:
     return out
 
 
+def _print_warnings(caught, sidecar_paths) -> None:
+    import sys
+
+    for w in caught:
+        print(f"gaze3d record: warning: {w.message}", file=sys.stderr)
+    if sidecar_paths:
+        names = ", ".join(p.name for p in sidecar_paths)
+        print(f"gaze3d record: warning: {names} next to the recording: it is being written or was not closed "
+              "cleanly (crash); its newest rows are in these files: copy them together, or make one file with "
+              "`gaze3d record check SESSION --salvage OUT`", file=sys.stderr)
+
+
 def run(args) -> int:
     import json
+    import warnings
+
+    from ..recording import RecordingIntegrityWarning, sidecars
 
     if args.action == "info":
-        info = summary(args.recording)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RecordingIntegrityWarning)
+            info = summary(args.recording)
+        _print_warnings([w for w in caught if issubclass(w.category, RecordingIntegrityWarning)],
+                        sidecars(args.recording))
         if args.json:
             print(json.dumps(info, indent=2, default=str))
             return 0
@@ -75,11 +108,34 @@ def run(args) -> int:
                   f"valid {t['valid_fraction']}, missing seq {t['seq_missing']}, max gap {t['max_time_gap_s']} s")
         print(f"  camera frames: {info['camera_frames']}  events: {info['events']}")
         return 0
+    if args.action == "check":
+        from ..recording import check_recording, salvage
+
+        report = check_recording(args.recording, quick=args.quick)
+        if args.salvage:
+            report["salvage"] = salvage(args.recording, args.salvage)
+        if args.json:
+            print(json.dumps(report, indent=2, default=str))
+            return 0 if report["ok"] else 1
+        print(f"{report['path']}: {'intact' if report['ok'] else 'DAMAGED'}")
+        print(f"  sqlite: {'ok' if not report['sqlite'] else '; '.join(report['sqlite'][:5])}"
+              + (f" (+{len(report['sqlite']) - 5} more)" if len(report["sqlite"]) > 5 else ""))
+        print(f"  checksums: {report['checksums']}")
+        if report["sidecars"]:
+            print(f"  sidecars: {', '.join(report['sidecars'])} (being written, or not closed cleanly)")
+        if args.salvage:
+            s = report["salvage"]
+            print(f"salvaged into {s['out']}:")
+            for table in ("samples", "cameras", "events", "meta"):
+                t = s[table]
+                print(f"  {table}: {t['recovered']} of {t['expected']} rows copied, {t['lost']} lost"
+                      + (f", {t['changed']} in blocks whose checksum fails (kept as read)" if t["changed"] else ""))
+        return 0 if report["ok"] else 1
     if args.action == "export":
         from ..bids import export_bids
 
-        paths = export_bids(args.recording, args.out_dir, args.prefix, topic=args.topic, screen_size_px=args.screen,
-                            style=args.style)
+        paths = export_bids(args.recording, args.out_dir, subject=args.sub, session=args.ses, task=args.task,
+                            run=args.run, topic=args.topic, screen_size_px=args.screen)
         for kind, path in paths.items():
             print(f"{kind}: {path}")
         return 0

@@ -65,6 +65,13 @@ def is_loopback(address: str) -> bool:
         return False
 
 
+def _json_safe(value):
+    """``value`` with anything JSON cannot hold turned into its ``str`` (descriptive metadata)."""
+    import json
+
+    return json.loads(json.dumps(value, default=str))
+
+
 def list_source_names() -> List[str]:
     """Names accepted by ``--source`` (plus ``module:pkg.mod:Class`` plugins)."""
     try:
@@ -332,6 +339,8 @@ class TrackerServer:
                     backoff = self.backoff[0]
                     try:
                         self.source_info = dict(src.info())
+                        if self._recording_path is not None:  # recording began before the source opened
+                            self._record_q.put(("meta", "source_info", _json_safe(self.source_info)))
                     except Exception:  # info is descriptive only
                         pass
                     self._set_state("running", None)
