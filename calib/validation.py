@@ -28,7 +28,7 @@ for tens of milliseconds before the tracker reports the loss); they are not
 counted as lost.
 
 **Spike filter.** A usable sample is a spike when its distance (degrees) from
-the per-axis median of its ``SPIKE_HALF_WINDOW`` (3) usable neighbours on
+the per-axis median of its ``SPIKE_HALF_WINDOW`` (4) usable neighbours on
 either side exceeds ``max(spike_min_deg, spike_k * s)``, where ``s`` is
 ``1.4826`` times the median of that distance over the target's samples (a
 robust scale of the noise, which a few spikes do not move). With the defaults
@@ -54,7 +54,7 @@ from gaze3d.events import EventType, classify_samples
 
 from ._io import atomic_write_bytes, atomic_write_text
 from .geometry import TrackerDisplayArea
-from .targets import TargetPresentation
+from .targets import TargetPresentation, check_on_display
 
 
 class InsufficientDataError(InputError):
@@ -64,13 +64,13 @@ class InsufficientDataError(InputError):
 #: Share of the fixation samples inside the BCEA ellipse (``k = -ln(1 - BCEA_P)``).
 BCEA_P = 0.68
 #: Usable neighbours on each side whose median a sample is compared with by the spike filter.
-SPIKE_HALF_WINDOW = 3
+SPIKE_HALF_WINDOW = 4
 _MAD_TO_SD = 1.4826          # median absolute deviation -> standard deviation for normal data
 #: How precision is measured, written into every report (``ValidationReport.to_dict``).
 PRECISION_DEFINITION = (
     "precision on each target's fixation samples: usable samples in the selection window that the I-VT "
     "filter (Tobii defaults) labels fixation, minus single-sample spikes (farther than max(spike_min_deg, "
-    "spike_k * 1.4826 * median distance) from the median of their 3 usable neighbours on each side). "
+    "spike_k * 1.4826 * median distance) from the median of their 4 usable neighbours on each side). "
     "RMS-S2S: root mean square of the angles between consecutive fixation samples; SD: sqrt(var_x + "
     "var_y) in degrees; BCEA: area (deg^2) of the ellipse holding 68 % of them, 2 k pi sd_x sd_y "
     "sqrt(1 - rho^2), k = -ln(1 - 0.68). precision_rms_raw_deg: RMS-S2S of all usable samples.")
@@ -413,6 +413,8 @@ def validate(data: GazeData, presentations: Sequence[TargetPresentation],
     settings = settings or ValidationSettings()
     if not presentations:
         raise InputError("presentations: expected at least one target")
+    for p in presentations:          # also catches duck-typed presentations that skipped the dataclass check
+        check_on_display(p.x, p.y, f"target {p.index}")
     use_origin = area is not None and data.origin_mm is not None
     near_gap = _near_gap(data, settings.gap_margin_s)
     results, selected = [], {}

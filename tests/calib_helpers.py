@@ -103,3 +103,52 @@ class FollowerSource(GazeSource):
 
     def info(self):
         return {"source": self.name, "rate_hz": self.rate_hz}
+
+
+# --- recorded sessions and spiky gaze, for the validation tests ------------------------------
+def write_session_recording(path, data, presentations, t0_ns: int = 5_000_000_000, targets=None) -> None:
+    """Write simulated gaze plus ``calib.target``/``calib.end`` events to a real recording file.
+
+    ``targets`` overrides the ``(index, x, y)`` written in each target event
+    (e.g. a target off the display); default: those of ``presentations``.
+    """
+    from gaze3d.calib.session import END_EVENT, TARGET_EVENT
+    from gaze3d.recording import RecordingWriter
+
+    t_ns = t0_ns + np.round(data.t_s * 1e9).astype(np.int64)
+    with RecordingWriter(path) as w:
+        w.add_samples([{"topic": "gaze.2d", "seq": i, "t_host_ns": int(t), "t_device": float(ts),
+                        "gaze": xy.tolist(), "valid": bool(v)}
+                       for i, (t, ts, xy, v) in enumerate(zip(t_ns, data.t_s, data.xy, data.valid))])
+        for k, p in enumerate(presentations):
+            index, x, y = targets[k] if targets is not None else (p.index, p.x, p.y)
+            w.add_event(t0_ns + int(round(p.onset_s * 1e9)),
+                        {"type": TARGET_EVENT, "index": int(index), "x": float(x), "y": float(y)})
+        w.add_event(t0_ns + int(round(presentations[-1].offset_s * 1e9)), {"type": END_EVENT})
+
+
+def inject_spikes(data, presentations, display, n: int = 4, amp_deg=(2.0, 6.0), seed: int = 0,
+                  window_s=(0.5, 1.5), run: int = 1):
+    """A copy of ``data`` with ``n`` spikes of ``amp_deg`` degrees (random direction) inside selection windows.
+
+    Each spike moves ``run`` consecutive samples (1: single-sample spikes) and
+    is placed where the 50 ms around it are valid, so none is hidden in a blink
+    margin. Returns ``(spiky_data, first_sample_index_of_each_spike)``.
+    """
+    from gaze3d.calib.validation import GazeData
+
+    rng = np.random.default_rng(seed)
+    in_win = np.zeros(len(data), dtype=bool)
+    for p in presentations:
+        in_win |= (data.t_s >= p.onset_s + window_s[0]) & (data.t_s < min(p.onset_s + window_s[1], p.offset_s))
+    half = max(1, int(round(0.05 * (data.rate_hz or 600.0))))
+    valid = np.r_[np.zeros(half, bool), data.valid, np.zeros(half + run, bool)]
+    clear = np.all([valid[half + o:half + o + len(data)] for o in range(-half, half + run)], axis=0)
+    cand = np.flatnonzero(in_win & clear)
+    starts = np.sort(rng.choice(cand[: len(cand) - run], n, replace=False))
+    xy = data.xy.copy()
+    for i in starts:
+        amp, ang = rng.uniform(*amp_deg), rng.uniform(0.0, 2.0 * np.pi)
+        deg = display.norm_to_deg(xy[i:i + run]) + [amp * np.cos(ang), amp * np.sin(ang)]
+        xy[i:i + run] = display.deg_to_norm(deg)
+    return GazeData(data.t_s, xy, data.valid, data.origin_mm, data.rate_hz), starts

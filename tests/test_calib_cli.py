@@ -4,7 +4,6 @@ import re
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from gaze3d.cli import main
@@ -113,19 +112,11 @@ def test_exit_code_2_from_a_real_process(tmp_path):
 
 def test_validate_a_recorded_session_with_target_events(tmp_path, capsys):
     """The viewer path: targets announced as events in a recording; validation read back from the file."""
-    from gaze3d.calib.session import simulate_validation, target_event
-    from gaze3d.recording import RecordingWriter
+    from calib_helpers import write_session_recording
+    from gaze3d.calib.session import simulate_validation
     data, pres = simulate_validation(9, offset_deg=(0.4, 0.7), precision_rms_deg=0.1, seed=13)
-    t0 = 5_000_000_000
     path = tmp_path / "session.sqlite"
-    with RecordingWriter(path) as w:
-        t_ns = t0 + np.round(data.t_s * 1e9).astype(np.int64)
-        w.add_samples([{"topic": "gaze.2d", "seq": i, "t_host_ns": int(t), "t_device": float(ts),
-                        "gaze": xy.tolist(), "valid": bool(v)}
-                       for i, (t, ts, xy, v) in enumerate(zip(t_ns, data.t_s, data.xy, data.valid))])
-        for p in pres:
-            w.add_event(t0 + int(round(p.onset_s * 1e9)), target_event(p))
-        w.add_event(t0 + int(round(pres[-1].offset_s * 1e9)), {"type": "calib.end"})
+    write_session_recording(path, data, pres)
     rc = main(["calibrate", "validate", "--recording", str(path)])
     text = capsys.readouterr().out
     assert rc == 0, text
