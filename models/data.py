@@ -16,7 +16,7 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from .features import point_features
+from .features import height_above_local_min, point_features
 from .gaze_sim import find_objects
 
 US_FOOT = 1200.0 / 3937.0
@@ -103,8 +103,9 @@ def regions(xy: np.ndarray, val_box, x_split: float) -> np.ndarray:
     return out
 
 
-def load_tile(name: str, root=None) -> Tile:
-    """Load tile ``name`` (one of :data:`TILES`) with its features and objects."""
+def load_tile(name: str, root=None, ground: str = "local-min") -> Tile:
+    """Load tile ``name`` (one of :data:`TILES`) with its features (``ground``: the
+    ground model of :func:`~gaze3d.models.features.point_features`) and objects."""
     from gaze3d.io import load_scan
 
     if name not in TILES:
@@ -120,10 +121,10 @@ def load_tile(name: str, root=None) -> Tile:
     cloud = load_scan(path)
     xyz = (cloud.xyz - cloud.xyz.min(0)) * spec.metres_per_unit
     cloud.xyz = xyz
-    feats = point_features(cloud)
+    feats = point_features(cloud, ground=ground)
     objects = np.full(len(xyz), -1, dtype=np.int64)
     classes = []
-    elevated = feats[:, 0] * 10.0 > 2.0     # > 2 m above the local minimum
+    elevated = height_above_local_min(xyz, 10.0) > 2.0     # > 2 m above the local minimum
     for c in spec.object_classes:    # one id space over all object classes
         o = find_objects(xyz, cloud.labels, [c], voxel=max(1.0, 2 * spec.voxel_size),
                          keep=None if c == 6 else elevated)

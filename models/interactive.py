@@ -20,6 +20,7 @@ import torch
 from .checkpoint import load_checkpoint
 from .features import point_features
 from .networks.segnet import GazeSegNet
+from .segment import SegmentResult, check_mask
 from .sparse.voxelize import scatter_mean, voxelize
 from .sparse import SparseTensor
 
@@ -49,6 +50,7 @@ class InteractiveSegmenter:
                  metres_per_unit: float = 1.0, roi_margin: Optional[float] = 20.0):
         if isinstance(checkpoint, GazeSegNet):
             self.model = checkpoint.to(device).eval()
+            self.meta = {}
         else:
             self.model, self.meta = load_checkpoint(checkpoint or DEFAULT_CHECKPOINT, device)
         if self.model.config.task != "interactive":
@@ -62,6 +64,8 @@ class InteractiveSegmenter:
         if roi_margin is not None and not roi_margin > 0:
             raise ValueError(f"roi_margin: expected > 0 or None, got {roi_margin!r}")
         self.roi_margin = roi_margin
+        # the ground model the network was trained with (older checkpoints: local minimum)
+        self.ground = self.meta.get("features", "local-min")
         self._feats = None
         self._inverse = None
         self.n_points = 0
@@ -71,7 +75,7 @@ class InteractiveSegmenter:
         """Voxelise ``cloud`` (a PointCloud) and cache the backbone features."""
         xyz = (cloud.xyz - cloud.xyz.min(0)) * self.metres_per_unit
         scaled = type(cloud)(xyz=xyz, colors=cloud.colors, intensity=cloud.intensity)
-        f = torch.from_numpy(point_features(scaled)).to(self.device)
+        f = torch.from_numpy(point_features(scaled, ground=self.ground)).to(self.device)
         coords, inverse = voxelize(torch.from_numpy(xyz).to(self.device), self.voxel_size)
         x = SparseTensor(coords, scatter_mean(f, inverse, len(coords)))
         self._feats = self.model.encode(x)
@@ -119,3 +123,19 @@ class InteractiveSegmenter:
             else:
                 prob = torch.zeros_like(prob)
         return prob.index_select(0, self._inverse).cpu().numpy()
+
+    def segment(self, positive_attention, negative_attention=None, threshold: float = 0.5) -> SegmentResult:
+        """Mask, probability and a status: never a silent empty mask.
+
+        :meth:`update` thresholded at ``threshold``, checked by
+        :func:`~gaze3d.models.segment.check_mask`: ``status`` is ``"empty"``,
+        ``"collapsed"`` (the mask misses where the annotator looked),
+        ``"flooded"`` or ``"no-attention"`` with a one-line ``reason``, so the
+        caller falls back (e.g. to :class:`~gaze3d.models.segment.GraphSegmenter`).
+        """
+        prob = self.update(positive_attention, negative_attention)
+        mask = prob >= threshold
+        status, reason = check_mask(mask, positive_attention)
+        if status != "ok":
+            reason = f"network: {reason}"
+        return SegmentResult(mask, prob, "net", status, reason)

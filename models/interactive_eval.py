@@ -16,7 +16,14 @@ object recorded. Three methods run on the same fixation targets:
   region growing over the 3D neighbour graph (edges shorter than
   ``grow_radius`` with height step <= ``grow_dz``) within the seeds' layer
   (points more than 1 m above the local ground proxy, or the others, as
-  the majority of seeds), negatively attended points blocked.
+  the majority of seeds), negatively attended points blocked;
+* ``gaze+graph``: no network: the random walker of
+  :class:`~gaze3d.models.segment.GraphSegmenter` (kNN graph with normals and
+  colour) seeded by the same attention.
+
+Every mask is checked (:func:`~gaze3d.models.segment.check_mask`); the steps
+where a method's mask was empty are counted (``ObjectResult.empty``), and the
+time of every mask update is kept (``ObjectResult.seconds``).
 """
 from __future__ import annotations
 
@@ -25,9 +32,11 @@ from typing import Dict, List
 
 import numpy as np
 
+from .features import height_above_local_min
 from .gaze_sim import AnnotatorSimulator, GazeModel, click_map
 
-METHODS = ("gaze+net", "click+net", "gaze+grow")
+METHODS = ("gaze+net", "click+net", "gaze+grow", "gaze+graph")
+NET_METHODS = ("gaze+net", "click+net")
 
 
 def iou(pred: np.ndarray, truth: np.ndarray) -> float:
@@ -83,19 +92,30 @@ class ObjectResult:
     object_class: int
     n_points: int
     ious: Dict[str, List[float]] = field(default_factory=dict)
+    empty: Dict[str, int] = field(default_factory=dict)       # steps with an empty mask
+    seconds: Dict[str, List[float]] = field(default_factory=dict)   # per mask update
 
 
 def run_object(segmenter, tile, obj_id: int, max_fix: int = 20, gaze: GazeModel = None,
                seed: int = 0, margin: float = 15.0, grow_radius: float = None,
-               grow_dz: float = 0.5, methods=METHODS) -> ObjectResult:
-    """Run the protocol on one object; ``segmenter.set_scan`` must hold ``tile``'s points.
+               grow_dz: float = 0.5, methods=METHODS, graph=None) -> ObjectResult:
+    """Run the protocol on one object; ``segmenter.set_scan`` must hold ``tile``'s points
+    (``segmenter`` may be None when no ``*+net`` method runs).
 
     ``methods`` : subset of :data:`METHODS` to run (each follows its own corrections).
+    ``graph`` : a :class:`~gaze3d.models.segment.GraphSegmenter` on ``tile``'s points
+    (built here when ``gaze+graph`` runs and none is given).
     """
+    import time
+
     bad = [m for m in methods if m not in METHODS]
     if bad or not methods:
         raise ValueError(f"methods: expected a non-empty subset of {METHODS}, got {methods!r}")
+    if segmenter is None and any(m in NET_METHODS for m in methods):
+        raise ValueError(f"segmenter: needed for {NET_METHODS}")
     xyz = tile.xyz
+    if "gaze+graph" in methods and graph is None:
+        graph = tile_graph(tile)
     truth = tile.objects == obj_id
     obj = np.flatnonzero(truth)
     sim = AnnotatorSimulator(xyz, gaze, seed=seed)
@@ -104,13 +124,13 @@ def run_object(segmenter, tile, obj_id: int, max_fix: int = 20, gaze: GazeModel 
     hi = xyz[obj, :2].max(0) + margin
     local = np.flatnonzero(np.all((xyz[:, :2] >= lo) & (xyz[:, :2] <= hi), axis=1))
     grower = RegionGrower(xyz[local], grow_radius or 2.0 * tile.voxel_size, grow_dz,
-                          elevated=tile.feats[local, 0] * 10.0 > 1.0)
+                          elevated=height_above_local_min(xyz, 10.0)[local] > 1.0)
     sigma = np.radians(sim.model.sigma_deg)
 
     n = len(xyz)
     acc = {m: (np.zeros(n, np.float32), np.zeros(n, np.float32)) for m in methods}
     res = ObjectResult(tile.name, obj_id, int(tile.object_class[obj_id]), len(obj),
-                       {m: [] for m in methods})
+                       {m: [] for m in methods}, {m: 0 for m in methods}, {m: [] for m in methods})
     preds = {m: np.zeros(n, dtype=bool) for m in methods}
     vis_obj = obj[vis[obj]] if vis[obj].any() else obj
     first = vis_obj[np.argmin(np.linalg.norm(xyz[vis_obj] - xyz[vis_obj].mean(0), axis=1))]
@@ -138,19 +158,33 @@ def run_object(segmenter, tile, obj_id: int, max_fix: int = 20, gaze: GazeModel 
             else:
                 a = sim.attention(cam, vis, xyz[[target]])
                 (pos if positive else neg)[:] += a
+            t0 = time.perf_counter()
             if m == "gaze+grow":
                 pred = np.zeros(n, dtype=bool)
                 pred[local] = grower.grow(pos[local], neg[local])
+            elif m == "gaze+graph":
+                pred = graph.segment(pos, neg if neg.max() > 0 else None).mask
             else:
                 pred = segmenter.update(pos, neg if neg.max() > 0 else None) >= 0.5
+            res.seconds[m].append(time.perf_counter() - t0)
             preds[m] = pred
+            res.empty[m] += int(not pred.any())
             res.ious[m].append(iou(pred, truth))
     return res
 
 
+def tile_graph(tile):
+    """The graph baseline on ``tile`` (colour when the tile has any, heights above a terrain model)."""
+    from .features import height_above_dtm
+    from .segment import GraphSegmenter
+
+    return GraphSegmenter(tile.xyz, tile.feats[:, 2:5], height=height_above_dtm(tile.xyz))
+
+
 def summarise(results: List[ObjectResult], ks=(1, 3, 5, 10), thresholds=(0.80, 0.85, 0.90),
               cap: int = 20) -> List[dict]:
-    """One row per method: mean IoU@k and mean NoF@t (capped; failures count as ``cap``)."""
+    """One row per method: mean IoU@k and mean NoF@t (capped; failures count as ``cap``),
+    the fraction of steps whose mask was empty and the median mask-update time."""
     rows = []
     for m in [m for m in METHODS if m in results[0].ious]:
         curves = np.array([r.ious[m] for r in results])
@@ -162,6 +196,9 @@ def summarise(results: List[ObjectResult], ks=(1, 3, 5, 10), thresholds=(0.80, 0
             nof = np.where(reach.any(1), reach.argmax(1) + 1, cap)
             row[f"NoF@{int(t * 100)}"] = float(nof.mean())
             row[f"fail@{int(t * 100)}"] = int((~reach.any(1)).sum())
+        if results[0].empty:
+            row["empty"] = float(sum(r.empty[m] for r in results) / curves.size)
+            row["ms/update"] = float(np.median(np.concatenate([r.seconds[m] for r in results])) * 1e3)
         rows.append(row)
     return rows
 
