@@ -6,8 +6,15 @@ a server speaking the Pupil Core network API on random loopback ports:
 * REP (Pupil Remote) answering ``SUB_PORT``, ``PUB_PORT``, ``t`` (Pupil time),
   ``T <time>`` (set Pupil time), ``C``/``c`` (calibration start/stop),
   ``R``/``r``, ``v``;
-* PUB publishing gaze datums as multipart ``[topic, msgpack payload]`` on
-  topic ``gaze.3d.01.`` at ``--rate`` Hz, plus one malformed message every 100.
+* PUB publishing gaze datums as multipart ``[topic, msgpack payload]`` at
+  ``--rate`` Hz, plus one malformed message every 100. The datums have the
+  shapes Pupil Capture publishes, written from the Pupil Core network API
+  documentation (not from gaze3d's decoder): with ``--shapes bino3d`` every
+  datum is binocular 3D (``gaze.3d.01.``, ``eye_centers_3d`` and
+  ``gaze_normals_3d`` keyed by the **integers** 0 and 1, as Pupil's msgpack
+  has them); with ``--shapes mixed`` datum ``k`` has the shape
+  :func:`pupil_shape` ``(k)``: 60 % binocular 3D, then monocular 3D of each
+  eye, binocular 2D and monocular 2D.
 
 Pupil time is the server's ``time.monotonic() + offset``. Datum ``k`` looks at
 :func:`pupil_norm_pos` (origin bottom-left, as Pupil reports) with confidence
@@ -38,7 +45,38 @@ def pupil_confidence(k: int) -> float:
     return 0.3 if k % 5 == 0 else 0.95
 
 
-def _serve_pupil(offset: float, rate: float) -> None:
+PUPIL_EYE_CENTERS = {0: [20.0, 15.0, -20.0], 1: [-40.0, 15.0, -20.0]}   # eye 0 = right eye, 1 = left eye
+PUPIL_NORMALS = {0: [0.0, 0.0, 1.0], 1: [0.1, 0.0, 0.995]}
+
+
+def pupil_shape(k: int, shapes: str = "mixed") -> str:
+    """Topic of datum ``k``: ``gaze.3d.01.``, ``gaze.3d.0.``, ``gaze.3d.1.``, ``gaze.2d.01.`` or ``gaze.2d.1.``."""
+    if shapes == "bino3d" or k % 10 < 6:
+        return "gaze.3d.01."
+    return ("gaze.3d.0.", "gaze.3d.1.", "gaze.2d.01.", "gaze.2d.1.")[k % 10 - 6]
+
+
+def _pupil_datum(k: int, t: float, shapes: str, calibrating: bool) -> dict:
+    """Pupil Core's gaze datum of shape :func:`pupil_shape` (fields as the network API documents them)."""
+    x, y = pupil_norm_pos(k)
+    topic = pupil_shape(k, shapes)
+    conf = pupil_confidence(k)
+    eyes = [0, 1] if topic.endswith(".01.") else [int(topic[-2])]
+    base = [{"topic": f"pupil.{e}.{topic[5:7]}", "id": e, "confidence": conf, "norm_pos": [0.5, 0.5],
+             "timestamp": t - 0.002, "diameter": 40.0, "method": "2d c++",
+             "ellipse": {"center": [96.0, 96.0], "axes": [40.0, 38.0], "angle": 10.0}} for e in eyes]
+    datum = {"topic": topic, "norm_pos": [x, y], "confidence": conf, "timestamp": t, "base_data": base,
+             "calibrating": calibrating}
+    if topic.startswith("gaze.3d.01."):
+        datum.update(gaze_point_3d=[10.0 * x, 10.0 * y, 500.0], eye_centers_3d=dict(PUPIL_EYE_CENTERS),
+                     gaze_normals_3d=dict(PUPIL_NORMALS))
+    elif topic.startswith("gaze.3d."):
+        datum.update(gaze_point_3d=[10.0 * x, 10.0 * y, 500.0], eye_center_3d=PUPIL_EYE_CENTERS[eyes[0]],
+                     gaze_normal_3d=PUPIL_NORMALS[eyes[0]])
+    return datum
+
+
+def _serve_pupil(offset: float, rate: float, shapes: str = "bino3d", t_delay: float = 0.0) -> None:
     import msgpack
     import zmq
 
@@ -52,6 +90,7 @@ def _serve_pupil(offset: float, rate: float) -> None:
     k = 0
     start = time.monotonic()
     calibrating = False
+    n_t = 0
     while True:
         due = start + k * period
         wait_ms = max(0, int((due - time.monotonic()) * 1000))
@@ -62,7 +101,10 @@ def _serve_pupil(offset: float, rate: float) -> None:
             elif cmd == "PUB_PORT":
                 reply = str(pub_port)
             elif cmd == "t":
+                n_t += 1
                 reply = repr(time.monotonic() + offset)
+                if t_delay and n_t % 2 == 0:
+                    time.sleep(t_delay)         # the reply leaves late: a long, asymmetric round trip
             elif cmd.startswith("T "):
                 offset = float(cmd[2:]) - time.monotonic()
                 reply = "Timesync successful."
@@ -79,21 +121,22 @@ def _serve_pupil(offset: float, rate: float) -> None:
             continue
         if time.monotonic() < due:
             continue
-        x, y = pupil_norm_pos(k)
-        datum = {"topic": "gaze.3d.01.", "norm_pos": [x, y], "confidence": pupil_confidence(k),
-                 "timestamp": due + offset, "gaze_point_3d": [10.0 * x, 10.0 * y, 500.0],
-                 "eye_centers_3d": {"0": [20.0, 15.0, -20.0], "1": [-40.0, 15.0, -20.0]},
-                 "gaze_normals_3d": {"0": [0.0, 0.0, 1.0], "1": [0.1, 0.0, 0.995]},
-                 "base_data": [], "calibrating": calibrating}
-        pub.send_multipart([b"gaze.3d.01.", msgpack.packb(datum, use_bin_type=True)])
+        datum = _pupil_datum(k, due + offset, shapes, calibrating)
+        pub.send_multipart([datum["topic"].encode("ascii"), msgpack.packb(datum, use_bin_type=True)])
         if k % 100 == 99:
             pub.send_multipart([b"gaze.3d.01.", b"\xc1 not msgpack"])
         k += 1
 
 
-def start_pupil_server(offset: float = 12345.0, rate: float = 200.0, timeout_s: float = 10.0):
-    """Start the Pupil test server as a real process; returns ``(Popen, info dict)``."""
-    return start_helper("pupil-server", "--offset", str(offset), "--rate", str(rate), timeout_s=timeout_s)
+def start_pupil_server(offset: float = 12345.0, rate: float = 200.0, timeout_s: float = 10.0, shapes: str = "bino3d",
+                       t_delay_s: float = 0.0):
+    """Start the Pupil test server as a real process; returns ``(Popen, info dict)``.
+
+    ``t_delay_s``: Pupil Remote answers every second ``t`` request that much
+    later (a busy network), which only a min-RTT clock estimate ignores.
+    """
+    return start_helper("pupil-server", "--offset", str(offset), "--rate", str(rate), "--shapes", shapes,
+                        "--t-delay", str(t_delay_s), timeout_s=timeout_s)
 
 
 def stop_process(proc, timeout_s: float = 5.0) -> None:
@@ -186,8 +229,10 @@ if __name__ == "__main__":
     ap.add_argument("--offset", type=float, default=12345.0)
     ap.add_argument("--rate", type=float, default=200.0)
     ap.add_argument("--name", default="gaze3d-test")
+    ap.add_argument("--shapes", choices=["bino3d", "mixed"], default="bino3d")
+    ap.add_argument("--t-delay", type=float, default=0.0)
     a = ap.parse_args()
     if a.mode == "pupil-server":
-        _serve_pupil(a.offset, a.rate)
+        _serve_pupil(a.offset, a.rate, a.shapes, a.t_delay)
     else:
         _serve_lsl(a.name, a.rate)
