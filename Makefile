@@ -1,11 +1,12 @@
 # The two commands of the README: `make demo` and `make test`.
+# Both install the versions in requirements/lock.txt (the ones the suite passed with).
 VENV := .venv
 STAMP := $(VENV)/.gaze3d-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test test-latest lock bench clean
 
-$(STAMP): pyproject.toml setup.py scripts/setup.sh
+$(STAMP): pyproject.toml setup.py scripts/setup.sh requirements/lock.txt
 	bash scripts/setup.sh
 
 setup: $(STAMP)
@@ -15,6 +16,15 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	bash scripts/run_tests.sh $(PYTEST_ARGS)
+
+# Not in CI: the newest release of every dependency (torch stays the 2.13.0 CPU
+# wheel) in a throw-away environment, to see upstream drift before users do.
+test-latest:
+	bash scripts/test_latest.sh $(PYTEST_ARGS)
+
+# Re-resolve requirements/lock.txt (then run `make test` before committing it).
+lock:
+	bash scripts/lock.sh
 
 bench: $(STAMP)
 	for b in bench/*.py; do $(VENV)/bin/python $$b || exit 1; done

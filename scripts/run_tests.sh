@@ -3,7 +3,7 @@
 # here: the suite must never silently test nothing.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-.venv/bin/python -m pytest -q "$@"
+"${VENV:-.venv}/bin/python" -m pytest -q "$@"
 rc=$?
 if [ "$rc" = 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi
 exit "$rc"

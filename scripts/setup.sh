@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Set up everything gaze3d needs on a fresh Debian/Ubuntu machine:
 # system libraries for offscreen rendering and Open3D, a .venv with the CPU
-# build of torch 2.13.0, and gaze3d with all extras in editable mode.
-# Idempotent: re-running it only installs what is missing.
+# build of torch 2.13.0, and gaze3d with all extras in editable mode, at the
+# versions of requirements/lock.txt. Idempotent: re-running it only installs what
+# is missing or moves a package to its locked version.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -25,9 +26,17 @@ if command -v dpkg-query >/dev/null 2>&1; then
   fi
 fi
 
-[ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
+VENV=${VENV:-.venv}
+# LOCK=requirements/lock.txt (default) installs the versions the suite passed with;
+# LOCK= (empty) installs the newest releases instead (make test-latest).
+LOCK=${LOCK-requirements/lock.txt}
+CONSTRAINTS=()
+[ -z "$LOCK" ] || CONSTRAINTS=(-c "$LOCK")
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+# pip and setuptools come from the lock too, and the package builds with that
+# setuptools (no build isolation), so no new release can change the install.
+"$VENV/bin/python" -m pip install -q --upgrade "${CONSTRAINTS[@]}" pip "setuptools>=77"
 # The pin takes the CPU wheel; an unpinned torch would pull a multi-GB CUDA build.
-.venv/bin/python -m pip install -q "torch==2.13.0"
-.venv/bin/python -m pip install -q -e ".[dev]"
-touch .venv/.gaze3d-installed
+"$VENV/bin/python" -m pip install -q "${CONSTRAINTS[@]}" "torch==2.13.0"
+"$VENV/bin/python" -m pip install -q --no-build-isolation "${CONSTRAINTS[@]}" -e ".[dev]"
+touch "$VENV/.gaze3d-installed"

@@ -148,6 +148,28 @@ def test_vtk_guard_reports_a_leak():
     assert VTKFreedGuard().check() == []
 
 
+def test_vtk_guard_sees_a_render_window_kept_alive_after_close():
+    """Negative control for the guard's render-window watch: PyVista >= 0.49.2 strips the
+    window's observers on close, so the guard must still see a window that a caller keeps."""
+    from viewer_helpers import VTKFreedGuard
+
+    from gaze3d.viewer._vtk import make_plotter, pv
+
+    guard = VTKFreedGuard()
+    plotter = make_plotter(off_screen=True, window_size=(64, 64))
+    plotter.add_mesh(pv.Sphere())
+    plotter.render()
+    guard.watch_render_window("kept window", plotter.ren_win)
+    kept = plotter.ren_win           # a leak as a viewer could make it: a stray reference
+    plotter.close()
+    plotter.deep_clean()
+    del plotter
+    assert any("kept window" in p for p in guard.check())
+    guard.watch_render_window("kept window", kept)
+    del kept
+    assert guard.check() == []
+
+
 def test_volume_app_attention_follows_the_visible_slices_then_the_rendering(vtk_freed):
     from gaze3d.scan import Volume
     from gaze3d.viewer.app import ViewerApp

@@ -70,11 +70,20 @@ class VTKFreedGuard:
         obj.AddObserver("DeleteEvent", lambda *args, box=box: box.__setitem__("freed", True))
         self.watched.append((name, box))
 
+    def watch_render_window(self, name: str, ren_win) -> None:
+        """A render window, through the renderer collection that only it owns.
+
+        PyVista >= 0.49.2 removes every observer of the render window when the plotter
+        closes, so a ``DeleteEvent`` observer on the window itself never fires even
+        though the window is freed; its renderer collection dies with it.
+        """
+        self.watch(f"{name} (through its renderer collection)", ren_win.GetRenderers())
+
     def watch_plotter(self, plotter) -> None:
         """The render window, the renderer, every actor with its mapper and data set."""
-        self.watch("render window", plotter.ren_win)
-        # PyVista removes the renderer's observers when it closes, so watch an object that
-        # only the renderer owns: its culler collection dies with it
+        self.watch_render_window("render window", plotter.ren_win)
+        # PyVista removes the renderer's observers too when it closes: its culler
+        # collection, owned by the renderer alone, dies with it
         self.watch("renderer (through its cullers)", plotter.renderer.GetCullers())
         for key, actor in plotter.renderer.actors.items():
             self.watch(f"actor {key}", actor)
