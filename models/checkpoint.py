@@ -7,14 +7,13 @@ they are loaded back as float32.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Optional, Tuple
 
 import torch
 
 from gaze3d.errors import InputError
+from gaze3d.io._common import atomic_path
 
 from .networks.segnet import GazeSegNet, SegNetConfig
 
@@ -35,15 +34,8 @@ def save_checkpoint(model: GazeSegNet, path, meta: Optional[dict] = None, half: 
     header = {"format": FORMAT, "config": json.dumps(model.config.to_dict()),
               "meta": json.dumps(meta or {})}
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=header)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp:     # temp file, umask mode, fsync, rename
+        save_file(tensors, str(tmp), metadata=header)
     return path
 
 

@@ -100,16 +100,12 @@ class LabelSet:
         raise InputError(f"{path}: expected a label set file ending in .json or .txt")
 
     def save(self, path) -> None:
-        """Write as JSON (atomically)."""
-        import os
-        import tempfile
+        """Write as JSON (atomically, with the usual file mode)."""
+        from gaze3d.io._common import atomic_path
 
-        path = Path(path)
         data = {"labels": [{"id": lab.id, "name": lab.name, "color": list(lab.color)} for lab in self._labels]}
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
 
     # --------------------------------------------------------------- lookup
     def __len__(self) -> int:

@@ -12,7 +12,10 @@ def register(subparsers) -> argparse.ArgumentParser:
                     "dwell; see docs/attention.md).")
     p.add_argument("scan", help="point cloud, mesh or volume file (any format gaze3d reads)")
     p.add_argument("recording", help="gaze3d recording (.g3dr / SQLite) with camera frames")
-    p.add_argument("-o", "--output", required=True, help="output scan file with the 'attention' field")
+    p.add_argument("-o", "--output", required=True,
+                   help="output: the scan with an 'attention' field for point clouds and meshes "
+                        "(.ply .pcd .las .laz .vtp; .vtp for ParaView/PyVista), or for a volume the "
+                        "attention volume itself on the scan's grid (.nii.gz .nrrd .mha...)")
     p.add_argument("--sigma-deg", type=float, default=1.0, help="foveal Gaussian sigma, visual degrees (1.0)")
     p.add_argument("--all-samples", action="store_true", help="count every valid sample, not only fixations")
     p.add_argument("--method", default="ivt", help="online fixation filter: ivt (Tobii defaults), idt, ivdt, ivvt")
@@ -34,10 +37,13 @@ def run(args) -> int:
 
     from ..attention import AttentionAccumulator
     from ..attention.batch import replay
-    from ..io import load_scan, save_scan
+    from ..io import check_output, load_scan, save_scan
     from ..scan import PointCloud, Volume
 
+    # the replay takes seconds to minutes: a bad output path fails first
+    check_output(args.output, keeps=["attention"], what="-o")
     scan = load_scan(args.scan)
+    check_output(args.output, type(scan), keeps=["attention"], what="-o")
     opts = dict(sigma_deg=args.sigma_deg, fixations_only=not args.all_samples, method=args.method,
                 visual_deg_per_camera_deg=args.visual_per_camera_deg)
     if isinstance(scan, PointCloud):
@@ -49,8 +55,12 @@ def run(args) -> int:
     acc = AttentionAccumulator(scan, **opts)
     stats = replay(acc, args.recording, viewport=args.viewport)
     values = acc.values
-    scan.fields["attention"] = values
-    save_scan(scan, args.output)
+    if isinstance(scan, Volume):
+        # A volume file holds one array: the attention, on the scan's grid (not a copy of the CT).
+        save_scan(Volume(array=values, affine=scan.affine, source=str(args.output)), args.output)
+    else:
+        scan.fields["attention"] = values
+        save_scan(scan, args.output)
     print(f"{stats['samples']} samples ({acc.n_used} used, {stats['before_first_camera']} before the first "
           f"camera), {stats['frames']} camera frames; attention > 0 on {int(np.count_nonzero(values))} of "
           f"{values.size} elements, max {float(values.max()):.4g} s -> {args.output}")

@@ -7,25 +7,37 @@ import argparse
 def register(sub) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "convert", help="convert a scan to another format (extension picks it)",
-        description="Read a scan and write it in the format of OUT's extension, keeping labels and "
-                    "scalar fields where the target format can hold them (PLY, PCD and LAS keep "
-                    "them; OBJ/STL/GLB and XYZ keep geometry only). Volumes: --labels reads a "
-                    "label volume and --out-labels writes it.")
+        description="Read a scan and write it in the format of OUT's extension. Labels and scalar "
+                    "fields are kept (PLY, PCD, LAS/LAZ, VTP); a target that would drop them "
+                    "(XYZ, OBJ/STL/OFF/GLB) is refused unless --geometry-only. LAS to LAS keeps "
+                    "every dimension of the input (GPS time, returns, NIR...). Volumes: --labels "
+                    "reads a label volume and --out-labels writes it.")
     p.add_argument("input", help="scan file or DICOM series folder")
     p.add_argument("output", help="output file; written atomically")
     p.add_argument("--labels", help="volumes: label volume to read with INPUT")
     p.add_argument("--out-labels", help="volumes: where to write the label volume")
+    p.add_argument("--geometry-only", action="store_true",
+                   help="allow a target format that drops the input's labels and fields")
     p.set_defaults(func=run)
     return p
 
 
 def run(args) -> int:
     from ..errors import InputError
-    from ..io import load_scan, save_scan
+    from ..io import check_output, load_scan, save_scan
+    from ..scan import Volume
 
+    check_output(args.output)
+    if args.out_labels:
+        check_output(args.out_labels, Volume, what="--out-labels")
+    if args.labels and not args.out_labels:
+        raise InputError("--labels: the label volume would be read and not written; give --out-labels")
     scan = load_scan(args.input, labels=args.labels)
     if args.out_labels and scan.labels is None:
         raise InputError("--out-labels: the input has no labels (give --labels for volumes)")
+    if not isinstance(scan, Volume):
+        held = (["labels"] if scan.labels is not None else []) + list(scan.fields)
+        check_output(args.output, type(scan), keeps=[] if args.geometry_only else held)
     save_scan(scan, args.output, **({"labels": args.out_labels} if args.out_labels else {}))
     print(f"wrote {args.output}: {_size(scan)}" + (f", labels in {args.out_labels}" if args.out_labels else ""))
     return 0

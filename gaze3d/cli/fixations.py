@@ -43,25 +43,35 @@ def _params(items):
     return out
 
 
-def _write_tsv(path: str, rows) -> None:
+def _check_output(path: str):
+    """The events file must be a ``.tsv`` in a writable folder: checked before the recording is read."""
     import os
-    import tempfile
     from pathlib import Path
 
+    from ..errors import InputError
+
     target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    if target.suffix.lower() != ".tsv":
+        raise InputError(f"-o {path}: expected a .tsv file (tab-separated events)")
+    if target.is_dir():
+        raise InputError(f"-o {path}: is a folder, expected a .tsv file name")
+    if not folder.is_dir():
+        raise InputError(f"-o {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"-o {path}: folder {folder} is not writable")
+    return target
+
+
+def _write_tsv(path: str, rows) -> None:
+    from ..io._common import atomic_path
+
     lines = ["\t".join(COLUMNS)]
     for r in rows:
         lines.append("\t".join("n/a" if isinstance(r[c], float) and r[c] != r[c] else
                                (f"{r[c]:.6f}" if isinstance(r[c], float) else str(r[c])) for c in COLUMNS))
-    fd, tmp = tempfile.mkstemp(dir=target.parent if str(target.parent) else ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write("\n".join(lines) + "\n")
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def run(args) -> int:
@@ -70,6 +80,7 @@ def run(args) -> int:
     from ..attention.batch import fixation_labels, label_runs
     from ..display import DisplayGeometry
 
+    _check_output(args.output)
     display = DisplayGeometry(width_mm=args.screen_mm[0], height_mm=args.screen_mm[1],
                               distance_mm=args.distance_mm)
     scan = None

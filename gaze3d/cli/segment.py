@@ -18,7 +18,9 @@ def register(subparsers):
     p.add_argument("--metres-per-unit", type=float, default=1.0,
                    help="scan units to metres (0.3048006 for US survey feet)")
     p.add_argument("--threshold", type=float, default=0.5)
-    p.add_argument("-o", "--output", required=True, help="output point cloud (.ply recommended)")
+    p.add_argument("-o", "--output", required=True,
+                   help="output point cloud with fields probability, mask and attention: .ply, .las/.laz "
+                        "(the input LAS's dimensions kept), .pcd or .vtp (ParaView/PyVista)")
     p.set_defaults(func=run)
     return p
 
@@ -58,10 +60,12 @@ def run(args):
     import numpy as np
 
     from gaze3d.errors import InputError
-    from gaze3d.io import load_scan, save_scan
+    from gaze3d.io import check_output, load_scan, save_scan
     from gaze3d.models.interactive import InteractiveSegmenter
     from gaze3d.scan import PointCloud
 
+    # before loading the model and the scan: an output that cannot hold the mask fails first
+    check_output(args.output, PointCloud, keeps=["probability", "mask", "attention"], what="-o")
     if not 0.0 < args.threshold < 1.0:
         raise InputError(f"--threshold: expected a value in (0, 1), got {args.threshold}")
     if not args.metres_per_unit > 0:
