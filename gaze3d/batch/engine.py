@@ -19,7 +19,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..errors import InputError
 from ..io._common import atomic_path
-from .item import REPORT, ItemRunner, input_key, one_line
+from .item import REPORT, ItemRunner, comparable_key, input_key, one_line
 from .manifest import BatchItem
 from .provenance import file_sha256
 
@@ -60,11 +60,12 @@ def verify_item(item: BatchItem, outdir, model: Optional[str]) -> Tuple[bool, st
     if report.get("status") != "ok":
         return False, "previous run failed"
     try:
-        key = json.loads(json.dumps(input_key(item, model)))
+        key = comparable_key(json.loads(json.dumps(input_key(item, model))))
     except (OSError, InputError) as exc:
         return False, one_line(exc)
-    if report.get("inputs") != key:
-        changed = [k for k in key if report.get("inputs", {}).get(k) != key[k]]
+    had = comparable_key(report.get("inputs") or {})
+    if had != key:
+        changed = [k for k in key if had.get(k) != key[k]]
         return False, f"inputs changed ({', '.join(changed) or 'format'})"
     outputs = report.get("outputs") or {}
     if not outputs:

@@ -55,6 +55,17 @@ def input_key(item: BatchItem, model: Optional[str]) -> dict:
     return key
 
 
+def comparable_key(key: dict) -> dict:
+    """``key`` without the paths: moved or re-mounted inputs with the same content still verify."""
+    def strip(v):
+        if isinstance(v, dict):
+            return {k: strip(x) for k, x in v.items() if k != "path"}
+        if isinstance(v, list):
+            return [strip(x) for x in v]
+        return v
+    return strip(key)
+
+
 def _jsonable(d: dict) -> dict:
     return json.loads(json.dumps(d))
 
@@ -131,17 +142,18 @@ class ItemRunner:
         return self._scan
 
     def _segmenter_for(self, scan, scan_key, metres_per_unit: float, timings: dict):
-        import torch
-
-        from ..models.interactive import InteractiveSegmenter
         from ..scan import PointCloud
 
         if not isinstance(scan, PointCloud):
             raise InputError(f"scan: segmentation needs a point cloud, got a {type(scan).__name__} "
                              "(use task 'attention')")
-        torch.set_num_threads(self.threads)
         if self._segmenter is None:
             t = time.perf_counter()
+            import torch                 # first use in this worker: importing torch is part of the cost
+
+            from ..models.interactive import InteractiveSegmenter
+
+            torch.set_num_threads(self.threads)
             self._segmenter = InteractiveSegmenter(self.model, device=self.device,
                                                    metres_per_unit=metres_per_unit)
             self.model_load_s = time.perf_counter() - t
