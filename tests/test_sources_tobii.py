@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from gaze3d.errors import OptionalDependencyError
+from gaze3d.errors import InputError, OptionalDependencyError
 from gaze3d.tracker.sources import get_source
 from gaze3d.tracker.sources.base import SourceError
 from sources_helpers import FAKES_DIR, env_with_fakes, read_for
@@ -144,7 +144,8 @@ def test_tobii_close_wakes_a_waiting_read(tr):
     src = get_source("tobii")
     src.open()
     (et,) = tr.find_all_eyetrackers()
-    et.unsubscribe_from(tr.EYETRACKER_GAZE_DATA)            # no more data: read would wait
+    et.fake_mute(True)                                      # connected, but no more data: read would wait
+    time.sleep(0.05)
     src.read(0.0)
     threading.Timer(0.2, src.close).start()
     t0 = time.monotonic()
@@ -182,3 +183,149 @@ def test_tobii_in_a_subprocess_with_fake_on_pythonpath():
     assert 30 <= res["n"] <= 140                    # ~0.4 s at 250 Hz (fewer if the machine is busy)
     assert res["err"] and "lost" in res["err"]
     assert res["after_reopen"] >= 1
+
+
+# --- issue 19: the fake behaves as the real SDK 2.1.0 where the source depends on it ---------------
+def test_fake_unsubscribes_by_equality_and_refuses_a_duplicate(tr):
+    class Sink:
+        def __init__(self):
+            self.n = 0
+
+        def on_gaze(self, d):
+            self.n += 1
+
+    sink = Sink()
+    (et,) = tr.find_all_eyetrackers()
+    assert sink.on_gaze is not sink.on_gaze and sink.on_gaze == sink.on_gaze    # two objects, equal
+    et.subscribe_to(tr.EYETRACKER_GAZE_DATA, sink.on_gaze, as_dictionary=True)
+    with pytest.raises(tr.EyeTrackerInvalidOperationError):                      # the same callback twice
+        et.subscribe_to(tr.EYETRACKER_GAZE_DATA, sink.on_gaze, as_dictionary=True)
+    time.sleep(0.1)
+    assert tr.fake_subscriber_count() == 1 and sink.n > 0
+    et.unsubscribe_from(tr.EYETRACKER_GAZE_DATA, sink.on_gaze)                  # an equal, not identical, object
+    n = sink.n
+    assert tr.fake_subscriber_count() == 0
+    time.sleep(0.1)
+    assert sink.n == n                                                          # nothing after unsubscribe
+    with pytest.raises(ValueError):
+        et.subscribe_to(tr.EYETRACKER_GAZE_DATA, "not callable", as_dictionary=True)
+    # find_all_eyetrackers wraps the devices afresh: subscriptions belong to the object they were made on
+    (other,) = tr.find_all_eyetrackers()
+    assert other is not et and other.address == et.address
+
+
+def test_fake_data_has_the_sdk_2_1_0_keys_signatures_and_errors(tr):
+    import inspect
+    (et,) = tr.find_all_eyetrackers()
+    got = []
+    et.subscribe_to(tr.EYETRACKER_GAZE_DATA, got.append, as_dictionary=True)
+    time.sleep(0.1)
+    et.unsubscribe_from(tr.EYETRACKER_GAZE_DATA, got.append)
+    per_eye = {"gaze_point_on_display_area", "gaze_point_in_user_coordinate_system", "gaze_point_validity",
+               "pupil_diameter", "pupil_validity", "gaze_origin_in_user_coordinate_system", "gaze_origin_validity"}
+    assert set(got[0]) == {f"{side}_{k}" for side in ("left", "right") for k in per_eye} | {
+        "device_time_stamp", "system_time_stamp"}
+    assert not any("trackbox" in k for k in got[0])
+    assert list(inspect.signature(tr.EyeTracker).parameters) == ["address"]
+    assert list(inspect.signature(et.set_gaze_output_frequency).parameters) == ["gaze_output_frequency"]
+    assert list(inspect.signature(tr.CalibrationPoint).parameters) == ["position_on_display_area",
+                                                                      "calibration_samples"]
+    assert tr.EyeTrackerConnectionFailedError.__mro__[1] is Exception
+    assert tr.EyeTracker(et.address).serial_number == et.serial_number
+    with pytest.raises(tr.EyeTrackerConnectionFailedError):
+        tr.EyeTracker("tobii-prp://NOPE")
+
+
+def test_reopening_the_source_delivers_each_sample_once(tr):
+    src = get_source("tobii")
+    src.open()
+    try:
+        assert read_for(src, 0.1, min_samples=5)
+        for _ in range(3):
+            src.open()                                 # close + find + subscribe again
+        assert tr.fake_subscriber_count(tr.EYETRACKER_GAZE_DATA) == 1
+        assert tr.fake_subscriber_count(tr.EYETRACKER_NOTIFICATION_CONNECTION_LOST) == 1
+        samples = read_for(src, 0.3, min_samples=60)
+    finally:
+        src.close()
+    stamps = [s["t_device"] for s in samples]
+    assert len(stamps) == len(set(stamps)) >= 60                      # no sample twice
+    assert tr.fake_subscriber_count(tr.EYETRACKER_GAZE_DATA) == 0
+    assert tr.fake_subscriber_count(tr.EYETRACKER_NOTIFICATION_CONNECTION_LOST) == 0
+
+
+def test_close_releases_subscriptions_even_under_an_identity_comparing_sdk(tr, monkeypatch):
+    """The source passes the very callback objects it subscribed, so an SDK comparing by identity works too."""
+    real_unsub = tr.EyeTracker.unsubscribe_from
+
+    def unsubscribe_by_identity(self, subscription_type, callback=None):
+        with self._subscription_lock:
+            subs = self._subscriptions.get(subscription_type, {})
+            match = [cb for cb in subs if cb is callback]
+        real_unsub(self, subscription_type, match[0] if match else object())
+
+    monkeypatch.setattr(tr.EyeTracker, "unsubscribe_from", unsubscribe_by_identity)
+    src = get_source("tobii")
+    src.open()
+    src.close()
+    assert tr.fake_subscriber_count(tr.EYETRACKER_GAZE_DATA) == 0
+    assert tr.fake_subscriber_count(tr.EYETRACKER_NOTIFICATION_CONNECTION_LOST) == 0
+
+
+def test_a_failed_subscription_leaves_nothing_subscribed(tr, monkeypatch):
+    def refuse(self, subscription_type, callback, as_dictionary=False):
+        if subscription_type == tr.EYETRACKER_GAZE_DATA:
+            raise tr.EyeTrackerConnectionFailedError("The connection to the eye tracker failed.")
+        return real_sub(self, subscription_type, callback, as_dictionary)
+
+    real_sub = tr.EyeTracker.subscribe_to
+    monkeypatch.setattr(tr.EyeTracker, "subscribe_to", refuse)
+    src = get_source("tobii")
+    with pytest.raises(SourceError, match="connecting to tobii-prp://FAKE-0000 failed"):
+        src.open()
+    assert tr.fake_subscriber_count(tr.EYETRACKER_NOTIFICATION_CONNECTION_LOST) == 0
+
+
+# --- issue 19: no eye tracker ever found -> a bounded wait, then one clear error ---------------------
+def test_no_tracker_ever_found_gives_up_after_wait_s(tr):
+    from gaze3d.tracker.sources.tobii import NoEyeTrackerError
+    tr.fake_set_devices(0)
+    src = get_source("tobii", wait_s="0.3")
+    with pytest.raises(SourceError, match=r"no eye tracker found yet; waiting up to 0.3 s") as first:
+        src.open()
+    with pytest.raises(SourceError) as second:
+        src.open()
+    assert str(first.value) == str(second.value)                 # the same text: logged once by the server
+    time.sleep(0.35)
+    with pytest.raises(NoEyeTrackerError, match=r"no eye tracker found within 0.3 s; is it plugged in"):
+        src.open()
+    assert issubclass(NoEyeTrackerError, InputError)               # the tracker process stops: exit 2
+    with pytest.raises(NoEyeTrackerError):
+        get_source("tobii", wait_s=0).open()
+
+
+def test_wait_for_device_and_a_tracker_seen_before_keep_retrying(tr):
+    from gaze3d.tracker.sources.tobii import NoEyeTrackerError
+    tr.fake_set_devices(0)
+    patient = get_source("tobii", wait_s=0, wait_for_device="true")
+    for _ in range(3):
+        with pytest.raises(SourceError) as exc:
+            patient.open()
+        assert not isinstance(exc.value, NoEyeTrackerError)
+    tr.fake_set_devices(1)
+    patient.open()                                                 # plugged in at last
+    assert read_for(patient, 0.1, min_samples=5)
+    patient.close()
+    src = get_source("tobii", wait_s=0)
+    src.open()                                                     # seen once...
+    tr.fake_set_devices(0)                                         # ...then unplugged: reconnection, not an error
+    for _ in range(3):
+        with pytest.raises(SourceError, match="no eye tracker found") as exc:
+            src.open()
+        assert not isinstance(exc.value, NoEyeTrackerError)
+    tr.fake_set_devices(1)
+    src.open()
+    assert read_for(src, 0.1, min_samples=5)
+    src.close()
+    with pytest.raises(InputError, match="wait_s"):
+        get_source("tobii", wait_s="-1")

@@ -22,10 +22,23 @@ cb, as_dictionary=True)``) to sample fields:
 Options: ``address`` (tracker address; default the first found),
 ``frequency`` (Hz; sets the gaze output frequency), ``max_queue`` (samples
 buffered between the SDK thread and ``read``, default 100000; older ones are
-dropped and counted).
+dropped and counted), ``wait_s`` (how long ``open`` keeps answering "not yet"
+while no eye tracker has ever been found, default 10 s) and
+``wait_for_device`` (wait for one indefinitely; ``gaze3d tracker
+--wait-for-device``).
 
-A lost connection (the SDK's ``EYETRACKER_NOTIFICATION_CONNECTION_LOST``)
+No eye tracker yet: ``open`` raises :class:`SourceError` (the tracker server
+retries it) until ``wait_s`` has passed since the first ``open``, then
+:class:`NoEyeTrackerError`, an ``InputError``: the server stops and
+``gaze3d tracker`` prints that one line and exits 2. Once a tracker has been
+connected, losing it is a disconnection, retried for as long as it takes: a
+lost connection (the SDK's ``EYETRACKER_NOTIFICATION_CONNECTION_LOST``)
 makes ``read`` raise :class:`SourceError`; ``open`` again reconnects.
+
+The SDK keeps subscriptions in a dict keyed by the callback (found again by
+equality); the source subscribes and unsubscribes the very same bound-method
+objects, made once, so ``close`` releases them under any SDK and a re-opened
+source receives each sample once.
 """
 from __future__ import annotations
 
@@ -36,8 +49,16 @@ import time
 from typing import List
 
 from ..._optional import optional_import
+from ...errors import InputError
 from ._options import Options
 from .base import GazeSource, SourceError
+
+#: Seconds ``open`` waits for a first eye tracker before giving up (option ``wait_s``).
+DEFAULT_WAIT_S = 10.0
+
+
+class NoEyeTrackerError(InputError):
+    """No eye tracker was ever found within the bounded wait: the tracker process stops (exit 2)."""
 
 
 def _finite(seq) -> bool:
@@ -105,7 +126,14 @@ class TobiiSource(GazeSource):
         self.address = o.str("address")
         self.frequency = o.float("frequency", None, 0.0, 10000.0, low_open=True)
         self.max_queue = o.int("max_queue", 100_000, low=1)
+        self.wait_s = o.float("wait_s", DEFAULT_WAIT_S, 0.0, None)
+        self.wait_for_device = o.bool("wait_for_device", False)
         o.check_unused()
+        self._first_open = None          # time.monotonic() of the first open()
+        self._seen = False               # an eye tracker was connected once: losing it is a disconnection
+        # the callbacks, made once: subscribe and unsubscribe pass these very objects
+        self._gaze_cb = self._on_gaze
+        self._lost_cb = self._on_lost
         self._cond = threading.Condition()
         self._queue = collections.deque()
         self._lost = False
@@ -133,9 +161,24 @@ class TobiiSource(GazeSource):
             self._cond.notify_all()
 
     # ---------------------------------------------------------------- interface
+    def _no_tracker(self) -> Exception:
+        """The error for "no eye tracker found": retry (SourceError) or give up (NoEyeTrackerError)."""
+        where = f" at {self.address}" if self.address else ""
+        if self._seen or self.wait_for_device:
+            return SourceError(f"tobii: no eye tracker found{where}")
+        if time.monotonic() - self._first_open >= self.wait_s:
+            return NoEyeTrackerError(
+                f"tobii: no eye tracker found{where} within {self.wait_s:g} s; is it plugged in and "
+                f"powered on? (--wait-for-device, or option wait_for_device=true, waits for one)")
+        # the same text on every retry: the server logs a repeated failure once
+        return SourceError(f"tobii: no eye tracker found{where} yet; waiting up to {self.wait_s:g} s "
+                           f"(--opt wait_s=SECONDS to change, --wait-for-device to wait indefinitely)")
+
     def open(self) -> None:
         tr = self._tr = optional_import("tobii_research")
         self.close()
+        if self._first_open is None:
+            self._first_open = time.monotonic()
         try:
             trackers = list(tr.find_all_eyetrackers())
         except Exception as exc:          # the SDK raises its own error classes
@@ -143,8 +186,7 @@ class TobiiSource(GazeSource):
         if self.address is not None:
             trackers = [t for t in trackers if t.address == self.address]
         if not trackers:
-            where = f" at {self.address}" if self.address else ""
-            raise SourceError(f"tobii: no eye tracker found{where}")
+            raise self._no_tracker()
         et = trackers[0]
         try:
             if self.frequency is not None:
@@ -155,11 +197,13 @@ class TobiiSource(GazeSource):
                 self._queue.clear()
                 self._lost = False
                 self._closed = False
-            et.subscribe_to(tr.EYETRACKER_NOTIFICATION_CONNECTION_LOST, self._on_lost, as_dictionary=True)
-            et.subscribe_to(tr.EYETRACKER_GAZE_DATA, self._on_gaze, as_dictionary=True)
+            self._et = et                 # from here on, close() unsubscribes whatever got subscribed
+            et.subscribe_to(tr.EYETRACKER_NOTIFICATION_CONNECTION_LOST, self._lost_cb, as_dictionary=True)
+            et.subscribe_to(tr.EYETRACKER_GAZE_DATA, self._gaze_cb, as_dictionary=True)
         except Exception as exc:
+            self.close()
             raise SourceError(f"tobii: connecting to {et.address} failed: {exc}") from exc
-        self._et = et
+        self._seen = True
         self._info = {"source": self.name, "model": et.model, "serial": et.serial_number,
                       "address": et.address, "rate_hz": rate,
                       "sdk": getattr(tr, "__version__", "unknown")}
@@ -188,8 +232,8 @@ class TobiiSource(GazeSource):
             self._closed = True
             self._cond.notify_all()
         if et is not None and self._tr is not None:
-            for stream, cb in ((self._tr.EYETRACKER_GAZE_DATA, self._on_gaze),
-                               (self._tr.EYETRACKER_NOTIFICATION_CONNECTION_LOST, self._on_lost)):
+            for stream, cb in ((self._tr.EYETRACKER_GAZE_DATA, self._gaze_cb),
+                               (self._tr.EYETRACKER_NOTIFICATION_CONNECTION_LOST, self._lost_cb)):
                 try:
                     et.unsubscribe_from(stream, cb)
                 except Exception:     # the device may be gone already
