@@ -1,25 +1,34 @@
-"""Export recordings to BIDS-style eye-tracking files, and import such files as recordings.
+"""Export recordings as BIDS eye-tracking datasets, and import such files as recordings.
 
-Export writes, for a recording and a file-name prefix (``sub-01_task-label``)::
+Export follows the BIDS physiological-recordings specification for eye
+tracking (BIDS 1.10+, formerly BEP020). For subject ``01``, task ``gaze3d``
+(plus optional session and run) it writes into the dataset root::
 
-    <prefix>_eyetrack.tsv.gz   one row per gaze sample, no header row (BIDS physio style):
+    dataset_description.json                       (if absent)
+    sub-01/beh/sub-01_task-gaze3d_recording-eye1_physio.tsv.gz
+                               one row per gaze sample, no header row:
                                timestamp, x_coordinate, y_coordinate, pupil_size, valid
-    <prefix>_eyetrack.json     sidecar: Columns, units and descriptions per column,
-                               SamplingFrequency, StartTime, PhysioType "eyetrack",
-                               SampleCoordinateSystem "gaze-on-screen", SampleCoordinateUnits
-    <prefix>_events.tsv        annotation events (onset, duration, trial_type, event_json)
-    <prefix>_cameras.tsv       viewer camera frames (onset, camera_json); gaze3d-specific
+    sub-01/beh/sub-01_task-gaze3d_recording-eye1_physio.json
+                               PhysioType "eyetrack", RecordedEye "cyclopean",
+                               SampleCoordinateSystem "gaze-on-screen", SamplingFrequency,
+                               StartTime, Columns with Units and Description, device fields
+    sub-01/beh/sub-01_task-gaze3d_recording-eye1_physioevents.tsv.gz (+ .json)
+                               onset, duration, trial_type, message: the recording's
+                               events and every viewer camera frame (trial_type "camera",
+                               the camera as JSON in message)
+    sub-01/beh/sub-01_task-gaze3d_events.tsv (+ .json)
+                               the recording (trial_type "recording") and the annotation
+                               events; the JSON holds StimulusPresentation (screen size,
+                               distance, resolution, origin)
 
-With ``style="physio"`` the gaze files follow the BIDS 1.10 physio naming
-instead: ``<prefix>_recording-eye1_physio.tsv.gz`` / ``.json``.
-
-``timestamp`` is in seconds from the first sample (``StartTime`` 0); the
-sidecar's ``gaze3d.t0_host_ns`` restores the tracker-clock times on import.
-Coordinates are normalised display coordinates (origin top-left) unless a
-screen size is given, then pixels (``ScreenResolution``). Missing values are
-``n/a``. Import accepts such files from other tools too (``_physio.tsv.gz``
-with ``PhysioType`` eyetrack, pixels or normalised, seconds or milliseconds),
-so recordings made elsewhere can be replayed.
+``timestamp`` and onsets are seconds from the first sample (``StartTime`` 0);
+the physio sidecar's ``gaze3d.t0_host_ns`` restores tracker-clock times on
+import. Coordinates are screen pixels (origin top-left) of the screen given
+by ``display`` (default :class:`~gaze3d.display.DisplayGeometry`). Missing
+values are ``n/a``. Import accepts such files from other tools too
+(``_physio.tsv.gz`` with ``PhysioType`` eyetrack, pixels or normalised,
+seconds or milliseconds) and gaze3d's earlier ``_eyetrack.tsv.gz`` files, so
+recordings made elsewhere can be replayed.
 """
 from __future__ import annotations
 
@@ -36,12 +45,18 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
+from .display import DisplayGeometry
 from .errors import InputError
 from .recording import Recording, RecordingWriter
 
 COLUMNS = ("timestamp", "x_coordinate", "y_coordinate", "pupil_size", "valid")
+PHYSIOEVENT_COLUMNS = ("onset", "duration", "trial_type", "message")
+BIDS_VERSION = "1.10.0"
+RECORDING_LABEL = "eye1"  # one cyclopean (combined) gaze stream per recording
 _TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
 _NORMALISED_UNITS = {"normalized", "normalised", "ratio", "a.u.", "au", "norm"}
+# who made the device, by gaze3d source name, when the source's info() does not say
+_MANUFACTURERS = {"tobii": "Tobii", "pupil": "Pupil Labs", "sim": "gaze3d", "mouse": "gaze3d", "replay": "gaze3d"}
 
 
 def _fmt(value: float, digits: int) -> str:
@@ -49,10 +64,14 @@ def _fmt(value: float, digits: int) -> str:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
+    """Write via a temporary file and rename, with normal permissions (mkstemp makes 0600)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -61,58 +80,150 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def _tsv(rows, header: Optional[Sequence[str]] = None) -> bytes:
-    buf = io.StringIO()
-    w = csv.writer(buf, delimiter="\t", lineterminator="\n")
-    if header:
-        w.writerow(header)
-    w.writerows(rows)
-    return buf.getvalue().encode("utf-8")
+    """Tab-separated lines, no quoting (values never hold tabs or newlines: JSON escapes them)."""
+    lines = ["\t".join(header)] if header else []
+    lines += ["\t".join(str(v) for v in r) for r in rows]
+    return ("\n".join(lines) + "\n").encode("utf-8") if lines else b""
 
 
-def export_bids(recording, out_dir, prefix: Optional[str] = None, *, topic: str = "gaze.2d",
-                screen_size_px: Optional[Tuple[int, int]] = None, style: str = "eyetrack") -> dict:
-    """Write a recording as BIDS-style eye-tracking files; returns ``{kind: Path}``.
+def _json(obj) -> bytes:
+    return (json.dumps(obj, indent=2, default=str) + "\n").encode("utf-8")
+
+
+def _label(value, what: str) -> str:
+    text = str(value)
+    if not re.fullmatch(r"[A-Za-z0-9]+", text):
+        raise InputError(f"BIDS {what} label {text!r}: expected letters and digits only (e.g. 01)")
+    return text
+
+
+def _entities_from_prefix(prefix: str) -> dict:
+    """``sub-01_ses-a_task-x_run-1`` -> ``{"sub": "01", ...}`` (the former ``prefix`` argument)."""
+    out = {}
+    for part in prefix.split("_"):
+        key, sep, value = part.partition("-")
+        if not sep or key not in ("sub", "ses", "task", "run", "acq"):
+            raise InputError(f"BIDS prefix {prefix!r}: expected key-value parts like sub-01_task-label, "
+                             f"got {part!r}")
+        out[key] = value
+    return out
+
+
+def _device_fields(meta: dict) -> dict:
+    """Manufacturer, model and serial from the recorded source info (omitted where unknown)."""
+    info = meta.get("source_info") if isinstance(meta.get("source_info"), dict) else {}
+    source = str(info.get("source") or meta.get("source") or "")
+    out = {}
+    manufacturer = info.get("manufacturer") or _MANUFACTURERS.get(source)
+    if manufacturer:
+        out["Manufacturer"] = str(manufacturer)
+    if info.get("model"):
+        out["ManufacturersModelName"] = str(info["model"])
+    if info.get("serial"):
+        out["DeviceSerialNumber"] = str(info["serial"])
+    versions = [f"gaze3d {meta.get('gaze3d_version')}" if meta.get("gaze3d_version") else None,
+                f"SDK {info['sdk']}" if info.get("sdk") else None,
+                f"{source} {info['version']}" if info.get("version") else None]
+    if any(versions):
+        out["SoftwareVersions"] = ", ".join(v for v in versions if v)
+    return out
+
+
+def export_bids(recording, out_dir, prefix: Optional[str] = None, *, subject: Optional[str] = None,
+                session: Optional[str] = None, task: Optional[str] = None, run=None, topic: str = "gaze.2d",
+                display: Optional[DisplayGeometry] = None,
+                screen_size_px: Optional[Tuple[int, int]] = None) -> dict:
+    """Write a recording into a BIDS dataset as eye-tracking physio files; returns ``{kind: Path}``.
 
     Parameters
     ----------
     recording : path or Recording
     out_dir : path
-        Created if missing; files are written atomically.
+        The dataset root, created if missing; ``dataset_description.json`` is
+        written if absent, so several recordings can go into one dataset.
+        Files are written atomically.
     prefix : str, optional
-        File-name prefix, default the recording's stem.
+        Entities as a file-name prefix (``sub-01_task-label``), instead of the
+        keywords below.
+    subject, session, task, run : str, optional
+        BIDS entity labels; default subject ``01`` and task ``gaze3d``.
     topic : str
         Which sample topic to export.
+    display : DisplayGeometry, optional
+        The screen the gaze was on (size, distance, resolution): pixel
+        coordinates and ``StimulusPresentation``. Default
+        :class:`DisplayGeometry()` (a 24" 1920x1080 screen at 650 mm).
     screen_size_px : (width, height), optional
-        Write pixel coordinates for this screen instead of normalised ones.
-    style : {"eyetrack", "physio"}
-        File naming: ``<prefix>_eyetrack.tsv.gz`` or ``<prefix>_recording-eye1_physio.tsv.gz``.
+        Resolution only (overrides ``display``'s).
+
+    Returns
+    -------
+    dict with ``eyetrack`` (the ``_physio.tsv.gz``), ``sidecar``,
+    ``physioevents``, ``physioevents_sidecar``, ``events``, ``events_sidecar``
+    and ``dataset_description``.
     """
-    if style not in ("eyetrack", "physio"):
-        raise InputError(f"style: expected 'eyetrack' or 'physio', got {style!r}")
+    ent = _entities_from_prefix(prefix) if prefix else {}
+    for key, value in (("sub", subject), ("ses", session), ("task", task), ("run", run)):
+        if value is not None:
+            ent[key] = str(value)
+    ent.setdefault("sub", "01")
+    ent.setdefault("task", "gaze3d")
+    for key, value in ent.items():
+        _label(value, key)
+    display = display or DisplayGeometry()
+    if screen_size_px is not None:
+        try:
+            w, h = (int(v) for v in screen_size_px)
+        except (TypeError, ValueError):
+            raise InputError(f"screen_size_px: expected (width, height) in pixels, got {screen_size_px!r}") from None
+        if w <= 0 or h <= 0:
+            raise InputError(f"screen_size_px: expected positive width and height, got {screen_size_px}")
+        display = DisplayGeometry(width_mm=display.width_mm, height_mm=display.height_mm, width_px=w, height_px=h,
+                                  distance_mm=display.distance_mm, eye_xy=display.eye_xy)
     rec = recording if isinstance(recording, Recording) else Recording(recording)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    prefix = prefix or rec.path.stem
     s = rec.samples(topic)
     n = len(s["t_host_ns"])
     if n == 0:
         raise InputError(f"{rec.path}: no {topic!r} samples to export")
+    meta = rec.meta
     t0 = int(s["t_host_ns"][0])
     t = (s["t_host_ns"] - t0) / 1e9
-    x, y = s["x"].copy(), s["y"].copy()
-    units = "normalized"
-    if screen_size_px is not None:
-        w, h = (int(v) for v in screen_size_px)
-        if w <= 0 or h <= 0:
-            raise InputError(f"screen_size_px: expected positive width and height, got {screen_size_px}")
-        x, y, units = x * w, y * h, "pixel"
-    rows = ((_fmt(ti, 9), _fmt(xi, 6), _fmt(yi, 6), _fmt(pi, 4), int(v))
+    w, h = int(display.width_px), int(display.height_px)
+    x, y = s["x"] * w, s["y"] * h
+    rows = ((_fmt(ti, 9), _fmt(xi, 4), _fmt(yi, 4), _fmt(pi, 4), int(v))
             for ti, xi, yi, pi, v in zip(t.tolist(), x.tolist(), y.tolist(), s["pupil_mm"].tolist(),
                                          s["valid"].tolist()))
     dt = np.diff(s["t_host_ns"])
     rate = float(1e9 / np.median(dt)) if n > 1 and np.median(dt) > 0 else None
-    meta = rec.meta
-    info = meta.get("source_info") if isinstance(meta.get("source_info"), dict) else {}
+
+    order = [k for k in ("sub", "ses", "task", "acq", "run") if k in ent]
+    stem = "_".join(f"{k}-{ent[k]}" for k in order)
+    root = Path(out_dir)
+    folder = root / f"sub-{ent['sub']}"
+    if "ses" in ent:
+        folder = folder / f"ses-{ent['ses']}"
+    folder = folder / "beh"
+    folder.mkdir(parents=True, exist_ok=True)
+    gaze_stem = f"{stem}_recording-{RECORDING_LABEL}"
+    paths = {"dataset_description": root / "dataset_description.json",
+             "eyetrack": folder / f"{gaze_stem}_physio.tsv.gz", "sidecar": folder / f"{gaze_stem}_physio.json",
+             "physioevents": folder / f"{gaze_stem}_physioevents.tsv.gz",
+             "physioevents_sidecar": folder / f"{gaze_stem}_physioevents.json",
+             "events": folder / f"{stem}_events.tsv", "events_sidecar": folder / f"{stem}_events.json"}
+
+    if not paths["dataset_description"].exists():
+        from . import __version__
+
+        _atomic_write(paths["dataset_description"], _json({
+            "Name": "gaze3d eye-tracking recordings", "BIDSVersion": BIDS_VERSION, "DatasetType": "raw",
+            "GeneratedBy": [{"Name": "gaze3d", "Version": __version__,
+                             "Description": "gaze3d record export"}]}))
+    readme = root / "README.md"
+    if not readme.exists():
+        _atomic_write(readme, b"# gaze3d eye-tracking recordings\n\nExported by `gaze3d record export`: one "
+                              b"`_recording-eye1_physio.tsv.gz` (combined gaze on the screen, pixels) per recording, "
+                              b"with physioevents (tracker events, viewer camera frames) and events.\n")
+        paths["readme"] = readme
     sidecar = {
         "PhysioType": "eyetrack",
         "SamplingFrequency": round(rate, 3) if rate else "n/a",
@@ -120,37 +231,65 @@ def export_bids(recording, out_dir, prefix: Optional[str] = None, *, topic: str 
         "Columns": list(COLUMNS),
         "RecordedEye": "cyclopean",
         "SampleCoordinateSystem": "gaze-on-screen",
-        "SampleCoordinateUnits": units,
-        "EnvironmentCoordinates": "top-left",
-        "Manufacturer": str(info.get("manufacturer", meta.get("source", "n/a"))),
-        "ManufacturersModelName": str(info.get("model", "n/a")),
-        "timestamp": {"Description": "time of the sample from the first sample (tracker host monotonic clock)",
-                      "Units": "s"},
-        "x_coordinate": {"Description": "combined gaze, horizontal, origin at the left edge of the display",
-                         "Units": units},
-        "y_coordinate": {"Description": "combined gaze, vertical, origin at the top edge, pointing down",
-                         "Units": units},
-        "pupil_size": {"Description": "mean pupil diameter of the valid eyes", "Units": "mm"},
-        "valid": {"Description": "1 if the combined gaze is valid, else 0", "Levels": {"0": "invalid", "1": "valid"}},
+        **_device_fields(meta),
+        "timestamp": {"LongName": "time of the sample",
+                      "Description": "seconds from the first sample (tracker host monotonic clock)", "Units": "s"},
+        "TaskName": ent["task"],
+        "x_coordinate": {"LongName": "gaze x", "Description": "combined (cyclopean) gaze on the screen, "
+                         "horizontal, from the left edge", "Units": "pixel"},
+        "y_coordinate": {"LongName": "gaze y", "Description": "combined (cyclopean) gaze on the screen, "
+                         "vertical, from the top edge, pointing down", "Units": "pixel"},
+        "pupil_size": {"LongName": "pupil diameter", "Description": "mean pupil diameter of the valid eyes",
+                       "Units": "mm"},
+        "valid": {"LongName": "gaze valid", "Description": "1 if the combined gaze is valid, else 0",
+                  "Levels": {"0": "invalid", "1": "valid"}},
         "gaze3d": {"t0_host_ns": t0, "topic": topic, "recording": rec.path.name, "meta": meta},
     }
-    if screen_size_px is not None:
-        sidecar["ScreenResolution"] = [int(v) for v in screen_size_px]
-    gaze_stem = f"{prefix}_eyetrack" if style == "eyetrack" else f"{prefix}_recording-eye1_physio"
-    paths = {"eyetrack": out_dir / f"{gaze_stem}.tsv.gz", "sidecar": out_dir / f"{gaze_stem}.json"}
     _atomic_write(paths["eyetrack"], gzip.compress(_tsv(rows), compresslevel=6, mtime=0))
-    _atomic_write(paths["sidecar"], json.dumps(sidecar, indent=2, default=str).encode("utf-8"))
+    _atomic_write(paths["sidecar"], _json(sidecar))
+
     events = rec.events()
-    if events:
-        paths["events"] = out_dir / f"{prefix}_events.tsv"
-        ev_rows = [(_fmt((e["t_host_ns"] - t0) / 1e9, 9), "n/a", str(e.get("type", "n/a")),
-                    json.dumps({k: v for k, v in e.items() if k != "t_host_ns"}, default=str)) for e in events]
-        _atomic_write(paths["events"], _tsv(ev_rows, ("onset", "duration", "trial_type", "event_json")))
     t_cam, cams = rec.camera_frames()
-    if cams:
-        paths["cameras"] = out_dir / f"{prefix}_cameras.tsv"
-        cam_rows = [(_fmt((int(tc) - t0) / 1e9, 9), json.dumps(c.to_dict())) for tc, c in zip(t_cam.tolist(), cams)]
-        _atomic_write(paths["cameras"], _tsv(cam_rows, ("onset", "camera_json")))
+    duration = float(t[-1]) if n > 1 else 0.0
+
+    def onset(t_ns) -> str:
+        return _fmt((int(t_ns) - t0) / 1e9, 9)
+
+    def message(obj) -> str:
+        return json.dumps(obj, default=str, separators=(",", ":"))
+
+    pe_rows = [(onset(e["t_host_ns"]), "n/a", str(e.get("type", "n/a")) or "n/a",
+                message({k: v for k, v in e.items() if k != "t_host_ns"})) for e in events]
+    pe_rows += [(onset(tc), "n/a", "camera", message(c.to_dict())) for tc, c in zip(t_cam.tolist(), cams)]
+    pe_rows.sort(key=lambda r: float(r[0]))
+    pe_rows.insert(0, ("0.000000000", _fmt(duration, 9), "recording", message({"recording": rec.path.name})))
+    _atomic_write(paths["physioevents"], gzip.compress(_tsv(pe_rows), compresslevel=6, mtime=0))
+    _atomic_write(paths["physioevents_sidecar"], _json({
+        "Columns": list(PHYSIOEVENT_COLUMNS), "OnsetSource": "timestamp", "TaskName": ent["task"],
+        "Description": "tracker and annotation events, and the viewer's camera frames (trial_type camera)",
+        "onset": {"Description": "seconds on the physio timestamp axis", "Units": "s"},
+        "duration": {"Description": "seconds (n/a for instantaneous events)", "Units": "s"},
+        "trial_type": {"Description": "event type: recording, camera, or the gaze3d event type"},
+        "message": {"Description": "the gaze3d event or camera (position, focal_point, view_up, vfov_deg, "
+                                   "width, height, near, far, parallel_scale) as compact JSON"}}))
+
+    ev_rows = [("0.000000000", _fmt(duration, 9), "recording", message({"recording": rec.path.name}))]
+    ev_rows += [(onset(e["t_host_ns"]), "n/a", str(e.get("type", "n/a")) or "n/a",
+                 message({k: v for k, v in e.items() if k != "t_host_ns"}))
+                for e in events if not str(e.get("type", "")).startswith("tracker.")]
+    _atomic_write(paths["events"], _tsv(ev_rows, ("onset", "duration", "trial_type", "event_json")))
+    _atomic_write(paths["events_sidecar"], _json({
+        "TaskName": ent["task"],
+        "onset": {"Description": "seconds from the first gaze sample", "Units": "s"},
+        "duration": {"Description": "seconds", "Units": "s"},
+        "trial_type": {"Description": "recording (the whole session) or the annotation event type"},
+        "event_json": {"Description": "the gaze3d annotation event as compact JSON"},
+        "StimulusPresentation": {
+            "ScreenDistance": display.distance_mm / 1000.0,
+            "ScreenOrigin": ["top", "left"],
+            "ScreenResolution": [w, h],
+            "ScreenSize": [display.width_mm / 1000.0, display.height_mm / 1000.0],
+            "SoftwareName": "gaze3d"}}))
     return paths
 
 
@@ -173,8 +312,24 @@ def _float(text: str, where: str) -> float:
         raise InputError(f"{where}: expected a number or n/a, got {text!r}") from None
 
 
+def _stem(tsv: Path) -> str:
+    """``sub-01_task-x`` of ``sub-01_task-x_recording-eye1_physio.tsv.gz`` (or ``..._eyetrack.tsv``)."""
+    return re.sub(r"(_recording-[A-Za-z0-9]+)?_(eyetrack|physio)\.tsv(\.gz)?$", "", tsv.name)
+
+
+def _stimulus_resolution(tsv: Path):
+    """``StimulusPresentation.ScreenResolution`` of the events sidecar beside a physio file, if any."""
+    side = tsv.with_name(f"{_stem(tsv)}_events.json")
+    try:
+        pres = json.loads(side.read_text("utf-8")).get("StimulusPresentation") or {}
+    except (OSError, ValueError, AttributeError):
+        return None
+    size = pres.get("ScreenResolution") if isinstance(pres, dict) else None
+    return size if isinstance(size, list) and len(size) == 2 else None
+
+
 def read_bids_eyetrack(tsv, *, screen_size_px: Optional[Tuple[int, int]] = None) -> Tuple[dict, dict]:
-    """Read a BIDS-style eye-tracking TSV and its JSON sidecar.
+    """Read a BIDS eye-tracking physio TSV (or gaze3d's earlier _eyetrack.tsv) and its JSON sidecar.
 
     Returns
     -------
@@ -202,7 +357,7 @@ def read_bids_eyetrack(tsv, *, screen_size_px: Optional[Tuple[int, int]] = None)
     opener = gzip.open if tsv.name.endswith(".gz") else open
     try:
         with opener(tsv, "rt", encoding="utf-8", newline="") as f:
-            rows = [r for r in csv.reader(f, delimiter="\t") if r]
+            rows = [r for r in csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE) if r]
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise InputError(f"{tsv}: cannot read ({exc})") from None
     if rows and rows[0][: len(columns)] == columns:
@@ -216,18 +371,16 @@ def read_bids_eyetrack(tsv, *, screen_size_px: Optional[Tuple[int, int]] = None)
         for c in data:
             if c in idx:
                 data[c][r] = _float(row[idx[c]], f"{tsv}: row {r + 1}, column {c}")
-    t_unit = (sidecar.get("timestamp") or {}).get("Units", "s") if isinstance(sidecar.get("timestamp"), dict) else "s"
-    if t_unit not in _TIME_UNITS:
-        raise InputError(f"{side_path}: timestamp Units {t_unit!r} not understood (expected one of {list(_TIME_UNITS)})")
-    t_s = data["timestamp"] * _TIME_UNITS[t_unit]
+    t_s = data["timestamp"] * _TIME_UNITS[_time_unit(sidecar, side_path)]
     if n and not np.all(np.isfinite(t_s)):
         raise InputError(f"{tsv}: every row needs a timestamp")
-    units = str(sidecar.get("SampleCoordinateUnits", "pixel")).lower()
+    x_meta = sidecar.get("x_coordinate") if isinstance(sidecar.get("x_coordinate"), dict) else {}
+    units = str(sidecar.get("SampleCoordinateUnits") or x_meta.get("Units") or "pixel").lower()
     x, y = data["x_coordinate"], data["y_coordinate"]
     if units in _NORMALISED_UNITS:
         pass
     elif units in ("pixel", "pixels", "px"):
-        size = screen_size_px or sidecar.get("ScreenResolution")
+        size = screen_size_px or sidecar.get("ScreenResolution") or _stimulus_resolution(tsv)
         if size is None or len(size) != 2:
             raise InputError(f"{side_path}: coordinates are in pixels but no ScreenResolution is given "
                              "(pass the screen size, for example --screen 1920x1080)")
@@ -240,6 +393,36 @@ def read_bids_eyetrack(tsv, *, screen_size_px: Optional[Tuple[int, int]] = None)
     x = np.where(valid, x, np.nan)
     y = np.where(valid, y, np.nan)
     return {"t_s": t_s, "x": x, "y": y, "pupil": data["pupil_size"], "valid": valid}, sidecar
+
+
+def _time_unit(sidecar: dict, where="sidecar") -> str:
+    t_unit = (sidecar.get("timestamp") or {}).get("Units", "s") if isinstance(sidecar.get("timestamp"), dict) else "s"
+    if t_unit not in _TIME_UNITS:
+        raise InputError(f"{where}: timestamp Units {t_unit!r} not understood (expected one of {list(_TIME_UNITS)})")
+    return t_unit
+
+
+def _read_physioevents(tsv: Path):
+    """Rows of the ``_physioevents.tsv.gz`` beside a ``_physio.tsv.gz`` as dicts (None if there is none)."""
+    name = tsv.name
+    if "_physio.tsv" not in name:
+        return None
+    path = tsv.with_name(name.replace("_physio.tsv", "_physioevents.tsv"))
+    if not path.is_file():
+        return None
+    side = path.with_name(path.name.split(".tsv")[0] + ".json")
+    columns = list(PHYSIOEVENT_COLUMNS)
+    if side.is_file():
+        try:
+            columns = json.loads(side.read_text("utf-8")).get("Columns") or columns
+        except (ValueError, AttributeError) as exc:
+            raise InputError(f"{side}: invalid JSON ({exc})") from None
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8", newline="") as f:
+            return [dict(zip(columns, r)) for r in csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE) if r]
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise InputError(f"{path}: cannot read ({exc})") from None
 
 
 def _read_onsets(path: Path):
@@ -274,7 +457,9 @@ def import_bids(tsv, out_path, *, screen_size_px: Optional[Tuple[int, int]] = No
         if math.isfinite(p):
             s["pupil_mm"] = p
         samples.append(s)
-    stem = re.sub(r"(_recording-[A-Za-z0-9]+)?_(eyetrack|physio)\.tsv(\.gz)?$", "", tsv.name)
+    stem = _stem(tsv)
+    t_unit = _TIME_UNITS[_time_unit(sidecar)]
+    physioevents = _read_physioevents(tsv)
     fd, tmp = tempfile.mkstemp(dir=out_path.parent if out_path.parent.is_dir() else None,
                                prefix=f".{out_path.name}.", suffix=".tmp")
     os.close(fd)
@@ -283,15 +468,35 @@ def import_bids(tsv, out_path, *, screen_size_px: Optional[Tuple[int, int]] = No
         with RecordingWriter(tmp, commit_interval_s=3600) as w:
             for start in range(0, len(samples), 10_000):
                 w.add_samples(samples[start:start + 10_000])
-            for row in _read_onsets(tsv.with_name(f"{stem}_events.tsv")):
-                event = json.loads(row["event_json"]) if row.get("event_json") else {
-                    k: v for k, v in row.items() if k not in ("onset",)}
-                if row.get("trial_type") not in (None, "n/a"):
-                    event.setdefault("type", row["trial_type"])
-                w.add_event(t0 + int(round(_float(row["onset"], "events onset") * 1e9)), event)
-            for row in _read_onsets(tsv.with_name(f"{stem}_cameras.tsv")):
-                w.add_camera(t0 + int(round(_float(row["onset"], "cameras onset") * 1e9)),
-                             json.loads(row["camera_json"]))
+            if physioevents is not None:  # events and cameras, on the timestamp axis
+                for i, row in enumerate(physioevents):
+                    kind = row.get("trial_type", "n/a")
+                    if kind == "recording" or "onset" not in row:
+                        continue
+                    t_ns = t0 + int(round(_float(row["onset"], f"physioevents row {i + 1} onset") * t_unit * 1e9))
+                    try:
+                        body = json.loads(row.get("message", ""))
+                    except ValueError:  # another tool's free-text message
+                        body = row.get("message")
+                    if kind == "camera" and isinstance(body, dict):
+                        w.add_camera(t_ns, body)
+                        continue
+                    event = body if isinstance(body, dict) else {"message": body}
+                    if kind not in (None, "n/a"):
+                        event.setdefault("type", kind)
+                    w.add_event(t_ns, event)
+            else:  # gaze3d's earlier flat export: _events.tsv (event_json) and _cameras.tsv
+                for row in _read_onsets(tsv.with_name(f"{stem}_events.tsv")):
+                    if row.get("trial_type") == "recording":
+                        continue
+                    event = json.loads(row["event_json"]) if row.get("event_json") else {
+                        k: v for k, v in row.items() if k not in ("onset",)}
+                    if row.get("trial_type") not in (None, "n/a"):
+                        event.setdefault("type", row["trial_type"])
+                    w.add_event(t0 + int(round(_float(row["onset"], "events onset") * 1e9)), event)
+                for row in _read_onsets(tsv.with_name(f"{stem}_cameras.tsv")):
+                    w.add_camera(t0 + int(round(_float(row["onset"], "cameras onset") * 1e9)),
+                                 json.loads(row["camera_json"]))
             w.set_meta("source", source)
             w.set_meta("imported_from", str(tsv.resolve()))
             w.set_meta("bids_sidecar", {k: v for k, v in sidecar.items() if k != "gaze3d"})

@@ -40,7 +40,11 @@ def register(subparsers) -> argparse.ArgumentParser:
     exp.add_argument("--task", default=None, help="task label (default: gaze3d)")
     exp.add_argument("--run", default=None, help="run index (optional)")
     exp.add_argument("--topic", default="gaze.2d")
-    exp.add_argument("--screen", type=_screen, default=None, help="write pixels for this WIDTHxHEIGHT screen")
+    exp.add_argument("--screen", type=_screen, default=None,
+                     help="screen resolution WIDTHxHEIGHT in pixels (default 1920x1080)")
+    exp.add_argument("--screen-mm", type=float, nargs=2, metavar=("W", "H"), default=None,
+                     help="screen size in mm (default 527 296)")
+    exp.add_argument("--distance-mm", type=float, default=None, help="eye-to-screen distance in mm (default 650)")
     imp = sub.add_parser("import", help="make a recording from a BIDS _physio.tsv.gz or _eyetrack.tsv.gz (+ .json)")
     imp.add_argument("tsv")
     imp.add_argument("out", metavar="OUT.gaze3d", help="the new recording file")
@@ -132,10 +136,24 @@ def run(args) -> int:
                       + (f", {t['changed']} in blocks whose checksum fails (kept as read)" if t["changed"] else ""))
         return 0 if report["ok"] else 1
     if args.action == "export":
-        from ..bids import export_bids
+        import sys
 
+        from ..bids import export_bids
+        from ..display import DisplayGeometry
+
+        d = DisplayGeometry()
+        given = {"--screen": args.screen, "--screen-mm": args.screen_mm, "--distance-mm": args.distance_mm}
+        w_mm, h_mm = args.screen_mm or (d.width_mm, d.height_mm)
+        w_px, h_px = args.screen or (d.width_px, d.height_px)
+        display = DisplayGeometry(width_mm=w_mm, height_mm=h_mm, width_px=w_px, height_px=h_px,
+                                  distance_mm=args.distance_mm or d.distance_mm)
+        missing = [k for k, v in given.items() if v is None]
+        if missing:
+            print(f"gaze3d record: note: {', '.join(missing)} not given; StimulusPresentation says "
+                  f"{display.width_px}x{display.height_px} px, {display.width_mm:g}x{display.height_mm:g} mm "
+                  f"at {display.distance_mm:g} mm", file=sys.stderr)
         paths = export_bids(args.recording, args.out_dir, subject=args.sub, session=args.ses, task=args.task,
-                            run=args.run, topic=args.topic, screen_size_px=args.screen)
+                            run=args.run, topic=args.topic, display=display)
         for kind, path in paths.items():
             print(f"{kind}: {path}")
         return 0
