@@ -78,7 +78,7 @@ def test_replay_bids_tsv(tmp_path):
     rec = tmp_path / "session.gaze3d"
     orig = _make_recording(rec, n=100)
     files = bids.export_bids(rec, tmp_path / "bids", prefix="sub-01_task-look")
-    tsv = [p for p in files.values() if str(p).endswith(("_eyetrack.tsv.gz", "_eyetrack.tsv"))][0]
+    tsv = [p for p in files.values() if str(p).endswith(("_physio.tsv.gz", "_eyetrack.tsv.gz", "_eyetrack.tsv"))][0]
     src = get_source("replay", path=str(tsv), speed="max")
     src.open()
     got = read_all(src)

@@ -1,7 +1,7 @@
 """The ``replay`` source: a saved recording played back at 1x or N x speed.
 
 Reads gaze3d recordings (:class:`gaze3d.recording.Recording`, the tracker's
-SQLite files) and BIDS-style eye-tracking TSV files (``*_eyetrack.tsv[.gz]``
+SQLite files) and BIDS eye-tracking TSV files (``*_physio.tsv.gz``, ``*_eyetrack.tsv[.gz]``
 with their JSON sidecar, through :mod:`gaze3d.bids`), so sessions recorded
 elsewhere can be replayed into the viewer.
 
@@ -47,7 +47,7 @@ def _load_recording(path: Path, topic: str) -> List[dict]:
             raise InputError(f"replay option 'path': {path}: BIDS import is not available ({exc})") from None
         return _bids_samples(bids, path, topic)
     raise InputError(f"replay option 'path': {path}: expected a gaze3d recording or a BIDS eye-tracking "
-                     f"TSV (*_eyetrack.tsv[.gz])")
+                     f"TSV (*_physio.tsv.gz, *_eyetrack.tsv[.gz])")
 
 
 def _bids_samples(bids, path: Path, topic: str) -> List[dict]:
