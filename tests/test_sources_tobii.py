@@ -329,3 +329,163 @@ def test_wait_for_device_and_a_tracker_seen_before_keep_retrying(tr):
     src.close()
     with pytest.raises(InputError, match="wait_s"):
         get_source("tobii", wait_s="-1")
+
+
+# --- the fake against the real SDK: names, kinds, signatures, constant values ------------------------
+DESCRIBE_SDK = r'''
+import inspect, json, sys, types
+import tobii_research as m
+
+def describe_callable(f):
+    try:
+        return str(inspect.signature(f))
+    except (TypeError, ValueError):
+        return None
+
+def describe_class(c):
+    members = {}
+    for name in dir(c):
+        if name.startswith("_") and name != "__init__":
+            continue
+        raw = inspect.getattr_static(c, name)
+        if isinstance(raw, property):
+            members[name] = {"kind": "property"}
+        elif callable(raw):
+            members[name] = {"kind": "method", "signature": describe_callable(getattr(c, name))}
+        else:
+            members[name] = {"kind": "attribute"}
+    return {"kind": "class", "bases": [b.__name__ for b in c.__mro__[1:]], "members": members}
+
+out = {}
+for name in dir(m):
+    if name.startswith("_"):
+        continue
+    v = getattr(m, name)
+    if isinstance(v, types.ModuleType):
+        continue
+    if inspect.isclass(v):
+        out[name] = describe_class(v)
+    elif callable(v):
+        out[name] = {"kind": "function", "signature": describe_callable(v)}
+    else:
+        out[name] = {"kind": "constant", "value": repr(v)}
+print(json.dumps({"version": getattr(m, "__version__", None), "file": m.__file__, "names": out}))
+'''
+
+#: Public names of the fake that are test controls, not SDK API.
+FAKE_ONLY = ("fake_", "expected_left")
+
+
+def _real_sdk_python():
+    """An interpreter that imports the real ``tobii_research`` (GAZE3D_TOBII_PYTHON, else python3.10), or None."""
+    import os
+    import shutil
+    candidates = [os.environ.get("GAZE3D_TOBII_PYTHON"), shutil.which("python3.10"), sys.executable]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}        # never the fake
+    for exe in filter(None, candidates):
+        try:
+            p = subprocess.run([exe, "-c", "import tobii_research as m; print(m.__version__)"], env=env,
+                               capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if p.returncode == 0 and not p.stdout.strip().startswith("fake"):
+            return exe
+    return None
+
+
+def _describe(python: str, fake: bool) -> dict:
+    import os
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    if fake:
+        env["PYTHONPATH"] = str(FAKES_DIR)
+    p = subprocess.run([python, "-c", DESCRIBE_SDK], env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
+def test_fake_matches_the_real_sdk():
+    """Every public name of the fake exists in tobii-research with the same kind, signature and value."""
+    python = _real_sdk_python()
+    if python is None:
+        pytest.skip("the real tobii_research is not importable here (it ships wheels for Python 3.10 only); "
+                    "set GAZE3D_TOBII_PYTHON to an interpreter that has it")
+    real = _describe(python, fake=False)
+    fake = _describe(python, fake=True)          # the same interpreter: no difference from Python itself
+    assert fake["file"].startswith(str(FAKES_DIR)) and not real["file"].startswith(str(FAKES_DIR))
+    problems = []
+    for name, f in fake["names"].items():
+        if name.startswith(FAKE_ONLY):
+            continue
+        r = real["names"].get(name)
+        if r is None:
+            problems.append(f"{name}: not in the real SDK")
+        elif r["kind"] != f["kind"]:
+            problems.append(f"{name}: {f['kind']} in the fake, {r['kind']} in the SDK")
+        elif f["kind"] == "constant" and f["value"] != r["value"]:
+            problems.append(f"{name} = {f['value']} in the fake, {r['value']} in the SDK")
+        elif f["kind"] == "function" and f["signature"] != r["signature"]:
+            problems.append(f"{name}{f['signature']} in the fake, {name}{r['signature']} in the SDK")
+        elif f["kind"] == "class":
+            if f["bases"] != r["bases"]:
+                problems.append(f"{name}: bases {f['bases']} in the fake, {r['bases']} in the SDK")
+            for member, fm in f["members"].items():
+                if member.startswith(FAKE_ONLY):
+                    continue
+                rm = r["members"].get(member)
+                if rm is None:
+                    problems.append(f"{name}.{member}: not in the real SDK")
+                elif rm["kind"] != fm["kind"] or rm.get("signature") != fm.get("signature"):
+                    problems.append(f"{name}.{member}: {fm} in the fake, {rm} in the SDK")
+    assert not problems, "\n".join(problems)
+    # and every SDK name the source uses is in both
+    import re
+    from pathlib import Path
+    import gaze3d.tracker.sources.tobii as source
+    used = set(re.findall(r"\btr\.([A-Za-z_]\w*)", Path(source.__file__).read_text()))
+    assert used and used <= set(real["names"]) and used <= set(fake["names"]), used
+
+
+# --- issue 19: `gaze3d tracker --source tobii` with no eye tracker ---------------------------------
+def _tracker_env(devices: int) -> dict:
+    env = env_with_fakes()
+    env.update(FAKE_TOBII_DEVICES=str(devices), FAKE_TOBII_FREQUENCY="120")
+    return env
+
+
+def test_tracker_without_an_eye_tracker_says_so_once_and_exits_2():
+    t0 = time.monotonic()
+    p = subprocess.run([sys.executable, "-m", "gaze3d", "tracker", "--source", "tobii", "--opt", "wait_s=1",
+                        "--backoff-s", "0.05", "0.2"], env=_tracker_env(0), capture_output=True, text=True,
+                       timeout=60)
+    took = time.monotonic() - t0
+    assert p.returncode == 2, p.stderr
+    lines = [line for line in p.stderr.splitlines() if line.strip()]
+    assert len(lines) == 2, p.stderr                     # one "waiting" warning, then the error
+    assert "no eye tracker found yet; waiting up to 1 s" in lines[0]
+    assert lines[1] == ("gaze3d tracker: error: NoEyeTrackerError: tobii: no eye tracker found within 1 s; "
+                        "is it plugged in and powered on? (--wait-for-device, or option wait_for_device=true, "
+                        "waits for one)")
+    assert "Traceback" not in p.stderr and took < 30      # bounded: 1 s + one backoff step + start-up
+
+
+def test_tracker_wait_for_device_waits_and_status_keeps_last_error():
+    from gaze3d.tracker.client import TrackerControl
+    proc = subprocess.Popen([sys.executable, "-m", "gaze3d", "tracker", "--source", "tobii", "--opt", "wait_s=0.2",
+                             "--wait-for-device", "--backoff-s", "0.05", "0.2"], env=_tracker_env(0),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        info = json.loads(proc.stdout.readline())
+        time.sleep(1.5)                                   # well past wait_s
+        assert proc.poll() is None                        # still waiting for a device
+        with TrackerControl(info["ctrl"], timeout_s=10.0) as ctl:
+            status = ctl.status()
+            assert status["state"] == "connecting"
+            assert "no eye tracker found" in status["last_error"]
+            ctl.request("shutdown")
+        assert proc.wait(20) == 0
+        err = proc.stderr.read()
+        assert err.count("no eye tracker found") == 1, err  # retried many times, said once
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -59,8 +59,6 @@ gaze stream starts, for subprocess tests); in-process ``fake_set_devices(n)``,
 ``EyeTracker.fake_mute(flag)`` (the device stays connected but sends no
 gaze), ``fake_subscriber_count()``; and :func:`expected_left`.
 """
-from __future__ import annotations
-
 import math
 import os
 import threading
