@@ -37,6 +37,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--wait-subscriber", action="store_true",
                    help="open the source only once a subscriber has joined (nothing of a replay or "
                         "scripted simulation is published unseen)")
+    p.add_argument("--wait-for-device", action="store_true",
+                   help="tobii: wait indefinitely for a first eye tracker (default: give up after the source "
+                        "option wait_s, 10 s, with exit code 2)")
     p.add_argument("--exit-when-done", action="store_true", help="exit when a finite source (replay) ends")
     p.add_argument("--log-level", default="WARNING", help="stderr log level (DEBUG, INFO, WARNING...)")
     p.set_defaults(func=run)
@@ -72,7 +75,10 @@ def run(args) -> int:
     # The acquisition thread must get the GIL back within ~0.2 ms when a sample
     # is due, not after the default 5 ms switch interval of a busy recorder thread.
     sys.setswitchinterval(0.0002)
-    source = make_source(args.source, parse_options(args.opt))
+    options = parse_options(args.opt)
+    if args.wait_for_device:  # a source option: a source that has no device to wait for refuses it by name
+        options["wait_for_device"] = "true"
+    source = make_source(args.source, options)
     server = TrackerServer(source, pub=pub, ctrl=ctrl, record=args.record, curve_keys=args.curve_keys,
                            heartbeat_s=args.heartbeat_s, sndhwm=args.sndhwm, sndbuf=args.sndbuf,
                            backoff_initial_s=args.backoff_s[0], backoff_max_s=args.backoff_s[1],

@@ -289,6 +289,7 @@ class TrackerServer:
         backoff = self.backoff[0]
         next_open = 0.0
         next_beat = 0.0
+        repeated_open_error = None  # text of the open failure last logged: a retry failing alike is not logged again
         send = pub.send_multipart
         subscribed = not self.wait_subscriber
         try:
@@ -328,11 +329,14 @@ class TrackerServer:
                     except Exception as exc:  # SourceError, or a device SDK's own error
                         self._set_state("disconnected" if self.samples_received else "connecting", exc)
                         next_open = now + backoff
-                        log.warning("source %s: open failed (%s); retrying in %.1f s", self.source_name, exc,
-                                    backoff)
+                        if str(exc) != repeated_open_error:  # said once, not once per retry (status has it)
+                            log.warning("source %s: open failed (%s); retrying in %.1f s", self.source_name, exc,
+                                        backoff)
+                            repeated_open_error = str(exc)
                         backoff = min(backoff * 2, self.backoff[1])
                         continue
                     is_open = True
+                    repeated_open_error = None
                     if self.state in ("disconnected", "connecting") and self.samples_received:
                         self.reconnects += 1
                         self._note_event({"type": "tracker.reconnected", "reconnects": self.reconnects})
