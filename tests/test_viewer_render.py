@@ -186,15 +186,23 @@ def test_volume_app_attention_follows_the_visible_slices_then_the_rendering(vtk_
         app.sync_volume_attention()
         engine = s.accumulator.engine
         assert engine.mode == "slice"
-        axis = engine.axis
+        assert engine.planes == list(enumerate(app.scene.slice_index))   # all three planes shown
         t0 = s.now_ns()
         for i in range(0, 160, 8):
             s.tick(local_samples=[s.mouse_sample(0.5, 0.5, t_ns=t0 + (i + j) * 5_000_000) for j in range(8)])
         s.commit_attention()
         att = s.attention.reshape(arr.shape)
         assert att.sum() > 0
-        on_slice = np.take(att, app.scene.slice_index[axis], axis=axis).sum()
-        assert on_slice == pytest.approx(att.sum())          # all of it on the plane facing the camera
+        on_planes = np.zeros(arr.shape, bool)
+        per_plane = []
+        for axis, index in enumerate(app.scene.slice_index):
+            cut = [slice(None)] * 3
+            cut[axis] = index
+            on_planes[tuple(cut)] = True
+            per_plane.append(np.take(att, index, axis=axis).sum())
+        assert att[on_planes].sum() == pytest.approx(att.sum())   # all of it on the slice planes
+        # the gaze rests where the planes cross: more than one plane is seen there
+        assert sum(p > 0.05 * att.sum() for p in per_plane) >= 2, per_plane
         img = app.screenshot()
         assert hot_mask(img).sum() > 5
         app.press("v")                                         # slices hidden: the volume rendering counts

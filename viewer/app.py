@@ -6,6 +6,7 @@ Keys
 Return         type a label name (Return again to apply, Escape to cancel)
 u / ctrl+z     undo          r / ctrl+y     redo
 c              clear attention
+n              reject: the fixation just made was on something wrongly included
 g              show / hide the gaze cursor
 p              next calibration profile (after the last: none)
 d              drift check: look at the target shown at the centre
@@ -210,6 +211,8 @@ class ViewerApp:
                 s.redo()
             elif key == "c":
                 s.clear_attention()
+            elif key == "n":
+                s.reject_last_fixation()
             elif key == "g":
                 self.show_cursor = not self.show_cursor
             elif key == "p":
@@ -254,20 +257,19 @@ class ViewerApp:
     def sync_volume_attention(self) -> None:
         """Match the volume attention engine to what is on screen.
 
-        With the slice planes shown, the gaze lands on them: attention goes to
-        the plane facing the camera most squarely (the engine's ``"slice"``
-        mode). With the slices hidden (key ``v``), to what the volume rendering
-        shows (``"render"`` mode, same opacity ramp).
+        With the slice planes shown, the gaze lands on them: each of the three
+        planes gets attention where it is seen, the nearer planes hiding the
+        parts behind them (the engine's ``"slice"`` mode). With the slices
+        hidden (key ``v``), to what the volume rendering shows (``"render"``
+        mode, same opacity ramp).
         """
         engine = getattr(self.session.accumulator, "engine", None)
-        if self.scene is None or self.scene.kind != "volume" or not hasattr(engine, "set_slice"):
+        if self.scene is None or self.scene.kind != "volume" or not hasattr(engine, "set_slices"):
             return
         if self.scene.actor.GetVisibility():
-            facing = np.abs(self.scene.scan.direction.T @ self.scene.camera().forward)
-            axis = int(np.argmax(facing))
-            if engine.mode != "slice" or getattr(engine, "axis", None) != axis or \
-                    getattr(engine, "index", None) != self.scene.slice_index[axis]:
-                engine.set_slice(axis, self.scene.slice_index[axis])
+            planes = list(enumerate(self.scene.slice_index))
+            if engine.mode != "slice" or engine.planes != planes:
+                engine.set_slices(self.scene.slice_index)
             engine.mode = "slice"
         elif self.scene.volume_actor is not None:
             engine.mode = "render"

@@ -3,11 +3,14 @@
 Three viewing modes, matching what the viewer draws:
 
 ``"slice"``
-    An axial / coronal / sagittal slice ``index`` along voxel axis ``axis``
-    (0 = i, 1 = j, 2 = k). The gaze ray meets the slice's plane (through the
-    voxel centres, via the affine) at the hit point; every voxel of that slice
-    gets the foveal Gaussian of the angle between the gaze ray and the
-    direction from the eye to the voxel centre (nothing occludes a slice).
+    One or more opaque slice planes, each a slice ``index`` along voxel axis
+    ``axis`` (0 = i, 1 = j, 2 = k) spanning the volume, as the viewer draws
+    them (three orthogonal planes through one voxel: :meth:`set_slices`).
+    Every voxel of every plane within the foveal cone gets the Gaussian of
+    the angle between the gaze ray and the direction from the eye to the
+    voxel centre, unless the straight line from the eye to it crosses
+    another plane first (planes occlude each other). The gaze hit point is
+    the nearest plane the ray meets inside the volume.
 ``"render"``
     Direct volume rendering. A grid of rays (spacing ``sigma /
     bundle_density``) covers the foveal cones of the call's samples; each
@@ -24,7 +27,11 @@ Three viewing modes, matching what the viewer draws:
     the bundle's mean accumulated opacity.
 ``"mip"``
     Maximum intensity projection: each bundle ray deposits ``dwell *
-    ray_weight`` at the voxel nearest its maximum.
+    ray_weight * b`` at the voxel nearest its maximum, where ``b`` in [0, 1]
+    is how bright that maximum is drawn: the opacity transfer function at
+    the maximum divided by the function's largest alpha (the display window).
+    A ray whose maximum is empty background (below the window) is seen as
+    black and deposits nothing.
 
 Attention is a float64 accumulator on the volume's grid (``values`` float32,
 shape ``(I, J, K)``). Perspective and orthographic cameras are both handled:
@@ -80,7 +87,10 @@ class VolumeEngine:
     foveal : FovealModel
     mode : {"slice", "render", "mip"}
     axis, index : int
-        The slice shown in ``"slice"`` mode (``index`` defaults to the middle).
+        One slice shown in ``"slice"`` mode (``index`` defaults to the middle).
+    slices : (3,) int, optional
+        Instead of ``axis``/``index``: the voxel ``(i, j, k)`` that three
+        orthogonal slice planes pass through (the viewer's slice view).
     opacity : callable or (2, m) control points
         Scalar -> alpha in [0, 1] for ``"render"`` (default: linear ramp
         from the volume's 1st to 99th percentile, alpha 0 to 0.05).
@@ -97,7 +107,7 @@ class VolumeEngine:
     def __init__(self, volume, foveal: FovealModel, mode: str = "render", axis: int = 2,
                  index: Optional[int] = None, opacity=None, step_mm: Optional[float] = None,
                  reference_step_mm: Optional[float] = None, early_termination: float = 0.99,
-                 bundle_density: float = 2.0):
+                 bundle_density: float = 2.0, slices=None):
         if mode not in MODES:
             raise InputError(f"volume mode: expected one of {', '.join(MODES)}, got {mode!r}")
         self.volume = volume
@@ -107,7 +117,10 @@ class VolumeEngine:
         self.n = int(np.prod(self.shape))
         self.affine = volume.affine
         self.inv = np.linalg.inv(volume.affine)
-        self.set_slice(axis, self.shape[axis] // 2 if index is None and 0 <= axis <= 2 else index)
+        if slices is not None:
+            self.set_slices(slices)
+        else:
+            self.set_slice(axis, self.shape[axis] // 2 if index is None and 0 <= axis <= 2 else index)
         spacing = volume.spacing
         self.step_mm = float(step_mm) if step_mm is not None else float(spacing.min() / 2.0)
         self.reference_step_mm = float(reference_step_mm) if reference_step_mm is not None else self.step_mm
@@ -126,13 +139,33 @@ class VolumeEngine:
         self.acc = np.zeros(self.n, dtype=np.float64)
 
     # --------------------------------------------------------------- setup
-    def set_slice(self, axis: int, index: int) -> None:
-        """Show slice ``index`` along voxel axis ``axis`` (slice mode)."""
+    def _check_plane(self, axis, index) -> tuple:
         if axis not in (0, 1, 2):
             raise InputError(f"slice axis: expected 0, 1 or 2 (i, j, k), got {axis}")
         if not (0 <= int(index) < self.shape[axis]):
             raise InputError(f"slice index: expected 0..{self.shape[axis] - 1} along axis {axis}, got {index}")
-        self.axis, self.index = int(axis), int(index)
+        return int(axis), int(index)
+
+    def set_slice(self, axis: int, index: int) -> None:
+        """Show the one slice ``index`` along voxel axis ``axis`` (slice mode)."""
+        self.planes = [self._check_plane(axis, index)]
+
+    def set_slices(self, index_ijk) -> None:
+        """Show three orthogonal slice planes through voxel ``index_ijk`` (3,) (slice mode)."""
+        index_ijk = list(index_ijk)
+        if len(index_ijk) != 3:
+            raise InputError(f"slices: expected the voxel (i, j, k) the three planes pass through, got {index_ijk}")
+        self.planes = [self._check_plane(a, i) for a, i in enumerate(index_ijk)]
+
+    @property
+    def axis(self) -> int:
+        """Voxel axis of the first slice plane."""
+        return self.planes[0][0]
+
+    @property
+    def index(self) -> int:
+        """Index of the first slice plane along :attr:`axis`."""
+        return self.planes[0][1]
 
     def world_to_index(self, xyz) -> np.ndarray:
         """(n, 3) world (LPS mm) -> (n, 3) continuous voxel indices (inverse affine)."""
@@ -164,29 +197,79 @@ class VolumeEngine:
         return 2.0 * camera.parallel_scale / np.radians(camera.vfov_deg)
 
     # ------------------------------------------------------------ slice mode
-    def _slice_normal(self) -> np.ndarray:
+    def _slice_normal(self, axis: int) -> np.ndarray:
         n_idx = np.zeros(3)
-        n_idx[self.axis] = 1.0
+        n_idx[axis] = 1.0
         return self.inv[:3, :3].T @ n_idx           # plane normal in world (gradient of the index)
 
-    def slice_hits(self, origins: np.ndarray, directions: np.ndarray) -> np.ndarray:
-        """(s, 3) world points where rays meet the current slice's plane (NaN if parallel/behind)."""
-        normal = self._slice_normal()
-        point = self.index_to_world([np.where(np.arange(3) == self.axis, self.index, 0)])[0]
+    def _plane_hits(self, axis: int, index: int, origins: np.ndarray, directions: np.ndarray):
+        """Rays against the infinite plane ``index`` along ``axis``: ((s, 3) world points, (s,) t).
+
+        NaN point / inf t where the ray is parallel to the plane or meets it behind the origin.
+        """
+        normal = self._slice_normal(axis)
+        point = self.index_to_world([np.where(np.arange(3) == axis, index, 0)])[0]
         denom = directions @ normal
         with np.errstate(divide="ignore", invalid="ignore"):
             t = ((point - origins) @ normal) / denom
-        out = origins + directions * t[:, None]
-        out[~(np.isfinite(t) & (t > 0))] = np.nan
+        ok = np.isfinite(t) & (t > 0)
+        out = origins + directions * np.where(ok, t, 0.0)[:, None]
+        out[~ok] = np.nan
+        return out, np.where(ok, t, np.inf)
+
+    def _inside_box(self, ijk: np.ndarray, skip_axis: int) -> np.ndarray:
+        """(n,) bool: continuous indices within the voxel-centre box on the axes other than ``skip_axis``."""
+        ok = np.ones(len(ijk), dtype=bool)
+        for a in range(3):
+            if a != skip_axis:
+                ok &= (ijk[:, a] >= -0.5) & (ijk[:, a] <= self.shape[a] - 0.5)
+        return ok
+
+    def slice_hits(self, origins: np.ndarray, directions: np.ndarray) -> np.ndarray:
+        """(s, 3) world points where rays first meet a shown slice plane inside the volume (NaN if none)."""
+        best_t = np.full(len(directions), np.inf)
+        out = np.full((len(directions), 3), np.nan)
+        for axis, index in self.planes:
+            hits, t = self._plane_hits(axis, index, origins, directions)
+            inside = np.isfinite(t) & self._inside_box(self.world_to_index(np.nan_to_num(hits)), axis)
+            if len(self.planes) == 1:
+                inside = np.isfinite(t)       # one plane: the plane itself (the cone may reach the slice)
+            nearer = inside & (t < best_t)
+            best_t[nearer] = t[nearer]
+            out[nearer] = hits[nearer]
         return out
 
+    def _occluded(self, eye_idx: np.ndarray, ijk: np.ndarray, own_axis: int) -> np.ndarray:
+        """(n,) bool: the segment from ``eye_idx`` (n, 3) to voxel ``ijk`` (n, 3) crosses another shown plane.
+
+        Works in continuous index coordinates: the affine maps straight lines to
+        straight lines and keeps the segment parameter, so a plane is simply
+        ``index`` along its axis, bounded by the voxel-centre box on the others.
+        """
+        hidden = np.zeros(len(ijk), dtype=bool)
+        delta = ijk - eye_idx
+        for axis, index in self.planes:
+            if axis == own_axis:
+                continue
+            with np.errstate(divide="ignore", invalid="ignore"):
+                t = (index - eye_idx[:, axis]) / delta[:, axis]
+            # strictly before the voxel: a voxel on the planes' common line is not hidden
+            cross = np.isfinite(t) & (t > 1e-9) & (t < 1.0 - 1e-9)
+            p = eye_idx + delta * np.where(cross, t, 0.0)[:, None]
+            hidden |= cross & self._inside_box(p, axis)
+        return hidden
+
     def _slice_deposit(self, fr, directions, weights, origins):
-        hits = self.slice_hits(origins, directions)
+        for axis, index in self.planes:
+            self._plane_deposit(fr, axis, index, directions, weights, origins)
+
+    def _plane_deposit(self, fr, axis, index, directions, weights, origins):
+        hits, _ = self._plane_hits(axis, index, origins, directions)
         cut = self.foveal.cut_rad(fr.camera)
         sigma = self.foveal.camera_sigma_rad(fr.camera)
-        normal = self._slice_normal()
+        normal = self._slice_normal(axis)
         ortho = self._ortho_scale(fr.camera)
-        ax = self.axis
+        ax = axis
         others = [a for a in range(3) if a != ax]
         for o, d, hit, w in zip(origins, directions, hits, weights):
             if not np.isfinite(hit).all():
@@ -208,18 +291,25 @@ class VolumeEngine:
             ii, jj = np.meshgrid(np.arange(lo[others[0]], hi[others[0]] + 1),
                                  np.arange(lo[others[1]], hi[others[1]] + 1), indexing="ij")
             ijk = np.empty((ii.size, 3), dtype=np.int64)
-            ijk[:, ax] = self.index
+            ijk[:, ax] = index
             ijk[:, others[0]], ijk[:, others[1]] = ii.ravel(), jj.ravel()
             v = self.index_to_world(ijk) - o
             if ortho:
                 # parallel rays: the offset from the gaze ray, in camera radians
-                off = v - np.outer(v @ d, d)
+                along = v @ d
+                off = v - np.outer(along, d)
                 theta2 = np.einsum("ij,ij->i", off, off) / ortho ** 2
+                # each voxel is seen along its own ray parallel to d, from the camera plane
+                eyes = self.world_to_index(self.index_to_world(ijk) - np.outer(along, d))
             else:
                 v /= np.linalg.norm(v, axis=1, keepdims=True)
                 c2 = np.sum((v - d) ** 2, axis=1)
                 theta2 = chord2_to_theta2(c2, exact=True)
+                eyes = np.repeat(self.world_to_index(o[None]), len(ijk), axis=0)
             g = np.where(theta2 <= cut * cut, np.exp(-0.5 * theta2 / sigma ** 2), 0.0)
+            if len(self.planes) > 1:
+                lit = g > 0
+                g[lit] *= ~self._occluded(eyes[lit], ijk[lit].astype(np.float64), ax)
             flat = np.ravel_multi_index(ijk.T, self.shape)
             self.acc[flat] += w * g
 
@@ -344,9 +434,30 @@ class VolumeEngine:
         else:
             filled = np.where(np.isfinite(values), values, -np.inf)
             j = np.argmax(filled, axis=1)
-            hit = np.isfinite(filled[np.arange(len(j)), j])
+            top = filled[np.arange(len(j)), j]
+            hit = np.isfinite(top)
             f = flat[np.arange(len(j)), j][hit]
-            self.acc += np.bincount(f, weights=ray_w[hit], minlength=self.n)
+            self.acc += np.bincount(f, weights=ray_w[hit] * self.mip_brightness(top[hit]), minlength=self.n)
+
+    def mip_brightness(self, values: np.ndarray) -> np.ndarray:
+        """(r,) in [0, 1]: how bright MIP draws a ray whose maximum is ``values`` (r,).
+
+        The opacity transfer function over its largest alpha: 0 below the
+        display window (empty background is black), 1 above it.
+        """
+        peak = self._opacity_peak()
+        if peak <= 0:
+            return np.zeros(len(values))
+        return np.clip(np.nan_to_num(self.opacity(values)) / peak, 0.0, 1.0)
+
+    def _opacity_peak(self) -> float:
+        """The transfer function's largest alpha over the volume's value range."""
+        if getattr(self, "_peak_for", None) is not self.opacity:
+            lo, hi = float(self.volume.array.min()), float(self.volume.array.max())
+            probe = np.linspace(lo, hi, 1025)
+            self._peak = float(np.max(np.nan_to_num(self.opacity(probe)), initial=0.0))
+            self._peak_for = self.opacity
+        return self._peak
 
     def _ray_deposit(self, fr, directions, weights, origins):
         sigma = self.foveal.camera_sigma_rad(fr.camera)
