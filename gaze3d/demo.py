@@ -120,6 +120,9 @@ def run_demo(out_dir: str | os.PathLike, duration_s: float = 20.0, rate_hz: floa
     # --wait-subscriber: the scripted session starts once we listen, so no sample goes unseen
     with start_tracker("sim", options, record=str(recording), extra_args=["--wait-subscriber"]) as tracker:
         control = TrackerControl(tracker.ctrl_address)
+        # the recording names its scan (path, SHA-256) so `gaze3d batch` can check the pairing
+        from .batch.provenance import stamp_recording
+        stamp_recording(control.set_meta, scan_path)
         subscriber = GazeSubscriber(tracker.pub_address, topics=("gaze.2d",))
         sent_frames = set()
         last_t = 0.0

@@ -285,3 +285,23 @@ def test_local_pool_gives_the_same_bytes(inputs, tmp_path):
     assert os.getpid() not in pids
     assert outputs_of(tmp_path / "one") == outputs_of(tmp_path / "two")
     assert len(outputs_of(tmp_path / "one")) == 1 + 3 + 3 * 3 + 2
+
+
+def test_demo_recording_names_its_scan_and_batches(tmp_path):
+    """The demo's recording (real tracker process, sim source) stores its scan; a batch pairs it by hash."""
+    from gaze3d.batch import file_sha256
+    from gaze3d.demo import bundled_tile, run_demo
+    from gaze3d.recording import Recording
+
+    summary = run_demo(tmp_path / "demo", duration_s=2.0, progress=False)
+    rec = summary.outputs["recording"]
+    with Recording(rec) as r:
+        meta = r.meta
+    assert meta["scan_sha256"] == file_sha256(bundled_tile())
+    manifest = write_csv(tmp_path / "m.csv", [(bundled_tile(), rec, "attention")])
+    out = tmp_path / "out"
+    result = run_batch(load_manifest(manifest), out, echo=None, progress=False)
+    assert result.ok, result.results
+    report = json.loads(Path(result.results[0]["report"]).read_text())
+    assert report["provenance"]["recordings"]["recording"]["pairing"] == "sha256"
+    assert np.load(out / "session" / "attention.npy").max() > 0

@@ -6,6 +6,7 @@ so no other Ray on the machine is touched.
 """
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -60,6 +61,7 @@ def ray_head(tmp_path_factory):
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def test_ray_engine_gives_the_local_bytes(ray_head, tmp_path):
