@@ -187,22 +187,85 @@ def read_for(source, seconds: float, min_samples: int = 0):
             out.extend(got)
 
 
-def _serve_lsl(name: str, rate: float) -> None:
-    """An LSL outlet (type Gaze, channels x, y, valid) pushing sample k = (k/1000 mod 1, 0.25, k % 4 != 0)."""
+def lsl_row(k: int, rays: bool = False) -> list:
+    """Sample ``k`` of the LSL test outlet: ``x, y, valid`` (+ ``ox, oy, oz, dx, dy, dz`` with ``rays``).
+
+    The ray's direction ``(0.3, 0.0, 0.4)`` is deliberately not unit length (0.5): the source must
+    normalise it to ``(0.6, 0, 0.8)``.
+    """
+    row = [(k / 1000.0) % 1.0, 0.25, 0.0 if k % 4 == 0 else 1.0]
+    if rays:
+        row += [0.01 * k, 1.6, -0.2, 0.3, 0.0, 0.4]
+    return row
+
+
+def _serve_lsl(name: str, rate: float, chunk: int = 1, rays: bool = False) -> None:
+    """An LSL outlet (type Gaze) pushing :func:`lsl_row` ``(k)`` at ``rate`` Hz.
+
+    With ``chunk > 1`` samples are taken at ``rate`` (each stamped with its own
+    capture time on ``pylsl.local_clock``) but sent ``chunk`` at a time, as
+    headset relays and LSL's own buffering deliver them.
+    """
     import pylsl
 
-    info = pylsl.StreamInfo(name, "Gaze", 3, rate, "float32", f"{name}-uid")
-    outlet = pylsl.StreamOutlet(info)
+    n_ch = 9 if rays else 3
+    info = pylsl.StreamInfo(name, "Gaze", n_ch, rate, "float32", f"{name}-uid")
+    outlet = pylsl.StreamOutlet(info, chunk_size=max(1, chunk))
     print(json.dumps({"name": name, "pid": os.getpid()}), flush=True)
     k = 0
     start = time.monotonic()
+    t0_lsl = pylsl.local_clock()
     while True:
-        due = start + k / rate
+        due = start + (k + chunk - 1) / rate           # when the last sample of this chunk is taken
         now = time.monotonic()
         if due > now:
             time.sleep(due - now)
-        outlet.push_sample([(k / 1000.0) % 1.0, 0.25, 0.0 if k % 4 == 0 else 1.0])
-        k += 1
+        for j in range(chunk):
+            outlet.push_sample(lsl_row(k, rays), t0_lsl + k / rate, pushthrough=(j == chunk - 1))
+            k += 1
+
+
+def _hex_ip(text: str) -> str:
+    """An address of ``/proc/net/{tcp,udp}[6]`` (hex, host byte order per 32-bit word) -> dotted or ``::`` text."""
+    import ipaddress
+
+    raw = bytes.fromhex(text)
+    words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+    return str(ipaddress.ip_address(words))
+
+
+def process_sockets(pid: int) -> list:
+    """The INET sockets of process ``pid``, like ``ss -tuanp`` shows them, from ``/proc`` (Linux).
+
+    Returns dicts ``{"proto": "tcp"|"udp"|"tcp6"|"udp6", "local": ip, "port": int,
+    "remote": ip, "listening": bool}``; ``listening`` is the TCP LISTEN state
+    (0x0A) or an unconnected UDP socket (remote ``0.0.0.0``/``::``).
+    """
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:                      # closed meanwhile
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    out = []
+    for proto in ("tcp", "udp", "tcp6", "udp6"):
+        try:
+            lines = Path(f"/proc/{pid}/net/{proto}").read_text().splitlines()[1:]
+        except FileNotFoundError:            # no IPv6 in this kernel
+            continue
+        for line in lines:
+            f = line.split()
+            if f[9] not in inodes:
+                continue
+            local, lport = f[1].split(":")
+            remote, _ = f[2].split(":")
+            remote_ip = _hex_ip(remote)
+            listening = f[3] == "0A" if proto.startswith("tcp") else remote_ip in ("0.0.0.0", "::")
+            out.append({"proto": proto, "local": _hex_ip(local), "port": int(lport, 16), "remote": remote_ip,
+                        "listening": listening})
+    return out
 
 
 def start_helper(mode: str, *args: str, timeout_s: float = 10.0):
@@ -231,8 +294,10 @@ if __name__ == "__main__":
     ap.add_argument("--name", default="gaze3d-test")
     ap.add_argument("--shapes", choices=["bino3d", "mixed"], default="bino3d")
     ap.add_argument("--t-delay", type=float, default=0.0)
+    ap.add_argument("--chunk", type=int, default=1)
+    ap.add_argument("--rays", action="store_true")
     a = ap.parse_args()
     if a.mode == "pupil-server":
         _serve_pupil(a.offset, a.rate, a.shapes, a.t_delay)
     else:
-        _serve_lsl(a.name, a.rate)
+        _serve_lsl(a.name, a.rate, a.chunk, a.rays)

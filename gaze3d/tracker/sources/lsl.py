@@ -11,7 +11,14 @@ name, type, source_id : str
 channels : str
     ``field:index`` pairs, default ``x:0,y:1``. Fields: ``x``, ``y`` (combined
     gaze), ``valid`` or ``confidence`` (valid when >= ``threshold``),
-    ``pupil`` (mm), ``left_x``, ``left_y``, ``right_x``, ``right_y``.
+    ``pupil`` (mm), ``left_x``, ``left_y``, ``right_x``, ``right_y``; and 3D
+    gaze rays as headset relays publish them: ``ox, oy, oz, dx, dy, dz``
+    (combined ray origin and direction) and ``left_ox`` ... ``left_dz``,
+    ``right_ox`` ... ``right_dz`` (per eye). A stream with 3D channels is
+    published on ``gaze.3d``: ``ray_origin``/``ray_direction`` (direction
+    normalised) and per eye ``origin``/``direction``, in the stream's own units
+    and frame (``x``/``y`` are then optional). A ray is mapped only when all
+    six of its channels are.
 threshold : float
     For the ``valid``/``confidence`` channel, default 0.5.
 flip_y : bool
@@ -19,25 +26,117 @@ flip_y : bool
 scale : "w,h"
     The stream gives pixels: divide x by w and y by h.
 resolve_timeout : seconds to look for the stream, default 5.
+lsl_config : ``loopback`` (default), ``system`` or a file path
+    Which liblsl configuration this process uses, see *Network* below.
 
-Times: ``t_device`` is the LSL timestamp (the sender's ``local_clock``);
-``t_capture_ns`` is that instant on this host's ``time.monotonic_ns``, using
-the inlet's ``time_correction``. A stream that disappears (the outlet is
-destroyed or its host is gone) makes ``read`` raise :class:`SourceError`.
+Times: ``t_device`` is the LSL timestamp (the sender's ``local_clock`` at
+capture). LSL delivers samples in chunks, so the arrival time says nothing
+about when a sample was taken (a 250 Hz stream arriving in chunks looked like
+112 kHz): ``t_host_ns`` is the **capture** time on this host's
+``time.monotonic_ns`` -- the LSL timestamp plus the inlet's
+``time_correction`` (refreshed every ``CORRECTION_EVERY_S``) mapped from
+``pylsl.local_clock`` to ``time.monotonic`` -- so rates and exported timestamps
+follow the device. ``t_capture_ns`` repeats it (as other sources name it) and
+``t_arrival_ns`` keeps the arrival time. A mapped time that is negative or
+more than ``MAX_FUTURE_S`` after the arrival (a broken sender clock) falls
+back to the arrival time and is counted (``time_fallbacks`` in ``counters()``).
+A stream that disappears (the outlet is destroyed or its host is gone) makes
+``read`` raise :class:`SourceError`.
+
+Network: liblsl reads its configuration once per process, from the file named
+by the ``LSLAPICFG`` environment variable. With ``lsl_config=loopback``
+gaze3d writes :data:`LOOPBACK_CONFIG` to a private file and points
+``LSLAPICFG`` at it before pylsl is imported: IPv6 off, discovery scope
+``machine``, multicast responder on ``127.0.0.1``, the only known peer
+``127.0.0.1`` -- discovery queries stay on this machine and no IPv6 socket is
+opened. liblsl still opens an unconnected UDP socket on ``0.0.0.0`` (an
+ephemeral port, for discovery replies and time probes; liblsl has no setting
+to bind it to loopback) and the inlet's TCP connection to the outlet; an
+inlet opens no listening TCP socket. ``system`` leaves liblsl to its own
+search (``lsl_api.cfg`` in the working folder, ``~/lsl_api/``,
+``/etc/lsl_api/``; default: site-wide multicast discovery, IPv4 and IPv6);
+a path uses that file. The setting only affects streams on this host unless
+the outlet's host is listed in the file's ``KnownPeers``.
 """
 from __future__ import annotations
 
+import logging
 import math
+import os
+import sys
+import tempfile
 import threading
 import time
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from ..._optional import optional_import
 from ...errors import InputError
 from ._options import Options
 from .base import SourceError, ThreadReleasedSource
 
-_FIELDS = ("x", "y", "valid", "confidence", "pupil", "left_x", "left_y", "right_x", "right_y")
+log = logging.getLogger("gaze3d.tracker.lsl")
+
+_RAY = ("ox", "oy", "oz", "dx", "dy", "dz")
+_RAY_FIELDS = _RAY + tuple(f"{side}_{f}" for side in ("left", "right") for f in _RAY)
+_FIELDS = ("x", "y", "valid", "confidence", "pupil", "left_x", "left_y", "right_x", "right_y") + _RAY_FIELDS
+
+CORRECTION_EVERY_S = 5.0   # how often the inlet's clock correction is re-read
+MAX_FUTURE_S = 1.0         # a capture time this far after arrival is a broken clock, not a capture time
+
+# liblsl settings of ``lsl_config=loopback`` (see the module docstring, "Network").
+LOOPBACK_CONFIG = """; written by gaze3d: liblsl restricted to this machine (gaze3d.tracker.sources.lsl)
+[ports]
+IPv6 = disable
+[multicast]
+ResolveScope = machine
+ListenAddress = 127.0.0.1
+[lab]
+KnownPeers = {127.0.0.1}
+"""
+
+
+def loopback_config_path() -> str:
+    """Write :data:`LOOPBACK_CONFIG` to a folder only this user can write; returns the file path.
+
+    The folder is ``$XDG_RUNTIME_DIR/gaze3d`` or ``<tempdir>/gaze3d-<uid>``
+    (mode 700; refused if it is a symlink or belongs to someone else). The file
+    is written to a temporary name and renamed, so a reader never sees half of it.
+    """
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    folder = os.path.join(base, "gaze3d") if base and os.path.isdir(base) else \
+        os.path.join(tempfile.gettempdir(), f"gaze3d-{os.getuid() if hasattr(os, 'getuid') else 'user'}")
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    st = os.lstat(folder)
+    if os.path.islink(folder) or (hasattr(os, "getuid") and st.st_uid != os.getuid()):
+        raise InputError(f"lsl option 'lsl_config': {folder} is not a private folder of this user; "
+                         "pass lsl_config=PATH to a liblsl config file")
+    path = os.path.join(folder, "lsl_api_loopback.cfg")
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="ascii") as f:
+        f.write(LOOPBACK_CONFIG)
+    os.replace(tmp, path)
+    return path
+
+
+def configure_liblsl(mode: str) -> Optional[str]:
+    """Point ``LSLAPICFG`` at the configuration ``mode`` names; returns the file in use (None: liblsl's own).
+
+    Must run before liblsl first reads its configuration (in practice: before
+    pylsl is imported in this process); a warning is logged otherwise.
+    """
+    if mode == "system":
+        return os.environ.get("LSLAPICFG")
+    if mode == "loopback":
+        path = loopback_config_path()
+    else:
+        path = os.path.abspath(mode)
+        if not os.path.isfile(path):
+            raise InputError(f"lsl option 'lsl_config': {mode!r} is not 'loopback', 'system' or an existing file")
+    if "pylsl" in sys.modules and os.environ.get("LSLAPICFG") != path:
+        log.warning("lsl: pylsl was imported before the source set LSLAPICFG=%s; if liblsl has already read "
+                    "its configuration in this process, the setting does not apply", path)
+    os.environ["LSLAPICFG"] = path
+    return path
 
 
 def parse_channels(text) -> Dict[str, int]:
@@ -63,8 +162,15 @@ def parse_channels(text) -> Dict[str, int]:
             raise InputError(f"lsl option 'channels': index of {k!r} must be an integer, got {v!r}") from None
         if out[k] < 0:
             raise InputError(f"lsl option 'channels': index of {k!r} must be >= 0, got {v!r}")
-    if "x" not in out or "y" not in out:
-        raise InputError(f"lsl option 'channels': 'x' and 'y' are required, got {text!r}")
+    rays = [prefix for prefix in ("", "left_", "right_") if any(f"{prefix}{f}" in out for f in _RAY)]
+    for prefix in rays:
+        missing = [f"{prefix}{f}" for f in _RAY if f"{prefix}{f}" not in out]
+        if missing:
+            raise InputError(f"lsl option 'channels': a 3D ray needs all six channels; missing "
+                             f"{', '.join(missing)} in {text!r}")
+    if ("x" in out) != ("y" in out) or ("x" not in out and not rays):
+        raise InputError(f"lsl option 'channels': 'x' and 'y' (or the six channels of a 3D ray) are required, "
+                         f"got {text!r}")
     return out
 
 
@@ -90,7 +196,12 @@ class LslSource(ThreadReleasedSource):
         if self.scale[0] <= 0 or self.scale[1] <= 0:
             raise InputError(f"lsl option 'scale': expected two positive numbers, got {self.scale}")
         self.resolve_timeout = o.float("resolve_timeout", 5.0, 0.0, None, low_open=True)
+        self.lsl_config = o.str("lsl_config", "loopback")
         o.check_unused()
+        self.topic = "gaze.3d" if any(k in self.channels for k in _RAY_FIELDS) else "gaze.2d"
+        self._config_path: Optional[str] = None
+        self._counts = {"samples": 0, "chunks": 0, "time_fallbacks": 0}
+        self._next_correction = 0.0
         if self.stream_name is None and self.stream_type is None and self.source_id is None:
             self.stream_type = "Gaze"
         self._inlet = None
@@ -101,6 +212,7 @@ class LslSource(ThreadReleasedSource):
         self._correction = 0.0
 
     def open(self) -> None:
+        self._config_path = configure_liblsl(self.lsl_config)     # before pylsl loads liblsl
         lsl = self._lsl = optional_import("pylsl", extra="lsl")
         self.close()
         self._closed = False
@@ -123,13 +235,49 @@ class LslSource(ThreadReleasedSource):
             self._correction = float(inlet.time_correction(timeout=self.resolve_timeout))
         except Exception as exc:
             raise SourceError(f"lsl: opening stream {info.name()!r} failed: {exc}") from exc
-        self._clock_offset = lsl.local_clock() - time.monotonic()
+        self._clock_offset = self._measure_clock_offset(lsl)
+        self._next_correction = time.monotonic() + CORRECTION_EVERY_S
         self._inlet = inlet
         self._info = {"source": self.name, "stream": info.name(), "type": info.type(),
                       "source_id": info.source_id(), "rate_hz": info.nominal_srate(), "channels": n,
-                      "hostname": info.hostname(), "mapping": dict(self.channels)}
+                      "hostname": info.hostname(), "mapping": dict(self.channels), "topic": self.topic,
+                      "lsl_config": self._config_path or "liblsl defaults",
+                      "time_base": "t_host_ns = LSL capture time on the host clock; t_arrival_ns = arrival"}
 
-    def _convert(self, row, ts: float) -> dict:
+    @staticmethod
+    def _measure_clock_offset(lsl, rounds: int = 5) -> float:
+        """``pylsl.local_clock() - time.monotonic()``: the tightest bracket of a few readings."""
+        best = None
+        for _ in range(rounds):
+            a = time.monotonic()
+            lc = lsl.local_clock()
+            b = time.monotonic()
+            if best is None or b - a < best[0]:
+                best = (b - a, lc - 0.5 * (a + b))
+        return best[1]
+
+    def counters(self) -> dict:
+        return {**self._counts, "time_correction_s": self._correction}
+
+    def _refresh_correction(self) -> None:
+        """Re-read the inlet's clock correction (liblsl updates it in the background); keep the old on timeout."""
+        self._next_correction = time.monotonic() + CORRECTION_EVERY_S
+        try:
+            self._correction = float(self._inlet.time_correction(timeout=0.05))
+        except Exception as exc:  # pylsl.TimeoutError while liblsl has no fresh estimate
+            log.debug("lsl: time_correction not refreshed: %s", exc)
+
+    def _ray(self, row, prefix: str):
+        """``(origin [3], unit direction [3])`` of a mapped ray, or None when not finite / zero length."""
+        ch = self.channels
+        o = [float(row[ch[f"{prefix}o{a}"]]) for a in "xyz"]
+        d = [float(row[ch[f"{prefix}d{a}"]]) for a in "xyz"]
+        norm = math.sqrt(sum(v * v for v in d))
+        if not (all(math.isfinite(v) for v in o + d) and norm > 0):
+            return None
+        return o, [v / norm for v in d]
+
+    def _convert(self, row, ts: float, t_arrival_ns: int) -> dict:
         ch = self.channels
         sx, sy = self.scale
 
@@ -137,16 +285,40 @@ class LslSource(ThreadReleasedSource):
             x, y = float(row[ch[kx]]) / sx, float(row[ch[ky]]) / sy
             return [x, 1.0 - y if self.flip_y else y]
 
-        gaze = coord("x", "y")
-        ok = all(math.isfinite(v) for v in gaze)
         flag = ch.get("valid", ch.get("confidence"))
-        if flag is not None:
-            ok = ok and float(row[flag]) >= self.threshold
-        if not ok:
-            gaze = [math.nan, math.nan]
+        flag_ok = flag is None or float(row[flag]) >= self.threshold
+        gaze = None
+        if "x" in ch:
+            gaze = coord("x", "y")
+            ok = flag_ok and all(math.isfinite(v) for v in gaze)
+            if not ok:
+                gaze = [math.nan, math.nan]
         t_dev = float(ts)
-        s = {"topic": "gaze.2d", "t_device": t_dev, "t_host_ns": time.monotonic_ns(), "gaze": gaze, "valid": ok,
-             "t_capture_ns": int(round((t_dev + self._correction - self._clock_offset) * 1e9))}
+        t_cap = int(round((t_dev + self._correction - self._clock_offset) * 1e9))
+        if not 0 <= t_cap <= t_arrival_ns + int(MAX_FUTURE_S * 1e9):
+            self._counts["time_fallbacks"] += 1
+            t_cap = t_arrival_ns
+        s = {"topic": self.topic, "t_device": t_dev, "t_host_ns": t_cap, "t_capture_ns": t_cap,
+             "t_arrival_ns": t_arrival_ns}
+        if self.topic == "gaze.3d":
+            eyes_ok = []
+            for side in ("left", "right"):
+                if f"{side}_ox" in ch:
+                    eye = self._ray(row, f"{side}_")
+                    s[side] = {"valid": eye is not None and flag_ok}
+                    eyes_ok.append(s[side]["valid"])
+                    if eye is not None:
+                        s[side]["origin"], s[side]["direction"] = eye
+            if "ox" in ch:           # the combined ray decides validity
+                ray = self._ray(row, "")
+                ok = flag_ok and ray is not None
+                if ray is not None:
+                    s["ray_origin"], s["ray_direction"] = ray
+            elif gaze is None:       # per-eye rays only: valid when an eye is
+                ok = any(eyes_ok)
+        if gaze is not None:
+            s["gaze"] = gaze
+        s["valid"] = bool(ok)
         if "confidence" in ch:
             s["confidence"] = float(row[ch["confidence"]])
         if "pupil" in ch and math.isfinite(float(row[ch["pupil"]])):
@@ -155,7 +327,9 @@ class LslSource(ThreadReleasedSource):
             if f"{side}_x" in ch and f"{side}_y" in ch:
                 g = coord(f"{side}_x", f"{side}_y")
                 good = all(math.isfinite(v) for v in g)
-                s[side] = {"gaze": g if good else [math.nan, math.nan], "valid": good}
+                eye = s.setdefault(side, {})
+                eye["gaze"] = g if good else [math.nan, math.nan]
+                eye["valid"] = good and eye.get("valid", True)
         return s
 
     def _read(self, timeout_s: float) -> List[dict]:
@@ -173,7 +347,12 @@ class LslSource(ThreadReleasedSource):
                     return []
                 raise SourceError(f"lsl: stream {self._info.get('stream')!r} lost: {exc}") from exc
             if rows:
-                return [self._convert(r, t) for r, t in zip(rows, stamps)]
+                t_arrival = time.monotonic_ns()
+                if time.monotonic() >= self._next_correction:
+                    self._refresh_correction()
+                self._counts["chunks"] += 1
+                self._counts["samples"] += len(rows)
+                return [self._convert(r, t, t_arrival) for r, t in zip(rows, stamps)]
             if time.monotonic() >= deadline:
                 return []
         return []
