@@ -30,6 +30,7 @@ class Example:
     att: np.ndarray
     target: Optional[np.ndarray] = None
     voxel_size: float = 0.5
+    state: Optional[dict] = None     # what a sampler needs to add fixations later
 
 
 @dataclass
@@ -62,7 +63,12 @@ def collate(examples: List[Example], device="cpu") -> Batch:
     a = torch.cat(atts).to(device)
     n = len(coords)
     vf = scatter_mean(f, inverse, n)
-    va = a.new_zeros(n, a.shape[1]).scatter_reduce(
-        0, inverse[:, None].expand(-1, a.shape[1]), a, "amax", include_self=False)
+    va = voxel_max(a, inverse, n)
     return Batch(SparseTensor(coords, vf), va, inverse, torch.cat(pb).to(device),
                  torch.cat(targets).to(device) if targets else None)
+
+
+def voxel_max(a: torch.Tensor, inverse: torch.Tensor, n: int) -> torch.Tensor:
+    """Per-voxel maximum ``(n, A)`` of point values ``a (p, A)``; ``inverse (p,)`` voxel of each point."""
+    return a.new_zeros(n, a.shape[1]).scatter_reduce(
+        0, inverse[:, None].expand(-1, a.shape[1]), a, "amax", include_self=False)

@@ -214,10 +214,13 @@ def _ortho_visible(xyz, direction, cell, tol=0.15):
     ij = np.floor(np.stack([xyz @ u, xyz @ v], 1) / cell).astype(np.int64)
     ij -= ij.min(0)
     key = ij[:, 0] * (ij[:, 1].max() + 1) + ij[:, 1]
-    _, inv = np.unique(key, return_inverse=True)
-    near = np.full(inv.max() + 1, np.inf)
-    np.minimum.at(near, inv, depth)
-    return depth <= near[inv] + tol
+    order = np.argsort(key, kind="stable")
+    ks = key[order]
+    starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
+    near = np.minimum.reduceat(depth[order], starts)        # per cell, in sorted-key order
+    out = np.empty(len(xyz), bool)
+    out[order] = depth[order] <= np.repeat(near, np.diff(np.r_[starts, len(ks)])) + tol
+    return out
 
 
 def _station_visible(xyz, station, pixel_deg=0.25):
@@ -238,8 +241,8 @@ def _station_visible(xyz, station, pixel_deg=0.25):
 
 # ------------------------------------------------------------------ scenes
 def make_scene(rng: np.random.Generator, sensor: Optional[str] = None, name: str = "procedural",
-               ground: str = "dtm") -> Tile:
-    """One random labelled scene as a :class:`Tile` (all points in the training region).
+               ground: str = "dtm", split: str = "train") -> Tile:
+    """One random labelled scene as a :class:`Tile` (all points in region ``split``).
 
     Parameters
     ----------
@@ -248,10 +251,16 @@ def make_scene(rng: np.random.Generator, sensor: Optional[str] = None, name: str
         Default: drawn at random (indoor 20 %).
     ground : str
         Ground model of the features (:func:`~gaze3d.models.features.point_features`).
+    split : str
+        Region of every point (``"train"``, or ``"val"`` for validation scenes).
     """
     from gaze3d.scan import PointCloud
 
+    from .data import SPLITS
     from .features import point_features
+
+    if split not in SPLITS:
+        raise ValueError(f"split: expected one of {SPLITS}, got {split!r}")
 
     sensor = sensor or str(rng.choice(SENSORS, p=[0.35, 0.3, 0.15, 0.2]))
     if sensor not in SENSORS:
@@ -379,6 +388,9 @@ def make_scene(rng: np.random.Generator, sensor: Optional[str] = None, name: str
     feats = point_features(cloud, ground=ground)
     spec = TileSpec(f"<procedural {sensor}>", 1.0, VOXEL[sensor], (), (GROUND, VEGETATION, BUILDING, OTHER),
                     (0.0, 0.0, 0.0, 0.0))
+    if split == "val":
+        spec = TileSpec(spec.path, 1.0, spec.voxel_size, (), spec.semantic_classes, (0.0, np.inf, 0.0, np.inf))
     return Tile(name=f"{name}-{sensor}", xyz=xyz, feats=feats, labels=lab, objects=ob,
-                object_class=obj_class, region=np.zeros(len(xyz), np.int8), x_split=float("inf"),
+                object_class=obj_class, region=np.full(len(xyz), SPLITS.index(split), np.int8),
+                x_split=float("inf"),
                 voxel_size=VOXEL[sensor], spec=spec)

@@ -98,8 +98,8 @@ class GraphSegmenter:
     colors : (n, 3) float in [0, 1], optional
     height : (n,) float, optional
         Height above the local ground (metres). With it, when most foreground
-        seeds stand above ``elevated_m``, the points below ``ground_m`` in the
-        region of interest become background seeds (outdoor scans).
+        seeds stand above ``elevated_m``, the near-horizontal points below
+        ``ground_m`` in the region of interest become background seeds (outdoor scans).
     k : int
         Neighbours per point.
     roi_margin : float
@@ -131,6 +131,7 @@ class GraphSegmenter:
         dist, nbr = cKDTree(xyz).query(xyz, k=k + 1)
         dist, nbr = dist[:, 1:], nbr[:, 1:]
         normals = estimate_normals(xyz, np.concatenate([np.arange(self.n)[:, None], nbr], 1))
+        self.flat = np.abs(normals[:, 2]) > 0.8      # horizontal surface (ground candidates)
         i = np.repeat(np.arange(self.n), k)
         j = nbr.ravel()
         d = dist.ravel()
@@ -179,7 +180,8 @@ class GraphSegmenter:
         if self.height is not None and fg.any():
             h = self.height[idx]
             if np.median(self.height[fg]) > self.elevated_m:
-                bg_l |= h < self.ground_m
+                # low *and* flat: the foot of a wall is not ground
+                bg_l |= (h < self.ground_m) & self.flat[idx]
         fg_l = fg[idx] & ~bg_l
         if not fg_l.any():
             st, why = "empty", "no foreground seed left after the background seeds"

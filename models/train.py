@@ -7,6 +7,25 @@ sees the crop around the object with positive/negative attention and learns
 the object's mask (BCE + Dice on points), while its selective-attention head
 learns to predict the positive attention from geometry (KL + correlation).
 
+Breadth and interaction (issue 12), all options of :class:`InteractiveSampler`
+and :class:`TrainConfig` (``gaze3d train --procedural ... --error-rounds ...``):
+
+* ``procedural``: the fraction of examples drawn from procedural scenes
+  (:mod:`gaze3d.models.procedural`: many object shapes and sizes, four sensor
+  models), generated on the fly in a small pool that is renewed as training runs;
+* ``neighbour_negatives``: AGILE3D's multi-object prompts: with this
+  probability the annotator also fixates 1-2 of the *nearest* other objects as
+  negatives (a positive on one object is a negative on its neighbours);
+* ``augment``: rotation and mirror, scale (0.8-1.25, heights separately
+  0.75-1.33), point density (keep 40-100 %), colour dropped (30 %), intensity
+  dropped (30 %);
+* ``TrainConfig.error_rounds``: AGILE3D's iterative training: before the
+  gradient step, 0..``error_rounds`` rounds without gradient in which the model
+  predicts the mask and the simulated annotator adds a fixation on the centre
+  of the current largest error region (missed object -> positive, wrongly
+  included -> negative), with the simulator's gaze noise and foveal spread,
+  exactly the correction protocol of :mod:`gaze3d.models.interactive_eval`.
+
 Semantic task: crops of the training half with the annotator looking at the
 objects of ``gaze_class``; per-point cross-entropy, gaze optional.
 """
@@ -20,7 +39,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .batching import Example, collate
+from .batching import Example, collate, voxel_max
 from .data import SPLITS, Tile
 from .gaze_sim import AnnotatorSimulator, GazeModel
 from .networks.segnet import GazeSegNet, SegNetConfig
@@ -57,15 +76,33 @@ class InteractiveSampler:
     seed : int
     engine : str
         Attention deposition of the simulator (see :class:`AnnotatorSimulator`).
+    procedural : float
+        Fraction of examples from procedural scenes (0: real tiles only; 1: no
+        real tile needed). Scenes are generated on the fly, ``pool`` at a time,
+        one replaced every ``renew_every`` examples.
+    neighbour_negatives : float
+        Probability of negative fixations on 1-2 of the nearest other objects
+        (else, half of the time, on random other surfaces, as before).
+    strong_augment : bool
+        Scale, height scale, density, colour and intensity drop on top of rotation.
+    ground : str
+        Ground model of the procedural scenes' features (the real tiles carry their own).
     """
 
     def __init__(self, tiles: Sequence[Tile], split: str = "train", margin=(6.0, 30.0),
                  max_fix: int = 10, seed: int = 0, gaze: Optional[GazeModel] = None,
-                 engine: str = "attention"):
+                 engine: str = "attention", procedural: float = 0.0, pool: int = 4,
+                 renew_every: int = 16, neighbour_negatives: float = 0.0,
+                 strong_augment: bool = False, ground: str = "dtm"):
         if split not in SPLITS:
             raise ValueError(f"split: expected one of {SPLITS}, got {split!r}")
+        if not 0.0 <= procedural <= 1.0:
+            raise ValueError(f"procedural: expected a fraction in [0, 1], got {procedural!r}")
+        if not 0.0 <= neighbour_negatives <= 1.0:
+            raise ValueError(f"neighbour_negatives: expected a probability, got {neighbour_negatives!r}")
         self.tiles = list(tiles)
         self.rng = np.random.default_rng(seed)
+        self.gaze, self.engine, self.seed = gaze, engine, seed
         self.sims = [AnnotatorSimulator(t.xyz, gaze, seed=seed + i, engine=engine)
                      for i, t in enumerate(self.tiles)]
         self.margin = margin
@@ -73,39 +110,130 @@ class InteractiveSampler:
         self.items = []
         for ti, t in enumerate(self.tiles):
             self.items += [(ti, int(o)) for o in t.split_objects(split)]
-        if not self.items:
+        if not self.items and procedural < 1.0:
             raise ValueError(f"tiles: no objects in the {split} split")
         self.split = split
+        self.procedural = float(procedural) if self.items else 1.0
+        self.neighbour_negatives = float(neighbour_negatives)
+        self.strong_augment = bool(strong_augment)
+        self.ground = ground
+        self.pool_size, self.renew_every = int(pool), int(renew_every)
+        self._pool = []
+        self._drawn = 0
+        self.scenes_made = 0
+
+    def _scene(self):
+        """(tile, simulator) of a procedural scene from the pool (renewed as it is used)."""
+        from .procedural import make_scene
+
+        self._drawn += 1
+        if len(self._pool) < self.pool_size or self._drawn % self.renew_every == 0:
+            t = make_scene(self.rng, name=f"procedural{self.scenes_made}", ground=self.ground)
+            self.scenes_made += 1
+            entry = (t, AnnotatorSimulator(t.xyz, self.gaze, seed=self.seed + 7919 * self.scenes_made,
+                                           engine=self.engine))
+            if len(self._pool) < self.pool_size:
+                self._pool.append(entry)
+            else:
+                self._pool[int(self.rng.integers(len(self._pool)))] = entry
+        return self._pool[int(self.rng.integers(len(self._pool)))]
 
     def sample(self) -> Example:
-        ti, o = self.items[self.rng.integers(len(self.items))]
-        t, sim = self.tiles[ti], self.sims[ti]
+        """One example; ``Example.state`` keeps what :meth:`correct` needs to add fixations."""
+        for _ in range(20):
+            if self.rng.random() < self.procedural:
+                t, sim = self._scene()
+                objs = t.split_objects(self.split)
+                if len(objs) == 0:
+                    continue
+                o = int(objs[self.rng.integers(len(objs))])
+            else:
+                ti, o = self.items[self.rng.integers(len(self.items))]
+                t, sim = self.tiles[ti], self.sims[ti]
+            return self._example(t, sim, o)
+        raise RuntimeError("procedural scenes without objects 20 times in a row")
+
+    def _example(self, t: Tile, sim: AnnotatorSimulator, o: int) -> Example:
         allowed = t.in_split(self.split)
         obj = np.flatnonzero(t.objects == o)
         cam, vis = sim.view(obj)
         k = int(self.rng.integers(1, self.max_fix + 1))
         pos = sim.attention(cam, vis, t.xyz[sim.pick_targets(obj, vis, k)])
         crop = crop_box(t.xyz, t.xyz[obj], self.rng.uniform(*self.margin), allowed | (t.objects == o))
+        if self.strong_augment and self.split == "train" and self.rng.random() < 0.5:
+            keep = self.rng.random(len(crop)) < self.rng.uniform(0.4, 1.0)
+            if np.count_nonzero(keep & (t.objects[crop] == o)) >= 10:
+                crop = crop[keep]
         neg = np.zeros_like(pos)
-        if self.rng.random() < 0.5:
+        r = self.rng.random()
+        if r < self.neighbour_negatives:
+            # multi-object prompt: the nearest other objects are negatives
+            ids = np.unique(t.objects[crop])
+            ids = ids[(ids >= 0) & (ids != o)]
+            if len(ids):
+                centre = t.xyz[obj].mean(0)
+                d = [np.linalg.norm(t.xyz[t.objects == i].mean(0) - centre) for i in ids]
+                for i in ids[np.argsort(d)[:int(self.rng.integers(1, 3))]]:
+                    others = crop[t.objects[crop] == i]
+                    neg += sim.attention(cam, vis, t.xyz[sim.pick_targets(others, vis, 1)])
+        elif r < self.neighbour_negatives + 0.5 * (1 - self.neighbour_negatives):
             others = crop[(t.objects[crop] != o)]
             if len(others):
                 neg = sim.attention(cam, vis, t.xyz[sim.pick_targets(others, vis, int(self.rng.integers(1, 3)))])
-        att = np.stack([_scale(pos[crop]), _scale(neg[crop])], 1)
+        pos_c, neg_c = pos[crop], neg[crop]
+        att = np.stack([_scale(pos_c), _scale(neg_c)], 1)
         target = (t.objects[crop] == o).astype(np.float32)
-        return Example(self.augment(t.xyz[crop]), t.feats[crop], att, target, t.voxel_size)
+        xyz, feats = self.augment(t.xyz[crop], t.feats[crop])
+        ex = Example(xyz, feats, att, target, t.voxel_size)
+        ex.state = {"tile": t, "sim": sim, "cam": cam, "vis": vis, "crop": crop, "pos": pos_c.copy(),
+                    "neg": neg_c.copy()}
+        return ex
 
-    def augment(self, xyz: np.ndarray) -> np.ndarray:
-        """Random rotation about z, mirror and small scale (train split only)."""
+    def correct(self, ex: Example, pred: np.ndarray) -> bool:
+        """Add one fixation to ``ex`` on the centre of its largest error region given the
+        current prediction ``pred`` (crop points, bool): missed object -> positive, wrongly
+        included -> negative (the protocol of :mod:`gaze3d.models.interactive_eval`).
+        Returns False when there is no visible error."""
+        from .interactive_eval import _centre_of
+
+        st = ex.state
+        t, crop, vis = st["tile"], st["crop"], st["vis"][st["crop"]]
+        truth = ex.target > 0.5
+        fn = np.flatnonzero(truth & ~pred & vis)
+        fp = np.flatnonzero(~truth & pred & vis)
+        if len(fn) == 0 and len(fp) == 0:
+            return False
+        positive = len(fn) >= len(fp)
+        err = fn if positive else fp
+        target = _centre_of(err, np.flatnonzero(truth == pred), t.xyz[crop])
+        a = st["sim"].attention(st["cam"], st["vis"], t.xyz[[crop[target]]])[crop]
+        st["pos" if positive else "neg"] += a
+        ex.att = np.stack([_scale(st["pos"]), _scale(st["neg"])], 1).astype(np.float32)
+        return True
+
+    def augment(self, xyz: np.ndarray, feats: np.ndarray) -> tuple:
+        """(xyz, feats) with random rotation about z and mirror; with ``strong_augment`` also
+        scale, height scale, colour drop and intensity drop (train split only)."""
         if self.split != "train":
-            return xyz
+            return xyz, feats
         a = self.rng.uniform(0, 2 * np.pi)
         c, s = np.cos(a), np.sin(a)
         rot = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]])
         if self.rng.random() < 0.5:
             rot[:, 0] *= -1
         centre = xyz.mean(0)
-        return (xyz - centre) @ rot.T * self.rng.uniform(0.9, 1.1) + centre
+        if not self.strong_augment:
+            return (xyz - centre) @ rot.T * self.rng.uniform(0.9, 1.1) + centre, feats
+        zs = self.rng.uniform(0.75, 1.33)
+        rot[2, 2] = zs
+        out = (xyz - centre) @ rot.T * self.rng.uniform(0.8, 1.25) + centre
+        feats = feats.copy()
+        feats[:, 0] *= zs          # heights follow the vertical scale
+        if self.rng.random() < 0.3:
+            feats[:, 2:5] = 0.0    # colour missing
+        if self.rng.random() < 0.3:
+            feats[:, 1] = 0.0      # intensity missing
+        return out, feats
 
 
 def dice_loss(prob: torch.Tensor, target: torch.Tensor, batch: torch.Tensor, eps: float = 1.0):
@@ -137,6 +265,7 @@ class TrainConfig:
     seed: int = 0
     log_every: int = 20
     time_limit_s: Optional[float] = None
+    error_rounds: int = 0      # AGILE3D: 0..error_rounds corrective fixations without gradient
 
     def validate(self) -> "TrainConfig":
         for name in ("steps", "batch_size", "log_every"):
@@ -145,6 +274,8 @@ class TrainConfig:
                 raise ValueError(f"{name}: expected a positive int, got {v!r}")
         if not self.lr > 0:
             raise ValueError(f"lr: expected > 0, got {self.lr!r}")
+        if not isinstance(self.error_rounds, int) or self.error_rounds < 0:
+            raise ValueError(f"error_rounds: expected an int >= 0, got {self.error_rounds!r}")
         return self
 
 
@@ -153,6 +284,29 @@ def default_interactive_config(variant="unet14", base_channels=16, voxel_size=0.
     return SegNetConfig(unet=UNetConfig(in_channels=5, variant=variant, base_channels=base_channels),
                         num_outputs=1, att_channels=2, voxel_size=voxel_size, task="interactive",
                         guidance=guidance)
+
+
+@torch.no_grad()
+def corrective_rounds(model: GazeSegNet, sampler: InteractiveSampler, examples, batch, rounds: int) -> None:
+    """AGILE3D's no-gradient rounds: the model predicts, the simulated annotator fixates
+    the largest error of each example; ``batch.att`` is updated in place."""
+    if rounds <= 0:
+        return
+    was_training = model.training
+    model.eval()        # batch-norm statistics are not updated by these passes
+    feats = model.encode(batch.x)
+    starts = np.cumsum([0] + [len(ex.xyz) for ex in examples])
+    for _ in range(rounds):
+        prob = torch.sigmoid(model.decode(feats, batch.att)[:, 0]).index_select(0, batch.inverse)
+        pred = (prob >= 0.5).cpu().numpy()
+        changed = False
+        for i, ex in enumerate(examples):
+            changed |= sampler.correct(ex, pred[starts[i]:starts[i + 1]])
+        if not changed:
+            break
+        att = torch.from_numpy(np.concatenate([ex.att for ex in examples]).astype(np.float32))
+        batch.att = voxel_max(att.to(batch.att.device), batch.inverse, len(batch.att))
+    model.train(was_training)
 
 
 def train_interactive(model: GazeSegNet, sampler: InteractiveSampler, cfg: TrainConfig,
@@ -166,8 +320,12 @@ def train_interactive(model: GazeSegNet, sampler: InteractiveSampler, cfg: Train
     model.train()
     losses = []
     t0 = time.perf_counter()
+    rng = np.random.default_rng(cfg.seed + 1)
     for step in range(cfg.steps):
-        batch = collate([sampler.sample() for _ in range(cfg.batch_size)])
+        examples = [sampler.sample() for _ in range(cfg.batch_size)]
+        batch = collate(examples)
+        if cfg.error_rounds:
+            corrective_rounds(model, sampler, examples, batch, int(rng.integers(0, cfg.error_rounds + 1)))
         loss, mask_loss = interactive_loss(model, batch)
         opt.zero_grad()
         loss.backward()

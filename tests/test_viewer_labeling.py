@@ -70,7 +70,7 @@ def test_auto_segmenter_uses_the_model_or_falls_back(tmp_path):
     action = s.label_key("3")
     assert action is not None and action.label.id == 3 and len(action.index) > 0
     if action.method == "grow":           # no torch / checkpoint / model failure: said why
-        assert s._segmenter_error
+        assert s._segmenter_error or s._fallback_note
     else:
         assert action.method == "model"
     s.close()

@@ -134,6 +134,7 @@ class LabelingSession:
         self.message = ""
         self._segmenter = None
         self._segmenter_error: Optional[str] = None
+        self._fallback_note: Optional[str] = None
         self._cam_times: List[int] = []
         self._cams: List[Camera] = []
         self._last_sent: Optional[dict] = None
@@ -155,9 +156,14 @@ class LabelingSession:
                 self._local_recording = RecordingWriter(record)
                 self._local_recording.set_meta("annotator", self.annotator)
                 self._local_recording.set_meta("scan", str(getattr(scan, "source", None)))
+                # the scan's path and SHA-256: `gaze3d batch` refuses to pair the recording with another scan
+                from gaze3d.batch.provenance import stamp_recording
+                stamp_recording(self._local_recording.set_meta, getattr(scan, "source", None))
             else:
                 self.tracker.ctrl.start_recording(str(record))
                 self._remote_recording = True
+                from gaze3d.batch.provenance import stamp_recording
+                stamp_recording(self.tracker.ctrl.set_meta, getattr(scan, "source", None))
         self._event({"type": "session_start", "annotator": self.annotator,
                      "scan": str(getattr(scan, "source", None)),
                      "labels": {str(k): v for k, v in self.label_set.names_by_id().items()}})
@@ -350,37 +356,69 @@ class LabelingSession:
         self.message = "attention cleared"
 
     # -------------------------------------------------------------- regions
-    def _model_region(self, attention: np.ndarray) -> np.ndarray:
+    def _model_region(self, positive: np.ndarray, negative: np.ndarray):
+        """The network's :class:`~gaze3d.models.segment.SegmentResult` (status says if it is usable)."""
         if self._segmenter is None:
             from gaze3d.models.interactive import InteractiveSegmenter
 
             seg = InteractiveSegmenter()
             seg.set_scan(self.scan)
             self._segmenter = seg
-        prob = np.asarray(self._segmenter.update(attention), dtype=np.float32).reshape(-1)
-        if prob.shape != attention.shape:
-            raise Gaze3DError(f"interactive model returned {prob.shape} probabilities for {attention.shape} points")
-        return prob >= 0.5
+        res = self._segmenter.segment(positive, negative if negative.any() else None)
+        if res.mask.shape != positive.shape:
+            raise Gaze3DError(f"interactive model returned {res.mask.shape} mask for {positive.shape} points")
+        return res
+
+    def reject_last_fixation(self) -> bool:
+        """Mark the most recent fixation negative ("not this": the annotator looked at a part
+        wrongly included); the next label excludes it. False (with :attr:`message`) if none."""
+        self.commit_attention()
+        fx = self.accumulator.fixations() if hasattr(self.accumulator, "fixations") else []
+        if not fx:
+            self.message = "nothing to reject: look at the wrongly included part, then press n"
+            return False
+        rec = self.accumulator.set_polarity(-1, False)
+        self._event({"type": "reject_fixation", "t_start_s": rec.t_start_s, "t_end_s": rec.t_end_s,
+                     "n_elements": int(len(rec.index))})
+        n_neg = sum(not f.positive for f in self.accumulator.fixations())
+        self.message = f"fixation rejected ({n_neg} negative so far): it will be left out of the next label"
+        return True
 
     def attended_region(self) -> tuple:
-        """(region (n,) bool, method) for the current attention; empty if nothing was looked at."""
+        """(region (n,) bool, method) for the current attention; empty if nothing was looked at.
+
+        Rejected fixations (:meth:`reject_last_fixation`) are negative attention. When
+        the network's mask is empty or collapses, the region comes from region growing
+        and :attr:`message` says so (method ``"grow"``, ``_segmenter_error`` the reason).
+        """
         att = self.attention
         if not att.size or not float(att.max()) > 0:
             return np.zeros(att.shape, dtype=bool), "none"
+        if hasattr(self.accumulator, "signed_values"):
+            pos, neg = self.accumulator.signed_values()
+        else:
+            pos, neg = att, np.zeros_like(att)
+        if not float(pos.max()) > 0:
+            return np.zeros(att.shape, dtype=bool), "none"
         want_model = self.segmenter_mode == "model" or (
             self.segmenter_mode == "auto" and self.kind == "cloud" and self._segmenter_error is None)
+        fallback_note = None
         if want_model:
             try:
-                region = self._model_region(att)
-                if region.any():
-                    return region, "model"
-                self._segmenter_error = "model returned an empty region"
+                res = self._model_region(pos, neg)
+                if res.ok:
+                    return res.mask, "model"
+                fallback_note = res.reason     # this label only: the model stays on
             except Exception as exc:   # missing torch/checkpoint or a model failure: fall back
                 self._segmenter_error = f"{type(exc).__name__}: {exc}"
                 if self.segmenter_mode == "model":
                     raise Gaze3DError(f"interactive model failed: {self._segmenter_error}") from exc
-        region = grow_region(self.scan, att.reshape(self.shape), self.rel_threshold)
-        return np.asarray(region).reshape(-1), "grow"
+                fallback_note = self._segmenter_error
+        grow_att = np.where(neg > pos, 0.0, pos).astype(np.float32)   # rejected parts cannot seed or join
+        region = np.asarray(grow_region(self.scan, grow_att.reshape(self.shape), self.rel_threshold)).reshape(-1)
+        if fallback_note:
+            self._fallback_note = f"model fell back to region growing: {fallback_note}"
+        return region, "grow"
 
     # ------------------------------------------------------------- labeling
     def resolve_label(self, label) -> Label:
@@ -402,6 +440,7 @@ class LabelingSession:
         """
         lab = self.resolve_label(label)
         self.commit_attention()
+        self._fallback_note = None
         region, method = self.attended_region()
         index = np.flatnonzero(region)
         if len(index) == 0:
@@ -415,8 +454,10 @@ class LabelingSession:
         self._event({"type": "label", "label_id": lab.id, "label_name": lab.name, "method": method,
                      "n_elements": int(len(index)), "annotator": self.annotator,
                      "time_unix_s": time.time(), "fixations": self.fixations(),
-                     "segmenter_note": self._segmenter_error}, t)
+                     "segmenter_note": self._fallback_note or self._segmenter_error}, t)
         self.message = f"labelled {len(index)} {'voxels' if self.kind == 'volume' else 'points'} as {lab.name} ({method})"
+        if self._fallback_note:      # visible: the network did not produce this region
+            self.message += f"; {self._fallback_note}"
         # the next label starts from fresh attention
         self.accumulator.reset()
         self._gaze.clear()

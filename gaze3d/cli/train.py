@@ -32,6 +32,21 @@ def register(subparsers):
                         "the validation split (0: skip); the score is printed and stored in the "
                         "checkpoint's metadata, to choose between runs without touching the test split")
     p.add_argument("--val-fixations", type=int, default=10, help="fixations per validation object")
+    # issue 12: breadth and training as interaction (docs/models.md, "Training for unseen scans")
+    p.add_argument("--procedural", type=float, default=0.0,
+                   help="fraction of examples from procedural scenes generated on the fly "
+                        "(1 with --tiles none: no real scan seen in training)")
+    p.add_argument("--error-rounds", type=int, default=0,
+                   help="AGILE3D iterative training: up to this many corrective fixations on the "
+                        "model's largest error, without gradient, before each step")
+    p.add_argument("--neighbour-negatives", type=float, default=0.0,
+                   help="probability of negative fixations on the nearest other objects")
+    p.add_argument("--strong-augment", action="store_true",
+                   help="scale, height scale, density, colour and intensity drop augmentation")
+    p.add_argument("--ground", choices=("local-min", "dtm"), default="local-min",
+                   help="ground model of the height feature (stored in the checkpoint)")
+    p.add_argument("--val-scenes", type=int, default=0,
+                   help="procedural validation scenes (fixed seed, never trained on)")
     p.set_defaults(func=run)
     return p
 
@@ -46,10 +61,11 @@ def run(args):
     from gaze3d.models.train import (InteractiveSampler, TrainConfig, default_interactive_config,
                                      train_interactive)
 
-    names = [t for t in args.tiles.split(",") if t]
+    names = [t for t in args.tiles.split(",") if t and t != "none"]
     bad = [t for t in names if t not in TILES]
-    if bad or not names:
-        raise InputError(f"--tiles: expected names from {sorted(TILES)}, got {args.tiles!r}")
+    if bad or not (names or args.procedural > 0):
+        raise InputError(f"--tiles: expected names from {sorted(TILES)} (or none with --procedural), "
+                         f"got {args.tiles!r}")
     if args.val_repeats < 0 or args.val_fixations < 1:
         raise InputError("--val-repeats: expected >= 0 and --val-fixations >= 1, got "
                          f"{args.val_repeats} and {args.val_fixations}")
@@ -58,22 +74,36 @@ def run(args):
     torch.manual_seed(args.seed)
     try:
         cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                          time_limit_s=args.time_limit).validate()
+                          time_limit_s=args.time_limit, error_rounds=args.error_rounds).validate()
         net_cfg = default_interactive_config(args.variant, args.base_channels, guidance=args.guidance)
         model = GazeSegNet(net_cfg)
     except ValueError as exc:
         raise InputError(str(exc)) from exc
-    tiles = [load_tile(n, args.data) for n in names]
-    sampler = InteractiveSampler(tiles, "train", seed=args.seed, engine=args.gaze_engine)
+    tiles = [load_tile(n, args.data, ground=args.ground) for n in names]
+    try:
+        sampler = InteractiveSampler(tiles, "train", seed=args.seed, engine=args.gaze_engine,
+                                     procedural=args.procedural, neighbour_negatives=args.neighbour_negatives,
+                                     strong_augment=args.strong_augment, ground=args.ground)
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
     losses = train_interactive(model, sampler, cfg)
     meta = {"tiles": names, "steps_run": len(losses), "final_mask_loss": sum(losses[-20:]) / len(losses[-20:]),
+            "features": args.ground, "procedural_scenes_made": sampler.scenes_made,
             "command": "gaze3d train " + " ".join(
                 f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}")
                 for k, v in vars(args).items()
                 if k not in ("func", "command") and v is not None and v is not False)}
     path = save_checkpoint(model, args.output, meta, half=args.half)
     print(f"saved {path} ({path.stat().st_size / 1e6:.2f} MB), final mask loss {meta['final_mask_loss']:.4f}")
-    if args.val_repeats > 0:
+    if args.val_scenes > 0:
+        import numpy as np
+
+        from gaze3d.models.procedural import make_scene
+
+        vrng = np.random.default_rng(10_000)     # fixed: the same validation scenes for every run
+        tiles = tiles + [make_scene(vrng, name=f"val{i}", ground=args.ground, split="val")
+                         for i in range(args.val_scenes)]
+    if args.val_repeats > 0 and tiles:
         meta.update(validate(path, tiles, args.val_repeats, args.val_fixations))
         save_checkpoint(model, path, meta, half=args.half)   # same weights, header + validation
         print(f"validation score (mean IoU over {args.val_fixations} fixations) "
