@@ -179,6 +179,13 @@ def test_stalled_subscriber_never_blocks_publishing():
                     kept.append(msg)
             assert stalled.stats["gaps"] >= 1 and stalled.stats["dropped"] > published / 2
             assert len(kept) < published / 4
+            # the loss is visible on both sides: the client's lost counter beside the tracker's sent count
+            comp = stalled.compare(ctl.status())["gaze.2d"]
+            assert comp["lost"] == stalled.lost("gaze.2d") == stalled.stats["dropped"]
+            last = stalled.per_topic["gaze.2d"]["last_seq"]
+            assert comp["before_subscribing"] + comp["received"] + comp["lost"] + comp["not_yet_received"] == \
+                max(comp["sent"], last + 1)
+            assert healthy.compare(ctl.status())["gaze.2d"]["lost"] == 0
 
 
 @pytest.mark.slow

@@ -57,8 +57,15 @@ class GazeSubscriber:
     Messages that are not valid protocol messages are dropped and counted in
     ``stats["malformed"]``; other schema versions in ``stats["wrong_version"]``.
     Sequence-number jumps count in ``stats["gaps"]`` (events) and
-    ``stats["dropped"]`` (messages); a new tracker session (restart) counts in
-    ``stats["restarts"]`` and ``stats["gaps"]``.
+    ``stats["dropped"]`` (messages lost, all topics); a new tracker session
+    (restart) counts in ``stats["restarts"]`` and ``stats["gaps"]``.
+    ``per_topic[topic]`` counts ``received`` and ``lost`` (``seq`` gaps) per
+    topic in the current session; :meth:`compare` sets them beside the
+    tracker's per-topic sent counts (``status()["published"]``).
+
+    Losses happen when this subscriber does not read fast enough: ZeroMQ
+    never blocks the tracker, it drops what this subscriber's queues
+    (``rcvhwm`` here, ``--sndhwm`` on the tracker) cannot hold.
 
     Thread-safety: not thread-safe (a ZeroMQ socket belongs to one thread);
     use one subscriber per thread. ``stats`` may be read from any thread.
@@ -85,21 +92,63 @@ class GazeSubscriber:
         self._last: Dict[str, Tuple[str, int]] = {}
         self.stats = {"received": 0, "gaps": 0, "dropped": 0, "malformed": 0, "wrong_version": 0,
                       "restarts": 0, "out_of_order": 0}
+        # topic -> {"received", "lost", "first_seq", "last_seq"} in the current session
+        self.per_topic: Dict[str, Dict[str, int]] = {}
         self.last_message_monotonic: Optional[float] = None
 
     def _account(self, topic: str, payload: dict) -> None:
         session, seq = payload["session"], payload["seq"]
         last = self._last.get(topic)
+        counts = self.per_topic.get(topic)
         if last is not None:
             if last[0] != session:
                 self.stats["restarts"] += 1
                 self.stats["gaps"] += 1
+                counts = None                # a new session numbers from 0 again
             elif seq > last[1] + 1:
                 self.stats["gaps"] += 1
                 self.stats["dropped"] += seq - last[1] - 1
+                counts["lost"] += seq - last[1] - 1
             elif seq <= last[1]:
                 self.stats["out_of_order"] += 1
+        if counts is None:
+            counts = self.per_topic[topic] = {"received": 0, "lost": 0, "first_seq": seq, "last_seq": seq}
+        counts["received"] += 1
+        counts["last_seq"] = max(counts["last_seq"], seq)
         self._last[topic] = (session, seq)
+
+    def lost(self, topic: Optional[str] = None) -> int:
+        """Messages lost (``seq`` gaps) on ``topic``, or on all topics, in the current session."""
+        if topic is None:
+            return sum(c["lost"] for c in self.per_topic.values())
+        return self.per_topic.get(topic, {}).get("lost", 0)
+
+    def compare(self, status: dict) -> Dict[str, Dict[str, int]]:
+        """This subscriber's counts beside the tracker's, per topic.
+
+        Parameters
+        ----------
+        status : dict
+            A ``status`` reply (:meth:`TrackerControl.status`) of the same session.
+
+        Returns
+        -------
+        ``{topic: {"sent", "before_subscribing", "received", "lost", "not_yet_received"}}``:
+        ``sent`` is the tracker's count; ``before_subscribing`` went out before
+        this subscriber's first message; ``lost`` are the ``seq`` gaps seen here;
+        ``not_yet_received`` were sent after the last message seen here (still
+        queued, or lost at the tail).
+        """
+        out = {}
+        for topic, sent in (status.get("published") or {}).items():
+            c = self.per_topic.get(topic)
+            if c is None:
+                out[topic] = {"sent": int(sent), "before_subscribing": int(sent), "received": 0, "lost": 0,
+                              "not_yet_received": 0}
+                continue
+            out[topic] = {"sent": int(sent), "before_subscribing": c["first_seq"], "received": c["received"],
+                          "lost": c["lost"], "not_yet_received": max(0, int(sent) - 1 - c["last_seq"])}
+        return out
 
     def _parse(self, frames) -> Optional[Tuple[str, dict]]:
         try:
