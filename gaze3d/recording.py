@@ -658,17 +658,30 @@ def _read_robust(db: sqlite3.Connection, table: str, cols: str, upper: int, chun
 
     def read(lo: int, hi: int) -> None:
         try:
-            rows.extend(db.execute(f"SELECT {cols} FROM {table} WHERE rowid BETWEEN ? AND ? ORDER BY rowid",
-                                   (lo, hi)).fetchall())
+            got = db.execute(f"SELECT {cols} FROM {table} WHERE rowid BETWEEN ? AND ? ORDER BY rowid",
+                             (lo, hi)).fetchall()
         except sqlite3.DatabaseError:
             if lo < hi:
                 mid = (lo + hi) // 2
                 read(lo, mid)
                 read(mid + 1, hi)
+            return
+        rows.extend(got)
+        if len(got) < hi - lo + 1 and lo < hi:
+            # a damaged leaf can end a range scan early without an error: look the missing ids up one by one
+            # (each lookup descends from the root, past the damaged page)
+            have = {r[0] for r in got}
+            for rowid in range(lo, hi + 1):
+                if rowid not in have:
+                    try:
+                        rows.extend(db.execute(f"SELECT {cols} FROM {table} WHERE rowid = ?", (rowid,)).fetchall())
+                    except sqlite3.DatabaseError:
+                        pass
 
     for lo in range(1, upper + 1, chunk):
         read(lo, min(upper, lo + chunk - 1))
-    return rows
+    rows.sort(key=lambda r: r[0])
+    return [r for i, r in enumerate(rows) if i == 0 or r[0] != rows[i - 1][0]]
 
 
 def _max_rowid(db: sqlite3.Connection, table: str) -> Optional[int]:

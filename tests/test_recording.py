@@ -25,7 +25,7 @@ def _samples(n, start=0, topic="gaze.2d"):
 
 
 def test_roundtrip_samples_cameras_events_meta(tmp_path):
-    path = tmp_path / "rec.sqlite"
+    path = tmp_path / "rec.gaze3d"
     cam = Camera(position=[0, -10, 5], focal_point=[0, 0, 0], view_up=[0, 0, 1], vfov_deg=40, width=800, height=600)
     with RecordingWriter(path) as w:
         w.add_samples(_samples(10))
@@ -54,7 +54,7 @@ def test_roundtrip_samples_cameras_events_meta(tmp_path):
 
 
 def test_gaze3d_rays_and_head_pose(tmp_path):
-    path = tmp_path / "vr.sqlite"
+    path = tmp_path / "vr.gaze3d"
     with RecordingWriter(path) as w:
         w.add_samples([{"topic": "gaze.3d", "t_host_ns": 5, "t_device": None, "valid": True,
                         "ray_origin": [1, 2, 3], "ray_direction": [0, 0, -1],
@@ -65,14 +65,14 @@ def test_gaze3d_rays_and_head_pose(tmp_path):
 
 
 def test_empty_topic_gives_empty_columns(tmp_path):
-    path = tmp_path / "e.sqlite"
+    path = tmp_path / "e.gaze3d"
     RecordingWriter(path).close()
     s = Recording(path).samples()
     assert s["t_host_ns"].shape == (0,) and s["t_host_ns"].dtype == np.int64
 
 
 def test_one_session_one_recording_never_overwrites(tmp_path):
-    path = tmp_path / "r.sqlite"
+    path = tmp_path / "r.gaze3d"
     with RecordingWriter(path) as w:
         w.add_samples(_samples(3))
     with pytest.raises(InputError, match="already exists"):
@@ -82,18 +82,18 @@ def test_one_session_one_recording_never_overwrites(tmp_path):
 
 def test_bad_inputs_are_clear_errors(tmp_path):
     with pytest.raises(InputError, match="does not exist"):
-        RecordingWriter(tmp_path / "nope" / "r.sqlite")
+        RecordingWriter(tmp_path / "nope" / "r.gaze3d")
     with pytest.raises(FileNotFoundError):
-        Recording(tmp_path / "missing.sqlite")
-    other = tmp_path / "other.sqlite"
+        Recording(tmp_path / "missing.gaze3d")
+    other = tmp_path / "other.gaze3d"
     sqlite3.connect(other).execute("CREATE TABLE t (a)").connection.commit()
     with pytest.raises(InputError, match="not a gaze3d recording"):
         Recording(other)
-    junk = tmp_path / "junk.sqlite"
+    junk = tmp_path / "junk.gaze3d"
     junk.write_bytes(b"hello" * 100)
     with pytest.raises(InputError, match="not a gaze3d recording"):
         Recording(junk)
-    with RecordingWriter(tmp_path / "w.sqlite") as w:
+    with RecordingWriter(tmp_path / "w.gaze3d") as w:
         with pytest.raises(InputError, match="t_host_ns"):
             w.add_samples([{"gaze": [0, 0]}])
         with pytest.raises(InputError, match="JSON"):
@@ -103,7 +103,7 @@ def test_bad_inputs_are_clear_errors(tmp_path):
 
 
 def test_reader_sees_committed_rows_while_writer_is_open(tmp_path):
-    path = tmp_path / "live.sqlite"
+    path = tmp_path / "live.gaze3d"
     w = RecordingWriter(path, commit_interval_s=10.0)
     w.add_samples(_samples(5))
     assert len(Recording(path)) == 0  # not committed yet
@@ -127,7 +127,7 @@ while True:
 
 
 def test_sigkill_during_writing_leaves_a_readable_prefix(tmp_path):
-    path = tmp_path / "crash.sqlite"
+    path = tmp_path / "crash.gaze3d"
     proc = subprocess.Popen([sys.executable, "-c", _WRITER_SCRIPT, str(path)], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "ready"

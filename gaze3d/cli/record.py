@@ -147,13 +147,13 @@ def run(args) -> int:
         w_px, h_px = args.screen or (d.width_px, d.height_px)
         display = DisplayGeometry(width_mm=w_mm, height_mm=h_mm, width_px=w_px, height_px=h_px,
                                   distance_mm=args.distance_mm or d.distance_mm)
+        paths = export_bids(args.recording, args.out_dir, subject=args.sub, session=args.ses, task=args.task,
+                            run=args.run, topic=args.topic, display=display)
         missing = [k for k, v in given.items() if v is None]
         if missing:
             print(f"gaze3d record: note: {', '.join(missing)} not given; StimulusPresentation says "
                   f"{display.width_px}x{display.height_px} px, {display.width_mm:g}x{display.height_mm:g} mm "
                   f"at {display.distance_mm:g} mm", file=sys.stderr)
-        paths = export_bids(args.recording, args.out_dir, subject=args.sub, session=args.ses, task=args.task,
-                            run=args.run, topic=args.topic, display=display)
         for kind, path in paths.items():
             print(f"{kind}: {path}")
         return 0
