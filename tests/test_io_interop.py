@@ -274,7 +274,7 @@ def test_check_output_api(tmp_path):
     assert check_output(tmp_path / "a.nii.gz", keeps=["attention"])           # volumes: a volume of its own
     with pytest.raises(ScanFormatError, match="would drop attention"):
         check_output(tmp_path / "a.obj", Mesh, keeps=["attention"])
-    with pytest.raises(ScanFormatError, match="cannot write PointCloud"):
+    with pytest.raises(ScanFormatError, match="cannot write a point cloud as"):
         check_output(tmp_path / "a.nii.gz", PointCloud)
     (tmp_path / "d.ply").mkdir()
     with pytest.raises(ScanFormatError, match="is a folder"):

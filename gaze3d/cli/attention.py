@@ -35,13 +35,14 @@ def register(subparsers) -> argparse.ArgumentParser:
 def run(args) -> int:
     import numpy as np
 
-    from ..attention import AttentionAccumulator
-    from ..attention.batch import replay
     from ..io import check_output, load_scan, save_scan
     from ..scan import PointCloud, Volume
 
     # the replay takes seconds to minutes: a bad output path fails first
     check_output(args.output, keeps=["attention"], what="-o")
+    from ..attention import AttentionAccumulator
+    from ..attention.batch import replay
+
     scan = load_scan(args.scan)
     check_output(args.output, type(scan), keeps=["attention"], what="-o")
     opts = dict(sigma_deg=args.sigma_deg, fixations_only=not args.all_samples, method=args.method,

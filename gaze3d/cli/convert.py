@@ -23,7 +23,7 @@ def register(sub) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from ..errors import InputError
+    from ..errors import InputError, ScanFormatError
     from ..io import check_output, load_scan, save_scan
     from ..scan import Volume
 
@@ -37,7 +37,12 @@ def run(args) -> int:
         raise InputError("--out-labels: the input has no labels (give --labels for volumes)")
     if not isinstance(scan, Volume):
         held = (["labels"] if scan.labels is not None else []) + list(scan.fields)
-        check_output(args.output, type(scan), keeps=[] if args.geometry_only else held)
+        try:
+            check_output(args.output, type(scan), keeps=[] if args.geometry_only else held)
+        except ScanFormatError as exc:
+            if not held or args.geometry_only or "would drop" not in str(exc):
+                raise
+            raise ScanFormatError(f"{exc} (or --geometry-only to drop them)") from None
     save_scan(scan, args.output, **({"labels": args.out_labels} if args.out_labels else {}))
     print(f"wrote {args.output}: {_size(scan)}" + (f", labels in {args.out_labels}" if args.out_labels else ""))
     return 0

@@ -61,11 +61,11 @@ def run(args):
 
     from gaze3d.errors import InputError
     from gaze3d.io import check_output, load_scan, save_scan
-    from gaze3d.models.interactive import InteractiveSegmenter
     from gaze3d.scan import PointCloud
 
-    # before loading the model and the scan: an output that cannot hold the mask fails first
+    # before importing torch and loading the model and the scan: an output that cannot hold the mask fails first
     check_output(args.output, PointCloud, keeps=["probability", "mask", "attention"], what="-o")
+    from gaze3d.models.interactive import InteractiveSegmenter
     if not 0.0 < args.threshold < 1.0:
         raise InputError(f"--threshold: expected a value in (0, 1), got {args.threshold}")
     if not args.metres_per_unit > 0:

@@ -53,6 +53,8 @@ KEEPS_FIELDS = {
     Volume: (),
 }
 
+_KIND_NAMES = {PointCloud: "point cloud", Mesh: "mesh", Volume: "volume"}
+
 __all__ = ["load_scan", "save_scan", "load_volume", "save_labels", "check_output", "READ_EXTENSIONS",
            "WRITE_EXTENSIONS", "KEEPS_FIELDS", "Scan"]
 
@@ -212,15 +214,18 @@ def check_output(path, kinds: Union[type, Tuple[type, ...]] = (PointCloud, Mesh,
     kinds = kinds if isinstance(kinds, tuple) else (kinds,)
     keeps = list(keeps)
     ext = extension(path)
+    # the formats that suit: all those written, or only those keeping `keeps` (any volume format:
+    # a volume's field is a volume of its own)
+    suits = {k: WRITE_EXTENSIONS[k] if (k is Volume or not keeps) else KEEPS_FIELDS[k] for k in kinds}
+    expected = " ".join(sorted({e for k in kinds for e in suits[k]}))
+    what_kind = "a " + " or ".join(_KIND_NAMES[k] for k in kinds) if len(kinds) < 3 else "a scan"
     writable = [k for k in kinds if ext in WRITE_EXTENSIONS[k]]
     if not writable:
-        exts = sorted({e for k in kinds for e in WRITE_EXTENSIONS[k]})
-        raise ScanFormatError(f"{where}: cannot write {' or '.join(k.__name__ for k in kinds)} as "
-                              f"{ext or '(no extension)'!r} (expected one of {' '.join(exts)})")
-    if keeps and not any(k is Volume or ext in KEEPS_FIELDS[k] for k in writable):
-        exts = sorted({e for k in kinds for e in KEEPS_FIELDS[k]})
+        raise ScanFormatError(f"{where}: cannot write {what_kind} as {ext or '(no extension)'!r} "
+                              f"(expected one of {expected})")
+    if not any(ext in suits[k] for k in writable):
         raise ScanFormatError(f"{where}: {ext} would drop {', '.join(keeps)} (it holds geometry only); "
-                              f"use one of {' '.join(exts)}")
+                              f"use one of {expected}")
     if path.is_dir():
         raise ScanFormatError(f"{where}: is a folder, expected an output file name")
     folder = path.parent if str(path.parent) else Path(".")
