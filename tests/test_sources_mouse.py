@@ -109,7 +109,9 @@ def test_mouse_feed_from_another_process():
          "    f.send(0.25, 0.6); time.sleep(0.01)\n"
          "f.send(0.9, 0.1); time.sleep(0.3); f.close()\n", addr])
     try:
-        got = read_for(src, 0.2, min_samples=5)
+        got, deadline = [], time.monotonic() + 15       # until the sender (a fresh Python) is up
+        while not any(s["valid"] for s in got) and time.monotonic() < deadline:
+            got += read_for(src, 0.1, min_samples=1)
         assert not got[0]["valid"] or got[0]["gaze"] == pytest.approx([0.25, 0.6])   # nothing known at first
         assert any(s["valid"] and s["gaze"] == pytest.approx([0.25, 0.6]) for s in got)
         sender.wait(10)
@@ -171,3 +173,22 @@ def test_mouse_close_from_other_thread_and_bad_options():
         get_source("mouse", backend="wayland")
     with pytest.raises(InputError, match="feed"):
         get_source("mouse", feed="localhost:5571")
+
+
+@pytest.mark.parametrize("feed", ["tcp://0.0.0.0:*", "tcp://*:5571", "tcp://[::]:5571", "tcp://192.168.1.7:5571",
+                                  "tcp://eth0:5571"])
+def test_mouse_feed_refuses_addresses_beyond_loopback(feed):
+    # the feed has no authentication: like the tracker's own binds, it stays on this machine
+    with pytest.raises(InputError, match="not a loopback address"):
+        get_source("mouse", backend="feed", feed=feed)
+
+
+def test_mouse_feed_refusal_is_a_one_line_cli_error():
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "gaze3d", "tracker", "--source", "mouse", "--opt", "backend=feed",
+                        "--opt", "feed=tcp://0.0.0.0:*"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "not a loopback address" in r.stderr and r.stderr.count("\n") == 1
+    for ok in ("tcp://127.0.0.1:*", "tcp://[::1]:*", "ipc:///tmp/gaze3d-test-feed"):
+        get_source("mouse", backend="feed", feed=ok)
