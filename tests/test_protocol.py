@@ -75,3 +75,60 @@ def test_control_messages_carry_version():
 def test_unencodable_value_is_a_clear_error():
     with pytest.raises(TypeError, match="object"):
         pack({"x": object()})
+
+
+# ------------------------------------------------------------------ control-request schema (issue 13)
+def test_validate_request_accepts_what_the_client_sends():
+    from gaze3d.protocol import REQUEST_SCHEMA, unpack_request, validate_request
+
+    cam = {"position": [0, -5, 2], "focal_point": [0, 0, 0], "view_up": [0, 0, 1], "vfov_deg": 30.0,
+           "width": 640, "height": 480}
+    for cmd, fields in [("status", {}), ("sync", {}), ("start_recording", {"path": "a/b.sqlite"}),
+                        ("camera", {"t_host_ns": 5, "camera": cam}), ("event", {"event": {"type": "x"}}),
+                        ("event", {"event": {"a": [1, 2.5, None, "s", {"b": True}]}, "t_host_ns": (1 << 63) - 1}),
+                        ("meta", {"key": "calibration", "value": None}), ("calibrate", {"action": "point",
+                                                                             "args": {"x": 0.1, "y": 0.9}})]:
+        assert cmd in REQUEST_SCHEMA
+        req = unpack_request(control_request(cmd, **fields))
+        assert validate_request(req) == {"v": SCHEMA_VERSION, "cmd": cmd, **fields}
+
+
+@pytest.mark.parametrize("request_, exc, match", [
+    ([1, 2], ProtocolError, "expected a map"),
+    ({"cmd": "ping"}, ProtocolError, "'v'"),
+    ({"v": True, "cmd": "ping"}, ProtocolError, "'v'"),
+    ({"v": 1.0, "cmd": "ping"}, ProtocolError, "'v'"),
+    ({"v": SCHEMA_VERSION + 1, "cmd": "ping"}, VersionError, "schema version"),
+    ({"v": SCHEMA_VERSION, "cmd": 5}, ProtocolError, "'cmd'"),
+    ({"v": SCHEMA_VERSION, "cmd": "frobnicate"}, ProtocolError, "unknown command"),
+    ({"v": SCHEMA_VERSION, "cmd": "ping", "x": 1}, ProtocolError, "unknown field"),
+    ({"v": SCHEMA_VERSION, "cmd": "event"}, ProtocolError, "'event' is required"),
+    ({"v": SCHEMA_VERSION, "cmd": "event", "event": {}, "t_host_ns": 1e30}, ProtocolError, "t_host_ns"),
+    ({"v": SCHEMA_VERSION, "cmd": "event", "event": {}, "t_host_ns": -5}, ProtocolError, "t_host_ns"),
+    ({"v": SCHEMA_VERSION, "cmd": "event", "event": {}, "t_host_ns": True}, ProtocolError, "t_host_ns"),
+    ({"v": SCHEMA_VERSION, "cmd": "event", "event": {"b": b"raw"}}, ProtocolError, "bytes"),
+    ({"v": SCHEMA_VERSION, "cmd": "event", "event": {"s": "x" * 70_000}}, ProtocolError, "string"),
+    ({"v": SCHEMA_VERSION, "cmd": "event", "event": {"l": list(range(10_001))}}, ProtocolError, "elements"),
+    ({"v": SCHEMA_VERSION, "cmd": "camera", "t_host_ns": 1, "camera": "front"}, ProtocolError, "map"),
+    ({"v": SCHEMA_VERSION, "cmd": "meta", "key": "", "value": 1}, ProtocolError, "'key'"),
+    ({"v": SCHEMA_VERSION, "cmd": "start_recording", "path": ""}, ProtocolError, "'path'"),
+    ({"v": SCHEMA_VERSION, "cmd": "start_recording", "path": "a\x00b"}, ProtocolError, "NUL"),
+    ({"v": SCHEMA_VERSION, "cmd": "calibrate", "action": "x", "args": {"action": 1}}, ProtocolError, "identifiers"),
+    ({"v": SCHEMA_VERSION, "cmd": "calibrate", "action": "x", "args": {"not id": 1}}, ProtocolError, "identifiers"),
+])
+def test_validate_request_refuses_with_a_clear_error(request_, exc, match):
+    from gaze3d.protocol import validate_request
+
+    with pytest.raises(exc, match=match):
+        validate_request(request_)
+
+
+def test_unpack_request_limits():
+    from gaze3d.protocol import MAX_REQUEST_BYTES, unpack_request
+
+    with pytest.raises(ProtocolError, match="exceeds the limit"):
+        unpack_request(b"\x00" * (MAX_REQUEST_BYTES + 1))
+    with pytest.raises(ProtocolError, match="msgpack"):
+        unpack_request(b"\x91" * 100_000 + b"\x00")             # 100k nested arrays
+    with pytest.raises(ProtocolError, match="msgpack"):
+        unpack_request(msgpack.packb({1: 2}))                    # integer keys: not ours
