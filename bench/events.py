@@ -57,7 +57,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from gaze3d.events import EventType, classify_samples, cohen_kappa  # noqa: E402
+from gaze3d.events import EventType, classify_samples, cohen_kappa, match_events  # noqa: E402
 
 EYE_DATA = REPO.parent / "shared" / "data" / "eyetracking"
 FIX, SAC, PUR, GAP, PSO = (int(EventType.FIXATION), int(EventType.SACCADE), int(EventType.PURSUIT),
@@ -114,37 +114,6 @@ def load_gazecom(root: Path = EYE_DATA) -> List[Recording]:
 
 
 # ------------------------------------------------------------------ metrics
-def _events(mask: np.ndarray):
-    d = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
-    return np.flatnonzero(d == 1), np.flatnonzero(d == -1)
-
-
-def hit_miss_fa(ref: np.ndarray, test: np.ndarray):
-    """Hooge et al. (2018) event matching of two boolean event masks: (hits, misses, false alarms).
-
-    Each reference event, in order, is a hit when some not-yet-used test event
-    overlaps it (the first such one is used up); unmatched reference events are
-    misses, unmatched test events false alarms.
-    """
-    rs, re_ = _events(ref)
-    ts, te = _events(test)
-    if len(rs) == 0 or len(ts) == 0:
-        return 0, len(rs), len(ts)
-    # test events overlapping reference event k: ts < re_k and te > rs_k
-    first = np.searchsorted(te, rs, side="right")     # first test event ending after rs_k
-    used = np.zeros(len(ts), dtype=bool)
-    hits = 0
-    for k in range(len(rs)):
-        j = first[k]
-        while j < len(ts) and ts[j] < re_[k]:
-            if not used[j]:
-                used[j] = True
-                hits += 1
-                break
-            j += 1
-    return hits, len(rs) - hits, int(len(ts) - used.sum())
-
-
 def f1(h, m, fa) -> float:
     return 2 * h / (2 * h + m + fa) if (2 * h + m + fa) else float("nan")
 
@@ -163,7 +132,7 @@ def agreement(recs: List[Recording], labels: List[np.ndarray], code: int, ref_ro
             use = ref != -1
             a.append(ref[use] == code)
             b.append(lab[use] == code)
-            hmf += hit_miss_fa(ref == code, lab == code)
+            hmf += match_events(ref == code, lab == code)
         a, b = np.concatenate(a), np.concatenate(b)
         if a.any() or b.any():
             ks.append(cohen_kappa(a, b))
@@ -196,7 +165,13 @@ def _regular(rec: Recording):
 
 
 def remodnav_method() -> Optional[Callable[[Recording], np.ndarray]]:
-    """REMoDNaV 1.1.2 with its defaults (None when not installed)."""
+    """REMoDNaV 1.1.2 with its defaults (None when not installed).
+
+    One change where its defaults cannot run: the Savitzky-Golay window is
+    widened to the next odd sample count (at 250 Hz 0.019 s is 4 samples,
+    which REMoDNaV rejects). Its labels: FIXA fixation, SACC/ISAC saccade,
+    PURS pursuit, HPSO/IHPS/LPSO/ILPS PSO, unlabelled samples gap.
+    """
     try:
         from remodnav.clf import EyegazeClassifier
     except ImportError:
@@ -210,8 +185,12 @@ def remodnav_method() -> Optional[Callable[[Recording], np.ndarray]]:
         lab = np.full(len(rec.t), GAP, dtype=np.int8)
         clf = EyegazeClassifier(px2deg=1.0 / rec.px_per_deg, sampling_rate=fs)
         data = np.rec.fromarrays([xp, yp], names="x,y")
+        # its Savitzky-Golay window (0.019 s) must span an odd number of samples:
+        # at rates where it does not (250 Hz: 4), take the next odd count
+        k = int(0.019 * fs)
+        savgol = 0.019 if k % 2 == 1 and k > 2 else (max(k + 1, 3) + 0.5) / fs
         try:
-            pp = clf.preproc(data)
+            pp = clf.preproc(data, savgol_length=savgol)
             events = clf(pp)
         except Exception:        # REMoDNaV raises on too-short or all-NaN inputs: all gap
             return lab
@@ -346,9 +325,10 @@ def main(argv=None) -> int:
 
 
 # ------------------------------------------------------------------ tuning
-TUNE_GRID = dict(peak_sd=(4.0, 6.0), onset_sd=(2.0, 3.0), threshold_min=(25.0, 40.0),
-                 min_saccade_amp_deg=(0.5, 1.0, 1.5), min_fixation_s=(0.04, 0.06),
-                 gap_margin_s=(0.0, 0.01), velocity_window_s=(0.020, 0.030))
+TUNE_GRID = dict(robust=(0.0, 1.0), peak_sd=(3.0, 4.0, 6.0, 8.0), onset_sd=(1.5, 2.0, 3.0),
+                 threshold_min=(40.0, 55.0, 70.0), velocity_window_s=(0.030, 0.040, 0.050),
+                 min_saccade_amp_deg=(0.5, 1.0), min_fixation_s=(0.04, 0.06), pso_max_s=(0.0, 0.04),
+                 extend_to_minimum=(0.0,))
 
 
 def tune(adults: List[Recording]):

@@ -47,11 +47,11 @@ import numpy as np
 #: Defaults of ``method="adaptive"`` (chosen on Hooge et al. 2018 adult
 #: recordings; protocol and held-out scores in docs/events.md).
 ADAPTIVE_DEFAULTS: Dict[str, float] = dict(
-    gap_fill_max_s=0.075, gap_margin_s=0.010, velocity_window_s=0.020,
-    peak_init=200.0, peak_sd=6.0, onset_sd=3.0, threshold_min=25.0, threshold_max=300.0,
-    adapt_window_s=60.0, min_saccade_s=0.008, min_saccade_amp_deg=0.5, pso_max_s=0.040,
-    pursuit_window_s=0.100, pursuit_velocity=3.0, pursuit_noise_z=4.0, min_pursuit_s=0.100,
-    pursuit_min_amp_deg=0.5, min_fixation_s=0.040)
+    gap_fill_max_s=0.075, gap_margin_s=0.010, velocity_window_s=0.030,
+    peak_init=200.0, robust=1.0, peak_sd=8.0, onset_sd=2.0, threshold_min=40.0, threshold_max=300.0,
+    adapt_window_s=60.0, min_saccade_s=0.008, min_saccade_amp_deg=0.5, extend_to_minimum=0.0,
+    pso_max_s=0.0, pursuit_window_s=0.100, pursuit_velocity=2.0, pursuit_noise_z=6.0,
+    min_pursuit_s=0.150, pursuit_min_amp_deg=0.5, pursuit_straightness=0.0, min_fixation_s=0.040)
 
 
 def _runs(mask: np.ndarray):
@@ -110,22 +110,34 @@ def boxcar_speed(t: np.ndarray, x: np.ndarray, y: np.ndarray, mask: np.ndarray, 
     return v
 
 
+def _stats(v: np.ndarray, robust: float):
+    """(centre, spread) of speeds: mean and SD, or median and 1.4826 MAD when ``robust``."""
+    if len(v) < 10:
+        return np.nan, np.nan
+    if robust:
+        med = float(np.median(v))
+        return med, 1.4826 * float(np.median(np.abs(v - med)))
+    return float(v.mean()), float(v.std())
+
+
 def _nh_thresholds(v: np.ndarray, p) -> tuple:
     """Nyström-Holmqvist peak and onset thresholds of one block of speeds (finite values)."""
     pt = p["peak_init"]
     below = v[v < pt]
+    centre, spread = _stats(below, p["robust"])
     for _ in range(100):
         if len(below) < 10:
             break
-        new = below.mean() + p["peak_sd"] * below.std()
+        new = centre + p["peak_sd"] * spread
         done = abs(new - pt) < 1.0
         pt = new
         below = v[v < pt]
+        centre, spread = _stats(below, p["robust"])
         if done:
             break
     if len(below) < 10:
         return np.nan, np.nan
-    st = below.mean() + p["onset_sd"] * below.std()
+    st = centre + p["onset_sd"] * spread
     pt = min(max(pt, p["threshold_min"]), p["threshold_max"])
     # the onset threshold stays below the peak one (so every saccade has an onset)
     st = min(max(st, p["threshold_min"] * p["onset_sd"] / p["peak_sd"]), pt)
@@ -237,9 +249,16 @@ def classify_adaptive(t: np.ndarray, x: np.ndarray, y: np.ndarray, ok: np.ndarra
     labels[good] = FIX
     sac_end = -np.inf
     sac_peak = 0.0
+    extend = bool(p["extend_to_minimum"])
     for k in range(len(s_all)):
         s, e = s_all[k], e_all[k]
         if is_sac[k]:
+            if extend:
+                # Nystrom-Holmqvist: onset and offset at the speed minima around the threshold crossings
+                while s > 0 and labels[s - 1] == FIX and vv[s - 1] < vv[s]:
+                    s -= 1
+                while e < n and good[e] and vv[e] < vv[e - 1]:
+                    e += 1
             labels[s:e] = SAC
             sac_end, sac_peak, last_e = t[e - 1], peak[k], e
         elif t[s] - sac_end <= p["pso_max_s"] + 1e-12 and peak[k] < sac_peak:
@@ -258,8 +277,15 @@ def classify_adaptive(t: np.ndarray, x: np.ndarray, y: np.ndarray, ok: np.ndarra
         pur = inter & np.isfinite(vp) & (vp > thr)
         ps, pe = _runs(pur)
         for s, e in zip(ps, pe):
-            if ((e - s) * dt_med < p["min_pursuit_s"] - 1e-12
-                    or np.hypot(x[e - 1] - x[s], y[e - 1] - y[s]) < p["pursuit_min_amp_deg"]):
+            amp = np.hypot(x[e - 1] - x[s], y[e - 1] - y[s])
+            if (e - s) * dt_med < p["min_pursuit_s"] - 1e-12 or amp < p["pursuit_min_amp_deg"]:
+                pur[s:e] = False
+                continue
+            # pursuit goes one way; slow drift and noise wander: net displacement over
+            # the path length of the track sampled every half pursuit window
+            knots = np.r_[np.arange(s, e - 1, hp), e - 1]
+            path = np.sum(np.hypot(np.diff(x[knots]), np.diff(y[knots])))
+            if amp < p["pursuit_straightness"] * path:
                 pur[s:e] = False
         labels[pur] = PUR
     fs, fe = _runs(labels == FIX)

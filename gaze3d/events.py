@@ -408,6 +408,46 @@ def classify_rays(t_s, origins, directions, hit_points=None, method: str = "ivt"
     return classify_samples(t_s, xy[:, 0], xy[:, 1], method=method, **params)
 
 
+def match_events(reference, test):
+    """Event-level agreement of two per-sample event masks (Hooge et al. 2018's matching).
+
+    Walking the reference events in order, each one that overlaps a not yet
+    used test event is a hit and uses up the first such test event
+    (``computeHitMissFA.m`` of Hooge et al.'s humanFixationClassification);
+    unmatched reference events are misses and unmatched test events false
+    alarms. Event F1 is ``2 hits / (2 hits + misses + false alarms)``.
+
+    Parameters
+    ----------
+    reference, test : (n,) bool
+        Per-sample "inside an event of this class"; runs of True are events.
+
+    Returns
+    -------
+    hits, misses, false_alarms : int
+    """
+    ref = np.asarray(reference, dtype=bool).ravel()
+    tst = np.asarray(test, dtype=bool).ravel()
+    if len(ref) != len(tst):
+        raise InputError(f"match_events: reference and test must have the same length, got {len(ref)}, {len(tst)}")
+    rs, re_ = _runs(ref)
+    ts, te = _runs(tst)
+    if len(rs) == 0 or len(ts) == 0:
+        return 0, len(rs), len(ts)
+    first = np.searchsorted(te, rs, side="right")     # first test event ending after each reference start
+    used = np.zeros(len(ts), dtype=bool)
+    hits = 0
+    for k in range(len(rs)):
+        j = first[k]
+        while j < len(ts) and ts[j] < re_[k]:
+            if not used[j]:
+                used[j] = True
+                hits += 1
+                break
+            j += 1
+    return hits, len(rs) - hits, int(len(ts) - used.sum())
+
+
 def cohen_kappa(truth, labels, code: Optional[int] = None) -> float:
     """Cohen's kappa between two label arrays; with ``code``, of the binary 'is code' labelling."""
     a = np.asarray(truth).ravel()
