@@ -8,7 +8,8 @@ extension              scan type    library / what is kept
 .xyz .xyzn .xyzrgb     cloud        Open3D: xyz (+ normals / colours)
 .pts                   cloud        Open3D (read only)
 .las .laz              cloud        laspy + lazrs: classification, RGB,
-                                    intensity, extra-bytes dimensions
+                                    intensity, extra-bytes dimensions;
+                                    written back on the input's records
 .obj .stl .off .glb    mesh         trimesh: geometry, vertex colours
 .vtp                   cloud, mesh  own writer (write only): float64 points,
                                     every field as VTK point data

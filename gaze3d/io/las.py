@@ -4,10 +4,14 @@ Read: scaled xyz (float64), ``classification`` as ``labels`` with ASPRS
 class names in ``label_names``, RGB (16-bit, scaled to [0, 1]), intensity,
 and every extra-bytes dimension as a field (``nx ny nz`` become normals).
 
-Write: LAS 1.4, point format 6 (or 7 with colours), classification from
-``labels`` (0..255), and each field as an extra-bytes dimension of its own
-dtype, which CloudCompare, PDAL and laspy read back as scalar fields. Label
-names other than the ASPRS ones are kept in a ``gaze3d`` VLR (JSON).
+Write: a cloud read from LAS goes back onto the file's own records
+(``PointCloud.las_source``): version, point format, VLRs and every dimension
+(GPS time, returns, scan angle, NIR...) are kept and only what the cloud
+changed is replaced. Other clouds: LAS 1.4, point format 6 (or 7 with
+colours). Classification comes from ``labels`` (0..255), and each field is an
+extra-bytes dimension of its own dtype, which CloudCompare, PDAL and laspy
+read back as scalar fields. Label names other than the ASPRS ones are kept in
+a ``gaze3d`` VLR (JSON).
 """
 from __future__ import annotations
 
@@ -262,7 +266,10 @@ def _from_source(laspy, cloud: PointCloud, src: LasSource, path):
         scales, offsets = np.asarray(las.header.scales), np.asarray(las.header.offsets)
         steps = np.round((cloud.xyz - offsets) / scales)
         if np.abs(steps).max() > np.iinfo(np.int32).max:
-            las.change_scaling(*_scale_offset(cloud.xyz))
+            # new quantum; not change_scaling, which re-encodes the old coordinates (may overflow)
+            header = las.header
+            header.scales, header.offsets = _scale_offset(cloud.xyz)
+            las = laspy.LasData(header, laspy.PackedPointRecord(las.points.array, header.point_format))
         las.x, las.y, las.z = cloud.xyz[:, 0], cloud.xyz[:, 1], cloud.xyz[:, 2]
     if cloud.labels is not None and not np.array_equal(cloud.labels, np.asarray(las.classification)):
         las.classification = cloud.labels.astype(np.uint8)
