@@ -77,7 +77,7 @@ def measure(sub: GazeSubscriber, duration_s: float, warmup_s: float = 1.0):
 
 
 def bench_tracker(rate: float, duration_s: float, tmp: Path) -> dict:
-    path = tmp / f"bench-{int(rate)}.sqlite"
+    path = tmp / f"bench-{int(rate)}.gaze3d"
     with start_tracker("sim", {"rate": rate}, record=path) as tr, GazeSubscriber(tr.pub_address) as sub, \
             TrackerControl(tr.ctrl_address) as ctl:
         time.sleep(0.3)

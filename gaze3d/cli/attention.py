@@ -11,7 +11,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                     "with a per-point / per-vertex / per-voxel 'attention' field (seconds of foveal "
                     "dwell; see docs/attention.md).")
     p.add_argument("scan", help="point cloud, mesh or volume file (any format gaze3d reads)")
-    p.add_argument("recording", help="gaze3d recording (.g3dr / SQLite) with camera frames")
+    p.add_argument("recording", help="gaze3d recording (SESSION.gaze3d) with camera frames")
     p.add_argument("-o", "--output", required=True,
                    help="output: the scan with an 'attention' field for point clouds and meshes "
                         "(.ply .pcd .las .laz .vtp; .vtp for ParaView/PyVista), or for a volume the "

@@ -57,7 +57,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     v.add_argument("--tracker", metavar="ADDRESS",
                    help="show the targets in a full-screen window to a person, gaze from this running "
                         "tracker (control address, or 'PUB,CTRL')")
-    v.add_argument("--record", metavar="FILE",
+    v.add_argument("--record", metavar="SESSION.gaze3d",
                    help="with --tracker: have the tracker record the session (samples + calib.target events)")
     v.add_argument("--window", default="1280x800", metavar="WxH", help=argparse.SUPPRESS)
     v.add_argument("--off-screen", action="store_true", help=argparse.SUPPRESS)

@@ -13,7 +13,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                     "trial_type = fixation/saccade/pursuit/gap/unclassified, mean position in screen "
                     "degrees). With --scan, velocity is computed in object space (relative to the scene "
                     "point looked at), so following a point while the camera moves is a fixation.")
-    p.add_argument("recording", help="gaze3d recording")
+    p.add_argument("recording", help="gaze3d recording (SESSION.gaze3d)")
     p.add_argument("-o", "--output", required=True, help="events .tsv to write")
     p.add_argument("--method", default="ivt", help="ivt (Tobii I-VT defaults), idt, ivdt, ivvt")
     p.add_argument("--scan", help="classify in object space against this scan (needs camera frames)")

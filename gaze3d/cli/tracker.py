@@ -22,7 +22,8 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="source option (repeatable), for example --opt rate_hz=1200")
     p.add_argument("--pub", default=None, help=f"PUB bind address (default {LOOPBACK_PUB}; * = free port)")
     p.add_argument("--ctrl", default=None, help=f"control (REP) bind address (default {LOOPBACK_CTRL})")
-    p.add_argument("--record", default=None, metavar="PATH", help="record to this new file from the start")
+    p.add_argument("--record", default=None, metavar="SESSION.gaze3d",
+                   help="record to this new file from the start")
     p.add_argument("--record-dir", default=None, metavar="DIR",
                    help="folder that recordings started by clients (start_recording) must lie in; relative "
                         "paths are resolved in it (default: the current folder)")

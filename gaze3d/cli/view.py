@@ -15,7 +15,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("scan", help="scan file (.las .laz .ply .pcd .obj .nii.gz ... or a DICOM folder)")
     p.add_argument("--tracker", metavar="ADDRESS",
                    help="tracker control address (its PUB address is asked from it), or 'PUB,CTRL'")
-    p.add_argument("--record", metavar="SESSION",
+    p.add_argument("--record", metavar="SESSION.gaze3d",
                    help="session recording to create (samples, every camera frame, label events); "
                         "with --tracker the tracker writes it")
     p.add_argument("--labels", metavar="FILE", help="label set (.json or .txt); default the scan's class names")
