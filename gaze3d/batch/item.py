@@ -230,7 +230,7 @@ class ItemRunner:
         from ..recording import Recording
 
         o = full_options(options)
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         with Recording(rec_path) as rec:
             meta = rec.meta
             pairing = check_scan_pairing(rec_path, meta, scan_path, scan_sha)
@@ -238,6 +238,8 @@ class ItemRunner:
             stats = replay(acc, rec, topic=o["topic"], viewport=o["viewport"], progress=False)
         stats["used"] = int(acc.n_used)
         timings[f"replay_s.{key}"] = time.perf_counter() - t
+        # CPU seconds of this process: replay speed per core, whatever else runs on the machine
+        timings[f"replay_cpu_s.{key}"] = time.process_time() - c
         prov = {"annotator": meta.get("annotator"), "pairing": pairing,
                 "created_unix_s": meta.get("created_unix_s"), "source": meta.get("source"),
                 "scan_path": meta.get("scan_path")}
