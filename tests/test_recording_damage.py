@@ -247,3 +247,22 @@ def test_salvage_and_check_refuse_what_they_cannot_do(intact, tmp_path):
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     with pytest.raises(FileNotFoundError):
         check_recording(tmp_path / "missing.gaze3d")
+
+
+def test_main_file_alone_is_a_recording_from_the_start_and_has_rows_after_a_checkpoint(tmp_path):
+    """Header and schema reach the main file when the writer opens (no more `application_id 0x0` copies)."""
+    path = tmp_path / "live.gaze3d"
+    w = RecordingWriter(path, checkpoint_interval_s=3600)
+    try:
+        w.add_samples([_sample(i) for i in range(10)])
+        w.commit()
+        (tmp_path / "a").mkdir()
+        shutil.copy(path, tmp_path / "a" / "copy.gaze3d")
+        assert len(Recording(tmp_path / "a" / "copy.gaze3d")) == 0  # a recording; its rows are still in the WAL
+        w.checkpoint()
+        (tmp_path / "b").mkdir()
+        shutil.copy(path, tmp_path / "b" / "copy.gaze3d")
+        with Recording(tmp_path / "b" / "copy.gaze3d") as rec:
+            assert len(rec) == 10 and rec.verify().ok
+    finally:
+        w.close()
