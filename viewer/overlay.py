@@ -103,16 +103,21 @@ class AttentionOverlay:
         out = (base * (256 - a) + self._weighted_heat[k]) >> 8
         self.target[idx, :3] = out
 
-    def update(self, values) -> int:
+    def update(self, values, vmax: float | None = None) -> int:
         """Show new attention values; return how many elements were recoloured.
 
         Parameters
         ----------
         values : (n,) float
             Attention per element (or per voxel, any shape, with ``element_index``).
+        vmax : float, optional
+            The maximum the heat scale follows (default: the largest value shown).
+            A volume passes the maximum over all voxels, so that the slices and
+            the heat shown inside the volume share one scale.
         """
         v = self._gather(values)
-        vmax = float(v.max()) if len(v) else 0.0
+        if vmax is None:
+            vmax = float(v.max()) if len(v) else 0.0
         if not np.isfinite(vmax):
             raise InputError("attention values: contain NaN or inf")
         if vmax > self.scale or (self.scale > 0 and vmax == 0.0):

@@ -78,7 +78,8 @@ def write_png(image: np.ndarray, out) -> Path:
 
 def render_scan(scan, scalars=None, camera: Camera | None = None, out=None, window_size=(1024, 768),
                 cmap: str = "inferno", colorbar: bool = True, point_size: float = 3.0,
-                title: str | None = None, volume_render: bool = True, labels=None) -> np.ndarray:
+                title: str | None = None, volume_render: bool = True, labels=None,
+                slices: bool = True) -> np.ndarray:
     """Render a scan offscreen, with attention as a heat overlay.
 
     Parameters
@@ -103,6 +104,10 @@ def render_scan(scan, scalars=None, camera: Camera | None = None, out=None, wind
         Text at the top of the image.
     volume_render : bool
         Volumes: add a volume rendering to the three slice planes.
+    slices : bool
+        Volumes: draw the three slice planes. Attention the planes do not show
+        (from the volume rendering or MIP, or with ``slices=False``) is drawn
+        as heat points inside the volume, on the same scale.
     labels : (n,) int, optional
         Labels to tint the scan with (default none: the scan's own colours).
 
@@ -120,6 +125,11 @@ def render_scan(scan, scalars=None, camera: Camera | None = None, out=None, wind
             labels = np.zeros(scan.shape if type(scan).__name__ == "Volume" else len(scan), dtype=np.int32)
         scene = Scene(plotter, scan, point_size=point_size, labels=labels, volume_render=volume_render,
                       cmap=cmap)
+        if scene.kind == "volume":
+            if not (slices or volume_render):
+                raise InputError("volumes: expected the slice planes, the volume rendering or both "
+                                 "(not --no-slices with --no-volume-render)")
+            scene.show_slices(slices)
         if scalars is not None:
             values = np.asarray(scalars, dtype=np.float32)
             expected = scan.shape if scene.kind == "volume" else (scene.n_elements,)

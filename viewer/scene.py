@@ -108,6 +108,8 @@ class Scene:
         self.scan = scan
         self.cmap = cmap
         self.volume_actor = None
+        self.heat_actor = None          # volumes: heat of the voxels off the slice planes
+        self._attention = None          # volumes: the attention last shown, per voxel
         self._opacity = None
         self.label_colors = None        # (k, 3) uint8 colour per label id, from the label set
         if labels is None and scan.labels is not None:
@@ -177,8 +179,82 @@ class Scene:
         self.overlay.set_base(rgb, changed)
 
     def update_attention(self, values) -> int:
-        """Recolour in place from attention values (one per element); returns elements recoloured."""
-        return self.overlay.update(values)
+        """Recolour in place from attention values (one per element); returns elements recoloured.
+
+        Volumes: the slice planes show the attention of their voxels, and the
+        heat layer (:meth:`update_volume_heat`) the attention of the voxels the
+        planes do not show, on the same scale.
+        """
+        if self.kind != "volume":
+            return self.overlay.update(values)
+        v = np.asarray(values).reshape(-1)
+        n = self.overlay.update(v, vmax=float(v.max()) if len(v) else 0.0)
+        self._attention = v          # for the heat layer when the planes are shown or hidden
+        self.update_volume_heat(v)
+        return n
+
+    def clear_attention(self) -> None:
+        """Back to the scan's colours: no heat on the elements, none inside a volume."""
+        self.overlay.clear()
+        self._attention = None
+        if self.heat_actor is not None:
+            self.heat_actor.SetVisibility(False)
+
+    # Heat inside a volume: voxels at or above this fraction of the heat scale,
+    # at most this many (the highest), drawn as heat-coloured points.
+    HEAT_LEVEL = 0.08
+    HEAT_MAX_POINTS = 200_000
+
+    def update_volume_heat(self, values) -> int:
+        """Show the attention of voxels off the visible slice planes as heat points.
+
+        Attention from the volume rendering or MIP sits at the depth of what
+        was seen, mostly off the three planes; with the planes hidden it is all
+        off-plane. Each such voxel at or above :attr:`HEAT_LEVEL` of the heat
+        scale is drawn as a point in the overlay's colour map, where the volume
+        rendering draws it (points are opaque geometry: the rendering in front
+        of them still covers them as much as it covers the tissue there).
+
+        Parameters
+        ----------
+        values : (I*J*K,) float
+            Attention per voxel (C order).
+
+        Returns
+        -------
+        int
+            Voxels drawn.
+        """
+        if self.kind != "volume":
+            raise InputError("update_volume_heat: only volumes have a heat layer")
+        v = np.asarray(values, dtype=np.float32).reshape(-1)
+        scale = self.overlay.scale
+        idx = np.flatnonzero(v >= self.HEAT_LEVEL * scale) if scale > 0 else np.zeros(0, np.int64)
+        if len(idx) and self.actor.GetVisibility():
+            on_plane = np.zeros(len(v), dtype=bool)
+            on_plane[self.element_index] = True      # the slice overlay already shows these
+            idx = idx[~on_plane[idx]]
+        if len(idx) > self.HEAT_MAX_POINTS:
+            idx = idx[np.argpartition(v[idx], -self.HEAT_MAX_POINTS)[-self.HEAT_MAX_POINTS:]]
+        if len(idx) == 0:
+            if self.heat_actor is not None:
+                self.heat_actor.SetVisibility(False)
+            return 0
+        ijk = np.column_stack(np.unravel_index(idx, self.scan.shape))
+        # the overlay's colour for each level: the colour bar reads the same for both
+        level = np.clip(v[idx] / scale * 255.0, 0, 255).astype(np.uint8)
+        cloud = pv.PolyData(self.scan.index_to_world(ijk))
+        cloud.point_data[COLOR_ARRAY] = _rgba(self.overlay._heat[level].astype(np.uint8))
+        if self.heat_actor is None:
+            self._heat_cloud = cloud
+            size = max(3.0, min(10.0, 900.0 / max(self.scan.shape)))    # about a voxel across
+            self.heat_actor = self.plotter.add_mesh(
+                self._heat_cloud, scalars=COLOR_ARRAY, rgb=True, show_scalar_bar=False,
+                reset_camera=False, style="points", point_size=size, lighting=False)
+        else:
+            self._heat_cloud.copy_from(cloud)
+        self.heat_actor.SetVisibility(True)
+        return len(idx)
 
     # -------------------------------------------------------------- volume
     def _add_volume_render(self) -> None:
@@ -236,8 +312,13 @@ class Scene:
         self._opacity.AddPoint(max(vmax, hi + 1), max_opacity)
 
     def show_slices(self, visible: bool) -> None:
-        """Show or hide the slice planes (volumes; the volume rendering stays)."""
+        """Show or hide the slice planes (volumes; the volume rendering stays).
+
+        The heat layer then covers what the planes no longer show.
+        """
         self.actor.SetVisibility(bool(visible))
+        if self.kind == "volume" and self._attention is not None:
+            self.update_volume_heat(self._attention)
 
     def set_slices(self, index_ijk) -> None:
         """Move the three slice planes to voxel ``index_ijk`` (rebuilds the planes: a rare action)."""

@@ -351,7 +351,7 @@ class LabelingSession:
         self.accumulator.reset()
         self._gaze.clear()
         if self.scene is not None:
-            self.scene.overlay.clear()
+            self.scene.clear_attention()
         self._event({"type": "clear_attention"})
         self.message = "attention cleared"
 
@@ -462,7 +462,7 @@ class LabelingSession:
         self.accumulator.reset()
         self._gaze.clear()
         if self.scene is not None:
-            self.scene.overlay.clear()
+            self.scene.clear_attention()
         return action
 
     def label_key(self, key: str) -> Optional[LabelAction]:

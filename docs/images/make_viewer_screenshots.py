@@ -100,8 +100,26 @@ def ct():
         vc.Elevation(-15)
         app.plotter.renderer.ResetCameraClippingRange()
         app.screenshot(HERE / "viewer_ct_volume_render.png")
+        # a fixation through the volume rendering: heat where the rendering shows tissue
+        app.session.clear_attention()
+        app.press("g")
+        cam = app.scene.camera()
+        spine = np.argwhere(np.isin(np.asarray(seg.array), [26, 27, 28, 29, 30, 31, 32]))
+        target = spine.mean(axis=0) if len(spine) else centre
+        px, _ = cam.project(vol.index_to_world(np.asarray(target, float)[None]))
+        fixate(app, px[0], 2.0, seed=4)
+        app.frame()
+        app.screenshot(HERE / "viewer_ct_volume_heat.png")
+        print(app.session.status_line())
+        render_cam = app.scene.camera()
+        mode_att = app.session.attention.reshape(vol.shape).copy()
     finally:
         app.close()
+    # the same attention drawn by `gaze3d render` with and without the slices
+    from gaze3d.viewer.render import render_scan
+
+    render_scan(vol, mode_att, camera=render_cam, window_size=WINDOW, slices=False,
+                out=HERE / "render_ct_volume_heat.png", title="gaze3d render --no-slices")
 
 
 if __name__ == "__main__":

@@ -34,6 +34,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--point-size", type=float, default=3.0, help="point size in pixels (point clouds)")
     p.add_argument("--title", default=None, help="text at the top of the image")
     p.add_argument("--no-volume-render", action="store_true", help="volumes: slices only")
+    p.add_argument("--no-slices", action="store_true",
+                   help="volumes: the volume rendering only (attention shows as heat inside the volume)")
     p.set_defaults(func=run)
     return p
 
@@ -103,6 +105,6 @@ def run(args) -> int:
     camera = load_camera(args.camera) if args.camera else None
     render_scan(scan, scalars, camera=camera, out=args.out, window_size=args.window, cmap=args.cmap,
                 colorbar=not args.no_colorbar, point_size=args.point_size, title=args.title,
-                volume_render=not args.no_volume_render)
+                volume_render=not args.no_volume_render, slices=not args.no_slices)
     print(f"wrote {args.out}")
     return 0
