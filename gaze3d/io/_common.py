@@ -4,10 +4,13 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import stat
+import sys
+import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from ..errors import ScanFormatError
+from ..errors import InputError, ScanFormatError
 
 # Longest first, so ".nii.gz" wins over ".gz".
 _DOUBLE_SUFFIXES = (".nii.gz",)
@@ -22,16 +25,122 @@ def extension(path) -> str:
     return Path(name).suffix
 
 
+# Largest expansion of a deflate (zlib/gzip) stream: 1032 output bytes per input byte
+# (258-byte matches coded in 2 bits). Compressed payloads cannot hold more than this.
+DEFLATE_MAX_RATIO = 1032
+
+_NOT_REGULAR = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+                (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def check_regular(path, *, what: str = "") -> os.stat_result:
+    """Stat ``path`` (following links); raise unless it is a regular file.
+
+    Reading a FIFO blocks forever and ``/dev/zero`` never ends, so every file
+    a reader opens (the scan, and data files its header names) passes here
+    first. ``what`` prefixes the message (``"data file raw.bin: "``).
+    """
+    p = Path(path)
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise ScanFormatError(f"{p}: {what}no such file") from None
+    except OSError as exc:
+        raise ScanFormatError(f"{p}: {what}cannot be read ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(st.st_mode):
+        kind = next((name for test, name in _NOT_REGULAR if test(st.st_mode)), "not a file")
+        raise ScanFormatError(f"{p}: {what}not a regular file ({kind}); expected a scan file")
+    return st
+
+
 def check_readable(path, *, allow_dir: bool = False) -> Path:
-    """Return ``path`` as a Path or raise a one-line :class:`ScanFormatError`."""
+    """Return ``path`` as a Path or raise a one-line :class:`ScanFormatError`.
+
+    Accepts a regular file (not empty), or with ``allow_dir`` a folder (a
+    DICOM series); FIFOs, devices and sockets are refused before anything
+    opens them.
+    """
     p = Path(path)
     if not p.exists():
         raise ScanFormatError(f"{p}: no such file")
-    if p.is_dir() and not allow_dir:
-        raise ScanFormatError(f"{p}: is a folder, expected a scan file")
-    if p.is_file() and p.stat().st_size == 0:
+    if p.is_dir():
+        if not allow_dir:
+            raise ScanFormatError(f"{p}: is a folder, expected a scan file")
+        return p
+    if check_regular(p).st_size == 0:
         raise ScanFormatError(f"{p}: empty file (0 bytes)")
     return p
+
+
+def too_short(path, kind: str, claim: str, need: int, have: int, where: str = "the file holds") -> ScanFormatError:
+    """The one-line error for a header count that the file's size cannot hold.
+
+    ``claim`` says what the header announces (``"header claims 4294967280
+    points of 34 bytes"``); ``need`` and ``have`` are byte counts.
+    """
+    return ScanFormatError(f"{path}: corrupt or truncated {kind} file ({claim} = {need:,} bytes, "
+                           f"{where} {have:,} bytes)")
+
+
+@contextlib.contextmanager
+def scan_errors(path=None) -> Iterator[None]:
+    """Re-raise an :class:`InputError` from building a scan as a :class:`ScanFormatError`.
+
+    The scan types validate on construction (face indices in range, finite
+    coordinates); from a reader, such a failure is a problem of the file.
+    """
+    try:
+        yield
+    except ScanFormatError:
+        raise
+    except InputError as exc:
+        msg = str(exc)
+        if path is not None and str(path) not in msg:
+            msg = f"{path}: {msg}"
+        raise ScanFormatError(msg) from None
+
+
+class CapturedStderr:
+    """What C code wrote to file descriptor 2 inside :func:`quiet_stderr`."""
+
+    text = ""
+
+    @property
+    def last_line(self) -> str:
+        """The last non-empty line, without ITK/niftilib prefixes (``** ERROR:``)."""
+        lines = [ln.strip() for ln in self.text.splitlines() if ln.strip()]
+        return lines[-1].lstrip("*").strip() if lines else ""
+
+
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[CapturedStderr]:
+    """Redirect file descriptor 2 to a temporary file for the duration of a library call.
+
+    niftilib and MetaIO print ``** ERROR: ...`` / ``MetaImage: ...`` lines
+    with ``fprintf(stderr)`` before ITK raises, so a user would see them
+    above gaze3d's one-line error. The captured text is kept (``.text``,
+    ``.last_line``) for the error message. Other threads' stderr goes to the
+    same file meanwhile; the calls wrapped are short header reads.
+    """
+    captured = CapturedStderr()
+    try:
+        saved = os.dup(2)          # C code writes to fd 2 whatever sys.stderr is
+    except OSError:                # no fd 2 at all (pythonw, some daemons): nothing to hide
+        yield captured
+        return
+    with tempfile.TemporaryFile() as sink:
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            sys.stderr.flush()
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield captured
+        finally:
+            with contextlib.suppress(AttributeError, ValueError, OSError):
+                sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            captured.text = sink.read(1 << 16).decode(errors="replace")
 
 
 def corrupt(path, kind: str, exc: BaseException | str) -> ScanFormatError:

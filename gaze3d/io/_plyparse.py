@@ -14,6 +14,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from ..errors import ScanFormatError
+from ._common import too_short
 
 _TYPES = {
     "char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1",
@@ -102,9 +103,25 @@ def _parse_header(path: Path, raw: bytes):
     return fmt, elements, comments, body_start
 
 
+def _check_binary_count(path, el: _Element, left: int) -> None:
+    """Refuse a record count that the bytes after ``pos`` cannot hold, before any allocation.
+
+    A record takes at least its scalar properties plus one count per list
+    (an empty list), so ``count * minimum`` bytes must remain.
+    """
+    if el.count and not el.properties:
+        raise ScanFormatError(f"{path}: bad PLY header (element {el.name!r} has {el.count} records "
+                              f"but no properties)")
+    least = sum(np.dtype(p.count_dtype or p.dtype).itemsize for p in el.properties)
+    if el.count * least > left:
+        raise too_short(path, "PLY", f"element {el.name!r} claims {el.count:,} records of at least "
+                                     f"{least} bytes", el.count * least, left, "the rest of the file holds")
+
+
 def _read_binary_element(path, el: _Element, raw: bytes, pos: int, order: str):
     props = el.properties
     short = f"{path}: corrupt or truncated PLY file (element {el.name!r}: "
+    _check_binary_count(path, el, len(raw) - pos)
     if not any(p.count_dtype for p in props):
         dtype = np.dtype([(p.name, order + p.dtype) for p in props])
         need = dtype.itemsize * el.count
@@ -122,8 +139,14 @@ def _read_binary_element(path, el: _Element, raw: bytes, pos: int, order: str):
             if offset + np.dtype(p.count_dtype).itemsize > len(raw):
                 raise ScanFormatError(short + "ends inside the first record)")
             k = int(np.frombuffer(raw, order + p.count_dtype, 1, offset)[0])
+            if k < 0:
+                raise ScanFormatError(short + f"list {p.name!r} of the first record has length {k})")
             lengths.append(k)
             offset += np.dtype(p.count_dtype).itemsize + k * np.dtype(p.dtype).itemsize
+            if offset > len(raw):     # also keeps the record dtype below to a sane size
+                raise too_short(path, "PLY", f"element {el.name!r}: the first record's list {p.name!r} "
+                                             f"claims {k:,} entries", offset - pos, len(raw) - pos,
+                                "the rest of the file holds")
         else:
             offset += np.dtype(p.dtype).itemsize
     fields, li = [], 0
@@ -153,6 +176,8 @@ def _read_binary_element(path, el: _Element, raw: bytes, pos: int, order: str):
                 k = int(np.frombuffer(raw, order + p.count_dtype, 1, pos)[0])
                 pos += size
                 item = np.dtype(p.dtype).itemsize * k
+                if k < 0:
+                    raise ScanFormatError(short + f"a {p.name!r} list has length {k})")
                 if pos + item > len(raw):
                     raise ScanFormatError(short + "file ends early)")
                 out[p.name].append(np.frombuffer(raw, order + p.dtype, k, pos).astype(p.dtype))

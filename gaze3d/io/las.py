@@ -26,7 +26,7 @@ import numpy as np
 from .._optional import optional_import
 from ..errors import ScanFormatError
 from ..scan import PointCloud
-from ._common import atomic_path, corrupt
+from ._common import atomic_path, corrupt, scan_errors, too_short
 
 # ASPRS LAS 1.4 R15 standard point classes.
 ASPRS_CLASSES = {
@@ -56,6 +56,7 @@ def load_las(path) -> PointCloud:
     """
     laspy = optional_import("laspy", extra="io")
     path = Path(path)
+    check_las_header(path)        # laspy trusts the header's counts (loops, allocations)
     try:
         las = laspy.read(str(path))
         n_header = int(las.header.point_count)
@@ -82,9 +83,129 @@ def load_las(path) -> PointCloud:
                  else np.asarray(las.intensity)).astype(np.float32)
     names = {int(c): ASPRS_CLASSES[int(c)] for c in np.unique(labels) if int(c) in ASPRS_CLASSES}
     names.update(_stored_label_names(las.header))
-    return PointCloud(xyz=xyz, colors=colors, intensity=intensity, normals=normals, labels=labels,
-                      fields=fields, label_names=names, source=str(path),
-                      las_source=LasSource(las.header, las.points.array, str(path)))
+    with scan_errors(path):
+        return PointCloud(xyz=xyz, colors=colors, intensity=intensity, normals=normals, labels=labels,
+                          fields=fields, label_names=names, source=str(path),
+                          las_source=LasSource(las.header, las.points.array, str(path)))
+
+
+# Smallest point record of each LAS point format (LAS 1.4 R15, tables 7-17).
+_LAS_RECORD_BYTES = {0: 20, 1: 28, 2: 26, 3: 34, 4: 57, 5: 63, 6: 30, 7: 36, 8: 38, 9: 59, 10: 67}
+# Header size of each LAS minor version; VLR and EVLR header sizes.
+_LAS_HEADER_BYTES = {0: 227, 1: 227, 2: 227, 3: 235, 4: 375}
+_VLR_HEADER, _EVLR_HEADER = 54, 60
+_LASZIP_USER, _LASZIP_RECORD = b"laszip encoded", 22204
+_LASZIP_VARIABLE_CHUNKS = 0xFFFFFFFF
+
+
+def check_las_header(path) -> None:
+    """Check a LAS/LAZ header's counts against the file size, before laspy reads it.
+
+    laspy loops over the header's VLR count (0xFFFFFFFF VLRs: reads past the
+    end for minutes, memory growing) and allocates ``point count x record
+    length`` up front; lazrs aborts the process on a garbage chunk table. So:
+    magic, version, header size, point format and record length must be
+    valid; every VLR header must fit before the point data, every EVLR in the
+    file; uncompressed points need ``count x record length`` bytes. A LAZ
+    chunk stores its first point uncompressed, so its point data must hold
+    ``chunks x record length`` bytes and at most ``chunks x chunk size``
+    points (fixed-size chunks).
+
+    Raises
+    ------
+    ScanFormatError
+        One line naming the field, what it claims and what the file holds.
+    """
+    import struct
+
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(375)
+
+        def bad(reason):
+            return corrupt(path, "LAS/LAZ", reason)
+
+        if len(head) < 227 or head[:4] != b"LASF":
+            raise bad(f"not a LAS file (expected 'LASF' and a 227-byte header, got {len(head)} bytes"
+                      f"{'' if head[:4] == b'LASF' else ' without the magic'})")
+        major, minor = head[24], head[25]
+        header_size, point_offset, n_vlr = struct.unpack_from("<HII", head, 94)
+        fmt_id, record_len, legacy_count = struct.unpack_from("<BHI", head, 104)
+        scales, offsets = struct.unpack_from("<3d", head, 131), struct.unpack_from("<3d", head, 155)
+        if major != 1 or minor not in _LAS_HEADER_BYTES:
+            raise bad(f"LAS version {major}.{minor} (expected 1.0 to 1.4)")
+        if not _LAS_HEADER_BYTES[minor] <= header_size <= min(size, point_offset):
+            raise bad(f"header size {header_size} (LAS 1.{minor} needs >= {_LAS_HEADER_BYTES[minor]}, "
+                      f"and <= the point data offset {point_offset} and the file size {size})")
+        if point_offset > size:
+            raise bad(f"point data offset {point_offset:,} lies past the end of the file ({size:,} bytes)")
+        fmt, compressed = fmt_id & 0x3F, bool(fmt_id & 0x80)
+        if fmt not in _LAS_RECORD_BYTES:
+            raise bad(f"point format {fmt_id} (expected 0 to 10, +128 when compressed)")
+        if record_len < _LAS_RECORD_BYTES[fmt]:
+            raise bad(f"point record length {record_len} < {_LAS_RECORD_BYTES[fmt]} bytes of point format {fmt}")
+        for axis, scale, offset in zip("xyz", scales, offsets):
+            if not (np.isfinite(scale) and scale != 0 and np.isfinite(offset)):
+                raise bad(f"{axis} scale {scale!r} / offset {offset!r} (expected a non-zero finite scale "
+                          f"and a finite offset, NaN/inf would give NaN coordinates)")
+        count = legacy_count
+        n_evlr = evlr_start = 0
+        if minor >= 4 and len(head) >= 375:
+            evlr_start, n_evlr, count64 = struct.unpack_from("<QIQ", head, 235)
+            count = count64 or legacy_count
+        # VLRs: each header must fit between the public header and the point data.
+        pos, chunk_size = header_size, None
+        for i in range(n_vlr):
+            if pos + _VLR_HEADER > point_offset:
+                raise bad(f"header claims {n_vlr:,} VLRs, only {i} fit before the point data at "
+                          f"byte {point_offset}")
+            fh.seek(pos)
+            vlr = fh.read(_VLR_HEADER)
+            user, record_id, length = vlr[2:18].rstrip(b"\0"), *struct.unpack_from("<HH", vlr, 18)
+            if user == _LASZIP_USER and record_id == _LASZIP_RECORD and length >= 16:
+                chunk_size = struct.unpack("<I", fh.read(16)[12:16])[0]
+            pos += _VLR_HEADER + length
+        if pos > point_offset:
+            raise bad(f"VLR {n_vlr - 1} ends at byte {pos}, after the point data offset {point_offset}")
+        data = size - point_offset
+        if minor >= 4 and n_evlr:
+            if evlr_start < point_offset or evlr_start > size:
+                raise bad(f"header claims {n_evlr:,} EVLRs starting at byte {evlr_start:,}, "
+                          f"outside the file's {point_offset:,}..{size:,}")
+            pos = evlr_start
+            for i in range(n_evlr):
+                if pos + _EVLR_HEADER > size:
+                    raise bad(f"header claims {n_evlr:,} EVLRs, only {i} fit in the file")
+                fh.seek(pos + 20)
+                pos += _EVLR_HEADER + struct.unpack("<Q", fh.read(8))[0]
+            if pos > size:
+                raise too_short(path, "LAS/LAZ", f"EVLR {n_evlr - 1} ends at byte {pos:,}: file", pos, size)
+            data = evlr_start - point_offset
+        if not compressed:
+            if count * record_len > data:
+                raise too_short(path, "LAS/LAZ", f"header claims {count:,} points of {record_len} bytes",
+                                count * record_len, data, "the point data holds")
+            return
+        if chunk_size is None:
+            raise bad(f"point format {fmt_id} is compressed (LAZ) but there is no LASzip VLR")
+        fh.seek(point_offset)
+        table = struct.unpack("<q", fh.read(8).ljust(8, b"\0"))[0]
+        if table == -1:
+            return                     # no chunk table (streamed LAZ): lazrs reads chunk by chunk
+        if not point_offset + 8 <= table <= size - 8:
+            raise bad(f"LAZ chunk table offset {table:,} lies outside the point data "
+                      f"({point_offset + 8:,}..{size - 8:,})")
+        fh.seek(table)
+        version, n_chunks = struct.unpack("<II", fh.read(8))
+        chunk_bytes = table - point_offset - 8
+        if n_chunks * record_len > chunk_bytes:
+            raise too_short(path, "LAS/LAZ", f"LAZ chunk table claims {n_chunks:,} chunks of at least one "
+                                             f"{record_len}-byte point", n_chunks * record_len, chunk_bytes,
+                            "the point data holds")
+        if chunk_size != _LASZIP_VARIABLE_CHUNKS and count > n_chunks * chunk_size:
+            raise bad(f"header claims {count:,} points, the {n_chunks:,} LAZ chunks of "
+                      f"{chunk_size:,} hold at most {n_chunks * chunk_size:,}")
 
 
 def _stored_label_names(header) -> dict:
@@ -234,6 +355,9 @@ def _new_las(laspy, cloud: PointCloud, path):
         header.add_extra_dims([laspy.ExtraBytesParams(name=k, type=v.dtype) for k, v in extras.items()])
     las = laspy.LasData(header)
     las.x, las.y, las.z = cloud.xyz[:, 0], cloud.xyz[:, 1], cloud.xyz[:, 2]
+    # return number 0 is invalid in LAS 1.4 (validators reject it): one return per point
+    las.return_number = np.ones(len(cloud), np.uint8)
+    las.number_of_returns = np.ones(len(cloud), np.uint8)
     if cloud.labels is not None:
         las.classification = cloud.labels.astype(np.uint8)
     if intensity is not None and fits:

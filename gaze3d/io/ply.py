@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import ScanFormatError
 from ..scan import Mesh, PointCloud
-from ._common import atomic_path
+from ._common import atomic_path, scan_errors
 from ._plyparse import NUMPY_TO_PLY, PlyData, read_ply
 
 _LABEL_NAMES = ("label", "labels", "class", "classification")
@@ -107,13 +107,14 @@ def ply_to_scan(path, ply: PlyData):
     face = ply.elements.get("face", {})
     lists = next((face[k] for k in _FACE_LISTS if k in face), None)
     src = str(path)
-    if lists is not None and len(lists) > 0:
-        if intensity is not None:          # meshes have no intensity slot: keep it as a field
-            fields.setdefault("intensity", intensity)
-        return Mesh(vertices=xyz, faces=_triangles(path, lists), colors=colors, labels=labels,
-                    fields=fields, label_names=label_names, source=src)
-    return PointCloud(xyz=xyz, colors=colors, intensity=intensity, normals=normals, labels=labels,
-                      fields=fields, label_names=label_names, source=src)
+    with scan_errors(path):                 # e.g. a face index past the last vertex
+        if lists is not None and len(lists) > 0:
+            if intensity is not None:          # meshes have no intensity slot: keep it as a field
+                fields.setdefault("intensity", intensity)
+            return Mesh(vertices=xyz, faces=_triangles(path, lists), colors=colors, labels=labels,
+                        fields=fields, label_names=label_names, source=src)
+        return PointCloud(xyz=xyz, colors=colors, intensity=intensity, normals=normals, labels=labels,
+                          fields=fields, label_names=label_names, source=src)
 
 
 def load_ply(path):
