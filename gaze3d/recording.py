@@ -100,6 +100,18 @@ def sidecars(path) -> List[Path]:
     return [p for p in (path.with_name(path.name + s) for s in SIDECARS) if p.exists()]
 
 
+def wal_pending(path) -> bool:
+    """True if ``path-wal`` holds rows (a recording being written, or left by a crash).
+
+    An empty ``-wal`` (left by a read-only reader after a clean close) holds nothing.
+    """
+    wal = Path(str(path) + "-wal")
+    try:
+        return wal.stat().st_size > 0
+    except OSError:
+        return False
+
+
 def _damaged(path, exc: Exception) -> InputError:
     return InputError(f"{path}: recording is damaged ({exc}); `gaze3d record check {path} --salvage OUT` "
                       "copies the readable rows into a new file")
@@ -626,7 +638,8 @@ def check_recording(path, *, quick: bool = False) -> dict:
     """
     path = Path(path)
     db = _open_raw(path)
-    out = {"path": str(path), "sidecars": [p.name for p in sidecars(path)], "sqlite": [], "rows": {}}
+    out = {"path": str(path), "sidecars": [p.name for p in sidecars(path)] if wal_pending(path) else [],
+           "sqlite": [], "rows": {}}
     try:
         try:
             msgs = [r[0] for r in db.execute(f"PRAGMA {'quick_check' if quick else 'integrity_check'}(100)")]
@@ -790,4 +803,5 @@ def salvage(path, out) -> dict:
 
 
 __all__ = ["RecordingWriter", "Recording", "IntegrityReport", "RecordingIntegrityWarning", "is_recording",
-           "sample_columns", "check_recording", "salvage", "sidecars", "rows_crc", "FORMAT_VERSION", "SUFFIX"]
+           "sample_columns", "check_recording", "salvage", "sidecars", "wal_pending", "rows_crc",
+           "FORMAT_VERSION", "SUFFIX"]

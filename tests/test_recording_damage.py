@@ -266,3 +266,17 @@ def test_main_file_alone_is_a_recording_from_the_start_and_has_rows_after_a_chec
             assert len(rec) == 10 and rec.verify().ok
     finally:
         w.close()
+
+
+def test_close_with_a_reader_attached_is_complete_and_not_reported_as_a_crash(tmp_path):
+    path = tmp_path / "shared.gaze3d"
+    w = RecordingWriter(path)
+    w.add_samples([_sample(i) for i in range(40)])
+    w.commit()
+    reader = Recording(path)
+    w.close()  # the reader keeps the file in WAL mode; close does not fail
+    assert len(reader) == 40
+    reader.close()
+    proc = _cli("record", "info", path)
+    assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr
+    assert check_recording(path)["ok"]

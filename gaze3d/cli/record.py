@@ -94,14 +94,14 @@ def run(args) -> int:
     import json
     import warnings
 
-    from ..recording import RecordingIntegrityWarning, sidecars
+    from ..recording import RecordingIntegrityWarning, sidecars, wal_pending
 
     if args.action == "info":
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", RecordingIntegrityWarning)
             info = summary(args.recording)
         _print_warnings([w for w in caught if issubclass(w.category, RecordingIntegrityWarning)],
-                        sidecars(args.recording))
+                        sidecars(args.recording) if wal_pending(args.recording) else [])
         if args.json:
             print(json.dumps(info, indent=2, default=str))
             return 0
