@@ -161,6 +161,9 @@ def test_a_subset_is_written_fresh_with_a_warning(bundled_tile, tmp_path):
     back = gaze3d.load_scan(tmp_path / "part.las")
     np.testing.assert_allclose(back.xyz, cloud.xyz[:100], atol=1e-6)
     np.testing.assert_array_equal(back.labels, cloud.labels[:100])
+    fresh = laspy.read(str(tmp_path / "part.las"))       # valid LAS 1.4: no return number 0
+    assert fresh.point_format.id == 7 and (np.asarray(fresh.return_number) == 1).all()
+    assert (np.asarray(fresh.number_of_returns) == 1).all()
 
 
 def test_viewer_labels_las_keeps_every_field(rich_las, tmp_path):
