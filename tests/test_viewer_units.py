@@ -55,9 +55,9 @@ def test_label_set_did_you_mean_and_errors(tmp_path):
     zero.write_text(json.dumps({"a": 0}))
     with pytest.raises(InputError, match="0 means unlabelled"):
         LabelSet.load(zero)
-    with pytest.raises(InputError, match="expected a label set file ending in .json or .txt"):
-        (tmp_path / "x.csv").write_text("a")
-        LabelSet.load(tmp_path / "x.csv")
+    with pytest.raises(InputError, match=r"expected a label set file ending in \.json, \.txt, \.csv or \.tsv"):
+        (tmp_path / "x.yaml").write_text("a")
+        LabelSet.load(tmp_path / "x.yaml")
 
 
 # ----------------------------------------------------------------- regions

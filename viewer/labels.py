@@ -1,18 +1,27 @@
 """Label set files: label names -> integer ids and colours.
 
-Two formats, chosen by extension:
+Formats, chosen by extension:
 
-* ``.json``: ``{"labels": [{"name": "building", "id": 6, "color": [214, 39, 40]}, ...]}``
-  or the short form ``{"building": 6, "ground": 2}``; ``color`` optional.
+* ``.json``: ``{"labels": [{"name": "building", "id": 6, "color": [214, 39, 40]}, ...]}``,
+  the short form ``{"building": 6, "ground": 2}``, a label map ``{"1": "spleen",
+  "5": "liver"}`` (ids as keys, as medical label maps are written), or several
+  named label maps (``{"total": {"1": "spleen", ...}, "lung": {...}}``, as
+  TotalSegmentator ships them): pick one with ``FILE.json#total``; ``color`` optional.
 * ``.txt``: one label per line, ``id name`` or just ``name`` (ids then count
-  from 1); ``#`` starts a comment.
+  from 1); ``#`` starts a comment. An ITK-SNAP label description file
+  (``IDX R G B A VIS MSH "NAME"`` per line) is read with its colours.
+* ``.csv`` / ``.tsv``: ``id,name`` per row (a header row is skipped), as a
+  volume's label table is often exported.
 
 Id 0 means "unlabelled" and cannot be used. Keys 1-9 pick the first nine labels.
 """
 from __future__ import annotations
 
+import csv
 import difflib
+import io
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -84,20 +93,29 @@ class LabelSet:
 
     @classmethod
     def load(cls, path) -> "LabelSet":
-        """Read a ``.json`` or ``.txt`` label set file (see the module docstring)."""
+        """Read a ``.json``, ``.txt``, ``.csv`` or ``.tsv`` label set file (see the module docstring).
+
+        ``FILE.json#KEY`` picks the label map ``KEY`` of a file holding several.
+        """
+        text_path = str(path)
+        path, _, key = text_path.partition("#") if not Path(text_path).is_file() else (text_path, "", "")
         path = Path(path)
         if not path.is_file():
             raise InputError(f"{path}: label set file not found")
         suffix = path.suffix.lower()
+        if key and suffix != ".json":
+            raise InputError(f"{text_path}: '#{key}' picks a label map inside a .json file only")
         if suffix == ".json":
             try:
                 data = json.loads(path.read_text(encoding="utf-8"))
             except json.JSONDecodeError as exc:
                 raise InputError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-            return cls(_labels_from_json(data, path), source=str(path))
+            return cls(_labels_from_json(data, path, key or None), source=text_path)
         if suffix == ".txt":
             return cls(_labels_from_txt(path.read_text(encoding="utf-8"), path), source=str(path))
-        raise InputError(f"{path}: expected a label set file ending in .json or .txt")
+        if suffix in (".csv", ".tsv"):
+            return cls(_labels_from_table(path.read_text(encoding="utf-8"), path, suffix), source=str(path))
+        raise InputError(f"{path}: expected a label set file ending in .json, .txt, .csv or .tsv")
 
     def save(self, path) -> None:
         """Write as JSON (atomically, with the usual file mode)."""
@@ -177,7 +195,30 @@ def _color(value, where: str, lab_id: int) -> tuple:
     return tuple(int(v) for v in c)
 
 
-def _labels_from_json(data, path: Path) -> List[Label]:
+def _is_id_map(data) -> bool:
+    """``{"1": "spleen", ...}``: integer ids (as JSON strings) to names."""
+    return bool(data) and all(isinstance(k, str) and k.strip().isdigit() and isinstance(v, str)
+                              for k, v in data.items())
+
+
+def _labels_from_json(data, path: Path, key: Optional[str] = None) -> List[Label]:
+    if isinstance(data, dict) and data and all(isinstance(v, dict) and _is_id_map(v) for v in data.values()):
+        # several named label maps in one file: the caller says which
+        if key is None:
+            if len(data) > 1:
+                raise InputError(f"{path}: holds {len(data)} label maps ({', '.join(data)}); "
+                                 f"pick one as {path}#NAME")
+            key = next(iter(data))
+        if key not in data:
+            raise InputError(f"{path}#{key}: no label map {key!r} (maps: {', '.join(data)})")
+        data = data[key]
+    elif key is not None:
+        raise InputError(f"{path}#{key}: the file holds one label set, not named label maps")
+    if isinstance(data, dict) and _is_id_map(data):
+        items = sorted((int(k), v) for k, v in data.items())
+        if items[0][0] < 1:
+            items = [(i, n) for i, n in items if i >= 1]      # 0 is background / unlabelled
+        return [Label(i, n, _color(None, str(path), i)) for i, n in items]
     if isinstance(data, dict) and "labels" in data:
         items = data["labels"]
         if not isinstance(items, list):
@@ -203,9 +244,19 @@ def _labels_from_json(data, path: Path) -> List[Label]:
     raise InputError(f"{path}: expected {{'labels': [...]}}, {{name: id}} or a list of names")
 
 
+# ITK-SNAP label description: IDX  R  G  B  A  VIS MSH  "LABEL"
+_ITKSNAP = re.compile(r'^\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+[\d.]+\s+\d+\s+\d+\s+"(.*)"\s*$')
+
+
 def _labels_from_txt(text: str, path: Path) -> List[Label]:
     out = []
     for lineno, raw in enumerate(text.splitlines(), start=1):
+        snap = _ITKSNAP.match(raw)
+        if snap:
+            lab_id, r, g, b, name = snap.groups()
+            if int(lab_id) >= 1:                  # 0 is ITK-SNAP's "Clear Label"
+                out.append(Label(int(lab_id), name, _color([int(r), int(g), int(b)], f"{path}:{lineno}", int(lab_id))))
+            continue
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
@@ -217,4 +268,25 @@ def _labels_from_txt(text: str, path: Path) -> List[Label]:
         else:
             lab_id, name = len(out) + 1, line
         out.append(Label(lab_id, name, _color(None, str(path), lab_id)))
+    return out
+
+
+def _labels_from_table(text: str, path: Path, suffix: str) -> List[Label]:
+    sep = "\t" if suffix == ".tsv" else ","
+    out, seen_row = [], False
+    for lineno, row in enumerate(csv.reader(io.StringIO(text), delimiter=sep), start=1):
+        cells = [c.strip() for c in row]
+        if not any(cells) or cells[0].startswith("#"):
+            continue
+        first, seen_row = not seen_row, True
+        if len(cells) < 2:
+            raise InputError(f"{path}:{lineno}: expected 'id{sep}name', got {sep.join(cells)!r}")
+        if not cells[0].isdigit():
+            if first:
+                continue                      # a header row
+            raise InputError(f"{path}:{lineno}: expected an integer label id, got {cells[0]!r}")
+        if int(cells[0]) >= 1:                # 0 is background / unlabelled
+            out.append(Label(int(cells[0]), cells[1], _color(None, f"{path}:{lineno}", int(cells[0]))))
+    if not out:
+        raise InputError(f"{path}: no labels (expected rows of 'id{sep}name')")
     return out

@@ -18,7 +18,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--record", metavar="SESSION.gaze3d",
                    help="session recording to create (samples, every camera frame, label events); "
                         "with --tracker the tracker writes it")
-    p.add_argument("--labels", metavar="FILE", help="label set (.json or .txt); default the scan's class names")
+    p.add_argument("--labels", metavar="FILE",
+                   help="label set or label map (.json, .txt, ITK-SNAP .txt, .csv, .tsv; FILE.json#NAME picks "
+                        "one of several maps, e.g. TotalSegmentator's #total); default the scan's class names")
     p.add_argument("--out", metavar="FILE", help="where ctrl+s saves the annotations "
                                                  "(default <scan>.labels.ply/.las/.nii.gz)")
     p.add_argument("--load", metavar="FILE", help="start from the labels in this annotation file")
