@@ -59,7 +59,6 @@ from .protocol import TOPIC_GAZE_2D, TOPIC_GAZE_3D, pack, unpack
 FORMAT_VERSION = 2  # 2: checksums table; 1 (no checksums) is still read
 READABLE_VERSIONS = (1, 2)
 APPLICATION_ID = 0x67336472  # "g3dr" in the SQLite header: how a recording is recognised
-SUFFIX = ".gaze3d"  # the recording's file type, in help, docs and the demo
 CHECKPOINT_INTERVAL_S = 1.0  # the main file alone lacks at most this much of a crashed recording
 SIDECARS = ("-wal", "-shm")  # SQLite's WAL files next to a recording being written or left by a crash
 
@@ -402,12 +401,17 @@ class Recording:
         try:
             self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
             app = self._db.execute("PRAGMA application_id").fetchone()[0]
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
         except sqlite3.DatabaseError as exc:
             self.close()
             raise InputError(f"{self.path}: not a gaze3d recording ({exc})") from None
         if app != APPLICATION_ID:
             self.close()
             raise InputError(f"{self.path}: not a gaze3d recording (SQLite application_id {app:#x})")
+        if version not in READABLE_VERSIONS:
+            self.close()
+            raise InputError(f"{self.path}: recording format {version}, this gaze3d reads formats "
+                             f"{', '.join(map(str, READABLE_VERSIONS))} (update gaze3d)")
         if verify:
             try:
                 report = self.verify()
@@ -804,4 +808,4 @@ def salvage(path, out) -> dict:
 
 __all__ = ["RecordingWriter", "Recording", "IntegrityReport", "RecordingIntegrityWarning", "is_recording",
            "sample_columns", "check_recording", "salvage", "sidecars", "wal_pending", "rows_crc",
-           "FORMAT_VERSION", "SUFFIX"]
+           "FORMAT_VERSION"]

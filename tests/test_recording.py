@@ -141,3 +141,12 @@ def test_sigkill_during_writing_leaves_a_readable_prefix(tmp_path):
     assert n >= 200
     np.testing.assert_array_equal(s["seq"], np.arange(n))  # a gap-free prefix
     assert (t_kill - s["t_host_ns"][-1]) < 100e6  # at most the last 100 ms lost
+
+
+def test_newer_format_is_refused_with_a_clear_error(tmp_path):
+    path = tmp_path / "future.gaze3d"
+    RecordingWriter(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA user_version=99")
+    with pytest.raises(InputError, match="recording format 99, this gaze3d reads formats 1, 2"):
+        Recording(path)
