@@ -14,7 +14,9 @@ msgpack samples at the same rate (no source, no stamping, no recording), so
 the ratio column shows what the tracker adds to raw ZeroMQ.
 
 Run: ``.venv/bin/python bench/tracker.py [--duration 10] [--rates 1200 2000]``
-Targets: p99 < 1 ms on loopback, 0 lost.
+Targets: p99 < 1 ms on loopback, 0 lost. The machine's load average is
+printed before and after: latency percentiles on a shared machine are only
+meaningful beside it.
 """
 from __future__ import annotations
 
@@ -114,6 +116,7 @@ def main(argv=None) -> int:
     ap.add_argument("--rates", type=float, nargs="+", default=[1200.0, 2000.0])
     args = ap.parse_args(argv)
     rows = []
+    load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
     with tempfile.TemporaryDirectory() as tmp:
         for rate in args.rates:
             raw = bench_raw(rate, args.duration)
@@ -123,6 +126,9 @@ def main(argv=None) -> int:
     print(f"\ngaze3d tracker benchmark: sim source -> tracker process -> SUB on loopback, "
           f"{args.duration:g} s per rate, {os.cpu_count()} CPUs")
     print("baseline = bare pyzmq PUB process sending the same msgpack samples (same run); ratio = tracker / baseline")
+    if load_before is not None:
+        print("load average (1, 5, 15 min): before %.2f %.2f %.2f, after %.2f %.2f %.2f"
+              % (*load_before, *os.getloadavg()))
     head = (f"{'rate Hz':>8} {'who':>9} {'recv':>7} {'p50 us':>8} {'p99 us':>8} {'max us':>8} {'p99 ratio':>9} "
             f"{'stamped':>9} {'recorded':>8} {'lost':>5} {'sub gaps':>8} {'CPU %':>6}")
     print(head)
