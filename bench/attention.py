@@ -288,11 +288,13 @@ def object_space_kappa(duration_s: float = 10.0, seed: int = 3):
     rec = {"samples": {"t_host_ns": t_ns, "x": sg.xy[:, 0], "y": sg.xy[:, 1], "valid": sg.valid},
            "camera_t_host_ns": t_ns, "cameras": [path.at(t) for t in sg.t_s]}
     rows = []
-    for m in ("ivt", "ivdt"):
+    fix = sg.truth == int(EventType.FIXATION)
+    for m in ("ivt", "ivdt", "adaptive"):
         for label, kw in (("screen", {}), ("object space", {"scan": scan})):
             _, lab, _ = fixation_labels(rec, m, **kw)
             rows.append((m, label, cohen_kappa(sg.truth, lab, int(EventType.FIXATION)),
-                         cohen_kappa(sg.truth, lab, int(EventType.SACCADE))))
+                         cohen_kappa(sg.truth, lab, int(EventType.SACCADE)),
+                         float(np.mean(lab[fix] == int(EventType.PURSUIT)))))
     return rows
 
 
@@ -372,10 +374,10 @@ def main(argv=None) -> int:
     print()
     print("Object space: simulate_scene_gaze, 10 s, targets fixated while the camera orbits at 60 deg/s "
           "(truth: object-space fixations)")
-    print("| method | signal | fixation kappa | saccade kappa |")
-    print("|---|---|---:|---:|")
-    for m, label, kf, ks in object_space_kappa():
-        print(f"| {m} | {label} | {kf:.3f} | {ks:.3f} |")
+    print("| method | signal | fixation kappa | saccade kappa | object-space fixations labelled pursuit |")
+    print("|---|---|---:|---:|---:|")
+    for m, label, kf, ks, fp in object_space_kappa():
+        print(f"| {m} | {label} | {kf:.3f} | {ks:.3f} | {fp:.3f} |")
     return 0
 
 

@@ -251,7 +251,7 @@ def hour_runtime(method: str, rate_hz: float = 1200.0, seconds: float = 60.0, re
 
 # ------------------------------------------------------------------ tables
 CLASSES = {"hooge2018": (("fixation", FIX),),
-           "gazecom": (("fixation", FIX), ("saccade", SAC), ("pursuit", PUR))}
+           "gazecom": (("fixation", FIX), ("saccade", SAC), ("pursuit", PUR), ("gap", GAP))}
 
 
 def groups():
