@@ -193,6 +193,7 @@ class RecordingWriter:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         self._in_tx = False
+        self._wal_rows = False  # committed rows not yet copied into the main file
         self._last_commit = self._last_checkpoint = time.monotonic()
         self._next_id = {t: 1 for t in _DATA_TABLES}
         self._checked = {t: 0 for t in _DATA_TABLES}  # last id covered by a checksum block
@@ -287,9 +288,16 @@ class RecordingWriter:
         self._dirty.clear()
 
     def maybe_commit(self) -> None:
-        """Commit if ``commit_interval_s`` has passed since the last commit."""
-        if self._in_tx and time.monotonic() - self._last_commit >= self.commit_interval_s:
+        """Commit if ``commit_interval_s`` has passed since the last commit; checkpoint if one is due.
+
+        Call it from a timer: when samples stop arriving, the rows of the last
+        commits still reach the main file within ``checkpoint_interval_s``.
+        """
+        now = time.monotonic()
+        if self._in_tx and now - self._last_commit >= self.commit_interval_s:
             self.commit()
+        elif not self._in_tx and self._wal_rows and now - self._last_checkpoint >= self.checkpoint_interval_s:
+            self.checkpoint()
 
     def commit(self) -> None:
         """Make everything added so far durable against a crash of this process (with its checksums).
@@ -301,13 +309,15 @@ class RecordingWriter:
             self._write_checksums()
             self._db.execute("COMMIT")
             self._in_tx = False
+            self._wal_rows = True
         self._last_commit = time.monotonic()
         if self._last_commit - self._last_checkpoint >= self.checkpoint_interval_s:
             self.checkpoint()
 
     def checkpoint(self) -> None:
         """Copy committed rows from the WAL into the main file now (``PRAGMA wal_checkpoint(PASSIVE)``)."""
-        self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        busy, log, copied = self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        self._wal_rows = bool(busy) or copied < log  # a reader's snapshot can hold pages back: retry later
         self._last_checkpoint = time.monotonic()
 
     def close(self) -> None:

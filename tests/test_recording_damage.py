@@ -280,3 +280,19 @@ def test_close_with_a_reader_attached_is_complete_and_not_reported_as_a_crash(tm
     proc = _cli("record", "info", path)
     assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr
     assert check_recording(path)["ok"]
+
+
+def test_rows_reach_the_main_file_when_samples_stop_arriving(tmp_path):
+    """The recorder's timer calls maybe_commit: the last commits are checkpointed without new samples."""
+    path = tmp_path / "idle.gaze3d"
+    w = RecordingWriter(path, commit_interval_s=0, checkpoint_interval_s=0.05)
+    try:
+        w.add_samples([_sample(i) for i in range(10)])  # committed now (interval 0)
+        deadline = time.monotonic() + 10
+        while w._wal_rows and time.monotonic() < deadline:
+            time.sleep(0.06)
+            w.maybe_commit()
+        shutil.copy(path, tmp_path / "alone.gaze3d")
+        assert len(Recording(tmp_path / "alone.gaze3d")) == 10
+    finally:
+        w.close()
