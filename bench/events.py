@@ -203,7 +203,11 @@ def remodnav_method() -> Optional[Callable[[Recording], np.ndarray]]:
 
 
 def pymovements_methods() -> Dict[str, Callable[[Recording], np.ndarray]]:
-    """pymovements' I-VT and I-DT fixation detectors with their defaults (empty when not installed)."""
+    """pymovements' I-VT (20 deg/s) and I-DT (1 deg) fixation detectors, defaults (empty when not installed).
+
+    Non-fixation samples are called saccades (these detectors find fixations
+    only); invalid samples are gaps.
+    """
     try:
         import pymovements as pm
     except ImportError:
@@ -215,21 +219,24 @@ def pymovements_methods() -> Dict[str, Callable[[Recording], np.ndarray]]:
             lab[int(on):int(off) + 1] = FIX
         return lab
 
-    def ivt(rec):
-        n = len(rec.t)
+    def grid(rec):
+        # pymovements wants constant timesteps: sample indices, and its 100 ms
+        # minimum duration (its default, in ms) converted to samples
         fs = 1.0 / float(np.median(np.diff(rec.t)))
+        return fs, np.arange(len(rec.t)), max(1, int(round(0.100 * fs)))
+
+    def ivt(rec):
+        fs, ts, min_dur = grid(rec)
         xy = np.c_[rec.x, rec.y]
         v = np.gradient(xy, axis=0) * fs       # central differences, deg/s per axis
-        ts = np.round(rec.t * 1000).astype(np.int64)
-        lab = mark(pm.events.ivt(v, timesteps=ts), n)
+        lab = mark(pm.events.ivt(v, timesteps=ts, minimum_duration=min_dur), len(ts))
         lab[~np.isfinite(xy).all(axis=1)] = GAP
         return lab
 
     def idt(rec):
-        n = len(rec.t)
+        fs, ts, min_dur = grid(rec)
         xy = np.c_[rec.x, rec.y]
-        ts = np.round(rec.t * 1000).astype(np.int64)
-        lab = mark(pm.events.idt(xy, timesteps=ts), n)
+        lab = mark(pm.events.idt(xy, timesteps=ts, minimum_duration=min_dur), len(ts))
         lab[~np.isfinite(xy).all(axis=1)] = GAP
         return lab
     return {"pymovements ivt": ivt, "pymovements idt": idt}

@@ -6,6 +6,13 @@ truth, the classifiers and the recordings.
 Classifiers take a 2D gaze signal in degrees with timestamps in seconds and
 return one label per sample:
 
+``"adaptive"`` (the default)
+    Data-driven thresholds (Nystrom & Holmqvist 2010, with median/MAD
+    statistics, per 60 s block), saccades, optional post-saccadic oscillations
+    (``PSO``), REMoDNaV-like pursuit vs fixation between saccades against a
+    measured-noise floor, and blinks/gaps widened by 10 ms. Defaults chosen on
+    real human-coded recordings (Hooge et al. 2018 adults; infants and GazeCom
+    held out): see :mod:`gaze3d._events_adaptive` and ``docs/events.md``.
 ``"ivt"``
     Velocity threshold (Olsen 2012, the Tobii Pro I-VT filter) with Tobii's
     published defaults: gap fill-in up to 75 ms (linear), velocity over a 20 ms
@@ -72,8 +79,8 @@ IVDT_DEFAULTS: Dict[str, float] = dict(saccade_threshold=40.0, window_s=0.020, d
 IVVT_DEFAULTS: Dict[str, float] = dict(saccade_threshold=70.0, pursuit_threshold=15.0, window_s=0.020,
                                        gap_fill_max_s=0.075, merge_max_gap_s=0.075,
                                        merge_max_angle_deg=0.5, min_fixation_s=0.060)
-_DEFAULTS = {"ivt": TOBII_IVT_DEFAULTS, "idt": IDT_DEFAULTS, "ivdt": IVDT_DEFAULTS, "ivvt": IVVT_DEFAULTS,
-             "adaptive": ADAPTIVE_DEFAULTS}
+_DEFAULTS = {"adaptive": ADAPTIVE_DEFAULTS, "ivt": TOBII_IVT_DEFAULTS, "idt": IDT_DEFAULTS,
+             "ivdt": IVDT_DEFAULTS, "ivvt": IVVT_DEFAULTS}
 METHODS = tuple(_DEFAULTS)
 
 
@@ -241,8 +248,8 @@ def _idt_segment(t, x, y, dispersion, min_dur):
 
 
 # -------------------------------------------------------------- classifiers
-def classify_samples(t_s, x_deg, y_deg, method: str = "ivt", *, valid=None, **params) -> np.ndarray:
-    """Label each gaze sample as fixation, saccade, pursuit, gap or unclassified.
+def classify_samples(t_s, x_deg, y_deg, method: str = "adaptive", *, valid=None, **params) -> np.ndarray:
+    """Label each gaze sample as fixation, saccade, pursuit, PSO, gap or unclassified.
 
     Parameters
     ----------
@@ -250,13 +257,14 @@ def classify_samples(t_s, x_deg, y_deg, method: str = "ivt", *, valid=None, **pa
         Timestamps in seconds, strictly increasing.
     x_deg, y_deg : (n,) float64
         Gaze position in degrees (NaN where invalid).
-    method : {"ivt", "idt", "ivdt", "ivvt"}
+    method : {"adaptive", "ivt", "idt", "ivdt", "ivvt"}
         See the module docstring; ``ivt`` uses Tobii's defaults.
     valid : (n,) bool, optional
         Extra validity mask (combined with finiteness of x and y).
     **params
-        Overrides of the method's defaults (``TOBII_IVT_DEFAULTS``,
-        ``IDT_DEFAULTS``, ``IVDT_DEFAULTS``, ``IVVT_DEFAULTS``).
+        Overrides of the method's defaults (``ADAPTIVE_DEFAULTS``,
+        ``TOBII_IVT_DEFAULTS``, ``IDT_DEFAULTS``, ``IVDT_DEFAULTS``,
+        ``IVVT_DEFAULTS``).
 
     Returns
     -------
@@ -379,7 +387,7 @@ def object_space_trajectory(origins, directions, hit_points, rights=None, ups=No
     return np.cumsum(object_space_steps(origins, directions, hit_points, rights=rights, ups=ups), axis=0)
 
 
-def classify_rays(t_s, origins, directions, hit_points=None, method: str = "ivt", **params) -> np.ndarray:
+def classify_rays(t_s, origins, directions, hit_points=None, method: str = "adaptive", **params) -> np.ndarray:
     """Classify 3D gaze rays in object space.
 
     Parameters
@@ -388,8 +396,14 @@ def classify_rays(t_s, origins, directions, hit_points=None, method: str = "ivt"
     origins, directions : (n, 3) float64
         World gaze rays (rows with NaN are gaps).
     hit_points : (n, 3) float64, optional
-        The scene point each ray looks at; without it, velocity is relative
-        to the world directions (points at infinity).
+        The scene point each ray looks at, as measured (the measured ray
+        against the surface); without it, velocity is relative to the world
+        directions (points at infinity). Exact, noise-free target points
+        would turn white tracker noise into a random walk (each step is
+        measured against the previous true point), which the adaptive
+        method's pursuit test reads as slow drift.
+    method : str
+        As in :func:`classify_samples` (default ``"adaptive"``).
 
     Returns
     -------
