@@ -33,23 +33,23 @@ _NOT_REGULAR = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a charac
                 (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
 
 
-def check_regular(path, *, what: str = "") -> os.stat_result:
+def check_regular(path) -> os.stat_result:
     """Stat ``path`` (following links); raise unless it is a regular file.
 
     Reading a FIFO blocks forever and ``/dev/zero`` never ends, so every file
     a reader opens (the scan, and data files its header names) passes here
-    first. ``what`` prefixes the message (``"data file raw.bin: "``).
+    first.
     """
     p = Path(path)
     try:
         st = p.stat()
     except FileNotFoundError:
-        raise ScanFormatError(f"{p}: {what}no such file") from None
+        raise ScanFormatError(f"{p}: no such file") from None
     except OSError as exc:
-        raise ScanFormatError(f"{p}: {what}cannot be read ({exc.strerror or exc})") from None
+        raise ScanFormatError(f"{p}: cannot be read ({exc.strerror or exc})") from None
     if not stat.S_ISREG(st.st_mode):
         kind = next((name for test, name in _NOT_REGULAR if test(st.st_mode)), "not a file")
-        raise ScanFormatError(f"{p}: {what}not a regular file ({kind}); expected a scan file")
+        raise ScanFormatError(f"{p}: not a regular file ({kind}); expected a scan file")
     return st
 
 
@@ -70,6 +70,17 @@ def check_readable(path, *, allow_dir: bool = False) -> Path:
     if check_regular(p).st_size == 0:
         raise ScanFormatError(f"{p}: empty file (0 bytes)")
     return p
+
+
+def referenced_file(header, name: str, what: str) -> os.stat_result:
+    """Stat a data file that a header names (relative to the header's folder); must be regular.
+
+    The error names the header first: ``ct.mhd: data file /data/ct.raw: no such file``.
+    """
+    try:
+        return check_regular(Path(header).parent / name)
+    except ScanFormatError as exc:
+        raise ScanFormatError(f"{header}: {what} {exc}") from None
 
 
 def too_short(path, kind: str, claim: str, need: int, have: int, where: str = "the file holds") -> ScanFormatError:

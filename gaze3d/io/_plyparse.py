@@ -96,6 +96,8 @@ def _parse_header(path: Path, raw: bytes):
                 elements[-1].properties.append(prop)
             else:
                 raise ValueError(f"unknown keyword {key!r}")
+        except ScanFormatError:
+            raise
         except (IndexError, KeyError, ValueError) as exc:
             raise ScanFormatError(f"{path}: bad PLY header line {number} {line.strip()!r} ({exc})") from None
     if fmt is None:

@@ -7,14 +7,17 @@ STL stores unshared triangle corners, so its vertices are merged on load.
 """
 from __future__ import annotations
 
+import json
+import struct
 from pathlib import Path
+from urllib.parse import unquote
 
 import numpy as np
 
 from .._optional import optional_import
 from ..errors import ScanFormatError
 from ..scan import Mesh
-from ._common import atomic_path, corrupt
+from ._common import atomic_path, corrupt, referenced_file, scan_errors, too_short
 
 EXTENSIONS = (".obj", ".stl", ".off", ".glb", ".gltf")
 
@@ -32,6 +35,10 @@ def load_mesh(path) -> Mesh:
     trimesh = optional_import("trimesh", extra="io")
     path = Path(path)
     ext = path.suffix.lower()
+    if ext == ".stl":
+        _check_stl_count(path)
+    elif ext in (".glb", ".gltf"):
+        _check_gltf(path)
     try:
         mesh = trimesh.load(str(path), force="mesh", process=False, maintain_order=True)
     except Exception as exc:  # each trimesh loader raises its own error types
@@ -52,7 +59,99 @@ def load_mesh(path) -> Mesh:
     colors = None
     if getattr(mesh.visual, "kind", None) == "vertex":
         colors = np.asarray(mesh.visual.vertex_colors)[:, :3].astype(np.float32) / 255.0
-    return Mesh(vertices=vertices, faces=faces, colors=colors, source=str(path))
+    with scan_errors(path):
+        return Mesh(vertices=vertices, faces=faces, colors=colors, source=str(path))
+
+
+_STL_HEADER, _STL_TRIANGLE = 84, 50
+_GLB_HEADER, _GLB_CHUNK = 12, 8
+# glTF accessor component sizes (componentType) and components per element (type).
+_GLTF_COMPONENT = {5120: 1, 5121: 1, 5122: 2, 5123: 2, 5125: 4, 5126: 4}
+_GLTF_TYPE = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT2": 4, "MAT3": 9, "MAT4": 16}
+
+
+def _check_stl_count(path: Path) -> None:
+    """A binary STL's triangle count must fit in the file (an ASCII STL starts with ``solid``)."""
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(_STL_HEADER)
+    if len(head) < _STL_HEADER or head.lstrip()[:5].lower() == b"solid":
+        return                 # ASCII (or a binary one naming itself "solid": trimesh checks sizes)
+    n = struct.unpack_from("<I", head, 80)[0]
+    need = _STL_HEADER + _STL_TRIANGLE * n
+    if need > size:
+        raise too_short(path, "STL", f"header claims {n:,} triangles of {_STL_TRIANGLE} bytes", need, size)
+
+
+def _check_gltf(path: Path) -> None:
+    """Check a GLB's declared lengths and a glTF's buffers, views and accessors against the bytes present.
+
+    A GLB header's total length and chunk lengths must fit in the file; the
+    binary buffer, every buffer view and every accessor must lie inside what
+    holds them. External buffers (``.gltf``) must be regular files of the
+    declared length (a FIFO would block the reader). Anything else is left
+    to trimesh.
+    """
+    size = path.stat().st_size
+    bin_length = None
+    with open(path, "rb") as fh:
+        if path.suffix.lower() == ".glb":
+            magic, version, total = struct.unpack("<4sII", fh.read(_GLB_HEADER).ljust(_GLB_HEADER, b"\0"))
+            if magic != b"glTF":
+                raise corrupt(path, "GLB", "missing the 'glTF' magic")
+            if total > size:
+                raise too_short(path, "GLB", "header claims a total length", total, size)
+            pos, chunks = _GLB_HEADER, {}
+            while pos + _GLB_CHUNK <= total:
+                length, kind = struct.unpack("<I4s", fh.read(_GLB_CHUNK))
+                if pos + _GLB_CHUNK + length > total:
+                    raise too_short(path, "GLB", f"chunk {kind!r} at byte {pos} claims a length", length,
+                                    total - pos - _GLB_CHUNK, "the rest of the file holds")
+                chunks.setdefault(kind, (pos + _GLB_CHUNK, length))
+                fh.seek(pos + _GLB_CHUNK + length)
+                pos += _GLB_CHUNK + length
+            if b"JSON" not in chunks:
+                raise corrupt(path, "GLB", "no JSON chunk")
+            fh.seek(chunks[b"JSON"][0])
+            text = fh.read(chunks[b"JSON"][1])
+            bin_length = chunks.get(b"BIN\0", (0, 0))[1]
+        else:
+            text = fh.read()
+    try:
+        doc = json.loads(text)
+        buffers = [int(b.get("byteLength", 0)) for b in doc.get("buffers", [])]
+        views = doc.get("bufferViews", [])
+        accessors = doc.get("accessors", [])
+        for i, buf in enumerate(doc.get("buffers", [])):
+            uri = buf.get("uri")
+            if uri is None:
+                have = bin_length
+            elif uri.startswith("data:"):
+                continue
+            else:
+                have = referenced_file(path, unquote(uri), f"buffer {i}").st_size
+            if have is not None and buffers[i] > have:
+                raise too_short(path, "glTF", f"buffer {i} claims a byteLength", buffers[i], have)
+        for i, view in enumerate(views):
+            end = int(view.get("byteOffset", 0)) + int(view["byteLength"])
+            if end > buffers[int(view["buffer"])]:
+                raise too_short(path, "glTF", f"bufferView {i} ends at byte", end, buffers[int(view["buffer"])],
+                                f"its buffer {view['buffer']} holds")
+        for i, acc in enumerate(accessors):
+            if "bufferView" not in acc:
+                continue
+            view = views[int(acc["bufferView"])]
+            element = _GLTF_COMPONENT[int(acc["componentType"])] * _GLTF_TYPE[acc["type"]]
+            count = int(acc["count"])
+            stride = int(view.get("byteStride", element))
+            need = int(acc.get("byteOffset", 0)) + (count - 1) * stride + element if count > 0 else 0
+            if need > int(view["byteLength"]):
+                raise too_short(path, "glTF", f"accessor {i} claims {count:,} elements of {element} bytes",
+                                need, int(view["byteLength"]), f"its bufferView {acc['bufferView']} holds")
+    except ScanFormatError:
+        raise
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise corrupt(path, path.suffix.lstrip(".").upper(), f"bad glTF JSON ({type(exc).__name__}: {exc})") from None
 
 
 def _check_off_counts(path: Path, n_vertices: int, n_faces: int) -> None:

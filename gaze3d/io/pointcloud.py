@@ -9,6 +9,8 @@ result is reported as a corrupt, truncated or empty file.
 """
 from __future__ import annotations
 
+import re
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,7 @@ import numpy as np
 from .._optional import optional_import
 from ..errors import ScanFormatError
 from ..scan import PointCloud
-from ._common import atomic_path
+from ._common import atomic_path, corrupt, scan_errors, too_short
 
 TEXT_EXTENSIONS = (".xyz", ".xyzn", ".xyzrgb", ".pts")
 _LABEL_KEYS = ("label", "labels", "classification", "class")
@@ -33,6 +35,79 @@ def _check_finite(path, xyz: np.ndarray) -> None:
                               f"(first at point {int(np.flatnonzero(bad)[0])})")
 
 
+# LZF (PCD binary_compressed) codes a back-reference of at most 264 bytes in 3 bytes.
+_LZF_MAX_RATIO = 88
+_PCD_MAX_HEADER = 1 << 16
+
+
+def check_pcd_header(path) -> None:
+    """Check a PCD header's point count against the file size, before Open3D allocates it.
+
+    Open3D allocates ``POINTS x record`` bytes from the header (a 168-byte
+    file claiming 1e12 points fails deep in its allocator), so: the FIELDS,
+    SIZE, TYPE and COUNT lines must agree; ``binary`` data needs ``points x
+    record`` bytes; ``ascii`` at least two characters per value;
+    ``binary_compressed`` must announce ``points x record`` uncompressed bytes
+    and at most 88 times its compressed size (LZF's largest expansion). A
+    file without a ``DATA`` line is left to Open3D (it reads no points).
+    """
+    path = Path(path)
+    with open(path, "rb") as fh:
+        head = fh.read(_PCD_MAX_HEADER)
+    size = path.stat().st_size
+    keys, pos = {}, 0
+    for raw in head.split(b"\n"):
+        pos += len(raw) + 1
+        words = raw.decode("ascii", errors="replace").split("#")[0].split()
+        if not words:
+            continue
+        keys[words[0].upper()] = words[1:]
+        if words[0].upper() == "DATA":
+            break
+    else:
+        return
+
+    def bad(reason):
+        return corrupt(path, "PCD", reason)
+
+    fields, sizes = keys.get("FIELDS", []), keys.get("SIZE", [])
+    counts = keys.get("COUNT", ["1"] * len(fields))
+    try:
+        sizes, counts = [int(x) for x in sizes], [int(x) for x in counts]
+        points = int(keys["POINTS"][0]) if "POINTS" in keys else \
+            int(keys["WIDTH"][0]) * int(keys.get("HEIGHT", ["1"])[0])
+    except (ValueError, IndexError, KeyError):
+        raise bad("header lacks POINTS (or WIDTH/HEIGHT), or SIZE/COUNT are not integers") from None
+    if not fields or len(sizes) != len(fields) or len(counts) != len(fields) or \
+            len(keys.get("TYPE", fields)) != len(fields):
+        raise bad(f"header has {len(fields)} FIELDS, {len(sizes)} SIZE, {len(keys.get('TYPE', []))} TYPE "
+                  f"and {len(counts)} COUNT entries (expected one of each per field)")
+    if points < 0 or min(sizes) < 1 or min(counts) < 1 or max(sizes) > 8:
+        raise bad(f"POINTS {points}, SIZE {sizes}, COUNT {counts} (expected >= 0, sizes 1 to 8, counts >= 1)")
+    record, values = sum(s * c for s, c in zip(sizes, counts)), sum(counts)
+    mode, left = (keys["DATA"] or [""])[0].lower(), size - pos
+    if mode == "binary" and points * record > left:
+        raise too_short(path, "PCD", f"header claims {points:,} points of {record} bytes",
+                        points * record, left, "the data holds")
+    if mode == "ascii" and points * 2 * values > left + 1:
+        raise too_short(path, "PCD", f"header claims {points:,} points of {values} text values "
+                                     f"(at least 2 characters each)", points * 2 * values, left,
+                        "the data holds")
+    if mode == "binary_compressed":
+        with open(path, "rb") as fh:
+            fh.seek(pos)
+            sizes8 = fh.read(8)
+        if len(sizes8) < 8:
+            raise bad("binary_compressed data ends before its two size fields")
+        packed, unpacked = struct.unpack("<II", sizes8)
+        if packed > left - 8:
+            raise too_short(path, "PCD", "compressed size field", packed, left - 8, "the data holds")
+        if unpacked != points * record or unpacked > packed * _LZF_MAX_RATIO:
+            raise bad(f"binary_compressed data unpacks to {unpacked:,} bytes; {points:,} points of "
+                      f"{record} bytes need {points * record:,}, and {packed:,} LZF bytes hold at most "
+                      f"{packed * _LZF_MAX_RATIO:,}")
+
+
 def load_pcd(path) -> PointCloud:
     """Read a PCD file with all its fields.
 
@@ -43,7 +118,12 @@ def load_pcd(path) -> PointCloud:
         ``labels`` (a ``label`` field) where present; other fields in ``fields``.
     """
     o3d = optional_import("open3d", extra="io")
-    pcd = o3d.t.io.read_point_cloud(str(path))
+    check_pcd_header(path)
+    try:
+        with _quiet(o3d):
+            pcd = o3d.t.io.read_point_cloud(str(path))
+    except Exception as exc:      # Open3D raises RuntimeError with its own coloured prefix
+        raise corrupt(path, "PCD", _open3d_reason(exc)) from None
     if "positions" not in pcd.point or len(pcd.point["positions"]) == 0:
         raise _empty(path)
     attrs = {k: pcd.point[k].numpy() for k in pcd.point}
@@ -60,9 +140,22 @@ def load_pcd(path) -> PointCloud:
             labels = attrs.pop(key).reshape(-1)
             break
     fields = {k: v.reshape(-1) for k, v in attrs.items() if v.ndim == 1 or v.shape[1] == 1}
-    return PointCloud(xyz=xyz, colors=colors, normals=normals,
-                      intensity=None if intensity is None else intensity.reshape(-1),
-                      labels=labels, fields=fields, source=str(path))
+    with scan_errors(path):
+        return PointCloud(xyz=xyz, colors=colors, normals=normals,
+                          intensity=None if intensity is None else intensity.reshape(-1),
+                          labels=labels, fields=fields, source=str(path))
+
+
+def _quiet(o3d):
+    """Open3D prints ``[Open3D WARNING] Read PCD failed`` on stdout; our one-line error says it."""
+    return o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error)
+
+
+def _open3d_reason(exc: BaseException) -> str:
+    """Open3D's message without its ANSI colours and ``[Open3D Error] (function) file:line:`` prefix."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    text = re.sub(r"^\s*\[Open3D Error\] \(.*?\) \S+:\d+: ", "", text)
+    return f"{type(exc).__name__}: {text}"
 
 
 def save_pcd(cloud: PointCloud, path) -> None:
@@ -93,15 +186,20 @@ def load_text_cloud(path) -> PointCloud:
     """Read ``.xyz`` (x y z), ``.xyzn`` (+ normals), ``.xyzrgb`` (+ colours) or ``.pts``."""
     o3d = optional_import("open3d", extra="io")
     ext = Path(path).suffix.lower().lstrip(".")
-    pcd = o3d.io.read_point_cloud(str(path), format=ext)
+    try:
+        with _quiet(o3d):
+            pcd = o3d.io.read_point_cloud(str(path), format=ext)
+    except Exception as exc:
+        raise corrupt(path, ext.upper(), _open3d_reason(exc)) from None
     xyz = np.asarray(pcd.points, dtype=np.float64)
     if len(xyz) == 0:
         raise _empty(path)
     _check_finite(path, xyz)
-    return PointCloud(xyz=xyz,
-                      colors=np.asarray(pcd.colors) if pcd.has_colors() else None,
-                      normals=np.asarray(pcd.normals) if pcd.has_normals() else None,
-                      source=str(path))
+    with scan_errors(path):
+        return PointCloud(xyz=xyz,
+                          colors=np.asarray(pcd.colors) if pcd.has_colors() else None,
+                          normals=np.asarray(pcd.normals) if pcd.has_normals() else None,
+                          source=str(path))
 
 
 def save_text_cloud(cloud: PointCloud, path) -> None:

@@ -19,8 +19,9 @@ import numpy as np
 from .._optional import optional_import
 from ..errors import ScanFormatError
 from ..scan import Volume
-from ._common import atomic_path, check_readable, corrupt, extension
-from ._nifti import check_nifti_complete
+from ._common import atomic_path, check_readable, corrupt, extension, quiet_stderr, scan_errors
+from ._nifti import check_nifti_header
+from ._volume_checks import check_dicom_files, check_volume_header
 
 EXTENSIONS = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm")
 WRITE_EXTENSIONS = (".nii", ".nii.gz", ".nrrd", ".mha", ".mhd")
@@ -45,29 +46,40 @@ def _itk_reason(exc: BaseException) -> str:
 
 def _read_image(path: Path):
     sitk = _sitk()
+    # ITK warnings ("No Series were found", MetaIO/niftilib lines) go to stderr above our
+    # one-line error: hide them (global flag and C-level fd 2) and keep the last line as reason.
+    shown = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)
+    err = None
     try:
         if path.is_dir():
             reader = sitk.ImageSeriesReader()
-            shown = sitk.ProcessObject.GetGlobalWarningDisplay()
-            sitk.ProcessObject.SetGlobalWarningDisplay(False)   # "No Series were found" goes to stderr
-            try:
+            with quiet_stderr() as err:
                 series = reader.GetGDCMSeriesIDs(str(path))
-            finally:
-                sitk.ProcessObject.SetGlobalWarningDisplay(shown)
             if not series:
                 raise ScanFormatError(f"{path}: no DICOM series in this folder")
             # Several series: take the one with the most slices.
             files = max((reader.GetGDCMSeriesFileNames(str(path), s) for s in series), key=len)
+            check_dicom_files(sitk, path, files)
             reader.SetFileNames(files)
-            return reader.Execute()
+            with quiet_stderr() as err:
+                return reader.Execute()
         if extension(path) in (".nii", ".nii.gz"):
-            check_nifti_complete(path)
-        return sitk.ReadImage(str(path))
+            check_nifti_header(path)
+        else:
+            check_volume_header(sitk, path)
+        with quiet_stderr() as err:
+            return sitk.ReadImage(str(path))
     except ScanFormatError:
         raise
     except Exception as exc:  # SimpleITK raises RuntimeError with multi-line ITK messages
         kind = "DICOM" if path.is_dir() else extension(path).lstrip(".").upper()
-        raise corrupt(path, kind, _itk_reason(exc)) from None
+        reason = _itk_reason(exc)
+        if err is not None and err.last_line and err.last_line not in reason:
+            reason = f"{err.last_line}; {reason}"          # niftilib/MetaIO say what is wrong
+        raise corrupt(path, kind, reason) from None
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(shown)
 
 
 def _to_3d(path, image):
@@ -151,9 +163,10 @@ def load_volume(path, labels=None, label_names: Optional[Mapping[int, str]] = No
             if not np.all(np.mod(label_array, 1) == 0):
                 raise ScanFormatError(f"{labels}: label volume has non-integer values "
                                       f"({label_array.dtype}); expected integer labels")
-    return Volume(array=array, affine=affine, labels=label_array,
-                  label_names={int(k): str(v) for k, v in (label_names or {}).items()},
-                  source=str(path))
+    with scan_errors(path):
+        return Volume(array=array, affine=affine, labels=label_array,
+                      label_names={int(k): str(v) for k, v in (label_names or {}).items()},
+                      source=str(path))
 
 
 def _image(array: np.ndarray, affine: np.ndarray):
