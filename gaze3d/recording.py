@@ -90,7 +90,9 @@ def rows_crc(rows: Sequence[tuple]) -> int:
     Computed from what is read back, on write and on verify alike, so that
     SQLite's type affinity can never make an intact block look changed.
     """
-    return zlib.crc32(msgpack.packb([list(r) for r in rows], use_bin_type=True, use_single_float=False))
+    # tuples pack as msgpack arrays, the same bytes as lists, without copying each row
+    return zlib.crc32(msgpack.packb(rows if isinstance(rows, list) else list(rows), use_bin_type=True,
+                                    use_single_float=False))
 
 
 def sidecars(path) -> List[Path]:
@@ -138,6 +140,7 @@ def sample_columns(sample: dict) -> tuple:
     x = y = None
     if gaze is not None and valid:
         x, y = _finite_or_none(gaze[0]), _finite_or_none(gaze[1])
+    topic = str(sample.get("topic", TOPIC_GAZE_2D))
     pupils = []
     for eye in ("left", "right"):
         e = sample.get(eye)
@@ -147,8 +150,22 @@ def sample_columns(sample: dict) -> tuple:
                 pupils.append(p)
     pupil = sum(pupils) / len(pupils) if pupils else _finite_or_none(sample.get("pupil_mm"))
     seq = sample.get("seq")
-    return (str(sample.get("topic", TOPIC_GAZE_2D)), None if seq is None else int(seq), t_host_ns,
-            _finite_or_none(sample.get("t_device")), x, y, int(valid and x is not None), pupil)
+    # a VR sample is usable through its world ray; a 2D display point is optional there
+    usable = (_ray_ok(sample.get("ray_origin"), sample.get("ray_direction")) if topic == TOPIC_GAZE_3D
+              else x is not None)
+    return (topic, None if seq is None else int(seq), t_host_ns,
+            _finite_or_none(sample.get("t_device")), x, y, int(valid and usable), pupil)
+
+
+def _ray_ok(origin, direction) -> bool:
+    """True if ``origin`` and ``direction`` are finite 3-vectors and the direction is not zero."""
+    try:
+        o = [float(v) for v in origin]
+        d = [float(v) for v in direction]
+    except (TypeError, ValueError):  # None, not a sequence, not numbers
+        return False
+    return (len(o) == 3 and len(d) == 3 and all(map(math.isfinite, o + d))
+            and any(v != 0.0 for v in d))
 
 
 class RecordingWriter:
@@ -523,7 +540,8 @@ class Recording:
         none), ``x, y (n,) float64`` (normalised display coords, NaN if invalid),
         ``valid (n,) bool``, ``seq (n,) int64`` (-1 if none), ``pupil_mm (n,)
         float64``; for ``gaze.3d`` also ``ray_origin, ray_direction (n, 3)``
-        and ``head_pose (n, 4, 4)`` (NaN where absent).
+        and ``head_pose (n, 4, 4)`` (NaN where absent); there ``valid`` is the
+        sample's own flag and a finite ray with a non-zero direction.
         """
         rows = self._rows(
             "SELECT seq, t_host_ns, t_device, x, y, valid, pupil_mm FROM samples WHERE topic = ? ORDER BY id",
@@ -546,8 +564,10 @@ class Recording:
             origin = np.full((n, 3), np.nan)
             direction = np.full((n, 3), np.nan)
             pose = np.full((n, 4, 4), np.nan)
+            flagged = np.ones(n, dtype=bool)
             for i, p in enumerate(self.payloads(topic)):
                 try:
+                    flagged[i] = bool(p.get("valid", True))
                     if p.get("ray_origin") is not None:
                         origin[i] = np.asarray(p["ray_origin"], dtype=np.float64)
                     if p.get("ray_direction") is not None:
@@ -556,7 +576,11 @@ class Recording:
                         pose[i] = np.asarray(p["head_pose"], dtype=np.float64).reshape(4, 4)
                 except (AttributeError, TypeError, ValueError, IndexError) as exc:
                     raise _damaged(self.path, f"gaze.3d sample {i}: {exc}") from None
-            out.update(ray_origin=origin, ray_direction=direction, head_pose=pose)
+            # validity of a ray sample comes from its ray (recorders before December 2026 stored
+            # valid = 0 for every gaze.3d sample without a 2D ``gaze`` point; read those right too)
+            ray_ok = np.all(np.isfinite(origin), axis=1) & np.all(np.isfinite(direction), axis=1)
+            ray_ok &= np.any(np.nan_to_num(direction) != 0.0, axis=1)
+            out.update(ray_origin=origin, ray_direction=direction, head_pose=pose, valid=flagged & ray_ok)
         return out
 
     def payloads(self, topic: Optional[str] = TOPIC_GAZE_2D) -> Iterator[dict]:
