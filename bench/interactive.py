@@ -1,18 +1,32 @@
-"""Benchmark: interactive gaze segmentation on the real labelled tiles.
+"""Benchmark: interactive gaze segmentation, leave-one-dataset-out.
 
-    python bench/interactive.py [--model CKPT] [--tiles ign,autzen] [--max-fix 20]
-                                [--objects test|val|train|all] [--timing-points 1000000] [--semantic]
+    python bench/interactive.py [--models CKPT[,CKPT...]] [--datasets ign,autzen,procedural]
+                                [--methods gaze+net,click+net,gaze+grow,gaze+graph]
+                                [--max-fix 20] [--allow-seen] [--timing-points 1000000] [--semantic]
 
-Per object of the test halves (east half of each tile; the shipped model was
-trained on the west halves minus their validation boxes, and chosen among
-training runs on the validation boxes only: see docs/models.md), simulated annotator gaze (0.5 deg accuracy
-offset, 0.1 deg precision, 1 deg foveal sigma) and the correction protocol of
-:mod:`gaze3d.models.interactive_eval`: IoU after k fixations (k = 1, 3, 5,
-10) and NoF@80/85/90 (fixations to reach that IoU, capped at 20; objects
-that never reach it count 20) for the network with gaze, the same network
-with clicks at the fixation centres, and attention threshold + region
-growing (no network). Then the mask-update time after a new fixation on a
-~1M-point scene (the IGN tile repeated on a grid), and with ``--semantic``
+Per dataset, per object, simulated annotator gaze (0.5 deg accuracy offset, 0.1 deg
+precision, 1 deg foveal sigma) and the correction protocol of
+:mod:`gaze3d.models.interactive_eval` (each next fixation on the centre of the
+largest error region): IoU after k fixations (k = 1, 3, 5, 10), NoF@80/85/90
+(fixations to reach that IoU, capped at 20; never reached counts 20), the
+fraction of steps whose mask was empty, and the median mask-update time, for
+
+* ``gaze+net``: the network with gaze; ``click+net``: the same network with clicks
+  at the fixation centres;
+* ``gaze+grow``: attention threshold + region growing (no network);
+* ``gaze+graph``: the random walker on a kNN graph (no network).
+
+Leave-one-dataset-out: a dataset is evaluated by a network only with a checkpoint
+that never saw it: the first of ``--models`` whose metadata (``"tiles"``) does not
+list it. Then every object of the dataset is evaluated. Without one, the network
+rows are **not run** for that dataset (say ``--allow-seen`` to run them anyway on
+the dataset's test half, marked "SEEN in training"). The shipped checkpoint
+trained on the west halves of ign and autzen, so it is never a held-out model
+for them. ``procedural``: ``--procedural-scenes`` scenes from a fixed seed that
+no training run draws (in-distribution for models trained on procedural scenes).
+
+Then the mask-update time after a new fixation on a ~1M-point scene (the IGN tile
+repeated on a grid) for the network and the graph baseline, and with ``--semantic``
 the gaze-guided vs no-gaze semantic comparison (``semantic_few`` below, one run per
 ``--semantic-seeds`` training seed).
 """
@@ -28,8 +42,10 @@ import torch
 from gaze3d.models.data import load_tile
 from gaze3d.models.gaze_sim import GazeModel
 from gaze3d.models.interactive import DEFAULT_CHECKPOINT, InteractiveSegmenter
-from gaze3d.models.interactive_eval import METHODS, run_object, summarise
+from gaze3d.models.interactive_eval import METHODS, NET_METHODS, run_object, summarise, tile_graph
 from gaze3d.scan import PointCloud
+
+PROCEDURAL_TEST_SEED = 20_000     # training draws from its own --seed; validation uses 10_000
 
 
 def print_table(rows, title):
@@ -42,7 +58,7 @@ def print_table(rows, title):
                                 for k in keys) + " |")
 
 
-def timing(model_path, n_target: int, repeats: int = 10) -> None:
+def timing(model_path, n_target: int, repeats: int = 10, graph: bool = True) -> None:
     tile = load_tile("ign")
     reps = int(np.ceil(n_target / len(tile.xyz)))
     side = int(np.ceil(np.sqrt(reps)))
@@ -74,15 +90,69 @@ def timing(model_path, n_target: int, repeats: int = 10) -> None:
     print(f"| update, median of {repeats} | {np.median(times) * 1e3:.1f} |")
     print(f"| update, max | {np.max(times) * 1e3:.1f} |")
     print(f"| target | 150 |")
+    if not graph:
+        return
+    from gaze3d.models.features import height_above_dtm
+    from gaze3d.models.segment import GraphSegmenter
+
+    t = time.perf_counter()
+    g = GraphSegmenter(xyz, feats[:, 2:5], height=height_above_dtm(xyz))
+    t_build = time.perf_counter() - t
+    pos[:] = 0
+    neg[:] = 0
+    times = []
+    for i in range(repeats):
+        c = xyz[rng.integers(len(xyz))]
+        near = np.linalg.norm(xyz - c, axis=1) < 3.0
+        (pos if i % 3 else neg)[near] += 0.1
+        if not pos.any():
+            continue
+        t = time.perf_counter()
+        g.segment(pos, neg)
+        times.append(time.perf_counter() - t)
+    print(f"\n# graph baseline (random walker) on the same {len(xyz)} points")
+    print("| step | ms |")
+    print("|---|---|")
+    print(f"| build (kNN graph + normals, once per scan) | {t_build * 1e3:.0f} |")
+    print(f"| segment, median of {len(times)} | {np.median(times) * 1e3:.1f} |")
+    print(f"| segment, max | {np.max(times) * 1e3:.1f} |")
+
+
+def _model_for(dataset: str, models) -> tuple:
+    """(path, held_out) of the first checkpoint whose training tiles exclude ``dataset``."""
+    from gaze3d.models.checkpoint import load_checkpoint
+
+    for m in models:
+        _, meta = load_checkpoint(m)
+        if dataset not in meta.get("tiles", ["ign", "autzen"]):   # old headers: both tiles
+            return m, True
+    return models[0], False
+
+
+def _datasets(names, n_scenes: int, seed: int):
+    from gaze3d.models.procedural import make_scene
+
+    for name in names:
+        if name == "procedural":
+            rng = np.random.default_rng(PROCEDURAL_TEST_SEED + seed)
+            for i in range(n_scenes):
+                yield "procedural", make_scene(rng, name=f"test{i}", split="test")
+        else:
+            yield name, load_tile(name)
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default=str(DEFAULT_CHECKPOINT))
-    ap.add_argument("--tiles", default="ign,autzen")
+    ap.add_argument("--models", "--model", default=str(DEFAULT_CHECKPOINT),
+                    help="comma-separated checkpoints; per dataset the first that never saw it is used")
+    ap.add_argument("--datasets", "--tiles", default="ign,autzen",
+                    help="comma-separated: ign, autzen, procedural")
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--allow-seen", action="store_true",
+                    help="run the network on datasets its checkpoint trained on (test half only, marked)")
+    ap.add_argument("--procedural-scenes", type=int, default=4)
     ap.add_argument("--max-fix", type=int, default=20)
-    ap.add_argument("--objects", choices=("test", "val", "train", "all"), default="test",
-                    help="which split's objects to evaluate (default test: the east halves)")
+    ap.add_argument("--max-objects", type=int, default=0, help="at most this many objects per dataset (0: all)")
     ap.add_argument("--timing-points", type=int, default=1_000_000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--semantic", action="store_true",
@@ -93,29 +163,62 @@ def main(argv=None) -> int:
                     help="semantic runs (training seeds); rows per seed and their mean")
     ap.add_argument("--skip-interactive", action="store_true")
     args = ap.parse_args(argv)
+    models = [m for m in args.models.split(",") if m]
+    methods = tuple(m for m in args.methods.split(",") if m)
+    bad = [m for m in methods if m not in METHODS]
+    if bad or not methods:
+        ap.error(f"--methods: expected names from {METHODS}, got {args.methods!r}")
     gaze = GazeModel(accuracy_deg=0.5, precision_deg=0.1, sigma_deg=1.0)
-    print(f"# model {args.model}; gaze: accuracy offset {gaze.accuracy_deg} deg, precision "
-          f"{gaze.precision_deg} deg RMS, foveal sigma {gaze.sigma_deg} deg; {args.max_fix} fixations")
-    all_results = []
+    print(f"# models {models}; methods {methods}; gaze: accuracy offset {gaze.accuracy_deg} deg, "
+          f"precision {gaze.precision_deg} deg RMS, foveal sigma {gaze.sigma_deg} deg; "
+          f"{args.max_fix} fixations; {torch.get_num_threads()} torch threads")
+    names = [] if args.skip_interactive else [d for d in args.datasets.split(",") if d]
+    per_dataset = {}
+    notes = {}
     t0 = time.perf_counter()
-    for name in [t for t in args.tiles.split(",") if t and not args.skip_interactive]:
-        tile = load_tile(name)
-        seg = InteractiveSegmenter(args.model, voxel_size=tile.voxel_size)
-        seg.set_scan(PointCloud(xyz=tile.xyz, colors=tile.feats[:, 2:5], intensity=tile.feats[:, 1]))
-        ids = (range(len(tile.object_class)) if args.objects == "all"
-               else tile.split_objects(args.objects).tolist())
-        results = [run_object(seg, tile, o, args.max_fix, gaze, seed=args.seed + o) for o in ids]
-        for r in results:
-            print(f"  {name} object {r.object_id} (class {r.object_class}, {r.n_points} pts): " +
+    for name, tile in _datasets(names, args.procedural_scenes, args.seed):
+        want_net = [m for m in methods if m in NET_METHODS]
+        run = [m for m in methods if m not in NET_METHODS]
+        seg, held = None, True
+        if want_net:
+            path, held = _model_for(name, models)
+            if held or args.allow_seen:
+                seg = InteractiveSegmenter(path, voxel_size=tile.voxel_size)
+                seg.set_scan(PointCloud(xyz=tile.xyz, colors=tile.feats[:, 2:5], intensity=tile.feats[:, 1]))
+                run = [m for m in methods if m in run or m in NET_METHODS]
+                notes[name] = f"network: {path} ({'held out' if held else 'SEEN in training: test half only'})"
+            else:
+                notes[name] = (f"network rows NOT RUN: every checkpoint in --models trained on {name} "
+                               "(use --allow-seen to run them on its test half)")
+        if not run:
+            continue
+        # a held-out dataset is evaluated whole; a seen one on its test half only
+        ids = (list(range(len(tile.object_class))) if (held or seg is None) and name != "procedural"
+               else tile.split_objects("test").tolist())
+        if name == "procedural":
+            ids = list(range(len(tile.object_class)))
+        if args.max_objects:
+            ids = ids[:args.max_objects]
+        graph = tile_graph(tile) if "gaze+graph" in run else None
+        for o in ids:
+            r = run_object(seg, tile, o, args.max_fix, gaze, seed=args.seed + o, methods=run, graph=graph)
+            print(f"  {tile.name} object {r.object_id} (class {r.object_class}, {r.n_points} pts): " +
                   ", ".join(f"{m} IoU@1/5/10 = {r.ious[m][0]:.2f}/{r.ious[m][4]:.2f}/{r.ious[m][9]:.2f}"
-                            for m in METHODS))
-        print_table(summarise(results), f"## {name}: {len(results)} {args.objects} objects")
-        all_results += results
-    if all_results:
-        print_table(summarise(all_results), f"## all tiles: {len(all_results)} objects")
+                            for m in run), flush=True)
+            per_dataset.setdefault(name, []).append(r)
+    for name, results in per_dataset.items():
+        print_table(summarise(results, cap=args.max_fix), f"## {name}: {len(results)} objects; "
+                    + notes.get(name, "no network rows requested"))
+    if per_dataset:
+        rows = []
+        for name, results in per_dataset.items():
+            for row in summarise(results, cap=args.max_fix):
+                rows.append({"dataset": name, **row})
+        print_table(rows, "## leave-one-dataset-out summary (network rows only where held out, "
+                          "unless marked SEEN above)")
         print(f"# protocol time {time.perf_counter() - t0:.0f} s")
     if args.timing_points:
-        timing(args.model, args.timing_points)
+        timing(models[0], args.timing_points, graph="gaze+graph" in methods)
     if args.semantic:
         semantic_few(args.semantic_train_tiles, args.semantic_steps,
                      range(args.seed, args.seed + args.semantic_seeds))

@@ -5,9 +5,9 @@ Two ground models (``ground=``), recorded in a checkpoint's metadata (``"feature
 * ``"local-min"`` (the shipped checkpoint): ``z`` minus the lowest ``z`` of the
   point's 10 m column. Inside a roof wider than a column the roof is its own
   "ground" (height 0), and on a slope the downhill side of a column is "tall".
-* ``"dtm"``: a terrain model: per-cell minimum (``dtm_cell``), opened by a window
-  of ``dtm_window`` (larger than the widest object, so buildings are removed
-  but slopes are kept), holes filled from the nearest cell, read bilinearly.
+* ``"dtm"``: a terrain model: a progressive morphological filter on the per-cell
+  minimum (windows up to 40 m, wider than most buildings; slopes up to 30 %
+  kept as ground), see :func:`height_above_dtm`.
   Heights are relative to that local ground and squashed (``h / (1 + h / 10 m)``)
   so a 30 m tree is not three times "more object" than a 10 m one.
 """
@@ -29,8 +29,16 @@ def height_above_local_min(xyz: np.ndarray, cell: float) -> np.ndarray:
     return xyz[:, 2] - zmin[inv]
 
 
-def height_above_dtm(xyz: np.ndarray, dtm_cell: float = 1.0, dtm_window: float = 40.0) -> np.ndarray:
-    """``z`` minus a terrain model ``(n,)`` (see the module docstring, ``"dtm"``)."""
+def height_above_dtm(xyz: np.ndarray, dtm_cell: float = 1.0, max_window: float = 40.0,
+                     slope: float = 0.3, dh0: float = 0.3, dh_max: float = 3.0) -> np.ndarray:
+    """``z`` minus a terrain model ``(n,)``, clipped at 0.
+
+    Progressive morphological filter (Zhang et al. 2003) on the per-cell minimum:
+    openings with windows growing to ``max_window``; a cell standing more than
+    ``slope * (window step) + dh0`` (at most ``dh_max``) above the opening is not
+    ground. Ground is filled into the other cells from the nearest ground cell,
+    smoothed over 3 cells and read bilinearly at the points.
+    """
     from scipy import ndimage
 
     lo = xyz[:, :2].min(0)
@@ -42,17 +50,30 @@ def height_above_dtm(xyz: np.ndarray, dtm_cell: float = 1.0, dtm_window: float =
     if empty.any():   # nearest filled cell
         _, (ii, jj) = ndimage.distance_transform_edt(empty, return_indices=True)
         zmin = zmin[ii, jj]
-    w = max(1, int(round(dtm_window / dtm_cell)))
-    ground = ndimage.grey_opening(zmin, size=(min(w, shape[0]), min(w, shape[1])), mode="nearest")
+    ground = ~empty
+    surface = zmin
+    prev = 1
+    w = 3
+    while (w - 2) * dtm_cell <= max_window:
+        op = ndimage.grey_opening(surface, size=(min(w, shape[0]), min(w, shape[1])), mode="nearest")
+        dh = min(slope * (w - prev) * dtm_cell + dh0, dh_max)
+        ground &= ~(zmin - op > dh)
+        surface, prev, w = op, w, 2 * w - 1
+    if ground.any() and not ground.all():
+        _, (ii, jj) = ndimage.distance_transform_edt(~ground, return_indices=True)
+        dtm = zmin[ii, jj]
+    else:
+        dtm = surface if not ground.any() else zmin
+    dtm = ndimage.uniform_filter(dtm, size=3, mode="nearest")
     # bilinear read at the points (cell centres at (i + 0.5) * cell)
     f = (xyz[:, :2] - lo) / dtm_cell - 0.5
     i0 = np.clip(np.floor(f).astype(np.int64), 0, np.array(shape) - 1)
     i1 = np.minimum(i0 + 1, np.array(shape) - 1)
     a = np.clip(f - i0, 0.0, 1.0)
-    g = (ground[i0[:, 0], i0[:, 1]] * (1 - a[:, 0]) * (1 - a[:, 1])
-         + ground[i1[:, 0], i0[:, 1]] * a[:, 0] * (1 - a[:, 1])
-         + ground[i0[:, 0], i1[:, 1]] * (1 - a[:, 0]) * a[:, 1]
-         + ground[i1[:, 0], i1[:, 1]] * a[:, 0] * a[:, 1])
+    g = (dtm[i0[:, 0], i0[:, 1]] * (1 - a[:, 0]) * (1 - a[:, 1])
+         + dtm[i1[:, 0], i0[:, 1]] * a[:, 0] * (1 - a[:, 1])
+         + dtm[i0[:, 0], i1[:, 1]] * (1 - a[:, 0]) * a[:, 1]
+         + dtm[i1[:, 0], i1[:, 1]] * a[:, 0] * a[:, 1])
     return np.maximum(xyz[:, 2] - g, 0.0)
 
 

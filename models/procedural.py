@@ -96,8 +96,8 @@ def _gable(rng, centre, size, yaw, ridge_h, density):
 # ------------------------------------------------------------------ terrain
 class _Terrain:
     def __init__(self, rng, side):
-        self.k = rng.uniform(0.02, 0.15, (4, 2)) * rng.choice([-1, 1], (4, 2))
-        self.a = rng.uniform(0.1, 1.5, 4)
+        self.k = rng.uniform(0.02, 0.1, (4, 2)) * rng.choice([-1, 1], (4, 2))
+        self.a = rng.uniform(0.1, 0.8, 4)
         self.ph = rng.uniform(0, 2 * np.pi, 4)
         self.slope = rng.normal(0, 0.04, 2)
 

@@ -80,12 +80,16 @@ def check_mask(mask: np.ndarray, positive: np.ndarray, core: float = 0.5,
     return "ok", ""
 
 
-def estimate_normals(xyz: np.ndarray, nbr: np.ndarray) -> np.ndarray:
-    """Unit normals ``(n, 3)``: smallest-eigenvalue direction of each point's ``nbr`` (n, k) neighbourhood."""
-    p = xyz[nbr] - xyz[nbr].mean(1, keepdims=True)            # (n, k, 3)
-    cov = np.einsum("nki,nkj->nij", p, p)
-    _, vec = np.linalg.eigh(cov)
-    return vec[:, :, 0]
+def estimate_normals(xyz: np.ndarray, nbr: np.ndarray, chunk: int = 100_000) -> np.ndarray:
+    """Unit normals ``(n, 3)``: smallest-eigenvalue direction of each point's ``nbr`` (n, k)
+    neighbourhood (in chunks: the ``(chunk, k, 3)`` gathers stay small)."""
+    out = np.empty((len(nbr), 3))
+    for s in range(0, len(nbr), chunk):
+        q = xyz[nbr[s:s + chunk]]
+        q = q - q.mean(1, keepdims=True)
+        _, vec = np.linalg.eigh(np.einsum("nki,nkj->nij", q, q))
+        out[s:s + chunk] = vec[:, :, 0]
+    return out
 
 
 class GraphSegmenter:
