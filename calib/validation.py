@@ -7,9 +7,9 @@ Definitions (Holmqvist et al. 2012; the Tobii accuracy & precision report):
 * **offset** ``(dx, dy)``: the mean signed offset in degrees (x right, y
   down), i.e. the systematic error a correction can remove;
 * **precision**, measured on the target's *fixation samples*: the usable
-  samples (see below) that the I-VT filter (:func:`gaze3d.events.classify_samples`,
-  Tobii's defaults) labels fixation, minus single-sample *spikes* (see
-  :func:`spike_mask`). **RMS-S2S**: root mean square of the angles between
+  samples (see below) minus *spikes* (:func:`spike_mask`) that the I-VT filter
+  (:func:`gaze3d.events.classify_samples`, Tobii's defaults) labels
+  fixation. **RMS-S2S**: root mean square of the angles between
   consecutive fixation samples (a removed sample breaks the pair);
   **SD**: ``sqrt(var_x + var_y)`` of their positions in degrees; **BCEA**:
   the bivariate contour ellipse area holding :data:`BCEA_P` (68 %) of them,
@@ -27,14 +27,20 @@ left out of the metrics (the closing lid of a blink drags the pupil estimate
 for tens of milliseconds before the tracker reports the loss); they are not
 counted as lost.
 
-**Spike filter.** A usable sample is a spike when its distance (degrees) from
-the per-axis median of its ``SPIKE_HALF_WINDOW`` (4) usable neighbours on
-either side exceeds ``max(spike_min_deg, spike_k * s)``, where ``s`` is
-``1.4826`` times the median of that distance over the target's samples (a
-robust scale of the noise, which a few spikes do not move). With the defaults
-(``spike_k`` 5, ``spike_min_deg`` 0.1) Gaussian noise is flagged with odds
-below 1e-15 per sample, while a 2° single-sample spike on 0.05° noise is
-25 times over the bar; runs of up to 3 spike samples are caught.
+**Spike filter.** A usable sample is a spike when it is far from the gaze
+around it: its distances (degrees) from the per-axis median of the
+``SPIKE_HALF_WINDOW`` (5) usable samples before it, from that of the 5 after
+it, and from the point between those two medians (interpolated by their mean
+lags, where a steadily moving eye would be) all exceed
+``max(spike_min_deg, spike_k * s)``; ``s`` is ``1.4826`` times the median over
+the target of the smallest of the three distances (a robust noise scale that
+a few spikes do not move). A step (a saccade, the eye settling) is close to
+one side and a ramp (the eye moving) close to the point between, so neither
+is a spike; the window's first and last samples are not judged.
+With the defaults (``spike_k`` 5, ``spike_min_deg`` 0.1) no sample of 10
+million of white Gaussian noise is flagged, while a 2° spike on 0.05° noise
+is far over the bar; runs of up to 3 samples are caught whole. The I-VT
+filter then runs on the samples left.
 
 Targets must lie on the display: normalised coordinates in [0, 1]
 (:class:`~gaze3d.calib.targets.TargetPresentation` refuses others).
@@ -64,16 +70,20 @@ class InsufficientDataError(InputError):
 #: Share of the fixation samples inside the BCEA ellipse (``k = -ln(1 - BCEA_P)``).
 BCEA_P = 0.68
 #: Usable neighbours on each side whose median a sample is compared with by the spike filter.
-SPIKE_HALF_WINDOW = 4
+SPIKE_HALF_WINDOW = 5
+#: Neighbours a side needs for the sample to be judged (the window's first and last samples are not).
+SPIKE_MIN_SIDE = 1
 _MAD_TO_SD = 1.4826          # median absolute deviation -> standard deviation for normal data
 #: How precision is measured, written into every report (``ValidationReport.to_dict``).
 PRECISION_DEFINITION = (
-    "precision on each target's fixation samples: usable samples in the selection window that the I-VT "
-    "filter (Tobii defaults) labels fixation, minus single-sample spikes (farther than max(spike_min_deg, "
-    "spike_k * 1.4826 * median distance) from the median of their 4 usable neighbours on each side). "
-    "RMS-S2S: root mean square of the angles between consecutive fixation samples; SD: sqrt(var_x + "
-    "var_y) in degrees; BCEA: area (deg^2) of the ellipse holding 68 % of them, 2 k pi sd_x sd_y "
-    "sqrt(1 - rho^2), k = -ln(1 - 0.68). precision_rms_raw_deg: RMS-S2S of all usable samples.")
+    "precision on each target's fixation samples: usable samples in the selection window minus spikes "
+    "(samples farther than max(spike_min_deg, spike_k * 1.4826 * median of that distance) from the median "
+    "of the 5 usable samples before them, from that of the 5 after them and from the point between the "
+    "two), of which those the I-VT "
+    "filter (Tobii defaults) labels fixation. RMS-S2S: root mean square of the angles between consecutive "
+    "fixation samples; SD: sqrt(var_x + var_y) in degrees; BCEA: area (deg^2) of the ellipse holding 68 % "
+    "of them, 2 k pi sd_x sd_y sqrt(1 - rho^2), k = -ln(1 - 0.68). precision_rms_raw_deg: RMS-S2S of all "
+    "usable samples.")
 
 
 @dataclass
@@ -318,7 +328,7 @@ def _consecutive_pairs(valid_idx: np.ndarray, data: GazeData) -> tuple:
 
 def spike_mask(deg: np.ndarray, k: float = 5.0, min_deg: float = 0.1,
                half_window: int = SPIKE_HALF_WINDOW) -> np.ndarray:
-    """Flag single-sample spikes in one fixation's gaze.
+    """Flag spikes: runs of up to ``(half_window + 1) // 2`` samples away from the gaze on both sides.
 
     Parameters
     ----------
@@ -334,20 +344,44 @@ def spike_mask(deg: np.ndarray, k: float = 5.0, min_deg: float = 0.1,
     Returns
     -------
     (n,) bool
-        True for spikes. Fewer than ``2 * half_window + 1`` samples: none flagged.
+        True for spikes. A sample is compared with the per-axis median of the
+        ``half_window`` samples before it, with that of the ones after it and
+        with the point between the two where a steady movement would be; it
+        must be far from all three: a step (a saccade, the eye settling) is
+        close to one side and a ramp (a moving eye) close to the point
+        between, and neither is a spike. The first and last samples are not
+        judged.
     """
     deg = np.asarray(deg, dtype=np.float64).reshape(-1, 2)
     n = len(deg)
-    if n < 2 * half_window + 1:
+    if n < 2 * SPIKE_MIN_SIDE + 1:
         return np.zeros(n, dtype=bool)
     pad = np.full((half_window, 2), np.nan)
     padded = np.vstack([pad, deg, pad])
-    offsets = [o for o in range(-half_window, half_window + 1) if o != 0]
-    neigh = np.stack([padded[half_window + o:half_window + o + n] for o in offsets], axis=1)   # (n, 2h, 2)
-    med = np.nanmedian(neigh, axis=1)
-    dist = np.hypot(*(deg - med).T)
-    scale = _MAD_TO_SD * float(np.median(dist))
-    return dist > max(float(min_deg), float(k) * scale)
+
+    def side_median(offsets):
+        """(n, 2) per-axis median of the neighbours at ``offsets`` (NaN where too few), (n,) their count."""
+        neigh = np.stack([padded[half_window + o:half_window + o + n] for o in offsets], axis=1)  # (n, h, 2)
+        count = np.count_nonzero(np.isfinite(neigh[:, :, 0]), axis=1)
+        med = np.full((n, 2), np.nan)
+        enough = count >= SPIKE_MIN_SIDE
+        med[enough] = np.nanmedian(neigh[enough], axis=1)
+        return med, count
+
+    before, n_before = side_median(range(-half_window, 0))
+    after, n_after = side_median(range(1, half_window + 1))
+    # where a steady movement would put the sample: between the two medians, by their mean lags
+    lag_b, lag_a = (n_before + 1) / 2.0, (n_after + 1) / 2.0
+    between = before + (after - before) * (lag_b / np.maximum(lag_b + lag_a, 1e-12))[:, None]
+    # a spike is far from both sides (not a step) and off the path between them (not a ramp)
+    dist = np.fmin(np.fmin(np.hypot(*(deg - before).T), np.hypot(*(deg - after).T)),
+                   np.hypot(*(deg - between).T))
+    dist[np.isnan(before[:, 0]) | np.isnan(after[:, 0])] = np.nan          # an edge: not judged
+    judged = np.isfinite(dist)
+    if not judged.any():
+        return np.zeros(n, dtype=bool)
+    scale = _MAD_TO_SD * float(np.median(dist[judged]))
+    return judged & (np.nan_to_num(dist) > max(float(min_deg), float(k) * scale))
 
 
 def _fixation_samples(t_s: np.ndarray, deg: np.ndarray) -> np.ndarray:
@@ -448,7 +482,8 @@ def validate(data: GazeData, presentations: Sequence[TargetPresentation],
         deg = display.norm_to_deg(xy)
         off = deg - display.norm_to_deg(p.xy)
         spikes = spike_mask(deg, settings.spike_k, settings.spike_min_deg)
-        fix = _fixation_samples(data.t_s[ok], deg) & ~spikes
+        fix = np.zeros(len(ok), dtype=bool)            # I-VT on the spike-free samples: a spike is no saccade
+        fix[~spikes] = _fixation_samples(data.t_s[ok][~spikes], deg[~spikes])
         s2s = _rms_s2s(data, ok[fix], display, area if use_origin else None)
         r.accuracy_deg = float(np.mean(ang))
         r.offset_x_deg, r.offset_y_deg = (float(v) for v in off.mean(axis=0))
