@@ -282,6 +282,9 @@ CASES = [
     Case("ply_faces_1e9", "faces1e9.ply", _write(_ply_binary(face_count=10 ** 9)), ("face",)),
     Case("ply_faces_1e9_varying", "faces1e9poly.ply",
          _write(_ply_binary(faces=((0, 1, 2, 3), (0, 1, 2)), face_count=10 ** 9)), ("face",)),
+    Case("ply_face_list_length_1e9", "list1e9.ply", _write(_ply_binary(faces=None).replace(
+        b"end_header\n", b"element face 1\nproperty list uint int vertex_indices\nend_header\n")
+        + struct.pack("<I", 10 ** 9) + bytes(12)), ("1,000,000,000 entries",)),
     Case("ply_face_index_out_of_range", "badindex.ply", _write(_ply_binary(faces=((0, 1, 99),))), ("99",)),
     Case("ply_face_two_vertices", "twovert.ply", _write(_ply_binary(faces=((0, 1),))), ("2 vertices",)),
     Case("ply_truncated_vertices", "cutv.ply", _write(_ply_binary(faces=None, body_cut=120)), ("truncated",)),
