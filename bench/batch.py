@@ -79,7 +79,7 @@ def build_recordings(folder: Path, scans, annotators: int, seconds: float) -> di
     out = {}
     for i, (name, path, label) in enumerate(scans):
         cloud = load_scan(path)
-        out[name] = [simulate_session(path, folder / f"{name}.a{k:02d}.g3dr", duration_s=seconds,
+        out[name] = [simulate_session(path, folder / f"{name}.a{k:02d}.gaze3d", duration_s=seconds,
                                       rate_hz=RATE_HZ, seed=100 * i + k, annotator=f"a{k:02d}", label=label,
                                       scan=cloud)
                      for k in range(annotators)]
@@ -92,7 +92,7 @@ def write_manifest(path: Path, scans, recs, task: str) -> Path:
         if task == "consensus":
             lines.append(f"{name}.consensus\t{scan}\t{';'.join(map(str, recs[name]))}\tconsensus")
         else:
-            lines += [f"{Path(r).name.split('.g3dr')[0]}\t{scan}\t{r}\t{task}" for r in recs[name]]
+            lines += [f"{Path(r).name.split('.gaze3d')[0]}\t{scan}\t{r}\t{task}" for r in recs[name]]
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -149,7 +149,7 @@ def million_point_replay(folder: Path, seconds: float) -> list:
     path = bench_path(xyz, seconds)
     t, xy, valid = bench_gaze(seconds)
     t0 = 10**12
-    rec = folder / "city_1m.g3dr"
+    rec = folder / "city_1m.gaze3d"
     with RecordingWriter(rec, commit_interval_s=3600) as w:
         for k in range(int(seconds * 60) + 1):
             w.add_camera(t0 + int(round(k / 60 * 1e9)), path.at(k / 60.0))
