@@ -12,9 +12,7 @@ and ``L - C`` is the gaze eccentricity relative to the head.
 """
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import List, Optional
 
 import numpy as np
@@ -137,33 +135,8 @@ def validate_vr(origins, directions, target_index, targets_world, valid=None, mi
 
 
 # --- EDVAM (real VR session) ---------------------------------------------------------------------
-def load_edvam(path) -> dict:
-    """Read an EDVAM raw-subset CSV.
-
-    Returns
-    -------
-    dict with ``t_s (n,)``, ``gaze_point (n, 3)`` (L, 3D point of regard),
-    ``camera (n, 3)`` (C), ``forward (n, 3)`` (F, normalised here; the file
-    rounds it to 0.1) and ``confidence (n,)``. The file repeats its index and
-    time columns at the end; the first occurrence is used.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such EDVAM file")
-    with path.open(newline="") as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        rows = [r for r in reader if r]
-    need = ["time", "L_x", "L_y", "L_z", "C_x", "C_y", "C_z", "F_x", "F_y", "F_z", "confidence"]
-    if header is None or any(h not in header for h in need):
-        raise InputError(f"{path}: not an EDVAM CSV (expected columns {need})")
-    col = {h: header.index(h) for h in need}       # first occurrence of duplicated names
-    try:
-        a = np.array([[float(r[col[h]]) for h in need] for r in rows], dtype=np.float64)
-    except (ValueError, IndexError) as exc:
-        raise InputError(f"{path}: bad numeric row ({exc})") from None
-    return {"t_s": a[:, 0], "gaze_point": a[:, 1:4], "camera": a[:, 4:7],
-            "forward": _unit_rows(a[:, 7:10]), "confidence": a[:, 10]}
+# one reader for the core importer (``gaze3d record import --format edvam``) and this quality check
+from gaze3d.vr.edvam import load_edvam  # noqa: E402,F401
 
 
 def head_relative_gaze_deg(session: dict) -> np.ndarray:

@@ -45,10 +45,15 @@ def register(subparsers) -> argparse.ArgumentParser:
     exp.add_argument("--screen-mm", type=float, nargs=2, metavar=("W", "H"), default=None,
                      help="screen size in mm (default 527 296)")
     exp.add_argument("--distance-mm", type=float, default=None, help="eye-to-screen distance in mm (default 650)")
-    imp = sub.add_parser("import", help="make a recording from a BIDS _physio.tsv.gz or _eyetrack.tsv.gz (+ .json)")
-    imp.add_argument("tsv")
+    imp = sub.add_parser("import", help="make a recording from a BIDS _physio.tsv.gz or _eyetrack.tsv.gz (+ .json), "
+                                        "or from an EDVAM VR CSV (--format edvam: gaze.3d rays)")
+    imp.add_argument("tsv", metavar="FILE", help="BIDS eye-tracking TSV, or EDVAM CSV with --format edvam")
     imp.add_argument("out", metavar="OUT.gaze3d", help="the new recording file")
+    imp.add_argument("--format", choices=("bids", "edvam"), default="bids",
+                     help="bids (default) or edvam (Unity + Pupil Labs VR CSV -> gaze.3d rays, docs/vr.md)")
     imp.add_argument("--screen", type=_screen, default=None, help="screen size for pixel coordinates")
+    imp.add_argument("--min-confidence", type=float, default=None,
+                     help="edvam: samples under this pupil confidence are invalid (0.6)")
     p.set_defaults(func=run)
     return p
 
@@ -156,6 +161,14 @@ def run(args) -> int:
                   f"at {display.distance_mm:g} mm", file=sys.stderr)
         for kind, path in paths.items():
             print(f"{kind}: {path}")
+        return 0
+    if args.format == "edvam":
+        from ..vr.edvam import EDVAM_MIN_CONFIDENCE, import_edvam
+
+        conf = EDVAM_MIN_CONFIDENCE if args.min_confidence is None else args.min_confidence
+        r = import_edvam(args.tsv, args.out, min_confidence=conf)
+        print(f"{r['out']}: {r['samples']} gaze.3d samples, {r['valid']} valid (confidence >= {conf:g}), "
+              f"{r['duration_s']:.1f} s")
         return 0
     from ..bids import import_bids
 
