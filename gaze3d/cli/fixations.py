@@ -15,7 +15,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                     "point looked at), so following a point while the camera moves is a fixation.")
     p.add_argument("recording", help="gaze3d recording (SESSION.gaze3d)")
     p.add_argument("-o", "--output", required=True, help="events .tsv to write")
-    p.add_argument("--method", default="ivt", help="ivt (Tobii I-VT defaults), idt, ivdt, ivvt")
+    p.add_argument("--method", default="ivt", help="ivt (Tobii I-VT defaults), idt, ivdt, ivvt, adaptive")
     p.add_argument("--scan", help="classify in object space against this scan (needs camera frames)")
     p.add_argument("--screen-mm", nargs=2, type=float, metavar=("W", "H"), default=(527.0, 296.0),
                    help="display size in mm (527 296)")
