@@ -215,3 +215,34 @@ def test_adaptive_orbit_session_pursuit_on_screen_fixation_in_object_space():
           f"fixation on the screen {np.mean(screen[fix] == FIX):.3f}; object-space fixation kappa {k_obj:.3f}")
     assert on_screen_pursuit > 0.8 and np.mean(screen[fix] == FIX) < 0.1      # today 0.876, 0.062
     assert k_obj > 0.85
+
+
+@pytest.mark.parametrize("case", ["empty", "one", "all_nan", "inf", "still", "huge_noise", "irregular_walk",
+                                  "every_7th_lost", "slow_rate"])
+def test_adaptive_survives_degenerate_signals(case):
+    rng = np.random.default_rng(0)
+    n = {"empty": 0, "one": 1, "all_nan": 50, "inf": 50, "slow_rate": 10}.get(case, 3000)
+    t = np.arange(n) / 1200.0
+    x = np.zeros(n)
+    y = np.zeros(n)
+    if case == "all_nan":
+        x[:] = np.nan
+    elif case == "inf":
+        x[:] = np.inf
+    elif case == "huge_noise":
+        x, y = rng.normal(0, 50, n), rng.normal(0, 50, n)
+    elif case == "irregular_walk":
+        t = np.cumsum(rng.uniform(1e-4, 0.05, n))
+        x = np.cumsum(rng.normal(0, 1, n))
+    elif case == "every_7th_lost":
+        x[::7] = np.nan
+    elif case == "slow_rate":
+        t = np.arange(n) * 100.0
+        x = np.arange(n, dtype=float)
+    labels = classify_samples(t, x, y, "adaptive")
+    assert labels.shape == (n,) and labels.dtype == np.int8
+    assert set(np.unique(labels)) <= {int(e) for e in EventType}
+    if case in ("all_nan", "inf"):
+        assert np.all(labels == GAP)
+    if case == "still":
+        assert np.all(labels == FIX)
