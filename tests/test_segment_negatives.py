@@ -141,3 +141,48 @@ def test_reject_with_nothing_looked_at_says_so():
     s = LabelingSession(PointCloud(xyz), camera=camera(), segmenter="grow")
     assert s.reject_last_fixation() is False and "nothing to reject" in s.message
     s.close()
+
+
+def test_network_segmenter_says_when_its_mask_is_empty_or_collapsed(bundled_tile):
+    """A network that answers "nothing" is reported, not handed back as a silent empty mask."""
+    torch = pytest.importorskip("torch", reason="the interactive network needs torch (gaze3d[models])")
+    from gaze3d.io import load_scan
+    from gaze3d.models.interactive import InteractiveSegmenter
+    from gaze3d.models.networks.segnet import GazeSegNet
+    from gaze3d.models.train import default_interactive_config
+
+    cloud = load_scan(bundled_tile)
+    building = np.flatnonzero(cloud.labels == 6)
+    pos = np.zeros(len(cloud), np.float32)
+    pos[building[:200]] = 1.0
+    torch.manual_seed(0)
+    net = GazeSegNet(default_interactive_config(base_channels=8))
+    with torch.no_grad():
+        net.classifier.bias.fill_(-50.0)         # a collapsed network: every logit very negative
+    seg = InteractiveSegmenter(net)
+    seg.set_scan(PointCloud(cloud.xyz, colors=cloud.colors))
+    res = seg.segment(pos)
+    assert res.status == "empty" and not res.ok and "network" in res.reason and not res.mask.any()
+    assert seg.segment(np.zeros(len(cloud), np.float32)).status == "no-attention"
+    with torch.no_grad():
+        net.classifier.bias.fill_(50.0)          # ... or one that takes everything near the gaze
+    res = seg.segment(pos)
+    assert res.status in ("ok", "flooded") and res.mask[building[:200]].all()
+
+
+def test_cli_segment_warns_about_an_empty_mask(tmp_path, bundled_tile):
+    pytest.importorskip("torch", reason="gaze3d segment needs torch (gaze3d[models])")
+    import subprocess
+    import sys
+
+    from gaze3d.io import load_scan
+
+    cloud = load_scan(bundled_tile)
+    att = np.zeros(len(cloud), np.float32)
+    att[0] = 1.0     # one point in a corner: the shipped model keeps nothing of it
+    np.save(tmp_path / "a.npy", att)
+    r = subprocess.run([sys.executable, "-m", "gaze3d", "segment", str(bundled_tile), "--attention",
+                        str(tmp_path / "a.npy"), "--threshold", "0.9999", "-o", str(tmp_path / "m.ply")],
+                       capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stderr
+    assert "warning: mask empty" in r.stderr and " 0 of " in r.stdout

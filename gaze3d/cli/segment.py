@@ -1,6 +1,8 @@
 """``gaze3d segment``: one object's mask from gaze attention with the gaze-guided network."""
 from __future__ import annotations
 
+import sys
+
 
 def register(subparsers):
     p = subparsers.add_parser(
@@ -81,8 +83,11 @@ def run(args):
             raise InputError(f"{args.negative}: expected one value per point")
     seg = InteractiveSegmenter(args.model, metres_per_unit=args.metres_per_unit)
     seg.set_scan(cloud)
-    prob = seg.update(pos, neg)
+    res = seg.segment(pos, neg, threshold=args.threshold)
+    prob = res.score
     cloud.fields = dict(cloud.fields, attention=pos, probability=prob,
-                        mask=(prob >= args.threshold).astype(np.uint8))
+                        mask=res.mask.astype(np.uint8))
     save_scan(cloud, args.output)
-    print(f"{args.output}: {int((prob >= args.threshold).sum())} of {len(cloud)} points in the mask")
+    print(f"{args.output}: {int(res.mask.sum())} of {len(cloud)} points in the mask")
+    if not res.ok:   # never a silent empty mask
+        print(f"warning: mask {res.status}: {res.reason}", file=sys.stderr)
