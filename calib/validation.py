@@ -388,7 +388,7 @@ def _fixation_samples(t_s: np.ndarray, deg: np.ndarray) -> np.ndarray:
     """(n,) bool: which of a target's usable samples (time order) the I-VT filter labels fixation."""
     keep = np.r_[True, np.diff(t_s) > 0]          # the classifier wants strictly increasing times
     labels = np.full(len(t_s), int(EventType.FIXATION), dtype=np.int8)
-    labels[keep] = classify_samples(t_s[keep], deg[keep, 0], deg[keep, 1], "ivt")
+    labels[keep] = classify_samples(t_s[keep], deg[keep, 0], deg[keep, 1], method="ivt")   # Tobii's filter
     labels[~keep] = labels[np.maximum.accumulate(np.where(keep, np.arange(len(keep)), 0))][~keep]
     return labels == int(EventType.FIXATION)
 
