@@ -3,7 +3,7 @@
 * :mod:`.geometry`: viewer window on the screen (multi-monitor, OS scaling),
   tracker display area, tracker coordinates <-> viewport pixels <-> degrees;
 * :mod:`.targets`: 5/9/13-point layouts, randomised order, schedules;
-* :mod:`.validation`: accuracy, precision (RMS-S2S, SD), data loss, pass/fail,
+* :mod:`.validation`: accuracy, precision (RMS-S2S, SD, BCEA on fixation samples), data loss, pass/fail,
   JSON report and PNG plot;
 * :mod:`.correction`: robust affine / poly2 correction, held-out evaluation,
   applied to live samples and replayed recordings;
