@@ -509,7 +509,7 @@ def main(argv=None) -> int:
     parser.add_argument("names", nargs="*", help="only these cases")
     parser.add_argument("--limit-mb", type=float, default=1024.0,
                         help="address space allowed above what the imports use")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     cases = build(args.folder)
     if args.names:
         cases = [(c, p) for c, p in cases if c.name in args.names]

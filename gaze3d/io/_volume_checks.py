@@ -146,12 +146,29 @@ def header_voxel_bytes(sitk, path: Path, kind: str) -> Tuple[int, str]:
     size = reader.GetSize()
     if any(s < 1 for s in size):
         raise corrupt(path, kind, f"size {'x'.join(map(str, size))} (expected sizes >= 1)")
+    count = 1
+    for s in size:
+        count *= s
+    stored = _dicom_stored_bits(reader)
+    if stored:   # ITK's pixel type is after rescale (float32 for 16-bit CT): use the stored bits
+        return (count * stored + 7) // 8, f"header claims {'x'.join(map(str, size))} pixels of {stored} bits"
     component = sitk.Image([1] * len(size), reader.GetPixelID()).GetSizeOfPixelComponent()
     voxel = component * reader.GetNumberOfComponents()
-    total = voxel
-    for s in size:
-        total *= s
-    return total, f"header claims {'x'.join(map(str, size))} voxels of {voxel} bytes"
+    return count * voxel, f"header claims {'x'.join(map(str, size))} voxels of {voxel} bytes"
+
+
+def _dicom_stored_bits(reader) -> int:
+    """Bits Allocated x Samples per Pixel of a DICOM header read by GDCM (0 if not DICOM)."""
+    def tag(key, default):
+        return reader.GetMetaData(key).strip() if reader.HasMetaDataKey(key) else default
+
+    try:
+        bits, samples = int(tag("0028|0100", "0")), max(int(tag("0028|0002", "1")), 1)
+    except (RuntimeError, ValueError):
+        return 0
+    if samples == 3 and "422" in tag("0028|0004", ""):
+        samples = 2        # YBR_*_422: two chroma samples per pixel pair, stored as is
+    return bits * samples
 
 
 def check_volume_header(sitk, path: Path) -> None:
