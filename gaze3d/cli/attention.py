@@ -11,7 +11,10 @@ def register(subparsers) -> argparse.ArgumentParser:
                     "with a per-point / per-vertex / per-voxel 'attention' field (seconds of foveal "
                     "dwell; see docs/attention.md).")
     p.add_argument("scan", help="point cloud, mesh or volume file (any format gaze3d reads)")
-    p.add_argument("recording", help="gaze3d recording (SESSION.gaze3d) with camera frames")
+    p.add_argument("recording", help="gaze3d recording (SESSION.gaze3d): 2D gaze with camera frames, or VR "
+                                     "gaze.3d rays (docs/vr.md)")
+    p.add_argument("--topic", default="auto", choices=("auto", "gaze.2d", "gaze.3d"),
+                   help="which gaze to use: auto = gaze.2d if the recording has any, else gaze.3d rays")
     p.add_argument("-o", "--output", required=True,
                    help="output: the scan with an 'attention' field for point clouds and meshes "
                         "(.ply .pcd .las .laz .vtp; .vtp for ParaView/PyVista), or for a volume the "
@@ -43,6 +46,9 @@ def run(args) -> int:
     from ..attention import AttentionAccumulator
     from ..attention.batch import replay
 
+    from ..vr.analysis import choose_topic
+
+    topic = choose_topic(args.recording, args.topic)      # no usable samples: one line, exit 2, nothing written
     scan = load_scan(args.scan)
     check_output(args.output, type(scan), keeps=["attention"], what="-o")
     opts = dict(sigma_deg=args.sigma_deg, fixations_only=not args.all_samples, method=args.method,
@@ -54,15 +60,21 @@ def run(args) -> int:
         if args.slice:
             opts["axis"], opts["index"] = args.slice
     acc = AttentionAccumulator(scan, **opts)
-    stats = replay(acc, args.recording, viewport=args.viewport)
+    stats = replay(acc, args.recording, topic=topic, viewport=args.viewport)
     values = acc.values
+    if not np.any(values):
+        from ..errors import InputError
+
+        raise InputError(f"{args.recording}: no attention on {args.scan} from {stats['samples']} {topic} samples "
+                         f"({acc.n_used} used{'' if args.all_samples else ' as fixations; try --all-samples'}); "
+                         f"nothing written")
     if isinstance(scan, Volume):
         # A volume file holds one array: the attention, on the scan's grid (not a copy of the CT).
         save_scan(Volume(array=values, affine=scan.affine, source=str(args.output)), args.output)
     else:
         scan.fields["attention"] = values
         save_scan(scan, args.output)
-    print(f"{stats['samples']} samples ({acc.n_used} used, {stats['before_first_camera']} before the first "
+    print(f"{stats['samples']} {topic} samples ({acc.n_used} used, {stats['before_first_camera']} before the first "
           f"camera), {stats['frames']} camera frames; attention > 0 on {int(np.count_nonzero(values))} of "
           f"{values.size} elements, max {float(values.max()):.4g} s -> {args.output}")
     return 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 
 COLUMNS = ("onset", "duration", "trial_type", "x_deg", "y_deg", "n_samples", "t_host_ns")
+#: gaze.3d recordings: the mean point of regard (world, scene units) instead of screen degrees
+COLUMNS_3D = ("onset", "duration", "trial_type", "x", "y", "z", "n_samples", "t_host_ns")
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -15,7 +17,12 @@ def register(subparsers) -> argparse.ArgumentParser:
                     "point looked at), so following a point while the camera moves is a fixation.")
     p.add_argument("recording", help="gaze3d recording (SESSION.gaze3d)")
     p.add_argument("-o", "--output", required=True, help="events .tsv to write")
-    p.add_argument("--method", default="ivt", help="ivt (Tobii I-VT defaults), idt, ivdt, ivvt, adaptive")
+    p.add_argument("--method", default=None,
+                   help="2D: ivt (Tobii I-VT defaults, the default), idt, ivdt, ivvt, adaptive; gaze.3d: idt "
+                        "(world-space I-DT, 1 deg / 0.25 s, the default) or ivt (world-space I-VT), head motion "
+                        "compensated")
+    p.add_argument("--topic", default="auto", choices=("auto", "gaze.2d", "gaze.3d"),
+                   help="auto = gaze.2d if the recording has any, else the VR gaze.3d rays (docs/vr.md)")
     p.add_argument("--scan", help="classify in object space against this scan (needs camera frames)")
     p.add_argument("--screen-mm", nargs=2, type=float, metavar=("W", "H"), default=(527.0, 296.0),
                    help="display size in mm (527 296)")
@@ -63,13 +70,13 @@ def _check_output(path: str):
     return target
 
 
-def _write_tsv(path: str, rows) -> None:
+def _write_tsv(path: str, rows, columns=COLUMNS) -> None:
     from ..io._common import atomic_path
 
-    lines = ["\t".join(COLUMNS)]
+    lines = ["\t".join(columns)]
     for r in rows:
         lines.append("\t".join("n/a" if isinstance(r[c], float) and r[c] != r[c] else
-                               (f"{r[c]:.6f}" if isinstance(r[c], float) else str(r[c])) for c in COLUMNS))
+                               (f"{r[c]:.6f}" if isinstance(r[c], float) else str(r[c])) for c in columns))
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
@@ -81,13 +88,28 @@ def run(args) -> int:
     from ..display import DisplayGeometry
 
     _check_output(args.output)
+    from ..vr.analysis import choose_topic
+
+    topic = choose_topic(args.recording, args.topic)      # no usable samples: one line, exit 2, nothing written
+    if topic == "gaze.3d":
+        from ..vr.analysis import fixation_events
+
+        if args.scan:
+            from ..errors import InputError
+            raise InputError("--scan: gaze.3d rays are already in the world; classified in world space without it")
+        rows, n, _ = fixation_events(args.recording, args.method or "idt", **_params(args.param))
+        _write_tsv(args.output, rows, COLUMNS_3D)
+        counts = Counter(r["trial_type"] for r in rows)
+        print(f"{n} gaze.3d samples -> {len(rows)} events "
+              f"({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))}) -> {args.output}")
+        return 0
     display = DisplayGeometry(width_mm=args.screen_mm[0], height_mm=args.screen_mm[1],
                               distance_mm=args.distance_mm)
     scan = None
     if args.scan:
         from ..io import load_scan
         scan = load_scan(args.scan)
-    t, labels, deg = fixation_labels(args.recording, args.method, display=display, viewport=args.viewport,
+    t, labels, deg = fixation_labels(args.recording, args.method or "ivt", display=display, viewport=args.viewport,
                                      scan=scan, **_params(args.param))
     rows = label_runs(t, labels, deg)
     _write_tsv(args.output, rows)
