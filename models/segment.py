@@ -101,9 +101,10 @@ class GraphSegmenter:
         Points (metres, or give ``metres_per_unit``).
     colors : (n, 3) float in [0, 1], optional
     height : (n,) float, optional
-        Height above the local ground (metres). With it, when most foreground
-        seeds stand above ``elevated_m``, the near-horizontal points below
-        ``ground_m`` in the region of interest become background seeds (outdoor scans).
+        Height above the local ground (metres). With it, when a quarter of the
+        foreground seeds stand above ``elevated_m``, seeds below ``ground_m`` are
+        dropped and the near-horizontal points below ``ground_m`` in the region
+        of interest become background seeds (outdoor scans).
     k : int
         Neighbours per point.
     roi_margin : float
@@ -166,11 +167,12 @@ class GraphSegmenter:
         if not pos.max() > 0:
             st, why = check_mask(np.zeros(self.n, bool), pos)
             return SegmentResult(np.zeros(self.n, bool), score, "graph", st, why)
-        nmax = float(neg.max())
-        bg = neg >= core * nmax if nmax > 0 else np.zeros(self.n, bool)
-        fg = (pos >= core * pos.max()) & ~bg
-        if nmax > 0:   # where a point was looked at more to reject than to accept, it is out
-            fg &= ~(neg / nmax > pos / pos.max())
+        nmax, pmax = float(neg.max()), float(pos.max())
+        # a point belongs to the side that looked at it more (each relative to its maximum):
+        # a rejecting fixation next to the object must not seed background on it
+        rejected = (neg / nmax > pos / pmax) if nmax > 0 else np.zeros(self.n, bool)
+        bg = (neg >= core * nmax) & rejected if nmax > 0 else np.zeros(self.n, bool)
+        fg = (pos >= core * pmax) & ~rejected
         # region of interest: the xy box of the attended points plus a margin
         seen = pos >= 0.05 * pos.max()
         lo = self.xyz[seen, :2].min(0) - self.roi_margin
@@ -181,12 +183,17 @@ class GraphSegmenter:
         # background: ROI points with a neighbour outside it
         edge = np.asarray(W.sum(1)).ravel() < self.degree[idx] - 1e-9
         bg_l = bg[idx] | edge
+        fg_l = fg[idx]
         if self.height is not None and fg.any():
             h = self.height[idx]
-            if np.median(self.height[fg]) > self.elevated_m:
-                # low *and* flat: the foot of a wall is not ground
+            # elevated object: a quarter of the seeds stand above elevated_m (the rest
+            # can be the gaze's spill onto the ground around it)
+            if np.mean(self.height[fg] > self.elevated_m) >= 0.25:
+                # an elevated object: the gaze's spill onto the ground below seeds nothing,
+                # and low *flat* points are background (the foot of a wall is not ground)
+                fg_l = fg_l & (h >= self.ground_m)
                 bg_l |= (h < self.ground_m) & self.flat[idx]
-        fg_l = fg[idx] & ~bg_l
+        fg_l &= ~bg_l
         if not fg_l.any():
             st, why = "empty", "no foreground seed left after the background seeds"
             return SegmentResult(np.zeros(self.n, bool), score, "graph", st, why)
