@@ -216,6 +216,19 @@ def _glb_tri(**change) -> Callable[[Path], None]:
     return make
 
 
+def _gltf_external(data) -> Callable[[Path], None]:
+    """A .gltf whose buffer is the file ``<stem>.bin`` holding ``data`` (None: a FIFO)."""
+    def make(p: Path):
+        doc = json.loads(json.dumps(_GLB_TRI))
+        doc["buffers"][0]["uri"] = p.stem + ".bin"
+        if data is None:
+            _fifo(p.with_suffix(".bin"))
+        else:
+            p.with_suffix(".bin").write_bytes(data)
+        p.write_text(json.dumps(doc))
+    return make
+
+
 def _stl_binary(n_declared: int, n_written: int) -> bytes:
     tri = struct.pack("<12fH", 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0)
     return b"\0" * 80 + struct.pack("<I", n_declared) + tri * n_written
@@ -340,6 +353,11 @@ CASES = [
     Case("ok_glb", "ok.glb", _glb_tri()),
     Case("obj_face_out_of_range", "badface.obj", _write(b"v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 99\n")),
     Case("obj_binary_junk", "junk.obj", _write(b"\x00\x01\x02 binary junk")),
+    Case("obj_mtllib_fifo", "mtl.obj", lambda p: (_fifo(p.with_name("fifo.mtl")), p.write_bytes(
+        b"mtllib fifo.mtl\nusemtl a\nv 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")), ("not a regular file",)),
+    Case("ok_gltf_external_buffer", "ok.gltf", _gltf_external(_GLB_BIN)),
+    Case("gltf_buffer_fifo", "fifo.gltf", _gltf_external(None), ("not a regular file",)),
+    Case("gltf_buffer_short", "short.gltf", _gltf_external(_GLB_BIN[:20]), ("byteLength",)),
     Case("stl_count_ffffffff", "count.stl", _write(_stl_binary(0xFFFFFFFF, 2)), ("triangles", "bytes")),
     Case("off_counts_1e9", "counts.off", _write(b"OFF\n1000000000 1000000000 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 2\n"),
          ("1000000000",)),

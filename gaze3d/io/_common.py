@@ -49,7 +49,7 @@ def check_regular(path) -> os.stat_result:
         raise ScanFormatError(f"{p}: cannot be read ({exc.strerror or exc})") from None
     if not stat.S_ISREG(st.st_mode):
         kind = next((name for test, name in _NOT_REGULAR if test(st.st_mode)), "not a file")
-        raise ScanFormatError(f"{p}: not a regular file ({kind}); expected a scan file")
+        raise ScanFormatError(f"{p}: not a regular file ({kind})")
     return st
 
 

@@ -14,7 +14,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from ..errors import ScanFormatError
-from ._common import too_short
+from ._common import check_readable, too_short
 
 _TYPES = {
     "char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1",
@@ -245,7 +245,7 @@ def read_ply(path) -> PlyData:
     -------
     PlyData
     """
-    path = Path(path)
+    path = check_readable(path)       # a FIFO would block read_bytes forever
     raw = path.read_bytes()
     fmt, elements, comments, pos = _parse_header(path, raw)
     if fmt == "ascii":

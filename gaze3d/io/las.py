@@ -26,7 +26,7 @@ import numpy as np
 from .._optional import optional_import
 from ..errors import ScanFormatError
 from ..scan import PointCloud
-from ._common import atomic_path, corrupt, scan_errors, too_short
+from ._common import atomic_path, check_readable, corrupt, scan_errors, too_short
 
 # ASPRS LAS 1.4 R15 standard point classes.
 ASPRS_CLASSES = {
@@ -55,7 +55,7 @@ def load_las(path) -> PointCloud:
         ``intensity (n,) float32``, extra-bytes dimensions in ``fields``.
     """
     laspy = optional_import("laspy", extra="io")
-    path = Path(path)
+    path = check_readable(path)
     check_las_header(path)        # laspy trusts the header's counts (loops, allocations)
     try:
         las = laspy.read(str(path))

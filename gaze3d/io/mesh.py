@@ -8,6 +8,7 @@ STL stores unshared triangle corners, so its vertices are merged on load.
 from __future__ import annotations
 
 import json
+import re
 import struct
 from pathlib import Path
 from urllib.parse import unquote
@@ -17,7 +18,7 @@ import numpy as np
 from .._optional import optional_import
 from ..errors import ScanFormatError
 from ..scan import Mesh
-from ._common import atomic_path, corrupt, referenced_file, scan_errors, too_short
+from ._common import atomic_path, check_readable, corrupt, referenced_file, scan_errors, too_short
 
 EXTENSIONS = (".obj", ".stl", ".off", ".glb", ".gltf")
 
@@ -35,10 +36,13 @@ def load_mesh(path) -> Mesh:
     trimesh = optional_import("trimesh", extra="io")
     path = Path(path)
     ext = path.suffix.lower()
+    check_readable(path)
     if ext == ".stl":
         _check_stl_count(path)
     elif ext in (".glb", ".gltf"):
         _check_gltf(path)
+    elif ext == ".obj":
+        _check_obj_references(path)
     try:
         mesh = trimesh.load(str(path), force="mesh", process=False, maintain_order=True)
     except Exception as exc:  # each trimesh loader raises its own error types
@@ -83,6 +87,30 @@ def _check_stl_count(path: Path) -> None:
         raise too_short(path, "STL", f"header claims {n:,} triangles of {_STL_TRIANGLE} bytes", need, size)
 
 
+_MTLLIB = re.compile(rb"^[ \t]*mtllib[ \t]+(.+?)[ \t]*$", re.MULTILINE)
+_MTL_MAPS = re.compile(rb"^[ \t]*(?:map_\w+|bump|disp|decal|refl)[ \t]+(?:-\S+[ \t]+\S+[ \t]+)*(.+?)[ \t]*$",
+                       re.MULTILINE)
+
+
+def _existing_regular(header: Path, name: str, what: str) -> None:
+    """A file the scan names must be a regular file if it exists (trimesh skips missing ones)."""
+    if (header.parent / name).exists():
+        referenced_file(header, name, what)
+
+
+def _check_obj_references(path: Path) -> None:
+    """Material libraries and textures an OBJ names must not be FIFOs or devices (trimesh would block)."""
+    with open(path, "rb") as fh:
+        text = fh.read()
+    for match in _MTLLIB.finditer(text):
+        name = match.group(1).decode("utf-8", errors="replace")
+        _existing_regular(path, name, "material library")
+        mtl = path.parent / name
+        if mtl.is_file():
+            for tex in _MTL_MAPS.finditer(mtl.read_bytes()):
+                _existing_regular(mtl, tex.group(1).decode("utf-8", errors="replace"), "texture")
+
+
 def _check_gltf(path: Path) -> None:
     """Check a GLB's declared lengths and a glTF's buffers, views and accessors against the bytes present.
 
@@ -125,13 +153,17 @@ def _check_gltf(path: Path) -> None:
         for i, buf in enumerate(doc.get("buffers", [])):
             uri = buf.get("uri")
             if uri is None:
-                have = bin_length
+                have, where = bin_length, "the BIN chunk holds"
             elif uri.startswith("data:"):
                 continue
             else:
-                have = referenced_file(path, unquote(uri), f"buffer {i}").st_size
+                have, where = referenced_file(path, unquote(uri), f"buffer {i}").st_size, f"{uri} holds"
             if have is not None and buffers[i] > have:
-                raise too_short(path, "glTF", f"buffer {i} claims a byteLength", buffers[i], have)
+                raise too_short(path, "glTF", f"buffer {i} claims a byteLength", buffers[i], have, where)
+        for i, image in enumerate(doc.get("images", [])):
+            uri = image.get("uri")
+            if uri and not uri.startswith("data:"):
+                _existing_regular(path, unquote(uri), f"image {i}")
         for i, view in enumerate(views):
             end = int(view.get("byteOffset", 0)) + int(view["byteLength"])
             if end > buffers[int(view["buffer"])]:

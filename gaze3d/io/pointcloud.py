@@ -18,7 +18,7 @@ import numpy as np
 from .._optional import optional_import
 from ..errors import ScanFormatError
 from ..scan import PointCloud
-from ._common import atomic_path, corrupt, scan_errors, too_short
+from ._common import atomic_path, check_readable, corrupt, scan_errors, too_short
 
 TEXT_EXTENSIONS = (".xyz", ".xyzn", ".xyzrgb", ".pts")
 _LABEL_KEYS = ("label", "labels", "classification", "class")
@@ -118,7 +118,7 @@ def load_pcd(path) -> PointCloud:
         ``labels`` (a ``label`` field) where present; other fields in ``fields``.
     """
     o3d = optional_import("open3d", extra="io")
-    check_pcd_header(path)
+    check_pcd_header(check_readable(path))
     try:
         with _quiet(o3d):
             pcd = o3d.t.io.read_point_cloud(str(path))
@@ -185,7 +185,7 @@ def save_pcd(cloud: PointCloud, path) -> None:
 def load_text_cloud(path) -> PointCloud:
     """Read ``.xyz`` (x y z), ``.xyzn`` (+ normals), ``.xyzrgb`` (+ colours) or ``.pts``."""
     o3d = optional_import("open3d", extra="io")
-    ext = Path(path).suffix.lower().lstrip(".")
+    ext = check_readable(path).suffix.lower().lstrip(".")
     try:
         with _quiet(o3d):
             pcd = o3d.io.read_point_cloud(str(path), format=ext)
