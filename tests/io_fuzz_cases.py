@@ -355,6 +355,10 @@ CASES = [
     Case("obj_binary_junk", "junk.obj", _write(b"\x00\x01\x02 binary junk")),
     Case("obj_mtllib_fifo", "mtl.obj", lambda p: (_fifo(p.with_name("fifo.mtl")), p.write_bytes(
         b"mtllib fifo.mtl\nusemtl a\nv 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")), ("not a regular file",)),
+    Case("obj_texture_fifo", "tex.obj", lambda p: (
+        _fifo(p.with_name("tex_fifo.png")), p.with_name("tex.mtl").write_bytes(b"newmtl a\nmap_Kd tex_fifo.png\n"),
+        p.write_bytes(b"mtllib tex.mtl\nusemtl a\nv 0 0 0\nv 1 0 0\nv 0 1 0\nvt 0 0\nvt 1 0\nvt 0 1\n"
+                      b"f 1/1 2/2 3/3\n")), ("not a regular file",)),
     Case("ok_gltf_external_buffer", "ok.gltf", _gltf_external(_GLB_BIN)),
     Case("gltf_buffer_fifo", "fifo.gltf", _gltf_external(None), ("not a regular file",)),
     Case("gltf_buffer_short", "short.gltf", _gltf_external(_GLB_BIN[:20]), ("byteLength",)),

@@ -8,6 +8,7 @@ STL stores unshared triangle corners, so its vertices are merged on load.
 from __future__ import annotations
 
 import json
+import mmap
 import re
 import struct
 from pathlib import Path
@@ -100,15 +101,17 @@ def _existing_regular(header: Path, name: str, what: str) -> None:
 
 def _check_obj_references(path: Path) -> None:
     """Material libraries and textures an OBJ names must not be FIFOs or devices (trimesh would block)."""
-    with open(path, "rb") as fh:
-        text = fh.read()
-    for match in _MTLLIB.finditer(text):
-        name = match.group(1).decode("utf-8", errors="replace")
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as text:
+        if text.find(b"mtllib") < 0:        # most scans: one memchr-speed pass, no copy
+            return
+        names = [m.group(1).decode("utf-8", errors="replace") for m in _MTLLIB.finditer(text)]
+    for name in names:
         _existing_regular(path, name, "material library")
         mtl = path.parent / name
         if mtl.is_file():
             for tex in _MTL_MAPS.finditer(mtl.read_bytes()):
-                _existing_regular(mtl, tex.group(1).decode("utf-8", errors="replace"), "texture")
+                _existing_regular(path, str(Path(name).parent / tex.group(1).decode("utf-8", errors="replace")),
+                                  f"texture (named in {name})")
 
 
 def _check_gltf(path: Path) -> None:
