@@ -23,6 +23,7 @@ import numpy as np
 
 from .camera import Camera, CameraPath
 from .errors import Gaze3DError
+from .protocol import TOPIC_GAZE_2D, TOPIC_GAZE_3D
 
 FRAME_RATE_HZ = 60.0           # the viewer's camera updates (one camera per 16.7 ms)
 BUILDING = 6                   # ASPRS class code
@@ -123,7 +124,7 @@ def run_demo(out_dir: str | os.PathLike, duration_s: float = 20.0, rate_hz: floa
         # the recording names its scan (path, SHA-256) so `gaze3d batch` can check the pairing
         from .batch.provenance import stamp_recording
         stamp_recording(control.set_meta, scan_path)
-        subscriber = GazeSubscriber(tracker.pub_address, topics=("gaze.2d",))
+        subscriber = GazeSubscriber(tracker.pub_address, topics=(TOPIC_GAZE_2D,))
         sent_frames = set()
         last_t = 0.0
         deadline = time.monotonic() + duration_s + 30.0
@@ -202,3 +203,124 @@ def _progress(total: float, enabled: bool):
     except ImportError:
         return _NoBar()
     return tqdm(total=round(total, 1), unit="s", desc="gaze session", bar_format="{l_bar}{bar}| {n:.1f}/{total} s")
+
+
+# --- VR ------------------------------------------------------------------------------------------------
+VR_RATE_HZ = 90.0              # a typical headset eye tracker (Vive Pro Eye, Quest Pro, Pico 4E)
+
+
+@dataclass
+class VRDemoSummary:
+    samples_received: int
+    samples_lost: int
+    samples_valid: int
+    fixations: int
+    kappa: Dict[str, float]
+    head_path_m: float
+    attention_share: Dict[str, float]
+    point_share: Dict[str, float]
+    outputs: Dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def format(self) -> str:
+        lines = [f"gaze.3d samples received {self.samples_received}, lost {self.samples_lost}, valid "
+                 f"{self.samples_valid} ({100 * self.samples_valid / max(self.samples_received, 1):.1f}%); "
+                 f"head walked {self.head_path_m:.1f} m",
+                 f"fixations {self.fixations} (world-space I-DT, 1 deg / 0.25 s); kappa vs simulator truth: "
+                 + ", ".join(f"{k} {v:.2f}" for k, v in self.kappa.items()),
+                 f"{'class':<14}{'attention':>10}{'points':>10}"]
+        for name in self.attention_share:
+            lines.append(f"{name:<14}{100 * self.attention_share[name]:>9.1f}%{100 * self.point_share[name]:>9.1f}%")
+        lines += [f"{k}: {v}" for k, v in self.outputs.items()]
+        lines.append(f"done in {self.seconds:.1f} s")
+        return "\n".join(lines)
+
+
+def run_vr_demo(out_dir: str | os.PathLike, duration_s: float = 30.0, rate_hz: float = VR_RATE_HZ, seed: int = 0,
+                scan_path: Optional[str] = None, render: Optional[Callable] = None, progress: bool = True,
+                walk_speed: float = 1.0, precision_deg: float = 0.1) -> VRDemoSummary:
+    """The VR demo: the tracker process streams a simulated headset session as ``gaze.3d`` over ZMQ.
+
+    The simulator (``sim`` source, ``vr=true``) walks a head through the scan
+    at eye height, fixating building points in line of sight with VOR during
+    head turns; this process subscribes, accumulates attention from the world
+    rays (``AttentionAccumulator.add_rays``, fixations from the online filter),
+    classifies the rays in world space (:mod:`gaze3d.vr.events`) and writes
+    ``attention.ply``, ``session.gaze3d``, ``summary.json`` and, with
+    ``render(cloud, attention, camera, png, head_positions, ray_directions, ray_lengths)``, a screenshot.
+    """
+    from .attention import AttentionAccumulator
+    from .events import EventType, cohen_kappa
+    from .io import load_scan, save_scan
+    from .tracker.client import GazeSubscriber
+    from .tracker.process import start_tracker
+    from .vr.events import idt_world
+
+    t0 = time.monotonic()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    scan_path = str(scan_path or bundled_tile())
+    cloud = load_scan(scan_path)
+    if cloud.labels is None:
+        raise Gaze3DError(f"{scan_path}: the demo needs a classified cloud (LAS classification)")
+    recording = out / "session.gaze3d"
+    if recording.exists():
+        recording.unlink()
+    acc = AttentionAccumulator(cloud, sigma_deg=1.0, fixations_only=True)
+    options = {"scene": scan_path, "vr": True, "label": BUILDING, "rate": rate_hz, "duration": duration_s,
+               "seed": seed, "realtime": True, "walk_speed": walk_speed, "precision_deg": precision_deg}
+    rows = []
+    bar = _progress(duration_s, progress)
+    last_t = 0.0
+    with start_tracker("sim", options, record=str(recording), extra_args=["--wait-subscriber"]) as tracker:
+        subscriber = GazeSubscriber(tracker.pub_address, topics=(TOPIC_GAZE_3D,))
+        deadline = time.monotonic() + duration_s + 60.0
+        while last_t < duration_s - 1.5 / rate_hz and time.monotonic() < deadline:
+            first = subscriber.recv(timeout_s=0.2)
+            if first is None:
+                continue
+            msgs = [m for _, m in [first] + subscriber.drain(20_000)]
+            t_host = np.array([m["t_host_ns"] for m in msgs], dtype=np.int64)
+            o = np.array([m["ray_origin"] for m in msgs], dtype=np.float64)
+            d = np.array([m["ray_direction"] if m.get("ray_direction") is not None else (np.nan,) * 3
+                          for m in msgs], dtype=np.float64)
+            p = np.array([m["gaze_point"] if m.get("gaze_point") is not None else (np.nan,) * 3
+                          for m in msgs], dtype=np.float64)
+            valid = np.array([bool(m.get("valid")) for m in msgs])
+            truth = np.array([int(EventType[m["truth"]["event"].upper()]) for m in msgs])
+            acc.add_rays(o, d, t_s=t_host * 1e-9, valid=valid)
+            rows.append((t_host, o, d, p, valid, truth))
+            t_dev = max(float(m["t_device"]) for m in msgs)
+            bar.update(max(0.0, t_dev - last_t))
+            last_t = max(last_t, t_dev)
+        stats = dict(subscriber.stats)
+        subscriber.close()
+    bar.close()
+    if not rows:
+        raise Gaze3DError("no gaze.3d samples arrived from the tracker process")
+    t_host, o, d, p, valid, truth = (np.concatenate(c) for c in zip(*rows))
+    acc.flush()
+    attention = acc.values
+    labels = idt_world((t_host - t_host[0]) * 1e-9, o, d, p, valid)
+    starts = np.flatnonzero((labels == EventType.FIXATION) & (np.r_[-1, labels[:-1]] != EventType.FIXATION))
+    kappa = {c.name.lower(): cohen_kappa(truth, labels, int(c))
+             for c in (EventType.FIXATION, EventType.SACCADE, EventType.GAP)}
+    names = {int(k): v for k, v in cloud.label_names.items()}
+    att_share = class_shares(cloud.labels, attention.astype(np.float64), names)
+    pts_share = class_shares(cloud.labels, np.ones(len(cloud)), names)
+    cloud.fields["attention"] = attention
+    outputs = {"attention": str(out / "attention.ply"), "recording": str(recording)}
+    save_scan(cloud, out / "attention.ply")
+    if render is not None:
+        shot = out / "attention.png"
+        cam = overview_camera(demo_camera_path(cloud.bounds, 1.0).at(0.5), cloud.bounds)
+        # each ray drawn up to its point of regard
+        render(cloud, attention, cam, shot, o, np.where(valid[:, None], d, np.nan), np.linalg.norm(p - o, axis=1))
+        outputs["screenshot"] = str(shot)
+    summary = VRDemoSummary(samples_received=int(stats["received"]), samples_lost=int(stats["dropped"]),
+                            samples_valid=int(valid.sum()), fixations=int(len(starts)), kappa=kappa,
+                            head_path_m=float(np.linalg.norm(np.diff(o, axis=0), axis=1).sum()),
+                            attention_share=att_share, point_share=pts_share, outputs=outputs,
+                            seconds=time.monotonic() - t0)
+    (out / "summary.json").write_text(json.dumps(asdict(summary), indent=2))
+    return summary

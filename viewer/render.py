@@ -79,7 +79,7 @@ def write_png(image: np.ndarray, out) -> Path:
 def render_scan(scan, scalars=None, camera: Camera | None = None, out=None, window_size=(1024, 768),
                 cmap: str = "inferno", colorbar: bool = True, point_size: float = 3.0,
                 title: str | None = None, volume_render: bool = True, labels=None,
-                slices: bool = True) -> np.ndarray:
+                slices: bool = True, head_path=None, gaze_rays=None) -> np.ndarray:
     """Render a scan offscreen, with attention as a heat overlay.
 
     Parameters
@@ -110,6 +110,11 @@ def render_scan(scan, scalars=None, camera: Camera | None = None, out=None, wind
         as heat points inside the volume, on the same scale.
     labels : (n,) int, optional
         Labels to tint the scan with (default none: the scan's own colours).
+    head_path : (m, 3) float, optional
+        VR: head positions (world), drawn as a blue line.
+    gaze_rays : ((m, 3), (m, 3)) or ((m, 3), (m, 3), length), optional
+        VR: world gaze rays (origins, directions[, length per ray]), drawn as green segments
+        (at most 400, evenly picked).
 
     Returns
     -------
@@ -142,6 +147,9 @@ def render_scan(scan, scalars=None, camera: Camera | None = None, out=None, wind
                 plotter.add_actor(heat_scalar_bar(scene, font_px=max(8, h // 45)))
         if title:
             plotter.add_text(title, position="upper_edge", font_size=max(6, h // 70), color=TEXT_COLOR)
+        if head_path is not None or gaze_rays is not None:
+            from .vr import add_vr_overlay
+            add_vr_overlay(plotter, scene, head_path, gaze_rays, line_px=max(2.0, h / 300))
         if camera is None:
             scene.default_camera()
         else:

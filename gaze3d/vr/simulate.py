@@ -25,6 +25,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..events import EventType
+from ..protocol import TOPIC_GAZE_3D
 from ..simulate import saccade_duration_s, saccade_position_fraction
 from .frames import look_pose
 
@@ -59,7 +60,7 @@ class VRSession:
     def sample(self, i: int, seq: int, t_host_ns: int) -> dict:
         """Sample ``i`` as a ``gaze.3d`` message payload (protocol fields, ``truth`` for tests)."""
         ok = bool(self.valid[i])
-        return {"topic": "gaze.3d", "seq": int(seq), "t_host_ns": int(t_host_ns), "t_device": float(self.t_s[i]),
+        return {"topic": TOPIC_GAZE_3D, "seq": int(seq), "t_host_ns": int(t_host_ns), "t_device": float(self.t_s[i]),
                 "valid": ok,
                 "ray_origin": self.origin[i].tolist(),
                 "ray_direction": self.direction[i].tolist() if ok else None,
@@ -232,3 +233,99 @@ def simulate_vr_session(targets, duration_s: float = 30.0, rate_hz: float = 90.0
     eye_in_head = np.einsum("nji,nj->ni", pose[:, :3, :3], measured)    # R^T d
     return VRSession(t_s=t, origin=eye, direction=measured, gaze_point=point, head_pose=pose,
                      eye_in_head=eye_in_head, truth=truth, target=target, valid=valid)
+
+
+# --- on a scan ------------------------------------------------------------------------------------
+EYE_HEIGHT_M = 1.7          # standing eye height above the local ground
+
+
+def ground_height(xyz: np.ndarray, at_xy: np.ndarray, radius: float = 5.0, up_axis: int = 2) -> np.ndarray:
+    """(m,) ground height under (m, 2) horizontal positions: the 5th percentile of the points' heights
+    within ``radius`` (the whole cloud's if none is that near)."""
+    horiz = [k for k in range(3) if k != up_axis]
+    h = xyz[:, up_axis]
+    out = np.empty(len(at_xy))
+    for i, p in enumerate(np.asarray(at_xy, dtype=np.float64).reshape(-1, 2)):
+        near = np.sum((xyz[:, horiz] - p) ** 2, axis=1) < radius ** 2
+        out[i] = np.percentile(h[near] if near.sum() >= 10 else h, 5)
+    return out
+
+
+def default_walk(xyz: np.ndarray, up_axis: int = 2, n: int = 5) -> np.ndarray:
+    """(n, 3) waypoints along the middle of the cloud's longer horizontal side, at eye height above ground."""
+    horiz = [k for k in range(3) if k != up_axis]
+    lo, hi = xyz[:, horiz].min(axis=0), xyz[:, horiz].max(axis=0)
+    long_ = int(np.argmax(hi - lo))
+    s = np.linspace(0.15, 0.85, n)
+    xy = np.empty((n, 2))
+    xy[:, long_] = lo[long_] + s * (hi[long_] - lo[long_])
+    xy[:, 1 - long_] = 0.5 * (lo[1 - long_] + hi[1 - long_])
+    out = np.empty((n, 3))
+    out[:, horiz] = xy
+    out[:, up_axis] = ground_height(xyz, xy, up_axis=up_axis) + EYE_HEIGHT_M
+    return out
+
+
+class PointOcclusion:
+    """Line-of-sight through a point cloud (numpy only): a target is hidden when scan points lie
+    within ``radius`` of the segment eye -> target, short of ``clearance`` before the target.
+
+    Parameters
+    ----------
+    xyz : (n, 3) float64, the scan (sub-sampled to ``max_points``)
+    radius : float, scene units (0.3: about LiDAR point spacing)
+    """
+
+    def __init__(self, xyz, radius: float = 0.3, clearance: float = 1.0, max_points: int = 40_000, seed: int = 0):
+        xyz = np.asarray(xyz, dtype=np.float64).reshape(-1, 3)
+        if len(xyz) > max_points:
+            xyz = xyz[np.random.default_rng(seed).choice(len(xyz), max_points, replace=False)]
+        self.xyz, self.radius, self.clearance = xyz, float(radius), float(clearance)
+
+    def __call__(self, eye, targets) -> np.ndarray:
+        eye = np.asarray(eye, dtype=np.float64).reshape(3)
+        out = np.ones(len(targets), dtype=bool)
+        rel = self.xyz - eye
+        for k, tgt in enumerate(np.asarray(targets, dtype=np.float64).reshape(-1, 3)):
+            seg = tgt - eye
+            length = float(np.linalg.norm(seg))
+            if length <= self.clearance:
+                continue
+            u = seg / length
+            along = rel @ u
+            sel = (along > 0.3) & (along < length - self.clearance)
+            if not sel.any():
+                continue
+            perp = rel[sel] - along[sel, None] * u
+            out[k] = not np.any(np.einsum("ij,ij->i", perp, perp) < self.radius ** 2)
+        return out
+
+
+def simulate_on_scan(xyz, duration_s: float, rate_hz: float = 90.0, *, labels=None, label=None,
+                     n_targets: int = 40, seed=0, waypoints=None, up_axis: int = 2, **options):
+    """A :func:`simulate_vr_session` walking through a point cloud, fixating visible scan points.
+
+    Targets are ``n_targets`` points (those with ``label`` if given), the head
+    walks ``waypoints`` (default :func:`default_walk`), and only targets in
+    line of sight (:class:`PointOcclusion`) are chosen.
+
+    Returns
+    -------
+    session : VRSession, targets : (k, 3) float64
+    """
+    xyz = np.asarray(xyz, dtype=np.float64).reshape(-1, 3)
+    pool = xyz
+    if label is not None:
+        if labels is None:
+            raise InputError("simulate_on_scan: 'label' needs the scan's labels")
+        pool = xyz[np.asarray(labels) == label]
+        if len(pool) == 0:
+            raise InputError(f"simulate_on_scan: no point has label {label}")
+    rng = np.random.default_rng(seed)
+    targets = pool[np.sort(rng.choice(len(pool), size=min(n_targets, len(pool)), replace=False))]
+    if waypoints is None:
+        waypoints = default_walk(xyz, up_axis)
+    up = np.eye(3)[up_axis]
+    session = simulate_vr_session(targets, duration_s, rate_hz, seed=seed, waypoints=waypoints, up=up,
+                                  visible=PointOcclusion(xyz, seed=seed), **options)
+    return session, targets

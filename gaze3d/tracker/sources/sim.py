@@ -24,6 +24,12 @@ label : only look at points with this label (e.g. 6, LAS buildings)
 n_targets : how many points to visit, default 40
 display : "width_mm,height_mm,distance_mm" of the simulated screen (default 527,296,650)
 realtime : true (default) paces samples at ``rate``; false hands them out as fast as read
+vr : true streams a VR session on ``scene`` as ``gaze.3d`` rays (no ``camera_path``): a head walks
+    ``walk`` at ``walk_speed`` with eye-in-head gaze, VOR during head turns and fixations on visible
+    scene points (:func:`gaze3d.vr.simulate.simulate_on_scan`); ``precision_deg`` is the ray noise per
+    axis, ``duration`` defaults to 30 s
+walk : VR head waypoints "x,y,z;x,y,z;..." in scene units (default: along the scan's middle, 1.7 m above ground)
+walk_speed : VR walking speed, scene units per second, default 1.0
 
 Each sample's ``t_host_ns`` is the host time at which it is due (``open`` time
 + ``t_device``), like a device's own capture time; with ``realtime=false``
@@ -41,6 +47,7 @@ from ...camera import CameraPath
 from ...display import DisplayGeometry
 from ...errors import InputError
 from ...events import EventType
+from ...protocol import TOPIC_GAZE_2D
 from ...simulate import simulate_gaze, simulate_scene_gaze
 from ._options import Options
 from ._pacing import Pacer
@@ -135,8 +142,18 @@ class SimSource(GazeSource):
         self.display = DisplayGeometry() if disp is None else DisplayGeometry(
             width_mm=disp[0], height_mm=disp[1], distance_mm=disp[2])
         self.realtime = o.bool("realtime", True)
+        self.vr = o.bool("vr", False)
+        self.walk = o.str("walk")
+        self.walk_speed = o.float("walk_speed", 1.0, 0.0, 20.0)
         o.check_unused()
-        if (self.scene is None) != (self.camera_path is None):
+        if self.vr:
+            if self.scene is None or self.camera_path is not None:
+                raise InputError("sim option 'vr': needs 'scene' (the head walks through it), not 'camera_path'")
+            self.walk = _parse_walk(self.walk)
+            self.duration = 30.0 if self.duration is None else self.duration
+        elif self.walk is not None:
+            raise InputError("sim option 'walk': only meaningful with 'vr=true'")
+        elif (self.scene is None) != (self.camera_path is None):
             raise InputError("sim options 'scene' and 'camera_path': give both (scene-driven gaze) or neither")
         if self.script is not None and self.scene is not None:
             raise InputError("sim options 'script' and 'scene': give one of them (a target script or a scene)")
@@ -150,6 +167,21 @@ class SimSource(GazeSource):
         self._path = None
 
     # ------------------------------------------------------------ building
+    def _vr_block(self) -> dict:
+        """The whole VR session (``gaze.3d``), on the scene."""
+        from ...io import load_scan            # lazily: the only non-numpy step
+        from ...vr.simulate import simulate_on_scan
+
+        scan = load_scan(self.scene)
+        xyz = getattr(scan, "xyz", getattr(scan, "vertices", None))
+        if xyz is None:
+            raise InputError(f"sim option 'scene': {self.scene}: expected a point cloud or mesh")
+        session, _ = simulate_on_scan(xyz, self.duration, self.rate, labels=getattr(scan, "labels", None),
+                                      label=self.label, n_targets=self.n_targets, seed=self.seed,
+                                      waypoints=self.walk, walk_speed=self.walk_speed, noise_deg=self.precision,
+                                      blink_rate_hz=self.blink_rate)
+        return {"t": session.t_s, "vr": session}
+
     def _load_scene(self):
         """Target points and camera path of the scene-driven mode (the scan is read once)."""
         if self._targets_world is not None:
@@ -183,6 +215,8 @@ class SimSource(GazeSource):
         """Chunk ``k`` of the stream as columns, or None past the end."""
         common = dict(accuracy_offset_deg=self.offset, precision_rms_deg=self.precision,
                       blink_rate_hz=self.blink_rate, dropout_rate=self.dropout)
+        if self.vr:
+            return self._vr_block() if k == 0 else None
         if self.scene is not None:
             if k > 0:
                 return None
@@ -250,6 +284,8 @@ class SimSource(GazeSource):
         # which it happened (not the delivery time of its batch): dwell times need it.
         host = (self._pacer.t0_ns + np.round((b["t"][i0:stop] - self._pacer.stream_t0) * 1e9)).astype(np.int64)
         host = host.tolist()
+        if "vr" in b:
+            return [b["vr"].sample(i, i, h) for i, h in zip(range(i0, stop), host)]
         t = b["t"][i0:stop].tolist()
         xy = b["xy"][i0:stop].tolist()
         valid = b["valid"][i0:stop].tolist()
@@ -263,7 +299,7 @@ class SimSource(GazeSource):
             tr = {"event": event, "code": truth[j], "target": target[j]}
             if index is not None:
                 tr["target_index"] = index[j]
-            out.append({"topic": "gaze.2d", "t_device": t[j], "t_host_ns": host[j], "gaze": xy[j],
+            out.append({"topic": TOPIC_GAZE_2D, "t_device": t[j], "t_host_ns": host[j], "gaze": xy[j],
                         "valid": valid[j], "truth": tr})
         return out
 
@@ -276,4 +312,19 @@ class SimSource(GazeSource):
              "offset_deg": list(self.offset)}
         if self.scene is not None:
             d.update(scene=str(self.scene), camera_path=str(self.camera_path), label=self.label)
+        if self.vr:
+            d.update(vr=True, walk_speed=self.walk_speed)
         return d
+
+
+def _parse_walk(text: Optional[str]):
+    """``"x,y,z;x,y,z"`` -> (k, 3) float64 waypoints (None stays None)."""
+    if text is None:
+        return None
+    try:
+        w = np.array([[float(v) for v in p.split(",")] for p in str(text).split(";") if p.strip()])
+    except ValueError:
+        w = np.zeros((0, 0))
+    if w.ndim != 2 or w.shape[1] != 3 or len(w) == 0 or not np.isfinite(w).all():
+        raise InputError(f"sim option 'walk': expected waypoints 'x,y,z;x,y,z;...', got {text!r}")
+    return w
