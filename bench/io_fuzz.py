@@ -106,9 +106,12 @@ def main(argv=None) -> int:
         worst = {}
         for _ in range(args.repeat):
             for name, row in in_process(folder, [c.name for c in cases], args.limit_mb, args.timeout).items():
-                best = worst.setdefault(name, row)
-                if row.get("hung") or row.get("seconds", 0) > best.get("seconds", 0):
-                    worst[name] = dict(row, peak_rss_mb=max(row.get("peak_rss_mb", 0), best.get("peak_rss_mb", 0)))
+                seen = worst.setdefault(name, row)
+                if row.get("hung") or seen.get("hung"):
+                    worst[name] = {"name": name, "hung": True}
+                    continue
+                peak = max(row["peak_rss_mb"] or 0, seen["peak_rss_mb"] or 0)   # worst of the runs
+                worst[name] = dict(row if row["seconds"] > seen["seconds"] else seen, peak_rss_mb=peak)
         runs = {c.name: cli(folder / c.filename, 60.0) for c in cases} if args.cli else {}
     header = f"{'case':<30} {'load s':>7} {'peak MB':>8}"
     header += f" {'cli s':>7} {'cli MB':>7} {'exit':>4}" if args.cli else ""
@@ -126,7 +129,7 @@ def main(argv=None) -> int:
                 f"WRONG ({row['api']}, exit {row['cli_code']})"
         if not row.get("hung") and row["seconds"] > TARGET_S:
             verdict += f" SLOW (> {TARGET_S} s)"
-        line = f"{c.name:<30} {row.get('seconds', float('nan')):>7.3f} {row.get('peak_rss_mb', float('nan')):>8.2f}"
+        line = f"{c.name:<30} {row.get('seconds', float('nan')):>7.3f} {row.get('peak_rss_mb') or 0:>8.2f}"
         if args.cli:
             r = runs[c.name]
             line += f" {r['seconds']:>7.2f} {r['rss_mb']:>7.0f} {r['code']:>4}"
@@ -139,7 +142,7 @@ def main(argv=None) -> int:
     malformed = sum(not c.valid for c in cases)
     print(f"\n{len(cases)} cases ({malformed} malformed, {len(cases) - malformed} valid seeds), "
           f"{args.repeat} in-process runs: max load {max(r['seconds'] for r in done):.3f} s, "
-          f"max peak RSS growth {max(r['peak_rss_mb'] for r in done):.2f} MB")
+          f"max peak RSS growth {max(r['peak_rss_mb'] or 0 for r in done):.2f} MB")
     if runs:
         print(f"CLI: max wall {max(r['seconds'] for r in runs.values()):.2f} s, "
               f"max RSS {max(r['rss_mb'] for r in runs.values()):.0f} MB "

@@ -29,6 +29,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import io_fuzz_cases as fuzz  # noqa: E402
 
+if not Path("/proc/self/status").is_file() or not hasattr(os, "mkfifo"):
+    pytest.skip("the fuzz runner measures memory in /proc and makes FIFOs (Linux)", allow_module_level=True)
 for _module in ("laspy", "SimpleITK", "open3d", "trimesh"):
     pytest.importorskip(_module, reason=f"{_module} (gaze3d[io]) is needed to read every scan format")
 
@@ -99,7 +101,8 @@ def test_case(case, results):
     row = results.get(case.name)
     assert row is not None, "the runner stopped before this case (an earlier case hung or crashed)"
     assert "hung" not in row, row["hung"]
-    assert row["peak_rss_mb"] <= PEAK_RSS_MB, f"peak RSS grew by {row['peak_rss_mb']} MB"
+    if row["peak_rss_mb"] is not None:        # None: VmHWM reset refused here; the cap still holds
+        assert row["peak_rss_mb"] <= PEAK_RSS_MB, f"peak RSS grew by {row['peak_rss_mb']} MB"
     if case.valid:
         assert row["ok"], f"a valid seed failed: {row['api']}: {row['message']}"
         assert row["cli_code"] == 0, row["cli_err"]
