@@ -22,6 +22,7 @@ import numpy as np
 
 from gaze3d.display import DisplayGeometry
 from gaze3d.errors import InputError
+from gaze3d.protocol import TOPIC_GAZE_2D
 
 from .targets import check_on_display
 
@@ -248,7 +249,7 @@ class CorrectingSubscriber:
             return None
         topic, msg = item
         t = topic.decode() if isinstance(topic, bytes) else topic
-        return (topic, correct_sample(msg, self.correction)) if t.startswith("gaze.2d") else item
+        return (topic, correct_sample(msg, self.correction)) if t.startswith(TOPIC_GAZE_2D) else item
 
     def recv(self, timeout_s: float = 1.0):
         return self._fix(self.subscriber.recv(timeout_s))

@@ -8,7 +8,7 @@ atomically; the selected profile's name is in ``<config>/selected_profile.json``
 Every recording stores the profile and correction it was made with
 (:func:`store_in_recording`, meta key ``"calibration"``), as a full snapshot,
 so a replay applies the very same correction (:func:`recording_correction`,
-:func:`replay_samples`) even after the profile was recalibrated or deleted.
+:func:`.timeline.replay_samples`) even after the profile was recalibrated or deleted.
 Live viewer sessions store the whole timeline of their corrections there
 (:mod:`.timeline`).
 """
@@ -207,22 +207,7 @@ CALIBRATION_EVENT = "calibration"
 def calibration_event(profile: Optional[Profile], correction: Optional[Correction] = None) -> dict:
     """An event marking a correction change (older recordings; the viewer now stores a timeline in meta).
 
-    Still read by :func:`replay_samples` for recordings that have them: each
+    Still read by :func:`.timeline.replay_samples` for recordings that have them: each
     sample gets the correction of the last such event at or before it.
     """
     return {"type": CALIBRATION_EVENT, **calibration_meta(profile, correction)}
-
-
-def replay_samples(recording, topic: str = "gaze.2d") -> dict:
-    """``recording.samples(topic)`` corrected as they were live.
-
-    Recordings made by the viewer store the whole correction timeline in the
-    ``calibration`` meta entry (``history``; see :mod:`.timeline`): each
-    sample gets the entry in force at its ``t_host_ns`` (the first entry
-    before it). Older recordings: samples get the correction of the last
-    ``calibration`` event at or before their ``t_host_ns``; samples before
-    the first such event get the one in the recording's ``calibration`` meta
-    entry, else the first event's; identity if neither.
-    """
-    from .timeline import CorrectionTimeline
-    return CorrectionTimeline.from_recording(recording).apply_columns(recording.samples(topic))

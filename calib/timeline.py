@@ -22,6 +22,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from gaze3d.errors import InputError
+from gaze3d.protocol import TOPIC_GAZE_2D
 
 from .correction import Correction
 from .profiles import CALIBRATION_EVENT, META_KEY, Profile, calibration_meta, recording_correction
@@ -150,3 +151,17 @@ def timeline_segments(timeline: CorrectionTimeline) -> List[Tuple[Optional[int],
     """(start t_host_ns or None, profile, correction kind) per entry: a readable summary."""
     return [(None if t == _BEFORE_ALL else t, e.get("profile"), c.kind)
             for t, e, c in zip(timeline.times, timeline.entries, timeline.corrections)]
+
+
+def replay_samples(recording, topic: str = TOPIC_GAZE_2D) -> dict:
+    """``recording.samples(topic)`` corrected as they were live.
+
+    Recordings made by the viewer store the whole correction timeline in the
+    ``calibration`` meta entry (``history``; :class:`CorrectionTimeline`): each
+    sample gets the entry in force at its ``t_host_ns`` (the first entry
+    before it). Older recordings: samples get the correction of the last
+    ``calibration`` event at or before their ``t_host_ns``; samples before
+    the first such event get the one in the recording's ``calibration`` meta
+    entry, else the first event's; identity if neither.
+    """
+    return CorrectionTimeline.from_recording(recording).apply_columns(recording.samples(topic))

@@ -46,6 +46,7 @@ import numpy as np
 
 from .display import DisplayGeometry
 from .errors import InputError
+from .protocol import SCHEMA_VERSION, TOPIC_GAZE_2D
 from .recording import Recording, RecordingWriter
 
 COLUMNS = ("timestamp", "x_coordinate", "y_coordinate", "pupil_size", "valid")
@@ -129,7 +130,7 @@ def _device_fields(meta: dict) -> dict:
 
 
 def export_bids(recording, out_dir, prefix: Optional[str] = None, *, subject: Optional[str] = None,
-                session: Optional[str] = None, task: Optional[str] = None, run=None, topic: str = "gaze.2d",
+                session: Optional[str] = None, task: Optional[str] = None, run=None, topic: str = TOPIC_GAZE_2D,
                 display: Optional[DisplayGeometry] = None,
                 screen_size_px: Optional[Tuple[int, int]] = None) -> dict:
     """Write a recording into a BIDS dataset as eye-tracking physio files; returns ``{kind: Path}``.
@@ -451,7 +452,7 @@ def import_bids(tsv, out_path, *, screen_size_px: Optional[Tuple[int, int]] = No
     for i in range(len(t_ns)):
         ok = bool(cols["valid"][i])
         x, y, p = float(cols["x"][i]), float(cols["y"][i]), float(cols["pupil"][i])
-        s = {"topic": "gaze.2d", "v": 1, "source": source, "session": "imported", "seq": i,
+        s = {"topic": TOPIC_GAZE_2D, "v": SCHEMA_VERSION, "source": source, "session": "imported", "seq": i,
              "t_device": float(cols["t_s"][i]), "t_host_ns": int(t_ns[i]), "gaze": [x, y], "valid": ok}
         if math.isfinite(p):
             s["pupil_mm"] = p

@@ -24,7 +24,7 @@ and numpy, so it runs in the lean tracker environment.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, TypedDict
 
 import msgpack
 import numpy as np
@@ -38,6 +38,7 @@ TOPIC_GAZE_3D = "gaze.3d"
 TOPIC_STATUS = "status"
 TOPIC_EVENT = "event"
 GAZE_TOPICS = (TOPIC_GAZE_2D, TOPIC_GAZE_3D)
+GAZE_PREFIX = "gaze."   # subscription prefix of both gaze topics (ZeroMQ matches prefixes)
 
 # Fields every PUB payload must carry, with the types a receiver accepts.
 REQUIRED_FIELDS = ("v", "source", "session", "seq", "t_device", "t_host_ns")
@@ -57,6 +58,72 @@ MAX_STR_CHARS = 65_536          # one string inside a value
 MAX_PATH_CHARS = 4096
 MAX_KEY_CHARS = 256             # meta keys, calibrate action and arg names
 T_HOST_NS_MAX = (1 << 63) - 1   # a signed 64-bit int: what SQLite and every client language hold
+
+
+# ------------------------------------------------------------------ message shapes
+# The payload maps written down as types (docs/protocol.md has the units). They
+# describe, they do not check: :func:`validate` is the check a receiver runs.
+class Header(TypedDict):
+    """Fields every PUB payload carries (:data:`REQUIRED_FIELDS`)."""
+
+    v: int
+    source: str
+    session: str
+    seq: int
+    t_device: Optional[float]
+    t_host_ns: int
+
+
+class EyeSample(TypedDict, total=False):
+    """One eye of a gaze sample (``left``/``right``)."""
+
+    gaze: List[float]           # [x, y], normalised display
+    valid: bool
+    pupil_mm: float
+    origin_mm: List[float]      # [x, y, z], the tracker's 3D frame
+    direction: List[float]      # unit vector, the tracker's 3D frame
+
+
+class GazeSample(Header, total=False):
+    """A ``gaze.2d`` / ``gaze.3d`` payload; sources may add fields, receivers ignore unknown ones."""
+
+    topic: str
+    gaze: Optional[List[float]]            # [x, y] normalised display, nil when invalid
+    valid: bool                            # default true
+    left: EyeSample
+    right: EyeSample
+    pupil_mm: float
+    confidence: float
+    ray_origin: List[float]                # gaze.3d: world-space ray origin (scene units)
+    ray_direction: List[float]             # gaze.3d: world-space unit direction
+    head_pose: List[float]                 # gaze.3d: row-major 4x4 world-from-head
+    gaze_point: List[float]                # gaze.3d: where the ray met the scene, when the source knows
+    truth: Dict[str, Any]                  # simulator only: ground truth for tests
+    t_arrival_ns: int                      # chunked sources (LSL): arrival on the tracker clock
+
+
+class StatusMessage(Header, total=False):
+    """A ``status`` heartbeat payload."""
+
+    state: str                  # connecting, running, disconnected, ended, failed
+    samples: int
+    recording: Optional[str]
+    reconnects: int
+    last_error: Optional[str]
+
+
+class EventMessage(Header):
+    """An ``event`` payload: whatever a client sent with the ``event`` command."""
+
+    event: Dict[str, Any]
+
+
+class ControlReply(TypedDict, total=False):
+    """A control (REP) reply; ``error`` when ``ok`` is false, the command's fields otherwise."""
+
+    v: int
+    ok: bool
+    error: str
 
 
 class ProtocolError(Gaze3DError):

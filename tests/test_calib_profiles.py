@@ -7,7 +7,8 @@ import pytest
 
 from gaze3d.calib.correction import Correction, CorrectingSubscriber, correct_sample, fit_from_report
 from gaze3d.calib.profiles import (Profile, ProfileNotFoundError, ProfileStore, calibration_event, config_dir,
-                                   recording_correction, replay_samples, store_in_recording)
+                                   recording_correction, store_in_recording)
+from gaze3d.calib.timeline import replay_samples
 from gaze3d.calib.session import presentations_from_samples, simulate_validation
 from gaze3d.calib.validation import GazeData, ValidationSettings, validate
 from gaze3d.display import DisplayGeometry

@@ -130,7 +130,8 @@ def test_cli_validate_with_tracker_opens_the_target_window(follower, tmp_path, c
 
 
 def test_profile_correction_drift_check_and_replay_through_the_tracker(follower, tmp_path, vtk_freed):
-    from gaze3d.calib.profiles import Profile, ProfileStore, replay_samples
+    from gaze3d.calib.profiles import Profile, ProfileStore
+    from gaze3d.calib.timeline import replay_samples
     from gaze3d.recording import Recording
     from gaze3d.scan import PointCloud
     from gaze3d.viewer.app import ViewerApp

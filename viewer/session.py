@@ -23,6 +23,7 @@ import numpy as np
 
 from gaze3d.camera import Camera
 from gaze3d.errors import Gaze3DError, InputError
+from gaze3d.protocol import TOPIC_GAZE_2D
 from gaze3d.scan import Mesh, PointCloud, Volume
 
 from .labels import Label, LabelSet
@@ -220,7 +221,7 @@ class LabelingSession:
         """
         rows = []
         for s in samples:
-            if s.get("topic", "gaze.2d") != "gaze.2d":
+            if s.get("topic", TOPIC_GAZE_2D) != TOPIC_GAZE_2D:
                 continue
             g = s.get("gaze")
             valid = bool(s.get("valid", g is not None)) and g is not None
@@ -274,7 +275,7 @@ class LabelingSession:
         t = self.now_ns() if t_ns is None else int(t_ns)
         gx = self.viewport[0] + float(x_norm) * self.viewport[2]
         gy = self.viewport[1] + float(y_norm) * self.viewport[3]
-        return {"topic": "gaze.2d", "source": "mouse", "t_host_ns": t, "t_device": t / 1e9,
+        return {"topic": TOPIC_GAZE_2D, "source": "mouse", "t_host_ns": t, "t_device": t / 1e9,
                 "gaze": [gx, gy], "valid": True}
 
     def tick(self, local_samples: Optional[List[dict]] = None) -> dict:

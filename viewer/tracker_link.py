@@ -18,6 +18,7 @@ from typing import List, Optional
 import numpy as np
 
 from gaze3d.errors import InputError
+from gaze3d.protocol import GAZE_PREFIX
 
 ALIVE_AFTER_S = 1.0   # no message for this long: the tracker counts as lost
 
@@ -30,16 +31,6 @@ def parse_tracker_address(address: str):
     if len(parts) == 1:
         return None, parts[0]
     raise InputError(f"--tracker: expected 'CTRL_ADDRESS' or 'PUB_ADDRESS,CTRL_ADDRESS', got {address!r}")
-
-
-def _pub_from_status(status: dict) -> Optional[str]:
-    for key in ("pub_address", "pub"):
-        if isinstance(status.get(key), str):
-            return status[key]
-    addr = status.get("addresses")
-    if isinstance(addr, dict):
-        return addr.get("pub") or addr.get("pub_address")
-    return None
 
 
 class TrackerLink:
@@ -61,7 +52,7 @@ class TrackerLink:
     from any thread.
     """
 
-    def __init__(self, pub_address: Optional[str], ctrl_address: str, topics=("gaze.",),
+    def __init__(self, pub_address: Optional[str], ctrl_address: str, topics=(GAZE_PREFIX,),
                  max_queue: int = 10_000, timeout_s: float = 1.0, curve_server_key=None):
         from gaze3d.tracker.client import GazeSubscriber, TrackerControl
 
@@ -69,7 +60,7 @@ class TrackerLink:
         self.source = "?"
         if pub_address is None:
             status = self.ctrl.status()
-            pub_address = _pub_from_status(status)
+            pub_address = self.ctrl.pub_address(status)
             if pub_address is None:
                 raise InputError(f"--tracker: the tracker at {ctrl_address} did not report its PUB "
                                  f"address; pass 'PUB_ADDRESS,CTRL_ADDRESS'")
@@ -100,7 +91,7 @@ class TrackerLink:
         offset = self.clock.offset_ns if self.clock is not None else 0
         t_local = time.monotonic_ns()
         for topic, payload in msgs:
-            if not topic.startswith("gaze."):
+            if not topic.startswith(GAZE_PREFIX):
                 continue
             payload["topic"] = topic
             out.append(payload)

@@ -17,9 +17,10 @@ from typing import Optional, Tuple
 import numpy as np
 
 from ..errors import InputError
+from ..protocol import TOPIC_GAZE_2D, TOPIC_GAZE_3D
 from .accumulator import AttentionAccumulator
 
-TOPIC_2D, TOPIC_3D = "gaze.2d", "gaze.3d"
+TOPIC_2D, TOPIC_3D = TOPIC_GAZE_2D, TOPIC_GAZE_3D   # the short names other modules import
 
 
 def _progress(total: int, desc: str, enabled: Optional[bool]):

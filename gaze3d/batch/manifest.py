@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..errors import InputError
+from ..protocol import GAZE_TOPICS, TOPIC_GAZE_2D
 
 TASKS = ("attention", "segment", "consensus")
 
@@ -90,7 +91,7 @@ OPTIONS: Dict[str, Tuple[Callable, object]] = {
     "visual_per_camera_deg": (_positive, 1.0),
     "point_size": (_positive, 3.0),
     "volume_mode": (_choice("render", "mip", "slice"), "render"),
-    "topic": (_choice("gaze.2d", "gaze.3d"), "gaze.2d"),
+    "topic": (_choice(*GAZE_TOPICS), TOPIC_GAZE_2D),
     "threshold": (_unit_open, 0.5),
     "metres_per_unit": (_positive, 1.0),
 }

@@ -13,6 +13,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import InputError
+from ..protocol import TOPIC_GAZE_2D
 
 
 def simulate_session(scan_path, recording_path, *, duration_s: float = 5.0, rate_hz: float = 1200.0,
@@ -70,7 +71,7 @@ def simulate_session(scan_path, recording_path, *, duration_s: float = 5.0, rate
         w.set_meta("source", "gaze3d.batch.synthetic")
         for k in range(n_frames):
             w.add_camera(t0 + int(round(k / FRAME_RATE_HZ * 1e9)), path.at(path.times[0] + k / FRAME_RATE_HZ))
-        w.add_samples([{"topic": "gaze.2d", "t_host_ns": int(t), "t_device": float(td), "seq": i,
+        w.add_samples([{"topic": TOPIC_GAZE_2D, "t_host_ns": int(t), "t_device": float(td), "seq": i,
                         "gaze": [float(x), float(y)], "valid": bool(v)}
                        for i, (t, td, x, y, v) in enumerate(zip(t_ns, t_rel, g.xy[:, 0], g.xy[:, 1], g.valid))])
     return out

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..protocol import GAZE_TOPICS, TOPIC_GAZE_2D, TOPIC_GAZE_3D
+
 
 def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
@@ -13,8 +15,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("scan", help="point cloud, mesh or volume file (any format gaze3d reads)")
     p.add_argument("recording", help="gaze3d recording (SESSION.gaze3d): 2D gaze with camera frames, or VR "
                                      "gaze.3d rays (docs/vr.md)")
-    p.add_argument("--topic", default="auto", choices=("auto", "gaze.2d", "gaze.3d"),
-                   help="which gaze to use: auto = gaze.2d if the recording has any, else gaze.3d rays")
+    p.add_argument("--topic", default="auto", choices=("auto",) + GAZE_TOPICS,
+                   help=f"which gaze to use: auto = {TOPIC_GAZE_2D} if the recording has any, else {TOPIC_GAZE_3D} rays")
     p.add_argument("-o", "--output", required=True,
                    help="output: the scan with an 'attention' field for point clouds and meshes "
                         "(.ply .pcd .las .laz .vtp; .vtp for ParaView/PyVista), or for a volume the "

@@ -112,9 +112,10 @@ def _validate_on_screen(args) -> int:
     from gaze3d.calib.profiles import ProfileStore
     from gaze3d.calib.targets import target_layout
     from gaze3d.errors import InputError
+    from gaze3d.protocol import TOPIC_GAZE_2D
     from gaze3d.tracker.client import GazeSubscriber, TrackerControl
     from gaze3d.viewer.targets import ValidationWindow, run_window_validation
-    from gaze3d.viewer.tracker_link import _pub_from_status, parse_tracker_address
+    from gaze3d.viewer.tracker_link import parse_tracker_address
 
     try:
         size = tuple(int(v) for v in args.window.lower().split("x"))
@@ -128,7 +129,7 @@ def _validate_on_screen(args) -> int:
     pub, ctrl = parse_tracker_address(args.tracker)
     with TrackerControl(ctrl, timeout_s=5.0) as control:
         status = control.status()
-        pub = pub or _pub_from_status(status)
+        pub = pub or control.pub_address(status)
         if pub is None:
             raise InputError(f"--tracker: the tracker at {ctrl} did not report its PUB address; "
                              f"pass 'PUB_ADDRESS,CTRL_ADDRESS'")
@@ -137,7 +138,7 @@ def _validate_on_screen(args) -> int:
         if args.record:
             control.start_recording(str(Path(args.record).resolve()))
         try:
-            with GazeSubscriber(pub, topics=("gaze.2d",)) as sub:
+            with GazeSubscriber(pub, topics=(TOPIC_GAZE_2D,)) as sub:
                 if sub.recv(5.0) is None:
                     raise InputError(f"--tracker: no gaze from {pub} within 5 s (is the tracker running?)")
                 on_shown = None

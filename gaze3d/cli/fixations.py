@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..protocol import GAZE_TOPICS, TOPIC_GAZE_2D, TOPIC_GAZE_3D
+
 COLUMNS = ("onset", "duration", "trial_type", "x_deg", "y_deg", "n_samples", "t_host_ns")
 #: gaze.3d recordings: the mean point of regard (world, scene units) instead of screen degrees
 COLUMNS_3D = ("onset", "duration", "trial_type", "x", "y", "z", "n_samples", "t_host_ns")
@@ -21,8 +23,9 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="2D: ivt (Tobii I-VT defaults, the default), idt, ivdt, ivvt, adaptive; gaze.3d: idt "
                         "(world-space I-DT, 1 deg / 0.25 s, the default) or ivt (world-space I-VT), head motion "
                         "compensated")
-    p.add_argument("--topic", default="auto", choices=("auto", "gaze.2d", "gaze.3d"),
-                   help="auto = gaze.2d if the recording has any, else the VR gaze.3d rays (docs/vr.md)")
+    p.add_argument("--topic", default="auto", choices=("auto",) + GAZE_TOPICS,
+                   help=f"auto = {TOPIC_GAZE_2D} if the recording has any, else the VR {TOPIC_GAZE_3D} rays "
+                        "(docs/vr.md)")
     p.add_argument("--scan", help="classify in object space against this scan (needs camera frames)")
     p.add_argument("--screen-mm", nargs=2, type=float, metavar=("W", "H"), default=(527.0, 296.0),
                    help="display size in mm (527 296)")
@@ -91,7 +94,7 @@ def run(args) -> int:
     from ..vr.analysis import choose_topic
 
     topic = choose_topic(args.recording, args.topic)      # no usable samples: one line, exit 2, nothing written
-    if topic == "gaze.3d":
+    if topic == TOPIC_GAZE_3D:
         from ..vr.analysis import fixation_events
 
         if args.scan:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..protocol import GAZE_TOPICS, TOPIC_GAZE_2D
+
 
 def _screen(text: str):
     try:
@@ -39,7 +41,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     exp.add_argument("--ses", default=None, help="session label (optional)")
     exp.add_argument("--task", default=None, help="task label (default: gaze3d)")
     exp.add_argument("--run", default=None, help="run index (optional)")
-    exp.add_argument("--topic", default="gaze.2d")
+    exp.add_argument("--topic", default=TOPIC_GAZE_2D, choices=GAZE_TOPICS,
+                     help=f"which gaze samples to export (default {TOPIC_GAZE_2D})")
     exp.add_argument("--screen", type=_screen, default=None,
                      help="screen resolution WIDTHxHEIGHT in pixels (default 1920x1080)")
     exp.add_argument("--screen-mm", type=float, nargs=2, metavar=("W", "H"), default=None,

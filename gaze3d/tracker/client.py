@@ -18,7 +18,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import zmq
 
 from ..errors import Gaze3DError
-from ..protocol import (SCHEMA_VERSION, ProtocolError, VersionError, control_request, decode, unpack)
+from ..protocol import (GAZE_PREFIX, SCHEMA_VERSION, ProtocolError, VersionError, control_request, decode, unpack)
 from . import keys as _keys
 from .timesync import ClockSync, estimate_offset
 
@@ -71,7 +71,7 @@ class GazeSubscriber:
     use one subscriber per thread. ``stats`` may be read from any thread.
     """
 
-    def __init__(self, address: str, topics: Sequence[str] = ("gaze.",), curve_server_key=None,
+    def __init__(self, address: str, topics: Sequence[str] = (GAZE_PREFIX,), curve_server_key=None,
                  curve_client_cert=None, rcvhwm: int = 100_000, rcvbuf: Optional[int] = None,
                  context: Optional[zmq.Context] = None):
         if isinstance(topics, str):
@@ -267,6 +267,18 @@ class TrackerControl:
     def status(self) -> dict:
         """State, source info, counters, recording path, addresses."""
         return self.request("status")
+
+    def pub_address(self, status: Optional[dict] = None) -> Optional[str]:
+        """The tracker's PUB address as its ``status`` reports it (field ``pub``), None if it does not.
+
+        Parameters
+        ----------
+        status : dict, optional
+            A ``status`` reply already at hand; asked from the tracker when None.
+        """
+        status = self.status() if status is None else status
+        pub = status.get("pub")
+        return pub if isinstance(pub, str) and pub else None
 
     def list_sources(self) -> List[str]:
         return list(self.request("list_sources")["sources"])

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..protocol import TOPIC_GAZE_3D
 from . import frames
 
 #: Pupil Labs' own guidance: data under 0.6 confidence is unreliable (also :func:`gaze3d.calib.vr.edvam_quality`).
@@ -92,7 +93,7 @@ def edvam_samples(session: dict, min_confidence: float = EDVAM_MIN_CONFIDENCE) -
     t_ns = np.round((t - t[0]) * 1e9).astype(np.int64)
     out = []
     for i in range(len(t)):
-        out.append({"topic": "gaze.3d", "seq": i, "t_host_ns": int(t_ns[i]), "t_device": float(t[i]),
+        out.append({"topic": TOPIC_GAZE_3D, "seq": i, "t_host_ns": int(t_ns[i]), "t_device": float(t[i]),
                     "valid": bool(ok[i]), "confidence": float(conf[i]),
                     "ray_origin": rays.origin[i].tolist(), "ray_direction": rays.direction[i].tolist(),
                     "head_pose": pose[i].ravel().tolist(), "gaze_point": point_rh[i].tolist()})

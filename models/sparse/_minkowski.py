@@ -40,9 +40,9 @@ from torch import nn
 
 from gaze3d._optional import optional_import
 
-from .backends import (SparseBackend, check_channels, check_input, check_layer_args,
-                       check_weight, rows_at, strided_out_coords, take_rows,
-                       transposed_out_coords)
+from ._backend_base import (SparseBackend, check_channels, check_input, check_layer_args,
+                            check_weight, rows_at, strided_out_coords, take_rows,
+                            transposed_out_coords)
 from .kernel_map import kernel_offsets
 from .tensor import SparseTensor
 

@@ -46,9 +46,9 @@ from torch import nn
 
 from gaze3d._optional import optional_import
 
-from .backends import (SparseBackend, check_channels, check_input, check_layer_args,
-                       check_weight, origin, rows_at, strided_out_coords, take_rows,
-                       transposed_out_coords)
+from ._backend_base import (SparseBackend, check_channels, check_input, check_layer_args,
+                            check_weight, origin, rows_at, strided_out_coords, take_rows,
+                            transposed_out_coords)
 from .tensor import SparseTensor
 
 

@@ -26,6 +26,22 @@ flip_y : bool
 scale : "w,h"
     The stream gives pixels: divide x by w and y by h.
 resolve_timeout : seconds to look for the stream, default 5.
+head_name, head_type, head_source_id : str
+    A second stream with the **head pose** (VR), joined to the 3D gaze on
+    LSL timestamps: each gaze sample gets ``head_pose`` interpolated at its
+    capture time (:class:`gaze3d.vr.posejoin.PoseJoin`; a sample newer than
+    the newest pose waits up to ``head_wait_s`` for the next one).
+head_channels : str
+    ``px,py,pz`` (position) and ``qx,qy,qz,qw`` (orientation quaternion)
+    indices, default ``px:0,py:1,pz:2,qx:3,qy:4,qz:5,qw:6``.
+head_max_gap_s, head_wait_s : seconds, default 0.1 and 0.1.
+gaze_frame : ``world`` (default: the rays are in the tracking space, like
+    OpenXR's gaze pose) or ``head`` (rays relative to the head, like Varjo,
+    SRanipal or Pico: turned into world rays through the joined pose; a
+    sample without a pose is then invalid).
+convention : ``openxr`` (default: right-handed, +Y up, head looks along -Z)
+    or ``unity`` (left-handed, +Z forward: positions, rotations and rays are
+    mirrored in Z, see :mod:`gaze3d.vr.frames`).
 lsl_config : ``loopback`` (default), ``system`` or a file path
     Which liblsl configuration this process uses, see *Network* below.
 
@@ -71,6 +87,7 @@ from typing import Dict, List, Optional
 
 from ..._optional import optional_import
 from ...errors import InputError
+from ...protocol import TOPIC_GAZE_2D, TOPIC_GAZE_3D
 from ._options import Options
 from .base import SourceError, ThreadReleasedSource
 
@@ -174,6 +191,26 @@ def parse_channels(text) -> Dict[str, int]:
     return out
 
 
+def _parse_head_channels(text) -> Dict[str, int]:
+    """``"px:0,...,qw:6"`` -> indices of the seven head-pose channels (all required)."""
+    need = ("px", "py", "pz", "qx", "qy", "qz", "qw")
+    items = text.items() if isinstance(text, dict) else [p.split(":", 1) for p in str(text).split(",") if p.strip()]
+    out = {}
+    for item in items:
+        if len(item) != 2 or item[0].strip() not in need:
+            raise InputError(f"lsl option 'head_channels': expected field:index pairs of {', '.join(need)}, "
+                             f"got {text!r}")
+        try:
+            out[item[0].strip()] = int(str(item[1]).strip())
+        except ValueError:
+            raise InputError(f"lsl option 'head_channels': index of {item[0]!r} must be an integer") from None
+    missing = [k for k in need if k not in out]
+    if missing or min(out.values()) < 0:
+        raise InputError(f"lsl option 'head_channels': need all of {', '.join(need)} with indices >= 0, "
+                         f"got {text!r}")
+    return out
+
+
 class LslSource(ThreadReleasedSource):
     """An LSL gaze stream.
 
@@ -197,8 +234,24 @@ class LslSource(ThreadReleasedSource):
             raise InputError(f"lsl option 'scale': expected two positive numbers, got {self.scale}")
         self.resolve_timeout = o.float("resolve_timeout", 5.0, 0.0, None, low_open=True)
         self.lsl_config = o.str("lsl_config", "loopback")
+        self.head = {k: o.str(f"head_{k}") for k in ("name", "type", "source_id")}
+        self.head_channels = _parse_head_channels(o.raw("head_channels", "px:0,py:1,pz:2,qx:3,qy:4,qz:5,qw:6"))
+        self.head_max_gap_s = o.float("head_max_gap_s", 0.1, 0.0, 10.0)
+        self.head_wait_s = o.float("head_wait_s", 0.1, 0.0, 10.0)
+        self.gaze_frame = o.str("gaze_frame", "world", choices=("world", "head"))
+        self.convention = o.str("convention", "openxr", choices=("openxr", "unity"))
         o.check_unused()
-        self.topic = "gaze.3d" if any(k in self.channels for k in _RAY_FIELDS) else "gaze.2d"
+        self.topic = TOPIC_GAZE_3D if any(k in self.channels for k in _RAY_FIELDS) else TOPIC_GAZE_2D
+        self._head_wanted = any(v is not None for v in self.head.values())
+        if (self._head_wanted or self.gaze_frame == "head" or self.convention != "openxr") \
+                and self.topic != TOPIC_GAZE_3D:
+            raise InputError("lsl options 'head_*', 'gaze_frame' and 'convention': only for 3D gaze (ray channels)")
+        if self.gaze_frame == "head" and not self._head_wanted:
+            raise InputError("lsl option 'gaze_frame=head': needs a head-pose stream (head_name, head_type or "
+                             "head_source_id)")
+        self._head_inlet = None
+        self._head_correction = 0.0
+        self._join = None
         self._config_path: Optional[str] = None
         self._counts = {"samples": 0, "chunks": 0, "time_fallbacks": 0}
         self._next_correction = 0.0
@@ -238,11 +291,85 @@ class LslSource(ThreadReleasedSource):
         self._clock_offset = self._measure_clock_offset(lsl)
         self._next_correction = time.monotonic() + CORRECTION_EVERY_S
         self._inlet = inlet
+        if self._head_wanted:
+            self._open_head(lsl)
         self._info = {"source": self.name, "stream": info.name(), "type": info.type(),
                       "source_id": info.source_id(), "rate_hz": info.nominal_srate(), "channels": n,
                       "hostname": info.hostname(), "mapping": dict(self.channels), "topic": self.topic,
                       "lsl_config": self._config_path or "liblsl defaults",
                       "time_base": "t_host_ns = LSL capture time on the host clock; t_arrival_ns = arrival"}
+        if self._head_inlet is not None:
+            self._info.update(head_stream=self._head_info, gaze_frame=self.gaze_frame, convention=self.convention)
+
+    def _open_head(self, lsl) -> None:
+        """Resolve and open the head-pose stream; the join starts empty."""
+        from ...vr.posejoin import PoseJoin
+
+        pred = " and ".join(f"{p}='{v}'" for p, v in self.head.items() if v is not None)
+        try:
+            found = lsl.resolve_bypred(pred, 1, self.resolve_timeout)
+        except Exception as exc:
+            raise SourceError(f"lsl: resolving the head-pose stream failed: {exc}") from exc
+        if not found:
+            raise SourceError(f"lsl: no head-pose stream with {pred} found within {self.resolve_timeout:g} s")
+        info = found[0]
+        bad = {k: i for k, i in self.head_channels.items() if i >= info.channel_count()}
+        if bad:
+            raise InputError(f"lsl option 'head_channels': {bad} out of range; stream {info.name()!r} has "
+                             f"{info.channel_count()} channels")
+        try:
+            inlet = lsl.StreamInlet(info, max_buflen=360, recover=False)
+            inlet.open_stream(timeout=self.resolve_timeout)
+            self._head_correction = float(inlet.time_correction(timeout=self.resolve_timeout))
+        except Exception as exc:
+            raise SourceError(f"lsl: opening head-pose stream {info.name()!r} failed: {exc}") from exc
+        self._head_inlet = inlet
+        self._head_info = {"stream": info.name(), "type": info.type(), "rate_hz": info.nominal_srate(),
+                           "mapping": dict(self.head_channels)}
+        self._join = PoseJoin(max_gap_s=self.head_max_gap_s, wait_s=self.head_wait_s)
+
+    def _pull_head(self) -> None:
+        """Move the head poses that arrived into the join (on the gaze inlet's clock)."""
+        import numpy as np
+
+        try:
+            rows, stamps = self._head_inlet.pull_chunk(timeout=0.0, max_samples=4096)
+        except Exception as exc:
+            raise SourceError(f"lsl: head-pose stream {self._head_info['stream']!r} lost: {exc}") from exc
+        if not rows:
+            return
+        a = np.asarray(rows, dtype=np.float64)
+        ch = self.head_channels
+        p = a[:, [ch["px"], ch["py"], ch["pz"]]]
+        q = a[:, [ch["qx"], ch["qy"], ch["qz"], ch["qw"]]]
+        if self.convention == "unity":       # mirror Z: position (x, y, -z), rotation M R M = (-qx, -qy, qz, qw)
+            p = p * [1.0, 1.0, -1.0]
+            q = q * [-1.0, -1.0, 1.0, 1.0]
+        # both streams on the gaze clock: head LSL time + its correction - the gaze inlet's correction
+        self._join.add_poses(np.asarray(stamps) + self._head_correction - self._correction, p, q)
+
+    def _joined(self, samples: List[dict], stamps, flush: bool = False) -> List[dict]:
+        """Samples through the head-pose join, then into the world frame."""
+        import numpy as np
+
+        from ...vr.frames import MIRROR_Z
+        from ...vr.posejoin import apply_head_frame
+
+        self._pull_head()
+        now = time.monotonic()
+        for s, t in zip(samples, stamps):
+            self._join.add_sample(t, s, now)
+        out = self._join.ready(now, flush=flush)
+        for s in out:
+            if self.gaze_frame == "head":
+                apply_head_frame(s, MIRROR_Z if self.convention == "unity" else None)
+            elif self.convention == "unity":
+                for d, ko, kd in [(s, "ray_origin", "ray_direction")] + [
+                        (s[e], "origin", "direction") for e in ("left", "right") if isinstance(s.get(e), dict)]:
+                    for k in (ko, kd):
+                        if d.get(k) is not None:
+                            d[k] = (np.asarray(d[k]) * [1.0, 1.0, -1.0]).tolist()
+        return out
 
     @staticmethod
     def _measure_clock_offset(lsl, rounds: int = 5) -> float:
@@ -257,7 +384,8 @@ class LslSource(ThreadReleasedSource):
         return best[1]
 
     def counters(self) -> dict:
-        return {**self._counts, "time_correction_s": self._correction}
+        join = {} if self._join is None else {f"head_{k}": v for k, v in self._join.counts.items()}
+        return {**self._counts, "time_correction_s": self._correction, **join}
 
     def _refresh_correction(self) -> None:
         """Re-read the inlet's clock correction (liblsl updates it in the background); keep the old on timeout."""
@@ -300,7 +428,7 @@ class LslSource(ThreadReleasedSource):
             t_cap = t_arrival_ns
         s = {"topic": self.topic, "t_device": t_dev, "t_host_ns": t_cap, "t_capture_ns": t_cap,
              "t_arrival_ns": t_arrival_ns}
-        if self.topic == "gaze.3d":
+        if self.topic == TOPIC_GAZE_3D:
             eyes_ok = []
             for side in ("left", "right"):
                 if f"{side}_ox" in ch:
@@ -352,7 +480,13 @@ class LslSource(ThreadReleasedSource):
                     self._refresh_correction()
                 self._counts["chunks"] += 1
                 self._counts["samples"] += len(rows)
+                if self._join is not None:
+                    return self._joined([self._convert(r, t, t_arrival) for r, t in zip(rows, stamps)], stamps)
                 return [self._convert(r, t, t_arrival) for r, t in zip(rows, stamps)]
+            if self._join is not None and self._join.pending:
+                out = self._joined([], [])          # samples whose pose came late or whose wait is over
+                if out:
+                    return out
             if time.monotonic() >= deadline:
                 return []
         return []
@@ -360,12 +494,14 @@ class LslSource(ThreadReleasedSource):
     def _release(self) -> None:
         with self._lock:
             inlet, self._inlet = self._inlet, None
-        if inlet is not None:
-            try:
-                inlet.close_stream()
-            except Exception:
-                pass
-            del inlet
+            head, self._head_inlet = self._head_inlet, None
+        for one in (inlet, head):
+            if one is not None:
+                try:
+                    one.close_stream()
+                except Exception:
+                    pass
+        del inlet, head
 
     def info(self) -> dict:
         return dict(self._info) if self._info else {"source": self.name, "name": self.stream_name, "type": self.stream_type}

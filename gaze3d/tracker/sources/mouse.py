@@ -45,6 +45,7 @@ import zmq
 
 from ..._optional import optional_import
 from ...errors import InputError
+from ...protocol import TOPIC_GAZE_2D
 from ._options import Options
 from .base import SourceError, ThreadReleasedSource
 
@@ -262,7 +263,7 @@ class MouseSource(ThreadReleasedSource):
         t_host = time.monotonic_ns()
         out = []
         for _ in range(behind):
-            out.append({"topic": "gaze.2d", "t_device": self._k * period, "t_host_ns": t_host,
+            out.append({"topic": TOPIC_GAZE_2D, "t_device": self._k * period, "t_host_ns": t_host,
                         "gaze": [x, y] if ok else [math.nan, math.nan], "valid": bool(ok)})
             self._k += 1
         return out

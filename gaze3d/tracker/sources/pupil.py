@@ -57,6 +57,7 @@ from typing import List, Optional, Tuple
 import msgpack
 import zmq
 
+from ...protocol import TOPIC_GAZE_2D
 from ._options import Options
 from .base import SourceError, ThreadReleasedSource
 
@@ -122,7 +123,7 @@ def convert_gaze_datum(datum: dict, threshold: float, offset_s: float) -> dict:
     ok = pos is not None and conf >= threshold and all(math.isfinite(float(v)) for v in pos)
     gaze = [float(pos[0]), 1.0 - float(pos[1])] if ok else [math.nan, math.nan]
     ts = datum.get("timestamp")
-    sample = {"topic": "gaze.2d", "t_device": None if ts is None else float(ts), "t_host_ns": time.monotonic_ns(),
+    sample = {"topic": TOPIC_GAZE_2D, "t_device": None if ts is None else float(ts), "t_host_ns": time.monotonic_ns(),
               "gaze": gaze, "valid": bool(ok), "confidence": conf}
     if ts is not None:
         sample["t_capture_ns"] = int(round((float(ts) - offset_s) * 1e9))

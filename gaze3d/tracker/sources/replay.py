@@ -27,6 +27,7 @@ from typing import List, Optional
 import numpy as np
 
 from ...errors import InputError
+from ...protocol import TOPIC_GAZE_2D
 from ._options import Options
 from ._pacing import Pacer
 from .base import GazeSource
@@ -78,7 +79,7 @@ class ReplaySource(GazeSource):
         path = o.str("path")
         speed = o.raw("speed", 1.0)
         self.loop = o.bool("loop", False)
-        self.topic = o.str("topic", "gaze.2d")
+        self.topic = o.str("topic", TOPIC_GAZE_2D)
         o.check_unused()
         if path is None:
             raise InputError("replay option 'path': required (the recording to play)")

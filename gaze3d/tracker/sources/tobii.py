@@ -50,6 +50,7 @@ from typing import List
 
 from ..._optional import optional_import
 from ...errors import InputError
+from ...protocol import TOPIC_GAZE_2D
 from ._options import Options
 from .base import GazeSource, SourceError
 
@@ -102,7 +103,7 @@ def convert_gaze_data(d: dict, system_offset_us: int = 0) -> dict:
     good = [e["gaze"] for e in (left, right) if e["valid"]]
     gaze = [sum(g[0] for g in good) / len(good), sum(g[1] for g in good) / len(good)] if good \
         else [math.nan, math.nan]
-    sample = {"topic": "gaze.2d", "t_device": d["device_time_stamp"] / 1e6, "t_host_ns": time.monotonic_ns(),
+    sample = {"topic": TOPIC_GAZE_2D, "t_device": d["device_time_stamp"] / 1e6, "t_host_ns": time.monotonic_ns(),
               "gaze": gaze, "valid": bool(good), "left": left, "right": right}
     sts = d.get("system_time_stamp")
     if sts is not None:
