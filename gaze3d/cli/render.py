@@ -36,6 +36,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--no-volume-render", action="store_true", help="volumes: slices only")
     p.add_argument("--no-slices", action="store_true",
                    help="volumes: the volume rendering only (attention shows as heat inside the volume)")
+    p.add_argument("--vr-session", metavar="SESSION.gaze3d",
+                   help="draw a VR recording's head path (blue) and gaze rays (green, up to the point of regard "
+                        "where the recording has one) over the scan (docs/vr.md)")
     p.set_defaults(func=run)
     return p
 
@@ -97,14 +100,26 @@ def load_camera(path):
 
 
 def run(args) -> int:
+    import numpy as np
+
     from gaze3d.io import load_scan
     from gaze3d.viewer.render import render_scan
 
     scan = load_scan(args.scan)
     scalars = load_attention(scan, args.attention) if args.attention else None
     camera = load_camera(args.camera) if args.camera else None
+    vr = {}
+    if args.vr_session:
+        from gaze3d.vr.analysis import choose_topic, read_rays
+
+        choose_topic(args.vr_session, "gaze.3d")            # no usable ray: one line, exit 2
+        r = read_rays(args.vr_session)
+        d = r["direction"].copy()
+        d[~r["valid"]] = float("nan")
+        length = np.linalg.norm(r["point"] - r["origin"], axis=1) if np.isfinite(r["point"]).any() else None
+        vr = {"head_path": r["origin"], "gaze_rays": (r["origin"], d) if length is None else (r["origin"], d, length)}
     render_scan(scan, scalars, camera=camera, out=args.out, window_size=args.window, cmap=args.cmap,
                 colorbar=not args.no_colorbar, point_size=args.point_size, title=args.title,
-                volume_render=not args.no_volume_render, slices=not args.no_slices)
+                volume_render=not args.no_volume_render, slices=not args.no_slices, **vr)
     print(f"wrote {args.out}")
     return 0
