@@ -104,3 +104,89 @@ def test_lsl_gaze_and_head_pose_streams_joined_on_lsl_timestamps(convention):
     # the nearest head sample is up to 1/144 s away: at 90 deg/s its pose would be off by up to 0.6 deg,
     # so the bound above tells interpolation at the capture time from nearest-sample matching
     assert src.counters()["head_joined"] == len(tg)
+
+
+# ------------------------------------------------------------------ XDF (pyxdf)
+def _sim_recording(path, seconds=3.0):
+    from gaze3d.recording import RecordingWriter
+    from gaze3d.vr.simulate import simulate_vr_session
+
+    rng = np.random.default_rng(0)
+    targets = np.c_[rng.uniform(-3, 3, 12), rng.uniform(1, 2.5, 12), rng.uniform(-6, -2, 12)]  # +Y up, -Z ahead
+    s = simulate_vr_session(targets, seconds, 90.0, seed=5, waypoints=[[0, 1.6, 0], [1, 1.6, 0]], walk_speed=0.3,
+                            up=(0, 1, 0))
+    with RecordingWriter(path) as w:
+        w.add_samples([s.sample(i, i, 10**9 + int(round(s.t_s[i] * 1e9))) for i in range(len(s))])
+    return s
+
+
+def test_xdf_round_trip_through_pyxdf(tmp_path):
+    pytest.importorskip("pyxdf", reason="pyxdf (gaze3d[lsl]) is not installed")
+    from gaze3d.recording import Recording
+    from gaze3d.vr.xdf import export_xdf, import_xdf
+
+    rec = tmp_path / "a.gaze3d"
+    sim = _sim_recording(rec)
+    xdf = export_xdf(rec, tmp_path / "a.xdf")
+    info = import_xdf(xdf, tmp_path / "b.gaze3d")
+    assert info["samples"] == len(sim) and info["valid"] == int(sim.valid.sum()) and info["joined"] == len(sim)
+    with Recording(rec) as a, Recording(tmp_path / "b.gaze3d") as b:
+        sa, sb = a.samples("gaze.3d"), b.samples("gaze.3d")
+        np.testing.assert_array_equal(sa["valid"], sb["valid"])
+        v = sa["valid"]
+        np.testing.assert_allclose(sb["ray_origin"][v], sa["ray_origin"][v], atol=1e-9)
+        np.testing.assert_allclose(sb["ray_direction"][v], sa["ray_direction"][v], atol=1e-9)
+        np.testing.assert_allclose(sb["head_pose"], sa["head_pose"], atol=1e-9)   # quaternion and back
+        # pyxdf dejitters regular timestamps: times agree to well under a sample period
+        dt = np.diff(sb["t_host_ns"]) * 1e-9
+        np.testing.assert_allclose(dt, 1 / 90, atol=1e-6)
+
+
+def test_xdf_head_relative_gaze_joined_to_head_stream(tmp_path):
+    pytest.importorskip("pyxdf", reason="pyxdf (gaze3d[lsl]) is not installed")
+    from gaze3d.recording import Recording
+    from gaze3d.vr.xdf import HEAD_LABELS, import_xdf, write_xdf
+
+    target = np.array([1.0, 1.5, -4.0])
+    th = 100.0 + np.arange(0, 1.0, 1 / 60)                   # head poses at 60 Hz
+    tg = 100.0 + np.arange(0.005, 0.98, 1 / 200)             # gaze at 200 Hz, other times
+    pos = lambda t: np.c_[0.2 * (t - 100), np.full(len(t), 1.6), np.zeros(len(t))]
+    yaw = lambda t: 60.0 * (t - 100)
+    q = np.array([_yaw_quat(a) for a in yaw(th)])
+    R = F.quat_to_matrix(np.array([_yaw_quat(a) for a in yaw(tg)]))
+    d_head = np.einsum("nji,nj->ni", R, target - pos(tg))    # R^T (target - head)
+    gaze = np.c_[np.zeros((len(tg), 3)), d_head, np.full(len(tg), 0.9)]
+    write_xdf(tmp_path / "h.xdf", [
+        {"name": "eyes", "type": "Gaze", "labels": ("ox", "oy", "oz", "dx", "dy", "dz", "confidence"), "t": tg,
+         "values": gaze, "srate": 200},
+        {"name": "hmd", "type": "HeadPose", "labels": HEAD_LABELS, "t": th, "values": np.c_[pos(th), q], "srate": 60}])
+    info = import_xdf(tmp_path / "h.xdf", tmp_path / "h.gaze3d", gaze_frame="head")
+    assert info["head_stream"] == "hmd" and info["valid"] == len(tg)
+    with Recording(tmp_path / "h.gaze3d") as rec:
+        s = rec.samples("gaze.3d")
+    to = target - s["ray_origin"]
+    err = np.degrees(np.arctan2(np.linalg.norm(np.cross(s["ray_direction"], to), axis=1),
+                                np.sum(s["ray_direction"] * to, axis=1)))
+    assert err.max() < 0.1
+    # a file that is not XDF: one line naming it
+    bad = tmp_path / "bad.xdf"
+    bad.write_bytes(b"nonsense")
+    with pytest.raises(InputError, match="bad.xdf"):
+        import_xdf(bad, tmp_path / "x.gaze3d")
+    assert not (tmp_path / "x.gaze3d").exists()
+
+
+def test_cli_record_import_xdf(tmp_path):
+    pytest.importorskip("pyxdf", reason="pyxdf (gaze3d[lsl]) is not installed")
+    import subprocess
+    import sys
+
+    from gaze3d.vr.xdf import export_xdf
+
+    rec = tmp_path / "a.gaze3d"
+    _sim_recording(rec, 2.0)
+    export_xdf(rec, tmp_path / "a.xdf")
+    r = subprocess.run([sys.executable, "-m", "gaze3d", "record", "import", "--format", "xdf", str(tmp_path / "a.xdf"),
+                        str(tmp_path / "b.gaze3d")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "180 gaze.3d samples" in r.stdout and "gaze3d-head (180 joined)" in r.stdout

@@ -49,11 +49,19 @@ def register(subparsers) -> argparse.ArgumentParser:
                      help="screen size in mm (default 527 296)")
     exp.add_argument("--distance-mm", type=float, default=None, help="eye-to-screen distance in mm (default 650)")
     imp = sub.add_parser("import", help="make a recording from a BIDS _physio.tsv.gz or _eyetrack.tsv.gz (+ .json), "
-                                        "or from an EDVAM VR CSV (--format edvam: gaze.3d rays)")
-    imp.add_argument("tsv", metavar="FILE", help="BIDS eye-tracking TSV, or EDVAM CSV with --format edvam")
+                                        "an EDVAM VR CSV or an XDF file (gaze.3d rays, docs/vr.md)")
+    imp.add_argument("tsv", metavar="FILE", help="BIDS eye-tracking TSV, EDVAM CSV (--format edvam) or XDF "
+                                               "(--format xdf)")
     imp.add_argument("out", metavar="OUT.gaze3d", help="the new recording file")
-    imp.add_argument("--format", choices=("bids", "edvam"), default="bids",
-                     help="bids (default) or edvam (Unity + Pupil Labs VR CSV -> gaze.3d rays, docs/vr.md)")
+    imp.add_argument("--format", choices=("bids", "edvam", "xdf"), default="bids",
+                     help="bids (default), edvam (Unity + Pupil Labs VR CSV -> gaze.3d rays) or xdf (LabRecorder "
+                          "file: 3D gaze stream + optional head-pose stream, needs pyxdf; docs/vr.md)")
+    imp.add_argument("--xdf-gaze", metavar="NAME", help="xdf: the gaze stream (default: the first with ox..dz)")
+    imp.add_argument("--xdf-head", metavar="NAME", help="xdf: the head-pose stream (default: the first with px..qw)")
+    imp.add_argument("--gaze-frame", choices=("world", "head"), default="world",
+                     help="xdf: the rays are in the tracking space (world) or relative to the head")
+    imp.add_argument("--convention", choices=("openxr", "unity"), default="openxr",
+                     help="xdf: axes of the streams (unity: left-handed, Z mirrored on import)")
     imp.add_argument("--screen", type=_screen, default=None, help="screen size for pixel coordinates")
     imp.add_argument("--min-confidence", type=float, default=None,
                      help="edvam: samples under this pupil confidence are invalid (0.6)")
@@ -172,6 +180,14 @@ def run(args) -> int:
         r = import_edvam(args.tsv, args.out, min_confidence=conf)
         print(f"{r['out']}: {r['samples']} gaze.3d samples, {r['valid']} valid (confidence >= {conf:g}), "
               f"{r['duration_s']:.1f} s")
+        return 0
+    if args.format == "xdf":
+        from ..vr.xdf import import_xdf
+
+        r = import_xdf(args.tsv, args.out, gaze_stream=args.xdf_gaze, head_stream=args.xdf_head,
+                       gaze_frame=args.gaze_frame, convention=args.convention)
+        print(f"{r['out']}: {r['samples']} gaze.3d samples from stream {r['gaze_stream']!r}, {r['valid']} valid; "
+              f"head pose: {r['head_stream'] or 'none'} ({r['joined']} joined)")
         return 0
     from ..bids import import_bids
 

@@ -67,7 +67,7 @@ class PoseJoin:
 
     def __init__(self, max_gap_s: float = 0.1, wait_s: float = 0.1, keep_s: float = 5.0):
         for name, v in (("max_gap_s", max_gap_s), ("wait_s", wait_s), ("keep_s", keep_s)):
-            if not (np.isfinite(v) and v >= 0):
+            if not (v >= 0):       # also refuses NaN; keep_s may be inf (a whole file at once)
                 raise InputError(f"head pose join {name}: expected a number >= 0, got {v}")
         self.max_gap_s, self.wait_s, self.keep_s = float(max_gap_s), float(wait_s), float(keep_s)
         self._t = np.zeros(0)
