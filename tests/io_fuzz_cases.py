@@ -305,6 +305,8 @@ CASES = [
     Case("ply_no_xyz", "noxyz.ply", _write(_ply_ascii(["element vertex 1", "property float a"], ["0"])), ("lacks",)),
     Case("ply_nan_xyz", "nan.ply", _write(_ply_ascii(["element vertex 2", *_XYZ3], ["0 0 0", "nan 0 0"])),
          ("NaN",)),
+    Case("ply_signalling_nan", "snan.ply", lambda p: p.write_bytes(
+        _ply_binary(faces=None).replace(np.arange(3, dtype="<f4").tobytes(), b"\x00\x00\xa0\x7f" * 3)), ("NaN",)),
     Case("ply_fifo", "fifo.ply", _fifo, ("not a regular file",)),
     Case("ply_dev_zero", "zero.ply", _dev_zero, ("not a regular file",)),
     # ---- LAS / LAZ (laspy)

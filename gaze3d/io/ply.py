@@ -70,7 +70,8 @@ def ply_to_scan(path, ply: PlyData):
                               f"(has {', '.join(vertex) or 'nothing'})")
     if len(vertex["x"]) == 0:
         raise ScanFormatError(f"{path}: empty point cloud (0 vertices)")
-    xyz = np.stack([vertex.pop(c) for c in "xyz"], axis=1).astype(np.float64)
+    with np.errstate(invalid="ignore"):     # a signalling-NaN float32 warns on the cast; reported below
+        xyz = np.stack([vertex.pop(c) for c in "xyz"], axis=1).astype(np.float64)
     bad = ~np.isfinite(xyz).all(axis=1)
     if bad.any():
         raise ScanFormatError(f"{path}: {int(bad.sum())} of {len(xyz)} vertices have NaN/inf "

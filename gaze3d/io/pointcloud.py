@@ -127,7 +127,8 @@ def load_pcd(path) -> PointCloud:
     if "positions" not in pcd.point or len(pcd.point["positions"]) == 0:
         raise _empty(path)
     attrs = {k: pcd.point[k].numpy() for k in pcd.point}
-    xyz = attrs.pop("positions").astype(np.float64)
+    with np.errstate(invalid="ignore"):     # a signalling-NaN float32 warns on the cast; reported below
+        xyz = attrs.pop("positions").astype(np.float64)
     _check_finite(path, xyz)
     colors = attrs.pop("colors", None)
     if colors is not None and np.issubdtype(colors.dtype, np.integer):
