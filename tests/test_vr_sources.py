@@ -190,3 +190,64 @@ def test_cli_record_import_xdf(tmp_path):
                         str(tmp_path / "b.gaze3d")], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "180 gaze.3d samples" in r.stdout and "gaze3d-head (180 joined)" in r.stdout
+
+
+# ------------------------------------------------------------------ a VR app streaming over ZeroMQ
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("convention", ["unity", "openxr"])
+def test_reference_app_client_streams_gaze3d_through_a_tracker_process(tmp_path, convention):
+    import subprocess
+    import sys
+    import time
+
+    import zmq
+
+    from gaze3d.recording import Recording
+    from gaze3d.tracker.client import GazeSubscriber, TrackerControl
+    from gaze3d.tracker.process import start_tracker
+    from gaze3d.vr.reference_client import frames
+
+    rec = tmp_path / "app.gaze3d"
+    opts = {"bind": "tcp://127.0.0.1:*", "convention": convention}
+    with start_tracker("module:gaze3d.vr.app_source:AppSource", opts, record=str(rec)) as tracker, \
+            TrackerControl(tracker.ctrl_address, timeout_s=5.0) as ctl:
+        deadline = time.monotonic() + 15
+        while ctl.status()["state"] != "running" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        endpoint = ctl.status()["source_info"]["bind"]
+        sub = GazeSubscriber(tracker.pub_address, topics=("gaze.3d",))
+        time.sleep(0.3)                                   # the subscription reaches the PUB side
+        # hostile input first: junk bytes, a wrong map, two frames; the source must keep going
+        ctx = zmq.Context()
+        junk = ctx.socket(zmq.PUSH)
+        junk.connect(endpoint)
+        junk.send(b"\xc1\xff not msgpack")
+        junk.send(b"\x81\xa9t_device\xa3abc")            # {"t_device": "abc"}
+        junk.send_multipart([b"a", b"b"])
+        junk.close(linger=1000)
+        ctx.term()
+        r = subprocess.run([sys.executable, "-m", "gaze3d.vr.reference_client", "--connect", endpoint,
+                            "--duration", "1.5", "--convention", convention, "--fast"],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        got = []
+        t_end = time.monotonic() + 10
+        while len(got) < 135 and time.monotonic() < t_end:
+            m = sub.recv(timeout_s=0.2)
+            if m is not None:
+                got.append(m[1])
+                got += [x for _, x in sub.drain(1000)]
+        counters = ctl.status().get("source_counters", {})
+        sub.close()
+    assert len(got) == 135 and counters.get("malformed") == 3
+    _, sim = frames(1.5, 90.0, 0, "openxr")                # what the app looked at, right-handed
+    ok = sim.valid
+    o = np.array([m["ray_origin"] if m.get("ray_origin") is not None else [np.nan] * 3 for m in got])
+    d = np.array([m["ray_direction"] if m.get("ray_direction") is not None else [np.nan] * 3 for m in got])
+    np.testing.assert_allclose(o[ok], sim.origin[ok], atol=1e-9)   # Unity's mirror undone on arrival
+    np.testing.assert_allclose(d[ok], sim.direction[ok], atol=1e-9)
+    pose = np.array([m["head_pose"] for m in got]).reshape(-1, 4, 4)
+    np.testing.assert_allclose(pose, sim.head_pose, atol=1e-9)
+    assert [m["valid"] for m in got] == ok.tolist()
+    with Recording(rec) as r:
+        assert r.samples("gaze.3d")["valid"].sum() == ok.sum()
