@@ -49,7 +49,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from ._events_adaptive import ADAPTIVE_DEFAULTS, classify_adaptive
+from ._events_adaptive import ADAPTIVE_DEFAULTS, _runs, classify_adaptive
 from .errors import InputError
 
 
@@ -85,12 +85,6 @@ METHODS = tuple(_DEFAULTS)
 
 
 # ----------------------------------------------------------------- helpers
-def _runs(mask: np.ndarray):
-    """(starts, ends) of the runs of True in a 1D bool array, ends exclusive."""
-    d = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
-    return np.flatnonzero(d == 1), np.flatnonzero(d == -1)
-
-
 def _check_signal(t_s, x_deg, y_deg, valid):
     t = np.asarray(t_s, dtype=np.float64).ravel()
     x = np.asarray(x_deg, dtype=np.float64).ravel()
