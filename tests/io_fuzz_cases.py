@@ -334,8 +334,8 @@ CASES = [
         (lambda raw: raw[:-60] + b"\xab" * 60)(_las_bytes(compress=True)))),
     Case("las_fifo", "fifo.las", _fifo, ("not a regular file",)),
     # ---- PCD and text clouds (Open3D)
-    Case("ok_pcd", "ok.pcd", _write(b"VERSION .7\nFIELDS x y z\nSIZE 4 4 4\nTYPE F F F\nCOUNT 1 1 1\n"
-                                    b"WIDTH 2\nHEIGHT 1\nVIEWPOINT 0 0 0 1 0 0 0\nPOINTS 2\nDATA ascii\n0 0 0\n1 2 3\n")),
+    Case("ok_pcd", "ok.pcd", _write(b"VERSION .7\nFIELDS x y z\nSIZE 4 4 4\nTYPE F F F\nCOUNT 1 1 1\nWIDTH 2\n"
+                                    b"HEIGHT 1\nVIEWPOINT 0 0 0 1 0 0 0\nPOINTS 2\nDATA ascii\n0 0 0\n1 2 3\n")),
     Case("pcd_points_1e12_binary", "huge.pcd", _write(
         b"VERSION .7\nFIELDS x y z\nSIZE 4 4 4\nTYPE F F F\nCOUNT 1 1 1\nWIDTH 1000000000000\nHEIGHT 1\n"
         b"VIEWPOINT 0 0 0 1 0 0 0\nPOINTS 1000000000000\nDATA binary\n" + bytes(24)), ("points", "bytes")),
@@ -484,8 +484,6 @@ class _CaptureFd:
 
 def run_case(case: Case, path: Path) -> dict:
     """Load one case through the API and the in-process CLI; time and measure it."""
-    import resource  # noqa: F401  (Linux only, like /proc)
-
     import gaze3d
     from gaze3d.cli import main
 
@@ -509,8 +507,8 @@ def run_case(case: Case, path: Path) -> dict:
     seconds = time.perf_counter() - t0
     peak = round((_status_kb("VmHWM") - rss0) / 1024, 2) if measured else None
     return {"name": case.name, "path": str(path), "ok": ok, "api": api, "message": message,
-            "api_noise": api_out.text + api_err.text, "cli_code": code, "cli_out": out.text, "cli_err": err.text, "seconds": round(seconds, 4),
-            "peak_rss_mb": peak}
+            "api_noise": api_out.text + api_err.text, "cli_code": code, "cli_out": out.text,
+            "cli_err": err.text, "seconds": round(seconds, 4), "peak_rss_mb": peak}
 
 
 def warm_up(cases) -> None:
