@@ -48,7 +48,7 @@ import itertools  # noqa: E402
 import logging  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Callable, Dict, List, Optional  # noqa: E402
 
@@ -70,7 +70,9 @@ OURS = ("ivt", "idt", "ivdt", "ivvt", "adaptive")
 class Recording:
     """One gaze recording with per-sample reference labels from several people.
 
-    ``refs`` is (n_people, n) int8 of EventType codes (-1: no label).
+    ``refs`` is (n_people, n) int8 of EventType codes (-1: no label, left out
+    of the scores; -2: labelled, but none of our classes). ``px_per_deg``
+    converts the degrees back to pixels for libraries that want pixels.
     """
 
     name: str
@@ -81,12 +83,15 @@ class Recording:
     refs: np.ndarray
     coders: List[str]
     px_per_deg: float = 1.0
-    extra: Dict[str, np.ndarray] = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------ loading
 def load_hooge(root: Path = EYE_DATA) -> List[Recording]:
-    """The 70 hooge2018 recordings: refs are FIXATION where a coder marked a fixation, else GAP-free 'other' (-2)."""
+    """The 70 hooge2018 recordings: refs are FIXATION where a coder marked a fixation, else -2 (not fixation).
+
+    The coders labelled fixations only, so -2 matches no class: it counts as
+    "not fixation" in the fixation scores.
+    """
     d = np.load(root / "hooge2018" / "hooge2018_fixations.npz")
     coders = [str(c) for c in d["coders"]]
     out = []

@@ -107,5 +107,6 @@ def test_gazecom_agreement_beats_remodnav_where_installed(bench, gazecom):
         pytest.skip("remodnav not installed (optional bench comparison: pip install remodnav)")
     ours = bench.agreement([gazecom], [classify_samples(gazecom.t, gazecom.x, gazecom.y, "adaptive")], FIX, [0, 1])
     theirs = bench.agreement([gazecom], [rm(gazecom)], FIX, [0, 1])
-    print(f"\ngazecom fixation kappa/F1: adaptive {ours[0]:.3f}/{ours[1]:.3f}, REMoDNaV {theirs[0]:.3f}/{theirs[1]:.3f}")
+    print(f"\ngazecom fixation kappa/F1: adaptive {ours[0]:.3f}/{ours[1]:.3f}, "
+          f"REMoDNaV {theirs[0]:.3f}/{theirs[1]:.3f}")
     assert ours[0] > theirs[0] and ours[1] > theirs[1]
