@@ -309,6 +309,7 @@ CASES = [
         _ply_binary(faces=None).replace(np.arange(3, dtype="<f4").tobytes(), b"\x00\x00\xa0\x7f" * 3)), ("NaN",)),
     Case("ply_fifo", "fifo.ply", _fifo, ("not a regular file",)),
     Case("ply_dev_zero", "zero.ply", _dev_zero, ("not a regular file",)),
+    Case("ply_is_a_folder", "folder.ply", lambda p: p.mkdir(), ("folder",)),
     # ---- LAS / LAZ (laspy)
     Case("ok_las", "ok.las", lambda p: p.write_bytes(_las_bytes())),
     Case("ok_las14", "ok14.las", lambda p: p.write_bytes(_las_bytes("1.4", 6))),
