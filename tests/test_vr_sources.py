@@ -251,3 +251,84 @@ def test_reference_app_client_streams_gaze3d_through_a_tracker_process(tmp_path,
     assert [m["valid"] for m in got] == ok.tolist()
     with Recording(rec) as r:
         assert r.samples("gaze.3d")["valid"].sum() == ok.sum()
+
+
+# ------------------------------------------------------------------ OpenXR (fake runtime: none exists here)
+@pytest.fixture
+def fake_xr(monkeypatch):
+    """The fake runtime of tests/fakes/xr imported as pyopenxr's ``xr`` (no OpenXR runtime on these machines)."""
+    import sys
+
+    from sources_helpers import FAKES_DIR
+
+    monkeypatch.syspath_prepend(str(FAKES_DIR))
+    sys.modules.pop("xr", None)
+    import xr
+    yield xr
+    sys.modules.pop("xr", None)
+
+
+@pytest.mark.timeout(60)
+def test_openxr_source_locates_gaze_and_head_with_vor(fake_xr):
+    from gaze3d.vr.openxr_source import OpenXRSource
+
+    src = OpenXRSource(space="stage")
+    src.open()
+    try:
+        got = read_for(src, 0.8, min_samples=60)
+        fake_xr.fake_exit()                             # the runtime ends the session: SourceError, retried
+        from gaze3d.tracker.sources.base import SourceError
+        with pytest.raises(SourceError, match="exiting"):
+            for _ in range(50):
+                src.read(0.05)
+    finally:
+        src.close()
+    assert len(got) >= 60 and all(s["topic"] == "gaze.3d" for s in got)
+    valid = [s for s in got if s["valid"]]
+    assert len(got) - len(valid) >= 1 and src.counters()["gaze_untracked"] >= 1   # closed eyes every 30th frame
+    o = np.array([s["ray_origin"] for s in valid])
+    d = np.array([s["ray_direction"] for s in valid])
+    to = np.array(fake_xr.TARGET) - o
+    err = np.degrees(np.arctan2(np.linalg.norm(np.cross(d, to), axis=1), np.sum(d * to, axis=1)))
+    assert err.max() < 1e-6                                      # the gaze pose's -Z axis, in STAGE space
+    # the head turns (30 deg/s) while the gaze holds the target: eye-in-head moves, world gaze does not
+    pose = np.array([s["head_pose"] for s in got]).reshape(-1, 4, 4)
+    fwd = -pose[:, :3, 2]
+    turned = np.degrees(np.arccos(np.clip(np.dot(fwd[0], fwd[-1]), -1, 1)))
+    assert turned > 10
+    np.testing.assert_allclose(pose[:, 1, 3], 1.6, atol=1e-9)    # STAGE: floor at 0, eyes at 1.6 m
+
+
+@pytest.mark.timeout(60)
+def test_openxr_source_local_space_and_world_placement(fake_xr):
+    from gaze3d.vr.openxr_source import OpenXRSource
+
+    W = F.Y_UP_TO_Z_UP.copy()
+    W[:3, 3] = [100.0, 200.0, 1.6]                     # LOCAL origin at eye height above a Z-up scan's point
+    src = OpenXRSource(space="local", world_from_tracking=",".join(str(v) for v in W.ravel()))
+    src.open()
+    try:
+        got = [s for s in read_for(src, 0.3, min_samples=20) if s["valid"]]
+    finally:
+        src.close()
+    target_stage = np.array(fake_xr.TARGET)
+    target_world = (W @ np.r_[target_stage - [0, 1.6, 0], 1.0])[:3]   # STAGE -> LOCAL (down 1.6 m) -> world
+    o = np.array([s["ray_origin"] for s in got])
+    d = np.array([s["ray_direction"] for s in got])
+    to = target_world - o
+    err = np.degrees(np.arctan2(np.linalg.norm(np.cross(d, to), axis=1), np.sum(d * to, axis=1)))
+    assert err.max() < 1e-6
+    np.testing.assert_allclose(o[:, 2], 1.6, atol=1e-9)          # eye height above the scan's point, Z up
+
+
+def test_openxr_source_without_pyopenxr_says_how_to_install(monkeypatch):
+    import sys
+
+    from gaze3d.errors import OptionalDependencyError
+    from gaze3d.vr.openxr_source import OpenXRSource
+
+    monkeypatch.setitem(sys.modules, "xr", None)       # import xr -> ImportError
+    with pytest.raises(OptionalDependencyError, match="pip install pyopenxr"):
+        OpenXRSource().open()
+    with pytest.raises(InputError, match="space"):
+        OpenXRSource(space="room")
