@@ -1,18 +1,24 @@
 """What ``gaze3d calibrate ...`` does; the argument parser is in ``gaze3d/cli/calibrate.py``.
 
+These functions take parsed values (tuples of numbers, a :class:`ScreenSetup`,
+:class:`ValidationSettings`, a :class:`GazeInput`), never an argparse
+namespace: the command line is one caller, tests and scripts are others.
+
 Exit codes: 0 success; 1 validation below its thresholds or drift alert;
 2 bad input (one-line error, raised as :class:`~gaze3d.errors.Gaze3DError`).
 """
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from gaze3d.display import DisplayGeometry
 from gaze3d.errors import InputError
+from gaze3d.protocol import TOPIC_GAZE_2D
 
 from .correction import Correction, fit_from_report, holdout_accuracy
 from .geometry import Monitor, ScreenSetup, ViewerWindow
@@ -21,52 +27,52 @@ from .targets import TargetPresentation, inner_ring, target_layout
 from .validation import GazeData, ValidationSettings, validate
 
 
-def parse_floats(text: Optional[str], n: int, name: str) -> Optional[Tuple[float, ...]]:
-    """``"1,2"`` -> (1.0, 2.0), with a one-line error naming the option."""
-    if text is None:
-        return None
-    try:
-        vals = tuple(float(v) for v in str(text).split(","))
-    except ValueError:
-        vals = ()
-    if len(vals) != n or not all(np.isfinite(vals)):
-        raise InputError(f"{name}: expected {n} comma-separated numbers, got {text!r}")
-    return vals
+def screen_setup(screen_mm: Sequence[float], screen_px: Sequence[float], scale: float = 1.0,
+                 distance_mm: float = 650.0, viewer_window: Optional[Sequence[float]] = None) -> ScreenSetup:
+    """One monitor ``screen_mm (2,)`` mm and ``screen_px (2,)`` pixels, OS ``scale``, eye distance, viewer window.
+
+    ``viewer_window (4,)``: the viewer's render area ``x, y, w, h`` on the desktop, logical pixels.
+    """
+    w_mm, h_mm = screen_mm
+    w_px, h_px = screen_px
+    mon = Monitor("primary", 0.0, 0.0, int(w_px), int(h_px), float(w_mm), float(h_mm), float(scale))
+    return ScreenSetup([mon], "primary", ViewerWindow(*viewer_window) if viewer_window else None, float(distance_mm))
 
 
-def screen_from_args(args) -> ScreenSetup:
-    """The screen setup of ``--screen-mm/--screen-px/--scale/--distance-mm/--viewer-window``."""
-    w_mm, h_mm = parse_floats(args.screen_mm, 2, "--screen-mm")
-    w_px, h_px = parse_floats(args.screen_px, 2, "--screen-px")
-    mon = Monitor("primary", 0.0, 0.0, int(w_px), int(h_px), w_mm, h_mm, float(args.scale))
-    win = parse_floats(args.viewer_window, 4, "--viewer-window")
-    return ScreenSetup([mon], "primary", ViewerWindow(*win) if win else None, float(args.distance_mm))
+@dataclass(frozen=True)
+class GazeInput:
+    """Where a calibration command's gaze comes from: the simulator (``headless``) or a recording.
+
+    ``sim_offset (2,)``: simulated systematic error in degrees (x right, y down);
+    the other ``sim_*`` fields as in :func:`.session.simulate_validation`.
+    """
+
+    headless: bool = False
+    recording: Optional[str] = None
+    sim_offset: Tuple[float, float] = (0.0, 0.0)
+    sim_precision: float = 0.05
+    sim_blink_rate: float = 0.2
+    sim_dropout: float = 0.0
+    dwell: float = 1.5
+    seed: int = 0
 
 
-def settings_from_args(args) -> ValidationSettings:
-    return ValidationSettings(window_s=parse_floats(args.window_s, 2, "--window-s"),
-                              min_valid_samples=int(args.min_samples),
-                              accuracy_max_deg=float(args.accuracy_max),
-                              precision_rms_max_deg=float(args.precision_max))
-
-
-def session_data(args, display: DisplayGeometry, n_points: int,
+def session_data(source: GazeInput, display: DisplayGeometry, n_points: int,
                  layout: Optional[np.ndarray] = None) -> Tuple[GazeData, List[TargetPresentation]]:
-    """Gaze and target schedule from the simulator (``--headless``) or a recording."""
-    if args.headless:
+    """Gaze and target schedule from the simulator (``headless``) or a recording."""
+    if source.headless:
         from .session import simulate_validation
-        offset = parse_floats(args.sim_offset, 2, "--sim-offset")
-        return simulate_validation(n_points, display=display, offset_deg=offset,
-                                   precision_rms_deg=float(args.sim_precision), dwell_s=float(args.dwell),
-                                   seed=int(args.seed), blink_rate_hz=float(args.sim_blink_rate),
-                                   dropout_rate=float(args.sim_dropout), layout=layout)
-    if args.recording:
+        return simulate_validation(n_points, display=display, offset_deg=tuple(source.sim_offset),
+                                   precision_rms_deg=float(source.sim_precision), dwell_s=float(source.dwell),
+                                   seed=int(source.seed), blink_rate_hz=float(source.sim_blink_rate),
+                                   dropout_rate=float(source.sim_dropout), layout=layout)
+    if source.recording:
         from gaze3d.recording import Recording
         from .session import presentations_from_events
-        with Recording(args.recording) as rec:
+        with Recording(source.recording) as rec:
             cols = rec.samples()
             if len(cols["t_host_ns"]) == 0:
-                raise InputError(f"{args.recording}: no gaze.2d samples")
+                raise InputError(f"{source.recording}: no {TOPIC_GAZE_2D} samples")
             t0 = int(cols["t_host_ns"][0])
             data = GazeData.from_columns(cols, t0)
             return data, presentations_from_events(rec.events(), t0)
@@ -88,7 +94,7 @@ def print_targets(report) -> None:
                   f"{f', {t.n_spikes} spike(s) removed' if t.n_spikes else ''}{'' if t.passed else '  FAIL'}")
 
 
-def _print_report(report, prefix: str = "") -> None:
+def print_report(report, prefix: str = "") -> None:
     s = report.summary()
     print(f"{prefix}accuracy {s['accuracy_deg']:.3f} deg, offset ({s['offset_x_deg']:+.3f}, "
           f"{s['offset_y_deg']:+.3f}) deg, precision RMS-S2S {s['precision_rms_deg']:.4f} deg, "
@@ -98,7 +104,7 @@ def _print_report(report, prefix: str = "") -> None:
           f"{'PASS' if report.passed else 'FAIL'}")
 
 
-def _write_outputs(report, out: Optional[str], stem: str, title: str) -> None:
+def write_outputs(report, out: Optional[str], stem: str, title: str) -> None:
     if not out:
         return
     out = Path(out)
@@ -107,55 +113,60 @@ def _write_outputs(report, out: Optional[str], stem: str, title: str) -> None:
     print(f"wrote {out / (stem + '.json')} and {out / (stem + '.png')}")
 
 
-def cmd_validate(args) -> int:
-    screen = screen_from_args(args)
+def cmd_validate(source: GazeInput, screen: ScreenSetup, settings: ValidationSettings, *, points: int = 9,
+                 profile: Optional[str] = None, out: Optional[str] = None) -> int:
+    """Validate ``points`` targets; 0 pass, 1 below the thresholds (the report is printed and written to ``out``)."""
     display = screen.display()
     store = ProfileStore()
-    profile = store.load(args.profile) if args.profile else None
-    data, pres = session_data(args, display, int(args.points))
+    profile = store.load(profile) if profile else None
+    data, pres = session_data(source, display, int(points))
     if profile is not None:
         data = _apply(data, profile.get_correction())
-    report = validate(data, pres, display, settings_from_args(args))
+    report = validate(data, pres, display, settings)
     print_targets(report)
-    _print_report(report, f"validation ({len(pres)} targets{', profile ' + profile.name if profile else ''}): ")
-    _write_outputs(report, args.out, "validation", "Validation")
+    print_report(report, f"validation ({len(pres)} targets{', profile ' + profile.name if profile else ''}): ")
+    write_outputs(report, out, "validation", "Validation")
     report.raise_for_insufficient()
     return 0 if report.passed else 1
 
 
-def cmd_correct(args) -> int:
-    screen = screen_from_args(args)
+def cmd_correct(source: GazeInput, screen: ScreenSetup, settings: ValidationSettings, *, points: int = 9,
+                kind: str = "affine", holdout: Optional[Sequence[int]] = None, profile: Optional[str] = None,
+                annotator: Optional[str] = None, display_name: Optional[str] = None,
+                tracker_name: Optional[str] = None, out: Optional[str] = None) -> int:
+    """Fit a ``kind`` correction; print held-out accuracy before/after; save it in ``profile`` and ``out``."""
     display = screen.display()
-    n = int(args.points)
-    data, pres = session_data(args, display, n)
-    report = validate(data, pres, display, settings_from_args(args))
+    n = int(points)
+    data, pres = session_data(source, display, n)
+    report = validate(data, pres, display, settings)
     report.raise_for_insufficient()
-    holdout = [int(v) for v in args.holdout.split(",")] if args.holdout else (inner_ring(n) or None)
-    ev = holdout_accuracy(report, args.kind, holdout)
+    holdout = list(holdout) if holdout else (inner_ring(n) or None)
+    ev = holdout_accuracy(report, kind, holdout)
     how = f"targets {holdout}" if holdout else "leave-one-target-out"
-    print(f"held-out accuracy ({how}, {args.kind}): before {ev['before_deg']:.3f} deg, "
+    print(f"held-out accuracy ({how}, {kind}): before {ev['before_deg']:.3f} deg, "
           f"after {ev['after_deg']:.3f} deg")
-    corr = fit_from_report(report, args.kind)
-    after = validate(_apply(data, corr), pres, display, settings_from_args(args))
-    _print_report(report, "before correction: ")
-    _print_report(after, "after correction (all targets, in-sample): ")
-    if args.out:
-        out = Path(args.out)
+    corr = fit_from_report(report, kind)
+    after = validate(_apply(data, corr), pres, display, settings)
+    print_report(report, "before correction: ")
+    print_report(after, "after correction (all targets, in-sample): ")
+    if out:
+        out = Path(out)
         from ._io import atomic_write_text
         atomic_write_text(out / "correction.json", json.dumps(
             {"correction": corr.to_dict(), "holdout": ev, "before": report.summary(),
              "after": after.summary()}, indent=2) + "\n")
-        _write_outputs(report, out, "validation_before", "Before correction")
-        _write_outputs(after, out, "validation_after", "After correction")
-    if args.profile:
+        write_outputs(report, out, "validation_before", "Before correction")
+        write_outputs(after, out, "validation_after", "After correction")
+    if profile:
         store = ProfileStore()
+        name = profile
         try:
-            profile = store.load(args.profile)
+            profile = store.load(name)
         except ProfileNotFoundError:
-            profile = Profile(args.profile, annotator=args.annotator or "", display=args.display_name or "",
-                              tracker=args.tracker_name or "")
-        for field_name, value in (("annotator", args.annotator), ("display", args.display_name),
-                                  ("tracker", args.tracker_name)):
+            profile = Profile(name, annotator=annotator or "", display=display_name or "",
+                              tracker=tracker_name or "")
+        for field_name, value in (("annotator", annotator), ("display", display_name),
+                                  ("tracker", tracker_name)):
             if value:
                 setattr(profile, field_name, value)
         profile.screen = screen.to_dict()
@@ -167,25 +178,26 @@ def cmd_correct(args) -> int:
     return 0
 
 
-def cmd_drift(args) -> int:
+def cmd_drift(source: GazeInput, screen: ScreenSetup, settings: ValidationSettings, *,
+              target: Sequence[float] = (0.5, 0.5), threshold: float = 1.0, profile: Optional[str] = None) -> int:
+    """Single-target drift check at ``target (2,)`` (tracker coordinates); 1 when above ``threshold`` degrees."""
     from .drift import check_drift
-    screen = screen_from_args(args)
     display = screen.display()
-    target = parse_floats(args.target, 2, "--target")
     if not (0 <= target[0] <= 1 and 0 <= target[1] <= 1):
-        raise InputError(f"--target: expected tracker coordinates in [0, 1], got {args.target!r}")
+        raise InputError(f"--target: expected tracker coordinates in [0, 1], got {tuple(target)}")
     store = ProfileStore()
-    profile = store.resolve(args.profile)
-    data, pres = session_data(args, display, 1, layout=np.array([target]))
+    profile = store.resolve(profile)
+    data, pres = session_data(source, display, 1, layout=np.array([target], dtype=float))
     corr = profile.get_correction() if profile is not None else None
-    r = check_drift(data, pres[0], display, float(args.threshold), settings_from_args(args), corr)
+    r = check_drift(data, pres[0], display, float(threshold), settings, corr)
     print(r.message + (f" (profile {profile.name!r})" if profile else ""))
     return 1 if r.alert else 0
 
 
-def cmd_profiles(args) -> int:
+def cmd_profiles(action: str, name: Optional[str] = None) -> int:
+    """``list``, ``show NAME``, ``select NAME`` or ``delete NAME``."""
     store = ProfileStore()
-    if args.action == "list":
+    if action == "list":
         sel = store.selected_name()
         names = store.names()
         if not names:
@@ -195,31 +207,33 @@ def cmd_profiles(args) -> int:
             print(f"{'*' if name == sel else ' '} {name}  annotator={p.annotator!r} display={p.display!r} "
                   f"tracker={p.tracker!r} correction={p.correction.get('kind')}")
         return 0
-    if not args.name:
-        raise InputError(f"profiles {args.action}: expected a profile NAME")
-    if args.action == "show":
-        print(json.dumps(store.load(args.name).to_dict(), indent=2))
-    elif args.action == "select":
-        store.select(args.name)
-        print(f"selected profile {args.name!r}")
-    elif args.action == "delete":
-        store.delete(args.name)
-        print(f"deleted profile {args.name!r}")
+    if not name:
+        raise InputError(f"profiles {action}: expected a profile NAME")
+    if action == "show":
+        print(json.dumps(store.load(name).to_dict(), indent=2))
+    elif action == "select":
+        store.select(name)
+        print(f"selected profile {name!r}")
+    elif action == "delete":
+        store.delete(name)
+        print(f"deleted profile {name!r}")
     return 0
 
 
-def cmd_device(args) -> int:
+def cmd_device(*, tracker: Optional[str] = None, pupil_remote: Optional[str] = None, pupil: bool = False,
+               points: int = 5, settle: float = 0.7, duration: float = 10.0) -> int:
+    """The device's own calibration: Tobii through the tracker, Pupil Capture through it or Pupil Remote."""
     from .device import pupil_calibration, tracker_calibration, tracker_pupil_calibration
-    if args.pupil_remote:
-        r = pupil_calibration(args.pupil_remote, duration_s=float(args.duration))
+    if pupil_remote:
+        r = pupil_calibration(pupil_remote, duration_s=float(duration))
         print(json.dumps(r))
         return 0
-    if not args.tracker:
+    if not tracker:
         raise InputError("device: pass --tracker CTRL_ADDR (tracker control socket) or --pupil-remote ADDR")
-    if args.pupil:
-        print(json.dumps(tracker_pupil_calibration(args.tracker, duration_s=float(args.duration))))
+    if pupil:
+        print(json.dumps(tracker_pupil_calibration(tracker, duration_s=float(duration))))
         return 0
-    layout = target_layout(int(args.points))
-    result = tracker_calibration(args.tracker, layout, settle_s=float(args.settle))
+    layout = target_layout(int(points))
+    result = tracker_calibration(tracker, layout, settle_s=float(settle))
     print(json.dumps(result))
     return 0 if result.get("ok") else 1

@@ -15,7 +15,15 @@ only: ``gaze3d --help`` and ``gaze3d tracker`` stay lean.
 
 User mistakes raise :class:`gaze3d.errors.Gaze3DError` (or ``FileNotFoundError``)
 and are printed as one line, exit code 2; anything else is a bug and keeps
-its traceback.
+its traceback. One exception, handled here and nowhere else: a checkpoint the
+user named (a command sets ``model_option``) that the model code cannot use
+(a tensor of the wrong shape, a config it does not know) fails inside torch or
+safetensors with their own error types; that is the user's file, not a bug, so
+it is one line naming the file too (``GAZE3D_DEBUG=1`` shows the traceback).
+
+Shared options (viewport, display size, ``WxH`` sizes) are parsed by
+:mod:`._args`; :func:`._args.normalise_argv` accepts their older
+space-separated spellings.
 """
 from __future__ import annotations
 
@@ -25,12 +33,25 @@ import pkgutil
 import sys
 
 from ..errors import Gaze3DError
+from ._args import normalise_argv
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argparse parser whose usage errors are one line (like every other bad input), exit 2.
+
+    Subcommand parsers inherit the class, so ``gaze3d view --window 12`` prints
+    ``gaze3d view: error: argument --window: expected WIDTHxHEIGHT ...`` and nothing else.
+    """
+
+    def error(self, message):
+        command = " ".join(self.prog.split()[:2])      # "gaze3d calibrate", as for errors raised in run()
+        self.exit(2, f"{command}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="gaze3d",
         description="Label 3D scans with eye gaze: stream gaze, accumulate occlusion-aware "
                     "attention on point clouds, meshes and volumes, and segment with it.",
@@ -47,7 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(normalise_argv(sys.argv[1:] if argv is None else argv))
+    except SystemExit as exc:      # a usage error (one line, 2) or --help/--version (0)
+        return exc.code if isinstance(exc.code, int) else 2
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
@@ -55,6 +79,12 @@ def main(argv=None) -> int:
         code = args.func(args)
     except (Gaze3DError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
         print(f"gaze3d {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        message = _user_model_error(args, exc)
+        if message is None:
+            raise
+        print(f"gaze3d {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"gaze3d {args.command}: interrupted", file=sys.stderr)
@@ -66,6 +96,35 @@ def main(argv=None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     return int(code or 0)
+
+
+def _user_model_error(args, exc: BaseException):
+    """One line for an error raised by the model code while it used a checkpoint the user named, else None.
+
+    The command names its checkpoint option with ``set_defaults(model_option="model")``. Only
+    errors raised inside the models room (``gaze3d.models``) qualify, so a bug in the command's
+    own code keeps its traceback; ``GAZE3D_DEBUG=1`` keeps it always.
+    """
+    import os
+    import traceback
+
+    option = getattr(args, "model_option", None)
+    path = getattr(args, option, None) if option else None
+    if path is None or os.environ.get("GAZE3D_DEBUG"):
+        return None
+    from pathlib import Path
+
+    room = sys.modules.get("gaze3d.models")     # not loaded: the error cannot come from it
+    if room is None or not getattr(room, "__file__", None):
+        return None
+    models = str(Path(room.__file__).resolve().parent)      # installed beside gaze3d/, not inside it
+    here = {str(Path(f.filename).resolve()) for f in traceback.extract_tb(exc.__traceback__)}
+    if not any(f.startswith(models + os.sep) for f in here):
+        return None
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    flag = "--" + option.replace("_", "-")
+    return (f"{flag} {path}: this checkpoint cannot be used ({type(exc).__name__}: {first[:300]}); "
+            f"was it written by this gaze3d version's `gaze3d train`?")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ..protocol import GAZE_TOPICS, TOPIC_GAZE_2D, TOPIC_GAZE_3D
+from ._args import add_viewport
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -24,8 +25,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--sigma-deg", type=float, default=1.0, help="foveal Gaussian sigma, visual degrees (1.0)")
     p.add_argument("--all-samples", action="store_true", help="count every valid sample, not only fixations")
     p.add_argument("--method", default="ivt", help="online fixation filter: ivt (Tobii defaults), idt, ivdt, ivvt")
-    p.add_argument("--viewport", nargs=4, type=float, metavar=("X", "Y", "W", "H"), default=(0.0, 0.0, 1.0, 1.0),
-                   help="viewport on the display, normalised (default: the whole display)")
+    add_viewport(p)
     p.add_argument("--visual-per-camera-deg", type=float, default=1.0,
                    help="visual degrees per degree of the viewer camera (1.0)")
     p.add_argument("--point-size", type=float, default=3.0, help="point clouds: splat size in pixels (3)")

@@ -1,20 +1,20 @@
 """``gaze3d calibrate``: validation, correction, drift check, profiles, device calibration.
 
-The work is done in ``gaze3d.calib.commands`` (imported inside ``run``).
+The work is done in ``gaze3d.calib.commands`` (imported inside ``run``), which
+takes parsed values; this module parses (shared options from :mod:`._args`).
 """
 from __future__ import annotations
 
 import argparse
 
+from ._args import add_display, numbers, positive_float, size_wxh
+
 
 def _screen_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("screen")
-    g.add_argument("--screen-mm", default="527,296", metavar="W,H",
-                   help="size of the tracker's display area in mm (default 527,296: 24\" 16:9)")
-    g.add_argument("--screen-px", default="1920,1080", metavar="W,H", help="its native resolution")
-    g.add_argument("--scale", type=float, default=1.0, help="OS display scaling (device pixel ratio)")
-    g.add_argument("--distance-mm", type=float, default=650.0, help="eye-to-screen distance (default 650)")
-    g.add_argument("--viewer-window", metavar="X,Y,W,H",
+    add_display(g, screen_px=True)
+    g.add_argument("--scale", type=positive_float, default=1.0, help="OS display scaling (device pixel ratio)")
+    g.add_argument("--viewer-window", type=numbers(4), metavar="X,Y,W,H",
                    help="viewer render area on the desktop, logical pixels (default: the whole display)")
 
 
@@ -24,7 +24,7 @@ def _session_args(p: argparse.ArgumentParser, points: bool = True) -> None:
         g.add_argument("--points", type=int, choices=(5, 9, 13), default=9, help="target layout (default 9)")
     g.add_argument("--headless", action="store_true", help="a simulated annotator instead of a person")
     g.add_argument("--recording", metavar="FILE", help="a recorded session with calib.target events")
-    g.add_argument("--sim-offset", default="0,0", metavar="DX,DY",
+    g.add_argument("--sim-offset", type=numbers(2), default=(0.0, 0.0), metavar="DX,DY",
                    help="simulated systematic error, degrees (x right, y down)")
     g.add_argument("--sim-precision", type=float, default=0.05, metavar="P",
                    help="simulated RMS sample-to-sample precision, degrees")
@@ -33,7 +33,7 @@ def _session_args(p: argparse.ArgumentParser, points: bool = True) -> None:
     g.add_argument("--seed", type=int, default=0, help="simulation and target order seed")
     g.add_argument("--dwell", type=float, default=1.5, help="seconds each target is shown (default 1.5)")
     q = p.add_argument_group("quality")
-    q.add_argument("--window-s", default="0.5,1.5", metavar="A,B",
+    q.add_argument("--window-s", type=numbers(2), default=(0.5, 1.5), metavar="A,B",
                    help="sample selection window, seconds after target onset (default 0.5,1.5)")
     q.add_argument("--min-samples", type=int, default=10, help="valid samples a target needs (default 10)")
     q.add_argument("--accuracy-max", type=float, default=1.0, help="pass threshold, degrees (default 1.0)")
@@ -59,7 +59,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                         "tracker (control address, or 'PUB,CTRL')")
     v.add_argument("--record", metavar="SESSION.gaze3d",
                    help="with --tracker: have the tracker record the session (samples + calib.target events)")
-    v.add_argument("--window", default="1280x800", metavar="WxH", help=argparse.SUPPRESS)
+    v.add_argument("--window", type=size_wxh, default="1280x800", metavar="WxH", help=argparse.SUPPRESS)
     v.add_argument("--off-screen", action="store_true", help=argparse.SUPPRESS)
     v.add_argument("--show-file", metavar="FILE",
                    help="with --tracker: also write each shown target as JSON {index, x, y} to FILE "
@@ -68,8 +68,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     c = sub.add_parser("correct", help="fit an affine/poly2 correction; report held-out accuracy before/after")
     _session_args(c)
     _screen_args(c)
-    c.add_argument("--kind", choices=("affine", "poly2"), default="affine")
-    c.add_argument("--holdout", metavar="I,J,...",
+    c.add_argument("--kind", choices=("affine", "poly2"), default="affine",
+                   help="correction model: affine (6 parameters) or poly2 (second-order polynomial)")
+    c.add_argument("--holdout", type=_indices, metavar="I,J,...",
                    help="target indices held out of the fit (default: inner ring of 13 points, "
                         "else leave-one-target-out)")
     c.add_argument("--profile", help="save the correction in this profile (created if missing)")
@@ -81,17 +82,17 @@ def register(subparsers) -> argparse.ArgumentParser:
     d = sub.add_parser("drift", help="single-target drift check; alert above the threshold")
     _session_args(d, points=False)
     _screen_args(d)
-    d.add_argument("--target", default="0.5,0.5", metavar="X,Y", help="target, tracker coordinates")
+    d.add_argument("--target", type=numbers(2), default=(0.5, 0.5), metavar="X,Y", help="target, tracker coordinates")
     d.add_argument("--threshold", type=float, default=1.0, help="alert above this offset, degrees")
     d.add_argument("--profile", help="profile whose correction is applied (default: the selected one)")
 
     pr = sub.add_parser("profiles", help="list, show, select or delete calibration profiles")
-    pr.add_argument("action", choices=("list", "show", "select", "delete"))
-    pr.add_argument("name", nargs="?")
+    pr.add_argument("action", choices=("list", "show", "select", "delete"), help="what to do")
+    pr.add_argument("name", nargs="?", help="the profile (show, select, delete)")
 
     dv = sub.add_parser("device", help="the tracker's own calibration (Tobii via the tracker, Pupil Remote)")
     dv.add_argument("--tracker", metavar="CTRL_ADDR", help="control address of the tracker process")
-    dv.add_argument("--points", type=int, choices=(5, 9, 13), default=5)
+    dv.add_argument("--points", type=int, choices=(5, 9, 13), default=5, help="target layout (default 5)")
     dv.add_argument("--settle", type=float, default=0.7, help="seconds on each point before collecting")
     dv.add_argument("--pupil", action="store_true",
                     help="the tracker runs the pupil source: start/stop Pupil Capture's calibration through it")
@@ -101,6 +102,36 @@ def register(subparsers) -> argparse.ArgumentParser:
 
     p.set_defaults(func=run, _calib_parser=p)
     return p
+
+
+def _indices(text: str):
+    try:
+        return [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated target indices such as 4,5,6, got {text!r}") \
+            from None
+
+
+def _screen(args):
+    from gaze3d.calib.commands import screen_setup
+
+    return screen_setup(args.screen_mm, args.screen_px, args.scale, args.distance_mm, args.viewer_window)
+
+
+def _settings(args):
+    from gaze3d.calib.validation import ValidationSettings
+
+    return ValidationSettings(window_s=tuple(args.window_s), min_valid_samples=int(args.min_samples),
+                              accuracy_max_deg=float(args.accuracy_max),
+                              precision_rms_max_deg=float(args.precision_max))
+
+
+def _gaze(args):
+    from gaze3d.calib.commands import GazeInput
+
+    return GazeInput(headless=args.headless, recording=args.recording, sim_offset=tuple(args.sim_offset),
+                     sim_precision=args.sim_precision, sim_blink_rate=args.sim_blink_rate,
+                     sim_dropout=args.sim_dropout, dwell=args.dwell, seed=args.seed)
 
 
 def _validate_on_screen(args) -> int:
@@ -117,14 +148,9 @@ def _validate_on_screen(args) -> int:
     from gaze3d.viewer.targets import ValidationWindow, run_window_validation
     from gaze3d.viewer.tracker_link import parse_tracker_address
 
-    try:
-        size = tuple(int(v) for v in args.window.lower().split("x"))
-        if len(size) != 2 or min(size) <= 0:
-            raise ValueError
-    except ValueError:
-        raise InputError(f"--window: expected WIDTHxHEIGHT such as 1280x800, got {args.window!r}") from None
-    display = commands.screen_from_args(args).display()
-    settings = commands.settings_from_args(args)
+    size = args.window
+    display = _screen(args).display()
+    settings = _settings(args)
     profile = ProfileStore().load(args.profile) if args.profile else None
     pub, ctrl = parse_tracker_address(args.tracker)
     with TrackerControl(ctrl, timeout_s=5.0) as control:
@@ -157,9 +183,9 @@ def _validate_on_screen(args) -> int:
             if args.record:
                 control.stop_recording()
     commands.print_targets(report)
-    commands._print_report(report, f"validation ({len(pres)} targets on screen"
+    commands.print_report(report, f"validation ({len(pres)} targets on screen"
                                    f"{', profile ' + profile.name if profile else ''}): ")
-    commands._write_outputs(report, args.out, "validation", "Validation")
+    commands.write_outputs(report, args.out, "validation", "Validation")
     report.raise_for_insufficient()
     return 0 if report.passed else 1
 
@@ -173,5 +199,18 @@ def run(args) -> int:
         return 2
     if action == "validate" and getattr(args, "tracker", None) and not (args.headless or args.recording):
         return _validate_on_screen(args)
-    return {"validate": commands.cmd_validate, "correct": commands.cmd_correct, "drift": commands.cmd_drift,
-            "profiles": commands.cmd_profiles, "device": commands.cmd_device}[action](args)
+    if action == "profiles":
+        return commands.cmd_profiles(args.action, args.name)
+    if action == "device":
+        return commands.cmd_device(tracker=args.tracker, pupil_remote=args.pupil_remote, pupil=args.pupil,
+                                   points=args.points, settle=args.settle, duration=args.duration)
+    source, screen, settings = _gaze(args), _screen(args), _settings(args)
+    if action == "validate":
+        return commands.cmd_validate(source, screen, settings, points=args.points, profile=args.profile,
+                                     out=args.out)
+    if action == "correct":
+        return commands.cmd_correct(source, screen, settings, points=args.points, kind=args.kind,
+                                    holdout=args.holdout, profile=args.profile, annotator=args.annotator,
+                                    display_name=args.display_name, tracker_name=args.tracker_name, out=args.out)
+    return commands.cmd_drift(source, screen, settings, target=args.target, threshold=args.threshold,
+                              profile=args.profile)

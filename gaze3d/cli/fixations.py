@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ..protocol import GAZE_TOPICS, TOPIC_GAZE_2D, TOPIC_GAZE_3D
+from ._args import add_display, add_viewport, display_from_args
 
 COLUMNS = ("onset", "duration", "trial_type", "x_deg", "y_deg", "n_samples", "t_host_ns")
 #: gaze.3d recordings: the mean point of regard (world, scene units) instead of screen degrees
@@ -27,11 +28,8 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help=f"auto = {TOPIC_GAZE_2D} if the recording has any, else the VR {TOPIC_GAZE_3D} rays "
                         "(docs/vr.md)")
     p.add_argument("--scan", help="classify in object space against this scan (needs camera frames)")
-    p.add_argument("--screen-mm", nargs=2, type=float, metavar=("W", "H"), default=(527.0, 296.0),
-                   help="display size in mm (527 296)")
-    p.add_argument("--distance-mm", type=float, default=650.0, help="eye-to-screen distance (650)")
-    p.add_argument("--viewport", nargs=4, type=float, metavar=("X", "Y", "W", "H"), default=(0.0, 0.0, 1.0, 1.0),
-                   help="viewport on the display, normalised (object space only)")
+    add_display(p)
+    add_viewport(p, help="where the 3D view sat on the display, normalised (object space only; default 0,0,1,1)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="classifier parameter override, e.g. velocity_threshold=40 (repeatable)")
     p.set_defaults(func=run)
@@ -88,8 +86,6 @@ def run(args) -> int:
     from collections import Counter
 
     from ..attention.batch import fixation_labels, label_runs
-    from ..display import DisplayGeometry
-
     _check_output(args.output)
     from ..vr.analysis import choose_topic
 
@@ -106,8 +102,7 @@ def run(args) -> int:
         print(f"{n} gaze.3d samples -> {len(rows)} events "
               f"({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))}) -> {args.output}")
         return 0
-    display = DisplayGeometry(width_mm=args.screen_mm[0], height_mm=args.screen_mm[1],
-                              distance_mm=args.distance_mm)
+    display = display_from_args(args)
     scan = None
     if args.scan:
         from ..io import load_scan

@@ -4,14 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ..protocol import GAZE_TOPICS, TOPIC_GAZE_2D
-
-
-def _screen(text: str):
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--screen {text!r}: expected WIDTHxHEIGHT in pixels, e.g. 1920x1080")
-    return w, h
+from ._args import add_display, size_wxh
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -20,7 +13,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                                           "and the viewer).")
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     info = sub.add_parser("info", help="summary of a recording: topics, samples, rate, gaps, cameras, events")
-    info.add_argument("recording", metavar="SESSION.gaze3d")
+    info.add_argument("recording", metavar="SESSION.gaze3d", help="the recording")
     info.add_argument("--json", action="store_true", help="print the summary as JSON")
     chk = sub.add_parser("check", help="integrity check (SQLite + checksums); --salvage OUT writes one "
                                        "self-contained file with every readable row",
@@ -29,13 +22,13 @@ def register(subparsers) -> argparse.ArgumentParser:
                                      "--salvage OUT, copy every readable sample, camera frame, event and meta entry "
                                      "into the new single file OUT (no -wal/-shm sidecars) and say how much was "
                                      "lost: the way to move a crashed or damaged recording.")
-    chk.add_argument("recording", metavar="SESSION.gaze3d")
+    chk.add_argument("recording", metavar="SESSION.gaze3d", help="the recording")
     chk.add_argument("--salvage", metavar="OUT.gaze3d", default=None,
                      help="write every readable row to this new recording file")
     chk.add_argument("--quick", action="store_true", help="PRAGMA quick_check instead of integrity_check (faster)")
     chk.add_argument("--json", action="store_true", help="print the report as JSON")
     exp = sub.add_parser("export", help="write a BIDS eye-tracking dataset (physio + events)")
-    exp.add_argument("recording", metavar="SESSION.gaze3d")
+    exp.add_argument("recording", metavar="SESSION.gaze3d", help="the recording")
     exp.add_argument("out_dir", help="BIDS dataset root (created if missing)")
     exp.add_argument("--sub", default=None, help="subject label (default: 01)")
     exp.add_argument("--ses", default=None, help="session label (optional)")
@@ -43,11 +36,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     exp.add_argument("--run", default=None, help="run index (optional)")
     exp.add_argument("--topic", default=TOPIC_GAZE_2D, choices=GAZE_TOPICS,
                      help=f"which gaze samples to export (default {TOPIC_GAZE_2D})")
-    exp.add_argument("--screen", type=_screen, default=None,
-                     help="screen resolution WIDTHxHEIGHT in pixels (default 1920x1080)")
-    exp.add_argument("--screen-mm", type=float, nargs=2, metavar=("W", "H"), default=None,
-                     help="screen size in mm (default 527 296)")
-    exp.add_argument("--distance-mm", type=float, default=None, help="eye-to-screen distance in mm (default 650)")
+    exp.add_argument("--screen", type=size_wxh, default=None, metavar="WxH",
+                     help="screen resolution in pixels (default 1920x1080)")
+    add_display(exp, optional=True)
     imp = sub.add_parser("import", help="make a recording from a BIDS _physio.tsv.gz or _eyetrack.tsv.gz (+ .json), "
                                         "an EDVAM VR CSV or an XDF file (gaze.3d rays, docs/vr.md)")
     imp.add_argument("tsv", metavar="FILE", help="BIDS eye-tracking TSV, EDVAM CSV (--format edvam) or XDF "
@@ -62,7 +53,8 @@ def register(subparsers) -> argparse.ArgumentParser:
                      help="xdf: the rays are in the tracking space (world) or relative to the head")
     imp.add_argument("--convention", choices=("openxr", "unity"), default="openxr",
                      help="xdf: axes of the streams (unity: left-handed, Z mirrored on import)")
-    imp.add_argument("--screen", type=_screen, default=None, help="screen size for pixel coordinates")
+    imp.add_argument("--screen", type=size_wxh, default=None, metavar="WxH",
+                     help="bids: screen resolution of pixel coordinates (default: from the sidecar JSON)")
     imp.add_argument("--min-confidence", type=float, default=None,
                      help="edvam: samples under this pupil confidence are invalid (0.6)")
     p.set_defaults(func=run)

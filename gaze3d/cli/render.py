@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import argparse
 
+from ._args import size_wxh
+
 
 def _window(text: str):
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 1600x1200, got {text!r}") from None
+    w, h = size_wxh(text)
     if w < 16 or h < 16 or w > 8192 or h > 8192:
         raise argparse.ArgumentTypeError(f"expected a size between 16 and 8192 pixels, got {text!r}")
     return w, h

@@ -19,7 +19,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--source", required=True,
                    help="sim, mouse, replay, tobii, pupil, lsl, or a plugin class module:pkg.mod:Class")
     p.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE",
-                   help="source option (repeatable), for example --opt rate_hz=1200")
+                   help="source option (repeatable), for example --opt rate=1200 (sim); each source's options are "
+                        "listed in docs/protocol.md")
     p.add_argument("--pub", default=None, help=f"PUB bind address (default {LOOPBACK_PUB}; * = free port)")
     p.add_argument("--ctrl", default=None, help=f"control (REP) bind address (default {LOOPBACK_CTRL})")
     p.add_argument("--record", default=None, metavar="SESSION.gaze3d",

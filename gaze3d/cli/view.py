@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._args import add_viewport, size_wxh
+
 
 def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
@@ -27,11 +29,11 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--annotator", help="name stored with each label (default: the login name)")
     p.add_argument("--segmenter", choices=("auto", "model", "grow"), default="auto",
                    help="region of a label: interactive model when available (auto), or region growing")
-    p.add_argument("--window", default="1280x800", metavar="WxH", help="window size (1280x800)")
-    p.add_argument("--viewport", default="0,0,1,1", metavar="X0,Y0,W,H",
-                   help="where the 3D view sits on the tracker's display, in normalised display "
-                        "coordinates (default 0,0,1,1: a full-screen window)")
-    p.add_argument("--point-size", type=float, default=3.0)
+    p.add_argument("--window", type=size_wxh, default="1280x800", metavar="WxH", help="window size (1280x800)")
+    add_viewport(p, help="where the 3D view sits on the tracker's display, in normalised display "
+                         "coordinates (default 0,0,1,1: a full-screen window)")
+    p.add_argument("--point-size", type=float, default=3.0,
+                   help="point clouds: splat size in pixels, drawn and used for attention (3)")
     p.add_argument("--profile", metavar="NAME",
                    help="calibration profile whose correction is applied to the tracker's gaze (default: the "
                         "one selected with `gaze3d calibrate profiles select`; key p cycles through them)")
@@ -48,16 +50,8 @@ def run(args) -> int:
     from gaze3d.io import load_scan
     from gaze3d.viewer.labels import LabelSet
 
-    try:
-        w, h = (int(v) for v in args.window.lower().split("x"))
-    except ValueError:
-        raise InputError(f"--window: expected WIDTHxHEIGHT such as 1280x800, got {args.window!r}") from None
-    try:
-        viewport = tuple(float(v) for v in args.viewport.split(","))
-        if len(viewport) != 4:
-            raise ValueError
-    except ValueError:
-        raise InputError(f"--viewport: expected four numbers X0,Y0,W,H such as 0,0,1,1, got {args.viewport!r}") from None
+    w, h = args.window
+    viewport = args.viewport
     from gaze3d.calib.profiles import ProfileStore
 
     if not (args.drift_threshold > 0):

@@ -1,0 +1,121 @@
+"""One grammar for the command line: the options several commands share, parsed one way.
+
+* Several numbers are written with commas: ``--viewport 0,0,1,1``,
+  ``--screen-mm 527,296``. The older space-separated spellings
+  (``--viewport 0 0 1 1``, ``--screen-mm 527 296``) still work: :func:`normalise_argv`
+  joins them before parsing.
+* Sizes in pixels are ``WIDTHxHEIGHT``: ``--window 1280x800``, ``--screen 1920x1080``.
+* Display defaults (size, resolution, eye distance) come from
+  :class:`gaze3d.display.DisplayGeometry`, written nowhere else.
+
+Every parser raises :class:`argparse.ArgumentTypeError`, so a bad value is one
+line naming the option, exit 2, like every other user mistake.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import re
+from typing import List, Sequence, Tuple
+
+from ..display import DisplayGeometry
+
+#: the display every command assumes unless told otherwise (a 24" 16:9 monitor at 65 cm)
+DISPLAY = DisplayGeometry()
+
+#: options that take several numbers: how many (the space-separated spelling is joined for them)
+MULTI_NUMBER = {"--viewport": 4, "--screen-mm": 2, "--screen-px": 2, "--viewer-window": 4}
+
+_NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
+def normalise_argv(argv: Sequence[str]) -> List[str]:
+    """``["--viewport", "0", "0", "1", "1"]`` -> ``["--viewport", "0,0,1,1"]`` (and likewise the others).
+
+    Only a run of exactly as many plain numbers as the option takes is joined,
+    so ``--viewport 0,0,1,1`` and anything else pass through unchanged.
+    """
+    argv = list(argv)
+    out, i = [], 0
+    while i < len(argv):
+        token = argv[i]
+        n = MULTI_NUMBER.get(token)
+        run = argv[i + 1:i + 1 + n] if n else []
+        if n and len(run) == n and all(_NUMBER.match(v) for v in run):
+            out += [token, ",".join(run)]
+            i += 1 + n
+            continue
+        out.append(token)
+        i += 1
+    return out
+
+
+def numbers(n: int, *, positive: bool = False):
+    """An argparse ``type``: ``"a,b,..."`` -> a tuple of ``n`` finite floats (``positive``: each > 0)."""
+    def parse(text: str) -> Tuple[float, ...]:
+        try:
+            values = tuple(float(v) for v in str(text).split(","))
+        except ValueError:
+            values = ()
+        if len(values) != n or not all(math.isfinite(v) for v in values):
+            raise argparse.ArgumentTypeError(f"expected {n} comma-separated numbers, got {text!r}")
+        if positive and not all(v > 0 for v in values):
+            raise argparse.ArgumentTypeError(f"expected {n} positive numbers, got {text!r}")
+        return values
+    parse.__name__ = f"{n} numbers"
+    return parse
+
+
+def size_wxh(text: str) -> Tuple[int, int]:
+    """An argparse ``type``: ``"1280x800"`` -> ``(1280, 800)``, both positive integers."""
+    try:
+        w, h = (int(v) for v in str(text).lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT in pixels such as 1280x800, got {text!r}") from None
+    if w <= 0 or h <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive WIDTHxHEIGHT, got {text!r}")
+    return w, h
+
+
+def positive_float(text: str) -> float:
+    """An argparse ``type``: a finite number > 0."""
+    try:
+        v = float(text)
+    except ValueError:
+        v = math.nan
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return v
+
+
+def add_viewport(p, help: str = "where the 3D view sat on the tracker's display, normalised "
+                                "(default 0,0,1,1: the whole display)") -> None:
+    """``--viewport X,Y,W,H`` (also ``X Y W H``) -> ``args.viewport`` tuple of 4 floats."""
+    p.add_argument("--viewport", type=numbers(4), default=(0.0, 0.0, 1.0, 1.0), metavar="X,Y,W,H", help=help)
+
+
+def add_display(p, *, screen_px: bool = False, optional: bool = False) -> None:
+    """``--screen-mm W,H`` and ``--distance-mm D`` (and ``--screen-px W,H``), defaults from DisplayGeometry.
+
+    ``optional``: the defaults are None (the command then uses ``DisplayGeometry()`` itself, e.g. to
+    tell "not given" from the default), the help still names the values.
+    """
+    d = DISPLAY
+    p.add_argument("--screen-mm", type=numbers(2, positive=True), metavar="W,H",
+                   default=None if optional else (d.width_mm, d.height_mm),
+                   help=f"size of the tracker's display area in mm (default {d.width_mm:g},{d.height_mm:g}: "
+                        f"24\" 16:9)")
+    if screen_px:
+        p.add_argument("--screen-px", type=numbers(2, positive=True), metavar="W,H",
+                       default=None if optional else (d.width_px, d.height_px),
+                       help=f"its native resolution in pixels (default {d.width_px},{d.height_px})")
+    p.add_argument("--distance-mm", type=positive_float, default=None if optional else d.distance_mm,
+                   help=f"eye-to-screen distance in mm (default {d.distance_mm:g})")
+
+
+def display_from_args(args) -> DisplayGeometry:
+    """The :class:`DisplayGeometry` of ``--screen-mm``/``--distance-mm`` (defaults where not given)."""
+    d = DISPLAY
+    w_mm, h_mm = args.screen_mm if args.screen_mm is not None else (d.width_mm, d.height_mm)
+    distance = args.distance_mm if args.distance_mm is not None else d.distance_mm
+    return DisplayGeometry(width_mm=w_mm, height_mm=h_mm, distance_mm=distance)
