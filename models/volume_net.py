@@ -1,0 +1,328 @@
+"""Gaze-prompted volume segmentation: the sparse-conv network on a crop of voxels around the gaze.
+
+A CT or MR volume is too large for a CPU forward pass at native resolution,
+and the structure being looked at is local, so the network sees a cube of
+``crop`` voxels of ``voxel_size`` mm (default 32 voxels of 4 mm: a 128 mm
+cube) centred on what the annotator looked at (the centroid of the positive
+attention's core). Every crop voxel is a voxel of the sparse tensor (a dense
+grid run through the same sparse layers as the point clouds, so one backbone
+and one head serve both). Channels:
+
+* backbone: intensity, normalised per modality (:func:`normalise_intensity`);
+  its decoder features are cached per crop;
+* head: positive and negative attention, each scaled to max 1, at every
+  decoder stage (the gaze-guided blocks of :class:`~.networks.segnet.GazeSegNet`).
+
+The mask logits are "the structure being looked at" (class-agnostic). They are
+interpolated back onto the native grid inside the crop box (trilinear,
+separable per axis); outside the box the probability is 0. Resampling in both
+directions is axis-separable: an ``(n_out, n_in)`` weight matrix per axis,
+contracted with ``numpy.einsum``, so a 256^3 volume costs three small GEMMs
+over the crop box rather than a gather per voxel.
+
+After a new fixation only the head runs again, unless the attention centroid
+moved by more than ``recrop`` of the crop, when the backbone runs on a new crop.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Optional, Tuple
+
+import numpy as np
+import torch
+
+from gaze3d.errors import InputError
+
+from .checkpoint import load_checkpoint
+from .networks.segnet import GazeSegNet, SegNetConfig
+from .networks.unet import UNetConfig
+from .sparse import SparseTensor
+
+#: checkpoint metadata ``kind`` of volume models (point-cloud checkpoints have none)
+VOLUME_KIND = "volume"
+#: modalities of :func:`normalise_intensity`
+MODALITIES = ("auto", "ct", "mr")
+#: CT window (HU) mapped to [0, 1]: soft tissue to bone edge, where the organs differ
+CT_WINDOW = (-200.0, 300.0)
+DEFAULT_CROP = 32
+DEFAULT_VOXEL_MM = 4.0
+
+
+def default_volume_config(base_channels: int = 8, voxel_mm: float = DEFAULT_VOXEL_MM) -> SegNetConfig:
+    """Network of the volume model: 1 intensity channel, unet14 of depth 3, widths 8..32, 2 gaze channels."""
+    return SegNetConfig(unet=UNetConfig(in_channels=1, variant="unet14", base_channels=base_channels,
+                                        depth=3, max_channels=32),
+                        num_outputs=1, att_channels=2, head_channels=16, voxel_size=float(voxel_mm),
+                        task="interactive", guidance="gate")
+
+
+def normalise_intensity(array: np.ndarray, modality: str = "auto") -> np.ndarray:
+    """Intensities to about [0, 1], per modality.
+
+    Parameters
+    ----------
+    array : (I, J, K) array
+    modality : {"auto", "ct", "mr"}
+        ``"ct"``: Hounsfield units, window :data:`CT_WINDOW` clipped to [0, 1];
+        ``"mr"`` (and anything without calibrated units): the 1st to 99th
+        percentile of the non-zero voxels to [0, 1], clipped; ``"auto"``: CT
+        when the values look like HU (minimum <= -500, the air of a CT), MR
+        otherwise.
+
+    Returns
+    -------
+    (I, J, K) float32
+    """
+    if modality not in MODALITIES:
+        raise InputError(f"modality: expected one of {MODALITIES}, got {modality!r}")
+    a = np.asarray(array, dtype=np.float32)
+    if modality == "auto":
+        modality = "ct" if a.size and float(a.min()) <= -500 else "mr"
+    if modality == "ct":
+        lo, hi = CT_WINDOW
+    else:
+        nz = a[a != 0]
+        nz = nz if nz.size else a.ravel()
+        lo, hi = (float(v) for v in np.percentile(nz, [1, 99])) if nz.size else (0.0, 1.0)
+        if not hi > lo:
+            hi = lo + 1.0
+    return np.clip((a - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+
+
+def axis_weights(centre: float, n_native: int, spacing: float, crop: int, voxel_mm: float,
+                 average: bool = False) -> Tuple[np.ndarray, int, int]:
+    """Resampling weights of one axis between the native grid and the crop.
+
+    Crop voxel ``g`` sits at native index ``centre + (g - (crop - 1) / 2) * voxel_mm / spacing``.
+
+    Returns
+    -------
+    w : (crop, hi - lo) float32
+        Row ``g``: weights of native voxels ``lo..hi-1`` for crop voxel ``g``:
+        linear interpolation (positions past the edge take the edge voxel), or
+        with ``average`` the mean of the native voxels inside the crop voxel's
+        cell (so a one-voxel-thin attention slice is not stepped over).
+    lo, hi : int
+        The native index range the crop touches.
+    """
+    step = voxel_mm / spacing
+    pos = centre + (np.arange(crop) - (crop - 1) / 2.0) * step
+    half = max(step / 2.0, 0.5) if average else 1.0
+    lo = int(np.clip(np.floor(pos[0] - half), 0, n_native - 1))
+    hi = int(np.clip(np.ceil(pos[-1] + half) + 1, lo + 1, n_native))
+    idx = np.arange(lo, hi, dtype=np.float64)
+    if average:
+        # overlap of native cell [i-0.5, i+0.5] with crop cell [p-h, p+h]
+        ov = np.minimum(idx[None] + 0.5, pos[:, None] + half) - np.maximum(idx[None] - 0.5, pos[:, None] - half)
+        w = np.clip(ov, 0.0, None)
+    else:
+        p = np.clip(pos, 0, n_native - 1)
+        w = np.clip(1.0 - np.abs(idx[None] - p[:, None]), 0.0, None)
+    s = w.sum(1, keepdims=True)
+    w = np.divide(w, s, out=np.zeros_like(w), where=s > 0)
+    return w.astype(np.float32), lo, hi
+
+
+def to_crop(native: np.ndarray, weights) -> np.ndarray:
+    """(crop, crop, crop) from the native box: ``weights`` = three :func:`axis_weights` results."""
+    (w0, l0, h0), (w1, l1, h1), (w2, l2, h2) = weights
+    box = np.asarray(native[l0:h0, l1:h1, l2:h2], dtype=np.float32)
+    return np.einsum("ai,bj,ck,ijk->abc", w0, w1, w2, box, optimize=True)
+
+
+def crop_box_weights(centre_native: np.ndarray, shape, spacing, crop: int, voxel_mm: float):
+    """Per axis: linear weights (crop -> native) over the native voxels inside the crop box.
+
+    Returns ``[(u (hi - lo, crop) float32, lo, hi)] * 3``: native voxel ``lo + r``
+    gets ``u[r] @ crop_values`` (each row sums to 1 inside the box).
+    """
+    out = []
+    for ax in range(3):
+        step = voxel_mm / float(spacing[ax])
+        first = centre_native[ax] - (crop - 1) / 2.0 * step
+        lo = int(np.clip(np.ceil(first), 0, shape[ax]))
+        hi = int(np.clip(np.floor(first + (crop - 1) * step) + 1, lo, shape[ax]))
+        g = (np.arange(lo, hi) - first) / step           # fractional crop index of native voxels
+        cols = np.arange(crop, dtype=np.float64)
+        u = np.clip(1.0 - np.abs(g[:, None] - cols[None]), 0.0, None).astype(np.float32)
+        out.append((u, lo, hi))
+    return out
+
+
+def attention_centre(positive: np.ndarray, rel: float = 0.5) -> Optional[np.ndarray]:
+    """(3,) float native index: attention-weighted centroid of voxels >= ``rel`` of the peak (None if none)."""
+    peak = float(positive.max()) if positive.size else 0.0
+    if not peak > 0:
+        return None
+    idx = np.argwhere(positive >= rel * peak)
+    w = positive[tuple(idx.T)].astype(np.float64)
+    return (idx * w[:, None]).sum(0) / w.sum()
+
+
+def grid_coords(crop: int, batch: int = 0) -> torch.Tensor:
+    """(crop^3, 4) int64 sparse coordinates (batch, i, j, k) of a dense crop, C order."""
+    g = torch.stack(torch.meshgrid(*[torch.arange(crop)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    return torch.cat([torch.full((len(g), 1), batch, dtype=torch.long), g], 1)
+
+
+def crop_input(image: np.ndarray, pos: np.ndarray, neg: Optional[np.ndarray], batch: int = 0):
+    """Sparse input and gaze channels of one crop.
+
+    Parameters
+    ----------
+    image : (C, C, C) float, normalised intensity
+    pos, neg : (C, C, C) float attention (neg may be None)
+
+    Returns
+    -------
+    SparseTensor with 1 channel, (C^3, 2) float32 attention scaled to max 1 per channel
+    """
+    c = image.shape[0]
+    x = SparseTensor(grid_coords(c, batch), torch.from_numpy(np.ascontiguousarray(image, np.float32).reshape(-1, 1)))
+    return x, gaze_channels(pos, neg)
+
+
+def gaze_channels(pos: np.ndarray, neg: Optional[np.ndarray]) -> torch.Tensor:
+    """(C^3, 2) float32: positive and negative attention, each divided by its max."""
+    chans = []
+    for a in (pos, neg):
+        a = np.zeros_like(pos, dtype=np.float32) if a is None else np.asarray(a, np.float32)
+        m = float(a.max()) if a.size else 0.0
+        chans.append((a / m if m > 0 else a).reshape(-1))
+    return torch.from_numpy(np.stack(chans, 1))
+
+
+class VolumeSegmenter:
+    """Mask of the structure looked at in a volume, updated after every fixation.
+
+    Parameters
+    ----------
+    checkpoint : path or GazeSegNet
+        A volume checkpoint (``meta["kind"] == "volume"``) or a built model.
+    crop : int, optional
+        Crop edge in voxels (default: the checkpoint's).
+    recrop : float
+        Re-run the backbone when the attention centroid moved by more than
+        this fraction of the crop edge.
+    device : str
+
+    Not thread-safe (cached crop and kernel maps); one segmenter per thread.
+    """
+
+    def __init__(self, checkpoint, crop: Optional[int] = None, recrop: float = 0.25, device: str = "cpu"):
+        if isinstance(checkpoint, GazeSegNet):
+            self.model, self.meta = checkpoint.to(device).eval(), {"kind": VOLUME_KIND}
+        else:
+            self.model, self.meta = load_checkpoint(checkpoint, device)
+            if self.meta.get("kind") != VOLUME_KIND:
+                raise InputError(f"{checkpoint}: not a volume checkpoint (trained by gaze3d train --volumes)")
+        if self.model.config.att_channels != 2 or self.model.config.unet.in_channels != 1:
+            raise InputError("checkpoint: expected a volume model (1 intensity channel, 2 gaze channels)")
+        self.crop = int(crop or self.meta.get("crop", DEFAULT_CROP))
+        self.voxel_mm = float(self.model.config.voxel_size)
+        self.recrop = float(recrop)
+        self.device = torch.device(device)
+        self._image = None
+        self._key = None
+
+    def set_volume(self, array: np.ndarray, spacing, modality: str = "auto") -> None:
+        """Normalise and keep the volume (``(I, J, K)``, ``spacing`` (3,) mm); drops the cached crop."""
+        a = np.asarray(array)
+        if a.ndim != 3:
+            raise InputError(f"array: expected an (I, J, K) volume, got shape {a.shape}")
+        self._image = normalise_intensity(a, modality)
+        self.spacing = np.asarray(spacing, dtype=np.float64)
+        if self.spacing.shape != (3,) or not np.all(self.spacing > 0):
+            raise InputError(f"spacing: expected 3 positive values (mm), got {spacing}")
+        self._key = None
+
+    @torch.no_grad()
+    def _encode(self, centre: np.ndarray) -> None:
+        shp = self._image.shape
+        self._w_lin = [axis_weights(centre[a], shp[a], self.spacing[a], self.crop, self.voxel_mm)
+                       for a in range(3)]
+        self._w_avg = [axis_weights(centre[a], shp[a], self.spacing[a], self.crop, self.voxel_mm, True)
+                       for a in range(3)]
+        self._back = crop_box_weights(centre, shp, self.spacing, self.crop, self.voxel_mm)
+        img = to_crop(self._image, self._w_lin)
+        x = SparseTensor(grid_coords(self.crop).to(self.device),
+                         torch.from_numpy(img.reshape(-1, 1)).to(self.device))
+        self._feats = self.model.encode(x)
+        self._key = centre
+
+    @torch.no_grad()
+    def update(self, positive: np.ndarray, negative: Optional[np.ndarray] = None) -> np.ndarray:
+        """(I, J, K) float32 probability of the structure looked at (0 outside the crop box).
+
+        Parameters
+        ----------
+        positive : (I, J, K) float
+            Attention of fixations on the structure (any scale).
+        negative : (I, J, K) float, optional
+            Attention of fixations on what is not the structure.
+        """
+        if self._image is None:
+            raise RuntimeError("set_volume() must be called before update()")
+        shp = self._image.shape
+        for name, a in (("positive", positive), ("negative", negative)):
+            if a is not None and np.shape(a) != shp:
+                raise InputError(f"{name}: expected shape {shp} (the volume grid), got {np.shape(a)}")
+        out = np.zeros(shp, dtype=np.float32)
+        centre = attention_centre(np.asarray(positive))
+        if centre is None:
+            return out
+        if self._key is None or np.any(np.abs(centre - self._key) * self.spacing / self.voxel_mm
+                                       > self.recrop * self.crop):
+            self._encode(centre)
+        pos_c = to_crop(positive, self._w_avg)
+        neg_c = to_crop(negative, self._w_avg) if negative is not None else None
+        att = gaze_channels(pos_c, neg_c).to(self.device)
+        logits = self.model.decode(self._feats, att)[:, 0]
+        prob = torch.sigmoid(logits).cpu().numpy().reshape((self.crop,) * 3)
+        (u0, l0, h0), (u1, l1, h1), (u2, l2, h2) = self._back
+        out[l0:h0, l1:h1, l2:h2] = np.einsum("ia,jb,kc,abc->ijk", u0, u1, u2, prob, optimize=True)
+        return out
+
+
+    def segment(self, positive: np.ndarray, negative: Optional[np.ndarray] = None, threshold: float = 0.5):
+        """:class:`~gaze3d.models.segment.SegmentResult` on the voxels (flattened ``(I*J*K,)`` check):
+        mask ``(I, J, K)`` bool, probability ``(I, J, K)``, and a status that is never a silent empty mask."""
+        from .segment import SegmentResult, check_mask
+
+        prob = self.update(positive, negative)
+        mask = prob >= threshold
+        status, reason = check_mask(mask.reshape(-1), np.asarray(positive).reshape(-1))
+        return SegmentResult(mask, prob, "net", status, f"volume network: {reason}" if reason else "")
+
+
+def network_method(checkpoint, modality: str = "auto", threshold: float = 0.5) -> Callable:
+    """A method for :func:`gaze3d.models.volume_eval.run_structure`: ``(array, pos, neg, spacing) -> mask``.
+
+    The segmenter is kept between calls and the volume re-normalised only when
+    a different array is passed, so an interactive loop pays the backbone once
+    per crop.
+    """
+    seg = VolumeSegmenter(checkpoint)
+    state = {"array": None}
+
+    def method(array, pos, neg, spacing):
+        if state["array"] is not array:
+            seg.set_volume(array, spacing, modality)
+            state["array"] = array
+        return seg.update(pos, neg) >= threshold
+
+    return method
+
+
+def is_volume_checkpoint(path) -> bool:
+    """True when ``path`` is a checkpoint written by volume training (reads the header only)."""
+    import json
+
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(Path(path)), framework="pt") as f:
+            meta = json.loads((f.metadata() or {}).get("meta", "{}"))
+    except Exception:      # not a safetensors file: load_checkpoint will say why
+        return False
+    return meta.get("kind") == VOLUME_KIND

@@ -1,0 +1,190 @@
+"""The gaze-prompted volume network: normalisation, crop resampling, segmenter, training, label volumes.
+
+Untrained networks are used where the test is about plumbing (shapes, crops,
+zero outside the box, caching); the training test checks that a few steps on
+a synthetic label volume lower the loss and write a volume checkpoint.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="torch (the models extra) is not installed")
+
+from gaze3d.errors import InputError  # noqa: E402
+from gaze3d.models.networks.segnet import GazeSegNet  # noqa: E402
+from gaze3d.models.volume_data import LabelVolume, load_label_volume, structures, synth_image  # noqa: E402
+from gaze3d.models.volume_net import (CT_WINDOW, VolumeSegmenter, attention_centre, axis_weights,  # noqa: E402
+                                      crop_box_weights, default_volume_config, network_method,
+                                      normalise_intensity, to_crop)
+
+torch.set_num_threads(1)
+
+
+def _ball_volume(n=40, r=9.0, spacing=2.0):
+    g = np.indices((n, n, n)).astype(float)
+    d = np.sqrt(((g - n / 2) ** 2).sum(0))
+    labels = (d < r).astype(np.int32)
+    labels[(g[0] > n * 0.75) & (d >= r)] = 2
+    return LabelVolume("ball", labels, np.full(3, spacing))
+
+
+def test_normalise_intensity_ct_window_and_mr_percentiles():
+    ct = np.array([-1000.0, CT_WINDOW[0], 50.0, CT_WINDOW[1], 3000.0]).reshape(5, 1, 1)
+    out = normalise_intensity(ct, "auto")                # min <= -500: treated as CT
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out.ravel(), [0, 0, (50 - CT_WINDOW[0]) / (CT_WINDOW[1] - CT_WINDOW[0]), 1, 1],
+                               atol=1e-6)
+    mr = np.random.default_rng(0).uniform(100, 900, (10, 10, 10))
+    m = normalise_intensity(mr, "auto")
+    assert 0 <= m.min() and m.max() <= 1 and np.mean(m) == pytest.approx(0.5, abs=0.05)
+    with pytest.raises(InputError, match="modality"):
+        normalise_intensity(mr, "pet")
+
+
+def test_crop_resampling_is_exact_on_a_linear_ramp_and_keeps_thin_slices():
+    shape, spacing = (60, 50, 40), np.array([1.0, 1.5, 2.5])
+    g = np.indices(shape).astype(np.float32)
+    ramp = 2 * g[0] - g[1] + 0.5 * g[2]
+    centre = np.array([30.0, 25.0, 20.0])
+    w = [axis_weights(centre[a], shape[a], spacing[a], 8, 4.0) for a in range(3)]
+    crop = to_crop(ramp, w)
+    pos = [centre[a] + (np.arange(8) - 3.5) * 4.0 / spacing[a] for a in range(3)]
+    expect = 2 * pos[0][:, None, None] - pos[1][None, :, None] + 0.5 * pos[2][None, None, :]
+    np.testing.assert_allclose(crop, expect, atol=1e-3)
+    # back onto the native box: linear again, so exact on the ramp
+    back = crop_box_weights(centre, shape, spacing, 8, 4.0)
+    (u0, l0, h0), (u1, l1, h1), (u2, l2, h2) = back
+    nat = np.einsum("ia,jb,kc,abc->ijk", u0, u1, u2, crop)
+    np.testing.assert_allclose(nat, ramp[l0:h0, l1:h1, l2:h2], atol=1e-3)
+    # a one-voxel-thin slice of attention survives the averaging weights (not stepped over)
+    att = np.zeros(shape, np.float32)
+    att[:, :, 21] = 1.0
+    wa = [axis_weights(centre[a], shape[a], spacing[a], 8, 4.0, average=True) for a in range(3)]
+    assert to_crop(att, wa).max() > 0.3
+    assert to_crop(att, w).max() < 1.0        # (linear sampling would only graze it)
+
+
+def test_segmenter_plumbing_zero_outside_the_box_and_recrop():
+    torch.manual_seed(0)
+    lv = _ball_volume()
+    img = synth_image(lv.labels, np.random.default_rng(0), lv.spacing)
+    seg = VolumeSegmenter(GazeSegNet(default_volume_config()), crop=12)
+    seg.set_volume(img, lv.spacing, "mr")
+    pos = np.zeros(lv.labels.shape)
+    assert not seg.update(pos).any()                    # no attention: no mask, never a guess
+    pos[18:22, 18:22, 20] = 1.0
+    prob = seg.update(pos)
+    assert prob.shape == lv.labels.shape and prob.dtype == np.float32
+    # the crop is 12 voxels of 4 mm = 48 mm = 24 native voxels around the centre (20, 20, 20)
+    box = np.zeros(prob.shape, bool)
+    box[8:32, 8:32, 8:32] = True
+    assert prob[~box].max() == 0 and prob[box].max() > 0
+    key = seg._key.copy()
+    seg.update(pos * 2)                                 # same centre: backbone not re-run
+    assert np.array_equal(seg._key, key)
+    far = np.zeros_like(pos)
+    far[2:4, 2:4, 2] = 1.0
+    seg.update(far)
+    assert not np.array_equal(seg._key, key)            # moved by > a quarter crop: new crop
+    np.testing.assert_allclose(attention_centre(far), [2.5, 2.5, 2.0])
+    res = seg.segment(np.zeros_like(pos))
+    assert res.status == "no-attention" and not res.mask.any()
+    with pytest.raises(InputError, match="positive"):
+        seg.update(np.zeros((3, 3, 3)))
+
+
+def test_network_method_runs_in_the_slice_gaze_loop():
+    from gaze3d.models.volume_eval import run_structure
+    from gaze3d.scan import Volume
+
+    torch.manual_seed(0)
+    lv = _ball_volume(32, 7.0)
+    img = synth_image(lv.labels, np.random.default_rng(1), lv.spacing)
+    vol = Volume(img, affine=np.diag([2.0, 2.0, 2.0, 1.0]))
+    net = GazeSegNet(default_volume_config())
+    res = run_structure(vol, lv.labels == 1, {"network": network_method(net)}, max_fixations=2)
+    assert len(res.dice["network"]) == 2 and all(0 <= d <= 1 for d in res.dice["network"])
+    assert len(res.seconds["network"]) == 2
+
+
+def test_synth_image_gives_each_label_its_own_contrast_and_is_seeded():
+    lv = _ball_volume(30, 8.0)
+    a = synth_image(lv.labels, np.random.default_rng(3), lv.spacing)
+    b = synth_image(lv.labels, np.random.default_rng(3), lv.spacing)
+    c = synth_image(lv.labels, np.random.default_rng(4), lv.spacing)
+    assert a.dtype == np.float32 and 0 <= a.min() and a.max() <= 1
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+    means = [[float(x[lv.labels == k].mean()) for k in range(3)] for x in (a, c)]
+    assert means[0] != pytest.approx(means[1], abs=0.02)   # contrasts differ between draws
+
+
+def test_training_steps_lower_the_loss_and_save_a_volume_checkpoint(tmp_path):
+    from gaze3d.models.checkpoint import save_checkpoint
+    from gaze3d.models.volume_net import is_volume_checkpoint
+    from gaze3d.models.volume_train import VolumeSampler, VolumeTrainConfig, batch_loss, train_volume
+
+    torch.manual_seed(0)
+    sampler = VolumeSampler([_ball_volume(40, 9.0)], crop=12, voxel_mm=4.0, seed=0, min_cm3=1.0)
+    ex = sampler.sample()
+    assert ex.image.shape == ex.target.shape == ex.pos.shape == (12, 12, 12)
+    assert ex.target.any() and ex.pos.max() > 0
+    assert ex.pos[ex.target].sum() > ex.pos[~ex.target].sum()   # the fixation lands on the structure
+    model = GazeSegNet(default_volume_config())
+    held = [sampler.sample() for _ in range(4)]          # fixed examples, scored before and after
+
+    def held_loss():
+        with torch.no_grad():
+            return batch_loss(model, held)[1].item()
+    before = held_loss()
+    class Fixed:        # the held examples again and again: the loss on them must fall (it can learn)
+        crop, voxel_mm = sampler.crop, sampler.voxel_mm
+        i = 0
+
+        def sample(self):
+            self.i += 1
+            return held[self.i % len(held)]
+    losses = train_volume(model, Fixed(), VolumeTrainConfig(steps=30, batch_size=2, lr=5e-3, error_rounds=0),
+                          log=None)
+    model.train()                                      # batch statistics: 30 steps do not settle running ones
+    after = held_loss()
+    assert len(losses) == 30 and np.all(np.isfinite(losses))
+    assert after < 0.7 * before, (before, after)
+    # one step of the real sampler with its corrective (error-driven) rounds runs too
+    assert len(train_volume(model, sampler, VolumeTrainConfig(steps=1, batch_size=1, error_rounds=2),
+                            log=None)) == 1
+    path = save_checkpoint(model, tmp_path / "v.safetensors", {"kind": "volume", "crop": 12})
+    assert is_volume_checkpoint(path)
+    seg = VolumeSegmenter(path)
+    assert seg.crop == 12
+    cloud_ck = save_checkpoint(model, tmp_path / "c.safetensors", {})
+    assert not is_volume_checkpoint(cloud_ck)
+    with pytest.raises(InputError, match="not a volume checkpoint"):
+        VolumeSegmenter(cloud_ck)
+
+
+@pytest.mark.parametrize("name,shape,min_structures", [("frog", (500, 470, 136), 10),
+                                                        ("channels", (250, 250, 100), 3)])
+def test_pyvista_label_volumes(name, shape, min_structures):
+    pytest.importorskip("pyvista", reason="pyvista (the viewer extra) ships these label volumes")
+    lv = load_label_volume(name)
+    assert lv.labels.shape == shape and lv.labels.dtype == np.int32
+    assert len(structures(lv)) >= min_structures
+
+
+def test_mni_label_volume_from_the_nilearn_wheel():
+    pytest.importorskip("nilearn", reason="nilearn is not installed (its wheel holds the MNI152 template)")
+    lv = load_label_volume("mni")
+    assert lv.labels.shape == (197, 233, 189) and lv.modality == "mr"
+    assert set(np.unique(lv.labels)) == {0, 1, 2, 3}
+    # white matter is brighter than grey matter on the T1
+    assert lv.image[lv.labels == 3].mean() > lv.image[lv.labels == 2].mean()
+
+
+def test_totalsegmentator_label_volume(shared_data):
+    lv = load_label_volume("totalseg", shared_data)
+    assert lv.labels.shape == lv.image.shape == (122, 101, 30)
+    assert lv.names[5] == "liver" and lv.modality == "ct"
+    liver = lv.labels == 5
+    assert 0 < np.median(lv.image[liver]) < 150          # liver HU
