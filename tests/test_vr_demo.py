@@ -84,3 +84,63 @@ def test_render_draws_head_path_and_rays():
     green = i[..., 1] - np.maximum(i[..., 0], i[..., 2]) > 40     # rays are drawn half transparent
     assert blue.sum() > 20 and green.sum() > 20
     assert ((plain[..., 2] > 180) & (plain[..., 0] < 90)).sum() < 5
+
+
+def _wall_session(tmp_path):
+    """A wall of points at y = 5 (Z up) and a recording whose head walks along x looking at two spots on it."""
+    from gaze3d.io import save_scan
+    from gaze3d.recording import RecordingWriter
+    from gaze3d.scan import PointCloud
+    from gaze3d.vr.simulate import simulate_vr_session
+
+    g = np.linspace(0, 10, 80)
+    xx, zz = np.meshgrid(g, np.linspace(0, 4, 32))
+    wall = np.c_[xx.ravel(), np.full(xx.size, 5.0), zz.ravel()]
+    scan = tmp_path / "wall.ply"
+    save_scan(PointCloud(wall), scan)
+    s = simulate_vr_session(np.array([[3.0, 5.0, 2.0], [7.0, 5.0, 1.0]]), 4.0, 90.0, seed=1,
+                            waypoints=[[2, 0, 1.7], [8, 0, 1.7]], walk_speed=1.0, noise_deg=0.1, blink_rate_hz=0.0)
+    rec = tmp_path / "vr.gaze3d"
+    with RecordingWriter(rec) as w:
+        w.add_samples([s.sample(i, i, 10**9 + int(round(s.t_s[i] * 1e9))) for i in range(len(s))])
+    return scan, rec, s
+
+
+@pytest.mark.render
+def test_view_replay_shows_ray_and_growing_attention(tmp_path):
+    from gaze3d.io import load_scan
+    from gaze3d.viewer.vr import VRReplay
+
+    scan_path, rec, s = _wall_session(tmp_path)
+    r = VRReplay(load_scan(scan_path), rec, off_screen=True, window_size=(320, 240))
+    try:
+        sums = [float(x.sum()) for x in r.snapshots]
+        assert sums[0] == 0.0 and sums[-1] > 0 and all(b >= a for a, b in zip(sums, sums[1:]))
+        r.set_time(2.0)
+        i = r.sample_at(2.0)
+        assert s.t_s[i] <= 2.0 < s.t_s[i] + 1 / 90 + 1e-9
+        pts = np.asarray(r._ray.points) + r.scene.offset
+        np.testing.assert_allclose(pts[0], s.origin[i], atol=1e-6)
+        np.testing.assert_allclose(pts[1], s.gaze_point[i], atol=1e-6)      # the ray ends on its point of regard
+        img_mid = r.screenshot()
+        r.set_time(r.duration)
+        img_end = r.screenshot()
+        assert not np.array_equal(img_mid, img_end)
+    finally:
+        r.close()
+
+
+@pytest.mark.render
+def test_cli_view_replay_smoke_and_refusals(tmp_path):
+    scan_path, rec, _ = _wall_session(tmp_path)
+    ok = subprocess.run([sys.executable, "-m", "gaze3d", "view", str(scan_path), "--replay", str(rec), "--off-screen",
+                         "--window", "320x240"], capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    from gaze3d.recording import RecordingWriter
+
+    flat = tmp_path / "flat.gaze3d"
+    with RecordingWriter(flat) as w:
+        w.add_samples([{"topic": "gaze.2d", "t_host_ns": 1 + i, "gaze": [0.5, 0.5]} for i in range(5)])
+    bad = subprocess.run([sys.executable, "-m", "gaze3d", "view", str(scan_path), "--replay", str(flat),
+                          "--off-screen"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "no gaze.3d samples" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1

@@ -40,6 +40,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--drift-threshold", type=float, default=1.0, metavar="DEG",
                    help="drift check (key d): alert above this offset, degrees (default 1.0)")
     p.add_argument("--qt", action="store_true", help="Qt window with a side panel (needs gaze3d[qt])")
+    p.add_argument("--replay", metavar="VR_SESSION.gaze3d",
+                   help="play a VR recording back over the scan: head path, current gaze ray, attention building "
+                        "up; time slider, keys Left/Right/Up/Down, space play/pause (docs/vr.md)")
     p.add_argument("--off-screen", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=run)
     return p
@@ -58,6 +61,17 @@ def run(args) -> int:
         raise InputError(f"--drift-threshold: expected a positive angle in degrees, got {args.drift_threshold}")
     profile = ProfileStore().resolve(args.profile)      # a missing profile: one-line error, nothing opened
     scan = load_scan(args.scan)
+    if args.replay:
+        from gaze3d.viewer.vr import VRReplay
+
+        replay = VRReplay(scan, args.replay, off_screen=args.off_screen, window_size=(w, h),
+                          point_size=args.point_size)
+        if args.off_screen:   # smoke mode (tests): one frame, then close
+            replay.set_time(replay.duration / 2)
+            replay.close()
+            return 0
+        replay.run()
+        return 0
     label_set = LabelSet.load(args.labels) if args.labels else None
     tracker = None
     if args.tracker:
