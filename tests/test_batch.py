@@ -305,3 +305,52 @@ def test_demo_recording_names_its_scan_and_batches(tmp_path):
     report = json.loads(Path(result.results[0]["report"]).read_text())
     assert report["provenance"]["recordings"]["recording"]["pairing"] == "sha256"
     assert np.load(out / "session" / "attention.npy").max() > 0
+
+
+def test_viewer_session_recording_names_its_scan(inputs, tmp_path):
+    """A labeling session recording locally (no tracker) stores the scan's path and SHA-256."""
+    from gaze3d.batch import file_sha256
+    from gaze3d.io import load_scan
+    from gaze3d.recording import Recording
+    from gaze3d.viewer.session import LabelingSession
+
+    session = LabelingSession(load_scan(inputs["scan"]), record=tmp_path / "s.g3dr", annotator="tester")
+    session.close()
+    with Recording(tmp_path / "s.g3dr") as rec:
+        meta = rec.meta
+    assert meta["scan_sha256"] == file_sha256(inputs["scan"])
+    assert meta["scan_path"] == str(Path(inputs["scan"]).resolve())
+
+
+def test_a_killed_pool_worker_fails_only_its_items(inputs, tmp_path):
+    """SIGKILL one worker process of the local pool mid-batch: its items fail with that reason,
+    a fresh pool runs the rest, and --resume redoes only the failed ones."""
+    import multiprocessing
+    import threading
+
+    scan, recs = inputs["scan"], inputs["recordings"]
+    lines = ["id,scan,recording,task,sigma_deg"]
+    lines += [f"item{k},{scan},{recs[k % len(recs)]},attention,{1.0 + 0.1 * k}" for k in range(8)]
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("\n".join(lines) + "\n")
+    items = load_manifest(manifest)
+    out = tmp_path / "out"
+    box = {}
+    batch = threading.Thread(target=lambda: box.update(
+        result=run_batch(items, out, workers=2, echo=None, progress=False)))
+    batch.start()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list(out.glob("*/report.json"))) < 2:
+        time.sleep(0.02)
+    victims = multiprocessing.active_children()
+    assert victims, "no pool worker to kill"
+    os.kill(victims[0].pid, signal.SIGKILL)
+    batch.join(timeout=300)
+    assert not batch.is_alive()
+    res = box["result"]
+    failed = [r for r in res.results if r["status"] == "failed"]
+    # the killed worker was running an item (items take ~0.3 s, the hand-over microseconds)
+    assert failed and all("worker process died" in r["error"] for r in failed)
+    assert res.counts["ok"] + len(failed) == 8 and res.counts["ok"] >= 2
+    again = run_batch(items, out, workers=2, resume=True, echo=None, progress=False)
+    assert again.ok and again.counts["ok"] == len(failed) and again.counts["skipped"] == 8 - len(failed)

@@ -30,7 +30,20 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def ray_head(tmp_path_factory):
+def ray_env():
+    """The environment of the head and of the drivers: a token of our own.
+
+    Ray enables token authentication when it finds ``~/.ray/auth_token`` (which
+    any earlier Ray on the machine may have written); giving the head and its
+    clients one explicit token makes the test independent of that file.
+    """
+    import secrets
+
+    return {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+
+
+@pytest.fixture(scope="module")
+def ray_head(tmp_path_factory, ray_env):
     ray_bin = Path(sys.executable).with_name("ray")
     if not ray_bin.exists():
         pytest.skip(f"{ray_bin}: the ray command is not installed beside this Python")
@@ -43,7 +56,7 @@ def ray_head(tmp_path_factory):
                                  "--port", str(port), "--num-cpus", "2", "--include-dashboard=false",
                                  "--disable-usage-stats", "--object-store-memory", str(100 * 2**20),
                                  "--temp-dir", str(temp), "--block"],
-                                stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
+                                stdout=f, stderr=subprocess.STDOUT, start_new_session=True, env=ray_env)
     try:
         deadline = time.monotonic() + 90
         while b"--block" not in log.read_bytes():
@@ -64,7 +77,7 @@ def ray_head(tmp_path_factory):
         shutil.rmtree(temp, ignore_errors=True)
 
 
-def test_ray_engine_gives_the_local_bytes(ray_head, tmp_path):
+def test_ray_engine_gives_the_local_bytes(ray_head, ray_env, tmp_path):
     inputs = make_inputs(tmp_path / "inputs")
     scan, recs = inputs["scan"], inputs["recordings"]
     manifest = write_csv(tmp_path / "m.csv", [(scan, recs[0], "segment"), (scan, recs[1], "attention"),
@@ -73,7 +86,7 @@ def test_ray_engine_gives_the_local_bytes(ray_head, tmp_path):
     local = run_batch(load_manifest(manifest), tmp_path / "local", echo=None, progress=False)
     r = subprocess.run([sys.executable, "-m", "gaze3d", "batch", str(manifest), "-o", str(tmp_path / "ray"),
                         "--engine", "ray", "--address", ray_head, "--workers", "2", "--no-progress"],
-                       capture_output=True, text=True, timeout=300)
+                       capture_output=True, text=True, timeout=300, env=ray_env)
     assert r.returncode == 1, r.stdout + r.stderr                 # the wrong-scan item failed
     summary = json.loads((tmp_path / "ray" / "summary.json").read_text())
     assert summary["engine"] == "ray"
@@ -88,6 +101,18 @@ def test_ray_engine_gives_the_local_bytes(ray_head, tmp_path):
     # resume through Ray: everything that succeeded verifies, the failed item runs (and fails) again
     r = subprocess.run([sys.executable, "-m", "gaze3d", "batch", str(manifest), "-o", str(tmp_path / "ray"),
                         "--engine", "ray", "--address", ray_head, "--workers", "2", "--resume", "--no-progress"],
-                       capture_output=True, text=True, timeout=300)
+                       capture_output=True, text=True, timeout=300, env=ray_env)
     counts = json.loads((tmp_path / "ray" / "summary.json").read_text())["counts"]
     assert counts == {"ok": 0, "skipped": 3, "failed": 1}, r.stdout + r.stderr
+
+
+def test_unreachable_cluster_is_a_one_line_error(tmp_path):
+    inputs = make_inputs(tmp_path / "inputs", n_annotators=1, duration_s=1.0)
+    manifest = write_csv(tmp_path / "m.csv", [(inputs["scan"], inputs["recordings"][0], "attention")])
+    r = subprocess.run([sys.executable, "-m", "gaze3d", "batch", str(manifest), "-o", str(tmp_path / "o"),
+                        "--engine", "ray", "--address", f"127.0.0.1:{_free_port()}", "--no-progress"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2, r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("gaze3d batch: error: --address 127.0.0.1:") and "cannot join the Ray cluster" in last
+    assert "Traceback" not in r.stderr

@@ -8,7 +8,6 @@ processes; the Ray engine (:mod:`gaze3d.batch.ray_engine`) in Ray actors.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -137,8 +136,13 @@ def run_local(items: Sequence[BatchItem], runner_kwargs: dict, workers: int, on_
         try:
             while todo or running:
                 while todo and len(running) < workers and not broken:
-                    it = todo.pop()
-                    running[pool.submit(_run_in_worker, it.to_dict())] = it
+                    try:
+                        running[pool.submit(_run_in_worker, todo[-1].to_dict())] = todo[-1]
+                        todo.pop()
+                    except BrokenProcessPool:     # a worker died while idle: the item waits for a fresh pool
+                        broken = True
+                if not running:
+                    break
                 done, _ = wait(list(running), return_when=FIRST_COMPLETED)
                 for fut in done:
                     it = running.pop(fut)

@@ -21,11 +21,10 @@ import json
 import os
 import platform
 import re
-import resource
 import time
 import traceback
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -71,6 +70,10 @@ def _jsonable(d: dict) -> dict:
 
 
 def _peak_rss_mb() -> float:
+    try:
+        import resource             # POSIX only
+    except ImportError:
+        return float("nan")
     # ru_maxrss is KiB on Linux, bytes on macOS
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return r / (1024.0 * 1024.0) if platform.system() == "Darwin" else r / 1024.0

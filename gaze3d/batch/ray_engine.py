@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Callable, Optional, Sequence
 
 from .._optional import optional_import
+from ..errors import Gaze3DError
 from .item import ItemRunner
 from .manifest import BatchItem
 
@@ -28,6 +29,20 @@ class ItemActor:
 
     def run(self, item_dict: dict) -> dict:
         return self.runner.run(BatchItem.from_dict(item_dict))
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail fast on ``HOST:PORT`` that nothing answers (``ray.init`` would retry for minutes)."""
+    import socket
+
+    host, sep, port = address.rpartition(":")
+    if address == "auto" or "://" in address or not sep or not port.isdigit():
+        return                               # "auto", ray://... : left to Ray
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise Gaze3DError(f"--address {address}: cannot join the Ray cluster (nothing answers: {exc}); "
+                          "start it with `ray start --head` (see docs/scale.md)") from None
 
 
 def run_ray(items: Sequence[BatchItem], runner_kwargs: dict, workers: int, on_result: Callable, *,
@@ -54,9 +69,16 @@ def run_ray(items: Sequence[BatchItem], runner_kwargs: dict, workers: int, on_re
     if not ray.is_initialized():
         kw = dict(logging_level="ERROR", log_to_driver=False, configure_logging=False)
         if address:
-            ray.init(address=address, **kw)
-        else:
-            ray.init(num_cpus=workers, num_gpus=None, include_dashboard=False, **kw)
+            _check_reachable(address)
+        try:
+            if address:
+                ray.init(address=address, **kw)
+            else:
+                ray.init(num_cpus=workers, num_gpus=None, include_dashboard=False, **kw)
+        except (ConnectionError, RayError, RuntimeError, ValueError) as exc:
+            where = f"--address {address}: cannot join the Ray cluster" if address else "cannot start Ray here"
+            reason = " ".join(str(exc).split())
+            raise Gaze3DError(f"{where} ({type(exc).__name__}: {reason[:300]}); see docs/scale.md") from exc
         ours = True
     remote = ray.remote(num_cpus=1, num_gpus=gpus_per_worker)(ItemActor)
     actors = []
