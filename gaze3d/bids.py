@@ -38,7 +38,6 @@ import json
 import math
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Optional, Sequence, Tuple
 
@@ -46,6 +45,7 @@ import numpy as np
 
 from .display import DisplayGeometry
 from .errors import InputError
+from .io._common import atomic_path
 from .protocol import SCHEMA_VERSION, TOPIC_GAZE_2D
 from .recording import Recording, RecordingWriter
 
@@ -64,19 +64,9 @@ def _fmt(value: float, digits: int) -> str:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    """Write via a temporary file and rename, with normal permissions (mkstemp makes 0600)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write ``data`` through the project's one atomic writer (temp file, umask mode, fsync, rename)."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def _tsv(rows, header: Optional[Sequence[str]] = None) -> bytes:
@@ -460,10 +450,17 @@ def import_bids(tsv, out_path, *, screen_size_px: Optional[Tuple[int, int]] = No
     stem = _stem(tsv)
     t_unit = _TIME_UNITS[_time_unit(sidecar)]
     physioevents = _read_physioevents(tsv)
-    fd, tmp = tempfile.mkstemp(dir=out_path.parent if out_path.parent.is_dir() else None,
-                               prefix=f".{out_path.name}.", suffix=".tmp")
-    os.close(fd)
-    os.unlink(tmp)
+    if not out_path.parent.is_dir():
+        raise InputError(f"{out_path}: folder {out_path.parent} does not exist")
+    with atomic_path(out_path) as tmp_path:
+        tmp = str(tmp_path)
+        _write_import(tmp, samples, physioevents, tsv, stem, t0, t_unit, source, sidecar, g3d)
+    return out_path
+
+
+def _write_import(tmp: str, samples, physioevents, tsv: Path, stem: str, t0: int, t_unit: float, source: str,
+                  sidecar: dict, g3d: dict) -> None:
+    """The imported recording, written to the temporary path ``tmp`` (its -wal/-shm removed after)."""
     try:
         with RecordingWriter(tmp, commit_interval_s=3600) as w:
             for start in range(0, len(samples), 10_000):
@@ -502,12 +499,8 @@ def import_bids(tsv, out_path, *, screen_size_px: Optional[Tuple[int, int]] = No
             w.set_meta("bids_sidecar", {k: v for k, v in sidecar.items() if k != "gaze3d"})
             if g3d.get("meta"):
                 w.set_meta("original_meta", g3d["meta"])
+    finally:
+        # closed: the WAL is checkpointed into the file; sidecars left by a failure go too
         for suffix in ("-wal", "-shm"):
             if os.path.exists(tmp + suffix):
                 os.unlink(tmp + suffix)
-        os.replace(tmp, out_path)
-    finally:
-        for suffix in ("", "-wal", "-shm"):
-            if os.path.exists(tmp + suffix):
-                os.unlink(tmp + suffix)
-    return out_path

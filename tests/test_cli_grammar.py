@@ -100,7 +100,8 @@ def test_bad_values_are_one_line_naming_the_option(argv, option, capsys):
 def test_the_tracker_help_example_is_an_option_the_source_takes():
     from gaze3d.tracker.plugins import make_source, parse_options
 
-    opt = next(a for a in PARSER._subparsers._group_actions[0].choices["tracker"]._actions if "--opt" in a.option_strings)
+    tracker = dict(COMMANDS)[("tracker",)]
+    opt = next(a for a in tracker._actions if "--opt" in a.option_strings)
     example = re.search(r"--opt (\S+)", opt.help).group(1)
     make_source("sim", parse_options([example]))        # an unknown option raises InputError
 

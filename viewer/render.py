@@ -5,14 +5,13 @@ offscreen plotter, draws, grabs the image and closes everything again.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from gaze3d.camera import Camera
 from gaze3d.errors import InputError
+from gaze3d.io._common import atomic_path
 
 from ._vtk import make_plotter, vtkLookupTable, vtkScalarBarActor
 from .scene import Scene
@@ -61,18 +60,8 @@ def write_png(image: np.ndarray, out) -> Path:
     if out.suffix.lower() != ".png":
         raise InputError(f"out: expected a .png path, got {str(out)!r}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".png", dir=out.parent)
-    os.close(fd)
-    try:
-        Image.fromarray(image).save(tmp, optimize=True)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)    # mkstemp makes 0600; a PNG is for sharing
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(out) as tmp:       # umask mode (a PNG is for sharing), fsync, rename
+        Image.fromarray(image).save(tmp, format="PNG", optimize=True)
     return out
 
 

@@ -17,7 +17,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("recording", help="gaze3d recording (SESSION.gaze3d): 2D gaze with camera frames, or VR "
                                      "gaze.3d rays (docs/vr.md)")
     p.add_argument("--topic", default="auto", choices=("auto",) + GAZE_TOPICS,
-                   help=f"which gaze to use: auto = {TOPIC_GAZE_2D} if the recording has any, else {TOPIC_GAZE_3D} rays")
+                   help=f"which gaze to use: auto = {TOPIC_GAZE_2D} if the recording has any, "
+                        f"else {TOPIC_GAZE_3D} rays")
     p.add_argument("-o", "--output", required=True,
                    help="output: the scan with an 'attention' field for point clouds and meshes "
                         "(.ply .pcd .las .laz .vtp; .vtp for ParaView/PyVista), or for a volume the "

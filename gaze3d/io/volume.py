@@ -19,7 +19,7 @@ import numpy as np
 from .._optional import optional_import
 from ..errors import ScanFormatError
 from ..scan import Volume
-from ._common import atomic_path, check_readable, corrupt, extension, quiet_stderr, scan_errors
+from ._common import _fsync, atomic_path, check_readable, corrupt, extension, quiet_stderr, scan_errors, umask
 from ._nifti import check_nifti_header
 from ._volume_checks import check_dicom_files, check_volume_header
 
@@ -205,11 +205,18 @@ def write_image(array: np.ndarray, affine: np.ndarray, path) -> None:
             folder = path.parent if str(path.parent) else Path(".")
             if not folder.is_dir():
                 raise ScanFormatError(f"{path}: folder {folder} does not exist")
+            # a header and its data file: written together in a temporary folder, each given the
+            # umask mode and flushed like atomic_path does, then moved, the header last (a reader
+            # that finds the new header finds its data)
             with tempfile.TemporaryDirectory(dir=folder, prefix=f".{path.stem}.") as tmp:
                 sitk.WriteImage(image, str(Path(tmp) / path.name), True)
                 names = sorted(os.listdir(tmp), key=lambda n: n == path.name)  # header last
                 for name in names:
+                    os.chmod(Path(tmp) / name, 0o666 & ~umask())
+                    _fsync(Path(tmp) / name)
+                for name in names:
                     os.replace(Path(tmp) / name, folder / name)
+                _fsync(folder, directory=True)
             return
         with atomic_path(path) as tmp:
             sitk.WriteImage(image, str(tmp), ext != ".nii")
