@@ -271,7 +271,7 @@ _LAS_LEGACY_COUNT, _LAS_SCALE_X = 107, 131
 _LAS14_EVLR_START, _LAS14_N_EVLR, _LAS14_COUNT = 235, 243, 247
 # NIfTI-1 header offsets.
 _NII_DIM, _NII_DATATYPE, _NII_BITPIX, _NII_VOX_OFFSET = 40, 70, 72, 108
-_NII_QFORM_CODE, _NII_SFORM_CODE, _NII_SROW_X = 252, 254, 280
+_NII_QFORM_CODE, _NII_SFORM_CODE, _NII_QUATERN_B, _NII_SROW_X, _NII_PIXDIM = 252, 254, 256, 280, 76
 
 CASES = [
     # ---- PLY (gaze3d's own parser)
@@ -389,6 +389,9 @@ CASES = [
     Case("nii_vox_offset_past_end", "voxoff.nii", _nifti_patched((_NII_VOX_OFFSET, "f", 1e9)), ("bytes",)),
     Case("nii_sform_nan", "sform.nii", _nifti_patched((_NII_QFORM_CODE, "h", 0), (_NII_SFORM_CODE, "h", 1),
                                                       (_NII_SROW_X, "f", float("nan"))), ("sform",)),
+    Case("nii_qform_nan", "qform.nii", _nifti_patched((_NII_QFORM_CODE, "h", 1), (_NII_SFORM_CODE, "h", 0),
+                                                      (_NII_QUATERN_B, "f", float("nan"))), ("qform",)),
+    Case("nii_pixdim_inf", "pixdim.nii", _nifti_patched((_NII_PIXDIM + 8, "f", float("inf"))), ("pixdim",)),
     Case("nii_gz_corrupt_stream", "junk.nii.gz", _write(b"\x1f\x8b\x08\x00" + bytes(6) + b"\xff" * 200)),
     # ---- MHA / MHD / NRRD (SimpleITK)
     Case("ok_mha", "ok.mha", _mha()),
