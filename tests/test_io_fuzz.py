@@ -161,3 +161,27 @@ def _cap_address_space():
 
     limit = int(CLI_ADDRESS_SPACE_GB * 2 ** 30)
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def test_quiet_stderr_captures_c_level_writes_and_restores_fd2(tmp_path):
+    """Library lines written straight to fd 2 are captured; fd 2 is restored, also under threads."""
+    log = tmp_path / "stderr.txt"
+    script = (
+        "import os, threading\n"
+        "from gaze3d.io._common import quiet_stderr\n"
+        "with quiet_stderr() as err:\n"
+        "    os.write(2, b'** ERROR: nifti_convert_nhdr2nim: bad dim[1]\\n')\n"
+        "assert err.last_line == 'ERROR: nifti_convert_nhdr2nim: bad dim[1]', err.text\n"
+        "def work(i):\n"
+        "    for _ in range(50):\n"
+        "        with quiet_stderr() as e:\n"
+        "            os.write(2, b'hidden %d\\n' % i)\n"
+        "        assert e.text == 'hidden %d\\n' % i, e.text\n"
+        "threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]\n"
+        "[t.start() for t in threads]\n"
+        "[t.join() for t in threads]\n"
+        "os.write(2, b'visible\\n')\n")
+    with open(log, "w") as fh:
+        r = subprocess.run([sys.executable, "-c", script], stderr=fh, timeout=CLI_TIMEOUT_S)
+    assert r.returncode == 0, log.read_text()
+    assert log.read_text() == "visible\n"

@@ -7,6 +7,7 @@ import secrets
 import stat
 import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -131,20 +132,34 @@ def quiet_stderr() -> Iterator[CapturedStderr]:
     with ``fprintf(stderr)`` before ITK raises, so a user would see them
     above gaze3d's one-line error. The captured text is kept (``.text``,
     ``.last_line``) for the error message. Other threads' stderr goes to the
-    same file meanwhile; the calls wrapped are short header reads.
+    same file meanwhile (kept only in ``.text``): the calls wrapped are ITK
+    header and image reads, seconds at most. Sections
+    are serialised by a lock: two threads swapping fd 2 at once could leave
+    it pointing at a deleted temporary file.
     """
     captured = CapturedStderr()
-    try:
-        saved = os.dup(2)          # C code writes to fd 2 whatever sys.stderr is
-    except OSError:                # no fd 2 at all (pythonw, some daemons): nothing to hide
-        yield captured
-        return
+    with _STDERR_LOCK:
+        try:
+            saved = os.dup(2)          # C code writes to fd 2 whatever sys.stderr is
+        except OSError:                # no fd 2 at all (pythonw, some daemons): nothing to hide
+            yield captured
+            return
+        with _redirect_fd2(saved, captured):
+            yield captured
+
+
+_STDERR_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
+def _redirect_fd2(saved: int, captured: CapturedStderr) -> Iterator[None]:
+    """Point fd 2 at a temporary file; restore ``saved`` and keep the text in ``captured``."""
     with tempfile.TemporaryFile() as sink:
         with contextlib.suppress(AttributeError, ValueError, OSError):
             sys.stderr.flush()
         os.dup2(sink.fileno(), 2)
         try:
-            yield captured
+            yield
         finally:
             with contextlib.suppress(AttributeError, ValueError, OSError):
                 sys.stderr.flush()
