@@ -304,8 +304,8 @@ def run_cli(args) -> None:
         raise InputError(f"--volumes/--val-volume: expected names from {LABEL_VOLUMES}, got {bad or names}")
     if val_name in names:
         raise InputError(f"--val-volume: {val_name} is also a training volume (validation must be held out)")
-    if args.crop < 8 or not args.voxel_mm > 0:
-        raise InputError(f"--crop: expected >= 8 and --voxel-mm > 0, got {args.crop} and {args.voxel_mm}")
+    if args.crop < 16 or not args.voxel_mm > 0:      # depth 3: the coarsest stage needs 2+ cells per axis
+        raise InputError(f"--crop: expected >= 16 and --voxel-mm > 0, got {args.crop} and {args.voxel_mm}")
     torch.set_num_threads(args.threads or 1)
     torch.manual_seed(args.seed)
     cfg = VolumeTrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,

@@ -23,6 +23,15 @@ def register(subparsers):
     p.add_argument("-o", "--output", required=True,
                    help="output point cloud with fields probability, mask and attention: .ply, .las/.laz "
                         "(the input LAS's dimensions kept), .pcd or .vtp (ParaView/PyVista)")
+    # volumes (issue 14, docs/volumes.md): SCAN a NIfTI/NRRD/MHA/DICOM volume, --attention a
+    # .npy or volume on its grid, --model a volume checkpoint (gaze3d train --volumes)
+    p.add_argument("--modality", choices=("auto", "ct", "mr"), default="auto",
+                   help="volumes: intensity normalisation (CT window, or MR percentiles)")
+    p.add_argument("--method", choices=("network", "flood", "confidence", "random_walk"), default="network",
+                   help="volumes: the gaze-prompted network (needs a volume --model) or a classical baseline")
+    p.add_argument("-o", "--output", required=True,
+                   help="output point cloud with fields probability, mask and attention: .ply, .las/.laz "
+                        "(the input LAS's dimensions kept), .pcd or .vtp (ParaView/PyVista)")
     p.set_defaults(func=run)
     return p
 
@@ -65,6 +74,8 @@ def run(args):
     from gaze3d.io import check_output, load_scan, save_scan
     from gaze3d.scan import PointCloud
 
+    if _is_volume_input(args.scan):
+        return _run_volume(args)
     # before importing torch and loading the model and the scan: an output that cannot hold the mask fails first
     check_output(args.output, PointCloud, keeps=["probability", "mask", "attention"], what="-o")
     from gaze3d.models.interactive import InteractiveSegmenter
@@ -91,3 +102,85 @@ def run(args):
     print(f"{args.output}: {int(res.mask.sum())} of {len(cloud)} points in the mask")
     if not res.ok:   # never a silent empty mask
         print(f"warning: mask {res.status}: {res.reason}", file=sys.stderr)
+
+
+def _is_volume_input(path: str) -> bool:
+    from pathlib import Path
+
+    from gaze3d.io import _VOLUME, extension
+
+    return Path(path).is_dir() or extension(Path(path)) in _VOLUME
+
+
+def _read_volume_attention(path: str, shape, what: str):
+    """(I, J, K) float32 attention on the volume grid from a .npy or a volume file (same grid)."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from gaze3d.errors import InputError
+
+    if not Path(path).exists():
+        raise FileNotFoundError(f"{path}: no such attention file")
+    if Path(path).suffix.lower() == ".npy":
+        a = np.load(path, allow_pickle=False)
+    else:
+        from gaze3d.io import load_volume
+        a = load_volume(path).array
+    a = np.asarray(a, dtype=np.float32)
+    if a.shape != tuple(shape):
+        raise InputError(f"{path}: expected {what} attention of shape {tuple(shape)} (the volume grid), "
+                         f"got {a.shape}")
+    if not np.isfinite(a).all() or (a < 0).any():
+        raise InputError(f"{path}: attention must be finite and >= 0")
+    return a
+
+
+def _run_volume(args):
+    """Volume input: mask of the structure looked at, saved on the source grid (NIfTI/NRRD/MHA with the
+    source affine) or, for DICOM inputs and a .dcm output, as a DICOM-SEG."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from gaze3d.errors import InputError
+    from gaze3d.io import check_output, extension, load_volume, save_scan
+    from gaze3d.scan import Volume
+
+    dicom_in = Path(args.scan).is_dir() or extension(Path(args.scan)) == ".dcm"
+    dicom_out = extension(Path(args.output)) == ".dcm"
+    if dicom_out and not dicom_in:
+        raise InputError(f"-o {args.output}: a DICOM-SEG needs a DICOM input (got {args.scan}); "
+                         f"write .nii.gz instead")
+    if not dicom_out:
+        check_output(args.output, Volume, what="-o")
+    if not 0.0 < args.threshold < 1.0:
+        raise InputError(f"--threshold: expected a value in (0, 1), got {args.threshold}")
+    if args.method == "network" and not args.model:
+        raise InputError("--model: a volume checkpoint is needed (train one with gaze3d train --volumes "
+                         "frog,channels ...; see docs/volumes.md), or pick a baseline with --method")
+    vol = load_volume(args.scan)
+    pos = _read_volume_attention(args.attention, vol.array.shape, "positive")
+    neg = _read_volume_attention(args.negative, vol.array.shape, "negative") if args.negative else None
+    if args.method == "network":
+        from gaze3d.models.volume_net import VolumeSegmenter
+
+        seg = VolumeSegmenter(args.model)
+        seg.set_volume(vol.array, vol.spacing, args.modality)
+        res = seg.segment(pos, neg, threshold=args.threshold)
+        mask, status, reason = res.mask, res.status, res.reason
+    else:
+        from gaze3d.models.segment import check_mask
+        from gaze3d.models.volume_eval import BASELINES
+
+        mask = np.asarray(BASELINES[args.method](vol.array, pos, neg, vol.spacing), dtype=bool)
+        status, reason = check_mask(mask.reshape(-1), pos.reshape(-1))
+    if dicom_out:
+        from gaze3d.io.dicom_seg import save_dicom_seg
+        save_dicom_seg(mask, vol, args.scan, args.output)
+    else:
+        save_scan(Volume(mask.astype(np.uint8), affine=vol.affine), args.output)
+    print(f"{args.output}: {int(mask.sum())} of {mask.size} voxels in the mask "
+          f"({float(mask.sum() * np.prod(vol.spacing)) / 1000.0:.1f} cm3, {args.method})")
+    if status != "ok":   # never a silent empty mask
+        print(f"warning: mask {status}: {reason}", file=sys.stderr)

@@ -47,11 +47,23 @@ def register(subparsers):
                    help="ground model of the height feature (stored in the checkpoint)")
     p.add_argument("--val-scenes", type=int, default=0,
                    help="procedural validation scenes (fixed seed, never trained on)")
+    # issue 14: the gaze-prompted volume model (docs/volumes.md)
+    p.add_argument("--volumes", default=None,
+                   help="train the VOLUME model instead, on SynthSeg images of these label volumes "
+                        "(comma-separated: frog, channels, mni, totalseg); see docs/volumes.md")
+    p.add_argument("--val-volume", default="mni",
+                   help="volume model: label volume to validate on (never trained on; none: skip)")
+    p.add_argument("--crop", type=int, default=32, help="volume model: crop edge in voxels")
+    p.add_argument("--voxel-mm", type=float, default=4.0, help="volume model: crop voxel edge (mm)")
     p.set_defaults(func=run)
     return p
 
 
 def run(args):
+    if args.volumes:
+        from gaze3d.models.volume_train import run_cli
+
+        return run_cli(args)
     import torch
 
     from gaze3d.errors import InputError
