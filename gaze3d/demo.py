@@ -313,9 +313,9 @@ def run_vr_demo(out_dir: str | os.PathLike, duration_s: float = 30.0, rate_hz: f
     save_scan(cloud, out / "attention.ply")
     if render is not None:
         shot = out / "attention.png"
-        cam = overview_camera(demo_camera_path(cloud.bounds, 1.0).at(0.5), cloud.bounds)
-        # each ray drawn up to its point of regard
-        render(cloud, attention, cam, shot, o, np.where(valid[:, None], d, np.nan), np.linalg.norm(p - o, axis=1))
+        # the renderer's default 3/4 view (camera None): the desktop demo's overview looks along the walk;
+        # each ray is drawn up to its point of regard
+        render(cloud, attention, None, shot, o, np.where(valid[:, None], d, np.nan), np.linalg.norm(p - o, axis=1))
         outputs["screenshot"] = str(shot)
     summary = VRDemoSummary(samples_received=int(stats["received"]), samples_lost=int(stats["dropped"]),
                             samples_valid=int(valid.sum()), fixations=int(len(starts)), kappa=kappa,

@@ -37,7 +37,7 @@ def _render_vr(cloud, attention, camera, png, origins, directions, lengths):
     from ..viewer.render import render_scan
 
     render_scan(cloud, scalars=attention, camera=camera, out=str(png), window_size=(1024, 768),
-                title="gaze3d demo --vr: attention from simulated headset gaze (blue: head path, green: gaze)",
+                title="gaze3d demo --vr (blue: head path, green: gaze rays)",
                 head_path=origins, gaze_rays=(origins, directions, lengths))
 
 
