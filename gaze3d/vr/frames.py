@@ -45,7 +45,7 @@ Only numpy is used: the tracker process imports this module.
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import numpy as np
 

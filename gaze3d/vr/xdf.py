@@ -281,7 +281,8 @@ def import_xdf(path, out, *, gaze_stream: Optional[str] = None, head_stream: Opt
                 w.add_samples(samples[a:a + 10_000])
             w.set_meta("source", "xdf")
             w.set_meta("imported_from", str(path.resolve()))
-            w.set_meta("xdf_streams", {"gaze": _field(gaze, "name"), "head": None if head is None else _field(head, "name"),
+            w.set_meta("xdf_streams", {"gaze": _field(gaze, "name"),
+                                       "head": None if head is None else _field(head, "name"),
                                        "gaze_frame": gaze_frame, "convention": convention})
     return {"out": str(out), "samples": len(samples), "valid": n_valid, "gaze_stream": _field(gaze, "name"),
             "head_stream": None if head is None else _field(head, "name"),
