@@ -489,6 +489,8 @@ class LslSource(ThreadReleasedSource):
                     return out
             if time.monotonic() >= deadline:
                 return []
+        if self._join is not None and self._join.pending and self._head_inlet is not None:
+            return self._joined([], [], flush=True)  # closing: hand over the waiting samples, not drop them
         return []
 
     def _release(self) -> None:
