@@ -30,7 +30,7 @@ the runtime of one hour of 1,200 Hz gaze on one core (CPU time), target < 5 s.
 Protocol for the ``adaptive`` defaults (see docs/events.md): tuned on the 10
 hooge2018 adult recordings only, with simulated pursuit as a constraint on
 the pursuit stage and a tie-break on the saccade edges (``--tune`` reruns the
-three stages); the 60 infant recordings and gazecom are held out: no
+four stages); the 60 infant recordings and gazecom are held out: no
 selection criterion used them (their scores were printed alongside during
 development, so they are not blind).
 
@@ -353,6 +353,8 @@ PURSUIT_GRID = dict(min_pursuit_s=(0.1, 0.15, 0.2), pursuit_straightness=(0.0, 0
 PURSUIT_SIMS = ((300.0, 21), (1200.0, 22), (60.0, 23))     # (rate, seed) of simulate_gaze, 60 s, 20 % pursuit
 # Stage 3, saccade edges: adults first, simulated saccade kappa (seed 22) to break ties.
 EDGE_GRID = (0.0, 0.007, 0.010, 0.015, 0.020)
+# Stage 4, the margin around gaps (10 ms until then): adults.
+GAP_MARGIN_GRID = (0.0, 0.01, 0.02, 0.03, 0.04, 0.05)
 
 
 def _score(adults, **params):
@@ -361,7 +363,7 @@ def _score(adults, **params):
 
 
 def tune(adults: List[Recording]):
-    """Rerun the three-stage search of the adaptive defaults on the adult recordings (prints the top rows)."""
+    """Rerun the four-stage search of the adaptive defaults on the adult recordings (prints the top rows)."""
     from gaze3d.simulate import simulate_gaze
 
     keys = list(TUNE_GRID)
@@ -382,10 +384,10 @@ def tune(adults: List[Recording]):
     rows = []
     for vals in itertools.product(*PURSUIT_GRID.values()):
         p = dict(zip(PURSUIT_GRID, vals))
-        k, f = _score(adults, **base, **p, edge_window_s=0.0)
+        k, f = _score(adults, **base, **p, edge_window_s=0.0, gap_margin_s=0.01)
         sim, recall = [], []
         for t, x, y, tr in sims:
-            lab = classify_samples(t, x, y, "adaptive", **base, **p, edge_window_s=0.0)
+            lab = classify_samples(t, x, y, "adaptive", **base, **p, edge_window_s=0.0, gap_margin_s=0.01)
             sim.append(cohen_kappa(tr, lab, PUR))
             recall.append(np.mean(lab[tr == PUR] == PUR))
         rows.append((round(k, 3) + round(f, 3), round(min(sim), 3), min(recall), k, f, p))
@@ -398,10 +400,14 @@ def tune(adults: List[Recording]):
     sx, sy = np.where(sg.valid, sg.x_deg, np.nan), np.where(sg.valid, sg.y_deg, np.nan)
     print("## stage 3 (saccade edges): adult kappa, F1; simulated saccade kappa")
     for ew in EDGE_GRID:
-        p = dict(ADAPTIVE_DEFAULTS, edge_window_s=ew)
+        p = dict(ADAPTIVE_DEFAULTS, edge_window_s=ew, gap_margin_s=0.01)
         k, f = _score(adults, **p)
         ks = cohen_kappa(sg.truth, classify_samples(sg.t_s, sx, sy, "adaptive", **p), SAC)
         print(f"edge_window_s {ew}: kappa {k:.3f} F1 {f:.3f} sim saccade {ks:.3f}")
+    print("## stage 4 (gap margin): adult kappa, F1")
+    for gm in GAP_MARGIN_GRID:
+        k, f = _score(adults, **dict(ADAPTIVE_DEFAULTS, gap_margin_s=gm))
+        print(f"gap_margin_s {gm}: kappa {k:.4f} F1 {f:.4f} sum {k + f:.4f}")
 
 
 if __name__ == "__main__":

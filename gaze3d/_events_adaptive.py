@@ -49,7 +49,7 @@ import numpy as np
 #: Defaults of ``method="adaptive"`` (chosen on Hooge et al. 2018 adult
 #: recordings; protocol and held-out scores in docs/events.md).
 ADAPTIVE_DEFAULTS: Dict[str, float] = dict(
-    gap_fill_max_s=0.075, gap_margin_s=0.010, velocity_window_s=0.030, edge_window_s=0.020,
+    gap_fill_max_s=0.075, gap_margin_s=0.020, velocity_window_s=0.030, edge_window_s=0.020,
     peak_init=200.0, robust=1.0, peak_sd=8.0, onset_sd=2.0, threshold_min=40.0, threshold_max=300.0,
     adapt_window_s=60.0, min_saccade_s=0.008, min_saccade_amp_deg=0.5, extend_to_minimum=0.0,
     pso_max_s=0.0, pursuit_window_s=0.100, pursuit_velocity=2.0, pursuit_noise_z=6.0,

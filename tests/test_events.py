@@ -153,16 +153,16 @@ def test_adaptive_defaults_table_and_validation():
         classify_samples(t, 0 * t, 0 * t, "adaptive", peak_sd=-1.0)
 
 
-# today (seed 8, 30 s) fixation / saccade / pursuit kappa: 30 Hz 0.603 0.378 0.746; 60 Hz 0.852 0.658
-# 0.983; 250 Hz 0.941 0.861 0.972; 1200 Hz 0.935 0.836 0.939; 2000 Hz 0.935 0.837 0.938; 1200 Hz with
-# 0.5 deg noise 0.855 0.832 0.797. Floors a few hundredths below.
+# today (seed 8, 30 s) fixation / saccade / pursuit kappa: 30 Hz 0.619 0.433 0.796; 60 Hz 0.852 0.658
+# 0.983; 250 Hz 0.938 0.873 0.971; 1200 Hz 0.933 0.849 0.935; 2000 Hz 0.933 0.850 0.935; 1200 Hz with
+# 0.5 deg noise 0.843 0.835 0.768. Floors a few hundredths below.
 @pytest.mark.parametrize("rate, precision, floor", [
-    (30.0, 0.05, (0.55, 0.33, 0.7)),
+    (30.0, 0.05, (0.55, 0.38, 0.74)),
     (60.0, 0.05, (0.8, 0.6, 0.93)),
-    (250.0, 0.05, (0.9, 0.8, 0.92)),
+    (250.0, 0.05, (0.9, 0.82, 0.92)),
     (1200.0, 0.05, (0.9, 0.8, 0.9)),
     (2000.0, 0.05, (0.9, 0.8, 0.9)),
-    (1200.0, 0.5, (0.8, 0.78, 0.75)),
+    (1200.0, 0.5, (0.8, 0.78, 0.72)),
 ])
 def test_adaptive_across_rates_and_noise(rate, precision, floor):
     t, x, y, truth = _signal(seed=8, rate_hz=rate, precision_rms_deg=precision, pursuit_fraction=0.2)
@@ -215,8 +215,8 @@ def test_adaptive_orbit_session_pursuit_on_screen_fixation_in_object_space():
     k_obj = cohen_kappa(sg.truth, obj, FIX)
     print(f"\norbit: object-space fixations labelled pursuit on the screen {on_screen_pursuit:.3f}, "
           f"fixation on the screen {np.mean(screen[fix] == FIX):.3f}; object-space fixation kappa {k_obj:.3f}")
-    assert on_screen_pursuit > 0.8 and np.mean(screen[fix] == FIX) < 0.1      # today 0.887, 0.064
-    assert k_obj > 0.88                                                         # today 0.922
+    assert on_screen_pursuit > 0.8 and np.mean(screen[fix] == FIX) < 0.1      # today 0.887, 0.063
+    assert k_obj > 0.88                                                         # today 0.918
 
 
 @pytest.mark.parametrize("case", ["empty", "one", "all_nan", "inf", "still", "huge_noise", "irregular_walk",

@@ -43,9 +43,9 @@ def hooge(bench, shared_data):
     return {g: [r for r in recs if r.group == g] for g in ("adult", "infant")}
 
 
-# today: adults (tuning set) kappa 0.762 F1 0.920, coders among themselves 0.752 / 0.939;
-# infants (held out) 0.875 / 0.929, coders 0.886 / 0.935; I-VT 0.615 / 0.865 and 0.782 / 0.813
-@pytest.mark.parametrize("group, kappa_min, f1_min", [("adult", 0.75, 0.91), ("infant", 0.86, 0.92)])
+# today: adults (tuning set) kappa 0.763 F1 0.921, coders among themselves 0.752 / 0.939;
+# infants (held out) 0.879 / 0.929, coders 0.886 / 0.935; I-VT 0.615 / 0.865 and 0.782 / 0.813
+@pytest.mark.parametrize("group, kappa_min, f1_min", [("adult", 0.75, 0.91), ("infant", 0.865, 0.92)])
 def test_adaptive_agrees_with_the_coders_on_hooge2018(bench, hooge, group, kappa_min, f1_min):
     recs = hooge[group]
     labels = [classify_samples(r.t, r.x, r.y, "adaptive") for r in recs]
