@@ -63,7 +63,7 @@ def ray_head(tmp_path_factory, ray_env):
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"ray head did not start:\n{log.read_text()[-3000:]}")
             time.sleep(0.2)
-        yield f"127.0.0.1:{port}"
+        yield f"127.0.0.1:{port}", proc.pid      # the address, and the process group of our cluster
     finally:
         proc.send_signal(signal.SIGTERM)     # --block: the ray command stops its own processes
         try:
@@ -78,6 +78,7 @@ def ray_head(tmp_path_factory, ray_env):
 
 
 def test_ray_engine_gives_the_local_bytes(ray_head, ray_env, tmp_path):
+    address, _ = ray_head
     inputs = make_inputs(tmp_path / "inputs")
     scan, recs = inputs["scan"], inputs["recordings"]
     manifest = write_csv(tmp_path / "m.csv", [(scan, recs[0], "segment"), (scan, recs[1], "attention"),
@@ -85,7 +86,7 @@ def test_ray_engine_gives_the_local_bytes(ray_head, ray_env, tmp_path):
                                               (scan, recs, "consensus")])
     local = run_batch(load_manifest(manifest), tmp_path / "local", echo=None, progress=False)
     r = subprocess.run([sys.executable, "-m", "gaze3d", "batch", str(manifest), "-o", str(tmp_path / "ray"),
-                        "--engine", "ray", "--address", ray_head, "--workers", "2", "--no-progress"],
+                        "--engine", "ray", "--address", address, "--workers", "2", "--no-progress"],
                        capture_output=True, text=True, timeout=300, env=ray_env)
     assert r.returncode == 1, r.stdout + r.stderr                 # the wrong-scan item failed
     summary = json.loads((tmp_path / "ray" / "summary.json").read_text())
@@ -100,7 +101,7 @@ def test_ray_engine_gives_the_local_bytes(ray_head, ray_env, tmp_path):
     assert os.getpid() not in {rep["worker"]["pid"] for rep in reports}
     # resume through Ray: everything that succeeded verifies, the failed item runs (and fails) again
     r = subprocess.run([sys.executable, "-m", "gaze3d", "batch", str(manifest), "-o", str(tmp_path / "ray"),
-                        "--engine", "ray", "--address", ray_head, "--workers", "2", "--resume", "--no-progress"],
+                        "--engine", "ray", "--address", address, "--workers", "2", "--resume", "--no-progress"],
                        capture_output=True, text=True, timeout=300, env=ray_env)
     counts = json.loads((tmp_path / "ray" / "summary.json").read_text())["counts"]
     assert counts == {"ok": 0, "skipped": 3, "failed": 1}, r.stdout + r.stderr
@@ -116,3 +117,50 @@ def test_unreachable_cluster_is_a_one_line_error(tmp_path):
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("gaze3d batch: error: --address 127.0.0.1:") and "cannot join the Ray cluster" in last
     assert "Traceback" not in r.stderr
+
+
+def _actor_pids(pgid: int) -> list:
+    """ItemActor processes of our Ray cluster: children of its raylet, which is in our process group
+    (Ray puts each worker in a process group of its own)."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if os.getpgid(ppid) != pgid:
+                continue
+            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ")
+        except (OSError, ProcessLookupError, ValueError, IndexError):
+            continue
+        if b"ItemActor" in cmd:
+            out.append(int(d.name))
+    return out
+
+
+def test_a_killed_ray_actor_fails_only_its_item(ray_head, ray_env, tmp_path):
+    address, pgid = ray_head
+    inputs = make_inputs(tmp_path / "inputs", n_annotators=2, duration_s=2.0)
+    scan, recs = inputs["scan"], inputs["recordings"]
+    lines = ["id,scan,recording,task,sigma_deg"]
+    lines += [f"item{k},{scan},{recs[k % 2]},attention,{1.0 + 0.1 * k}" for k in range(8)]
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "gaze3d", "batch", str(manifest), "-o", str(out), "--engine", "ray",
+           "--address", address, "--workers", "2", "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ray_env, text=True)
+    deadline = time.monotonic() + 200
+    while time.monotonic() < deadline and len(list(out.glob("*/report.json"))) < 2 and proc.poll() is None:
+        time.sleep(0.02)
+    pids = _actor_pids(pgid)
+    assert pids, "no ItemActor process found in our Ray cluster"
+    os.kill(pids[0], signal.SIGKILL)
+    stdout, stderr = proc.communicate(timeout=300)
+    summary = json.loads((out / "summary.json").read_text())
+    failed = [x for x in summary["items"] if x["status"] == "failed"]
+    assert failed and all("Ray actor died" in x["error"] for x in failed), stdout + stderr
+    assert summary["counts"]["ok"] + len(failed) == 8 and proc.returncode == 1
+    r = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=300, env=ray_env)
+    counts = json.loads((out / "summary.json").read_text())["counts"]
+    assert r.returncode == 0 and counts == {"ok": len(failed), "skipped": 8 - len(failed), "failed": 0}
