@@ -24,11 +24,13 @@ key through VTK's interactor exactly as a real key press does.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
+from gaze3d.attention import AttentionOptions
 from gaze3d.errors import Gaze3DError
 
 from ._vtk import make_plotter, vtkActor2D, vtkPolyDataMapper2D, vtkRegularPolygonSource
@@ -72,8 +74,11 @@ class ViewerApp:
     off_screen : bool
         Render offscreen (tests, headless).
     window_size : (2,) int
-    segmenter, annotator, point_size, attention_options, viewport
+    segmenter, annotator, point_size, viewport
         See :class:`LabelingSession` and :class:`Scene`.
+    attention_options : AttentionOptions, optional
+        How attention is accumulated (a dict of the same names is accepted); its
+        ``point_size`` defaults to the drawn ``point_size``.
     fps : float
         Frames per second of the interactive loop.
 
@@ -83,18 +88,20 @@ class ViewerApp:
     def __init__(self, scan, label_set: Optional[LabelSet] = None, *, tracker=None, record=None,
                  annotations=None, off_screen: bool = False, window_size=(1280, 800), segmenter: str = "auto",
                  annotator: Optional[str] = None, point_size: float = 3.0, fps: float = 30.0,
-                 volume_render: bool = True, attention_options: Optional[dict] = None, plotter=None,
+                 volume_render: bool = True, attention_options: Optional[AttentionOptions] = None, plotter=None,
                  viewport=(0.0, 0.0, 1.0, 1.0), profile=None, profile_store=None, display=None,
                  drift_threshold_deg: float = 1.0, drift_dwell_s: float = 1.5):
         self.plotter = plotter if plotter is not None else make_plotter(off_screen=off_screen,
                                                                         window_size=window_size)
         self.plotter.set_background("#1e1f24")
         self.scene = Scene(self.plotter, scan, point_size=point_size, volume_render=volume_render)
+        # what is drawn is what attention sees: the splat size, and for a volume the opacity ramp
+        attention_options = AttentionOptions.coerce(attention_options)
+        if attention_options.point_size is None:
+            attention_options = replace(attention_options, point_size=float(point_size))
         if self.scene.volume_actor is not None:
-            # attention in a volume follows what the volume rendering shows: same opacity ramp
-            attention_options = {"opacity": self.scene.opacity_points(),
-                                 "reference_step_mm": self.scene.opacity_unit_distance,
-                                 **(attention_options or {})}
+            attention_options = attention_options.with_engine(opacity=self.scene.opacity_points(),
+                                                              reference_step_mm=self.scene.opacity_unit_distance)
         self.session = LabelingSession(scan, label_set, tracker=tracker, record=record, annotator=annotator,
                                        segmenter=segmenter, attention_options=attention_options,
                                        viewport=viewport, profile=profile, profile_store=profile_store,
@@ -263,24 +270,17 @@ class ViewerApp:
         hidden (key ``v``), to what the volume rendering shows (``"render"``
         mode, same opacity ramp).
         """
-        engine = getattr(self.session.accumulator, "engine", None)
-        if self.scene is None or self.scene.kind != "volume" or not hasattr(engine, "set_slices"):
+        acc = self.session.accumulator
+        if self.scene is None or self.scene.kind != "volume" or not acc.is_volume:
             return
         if self.scene.actor.GetVisibility():
-            planes = list(enumerate(self.scene.slice_index))
-            if engine.mode != "slice" or engine.planes != planes:
-                engine.set_slices(self.scene.slice_index)
-            engine.mode = "slice"
+            acc.set_volume_view(self.scene.slice_index)
         elif self.scene.volume_actor is not None:
-            engine.mode = "render"
+            acc.set_volume_view(None)
 
     def _sync_attention_opacity(self) -> None:
         """Give the volume attention engine the volume rendering's new opacity ramp."""
-        engine = getattr(self.session.accumulator, "engine", None)
-        if engine is not None and hasattr(engine, "opacity"):
-            from gaze3d.attention.volume import make_opacity
-
-            engine.opacity = make_opacity(self.scene.opacity_points())
+        self.session.accumulator.set_volume_opacity(self.scene.opacity_points())
 
     def _type(self, key: str) -> None:
         if key == "Escape":

@@ -78,8 +78,9 @@ class LabelingSession:
         model (point clouds) and falls back to region growing.
     rel_threshold : float
         Region growing: elements join while attention >= this fraction of the peak.
-    attention_options : dict, optional
-        Passed to ``AttentionAccumulator``.
+    attention_options : AttentionOptions, optional
+        How attention is accumulated (:class:`gaze3d.attention.AttentionOptions`;
+        a dict of ``AttentionAccumulator`` keyword arguments is accepted too).
     viewport : (4,) float
         ``(x0, y0, width, height)`` of the render viewport in normalised display
         coordinates of the tracker's display (default: the viewport fills it).
@@ -125,7 +126,7 @@ class LabelingSession:
         self.segmenter_mode = segmenter
         self.rel_threshold = float(rel_threshold)
         self.viewport = vp
-        self.accumulator = AttentionAccumulator(scan, **(attention_options or {}))
+        self.accumulator = AttentionAccumulator.from_options(scan, attention_options)
         base = scan.labels if scan.labels is not None else np.zeros(self.shape, dtype=np.int32)
         self.labels = np.array(base, dtype=np.int32).reshape(-1)
         self.undo_stack: List[LabelAction] = []

@@ -33,6 +33,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..events import EventType, classify_samples, object_space_steps
+from .engine import AttentionEngine, AttentionOptions, make_engine
 from .foveal import FovealModel
 
 _FIX = int(EventType.FIXATION)
@@ -62,24 +63,6 @@ class FixationRecord:
     t_end_s: float
     n_samples: int
     positive: bool = True
-
-
-def _engine_for(scan, foveal, opts):
-    from ..scan import Mesh, PointCloud, Volume
-
-    if isinstance(scan, PointCloud):
-        from .pointcloud import PointCloudEngine
-        return PointCloudEngine(scan.xyz, foveal, **opts)
-    if isinstance(scan, Mesh):
-        from .mesh import MeshEngine
-        return MeshEngine(scan, foveal, **opts)
-    if isinstance(scan, Volume):
-        from .volume import VolumeEngine
-        return VolumeEngine(scan, foveal, **opts)
-    if isinstance(scan, np.ndarray):
-        from .pointcloud import PointCloudEngine
-        return PointCloudEngine(PointCloud(scan).xyz, foveal, **opts)
-    raise InputError(f"AttentionAccumulator scan: expected a PointCloud, Mesh or Volume, got {type(scan).__name__}")
 
 
 def _ray_camera(origin, directions, cut_rad, px_per_deg):
@@ -170,10 +153,41 @@ class AttentionAccumulator:
             raise InputError(f"AttentionAccumulator max_fixation_records: expected an int >= 0, "
                              f"got {max_fixation_records!r}")
         self.max_fixation_records = int(max_fixation_records)
-        self.engine = _engine_for(scan, self.foveal, engine_opts)
-        from .pointcloud import PointCloudEngine
-        self._rows_ok = isinstance(self.engine, PointCloudEngine)     # deposit(..., use=) (meshes too)
+        self.engine: AttentionEngine = make_engine(scan, self.foveal, **engine_opts)
+        self._rows_ok = bool(self.engine.deposit_rows)      # deposit(..., use=): reuse the frame's cones
         self.reset()
+
+    @classmethod
+    def from_options(cls, scan, options=None, **extra) -> "AttentionAccumulator":
+        """An accumulator for ``scan`` from :class:`AttentionOptions` (or a dict of them); ``extra``
+        are further keyword arguments (``display``, ``viewport``, ``lag_s``...)."""
+        return cls(scan, **AttentionOptions.coerce(options).accumulator_kwargs(scan), **extra)
+
+    # ------------------------------------------------------------- what the viewer shows
+    @property
+    def is_volume(self) -> bool:
+        """True when the scan is a volume (its attention follows how the volume is shown)."""
+        return hasattr(self.engine, "set_slices")
+
+    def set_volume_view(self, slices=None) -> None:
+        """Volumes: attention on the three slice planes through voxel ``slices (3,)`` as shown, or (None)
+        on what the volume rendering shows. No effect on point clouds and meshes."""
+        if not self.is_volume:
+            return
+        if slices is None:
+            self.engine.mode = "render"
+            return
+        planes = list(enumerate(int(i) for i in slices))
+        if self.engine.mode != "slice" or self.engine.planes != planes:
+            self.engine.set_slices(slices)
+        self.engine.mode = "slice"
+
+    def set_volume_opacity(self, opacity) -> None:
+        """Volumes: the volume rendering's opacity ramp ((2, m) control points or a callable). Else no effect."""
+        if self.is_volume:
+            from .volume import make_opacity
+
+            self.engine.opacity = make_opacity(opacity)
 
     # ------------------------------------------------------------- state
     def reset(self) -> None:

@@ -211,12 +211,12 @@ def fixation_labels(recording, method: str = "ivt", *, display=None, viewport=(0
         return t, classify_samples(t_s, deg[:, 0], deg[:, 1], method, **params), deg
     if len(cams) == 0:
         raise InputError("recording: no camera frames; object-space fixations need the viewer's cameras")
-    from .accumulator import _engine_for
+    from .engine import make_engine
     from .foveal import FovealModel
 
     # object-space steps are camera angles: convert to visual degrees with the display
     foveal = FovealModel.from_display(display, viewport)
-    engine = _engine_for(scan, foveal, dict(engine_options or {}))
+    engine = make_engine(scan, foveal, **dict(engine_options or {}))
     order = np.argsort(t_cam, kind="stable")
     t_cam = np.asarray(t_cam, dtype=np.int64)[order]
     cams = [cams[i] for i in order]

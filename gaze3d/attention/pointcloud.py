@@ -161,7 +161,11 @@ class PointCloudEngine:
     group_sigmas : float
         Rays of one frame further apart than this (in sigmas) get separate
         cones (default 1).
+
+    Implements :class:`~.engine.AttentionEngine`.
     """
+
+    deposit_rows = True     # deposit(..., use=) reuses the frame's cones (MeshEngine inherits it)
 
     def __init__(self, xyz: np.ndarray, foveal: FovealModel, point_size: float = 3.0,
                  depth_tolerance: float = 0.005, max_slope: float = 3.0, cache_frames: int = 16,

@@ -102,7 +102,11 @@ class VolumeEngine:
         Stop a ray once this much opacity is accumulated (default 0.99).
     bundle_density : float
         Rays per sigma across the foveal cone (default 2: 113 rays at cut 3).
+
+    Implements :class:`~.engine.AttentionEngine`.
     """
+
+    deposit_rows = False    # deposit takes the rays to use, not a row mask
 
     def __init__(self, volume, foveal: FovealModel, mode: str = "render", axis: int = 2,
                  index: Optional[int] = None, opacity=None, step_mm: Optional[float] = None,

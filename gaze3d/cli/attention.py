@@ -42,11 +42,11 @@ def run(args) -> int:
     import numpy as np
 
     from ..io import check_output, load_scan, save_scan
-    from ..scan import PointCloud, Volume
+    from ..scan import Volume
 
     # the replay takes seconds to minutes: a bad output path fails first
     check_output(args.output, keeps=["attention"], what="-o")
-    from ..attention import AttentionAccumulator
+    from ..attention import AttentionAccumulator, AttentionOptions
     from ..attention.batch import replay
 
     from ..vr.analysis import choose_topic
@@ -54,15 +54,15 @@ def run(args) -> int:
     topic = choose_topic(args.recording, args.topic)      # no usable samples: one line, exit 2, nothing written
     scan = load_scan(args.scan)
     check_output(args.output, type(scan), keeps=["attention"], what="-o")
-    opts = dict(sigma_deg=args.sigma_deg, fixations_only=not args.all_samples, method=args.method,
-                visual_deg_per_camera_deg=args.visual_per_camera_deg)
-    if isinstance(scan, PointCloud):
-        opts["point_size"] = args.point_size
+    engine = {}
     if isinstance(scan, Volume):
-        opts["mode"] = args.volume_mode
+        engine["mode"] = args.volume_mode
         if args.slice:
-            opts["axis"], opts["index"] = args.slice
-    acc = AttentionAccumulator(scan, **opts)
+            engine["axis"], engine["index"] = args.slice
+    opts = AttentionOptions(sigma_deg=args.sigma_deg, fixations_only=not args.all_samples, method=args.method,
+                            visual_deg_per_camera_deg=args.visual_per_camera_deg, point_size=args.point_size,
+                            engine=engine)      # point_size reaches point clouds only
+    acc = AttentionAccumulator.from_options(scan, opts)
     stats = replay(acc, args.recording, topic=topic, viewport=args.viewport)
     values = acc.values
     if not np.any(values):

@@ -34,6 +34,8 @@ def register(subparsers) -> argparse.ArgumentParser:
                          "coordinates (default 0,0,1,1: a full-screen window)")
     p.add_argument("--point-size", type=float, default=3.0,
                    help="point clouds: splat size in pixels, drawn and used for attention (3)")
+    p.add_argument("--sigma-deg", type=float, default=1.0,
+                   help="foveal Gaussian sigma of the attention, visual degrees (1.0), as for gaze3d attention")
     p.add_argument("--profile", metavar="NAME",
                    help="calibration profile whose correction is applied to the tracker's gaze (default: the "
                         "one selected with `gaze3d calibrate profiles select`; key p cycles through them)")
@@ -79,9 +81,13 @@ def run(args) -> int:
 
         pub, ctrl = parse_tracker_address(args.tracker)
         tracker = TrackerLink(pub, ctrl)
+    from gaze3d.attention import AttentionOptions
+
+    attention = AttentionOptions(sigma_deg=args.sigma_deg, point_size=args.point_size)   # checked: one line
     kw = dict(tracker=tracker, record=args.record, annotations=args.out, window_size=(w, h),
               segmenter=args.segmenter, annotator=args.annotator, point_size=args.point_size,
-              viewport=viewport, profile=profile, drift_threshold_deg=args.drift_threshold)
+              viewport=viewport, profile=profile, drift_threshold_deg=args.drift_threshold,
+              attention_options=attention)
     if args.qt:
         from gaze3d.viewer.qt_panel import run_qt
 
