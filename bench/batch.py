@@ -140,6 +140,7 @@ def million_point_replay(folder: Path, seconds: float) -> list:
 
     from gaze3d.batch import BatchItem, ItemRunner
     from gaze3d.io import save_scan
+    from gaze3d.protocol import TOPIC_GAZE_2D
     from gaze3d.recording import RecordingWriter
     from gaze3d.scan import PointCloud
 
@@ -153,7 +154,7 @@ def million_point_replay(folder: Path, seconds: float) -> list:
     with RecordingWriter(rec, commit_interval_s=3600) as w:
         for k in range(int(seconds * 60) + 1):
             w.add_camera(t0 + int(round(k / 60 * 1e9)), path.at(k / 60.0))
-        w.add_samples([{"topic": "gaze.2d", "t_host_ns": t0 + int(round(ti * 1e9)), "seq": i,
+        w.add_samples([{"topic": TOPIC_GAZE_2D, "t_host_ns": t0 + int(round(ti * 1e9)), "seq": i,
                         "gaze": [float(a), float(b)], "valid": bool(v)}
                        for i, (ti, a, b, v) in enumerate(zip(t, xy[:, 0], xy[:, 1], valid))])
     rows = []
