@@ -17,7 +17,9 @@ Label volumes at hand (:data:`LABEL_VOLUMES`):
     1 mm): labels from its grey/white-matter probability maps (> 0.5) and the
     T1 (other head tissue), with the real T1 as its image.
 
-SynthSeg recipe (Billot et al. 2023), :func:`synth_image`: every label gets a
+SynthSeg recipe (Billot et al. 2023), :func:`synthseg_image` (the training
+augmentation; :func:`gaze3d.models.volume_eval.synth_image` is the bench's one
+fixed-seed evaluation image, without blur or gamma): every label gets a
 random mean intensity and spread; then a random blur (resolution), a smooth
 multiplicative bias field, Gaussian noise and a random gamma; the result is
 normalised to [0, 1]. Images of any contrast come from one label map, so a
@@ -172,7 +174,7 @@ def _smooth_field(shape, rng, n: int = 4, sigma_max: float = 0.4) -> np.ndarray:
     return np.exp(f)
 
 
-def synth_image(labels: np.ndarray, rng: np.random.Generator, spacing=(1.0, 1.0, 1.0)) -> np.ndarray:
+def synthseg_image(labels: np.ndarray, rng: np.random.Generator, spacing=(1.0, 1.0, 1.0)) -> np.ndarray:
     """A SynthSeg image of a label map (see the module docstring).
 
     Parameters

@@ -83,6 +83,7 @@ def normalise_intensity(array: np.ndarray, modality: str = "auto") -> np.ndarray
     else:
         nz = a[a != 0]
         nz = nz if nz.size else a.ravel()
+        nz = nz[::max(1, nz.size // 1_000_000)]          # percentiles of ~1 M voxels: same to < 0.1 %
         lo, hi = (float(v) for v in np.percentile(nz, [1, 99])) if nz.size else (0.0, 1.0)
         if not hi > lo:
             hi = lo + 1.0
@@ -127,7 +128,22 @@ def to_crop(native: np.ndarray, weights) -> np.ndarray:
     """(crop, crop, crop) from the native box: ``weights`` = three :func:`axis_weights` results."""
     (w0, l0, h0), (w1, l1, h1), (w2, l2, h2) = weights
     box = np.asarray(native[l0:h0, l1:h1, l2:h2], dtype=np.float32)
-    return np.einsum("ai,bj,ck,ijk->abc", w0, w1, w2, box, optimize=True)
+    return separable(w0, w1, w2, box)
+
+
+def separable(w0: np.ndarray, w1: np.ndarray, w2: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``out[a, b, c] = sum w0[a, i] w1[b, j] w2[c, k] x[i, j, k]`` as three GEMMs, float32.
+
+    Each GEMM contracts the leading axis and puts the new one last, so after
+    three the axes are back in order (torch's matmul: ~10x faster here than
+    ``numpy.einsum``/``tensordot``, which copy through transposes).
+    """
+    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    for w in (w0, w1, w2):
+        n = t.shape[0]
+        t = torch.matmul(torch.from_numpy(w), t.reshape(n, -1)).reshape(w.shape[0], *t.shape[1:])
+        t = t.permute(1, 2, 0)
+    return t.contiguous().numpy()
 
 
 def crop_box_weights(centre_native: np.ndarray, shape, spacing, crop: int, voxel_mm: float):
@@ -151,11 +167,13 @@ def crop_box_weights(centre_native: np.ndarray, shape, spacing, crop: int, voxel
 
 def attention_centre(positive: np.ndarray, rel: float = 0.5) -> Optional[np.ndarray]:
     """(3,) float native index: attention-weighted centroid of voxels >= ``rel`` of the peak (None if none)."""
-    peak = float(positive.max()) if positive.size else 0.0
+    flat = np.asarray(positive).reshape(-1)
+    peak = float(flat.max()) if flat.size else 0.0
     if not peak > 0:
         return None
-    idx = np.argwhere(positive >= rel * peak)
-    w = positive[tuple(idx.T)].astype(np.float64)
+    hot = np.flatnonzero(flat >= rel * peak)           # one pass; the core is small
+    idx = np.stack(np.unravel_index(hot, np.shape(positive)), 1)
+    w = flat[hot].astype(np.float64)
     return (idx * w[:, None]).sum(0) / w.sum()
 
 
@@ -280,7 +298,7 @@ class VolumeSegmenter:
         logits = self.model.decode(self._feats, att)[:, 0]
         prob = torch.sigmoid(logits).cpu().numpy().reshape((self.crop,) * 3)
         (u0, l0, h0), (u1, l1, h1), (u2, l2, h2) = self._back
-        out[l0:h0, l1:h1, l2:h2] = np.einsum("ia,jb,kc,abc->ijk", u0, u1, u2, prob, optimize=True)
+        out[l0:h0, l1:h1, l2:h2] = separable(u0, u1, u2, prob)
         return out
 
 

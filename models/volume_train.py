@@ -4,7 +4,7 @@ One example (:meth:`VolumeSampler.sample`): a random structure of a random
 training label volume; a crop of ``crop`` voxels of ``voxel_mm`` (times a
 random scale in 0.8-1.25) centred on a random voxel of the structure, with a
 random axis flip; the crop's labels by nearest neighbour; its image a
-SynthSeg image of those labels (:func:`~.volume_data.synth_image`), or, where
+SynthSeg image of those labels (:func:`~.volume_data.synthseg_image`), or, where
 the volume has a real image and with probability ``real_image``, the real
 intensities normalised per modality. Gaze comes from
 :class:`~.volume_eval.SliceAnnotator` on the crop (axial slice views, 0.5 deg
@@ -32,7 +32,7 @@ from gaze3d.errors import InputError
 from .networks.segnet import GazeSegNet
 from .networks.selective_attention import attention_loss
 from .sparse import SparseTensor
-from .volume_data import LabelVolume, Structure, structures, synth_image
+from .volume_data import LabelVolume, Structure, structures, synthseg_image
 from .volume_eval import SliceAnnotator, error_target
 from .volume_net import crop_input, gaze_channels, normalise_intensity
 
@@ -92,7 +92,7 @@ class VolumeSampler:
             image = self._normed[lv.name][ix]
             image = np.flip(image, flips) if flips else image
         else:
-            image = synth_image(labels, rng, (vox,) * 3)
+            image = synthseg_image(labels, rng, (vox,) * 3)
         target = np.ascontiguousarray(labels == st.label)
         image = np.ascontiguousarray(image, dtype=np.float32)
         vol = Volume(image, affine=np.diag([vox, vox, vox, 1.0]))
@@ -250,7 +250,7 @@ def evaluate_volume(methods: dict, lv: LabelVolume, *, fixations: int = 5, min_c
 
     from .volume_eval import run_structure
 
-    image = lv.image if lv.image is not None else synth_image(lv.labels, np.random.default_rng(seed), lv.spacing)
+    image = lv.image if lv.image is not None else synthseg_image(lv.labels, np.random.default_rng(seed), lv.spacing)
     vol = Volume(np.asarray(image, np.float32), affine=np.diag(list(lv.spacing) + [1.0]))
     sts = structures(lv, min_cm3)
     if max_structures is not None:

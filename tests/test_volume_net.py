@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch", reason="torch (the models extra) is not ins
 
 from gaze3d.errors import InputError  # noqa: E402
 from gaze3d.models.networks.segnet import GazeSegNet  # noqa: E402
-from gaze3d.models.volume_data import LabelVolume, load_label_volume, structures, synth_image  # noqa: E402
+from gaze3d.models.volume_data import LabelVolume, load_label_volume, structures, synthseg_image  # noqa: E402
 from gaze3d.models.volume_net import (CT_WINDOW, VolumeSegmenter, attention_centre, axis_weights,  # noqa: E402
                                       crop_box_weights, default_volume_config, network_method,
                                       normalise_intensity, to_crop)
@@ -68,7 +68,7 @@ def test_crop_resampling_is_exact_on_a_linear_ramp_and_keeps_thin_slices():
 def test_segmenter_plumbing_zero_outside_the_box_and_recrop():
     torch.manual_seed(0)
     lv = _ball_volume()
-    img = synth_image(lv.labels, np.random.default_rng(0), lv.spacing)
+    img = synthseg_image(lv.labels, np.random.default_rng(0), lv.spacing)
     seg = VolumeSegmenter(GazeSegNet(default_volume_config()), crop=12)
     seg.set_volume(img, lv.spacing, "mr")
     pos = np.zeros(lv.labels.shape)
@@ -100,7 +100,7 @@ def test_network_method_runs_in_the_slice_gaze_loop():
 
     torch.manual_seed(0)
     lv = _ball_volume(32, 7.0)
-    img = synth_image(lv.labels, np.random.default_rng(1), lv.spacing)
+    img = synthseg_image(lv.labels, np.random.default_rng(1), lv.spacing)
     vol = Volume(img, affine=np.diag([2.0, 2.0, 2.0, 1.0]))
     net = GazeSegNet(default_volume_config())
     res = run_structure(vol, lv.labels == 1, {"network": network_method(net)}, max_fixations=2)
@@ -110,9 +110,9 @@ def test_network_method_runs_in_the_slice_gaze_loop():
 
 def test_synth_image_gives_each_label_its_own_contrast_and_is_seeded():
     lv = _ball_volume(30, 8.0)
-    a = synth_image(lv.labels, np.random.default_rng(3), lv.spacing)
-    b = synth_image(lv.labels, np.random.default_rng(3), lv.spacing)
-    c = synth_image(lv.labels, np.random.default_rng(4), lv.spacing)
+    a = synthseg_image(lv.labels, np.random.default_rng(3), lv.spacing)
+    b = synthseg_image(lv.labels, np.random.default_rng(3), lv.spacing)
+    c = synthseg_image(lv.labels, np.random.default_rng(4), lv.spacing)
     assert a.dtype == np.float32 and 0 <= a.min() and a.max() <= 1
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a, c)
