@@ -77,7 +77,17 @@ def _segment_bounds(mask: np.ndarray):
     return lo, hi
 
 
-def boxcar_speed(t: np.ndarray, x: np.ndarray, y: np.ndarray, mask: np.ndarray, half: int) -> np.ndarray:
+def _cumsums(t: np.ndarray, x: np.ndarray, y: np.ndarray, ok: np.ndarray):
+    """Prefix sums of t (from t[0]), x and y with invalid samples as 0: (3, n + 1) float64."""
+    out = np.zeros((3, len(t) + 1))
+    np.cumsum(t - t[0], out=out[0, 1:])
+    np.cumsum(np.where(ok, x, 0.0), out=out[1, 1:])
+    np.cumsum(np.where(ok, y, 0.0), out=out[2, 1:])
+    return out
+
+
+def boxcar_speed(t: np.ndarray, x: np.ndarray, y: np.ndarray, mask: np.ndarray, half: int,
+                 sums: np.ndarray = None) -> np.ndarray:
     """Speed (deg/s) from the means of ``half`` + 1 samples after vs before each sample.
 
     Parameters
@@ -88,6 +98,9 @@ def boxcar_speed(t: np.ndarray, x: np.ndarray, y: np.ndarray, mask: np.ndarray, 
         Samples to use; windows never cross a run of False.
     half : int
         Samples on each side (>= 1).
+    sums : (3, n + 1) float64, optional
+        :func:`_cumsums` of a validity mask that includes ``mask`` (windows stay
+        inside ``mask``'s runs, so one set of sums serves every sub-mask).
 
     Returns
     -------
@@ -97,18 +110,34 @@ def boxcar_speed(t: np.ndarray, x: np.ndarray, y: np.ndarray, mask: np.ndarray, 
     v = np.full(n, np.nan)
     if n == 0 or not mask.any():
         return v
+    if sums is None:
+        sums = _cumsums(t, x, y, mask)
+    ts, xs, ys = sums
+    m = half + 1
+    if n > 2 * half:
+        # full windows, from contiguous slices: mean of [i, i + half] minus mean of [i - half, i]
+        c = slice(half, n - half)
+        full = np.empty((3, n - 2 * half))
+        for k, cs in enumerate((ts, xs, ys)):
+            full[k] = (cs[2 * half + 1:] - cs[half:n - half]) - (cs[half + 1:n - half + 1] - cs[:n - 2 * half])
+        full /= m
+        with np.errstate(invalid="ignore", divide="ignore"):
+            v[c] = np.hypot(full[1], full[2]) / full[0]
     lo, hi = _segment_bounds(mask)
-    i = np.flatnonzero(mask)
-    t0 = t - t[i[0]]
-    xs, ys, ts = (np.concatenate([[0.0], np.cumsum(np.where(mask, a, 0.0))]) for a in (x, y, t0))
-    a = np.maximum(i - half, lo[i])          # earlier half: [a, i]
-    b = np.minimum(i + half, hi[i])          # later half:   [i, b]
-    nl, nr = (i - a + 1).astype(np.float64), (b - i + 1).astype(np.float64)
-    dt = (ts[b + 1] - ts[i]) / nr - (ts[i + 1] - ts[a]) / nl
-    dx = (xs[b + 1] - xs[i]) / nr - (xs[i + 1] - xs[a]) / nl
-    dy = (ys[b + 1] - ys[i]) / nr - (ys[i + 1] - ys[a]) / nl
-    with np.errstate(invalid="ignore", divide="ignore"):
-        v[i] = np.where(dt > 0, np.hypot(dx, dy) / np.where(dt > 0, dt, 1.0), np.nan)
+    idx = np.arange(n)
+    # windows clipped by a run's edge (or the signal's): the general, gathered form
+    edge = mask & ((idx - half < lo) | (idx + half > hi))
+    i = np.flatnonzero(edge)
+    if len(i):
+        a = np.maximum(i - half, lo[i])          # earlier half: [a, i]
+        b = np.minimum(i + half, hi[i])          # later half:   [i, b]
+        nl, nr = (i - a + 1).astype(np.float64), (b - i + 1).astype(np.float64)
+        dt = (ts[b + 1] - ts[i]) / nr - (ts[i + 1] - ts[a]) / nl
+        dx = (xs[b + 1] - xs[i]) / nr - (xs[i + 1] - xs[a]) / nl
+        dy = (ys[b + 1] - ys[i]) / nr - (ys[i + 1] - ys[a]) / nl
+        with np.errstate(invalid="ignore", divide="ignore"):
+            v[i] = np.where(dt > 0, np.hypot(dx, dy) / np.where(dt > 0, dt, 1.0), np.nan)
+    v[~mask] = np.nan
     return v
 
 
@@ -220,7 +249,8 @@ def classify_adaptive(t: np.ndarray, x: np.ndarray, y: np.ndarray, ok: np.ndarra
         return labels
     # --- speed and adaptive thresholds
     half = max(1, int(round(p["velocity_window_s"] / 2 / dt_med)))
-    v = boxcar_speed(t, x, y, good, half)
+    sums = _cumsums(t, x, y, good)        # shared by the three speed estimates below
+    v = boxcar_speed(t, x, y, good, half, sums)
     bs, be = _blocks(t, p["adapt_window_s"])
     pts, sts, sds = [], [], []
     for s, e in zip(bs, be):
@@ -251,7 +281,7 @@ def classify_adaptive(t: np.ndarray, x: np.ndarray, y: np.ndarray, ok: np.ndarra
     if p["edge_window_s"] > 0 and len(s_all):
         # refine saccade edges on a narrower speed estimate (detection keeps the smooth one)
         he = max(1, int(round(p["edge_window_s"] / 2 / dt_med)))
-        v2 = np.nan_to_num(boxcar_speed(t, x, y, good, he))
+        v2 = np.nan_to_num(boxcar_speed(t, x, y, good, he, sums))
         for k in np.flatnonzero(is_sac):
             s, e = s_all[k], e_all[k]
             top = s + int(np.argmax(vv[s:e]))
@@ -282,7 +312,7 @@ def classify_adaptive(t: np.ndarray, x: np.ndarray, y: np.ndarray, ok: np.ndarra
     inter = labels == FIX
     if inter.any():
         hp = max(1, int(round(p["pursuit_window_s"] / 2 / dt_med)))
-        vp = boxcar_speed(t, x, y, inter, hp)
+        vp = boxcar_speed(t, x, y, inter, hp, sums)
         # noise SD of that estimator: difference of two means of (hp + 1) samples
         # over a time of about hp * dt; per axis sqrt(2 / (hp + 1)) sigma / (hp dt)
         sd = _per_block(t, bs, be, sds)
