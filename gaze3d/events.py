@@ -10,7 +10,7 @@ return one label per sample:
     Data-driven thresholds (Nystrom & Holmqvist 2010, with median/MAD
     statistics, per 60 s block), saccades, optional post-saccadic oscillations
     (``PSO``), REMoDNaV-like pursuit vs fixation between saccades against a
-    measured-noise floor, and blinks/gaps widened by 10 ms. Defaults chosen on
+    measured-noise floor, and blinks/gaps widened by 20 ms. Defaults chosen on
     real human-coded recordings (Hooge et al. 2018 adults; infants and GazeCom
     held out): see :mod:`gaze3d._events_adaptive` and ``docs/events.md``.
 ``"ivt"``
