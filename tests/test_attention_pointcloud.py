@@ -143,22 +143,37 @@ def test_bad_samples_are_reported():
         acc.add(top_camera(), {"x": [0.5, 0.5], "y": [0.5, 0.5], "t_s": [1.0, 0.5]})
 
 
-def _reference_attention(pts, cam, xy, dwell, point_size=3, depth_tolerance=0.005, max_slope=3.0):
-    """Brute force: whole-image depth buffer, every point against every ray (float64)."""
+def _reference_attention(pts, cam, xy, dwell, point_size=3, depth_tolerance=0.005, max_slope=3.0, spacing=None):
+    """Brute force: whole-image depth buffer, every point against every ray (float64).
+
+    ``spacing (n,)``: occluding footprints sized from it (pointcloud.py's rule), else the splat.
+    """
+    from gaze3d.attention.pointcloud import _HALF_LEVELS, FOOTPRINT_PER_SPACING, MAX_OCCLUDER_HALF
+
     px, depth = cam.project(pts)
-    h = int(round((point_size - 1) / 2))
+    h0 = int(round((point_size - 1) / 2))
+    half = np.full(len(pts), h0)
+    if spacing is not None:
+        fp = np.asarray(spacing, np.float64) * FOOTPRINT_PER_SPACING * cam.focal_px / depth
+        half = np.clip(np.ceil((fp - 1) / 2), 0, MAX_OCCLUDER_HALF).astype(int)
+        half = np.maximum(_HALF_LEVELS[np.searchsorted(_HALF_LEVELS, half)], h0)     # sizes on a few levels
+    h = int(half.max())
     ok = (depth >= cam.near) & (depth <= cam.far) & np.isfinite(px).all(1)
     iu = np.floor(px[:, 0]).astype(int)
     iv = np.floor(px[:, 1]).astype(int)
     ok &= (iu >= -h) & (iu < cam.width + h) & (iv >= -h) & (iv < cam.height + h)
-    z = np.full((cam.height + 2 * h, cam.width + 2 * h), np.inf)
-    np.minimum.at(z, (iv[ok] + h, iu[ok] + h), depth[ok])
-    zs = z.copy()
-    for dy in range(-h, h + 1):
-        for dx in range(-h, h + 1):
-            zs = np.minimum(zs, np.roll(np.roll(z, dy, 0), dx, 1))
+    zs = np.full((cam.height + 2 * h, cam.width + 2 * h), np.inf)
+    for s in np.unique(half[ok]):
+        sel = ok & (half == s)
+        z = np.full_like(zs, np.inf)
+        np.minimum.at(z, (iv[sel] + h, iu[sel] + h), depth[sel])
+        rows = z.copy()
+        for d in range(-s, s + 1):
+            rows = np.minimum(rows, np.roll(z, d, 1))
+        for d in range(-s, s + 1):
+            zs = np.minimum(zs, np.roll(rows, d, 0))
     inside = ok & (iu >= 0) & (iu < cam.width) & (iv >= 0) & (iv < cam.height)
-    tol = depth * (depth_tolerance + max_slope * (2 * h + 1) / cam.focal_px)
+    tol = depth * (depth_tolerance + max_slope * (half + 1) / cam.focal_px)
     vis = np.zeros(len(pts), bool)
     vis[inside] = depth[inside] <= zs[iv[inside] + h, iu[inside] + h] + tol[inside]
     o, d = cam.unproject(cam.normalized_to_pixels(xy))
@@ -168,7 +183,8 @@ def _reference_attention(pts, cam, xy, dwell, point_size=3, depth_tolerance=0.00
     return np.where(vis, out, 0.0), vis
 
 
-def test_matches_brute_force_on_buildings():
+@pytest.mark.parametrize("spacing_footprint", [True, False], ids=["spacing footprints", "splats only"])
+def test_matches_brute_force_on_buildings(spacing_footprint):
     rng = np.random.default_rng(3)
     ground = np.c_[rng.uniform(-30, 30, (150_000, 2)), rng.normal(0, 0.02, 150_000)]
     boxes = []
@@ -178,9 +194,16 @@ def test_matches_brute_force_on_buildings():
     pts = np.concatenate([ground] + boxes)
     cam = Camera(position=(-25, -30, 20), focal_point=(0, 0, 2), view_up=(0, 0, 1))
     xy = 0.5 + rng.normal(0, 0.04, (20, 2))
-    acc = AttentionAccumulator(PointCloud(pts), fixations_only=False, rate_hz=1200.0)
+    opts = {} if spacing_footprint else {"spacing_footprint": False}
+    acc = AttentionAccumulator(PointCloud(pts), fixations_only=False, rate_hz=1200.0, **opts)
     acc.add(cam, xy)
-    ref, vis = _reference_attention(pts, cam, xy, 1 / 1200)
+    engine = acc.engine
+    spacing = None
+    if spacing_footprint:
+        spacing = np.empty(len(pts))
+        spacing[engine.index.order] = engine.spacing
+    ref, vis = _reference_attention(pts, cam, xy, 1 / 1200, depth_tolerance=engine.depth_tolerance,
+                                    spacing=spacing)
     got = acc.values
     assert np.count_nonzero(got[~vis]) == 0
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-9)

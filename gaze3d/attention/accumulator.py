@@ -114,7 +114,7 @@ class AttentionAccumulator:
         (their attention stays in :attr:`values` and counts as positive).
     **engine_opts
         Passed to the engine: point clouds take ``point_size`` (3 px),
-        ``depth_tolerance`` (0.005), ``max_slope`` (3); meshes and volumes see
+        ``depth_tolerance`` (0.001), ``max_slope`` (3), ``spacing_footprint`` (True); meshes and volumes see
         their modules.
 
     Notes

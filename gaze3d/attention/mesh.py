@@ -36,7 +36,8 @@ class MeshEngine(PointCloudEngine):
         if not (np.isfinite(depth_tolerance) and 0 <= depth_tolerance < 1):
             raise InputError(f"depth_tolerance: expected a number in [0, 1), got {depth_tolerance}")
         super().__init__(mesh.vertices, foveal, point_size=1.0, depth_tolerance=depth_tolerance,
-                         max_slope=0.0, cache_frames=cache_frames, leaf_size=leaf_size)
+                         max_slope=0.0, cache_frames=cache_frames, leaf_size=leaf_size,
+                         spacing_footprint=False)     # visibility by ray casting, not footprints
         o3d = optional_import("open3d", extra="io")
         self._o3c = o3d.core
         self.nthreads = int(nthreads)

@@ -9,15 +9,24 @@ For one camera frame and the gaze rays that fall in it:
    slack) selects candidate points through the Morton octree
    (:mod:`.spatial`), then exactly per point.
 2. **Visibility.** Candidates are projected with the camera; each is drawn as
-   a square splat of ``point_size`` pixels (rounded to an odd number, like
-   VTK's square points) into a full-resolution depth buffer restricted to the
-   cone's pixel window. A point is *visible* if it lies in the viewport and
-   its depth is within ``tol = depth * (depth_tolerance + max_slope *
-   point_size / focal_px)`` of the nearest splat covering its own pixel: the
-   slope term lets a surface seen obliquely (up to ``atan(max_slope)`` from
-   face-on) keep all its points while anything behind it by more is hidden.
-   Only splats of points inside the cone are needed, since a splat covering a
-   pixel in the cone comes from a point within the footprint of it.
+   a square *occluding footprint* into a full-resolution depth buffer
+   restricted to the cone's pixel window. The footprint is the drawn splat
+   (``point_size`` pixels, rounded to an odd number like VTK's square points)
+   or, where the cloud is sparser than that on screen, the point's local
+   spacing (:func:`local_spacing`) seen at its depth, up to
+   ``2 * MAX_OCCLUDER_HALF + 1`` pixels: a wall is a wall at any point pitch,
+   not a sieve whose holes let the attention through to what is behind it.
+   A point is *visible* if it lies in the viewport and its depth is within
+   ``tol = depth * depth_tolerance + max_slope * w`` of the nearest footprint
+   covering its own pixel, ``w`` being how far (world, at its depth) a
+   neighbour whose footprint covers that pixel can be: ``half + 1`` pixels
+   for a footprint of ``2 * half + 1``. The slope term lets a surface seen
+   obliquely (up to ``atan(max_slope)`` from face-on along the pixel axes)
+   keep its points; it scales with the point spacing (or the splat), not
+   with depth alone, so a layer 10 cm behind a dense surface 10 m away is
+   hidden (``depth_tolerance`` 0.001 covers float32 rounding).
+   Only footprints of points inside the cone (widened by the largest
+   footprint) are needed.
 3. **Deposition.** Each visible point receives, per ray, ``dwell * exp(-theta^2
    / (2 sigma^2))`` for ``theta <= cut``, theta being the exact angle between
    the ray and the direction from the eye to the point (computed in float32
@@ -48,6 +57,56 @@ from .spatial import MortonIndex
 
 _RAD5, _RAD20 = np.radians(5.0), np.radians(20.0)
 
+#: largest occluding footprint, half-width in pixels (a 29 px square): sparser than that on screen,
+#: points are not taken for a surface
+MAX_OCCLUDER_HALF = 14
+#: a point's footprint is this many times its local spacing: gaps of jittered sampling are wider
+#: than the mean spacing
+FOOTPRINT_PER_SPACING = 1.8
+#: footprint half-widths are rounded up to one of these (fewer depth buffers per cone)
+_HALF_LEVELS = np.array([0, 1, 2, 3, 4, 6, 8, 11, 14], dtype=np.int32)
+
+
+def local_spacing(index: MortonIndex, min_points: int = 12) -> np.ndarray:
+    """``(n,)`` float32 distance between neighbouring points around each point, in sorted order.
+
+    Estimated per cell of the Morton grid (no neighbour search): each point
+    takes the finest cell holding at least ``min_points`` points; the points
+    of a cell are taken for a piece of surface with the area of their
+    bounding box's two longest sides (a plane, ``sqrt(area) / (sqrt(k) - 1)``
+    for ``k`` points on a grid) or for a curve (``longest side / (k - 1)``),
+    whichever spacing is larger. Exact on regular grids; a cell that holds
+    two surfaces overestimates (larger footprints: more occlusion, never
+    less). Cost: one pass over the sorted points per octree level.
+    """
+    n = len(index)
+    out = np.full(n, np.nan, dtype=np.float32)
+    if n == 0:
+        return out
+    todo = np.ones(n, dtype=bool)
+    for level in range(index.bits, -1, -1):
+        pref = index.codes >> np.uint32(3 * (index.bits - level))
+        starts = np.flatnonzero(np.r_[True, pref[1:] != pref[:-1]])
+        counts = np.diff(np.r_[starts, n])
+        if level > 0 and not (counts >= min_points).any():
+            continue
+        lo = np.minimum.reduceat(index.cols, starts, axis=1)
+        hi = np.maximum.reduceat(index.cols, starts, axis=1)
+        ext = np.sort(hi - lo, axis=0).astype(np.float64)          # ascending: e3 <= e2 <= e1
+        k = counts.astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            plane = np.sqrt(ext[2] * ext[1]) / (np.sqrt(k) - 1.0)
+            curve = ext[2] / (k - 1.0)
+        sp = np.fmax(plane, curve).astype(np.float32)
+        good = (counts >= min_points) if level > 0 else (counts >= 2)
+        per_point = np.repeat(good, counts) & todo
+        out[per_point] = np.repeat(sp, counts)[per_point]
+        todo &= ~per_point
+        if not todo.any():
+            break
+    out[~np.isfinite(out)] = 0.0                  # a single point, or all points in one place
+    return out
+
 
 def _camera_key(camera) -> bytes:
     return np.concatenate([camera.position, camera.focal_point, camera.view_up,
@@ -68,18 +127,35 @@ def _min_filter(z: np.ndarray, h: int, rows: Optional[np.ndarray] = None) -> np.
         rows = np.empty_like(z)
     rows[:, :h] = np.inf
     rows[:, W - h:] = np.inf
-    core = rows[:, h:W - h]
-    np.minimum(z[:, 0:W - 2 * h], z[:, 1:W - 2 * h + 1], out=core)
-    for d in range(2, 2 * h + 1):
-        np.minimum(core, z[:, d:W - 2 * h + d], out=core)
+    _window_min(z, 2 * h + 1, rows[:, h:W - h], axis=1)
     out = np.empty_like(z)
     out[:h] = np.inf
     out[H - h:] = np.inf
-    core = out[h:H - h]
-    np.minimum(rows[0:H - 2 * h], rows[1:H - 2 * h + 1], out=core)
-    for d in range(2, 2 * h + 1):
-        np.minimum(core, rows[d:H - 2 * h + d], out=core)
+    _window_min(rows, 2 * h + 1, out[h:H - h], axis=0)
     return out
+
+
+def _window_min(a: np.ndarray, w: int, out: np.ndarray, axis: int) -> None:
+    """``out[i] = min(a[i : i + w])`` along ``axis`` (``out`` has ``len - w + 1`` there).
+
+    Minima of windows of 1, 2, 4... samples, then two overlapping windows of the
+    largest power of two cover ``w``: ``O(log w)`` passes instead of ``w``, the
+    same values (a minimum does not depend on the order it is taken in).
+    """
+    def cut(x, lo, hi):
+        return x[:, lo:hi] if axis == 1 else x[lo:hi]
+
+    n = a.shape[axis]
+    if w <= 3:                      # the usual 3 px splat: direct
+        np.minimum(cut(a, 0, n - w + 1), cut(a, 1, n - w + 2), out=out)
+        if w == 3:
+            np.minimum(out, cut(a, 2, n), out=out)
+        return
+    m, span = a, 1
+    while span * 2 <= w:            # m[i] = min(a[i : i + 2 * span])
+        m = np.minimum(cut(m, 0, n - 2 * span + 1), cut(m, span, n - span + 1))
+        span *= 2
+    np.minimum(cut(m, 0, n - w + 1), cut(m, w - span, n - span + 1), out=out)
 
 
 @dataclass
@@ -105,7 +181,7 @@ class PointFrame:
     index: np.ndarray           # (v,) int64 sorted positions of the visible points
     amat: np.ndarray            # (5, v) float32: q = unit direction - axis (camera frame), |q|^2, 1
     rotation: np.ndarray        # (3, 3) float64 world -> camera
-    depth_window: Optional[tuple] = None   # (splat depth buffer (wv, wu), u origin, v origin)
+    depth_window: Optional[tuple] = None   # (footprint depth buffer (wv, wu), u origin, v origin, border)
 
 
 @dataclass
@@ -147,7 +223,8 @@ class PointCloudEngine:
     point_size : float
         Splat size in pixels (rounded to an odd integer >= 1), default 3.
     depth_tolerance : float
-        Relative depth tolerance of the splat test (default 0.005).
+        Relative depth tolerance of the footprint test (default 0.001: float32
+        and projection rounding; the slope term does the rest).
     max_slope : float
         Steepest surface (depth change per splat width, in splat widths) kept
         visible, default 3.
@@ -158,6 +235,9 @@ class PointCloudEngine:
     cone_slack_deg : float
         Extra cone half-angle (camera degrees, 0.25) so that later calls
         within the same camera frame reuse its visibility.
+    spacing_footprint : bool
+        Size occluding footprints from the local point spacing (default True);
+        False: the drawn splat only (the behaviour before issue 17).
     group_sigmas : float
         Rays of one frame further apart than this (in sigmas) get separate
         cones (default 1).
@@ -168,9 +248,9 @@ class PointCloudEngine:
     deposit_rows = True     # deposit(..., use=) reuses the frame's cones (MeshEngine inherits it)
 
     def __init__(self, xyz: np.ndarray, foveal: FovealModel, point_size: float = 3.0,
-                 depth_tolerance: float = 0.005, max_slope: float = 3.0, cache_frames: int = 16,
+                 depth_tolerance: float = 0.001, max_slope: float = 3.0, cache_frames: int = 16,
                  leaf_size: int = 256, cone_slack_deg: float = 0.25, group_sigmas: float = 1.0,
-                 store_widen_deg: float = 0.75, store_pullback: float = 0.15):
+                 store_widen_deg: float = 0.75, store_pullback: float = 0.15, spacing_footprint: bool = True):
         if not (np.isfinite(point_size) and point_size > 0):
             raise InputError(f"point_size: expected a positive number of pixels, got {point_size}")
         if not (np.isfinite(depth_tolerance) and depth_tolerance >= 0):
@@ -199,12 +279,42 @@ class PointCloudEngine:
         self._store: Optional[_ConeStore] = None
         self._buffers: dict = {}
         self._depth_hint = 0.0          # nearest point in the last cone (sizes the next store)
+        # occluding footprints from the local point spacing (see the module docstring); the
+        # spacing is estimated on first use (meshes test visibility by ray casting: never)
+        self.spacing_footprint = bool(spacing_footprint)
+        self._spacing: Optional[np.ndarray] = None
 
     # ------------------------------------------------------------ frames
+    @property
+    def max_occluder_half(self) -> int:
+        """Largest occluding footprint, half-width in pixels."""
+        return max(self.half_splat, MAX_OCCLUDER_HALF) if self.spacing_footprint else self.half_splat
+
     def _margin(self, camera) -> float:
-        # a splat reaches half_splat pixels from its point; the centre pixel
-        # subtends the largest angle, so this bound holds across the viewport
-        return (self.half_splat + 1.5) * np.arctan(1.0 / camera.focal_px)
+        # a footprint reaches max_occluder_half pixels from its point; the centre
+        # pixel subtends the largest angle, so this bound holds across the viewport
+        return (self.max_occluder_half + 1.5) * np.arctan(1.0 / camera.focal_px)
+
+    @property
+    def spacing(self) -> np.ndarray:
+        """``(n,)`` float32 local point spacing, in the index's sorted order (:func:`local_spacing`)."""
+        if self._spacing is None:
+            self._spacing = local_spacing(self.index)
+        return self._spacing
+
+    def _occluder_half(self, camera, cand: np.ndarray, depth: np.ndarray) -> np.ndarray:
+        """``(m,)`` int32 half-width in pixels of each candidate's occluding footprint (>= the splat's)."""
+        h = self.half_splat
+        if not self.spacing_footprint:
+            return np.full(len(cand), h, dtype=np.int32)
+        px = np.take(self.spacing, cand) * np.float32(FOOTPRINT_PER_SPACING * camera.focal_px)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            px /= depth
+        # a square of side 2 * half + 1 pixels at least as wide as the footprint, half on a few levels
+        half = np.ceil((np.nan_to_num(px, nan=0.0, posinf=0.0) - np.float32(1.0)) / np.float32(2.0))
+        np.clip(half, 0, MAX_OCCLUDER_HALF, out=half)
+        half = _HALF_LEVELS[np.searchsorted(_HALF_LEVELS, half.astype(np.int32))]
+        return np.maximum(half, h)
 
     def frame(self, camera, directions: np.ndarray) -> "CameraFrame":
         """A handle on ``camera``'s visible sets, built now for the rays ``directions (s, 3)``."""
@@ -325,7 +435,7 @@ class PointCloudEngine:
         u += np.float32(camera.width / 2.0)
         np.multiply(cy, -inv, out=v)
         v += np.float32(camera.height / 2.0)
-        h = self.half_splat
+        h = self.max_occluder_half        # points just off screen may still cover pixels on it
         ok = (cz >= camera.near) & (cz <= camera.far)
         ok &= (u >= -h) & (u < camera.width + h) & (v >= -h) & (v < camera.height + h)
         if not ok.all():
@@ -390,22 +500,43 @@ class PointCloudEngine:
         return st.cand, st.pts
 
     def _visibility(self, camera, cand, cam_xyz, depth, u, v) -> np.ndarray:
-        """(m,) bool: the splat depth test (see the module docstring)."""
-        h = self.half_splat
+        """(m,) bool: the footprint depth test (see the module docstring)."""
+        half = self._occluder_half(camera, cand, depth)
+        h = int(half.max())
         iu = (u + np.float32(h)).astype(np.int32)     # u, v >= -h: truncation is floor
         iv = (v + np.float32(h)).astype(np.int32)
         u0, v0 = int(iu.min()), int(iv.min())
-        # the window has an h-pixel border so the splat filter needs no padding
+        # the window has an h-pixel border so the footprint filter needs no padding
         wu, wv = int(iu.max()) - u0 + 1 + 2 * h, int(iv.max()) - v0 + 1 + 2 * h
         flat = (iv - (v0 - h)) * wu
         flat += iu - (u0 - h)
-        z = self._scratch((wv, wu), 3)      # reused: a fresh buffer costs its page faults
-        z.fill(np.inf)
-        np.minimum.at(z.reshape(-1), flat, depth)
-        zs = _min_filter(z, h, rows=self._scratch((wv, wu), 4))
-        self._window = (zs, u0 - h, v0 - h)     # kept for the gaze's own hit points
+        sizes = np.unique(half)
+        if len(sizes) == 1:                 # one footprint size (a dense cloud: the splat)
+            z = self._scratch((wv, wu), 3)  # reused: a fresh buffer costs its page faults
+            z.fill(np.inf)
+            np.minimum.at(z.reshape(-1), flat, depth)
+            zs = _min_filter(z, h, rows=self._scratch((wv, wu), 4))
+        else:                               # per size, a depth buffer over that size's points only
+            zs = np.full((wv, wu), np.inf, dtype=np.float32)
+            for s in sizes:
+                s = int(s)
+                sel = np.flatnonzero(half == s)
+                row, col = np.divmod(flat[sel], wu)
+                # 2 s of border: the filter leaves s at inf, the s inside are reached by the splats
+                r0, c0 = max(0, int(row.min()) - 2 * s), max(0, int(col.min()) - 2 * s)
+                r1, c1 = min(wv, int(row.max()) + 2 * s + 1), min(wu, int(col.max()) + 2 * s + 1)
+                z = self._scratch((r1 - r0, c1 - c0), 3)
+                z.fill(np.inf)
+                np.minimum.at(z.reshape(-1), (row - r0) * (c1 - c0) + (col - c0), depth[sel])
+                sub = zs[r0:r1, c0:c1]
+                np.minimum(sub, _min_filter(z, s, rows=self._scratch((r1 - r0, c1 - c0), 4)), out=sub)
+        self._window = (zs, u0 - h, v0 - h, h)    # kept for the gaze's own hit points
         zs = zs.ravel()
-        tol = depth * np.float32(self.depth_tolerance + self.max_slope * (2 * h + 1) / camera.focal_px)
+        # tolerance: the depth a surface up to max_slope gains from a neighbour whose footprint (like
+        # the point's own) covers its pixel: at most half + 1 pixels away along a pixel axis
+        reach = (half.astype(np.float32) + np.float32(1.0)) * np.float32(self.max_slope / camera.focal_px)
+        reach += np.float32(self.depth_tolerance)
+        tol = depth * reach
         tol += np.take(zs, flat)
         return depth <= tol
 
@@ -456,13 +587,12 @@ class PointCloudEngine:
         out = np.full((len(directions), 3), np.nan)
         if fr.depth_window is None or len(directions) == 0:
             return out
-        zs, iu0, iv0 = fr.depth_window
+        zs, iu0, iv0, h = fr.depth_window
         cam = fr.camera
         c = directions @ fr.rotation.T
         with np.errstate(divide="ignore", invalid="ignore"):
             u = cam.width / 2.0 + cam.focal_px * c[:, 0] / c[:, 2]
             v = cam.height / 2.0 - cam.focal_px * c[:, 1] / c[:, 2]
-        h = self.half_splat
         ok = (c[:, 2] > 0) & (u >= 0) & (u < cam.width) & (v >= 0) & (v < cam.height)
         every = bool(ok.all())
         iu = np.floor((u if every else np.where(ok, u, 0.0)) + h).astype(np.int64) - iu0
