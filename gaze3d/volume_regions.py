@@ -60,6 +60,14 @@ def attended_core(attention: np.ndarray, rel: float = 0.5) -> np.ndarray:
     return attention >= rel * peak
 
 
+def _inputs(array, attention, negative, rel_seed: float):
+    """The image as float32 and the positive and negative attended cores (the latter None if absent)."""
+    img = np.asarray(array, dtype=np.float32)
+    att = _check(img, attention, "attention")
+    neg = attended_core(_check(img, negative, "negative"), rel_seed) if negative is not None else None
+    return img, att, attended_core(att, rel_seed), neg
+
+
 def _seed_voxels(core: np.ndarray, max_seeds: int) -> np.ndarray:
     """(s, 3) int: up to ``max_seeds`` voxels spread evenly over the core (deterministic)."""
     idx = np.argwhere(core)
@@ -123,9 +131,7 @@ def confidence_connected(array, attention, negative=None, *, spacing=(1.0, 1.0, 
     (I, J, K) bool
     """
     sitk = optional_import("SimpleITK", "io")
-    img = np.asarray(array, dtype=np.float32)
-    att = _check(img, attention, "attention")
-    core = attended_core(att, rel_seed)
+    img, att, core, neg = _inputs(array, attention, negative, rel_seed)
     if not core.any():
         return np.zeros(img.shape, dtype=bool)
     seeds = _seed_voxels(core, max_seeds)
@@ -134,8 +140,7 @@ def confidence_connected(array, attention, negative=None, *, spacing=(1.0, 1.0, 
                                    numberOfIterations=int(iterations), multiplier=float(multiplier),
                                    initialNeighborhoodRadius=int(radius), replaceValue=1)
     region = (sitk.GetArrayFromImage(seg).astype(bool) & within_reach(att, spacing, reach_mm)) | core
-    if negative is not None:
-        neg = attended_core(_check(img, negative, "negative"), rel_seed)
+    if neg is not None:
         region &= ~neg
         seeds = seeds[~neg[tuple(seeds.T)]]
     return _keep_seeded(region, seeds)
@@ -180,12 +185,9 @@ def random_walk(array, attention, negative=None, *, spacing=(1.0, 1.0, 1.0), bet
     (I, J, K) bool
     """
     segmentation = optional_import("skimage.segmentation", "io")
-    img = np.asarray(array, dtype=np.float32)
-    att = _check(img, attention, "attention")
-    core = attended_core(att, rel_seed)
+    img, att, core, neg = _inputs(array, attention, negative, rel_seed)
     if not core.any():
         return np.zeros(img.shape, dtype=bool)
-    neg = attended_core(_check(img, negative, "negative"), rel_seed) if negative is not None else None
     spacing = np.asarray(spacing, dtype=np.float64)
     zone = att >= 0.01 * att.max()
     if neg is not None:
