@@ -21,6 +21,7 @@ _DISTRIBUTION = {
     "vtk": "vtk",
     "torch": "torch==2.13.0",
     "PySide6": "PySide6-Essentials",
+    "skimage": "scikit-image",
 }
 
 
