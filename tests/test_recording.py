@@ -1,10 +1,5 @@
 """Recording store: write/read round trip, cameras, events, meta, crash safety of committed rows."""
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
@@ -12,6 +7,8 @@ import pytest
 from gaze3d.camera import Camera
 from gaze3d.errors import InputError
 from gaze3d.recording import FORMAT_VERSION, Recording, RecordingWriter, is_recording
+
+from recording_helpers import kill_writer_mid_stream
 
 
 def _samples(n, start=0, topic="gaze.2d"):
@@ -112,30 +109,9 @@ def test_reader_sees_committed_rows_while_writer_is_open(tmp_path):
     w.close()
 
 
-_WRITER_SCRIPT = r"""
-import sys, time
-from gaze3d.recording import RecordingWriter
-w = RecordingWriter(sys.argv[1], commit_interval_s=0.02)
-i = 0
-while True:
-    w.add_samples([{"seq": i, "t_host_ns": time.monotonic_ns(), "t_device": None, "gaze": [0.5, 0.5]}])
-    i += 1
-    if i == 200:
-        print("ready", flush=True)
-    time.sleep(0.0005)
-"""
-
-
 def test_sigkill_during_writing_leaves_a_readable_prefix(tmp_path):
     path = tmp_path / "crash.gaze3d"
-    proc = subprocess.Popen([sys.executable, "-c", _WRITER_SCRIPT, str(path)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout.readline().strip() == "ready"
-        time.sleep(0.3)
-        t_kill = time.monotonic_ns()
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait(10)
+    t_kill = kill_writer_mid_stream(path, ready_after=200, run_s=0.3, commit_interval_s=0.02)
     s = Recording(path).samples()
     n = len(s["seq"])
     assert n >= 200

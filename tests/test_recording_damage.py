@@ -3,10 +3,8 @@
 Real files damaged on disk (bytes overwritten, bits flipped), a real writer
 process killed with SIGKILL, and the real CLI run as a process.
 """
-import os
 import random
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -21,6 +19,8 @@ from gaze3d.errors import InputError
 from gaze3d.protocol import pack
 from gaze3d.recording import (Recording, RecordingIntegrityWarning, RecordingWriter, check_recording, salvage,
                               sidecars)
+
+from recording_helpers import kill_writer_mid_stream
 
 N = 3253
 CAM = Camera(position=[1, 2, 3], focal_point=[0, 0, 0], view_up=[0, 0, 1])
@@ -143,30 +143,9 @@ def test_random_bit_flips_never_change_data_silently(intact, tmp_path):
             assert got == expected, f"seed {seed}: data changed without a report"
 
 
-_WRITER = r"""
-import sys, time
-from gaze3d.recording import RecordingWriter
-w = RecordingWriter(sys.argv[1], commit_interval_s=0.02, checkpoint_interval_s=0.2)
-i = 0
-while True:
-    w.add_samples([{"seq": i, "t_host_ns": time.monotonic_ns(), "t_device": None, "gaze": [0.5, 0.5]}])
-    i += 1
-    if i == 1000:
-        print("ready", flush=True)
-    time.sleep(0.0005)
-"""
-
-
 def test_crash_leaves_sidecars_main_file_alone_is_nearly_complete_and_salvage_makes_one_file(tmp_path):
     path = tmp_path / "crash.gaze3d"
-    proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(path)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout.readline().strip() == "ready"
-        time.sleep(1.0)
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait(10)
-        proc.stdout.close()
+    kill_writer_mid_stream(path, ready_after=1000, run_s=1.0, commit_interval_s=0.02, checkpoint_interval_s=0.2)
     assert [p.name for p in sidecars(path)] == ["crash.gaze3d-wal", "crash.gaze3d-shm"]
     full = Recording(path).samples()
     n = len(full["seq"])
