@@ -17,7 +17,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
@@ -69,12 +69,19 @@ class DemoSummary:
         lines = [f"samples received {self.samples_received}, lost {self.samples_lost}, "
                  f"valid {self.samples_valid} ({100 * self.samples_valid / max(self.samples_received, 1):.1f}%)",
                  f"fixations {self.fixations}",
-                 f"{'class':<14}{'attention':>10}{'points':>10}"]
-        for name in self.attention_share:
-            lines.append(f"{name:<14}{100 * self.attention_share[name]:>9.1f}%{100 * self.point_share[name]:>9.1f}%")
-        lines += [f"{k}: {v}" for k, v in self.outputs.items()]
-        lines.append(f"done in {self.seconds:.1f} s")
+                 *_share_table(self.attention_share, self.point_share, self.outputs, self.seconds)]
         return "\n".join(lines)
+
+
+def _share_table(attention_share: Dict[str, float], point_share: Dict[str, float], outputs: Dict[str, str],
+                 seconds: float) -> List[str]:
+    """The summaries' common tail: per-class attention and point shares, the output files, the run time."""
+    lines = [f"{'class':<14}{'attention':>10}{'points':>10}"]
+    lines += [f"{name:<14}{100 * share:>9.1f}%{100 * point_share[name]:>9.1f}%"
+              for name, share in attention_share.items()]
+    lines += [f"{k}: {v}" for k, v in outputs.items()]
+    lines.append(f"done in {seconds:.1f} s")
+    return lines
 
 
 def class_shares(labels: np.ndarray, weights: np.ndarray, names: Dict[int, str]) -> Dict[str, float]:
@@ -82,6 +89,41 @@ def class_shares(labels: np.ndarray, weights: np.ndarray, names: Dict[int, str])
     total = float(weights.sum())
     return {names.get(int(c), str(int(c))): (float(weights[labels == c].sum()) / total if total > 0 else 0.0)
             for c in np.unique(labels)}
+
+
+def _classified_scan(scan_path: Optional[str]):
+    """``(path, cloud)``: the scan at ``scan_path`` (default: the bundled tile), which must carry class labels."""
+    from .io import load_scan
+
+    scan_path = str(scan_path or bundled_tile())
+    cloud = load_scan(scan_path)
+    if cloud.labels is None:
+        raise Gaze3DError(f"{scan_path}: the demo needs a classified cloud (LAS classification)")
+    return scan_path, cloud
+
+
+def _fresh_recording(out: Path) -> Path:
+    """``out/session.gaze3d``, removed if an earlier run left one (the tracker writes it anew)."""
+    recording = out / "session.gaze3d"
+    if recording.exists():
+        recording.unlink()
+    return recording
+
+
+def _save_attention(cloud, attention: np.ndarray, out: Path, recording: Path):
+    """Write ``out/attention.ply`` (``cloud`` with ``attention`` (n,) as a field).
+
+    Returns the per-class attention shares, point shares and the output paths so far.
+    """
+    from .io import save_scan
+
+    names = {int(k): v for k, v in cloud.label_names.items()}
+    att_share = class_shares(cloud.labels, attention.astype(np.float64), names)
+    pts_share = class_shares(cloud.labels, np.ones(len(cloud)), names)
+    cloud.fields["attention"] = attention
+    outputs = {"attention": str(out / "attention.ply"), "recording": str(recording)}
+    save_scan(cloud, out / "attention.ply")
+    return att_share, pts_share, outputs
 
 
 def run_demo(out_dir: str | os.PathLike, duration_s: float = 20.0, rate_hz: float = 1200.0, seed: int = 0,
@@ -94,23 +136,17 @@ def run_demo(out_dir: str | os.PathLike, duration_s: float = 20.0, rate_hz: floa
     from .attention import AttentionAccumulator
     from .events import EventType, classify_samples
     from .display import DisplayGeometry
-    from .io import load_scan, save_scan
     from .tracker.client import GazeSubscriber, TrackerControl
     from .tracker.process import start_tracker
 
     t0 = time.monotonic()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    scan_path = str(scan_path or bundled_tile())
-    cloud = load_scan(scan_path)
-    if cloud.labels is None:
-        raise Gaze3DError(f"{scan_path}: the demo needs a classified cloud (LAS classification)")
+    scan_path, cloud = _classified_scan(scan_path)
     path = demo_camera_path(cloud.bounds, duration_s)
     path_file = out / "camera_path.json"
     path_file.write_text(json.dumps(path.to_dict()))
-    recording = out / "session.gaze3d"
-    if recording.exists():
-        recording.unlink()
+    recording = _fresh_recording(out)
 
     acc = AttentionAccumulator(cloud, sigma_deg=1.0, fixations_only=True)
     display = DisplayGeometry()
@@ -168,12 +204,7 @@ def run_demo(out_dir: str | os.PathLike, duration_s: float = 20.0, rate_hz: floa
 
     acc.flush()  # commit the samples still in the online fixation filter's lag buffer
     attention = acc.values
-    names = {int(k): v for k, v in cloud.label_names.items()}
-    att_share = class_shares(cloud.labels, attention.astype(np.float64), names)
-    pts_share = class_shares(cloud.labels, np.ones(len(cloud)), names)
-    cloud.fields["attention"] = attention
-    outputs = {"attention": str(out / "attention.ply"), "recording": str(recording)}
-    save_scan(cloud, out / "attention.ply")
+    att_share, pts_share, outputs = _save_attention(cloud, attention, out, recording)
     if render is not None:
         # drawing lives in gaze3d.viewer: the caller (the CLI) passes its renderer in
         shot = out / "attention.png"
@@ -228,11 +259,7 @@ class VRDemoSummary:
                  f"head walked {self.head_path_m:.1f} m",
                  f"fixations {self.fixations} (world-space I-DT, 1 deg / 0.25 s); kappa vs simulator truth: "
                  + ", ".join(f"{k} {v:.2f}" for k, v in self.kappa.items()),
-                 f"{'class':<14}{'attention':>10}{'points':>10}"]
-        for name in self.attention_share:
-            lines.append(f"{name:<14}{100 * self.attention_share[name]:>9.1f}%{100 * self.point_share[name]:>9.1f}%")
-        lines += [f"{k}: {v}" for k, v in self.outputs.items()]
-        lines.append(f"done in {self.seconds:.1f} s")
+                 *_share_table(self.attention_share, self.point_share, self.outputs, self.seconds)]
         return "\n".join(lines)
 
 
@@ -251,7 +278,6 @@ def run_vr_demo(out_dir: str | os.PathLike, duration_s: float = 30.0, rate_hz: f
     """
     from .attention import AttentionAccumulator
     from .events import EventType, cohen_kappa
-    from .io import load_scan, save_scan
     from .tracker.client import GazeSubscriber
     from .tracker.process import start_tracker
     from .vr.events import idt_world
@@ -259,13 +285,8 @@ def run_vr_demo(out_dir: str | os.PathLike, duration_s: float = 30.0, rate_hz: f
     t0 = time.monotonic()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    scan_path = str(scan_path or bundled_tile())
-    cloud = load_scan(scan_path)
-    if cloud.labels is None:
-        raise Gaze3DError(f"{scan_path}: the demo needs a classified cloud (LAS classification)")
-    recording = out / "session.gaze3d"
-    if recording.exists():
-        recording.unlink()
+    scan_path, cloud = _classified_scan(scan_path)
+    recording = _fresh_recording(out)
     acc = AttentionAccumulator(cloud, sigma_deg=1.0, fixations_only=True)
     options = {"scene": scan_path, "vr": True, "label": BUILDING, "rate": rate_hz, "duration": duration_s,
                "seed": seed, "realtime": True, "walk_speed": walk_speed, "precision_deg": precision_deg}
@@ -305,12 +326,7 @@ def run_vr_demo(out_dir: str | os.PathLike, duration_s: float = 30.0, rate_hz: f
     starts = np.flatnonzero((labels == EventType.FIXATION) & (np.r_[-1, labels[:-1]] != EventType.FIXATION))
     kappa = {c.name.lower(): cohen_kappa(truth, labels, int(c))
              for c in (EventType.FIXATION, EventType.SACCADE, EventType.GAP)}
-    names = {int(k): v for k, v in cloud.label_names.items()}
-    att_share = class_shares(cloud.labels, attention.astype(np.float64), names)
-    pts_share = class_shares(cloud.labels, np.ones(len(cloud)), names)
-    cloud.fields["attention"] = attention
-    outputs = {"attention": str(out / "attention.ply"), "recording": str(recording)}
-    save_scan(cloud, out / "attention.ply")
+    att_share, pts_share, outputs = _save_attention(cloud, attention, out, recording)
     if render is not None:
         shot = out / "attention.png"
         # the renderer's default 3/4 view (camera None): the desktop demo's overview looks along the walk;
