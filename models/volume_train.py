@@ -8,7 +8,9 @@ SynthSeg image of those labels (:func:`~.volume_data.synthseg_image`), or, where
 the volume has a real image and with probability ``real_image``, the real
 intensities normalised per modality. Gaze comes from
 :class:`~.volume_eval.SliceAnnotator` on the crop (axial slice views, 0.5 deg
-offset, 0.1 deg noise, 1 deg fovea): the first fixation on the structure's
+offset, 0.1 deg noise, 1 deg fovea; the crop shown as the part of a 350 mm
+field of view that it is, so a degree covers as many mm as when the whole
+volume is on screen): the first fixation on the structure's
 deepest voxel (positive), with probability ``negative`` one fixation on a
 voxel just outside it (negative), then, as in AGILE3D's iterative training,
 0..``error_rounds`` fixations on the model's own largest error (missed ->
@@ -33,8 +35,14 @@ from .networks.segnet import GazeSegNet
 from .networks.selective_attention import attention_loss
 from .sparse import SparseTensor
 from .volume_data import LabelVolume, Structure, structures, synthseg_image
-from .volume_eval import SliceAnnotator, error_target
+from .volume_eval import SliceAnnotator, SliceGazeModel, error_target
 from .volume_net import crop_input, gaze_channels, normalise_intensity
+
+
+#: the slice view the training annotator is imagined in: a VIEW_FIELD_MM field (a body section) across
+#: VIEW_DEG (SliceGazeModel's default view), of which the crop is a part
+VIEW_DEG = SliceGazeModel().view_deg
+VIEW_FIELD_MM = 350.0
 
 
 @dataclass
@@ -96,7 +104,10 @@ class VolumeSampler:
         target = np.ascontiguousarray(labels == st.label)
         image = np.ascontiguousarray(image, dtype=np.float32)
         vol = Volume(image, affine=np.diag([vox, vox, vox, 1.0]))
-        ann = SliceAnnotator(vol, seed=int(rng.integers(2 ** 31)))
+        # the crop subtends what it would in a slice view of a whole body section (VIEW_FIELD_MM across
+        # VIEW_DEG), so a fixation's foveal spot covers as many mm as at inference
+        view = SliceGazeModel(view_deg=VIEW_DEG * self.crop * vox / VIEW_FIELD_MM)
+        ann = SliceAnnotator(vol, view, seed=int(rng.integers(2 ** 31)))
         pos = np.zeros(image.shape)
         neg = np.zeros(image.shape)
         first = error_target(np.zeros_like(target), target, np.full(3, vox))
