@@ -271,23 +271,8 @@ class LslSource(ThreadReleasedSource):
         self._closed = False
         pred = " and ".join(f"{p}='{v}'" for p, v in (("name", self.stream_name), ("type", self.stream_type),
                                                       ("source_id", self.source_id)) if v is not None)
-        try:
-            found = lsl.resolve_bypred(pred, 1, self.resolve_timeout)
-        except Exception as exc:
-            raise SourceError(f"lsl: resolving streams failed: {exc}") from exc
-        if not found:
-            raise SourceError(f"lsl: no stream with {pred} found within {self.resolve_timeout:g} s")
-        info = found[0]
+        info, inlet, self._correction = self._open_inlet(lsl, pred, self.channels, "channels", "stream", "streams")
         n = info.channel_count()
-        bad = {k: i for k, i in self.channels.items() if i >= n}
-        if bad:
-            raise InputError(f"lsl option 'channels': {bad} out of range; stream {info.name()!r} has {n} channels")
-        try:
-            inlet = lsl.StreamInlet(info, max_buflen=360, recover=False)
-            inlet.open_stream(timeout=self.resolve_timeout)
-            self._correction = float(inlet.time_correction(timeout=self.resolve_timeout))
-        except Exception as exc:
-            raise SourceError(f"lsl: opening stream {info.name()!r} failed: {exc}") from exc
         self._clock_offset = self._measure_clock_offset(lsl)
         self._next_correction = time.monotonic() + CORRECTION_EVERY_S
         self._inlet = inlet
@@ -301,28 +286,39 @@ class LslSource(ThreadReleasedSource):
         if self._head_inlet is not None:
             self._info.update(head_stream=self._head_info, gaze_frame=self.gaze_frame, convention=self.convention)
 
+    def _open_inlet(self, lsl, pred: str, channels: Dict[str, int], option: str, kind: str, resolving: str):
+        """Resolve the first stream matching ``pred``, check that ``channels`` fit it, open an inlet on it.
+
+        Returns ``(info, inlet, time_correction_s)``. ``option`` names the
+        channel option, ``kind`` the stream and ``resolving`` the search in the
+        errors (the gaze and the head-pose stream share this path).
+        """
+        try:
+            found = lsl.resolve_bypred(pred, 1, self.resolve_timeout)
+        except Exception as exc:
+            raise SourceError(f"lsl: resolving {resolving} failed: {exc}") from exc
+        if not found:
+            raise SourceError(f"lsl: no {kind} with {pred} found within {self.resolve_timeout:g} s")
+        info = found[0]
+        n = info.channel_count()
+        bad = {k: i for k, i in channels.items() if i >= n}
+        if bad:
+            raise InputError(f"lsl option '{option}': {bad} out of range; stream {info.name()!r} has {n} channels")
+        try:
+            inlet = lsl.StreamInlet(info, max_buflen=360, recover=False)
+            inlet.open_stream(timeout=self.resolve_timeout)
+            correction = float(inlet.time_correction(timeout=self.resolve_timeout))
+        except Exception as exc:
+            raise SourceError(f"lsl: opening {kind} {info.name()!r} failed: {exc}") from exc
+        return info, inlet, correction
+
     def _open_head(self, lsl) -> None:
         """Resolve and open the head-pose stream; the join starts empty."""
         from ...vr.posejoin import PoseJoin
 
         pred = " and ".join(f"{p}='{v}'" for p, v in self.head.items() if v is not None)
-        try:
-            found = lsl.resolve_bypred(pred, 1, self.resolve_timeout)
-        except Exception as exc:
-            raise SourceError(f"lsl: resolving the head-pose stream failed: {exc}") from exc
-        if not found:
-            raise SourceError(f"lsl: no head-pose stream with {pred} found within {self.resolve_timeout:g} s")
-        info = found[0]
-        bad = {k: i for k, i in self.head_channels.items() if i >= info.channel_count()}
-        if bad:
-            raise InputError(f"lsl option 'head_channels': {bad} out of range; stream {info.name()!r} has "
-                             f"{info.channel_count()} channels")
-        try:
-            inlet = lsl.StreamInlet(info, max_buflen=360, recover=False)
-            inlet.open_stream(timeout=self.resolve_timeout)
-            self._head_correction = float(inlet.time_correction(timeout=self.resolve_timeout))
-        except Exception as exc:
-            raise SourceError(f"lsl: opening head-pose stream {info.name()!r} failed: {exc}") from exc
+        info, inlet, self._head_correction = self._open_inlet(lsl, pred, self.head_channels, "head_channels",
+                                                              "head-pose stream", "the head-pose stream")
         self._head_inlet = inlet
         self._head_info = {"stream": info.name(), "type": info.type(), "rate_hz": info.nominal_srate(),
                            "mapping": dict(self.head_channels)}
