@@ -366,6 +366,24 @@ class RecordingWriter:
         self.close()
 
 
+def write_recording(path, samples: Sequence[dict], meta: dict) -> Path:
+    """Write a whole recording at once (an importer's): ``samples`` in order, then the ``meta`` entries.
+
+    Written to a temporary file beside ``path`` and renamed
+    (:func:`gaze3d.io._common.atomic_path`), so a failed import leaves no
+    half-written recording. Returns ``path``.
+    """
+    from .io._common import atomic_path
+
+    with atomic_path(path) as tmp:
+        with RecordingWriter(tmp, commit_interval_s=3600) as w:
+            for start in range(0, len(samples), 10_000):
+                w.add_samples(samples[start:start + 10_000])
+            for key, value in meta.items():
+                w.set_meta(key, value)
+    return Path(path)
+
+
 @dataclass
 class IntegrityReport:
     """What :meth:`Recording.verify` found.
@@ -840,6 +858,6 @@ def salvage(path, out) -> dict:
     return report
 
 
-__all__ = ["RecordingWriter", "Recording", "IntegrityReport", "RecordingIntegrityWarning", "is_recording",
+__all__ = ["RecordingWriter", "write_recording", "Recording", "IntegrityReport", "RecordingIntegrityWarning", "is_recording",
            "sample_columns", "check_recording", "salvage", "sidecars", "wal_pending", "rows_crc",
            "FORMAT_VERSION"]

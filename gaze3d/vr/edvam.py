@@ -107,8 +107,7 @@ def import_edvam(csv_path, out, *, min_confidence: float = EDVAM_MIN_CONFIDENCE)
     -------
     dict: ``out`` (path), ``samples``, ``valid``, ``duration_s``.
     """
-    from ..io._common import atomic_path
-    from ..recording import RecordingWriter
+    from ..recording import write_recording
 
     csv_path = Path(csv_path)
     session = load_edvam(csv_path)
@@ -116,13 +115,9 @@ def import_edvam(csv_path, out, *, min_confidence: float = EDVAM_MIN_CONFIDENCE)
     n_valid = sum(s["valid"] for s in samples)
     if n_valid == 0:
         raise InputError(f"{csv_path}: no sample with confidence >= {min_confidence} and a finite gaze ray")
-    with atomic_path(out) as tmp:
-        with RecordingWriter(tmp, commit_interval_s=3600) as w:
-            for s in range(0, len(samples), 10_000):
-                w.add_samples(samples[s:s + 10_000])
-            w.set_meta("source", "edvam")
-            w.set_meta("imported_from", str(csv_path.resolve()))
-            w.set_meta("frames", "right-handed, +Y up: the Unity scene with z mirrored (gaze3d.vr.frames.from_unity)")
-            w.set_meta("min_confidence", float(min_confidence))
+    write_recording(out, samples, {
+        "source": "edvam", "imported_from": str(csv_path.resolve()),
+        "frames": "right-handed, +Y up: the Unity scene with z mirrored (gaze3d.vr.frames.from_unity)",
+        "min_confidence": float(min_confidence)})
     return {"out": str(out), "samples": len(samples), "valid": int(n_valid),
             "duration_s": float(session["t_s"][-1] - session["t_s"][0])}

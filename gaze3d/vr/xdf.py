@@ -192,8 +192,7 @@ def import_xdf(path, out, *, gaze_stream: Optional[str] = None, head_stream: Opt
     -------
     dict: ``out``, ``samples``, ``valid``, ``gaze_stream``, ``head_stream``, ``joined``.
     """
-    from ..recording import RecordingWriter
-    from ..io._common import atomic_path
+    from ..recording import write_recording
     from .frames import MIRROR_Z
     from .posejoin import PoseJoin, apply_head_frame
 
@@ -275,15 +274,10 @@ def import_xdf(path, out, *, gaze_stream: Optional[str] = None, head_stream: Opt
     for s in samples:
         s["t_host_ns"] += shift
     n_valid = sum(1 for s in samples if s["valid"])
-    with atomic_path(out) as tmp:
-        with RecordingWriter(tmp, commit_interval_s=3600) as w:
-            for a in range(0, len(samples), 10_000):
-                w.add_samples(samples[a:a + 10_000])
-            w.set_meta("source", "xdf")
-            w.set_meta("imported_from", str(path.resolve()))
-            w.set_meta("xdf_streams", {"gaze": _field(gaze, "name"),
-                                       "head": None if head is None else _field(head, "name"),
-                                       "gaze_frame": gaze_frame, "convention": convention})
+    write_recording(out, samples, {
+        "source": "xdf", "imported_from": str(path.resolve()),
+        "xdf_streams": {"gaze": _field(gaze, "name"), "head": None if head is None else _field(head, "name"),
+                        "gaze_frame": gaze_frame, "convention": convention}})
     return {"out": str(out), "samples": len(samples), "valid": n_valid, "gaze_stream": _field(gaze, "name"),
             "head_stream": None if head is None else _field(head, "name"),
             "joined": 0 if join is None else join.counts["joined"] + join.counts["nearest"]}
