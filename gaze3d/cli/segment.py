@@ -10,7 +10,8 @@ def register(subparsers):
         description="Run the gaze-guided interactive network on a point cloud given per-point "
                     "attention (positive, optional negative) and write the cloud with fields "
                     "'probability' and 'mask'.")
-    p.add_argument("scan", help="point cloud (LAS/LAZ/PLY/PCD/...)")
+    p.add_argument("scan", help="point cloud (LAS/LAZ/PLY/PCD/...), or a volume (NIfTI/NRRD/MHA/DICOM file "
+                                "or DICOM folder: see --method, --modality and docs/volumes.md)")
     p.add_argument("--attention", required=True,
                    help="per-point attention: .npy/.txt/.csv with one value per point (or two "
                         "columns: positive, negative), or a point cloud with an 'attention' field")
