@@ -202,6 +202,12 @@ class TargetResult:
     error: Optional[str] = None
 
 
+def measured_mean(targets, name: str) -> float:
+    """Mean of the attribute ``name`` over the ``targets`` that were measured (``error is None``); NaN if none."""
+    vals = [getattr(t, name) for t in targets if t.error is None]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
 @dataclass
 class ValidationReport:
     """Per-target and overall quality; ``selected`` holds the samples each target used."""
@@ -213,8 +219,7 @@ class ValidationReport:
 
     # overall values are means over the measured targets
     def _mean(self, name: str) -> float:
-        vals = [getattr(t, name) for t in self.targets if t.error is None]
-        return float(np.mean(vals)) if vals else float("nan")
+        return measured_mean(self.targets, name)
 
     @property
     def accuracy_deg(self) -> float:

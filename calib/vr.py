@@ -19,6 +19,8 @@ import numpy as np
 
 from gaze3d.errors import InputError
 
+from .validation import measured_mean
+
 
 def _unit_rows(v: np.ndarray) -> np.ndarray:
     n = np.linalg.norm(v, axis=1, keepdims=True)
@@ -61,8 +63,7 @@ class VRReport:
     precision_rms_max_deg: float = 0.2
 
     def _mean(self, name):
-        v = [getattr(t, name) for t in self.targets if t.error is None]
-        return float(np.mean(v)) if v else float("nan")
+        return measured_mean(self.targets, name)
 
     @property
     def accuracy_deg(self) -> float:
