@@ -170,7 +170,8 @@ class GraphSegmenter:
         nmax, pmax = float(neg.max()), float(pos.max())
         # a point belongs to the side that looked at it more (each relative to its maximum):
         # a rejecting fixation next to the object must not seed background on it
-        rejected = (neg / nmax > pos / pmax) if nmax > 0 else np.zeros(self.n, bool)
+        # (ties go to the rejection: looked at as much to reject as to accept)
+        rejected = ((neg / nmax >= pos / pmax) & (neg > 0)) if nmax > 0 else np.zeros(self.n, bool)
         bg = (neg >= core * nmax) & rejected if nmax > 0 else np.zeros(self.n, bool)
         fg = (pos >= core * pmax) & ~rejected
         # region of interest: the xy box of the attended points plus a margin
