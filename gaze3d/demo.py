@@ -66,11 +66,15 @@ class DemoSummary:
     seconds: float = 0.0
 
     def format(self) -> str:
-        lines = [f"samples received {self.samples_received}, lost {self.samples_lost}, "
-                 f"valid {self.samples_valid} ({100 * self.samples_valid / max(self.samples_received, 1):.1f}%)",
+        lines = [_samples_line(self.samples_received, self.samples_lost, self.samples_valid),
                  f"fixations {self.fixations}",
                  *_share_table(self.attention_share, self.point_share, self.outputs, self.seconds)]
         return "\n".join(lines)
+
+
+def _samples_line(received: int, lost: int, valid: int) -> str:
+    """The summaries' first line: samples received, lost and valid (with the valid share)."""
+    return f"samples received {received}, lost {lost}, valid {valid} ({100 * valid / max(received, 1):.1f}%)"
 
 
 def _share_table(attention_share: Dict[str, float], point_share: Dict[str, float], outputs: Dict[str, str],
@@ -254,8 +258,7 @@ class VRDemoSummary:
     seconds: float = 0.0
 
     def format(self) -> str:
-        lines = [f"gaze.3d samples received {self.samples_received}, lost {self.samples_lost}, valid "
-                 f"{self.samples_valid} ({100 * self.samples_valid / max(self.samples_received, 1):.1f}%); "
+        lines = [f"gaze.3d {_samples_line(self.samples_received, self.samples_lost, self.samples_valid)}; "
                  f"head walked {self.head_path_m:.1f} m",
                  f"fixations {self.fixations} (world-space I-DT, 1 deg / 0.25 s); kappa vs simulator truth: "
                  + ", ".join(f"{k} {v:.2f}" for k, v in self.kappa.items()),
