@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,8 @@ import gaze3d
 from gaze3d.cli import main
 from gaze3d.errors import ScanFormatError
 from gaze3d.scan import Mesh, PointCloud, Volume
+
+from io_helpers import file_mode, umask_027  # noqa: F401 (umask_027 is a fixture)
 
 laspy = pytest.importorskip("laspy", reason="LAS tests need laspy (pip install gaze3d[io])")
 
@@ -348,28 +349,17 @@ def test_vtp_rejects_reserved_field_names(tmp_path):
 
 
 # ------------------------------------------------------------ permissions
-@pytest.fixture
-def umask_027():
-    old = os.umask(0o027)
-    yield 0o640
-    os.umask(old)
-
-
-def _mode(path) -> int:
-    return stat.S_IMODE(os.stat(path).st_mode)
-
-
 def test_exports_get_the_umask_mode(tmp_path, umask_027, bundled_tile):
     cloud = gaze3d.load_scan(bundled_tile)
     for name in ("a.ply", "a.las", "a.laz", "a.vtp", "a.pcd", "a.xyz"):
         gaze3d.save_scan(cloud, tmp_path / name)
-        assert _mode(tmp_path / name) == umask_027, name
+        assert file_mode(tmp_path / name) == umask_027, name
     pytest.importorskip("SimpleITK", reason="volumes need SimpleITK")
     gaze3d.save_scan(Volume(np.zeros((3, 3, 3), np.float32)), tmp_path / "v.nii.gz")
-    assert _mode(tmp_path / "v.nii.gz") == umask_027
+    assert file_mode(tmp_path / "v.nii.gz") == umask_027
     os.umask(0o022)
     gaze3d.save_scan(cloud, tmp_path / "b.ply")
-    assert _mode(tmp_path / "b.ply") == 0o644
+    assert file_mode(tmp_path / "b.ply") == 0o644
 
 
 def test_fixations_labels_and_checkpoint_modes(tmp_path, umask_027):
@@ -377,16 +367,16 @@ def test_fixations_labels_and_checkpoint_modes(tmp_path, umask_027):
 
     with atomic_path(tmp_path / "x.txt") as tmp:
         tmp.write_text("x")
-    assert _mode(tmp_path / "x.txt") == umask_027
+    assert file_mode(tmp_path / "x.txt") == umask_027
     rec = _write_recording(tmp_path / "s.sqlite", *_orbit_session())
     assert main(["fixations", str(rec), "-o", str(tmp_path / "ev.tsv")]) == 0
-    assert _mode(tmp_path / "ev.tsv") == umask_027
+    assert file_mode(tmp_path / "ev.tsv") == umask_027
     assert (tmp_path / "ev.tsv").read_text().startswith("onset\t")
     pytest.importorskip("matplotlib", reason="the viewer's label sets need matplotlib")
     from gaze3d.viewer.labels import LabelSet
 
     LabelSet.from_names(["a", "b"]).save(tmp_path / "labels.json")
-    assert _mode(tmp_path / "labels.json") == umask_027
+    assert file_mode(tmp_path / "labels.json") == umask_027
     assert LabelSet.load(tmp_path / "labels.json").names == ["a", "b"]
     pytest.importorskip("torch", reason="checkpoints need torch (pip install gaze3d[models])")
     pytest.importorskip("safetensors", reason="checkpoints need safetensors")
@@ -395,6 +385,6 @@ def test_fixations_labels_and_checkpoint_modes(tmp_path, umask_027):
     from gaze3d.models.networks.unet import UNetConfig
 
     save_checkpoint(GazeSegNet(SegNetConfig(unet=UNetConfig(base_channels=8, depth=2))), tmp_path / "m.safetensors")
-    assert _mode(tmp_path / "m.safetensors") == umask_027
+    assert file_mode(tmp_path / "m.safetensors") == umask_027
     load_checkpoint(tmp_path / "m.safetensors")
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
