@@ -40,7 +40,7 @@ import zmq
 from .. import __version__
 from ..errors import InputError
 from ..protocol import (MAX_REQUEST_BYTES, MAX_SUBSCRIPTION_BYTES, SCHEMA_VERSION, T_HOST_NS_MAX, TOPIC_EVENT,
-                        TOPIC_GAZE_2D, TOPIC_STATUS, control_reply, pack, unpack_request, validate_request)
+                        TOPIC_GAZE_2D, TOPIC_STATUS, control_reply, encode, unpack_request, validate_request)
 from ..recording import RecordingWriter
 from . import keys as _keys
 from .sources.base import GazeSource
@@ -168,6 +168,7 @@ class TrackerServer:
         self.reconnects = 0
         self.bad_requests = 0
         self.rejected_samples = 0   # samples/events the acquisition thread could not encode (skipped, counted)
+        self._last_reject_log = 0.0  # monotonic time of the last "skipped" log line (one a second at most)
         self.samples_received = 0
         self.source_info: dict = {"source": self.source_name}
         self._t_start = time.monotonic()
@@ -248,20 +249,20 @@ class TrackerServer:
         self.stop()
 
     # ------------------------------------------------------------ stamping
-    def _stamp(self, topic: str, seq: int, t_host_ns: int, t_device=None) -> dict:
+    def _stamp(self, seq: int, t_host_ns: int, t_device=None) -> dict:
         return {"v": SCHEMA_VERSION, "source": self.source_name, "session": self.session, "seq": seq,
                 "t_device": t_device, "t_host_ns": int(t_host_ns)}
 
     def _header(self, topic: str, t_host_ns: int, t_device=None) -> dict:
         seq = self._seq.get(topic, 0)
         self._seq[topic] = seq + 1
-        return self._stamp(topic, seq, t_host_ns, t_device)
+        return self._stamp(seq, t_host_ns, t_device)
 
     def _reject(self, what: str, exc: BaseException) -> None:
         """Count and log (at most once a second) something the acquisition thread had to skip."""
         self.rejected_samples += 1
         now = time.monotonic()
-        if now - getattr(self, "_last_reject_log", 0.0) >= 1.0:
+        if now - self._last_reject_log >= 1.0:
             self._last_reject_log = now
             log.error("skipped a %s that cannot be published (%s: %s); %d skipped so far", what,
                       type(exc).__name__, exc, self.rejected_samples)
@@ -385,9 +386,9 @@ class TrackerServer:
                 elif not 0 <= t_host <= T_HOST_NS_MAX:
                     raise ValueError(f"t_host_ns {t_host!r} outside [0, 2**63 - 1]")
                 seq = self._seq.get(topic, 0)
-                msg = {**s, **self._stamp(topic, seq, t_host, s.get("t_device"))}
+                msg = {**s, **self._stamp(seq, t_host, s.get("t_device"))}
                 msg["topic"] = topic
-                frames = [topic.encode("ascii"), pack(msg)]
+                frames = encode(topic, msg)
             except Exception as exc:  # a source bug or a device's odd value: count it, keep the stream
                 self._reject("sample", exc)
                 continue
@@ -406,7 +407,7 @@ class TrackerServer:
 
     def _publish(self, send, topic: str, payload: dict) -> None:
         try:
-            send([topic.encode("ascii"), pack(payload)], zmq.NOBLOCK)
+            send(encode(topic, payload), zmq.NOBLOCK)
         except zmq.Again:
             pass
 
