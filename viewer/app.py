@@ -58,6 +58,16 @@ def default_annotation_path(scan) -> Path:
     return src.with_name(f"{name}.labels{ext}")
 
 
+#: VTK's text rendering draws no glyph for ASCII "|" (and not reliably U+2502); the broken bar is drawn
+#: (tests/test_viewer_truth.py)
+STATUS_SEPARATOR = " \u00a6 "
+
+
+def status_text(line: str) -> str:
+    """The session's status line as drawn in the VTK window: separators it can draw, no trailing blanks."""
+    return "\n".join(part.rstrip().replace(" | ", STATUS_SEPARATOR) for part in line.split("\n"))
+
+
 class ViewerApp:
     """A labeling window: scene + session + keys.
 
@@ -116,8 +126,13 @@ class ViewerApp:
         self.closed = False
         self._mouse_xy: Optional[tuple] = None
         self._buttons = 0
-        self._status = self.plotter.add_text("", position="lower_left", font_size=9, color="white",
+        # a text actor at a fixed pixel position and size (not a corner annotation, whose font is
+        # rescaled per corner by its number of lines): every status line starts at the same x
+        self._status = self.plotter.add_text("", position=(6, 4), font_size=9, color="white",
                                              name="gaze3d-status")
+        self._status.GetTextProperty().SetJustificationToLeft()
+        self._status.GetTextProperty().SetVerticalJustificationToBottom()
+        self._status.GetTextProperty().SetFontSize(14)
         self._palette = self.plotter.add_text(self._palette_text(), position="upper_left", font_size=9,
                                               color="white", name="gaze3d-palette")
         self._cursor_source, self._cursor = self._make_cursor()
@@ -160,7 +175,7 @@ class ViewerApp:
         line = self.session.status_line()
         if self.typing is not None:
             line += f"\nlabel: {self.typing}_   (Return apply, Escape cancel)"
-        self._status.SetText(0, line)   # corner 0 = lower left
+        self._status.SetInput(status_text(line))
 
     # ---------------------------------------------------------------- keys
     def _install_keys(self) -> None:
@@ -222,6 +237,9 @@ class ViewerApp:
                 s.reject_last_fixation()
             elif key == "g":
                 self.show_cursor = not self.show_cursor
+            elif key == "t" and self.scene.kind != "volume":
+                self.scene.set_class_tint(not self.scene.class_tint)
+                s.message = f"class colours {'on' if self.scene.class_tint else 'off (the scan colours)'}"
             elif key == "p":
                 s.cycle_profile()
             elif key == "d":

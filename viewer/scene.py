@@ -115,6 +115,10 @@ class Scene:
         if labels is None and scan.labels is not None:
             labels = scan.labels
         self.labels = None if labels is None else np.asarray(labels, dtype=np.int32).copy()
+        # the labels the file came with (a classified LAS): tinted only on request when the scan has its
+        # own colours, which are the truth the annotator should see; labels made in the viewer always show
+        self.file_labels = None if self.labels is None else self.labels.reshape(-1).copy()
+        self.class_tint = isinstance(scan, Volume) or getattr(scan, "colors", None) is None
         if isinstance(scan, Volume):
             self.kind = "volume"
             self.offset = np.zeros(3)
@@ -161,8 +165,20 @@ class Scene:
             return rgb
         if getattr(self, "_plain", None) is None:
             self._plain = base_colors(self.scan)   # unlabelled colours, kept for relabelling
-        return self._plain if self.labels is None else tint_labels(self._plain, self.labels,
+        return self._plain if self.labels is None else tint_labels(self._plain, self._shown(self.labels),
                                                                     table=self.label_colors)
+
+    def _shown(self, labels: np.ndarray, idx=None) -> np.ndarray:
+        """The labels to tint: all of them, or (class tint off) those that differ from the file's."""
+        if self.class_tint or self.file_labels is None:
+            return labels
+        file = self.file_labels if idx is None else self.file_labels[idx]
+        return np.where(labels != file, labels, 0)
+
+    def set_class_tint(self, on: bool) -> None:
+        """Tint every labelled element (on), or only those labelled in the viewer (off: the scan's colours)."""
+        self.class_tint = bool(on)
+        self.overlay.set_base(self._base_colors())
 
     def set_labels(self, labels, changed=None) -> None:
         """Show new labels per element; ``changed`` (indices into the scan's elements) limits the work."""
@@ -175,7 +191,7 @@ class Scene:
             return
         rgb = self._plain[changed]
         if self.labels is not None:
-            rgb = tint_labels(rgb, self.labels[changed], table=self.label_colors)
+            rgb = tint_labels(rgb, self._shown(self.labels[changed], changed), table=self.label_colors)
         self.overlay.set_base(rgb, changed)
 
     def update_attention(self, values) -> int:

@@ -144,6 +144,7 @@ class LabelingSession:
         self._gaze: "collections.deque" = collections.deque(maxlen=MAX_PROVENANCE_SAMPLES)
         self.last_gaze: Optional[tuple] = None
         self.n_samples = 0
+        self._mouse_times: "collections.deque" = collections.deque(maxlen=1000)   # monotonic s, mouse samples
         self._last_t_ns: Optional[int] = None
         self._local_recording = None
         self._remote_recording = False
@@ -298,6 +299,7 @@ class LabelingSession:
             if self._local_recording is not None:
                 self._local_recording.add_samples(local_samples)
             samples = list(samples) + list(local_samples)
+            self._mouse_times.extend([time.monotonic()] * len(local_samples))
         used = self.add_samples(samples) if samples else 0
         recoloured = self.refresh() if used else 0
         self.calibration.poll()
@@ -610,6 +612,10 @@ class LabelingSession:
               "latency_ms": float("nan"), "clock_offset_ms": float("nan"), "lost": 0}
         if self.tracker is not None:
             st.update(self.tracker.stats())
+        # the mouse as gaze: its rate over the last second (one sample per frame), every sample valid
+        now = time.monotonic()
+        recent = sum(1 for t in self._mouse_times if now - t <= 1.0)
+        st["mouse_hz"] = float(recent)
         st["samples"] = self.n_samples
         st["labelled"] = int((self.labels > 0).sum())
         return st
@@ -626,9 +632,13 @@ class LabelingSession:
             head = f"tracker {st['source']} LOST (mouse as gaze)"
         else:
             head = f"tracker {st['source']}"
-        parts = [f"{st['rate_hz']:.0f} Hz", f"valid {st['valid_pct']:.0f}%",
-                 f"latency {st['latency_ms']:.1f} ms", f"offset {st['clock_offset_ms']:.2f} ms",
-                 f"lost {st['lost']}"]
+        if self.tracker is None or not st["alive"]:
+            # what drives the attention now is the mouse: its numbers, not a tracker's blanks
+            parts = [f"mouse {st['mouse_hz']:.0f} Hz"] + ([f"lost {st['lost']}"] if self.tracker is not None else [])
+        else:
+            parts = [f"{st['rate_hz']:.0f} Hz", f"valid {st['valid_pct']:.0f}%",
+                     f"latency {st['latency_ms']:.1f} ms", f"offset {st['clock_offset_ms']:.2f} ms",
+                     f"lost {st['lost']}"]
         numbers = [p.replace("nan%", "-").replace("nan", "-") for p in parts]
         line = " | ".join([head, self.calibration.status_text()] + numbers)
         return f"{line}\n{self.message}" if self.message else line
