@@ -118,6 +118,12 @@ def timing(model_path, n_target: int, repeats: int = 10, graph: bool = True) -> 
     print(f"| segment, max | {np.max(times) * 1e3:.1f} |")
 
 
+def _print_dataset(name, results, notes, cap) -> None:
+    if results:
+        print_table(summarise(results, cap=cap), f"## {name}: {len(results)} objects; "
+                    + notes.get(name, "no network rows requested"))
+
+
 def _model_for(dataset: str, models) -> tuple:
     """(path, held_out) of the first checkpoint whose training tiles exclude ``dataset``."""
     from gaze3d.models.checkpoint import load_checkpoint
@@ -206,9 +212,10 @@ def main(argv=None) -> int:
                   ", ".join(f"{m} IoU@1/5/10 = {r.ious[m][0]:.2f}/{r.ious[m][4]:.2f}/{r.ious[m][9]:.2f}"
                             for m in run), flush=True)
             per_dataset.setdefault(name, []).append(r)
-    for name, results in per_dataset.items():
-        print_table(summarise(results, cap=args.max_fix), f"## {name}: {len(results)} objects; "
-                    + notes.get(name, "no network rows requested"))
+        if name != "procedural":      # as soon as it is done (procedural: after its last scene)
+            _print_dataset(name, per_dataset.get(name, []), notes, args.max_fix)
+    if "procedural" in per_dataset:
+        _print_dataset("procedural", per_dataset["procedural"], notes, args.max_fix)
     if per_dataset:
         rows = []
         for name, results in per_dataset.items():

@@ -120,6 +120,14 @@ def run_object(segmenter, tile, obj_id: int, max_fix: int = 20, gaze: GazeModel 
     obj = np.flatnonzero(truth)
     sim = AnnotatorSimulator(xyz, gaze, seed=seed)
     cam, vis = sim.view(obj)
+    # one gaze-noise stream per method, all from the same state: a method's numbers do not
+    # depend on which other methods run beside it, and equal targets get equal gaze
+    state = sim.rng.bit_generator.state
+    sims = {}
+    for m in methods:
+        sims[m] = AnnotatorSimulator(xyz, gaze, seed=seed)
+        sims[m].rng.bit_generator.state = state
+        sims[m]._offset_dir = sim._offset_dir
     lo = xyz[obj, :2].min(0) - margin
     hi = xyz[obj, :2].max(0) + margin
     local = np.flatnonzero(np.all((xyz[:, :2] >= lo) & (xyz[:, :2] <= hi), axis=1))
@@ -156,7 +164,7 @@ def run_object(segmenter, tile, obj_id: int, max_fix: int = 20, gaze: GazeModel 
                 dst = pos if positive else neg
                 dst[local] = np.maximum(dst[local], cm)
             else:
-                a = sim.attention(cam, vis, xyz[[target]])
+                a = sims[m].attention(cam, vis, xyz[[target]])
                 (pos if positive else neg)[:] += a
             t0 = time.perf_counter()
             if m == "gaze+grow":
