@@ -36,7 +36,6 @@ import csv
 import gzip
 import json
 import math
-import os
 import re
 from pathlib import Path
 from typing import Optional, Sequence, Tuple
@@ -47,7 +46,7 @@ from .display import DisplayGeometry
 from .errors import InputError
 from .io._common import atomic_path
 from .protocol import SCHEMA_VERSION, TOPIC_GAZE_2D
-from .recording import Recording, RecordingWriter
+from .recording import Recording, RecordingWriter, recording_tmp
 
 COLUMNS = ("timestamp", "x_coordinate", "y_coordinate", "pupil_size", "valid")
 PHYSIOEVENT_COLUMNS = ("onset", "duration", "trial_type", "message")
@@ -452,55 +451,48 @@ def import_bids(tsv, out_path, *, screen_size_px: Optional[Tuple[int, int]] = No
     physioevents = _read_physioevents(tsv)
     if not out_path.parent.is_dir():
         raise InputError(f"{out_path}: folder {out_path.parent} does not exist")
-    with atomic_path(out_path) as tmp_path:
-        tmp = str(tmp_path)
-        _write_import(tmp, samples, physioevents, tsv, stem, t0, t_unit, source, sidecar, g3d)
+    with recording_tmp(out_path) as tmp:
+        _write_import(str(tmp), samples, physioevents, tsv, stem, t0, t_unit, source, sidecar, g3d)
     return out_path
 
 
 def _write_import(tmp: str, samples, physioevents, tsv: Path, stem: str, t0: int, t_unit: float, source: str,
                   sidecar: dict, g3d: dict) -> None:
-    """The imported recording, written to the temporary path ``tmp`` (its -wal/-shm removed after)."""
-    try:
-        with RecordingWriter(tmp, commit_interval_s=3600) as w:
-            for start in range(0, len(samples), 10_000):
-                w.add_samples(samples[start:start + 10_000])
-            if physioevents is not None:  # events and cameras, on the timestamp axis
-                for i, row in enumerate(physioevents):
-                    kind = row.get("trial_type", "n/a")
-                    if kind == "recording" or "onset" not in row:
-                        continue
-                    t_ns = t0 + int(round(_float(row["onset"], f"physioevents row {i + 1} onset") * t_unit * 1e9))
-                    try:
-                        body = json.loads(row.get("message", ""))
-                    except ValueError:  # another tool's free-text message
-                        body = row.get("message")
-                    if kind == "camera" and isinstance(body, dict):
-                        w.add_camera(t_ns, body)
-                        continue
-                    event = body if isinstance(body, dict) else {"message": body}
-                    if kind not in (None, "n/a"):
-                        event.setdefault("type", kind)
-                    w.add_event(t_ns, event)
-            else:  # gaze3d's earlier flat export: _events.tsv (event_json) and _cameras.tsv
-                for row in _read_onsets(tsv.with_name(f"{stem}_events.tsv")):
-                    if row.get("trial_type") == "recording":
-                        continue
-                    event = json.loads(row["event_json"]) if row.get("event_json") else {
-                        k: v for k, v in row.items() if k not in ("onset",)}
-                    if row.get("trial_type") not in (None, "n/a"):
-                        event.setdefault("type", row["trial_type"])
-                    w.add_event(t0 + int(round(_float(row["onset"], "events onset") * 1e9)), event)
-                for row in _read_onsets(tsv.with_name(f"{stem}_cameras.tsv")):
-                    w.add_camera(t0 + int(round(_float(row["onset"], "cameras onset") * 1e9)),
-                                 json.loads(row["camera_json"]))
-            w.set_meta("source", source)
-            w.set_meta("imported_from", str(tsv.resolve()))
-            w.set_meta("bids_sidecar", {k: v for k, v in sidecar.items() if k != "gaze3d"})
-            if g3d.get("meta"):
-                w.set_meta("original_meta", g3d["meta"])
-    finally:
-        # closed: the WAL is checkpointed into the file; sidecars left by a failure go too
-        for suffix in ("-wal", "-shm"):
-            if os.path.exists(tmp + suffix):
-                os.unlink(tmp + suffix)
+    """The imported recording, written to the temporary path ``tmp`` (:func:`~gaze3d.recording.recording_tmp`)."""
+    with RecordingWriter(tmp, commit_interval_s=3600) as w:
+        for start in range(0, len(samples), 10_000):
+            w.add_samples(samples[start:start + 10_000])
+        if physioevents is not None:  # events and cameras, on the timestamp axis
+            for i, row in enumerate(physioevents):
+                kind = row.get("trial_type", "n/a")
+                if kind == "recording" or "onset" not in row:
+                    continue
+                t_ns = t0 + int(round(_float(row["onset"], f"physioevents row {i + 1} onset") * t_unit * 1e9))
+                try:
+                    body = json.loads(row.get("message", ""))
+                except ValueError:  # another tool's free-text message
+                    body = row.get("message")
+                if kind == "camera" and isinstance(body, dict):
+                    w.add_camera(t_ns, body)
+                    continue
+                event = body if isinstance(body, dict) else {"message": body}
+                if kind not in (None, "n/a"):
+                    event.setdefault("type", kind)
+                w.add_event(t_ns, event)
+        else:  # gaze3d's earlier flat export: _events.tsv (event_json) and _cameras.tsv
+            for row in _read_onsets(tsv.with_name(f"{stem}_events.tsv")):
+                if row.get("trial_type") == "recording":
+                    continue
+                event = json.loads(row["event_json"]) if row.get("event_json") else {
+                    k: v for k, v in row.items() if k not in ("onset",)}
+                if row.get("trial_type") not in (None, "n/a"):
+                    event.setdefault("type", row["trial_type"])
+                w.add_event(t0 + int(round(_float(row["onset"], "events onset") * 1e9)), event)
+            for row in _read_onsets(tsv.with_name(f"{stem}_cameras.tsv")):
+                w.add_camera(t0 + int(round(_float(row["onset"], "cameras onset") * 1e9)),
+                             json.loads(row["camera_json"]))
+        w.set_meta("source", source)
+        w.set_meta("imported_from", str(tsv.resolve()))
+        w.set_meta("bids_sidecar", {k: v for k, v in sidecar.items() if k != "gaze3d"})
+        if g3d.get("meta"):
+            w.set_meta("original_meta", g3d["meta"])

@@ -37,11 +37,10 @@ tracker process records).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-import os
 import sqlite3
-import tempfile
 import time
 import warnings
 import zlib
@@ -111,6 +110,26 @@ def wal_pending(path) -> bool:
         return wal.stat().st_size > 0
     except OSError:
         return False
+
+
+@contextlib.contextmanager
+def recording_tmp(out) -> Iterator[Path]:
+    """A temporary path beside ``out`` for a recording written in one go; moved over ``out`` at the end.
+
+    Through :func:`gaze3d.io._common.atomic_path` (the umask's mode, ``fsync``,
+    rename); the SQLite ``-wal``/``-shm`` sidecars of the temporary file are
+    removed before the move and after a failure, so the result is one file
+    and nothing is left behind. Importers and :func:`salvage` write through it.
+    """
+    from .io._common import atomic_path
+
+    with atomic_path(out) as tmp:
+        try:
+            yield tmp
+        finally:
+            for p in sidecars(tmp):
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
 
 
 def _damaged(path, exc: Exception) -> InputError:
@@ -373,9 +392,7 @@ def write_recording(path, samples: Sequence[dict], meta: dict) -> Path:
     (:func:`gaze3d.io._common.atomic_path`), so a failed import leaves no
     half-written recording. Returns ``path``.
     """
-    from .io._common import atomic_path
-
-    with atomic_path(path) as tmp:
+    with recording_tmp(path) as tmp:
         with RecordingWriter(tmp, commit_interval_s=3600) as w:
             for start in range(0, len(samples), 10_000):
                 w.add_samples(samples[start:start + 10_000])
@@ -833,10 +850,7 @@ def salvage(path, out) -> dict:
                              "lost": max(0, int(expected) - len(good)), "changed": changed}
     finally:
         db.close()
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
-    os.unlink(tmp)
-    try:
+    with recording_tmp(out) as tmp:
         with RecordingWriter(tmp, commit_interval_s=3600, checkpoint_interval_s=3600) as w:
             for _, key, value in copied["meta"]:
                 if key not in ("format_version", "salvaged_from"):
@@ -848,16 +862,9 @@ def salvage(path, out) -> dict:
                     w.commit()
             w.n_samples = len(copied["samples"])
             w.set_meta("salvaged_from", {k: v for k, v in report.items() if k != "out"})
-        for p in sidecars(tmp):
-            p.unlink()
-        os.replace(tmp, out)
-    finally:
-        for p in [Path(tmp)] + sidecars(tmp):
-            if p.exists():
-                p.unlink()
     return report
 
 
-__all__ = ["RecordingWriter", "write_recording", "Recording", "IntegrityReport", "RecordingIntegrityWarning", "is_recording",
-           "sample_columns", "check_recording", "salvage", "sidecars", "wal_pending", "rows_crc",
-           "FORMAT_VERSION"]
+__all__ = ["RecordingWriter", "write_recording", "recording_tmp", "Recording", "IntegrityReport",
+           "RecordingIntegrityWarning", "is_recording", "sample_columns", "check_recording", "salvage", "sidecars",
+           "wal_pending", "rows_crc", "FORMAT_VERSION"]
