@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ..protocol import GAZE_TOPICS, TOPIC_GAZE_2D
-from ._args import add_display, size_wxh
+from ._args import add_display, display_from_args, size_wxh
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -146,15 +146,14 @@ def run(args) -> int:
     if args.action == "export":
         import sys
 
-        from ..bids import export_bids
-        from ..display import DisplayGeometry
+        import dataclasses
 
-        d = DisplayGeometry()
+        from ..bids import export_bids
+
         given = {"--screen": args.screen, "--screen-mm": args.screen_mm, "--distance-mm": args.distance_mm}
-        w_mm, h_mm = args.screen_mm or (d.width_mm, d.height_mm)
-        w_px, h_px = args.screen or (d.width_px, d.height_px)
-        display = DisplayGeometry(width_mm=w_mm, height_mm=h_mm, width_px=w_px, height_px=h_px,
-                                  distance_mm=args.distance_mm or d.distance_mm)
+        display = display_from_args(args)
+        if args.screen is not None:
+            display = dataclasses.replace(display, width_px=args.screen[0], height_px=args.screen[1])
         paths = export_bids(args.recording, args.out_dir, subject=args.sub, session=args.ses, task=args.task,
                             run=args.run, topic=args.topic, display=display)
         missing = [k for k, v in given.items() if v is None]
