@@ -68,7 +68,7 @@ def write_png(image: np.ndarray, out) -> Path:
 def render_scan(scan, scalars=None, camera: Camera | None = None, out=None, window_size=(1024, 768),
                 cmap: str = "inferno", colorbar: bool = True, point_size: float = 3.0,
                 title: str | None = None, volume_render: bool = True, labels=None,
-                slices: bool = True, head_path=None, gaze_rays=None) -> np.ndarray:
+                slices: bool = True, head_path=None, gaze_rays=None, up=None) -> np.ndarray:
     """Render a scan offscreen, with attention as a heat overlay.
 
     Parameters
@@ -104,6 +104,9 @@ def render_scan(scan, scalars=None, camera: Camera | None = None, out=None, wind
     gaze_rays : ((m, 3), (m, 3)) or ((m, 3), (m, 3), length), optional
         VR: world gaze rays (origins, directions[, length per ray]), drawn as green segments
         (at most 400, evenly picked).
+    up : (3,) float, optional
+        The scene's up axis for the default view (without ``camera``); default
+        :func:`~.scene.choose_up` (the file's convention or its data).
 
     Returns
     -------
@@ -140,7 +143,7 @@ def render_scan(scan, scalars=None, camera: Camera | None = None, out=None, wind
             from .vr import add_vr_overlay
             add_vr_overlay(plotter, scene, head_path, gaze_rays, line_px=max(2.0, h / 300))
         if camera is None:
-            scene.default_camera()
+            scene.default_camera(up)        # up None: the file's convention or its data (choose_up)
         else:
             scene.set_camera(camera)
         image = np.array(plotter.screenshot(return_img=True), dtype=np.uint8)[:, :, :3]

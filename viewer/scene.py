@@ -60,6 +60,54 @@ def _slice_planes(volume: Volume, index_ijk) -> tuple[pv.PolyData, np.ndarray]:
     return pv.PolyData(np.concatenate(pts), faces=faces_arr), np.concatenate(idx)
 
 
+_AXES = "xyz"
+
+
+def choose_up(scan) -> tuple:
+    """``(up (3,) unit vector, why)``: which way is up in ``scan``, from its convention or its data.
+
+    * volumes: superior (LPS ``+z``); LAS/LAZ clouds: ``+z`` (geographic);
+    * a flat scene (one extent under 35 % of the largest: terrain, a floor
+      plan): its thin axis, pointing away from the side with the wider support;
+    * an object: the side it rests on, i.e. the axis and sign whose lowest 3 %
+      slab of points spreads widest across the other two axes (the Stanford
+      bunny sits on its base at ``-y``: ``+y`` up); ``+z`` wins ties (within 25 %).
+    """
+    if isinstance(scan, Volume):
+        return np.array([0.0, 0.0, 1.0]), "volume: superior (+z, LPS)"
+    if isinstance(scan, PointCloud) and scan.las_source is not None:
+        return np.array([0.0, 0.0, 1.0]), "LAS: +z (geographic convention)"
+    xyz = scan.xyz if isinstance(scan, PointCloud) else scan.vertices
+    if len(xyz) > 200_000:                      # the support test needs the shape, not every point
+        xyz = xyz[np.linspace(0, len(xyz) - 1, 200_000).astype(np.int64)]
+    lo, hi = xyz.min(axis=0), xyz.max(axis=0)
+    ext = hi - lo
+    if not np.all(ext > 0):
+        return np.array([0.0, 0.0, 1.0]), "+z (default: the data is flat in an axis)"
+
+    def support(axis: int, sign: float) -> float:
+        c = xyz[:, axis] * sign
+        slab = xyz[c <= c.min() + 0.03 * ext[axis]]
+        others = [i for i in range(3) if i != axis]
+        if len(slab) < 3:
+            return 0.0
+        spread = np.sqrt(np.prod(slab[:, others].std(axis=0)))
+        return float(spread / np.sqrt(np.prod(xyz[:, others].std(axis=0))))
+
+    thin = int(np.argmin(ext))
+    if ext[thin] < 0.35 * ext.max():
+        sign = 1.0 if support(thin, 1.0) >= support(thin, -1.0) else -1.0
+        up = np.zeros(3)
+        up[thin] = sign
+        return up, f"{'+' if sign > 0 else '-'}{_AXES[thin]} (from the data: the thin axis of a flat scene)"
+    scores = {(a, s): support(a, s) * (1.25 if (a, s) == (2, 1.0) else 1.0) for a in range(3) for s in (1.0, -1.0)}
+    (axis, sign), _ = max(scores.items(), key=lambda kv: kv[1])
+    up = np.zeros(3)
+    up[axis] = sign
+    return up, (f"{'+' if sign > 0 else '-'}{_AXES[axis]} (from the data: it rests on its "
+                f"{'-' if sign > 0 else '+'}{_AXES[axis]} side)")
+
+
 def volume_image(volume: Volume, values=None) -> "pv.ImageData":
     """A ``pyvista.ImageData`` on the volume's grid (origin, spacing, direction) with point scalars."""
     grid = pv.ImageData(dimensions=volume.shape, spacing=volume.spacing, origin=volume.origin)
@@ -376,24 +424,40 @@ class Scene:
             vc.SetParallelScale(camera.parallel_scale)
         self._camera_placed()
 
-    def default_camera(self) -> None:
-        """A 3/4 view of the whole scan (volumes: from the patient's front, head up)."""
+    def default_camera(self, up=None) -> str:
+        """A 3/4 view of the whole scan from above (volumes: from the patient's front, head up).
+
+        ``up (3,)``: the scene's up axis; default :func:`choose_up` (the file's
+        convention or its data). Returns why that axis is up.
+        """
         bounds = np.asarray(self.dataset.bounds).reshape(3, 2)
+        why = "given"
+        if up is None:
+            up, why = choose_up(self.scan)
+        up = np.asarray(up, dtype=np.float64) / np.linalg.norm(up)
+        # a right-handed frame (right, forward, up) with up as given: for +z, right = +x, forward = +y
+        k = int(np.argmax(np.abs(up)))
+        right = np.zeros(3)
+        right[(k + 1) % 3] = 1.0
+        right -= up * (right @ up)
+        right /= np.linalg.norm(right)
+        forward = np.cross(up, right)
         if self.kind == "volume":
             b = self.scan.index_to_world(np.array([[0, 0, 0], np.array(self.scan.shape) - 1]))
             bounds = np.sort(b, axis=0).T
-            direction = np.array([0.55, -1.0, 0.45])
+            direction = 0.55 * right - 1.0 * forward + 0.45 * up
         else:
-            direction = np.array([0.6, -1.0, 0.8])
+            direction = 0.6 * right - 1.0 * forward + 0.8 * up
         center = bounds.mean(axis=1)
         radius = 0.5 * np.linalg.norm(bounds[:, 1] - bounds[:, 0])
         vc = self.plotter.renderer.GetActiveCamera()
         vc.SetFocalPoint(*center)
         vc.SetPosition(*(center + direction / np.linalg.norm(direction) * radius * 3.0))
-        vc.SetViewUp(0.0, 0.0, 1.0)
+        vc.SetViewUp(*up)
         vc.SetParallelProjection(False)
         self.plotter.renderer.ResetCamera()
         self._camera_placed()
+        return why
 
     def _camera_placed(self) -> None:
         # tell PyVista the camera is set, or its first render resets it to its default view

@@ -88,6 +88,7 @@ class VRReplay:
         from gaze3d.attention import AttentionAccumulator
         from gaze3d.errors import InputError
         from gaze3d.scan import Volume
+        from gaze3d.protocol import TOPIC_GAZE_3D
         from gaze3d.vr.analysis import choose_topic, read_rays
 
         from ._vtk import make_plotter
@@ -96,7 +97,7 @@ class VRReplay:
         if isinstance(scan, Volume):
             raise InputError("--replay: VR sessions are replayed over point clouds and meshes, not volumes")
         if isinstance(recording, (str, bytes)) or hasattr(recording, "__fspath__"):
-            choose_topic(recording, "gaze.3d")           # no usable ray: one line, exit 2
+            choose_topic(recording, TOPIC_GAZE_3D)       # no usable ray: one line, exit 2
         r = read_rays(recording)
         self.t = r["t_s"]
         self.origin, self.direction, self.valid = r["origin"], r["direction"], r["valid"]

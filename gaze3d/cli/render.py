@@ -102,7 +102,9 @@ def run(args) -> int:
     import numpy as np
 
     from gaze3d.io import load_scan
+    from gaze3d.protocol import TOPIC_GAZE_3D
     from gaze3d.viewer.render import render_scan
+    from gaze3d.viewer.scene import choose_up
 
     scan = load_scan(args.scan)
     scalars = load_attention(scan, args.attention) if args.attention else None
@@ -111,14 +113,18 @@ def run(args) -> int:
     if args.vr_session:
         from gaze3d.vr.analysis import choose_topic, read_rays
 
-        choose_topic(args.vr_session, "gaze.3d")            # no usable ray: one line, exit 2
+        choose_topic(args.vr_session, TOPIC_GAZE_3D)        # no usable ray: one line, exit 2
         r = read_rays(args.vr_session)
         d = r["direction"].copy()
         d[~r["valid"]] = float("nan")
         length = np.linalg.norm(r["point"] - r["origin"], axis=1) if np.isfinite(r["point"]).any() else None
         vr = {"head_path": r["origin"], "gaze_rays": (r["origin"], d) if length is None else (r["origin"], d, length)}
+    up = None
+    if camera is None:              # the default view stands on the scene's own up axis: say which
+        up, why = choose_up(scan)
+        print(f"up axis: {why}")
     render_scan(scan, scalars, camera=camera, out=args.out, window_size=args.window, cmap=args.cmap,
                 colorbar=not args.no_colorbar, point_size=args.point_size, title=args.title,
-                volume_render=not args.no_volume_render, slices=not args.no_slices, **vr)
+                volume_render=not args.no_volume_render, slices=not args.no_slices, up=up, **vr)
     print(f"wrote {args.out}")
     return 0

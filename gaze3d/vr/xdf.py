@@ -25,6 +25,7 @@ import numpy as np
 
 from .._optional import optional_import
 from ..errors import InputError
+from ..protocol import TOPIC_GAZE_3D
 
 RAY_LABELS = ("ox", "oy", "oz", "dx", "dy", "dz")
 HEAD_LABELS = ("px", "py", "pz", "qx", "qy", "qz", "qw")
@@ -251,7 +252,7 @@ def import_xdf(path, out, *, gaze_stream: Optional[str] = None, head_stream: Opt
     samples = []
     order = np.argsort(t, kind="stable")
     for k, i in enumerate(order):
-        s = {"topic": "gaze.3d", "seq": k, "t_device": float(t[i]), "t_host_ns": int(round(t[i] * 1e9)),
+        s = {"topic": TOPIC_GAZE_3D, "seq": k, "t_device": float(t[i]), "t_host_ns": int(round(t[i] * 1e9)),
              "valid": bool(ok[i])}
         if ok[i]:
             s["ray_origin"], s["ray_direction"] = o[i].tolist(), d[i].tolist()
