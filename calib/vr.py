@@ -18,20 +18,15 @@ from typing import List, Optional
 import numpy as np
 
 from gaze3d.errors import InputError
+from gaze3d.vr.frames import unit_rows
 
 from .validation import measured_mean
 
 
-def _unit_rows(v: np.ndarray) -> np.ndarray:
-    n = np.linalg.norm(v, axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n > 1e-12, v / n, np.nan)
-
-
 def angle_between_deg(a, b) -> np.ndarray:
     """(n,) angle in degrees between (n, 3) direction vectors (not necessarily unit); NaN if degenerate."""
-    a = _unit_rows(np.asarray(a, dtype=np.float64).reshape(-1, 3))
-    b = _unit_rows(np.asarray(b, dtype=np.float64).reshape(-1, 3))
+    a = unit_rows(np.asarray(a, dtype=np.float64).reshape(-1, 3))
+    b = unit_rows(np.asarray(b, dtype=np.float64).reshape(-1, 3))
     cos = np.clip(np.sum(a * b, axis=1), -1.0, 1.0)
     # atan2 of |a x b| and a.b stays accurate for the tiny angles of precision
     return np.degrees(np.arctan2(np.linalg.norm(np.cross(a, b), axis=1), cos))

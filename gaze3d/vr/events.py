@@ -35,6 +35,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..events import EventType
+from .frames import unit_rows
 
 _GAP, _FIX, _SAC, _UNC = (int(EventType.GAP), int(EventType.FIXATION), int(EventType.SACCADE),
                           int(EventType.UNCLASSIFIED))
@@ -42,12 +43,6 @@ _GAP, _FIX, _SAC, _UNC = (int(EventType.GAP), int(EventType.FIXATION), int(Event
 #: Llanes-Jurado et al. 2020: best I-DT parameters for VR (1 deg, 0.25 s).
 VR_IDT_DEFAULTS = dict(dispersion_deg=1.0, min_duration_s=0.25)
 VR_IVT_DEFAULTS = dict(velocity_threshold=30.0, window_s=0.04, min_fixation_s=0.06)
-
-
-def _unit(v: np.ndarray) -> np.ndarray:
-    n = np.linalg.norm(v, axis=-1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n > 1e-12, v / n, np.nan)
 
 
 def _inputs(t_s, origins, directions, points, valid):
@@ -66,7 +61,7 @@ def _inputs(t_s, origins, directions, points, valid):
         ok &= np.isfinite(p).all(1)
     if valid is not None:
         ok &= np.asarray(valid, dtype=bool).ravel()
-    return t, o, _unit(d), p, ok
+    return t, o, unit_rows(d), p, ok
 
 
 def _angle_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -109,7 +104,7 @@ def idt_world(t_s, origins, directions, points=None, valid=None, *, dispersion_d
     def vectors(i, j):
         if p is None:
             return d[i:j]
-        return _unit(p[i:j] - o[i:j].mean(axis=0))
+        return unit_rows(p[i:j] - o[i:j].mean(axis=0))
 
     def within(v):
         # the largest pairwise angle <= dispersion  <=>  every pairwise cosine >= cos(dispersion)
@@ -162,7 +157,7 @@ def ivt_world(t_s, origins, directions, points=None, valid=None, *, velocity_thr
     if p is None:
         va, vb = d[a], d[b]
     else:                                     # both points seen from the eye at the window's centre
-        va, vb = _unit(p[a] - o), _unit(p[b] - o)
+        va, vb = unit_rows(p[a] - o), unit_rows(p[b] - o)
     span = t[b] - t[a]
     with np.errstate(invalid="ignore", divide="ignore"):
         vel = np.where(span > 0, _angle_deg(va, vb) / span, np.nan)

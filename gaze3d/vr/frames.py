@@ -86,7 +86,8 @@ def _vec3(a, name: str) -> np.ndarray:
     return v
 
 
-def _unit(v: np.ndarray) -> np.ndarray:
+def unit_rows(v: np.ndarray) -> np.ndarray:
+    """``v`` (..., 3) scaled to unit length along the last axis; NaN rows where the length is ~0."""
     n = np.linalg.norm(v, axis=-1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(n > 1e-12, v / n, np.nan)
@@ -105,7 +106,7 @@ def quat_to_matrix(q) -> np.ndarray:
         q = q[None]
     if q.ndim != 2 or q.shape[1] != 4:
         raise InputError(f"quaternion: expected (n, 4) (x, y, z, w), got shape {np.shape(q)}")
-    q = _unit(q)
+    q = unit_rows(q)
     x, y, z, w = q.T
     return np.stack([
         np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)], -1),
@@ -160,7 +161,7 @@ def _world(rays_origin, rays_dir, head_pose, world_from_tracking) -> WorldRays:
             raise InputError(f"world_from_tracking: expected a (4, 4) matrix, got shape {W.shape}")
         rays_origin, rays_dir = apply_pose(W, rays_origin, rays_dir)
         pose = W @ pose
-    return WorldRays(rays_origin, _unit(rays_dir), pose)
+    return WorldRays(rays_origin, unit_rows(rays_dir), pose)
 
 
 def head_rays_to_world(origin_head, direction_head, world_from_head, world_from_tracking=None) -> WorldRays:
@@ -196,7 +197,7 @@ def combine_eyes(origin_left, dir_left, origin_right, dir_right, valid_left=None
     w = wl + wr
     with np.errstate(invalid="ignore", divide="ignore"):
         o = (np.nan_to_num(ol) * wl + np.nan_to_num(orr) * wr) / w
-        d = _unit(np.nan_to_num(_unit(dl)) * wl + np.nan_to_num(_unit(dr)) * wr)
+        d = unit_rows(np.nan_to_num(unit_rows(dl)) * wl + np.nan_to_num(unit_rows(dr)) * wr)
     o[w[:, 0] == 0] = np.nan
     d[w[:, 0] == 0] = np.nan
     return o, d
@@ -301,14 +302,14 @@ def look_pose(position, forward, up=(0.0, 1.0, 0.0)) -> np.ndarray:
     in the gaze3d head frame (-Z = forward).
     """
     p = _vec3(position, "position")
-    f = _unit(_vec3(forward, "forward"))
+    f = unit_rows(_vec3(forward, "forward"))
     u = np.broadcast_to(np.asarray(up, dtype=np.float64), f.shape)
     right = np.cross(f, u)
     weak = np.linalg.norm(right, axis=1) < 1e-6
     if weak.any():  # looking straight up or down: any right vector orthogonal to forward will do
         alt = np.where(np.abs(f[weak, 0:1]) < 0.9, [[1.0, 0, 0]], [[0, 0, 1.0]])
         right[weak] = np.cross(f[weak], np.cross(alt, f[weak]))
-    right = _unit(right)
+    right = unit_rows(right)
     up_ = np.cross(right, f)
     R = np.stack([right, up_, -f], axis=2)       # columns: head +X, +Y, +Z in the world
     return pose_matrix(p, R)
