@@ -22,8 +22,6 @@ one-line error, exit 2.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -42,19 +40,9 @@ def in_process(folder: Path, names, limit_mb: float, timeout: float) -> dict:
     cmd = [sys.executable, str(Path(fuzz.__file__)), str(folder), "--limit-mb", str(limit_mb), *names]
     with tempfile.TemporaryFile("w+") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.DEVNULL, start_new_session=True)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait()
+        fuzz.wait_or_kill(proc, timeout)
         out.seek(0)
-        rows, current = {}, None
-        for line in out:
-            row = json.loads(line)
-            if "start" in row:
-                current = row["start"]
-            else:
-                rows[row["name"]], current = row, None
+        rows, current = fuzz.read_results(out)
     if current:
         rows[current] = {"name": current, "hung": True}
     return rows
@@ -78,11 +66,7 @@ def cli(path: Path, timeout: float) -> dict:
         t0 = time.perf_counter()
         proc = subprocess.Popen([sys.executable, "-c", _CLI, "info", str(path)], stdout=subprocess.DEVNULL,
                                 stderr=err, start_new_session=True)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait()
+        fuzz.wait_or_kill(proc, timeout)
         seconds = time.perf_counter() - t0
         err.seek(0)
         lines = err.read().splitlines()

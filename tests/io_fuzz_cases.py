@@ -531,6 +531,35 @@ def warm_up(cases) -> None:
                 pass                 # reported by the run itself
 
 
+def wait_or_kill(proc, timeout_s: float) -> bool:
+    """Wait for ``proc`` (started with ``start_new_session=True``); kill its process group after ``timeout_s``.
+
+    Returns True when it finished in time, False when it was killed.
+    """
+    import signal
+    import subprocess
+
+    try:
+        proc.wait(timeout=timeout_s)
+        return True
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return False
+
+
+def read_results(lines) -> Tuple[dict, "str | None"]:
+    """Parse what :func:`main` printed: ``({name: result row}, the case started but not finished or None)``."""
+    rows, current = {}, None
+    for line in lines:
+        row = json.loads(line)
+        if "start" in row:
+            current = row["start"]
+        else:
+            rows[row["name"]], current = row, None
+    return rows, current
+
+
 def main(argv=None) -> int:
     import argparse
     import resource

@@ -17,7 +17,6 @@ real ``gaze3d info`` executable, each in its own process. Wall-clock limits
 """
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -64,19 +63,8 @@ def results(folder) -> dict:
     with open(out, "w") as fo, open(err, "w") as fe:
         proc = subprocess.Popen([sys.executable, str(RUNNER), str(folder)], stdout=fo, stderr=fe,
                                 start_new_session=True)
-        try:
-            proc.wait(timeout=BATCH_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait()
-    found, current = {}, None
-    for line in out.read_text().splitlines():
-        row = json.loads(line)
-        if "start" in row:
-            current = row["start"]
-        else:
-            found[row["name"]] = row
-            current = None
+        fuzz.wait_or_kill(proc, BATCH_TIMEOUT_S)
+    found, current = fuzz.read_results(out.read_text().splitlines())
     if current is not None:
         found[current] = {"name": current, "hung": f"no result after {BATCH_TIMEOUT_S} s or the runner "
                                                   f"died (exit {proc.returncode}): "
@@ -139,11 +127,7 @@ def test_issue_cases_through_the_installed_cli(folder):
     failures = []
     deadline = time.monotonic() + CLI_TIMEOUT_S
     for name, (proc, out, err) in running.items():
-        try:
-            proc.wait(timeout=max(deadline - time.monotonic(), 1))
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait()
+        if not fuzz.wait_or_kill(proc, max(deadline - time.monotonic(), 1)):
             failures.append(f"{name}: still running after {CLI_TIMEOUT_S} s")
             continue
         out.seek(0)
