@@ -166,6 +166,14 @@ def run_demo(out_dir: str | os.PathLike, duration_s: float = 20.0, rate_hz: floa
         stamp_recording(control.set_meta, scan_path)
         subscriber = GazeSubscriber(tracker.pub_address, topics=(TOPIC_GAZE_2D,))
         sent_frames = set()
+        frame_ns = None             # frame k's start on the host clock, exact ints (set on the first sample)
+        shown = None                # [k, camera, [sample arrays...]]: the frame still receiving samples
+
+        def add_frame():
+            # one call per camera frame with all its samples, as accumulate_attention replays it:
+            # the same calls in the same order give bit-identical attention
+            k, camera, parts = shown
+            acc.add(camera, {name: np.concatenate([p[name] for p in parts]) for name in parts[0]})
         last_t = 0.0
         deadline = time.monotonic() + duration_s + 30.0
         while last_t < duration_s - 1.5 / rate_hz and time.monotonic() < deadline:
@@ -179,21 +187,37 @@ def run_demo(out_dir: str | os.PathLike, duration_s: float = 20.0, rate_hz: floa
             xy = np.array([m.get("gaze") if m.get("gaze") is not None else (np.nan, np.nan) for m in msgs],
                           dtype=np.float64)
             valid = np.array([bool(m.get("valid")) for m in msgs])
-            frames = np.floor(t_dev * FRAME_RATE_HZ).astype(np.int64)
+            if frame_ns is None:
+                # frame k was shown from k/60 s on the simulator's clock: on the host clock from
+                # frame_ns(k), one integer per frame, fixed by the first sample
+                offset = int(t_host[0]) - int(round(float(t_dev[0]) * 1e9))
+                frame_ns = lambda k, o=offset: o + int(k) * 1_000_000_000 // int(FRAME_RATE_HZ)
+            # each sample belongs to the last frame whose stamp is at or before its host time: the rule
+            # accumulate_attention applies to the recording, so live and replay pair samples alike
+            frames = np.floor((t_host - frame_ns(0)) * (FRAME_RATE_HZ / 1e9)).astype(np.int64)
+            starts = np.array([frame_ns(k) for k in frames], dtype=np.int64)
+            frames[starts > t_host] -= 1
+            frames[np.array([frame_ns(k + 1) for k in frames], dtype=np.int64) <= t_host] += 1
             for k in np.unique(frames):
                 sel = frames == k
+                part = {"x": xy[sel, 0], "y": xy[sel, 1], "valid": valid[sel], "t_host_ns": t_host[sel]}
+                if shown is not None and shown[0] == k:
+                    shown[2].append(part)
+                    continue
+                if shown is not None:
+                    add_frame()             # a later frame began: the previous one has all its samples
                 camera = path.at(k / FRAME_RATE_HZ)
                 if k not in sent_frames:
-                    # the frame was shown from k/60 s on the simulator's clock: put it on the host clock
-                    i = int(np.flatnonzero(sel)[0])
-                    control.send_camera(int(t_host[i] - (t_dev[i] - k / FRAME_RATE_HZ) * 1e9), camera)
+                    control.send_camera(frame_ns(k), camera)
                     sent_frames.add(k)
-                acc.add(camera, {"x": xy[sel, 0], "y": xy[sel, 1], "valid": valid[sel], "t_host_ns": t_host[sel]})
+                shown = [k, camera, [part]]
             for name, arr in (("t_host_ns", t_host), ("t_device", t_dev), ("x", xy[:, 0]), ("y", xy[:, 1]),
                               ("valid", valid)):
                 cols[name].append(arr)
             bar.update(max(0.0, float(t_dev.max()) - last_t))
             last_t = max(last_t, float(t_dev.max()))
+        if shown is not None:
+            add_frame()
         stats = dict(subscriber.stats)
         subscriber.close()
         control.close()

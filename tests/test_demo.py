@@ -68,4 +68,6 @@ def test_demo_recording_replays_to_same_attention(demo_run):
     live = load_scan(out / "attention.ply").fields["attention"]
     cloud = load_scan(out / "attention.ply")
     again = accumulate_attention(cloud, rec)
-    assert np.corrcoef(live, again)[0, 1] > 0.95
+    # camera stamps are exact integers on the host clock and the live loop adds one call per camera
+    # frame, as the replay does: bit-identical (before issue 17: up to 0.09 % apart)
+    assert np.array_equal(live, again), float(np.abs(live - again).max() / live.max())

@@ -87,8 +87,8 @@ class VRReplay:
                  fixations_only: bool = True):
         from gaze3d.attention import AttentionAccumulator
         from gaze3d.errors import InputError
-        from gaze3d.scan import Volume
         from gaze3d.protocol import TOPIC_GAZE_3D
+        from gaze3d.scan import Volume
         from gaze3d.vr.analysis import choose_topic, read_rays
 
         from ._vtk import make_plotter
