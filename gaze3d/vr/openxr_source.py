@@ -198,9 +198,7 @@ class OpenXRSource(ThreadReleasedSource):
                 raise
             except Exception as exc:           # an OpenXR call failed: session lost, runtime gone
                 raise SourceError(f"openxr: {type(exc).__name__}: {exc}") from exc
-            if out and (time.monotonic() >= deadline or len(out) >= 64):
-                return out
-            if time.monotonic() >= deadline:
+            if len(out) >= 64 or time.monotonic() >= deadline:
                 return out
         return out
 
