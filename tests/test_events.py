@@ -106,16 +106,21 @@ def _orbit_locked(duration=1.0, rate=1200.0, deg_per_s=180.0):
     return t, cams, origins, dirs, target
 
 
+def _screen_deg(cams, target):
+    """Where ``target`` (3,) appears on each camera's screen, as (x, y) angles in degrees from its centre."""
+    px = np.array([c.project(target[None])[0][0] for c in cams])
+    f = cams[0].focal_px
+    return (np.degrees(np.arctan((px[:, 0] - cams[0].width / 2) / f)),
+            np.degrees(np.arctan((px[:, 1] - cams[0].height / 2) / f)))
+
+
 def test_locked_gaze_on_rotating_camera_is_one_fixation_in_object_space():
     t, cams, origins, dirs, target = _orbit_locked()
     hits = np.repeat(target[None], len(t), axis=0)
     obj = classify_rays(t, origins, dirs, hits, "ivt")
     assert np.all(obj == FIX)
     # the same gaze on the screen moves with the camera: not a fixation there
-    px = np.array([c.project(target[None])[0][0] for c in cams])
-    f = cams[0].focal_px
-    x_deg = np.degrees(np.arctan((px[:, 0] - cams[0].width / 2) / f))
-    y_deg = np.degrees(np.arctan((px[:, 1] - cams[0].height / 2) / f))
+    x_deg, y_deg = _screen_deg(cams, target)
     screen = classify_samples(t, x_deg, y_deg, "ivt")
     assert np.mean(screen == FIX) < 0.2
     assert np.mean(np.isin(classify_samples(t, x_deg, y_deg, "ivvt"), (SAC, PUR))) > 0.8
@@ -182,10 +187,7 @@ def test_adaptive_locked_gaze_on_rotating_camera():
     # integrate it into a random walk that reads as slow drift)
     hits = origins + dirs * ((target[2] - origins[:, 2:3]) / dirs[:, 2:3])
     assert np.all(classify_rays(t, origins, dirs, hits, "adaptive") == FIX)
-    px = np.array([c.project(target[None])[0][0] for c in cams])
-    f = cams[0].focal_px
-    x_deg = np.degrees(np.arctan((px[:, 0] - cams[0].width / 2) / f))
-    y_deg = np.degrees(np.arctan((px[:, 1] - cams[0].height / 2) / f))
+    x_deg, y_deg = _screen_deg(cams, target)
     screen = classify_samples(t, x_deg, y_deg, "adaptive")
     assert np.mean(screen == FIX) < 0.05          # on the screen the eye moves: not a fixation
 
