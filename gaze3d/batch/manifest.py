@@ -249,7 +249,8 @@ def _items_from_folder(folder: Path, default_task: str, options: dict) -> List[B
         raise InputError(f"{folder}: no gaze3d recordings in this folder")
     by_scan: Dict[str, List[str]] = {}
     for p in files:
-        with Recording(p) as rec:
+        # meta only: the checksums are compared when the item opens the recording to replay it
+        with Recording(p, verify=False) as rec:
             scan = rec.meta.get(META_SCAN_PATH)
         if not scan:
             raise InputError(f"{p}: the recording does not store the scan it was made on "
