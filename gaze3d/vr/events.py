@@ -34,7 +34,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import InputError
-from ..events import EventType
+from ..events import EventType, _runs  # the screen classifiers' run finder: (starts, ends) of True runs
 from .frames import unit_rows
 
 _GAP, _FIX, _SAC, _UNC = (int(EventType.GAP), int(EventType.FIXATION), int(EventType.SACCADE),
@@ -67,13 +67,6 @@ def _inputs(t_s, origins, directions, points, valid):
 def _angle_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Angle between unit vectors, accurate for small angles (atan2 of |a x b| and a.b)."""
     return np.degrees(np.arctan2(np.linalg.norm(np.cross(a, b), axis=-1), np.sum(a * b, axis=-1)))
-
-
-def _runs(mask: np.ndarray):
-    """Start and end (exclusive) indices of the runs of True in a boolean array."""
-    m = np.r_[False, np.asarray(mask, bool), False]
-    edges = np.flatnonzero(m[1:] != m[:-1])
-    return edges[0::2], edges[1::2]
 
 
 def idt_world(t_s, origins, directions, points=None, valid=None, *, dispersion_deg: float = 1.0,
