@@ -16,7 +16,7 @@ exclude), on the volume's grid:
     the object where a random walk from it, steered by intensity edges, more
     likely reaches an object seed.
 
-The flood fill the viewer falls back to (``gaze3d.viewer.regions.grow_volume``)
+The flood fill the viewer falls back to (``gaze3d.regions.grow_volume``)
 is the third baseline. ``bench/volume_interactive.py`` compares them.
 
 Heavy libraries are imported on first use (SimpleITK from the ``io`` extra,

@@ -42,7 +42,7 @@ def dice(pred: np.ndarray, truth: np.ndarray) -> float:
 
 
 def _flood(array, pos, neg, spacing):
-    from gaze3d.viewer.regions import grow_volume
+    from gaze3d.regions import grow_volume
 
     return grow_volume(array, pos, spacing=spacing)
 

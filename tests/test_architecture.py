@@ -7,6 +7,7 @@ tests parse every module instead (docs/architecture.md, "The rooms"):
 * the core (``gaze3d/``) never imports the outer rooms (``gaze3d.viewer``,
   ``gaze3d.models``, ``gaze3d.calib``) nor torch/VTK/Open3D, anywhere; the
   drivers (``gaze3d/cli``, ``gaze3d/batch``) may, inside a function only;
+* the models room never imports the viewer;
 * the tracker package, and every core module it reaches, imports only the
   standard library, numpy, pyzmq and msgpack (a source may import its
   device SDK inside a function: ``optional_import`` or a probe);
@@ -105,6 +106,14 @@ def test_core_never_imports_the_outer_rooms_or_heavy_packages():
                 continue                 # `gaze3d segment` loads torch when it runs, not at `gaze3d --help`
             bad.append(f"{_where(path)}:{line} imports {module}{' (inside a function)' if local else ''}")
     assert not bad, "the core reaches into an outer room or a heavy package:\n" + "\n".join(bad)
+
+
+def test_models_never_import_the_viewer():
+    # (models/volume_data.py and volume_eval.py read pyvista's example .vti files with pyvista, inside
+    # functions: a data-loading use reported in issue 17, not checked here yet)
+    bad = [f"{_where(p)}:{line} imports {m}" for p in _files(REPO / "models") for m, line, _ in _imports(p)
+           if m.startswith("gaze3d.viewer")]
+    assert not bad, "models use the core, never the viewer:\n" + "\n".join(bad)
 
 
 def _resolve(module: str):

@@ -24,10 +24,11 @@ import numpy as np
 from gaze3d.camera import Camera
 from gaze3d.errors import Gaze3DError, InputError
 from gaze3d.protocol import TOPIC_GAZE_2D
+from gaze3d.regions import grow_region
 from gaze3d.scan import Mesh, PointCloud, Volume
 
+from . import regions as _regions  # noqa: F401  (scipy.spatial at start-up: the first label key stays fast)
 from .labels import Label, LabelSet
-from .regions import grow_region
 
 MAX_CAMERA_HISTORY = 512
 MAX_PROVENANCE_SAMPLES = 200_000
