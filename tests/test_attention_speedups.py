@@ -73,3 +73,47 @@ def test_deposit_with_a_mask_equals_depositing_the_subset():
 def test_bad_store_options_name_themselves(kw):
     with pytest.raises(InputError, match=next(iter(kw))):
         AttentionAccumulator(PointCloud(grid_plane(0.0, n=5)), **kw)
+
+
+def _replay_records(pts, journal: bool, mark_at=None):
+    """Like _replay with the online filter; ``journal`` False forces the whole-array snapshot records
+    (the path before issue 15); ``mark_at``: frame at which the last fixation is marked negative."""
+    path = CameraPath.orbit((0, 0, 0), radius=8.0, elevation_deg=40.0, duration_s=2.0, turns=0.05,
+                            n_keys=20, vfov_deg=30.0)
+    rng = np.random.default_rng(4)
+    acc = AttentionAccumulator(PointCloud(pts))
+    assert acc._journal                                   # point clouds keep a journal
+    acc._journal = journal
+    centre = np.array([0.5, 0.5])
+    for f in range(90):
+        if f % 30 == 0:
+            centre = rng.uniform(0.35, 0.65, 2)
+        xy = centre + rng.normal(0.0, 0.002, (20, 2))
+        t = (f * 20 + np.arange(20)) / 1200.0
+        acc.add(path.at(f / 60.0), {"x": xy[:, 0], "y": xy[:, 1], "t_s": t})
+        if f == mark_at and acc.fixations():
+            acc.set_polarity(-1, False)                  # ends the open fixation mid-run
+    open_rec = acc.fixations()
+    acc.flush()
+    return acc, open_rec
+
+
+@pytest.mark.parametrize("mark_at", [None, 45])
+def test_fixation_records_from_the_journal_equal_whole_array_snapshots(mark_at):
+    pts = _scene()
+    ref, ref_open = _replay_records(pts, journal=False, mark_at=mark_at)
+    new, new_open = _replay_records(pts, journal=True, mark_at=mark_at)
+    assert np.array_equal(ref.values, new.values)
+    for a, b in ((ref.fixations(), new.fixations()), (ref_open, new_open)):
+        assert len(a) == len(b) >= 2
+        for ra, rb in zip(a, b):
+            assert (ra.t_start_s, ra.t_end_s, ra.n_samples, ra.positive) == \
+                (rb.t_start_s, rb.t_end_s, rb.n_samples, rb.positive)
+            assert ra.index.dtype == rb.index.dtype == np.int64
+            assert np.array_equal(ra.index, rb.index) and len(ra.index) > 100
+            assert ra.attention.dtype == rb.attention.dtype == np.float32
+            assert np.array_equal(ra.attention, rb.attention)
+    for a, b in zip(ref.signed_values(), new.signed_values()):
+        assert np.array_equal(a, b)
+    # the journal forgets what it touched: nothing marked between fixations
+    assert new.engine._jtouched is None and np.isnan(new.engine._jbase).all()

@@ -155,6 +155,9 @@ class AttentionAccumulator:
         self.max_fixation_records = int(max_fixation_records)
         self.engine: AttentionEngine = make_engine(scan, self.foveal, **engine_opts)
         self._rows_ok = bool(self.engine.deposit_rows)      # deposit(..., use=): reuse the frame's cones
+        # fixation records from the engine's journal of touched points (point clouds, meshes):
+        # O(points touched) per fixation instead of copies of the whole attention array
+        self._journal = hasattr(self.engine, "journal_take")
         self.reset()
 
     @classmethod
@@ -227,7 +230,7 @@ class AttentionAccumulator:
         """
         out = list(self._records)
         if self._open is not None:
-            out.append(self._make_record(self._flat_values(), commit=False))
+            out.append(self._make_record(None if self._journal else self._flat_values()))
         return out
 
     def set_polarity(self, i: int, positive: bool) -> FixationRecord:
@@ -254,8 +257,11 @@ class AttentionAccumulator:
     def _flat_values(self) -> np.ndarray:
         return np.asarray(self.values).reshape(-1)
 
-    def _make_record(self, now: np.ndarray, commit: bool = True) -> FixationRecord:
+    def _make_record(self, now: Optional[np.ndarray]) -> FixationRecord:
         t0, t1, k = self._open
+        if self._journal:
+            idx, att = self.engine.journal_take()
+            return FixationRecord(idx, att, float(t0), float(t1), int(k))
         base = self._snap if self._snap is not None else 0.0
         d = now - base
         idx = np.flatnonzero(d > 0)
@@ -263,6 +269,13 @@ class AttentionAccumulator:
 
     def _close(self) -> None:
         if self._open is None:
+            return
+        if self._journal:
+            if self.max_fixation_records:
+                self._records.append(self._make_record(None))
+                del self._records[:-self.max_fixation_records]
+            self.engine.journal_stop()
+            self._open = None
             return
         now = self._flat_values().copy()
         if self.max_fixation_records:
@@ -275,7 +288,9 @@ class AttentionAccumulator:
         a new fixation when ``new_run``, else the open one continues."""
         if new_run or self._open is None:
             self._close()
-            if self._snap is None:
+            if self._journal:
+                self.engine.journal_start()
+            elif self._snap is None:
                 self._snap = self._flat_values().copy()
             self._open = [float(t_run[0]), float(t_run[-1]), 0]
         deposit()

@@ -65,6 +65,8 @@ MAX_OCCLUDER_HALF = 14
 FOOTPRINT_PER_SPACING = 1.8
 #: footprint half-widths are rounded up to one of these (fewer depth buffers per cone)
 _HALF_LEVELS = np.array([0, 1, 2, 3, 4, 6, 8, 11, 14], dtype=np.int32)
+#: the level each half-width 0..MAX_OCCLUDER_HALF rounds up to (a lookup instead of a searchsorted)
+_HALF_LEVEL_OF = _HALF_LEVELS[np.searchsorted(_HALF_LEVELS, np.arange(MAX_OCCLUDER_HALF + 1))]
 
 
 def local_spacing(index: MortonIndex, min_points: int = 12) -> np.ndarray:
@@ -283,6 +285,11 @@ class PointCloudEngine:
         # spacing is estimated on first use (meshes test visibility by ray casting: never)
         self.spacing_footprint = bool(spacing_footprint)
         self._spacing: Optional[np.ndarray] = None
+        # per-fixation journal (see journal_start): float32 value of each touched point before
+        # the fixation (NaN: untouched), and the touched positions, so that a fixation's record
+        # costs the points it touched instead of copies of the whole accumulator
+        self._jbase: Optional[np.ndarray] = None
+        self._jtouched: Optional[list] = None
 
     # ------------------------------------------------------------ frames
     @property
@@ -313,7 +320,7 @@ class PointCloudEngine:
         # a square of side 2 * half + 1 pixels at least as wide as the footprint, half on a few levels
         half = np.ceil((np.nan_to_num(px, nan=0.0, posinf=0.0) - np.float32(1.0)) / np.float32(2.0))
         np.clip(half, 0, MAX_OCCLUDER_HALF, out=half)
-        half = _HALF_LEVELS[np.searchsorted(_HALF_LEVELS, half.astype(np.int32))]
+        half = _HALF_LEVEL_OF[half.astype(np.int32)]
         return np.maximum(half, h)
 
     def frame(self, camera, directions: np.ndarray) -> "CameraFrame":
@@ -510,7 +517,7 @@ class PointCloudEngine:
         wu, wv = int(iu.max()) - u0 + 1 + 2 * h, int(iv.max()) - v0 + 1 + 2 * h
         flat = (iv - (v0 - h)) * wu
         flat += iu - (u0 - h)
-        sizes = np.unique(half)
+        sizes = np.flatnonzero(np.bincount(half))     # = np.unique(half): small ints, no sort
         if len(sizes) == 1:                 # one footprint size (a dense cloud: the splat)
             z = self._scratch((wv, wu), 3)  # reused: a fresh buffer costs its page faults
             z.fill(np.inf)
@@ -688,7 +695,10 @@ class PointCloudEngine:
             np.copyto(e, -np.inf, where=far)
             np.exp(e, out=e)
             contrib = np.add.reduce(e, axis=0)
-            self.acc[fr.index[cols]] += contrib
+            ix = fr.index[cols]
+            if self._jtouched is not None:
+                self._journal(ix)
+            self.acc[ix] += contrib
 
     # ------------------------------------------------------------ output
     def values(self) -> np.ndarray:
@@ -697,6 +707,46 @@ class PointCloudEngine:
         out[self.index.order] = self.acc
         return out
 
+    # ------------------------------------------------------ per-fixation journal
+    def journal_start(self) -> None:
+        """Start recording which points the next deposits touch (one fixation), see :meth:`journal_take`."""
+        self.journal_stop()
+        if self._jbase is None:
+            self._jbase = np.full(self.n, np.nan, dtype=np.float32)
+        self._jtouched = []
+
+    def _journal(self, ix: np.ndarray) -> None:
+        new = ix[np.isnan(self._jbase[ix])]
+        if len(new):
+            self._jbase[new] = self.acc[new]          # float32: what values() showed before
+            self._jtouched.append(new)
+
+    def journal_take(self):
+        """What the deposits since :meth:`journal_start` added, as :meth:`values` shows it.
+
+        Returns
+        -------
+        index : (k,) int64 ascending, point indices (the cloud's order) whose float32 value grew
+        attention : (k,) float32 ``values()[index]`` now minus before the journal started
+            (bit-identical to differencing two whole :meth:`values` arrays)
+        """
+        if not self._jtouched:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        ix = np.concatenate(self._jtouched)
+        d = self.acc[ix].astype(np.float32)
+        d -= self._jbase[ix]
+        keep = np.flatnonzero(d > 0)
+        flat = self.index.order[ix[keep]].astype(np.int64)
+        o = np.argsort(flat)
+        return flat[o], d[keep][o]
+
+    def journal_stop(self) -> None:
+        """Stop the journal and forget it (O(points touched))."""
+        if self._jtouched:
+            self._jbase[np.concatenate(self._jtouched)] = np.nan
+        self._jtouched = None
+
     def reset(self) -> None:
+        self.journal_stop()
         self.acc[:] = 0.0
         self._store, self._depth_hint = None, 0.0
