@@ -23,7 +23,7 @@ import pytest
 
 from calib_helpers import show_on_screen
 from tracker_helpers import plugin_env
-from viewer_helpers import WINDOW, box_scene, scene_camera, vtk_freed  # noqa: F401
+from viewer_helpers import WINDOW, box_scene, scene_camera
 
 pytestmark = [pytest.mark.render, pytest.mark.timeout(90)]
 

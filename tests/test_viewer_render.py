@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from viewer_helpers import OFFSET, WINDOW, box_scene, hot_mask, scene_camera, screen_box, vtk_freed  # noqa: F401
+from viewer_helpers import WINDOW, box_scene, hot_mask, scene_camera, screen_box
 
 pytestmark = pytest.mark.render
 

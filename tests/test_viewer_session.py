@@ -13,8 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from viewer_helpers import (WINDOW, box_scene, hot_mask, scene_camera, screen_box,  # noqa: F401
-                            vtk_freed, write_sim_scene)
+from viewer_helpers import WINDOW, box_scene, hot_mask, scene_camera, screen_box, write_sim_scene
 
 pytestmark = [pytest.mark.render, pytest.mark.slow, pytest.mark.timeout(120)]
 

@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("pyvista", reason="the viewer needs VTK/pyvista (gaze3d[viewer])")
 
-from viewer_helpers import WINDOW, box_scene, scene_camera, vtk_freed  # noqa: E402,F401
+from viewer_helpers import WINDOW, box_scene, scene_camera  # noqa: E402
 
 from gaze3d.scan import PointCloud  # noqa: E402
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from viewer_helpers import WINDOW, hot_mask, vtk_freed  # noqa: F401
+from viewer_helpers import WINDOW, hot_mask
 
 pytestmark = pytest.mark.render
 

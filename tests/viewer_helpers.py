@@ -108,16 +108,6 @@ class VTKFreedGuard:
         return problems
 
 
-@pytest.fixture
-def vtk_freed():
-    """Yield a :class:`VTKFreedGuard`; fail the test if a watched VTK object outlives its plotter."""
-    guard = VTKFreedGuard()
-    yield guard
-    problems = guard.check()
-    if problems:
-        pytest.fail("VTK objects not freed after close: " + "; ".join(problems))
-
-
 def qt_child_session() -> dict:
     """Run in a child process with a display: drive the Qt panel, return what happened."""
     from gaze3d.scan import PointCloud
