@@ -509,41 +509,30 @@ class LabelingSession:
         return True
 
     # ----------------------------------------------------------- provenance
-    def fixations(self, min_duration_ms: float = 60.0, max_dispersion: float = 0.02) -> List[dict]:
-        """Fixations (dispersion-threshold) in the gaze since the last label or clear.
+    def fixations(self) -> List[dict]:
+        """The fixations that gated the attention since the last label or clear, for the label's provenance.
 
-        Returns a list of ``{"t_start_ns", "t_end_ns", "x", "y", "n"}`` in
-        normalised viewport coordinates; ``max_dispersion`` is in those units.
+        They are the accumulator's own fixation runs (its online classifier, its
+        method and parameters, in object-space visual degrees: the very filter that
+        decided which samples counted), not a second filter in other units. Returns
+        ``{"t_start_ns", "t_end_ns", "x", "y", "n", "positive"}`` per fixation, ``x``,
+        ``y`` the mean gaze in normalised viewport coordinates over its samples.
         """
-        out = []
-        if not self._gaze:
-            return out
-        g = np.array([r[1:] for r in self._gaze], dtype=np.float64)      # x, y, valid
+        recs = self.accumulator.fixations()
+        t0 = self.accumulator.t0_ns
+        if not recs or t0 is None:
+            return []
         t = np.array([r[0] for r in self._gaze], dtype=np.int64)
-        x, y, valid = g[:, 0], g[:, 1], g[:, 2] > 0
-        n, start = len(g), 0
-        while start < n:
-            if not valid[start]:
-                start += 1
-                continue
-            # grow the window while its dispersion (x range + y range) stays small
-            x0 = x1 = x[start]
-            y0 = y1 = y[start]
-            end = start + 1
-            while end < n and valid[end]:
-                nx0, nx1 = min(x0, x[end]), max(x1, x[end])
-                ny0, ny1 = min(y0, y[end]), max(y1, y[end])
-                if (nx1 - nx0) + (ny1 - ny0) > max_dispersion:
-                    break
-                x0, x1, y0, y1 = nx0, nx1, ny0, ny1
-                end += 1
-            if (t[end - 1] - t[start]) / 1e6 >= min_duration_ms:
-                out.append({"t_start_ns": int(t[start]), "t_end_ns": int(t[end - 1]),
-                            "x": round(float(x[start:end].mean()), 5), "y": round(float(y[start:end].mean()), 5),
-                            "n": int(end - start)})
-                start = end
-            else:
-                start += 1
+        g = np.array([r[1:4] for r in self._gaze], dtype=np.float64).reshape(-1, 3)     # x, y, valid
+        ok = (g[:, 2] > 0) & np.isfinite(g[:, :2]).all(axis=1)
+        g = g[:, :2]
+        out = []
+        for rec in recs:
+            ts, te = t0 + int(round(rec.t_start_s * 1e9)), t0 + int(round(rec.t_end_s * 1e9))
+            sel = (t >= ts) & (t <= te) & ok
+            xy = g[sel].mean(axis=0) if sel.any() else np.full(2, np.nan)
+            out.append({"t_start_ns": ts, "t_end_ns": te, "x": round(float(xy[0]), 5), "y": round(float(xy[1]), 5),
+                        "n": int(rec.n_samples), "positive": bool(rec.positive)})
         return out
 
     def _event(self, event: dict, t_ns: Optional[int] = None) -> None:

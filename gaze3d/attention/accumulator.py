@@ -219,6 +219,12 @@ class AttentionAccumulator:
             self._cached = self.engine.values()
         return self._cached
 
+    @property
+    def t0_ns(self) -> Optional[int]:
+        """``t_host_ns`` of the stream's first sample: the origin of the records' ``t_start_s``/``t_end_s``
+        (None before any sample with a time stamp)."""
+        return self._t0_ns
+
     # ------------------------------------------------------ per fixation
     def fixations(self) -> List[FixationRecord]:
         """The fixations deposited so far, oldest first (the last may still be growing:
