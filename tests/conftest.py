@@ -61,6 +61,14 @@ def _viewer_plotters_closed(request):
         pytest.fail(f"{left} PyVista plotter(s) still open after the test: close them (app.close())")
 
 
+@pytest.fixture
+def umask_027():
+    """Run the test under ``umask 027``; yields the mode a new file then gets (0o640)."""
+    old = os.umask(0o027)
+    yield 0o640
+    os.umask(old)
+
+
 @pytest.fixture(scope="session")
 def bundled_tile() -> Path:
     """The IGN LiDAR HD tile shipped in the package for the demo."""

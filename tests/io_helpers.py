@@ -1,18 +1,8 @@
-"""Shared by the file-writing tests: a 027 umask for the duration of a test, and a file's permission bits."""
+"""Shared by the file-writing tests: a file's permission bits (the ``umask_027`` fixture is in conftest.py)."""
 from __future__ import annotations
 
 import os
 import stat
-
-import pytest
-
-
-@pytest.fixture
-def umask_027():
-    """Run the test under ``umask 027``; yields the mode a new file then gets (0o640)."""
-    old = os.umask(0o027)
-    yield 0o640
-    os.umask(old)
 
 
 def file_mode(path) -> int:

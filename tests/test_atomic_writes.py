@@ -7,28 +7,16 @@ through it now; a static check keeps new copies out.
 from __future__ import annotations
 
 import ast
-import os
-import stat
 from pathlib import Path
 
 import numpy as np
 import pytest
+from io_helpers import file_mode as _mode
 
 from gaze3d.protocol import TOPIC_GAZE_2D
 from gaze3d.recording import RecordingWriter
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def umask_027():
-    old = os.umask(0o027)
-    yield 0o640
-    os.umask(old)
-
-
-def _mode(path) -> int:
-    return stat.S_IMODE(os.stat(path).st_mode)
 
 
 def _no_temp_left(folder: Path):

@@ -16,7 +16,7 @@ from gaze3d.cli import main
 from gaze3d.errors import ScanFormatError
 from gaze3d.scan import Mesh, PointCloud, Volume
 
-from io_helpers import file_mode, umask_027  # noqa: F401 (umask_027 is a fixture)
+from io_helpers import file_mode
 
 laspy = pytest.importorskip("laspy", reason="LAS tests need laspy (pip install gaze3d[io])")
 
