@@ -20,10 +20,8 @@ def register(subparsers):
     p.add_argument("--model", default=None, help="checkpoint (.safetensors); default: the shipped one")
     p.add_argument("--metres-per-unit", type=float, default=1.0,
                    help="scan units to metres (0.3048006 for US survey feet)")
-    p.add_argument("--threshold", type=float, default=0.5)
-    p.add_argument("-o", "--output", required=True,
-                   help="output point cloud with fields probability, mask and attention: .ply, .las/.laz "
-                        "(the input LAS's dimensions kept), .pcd or .vtp (ParaView/PyVista)")
+    p.add_argument("--threshold", type=float, default=0.5,
+                   help="probability above which a point (voxel) is in the mask, in (0, 1) (0.5)")
     # volumes (issue 14, docs/volumes.md): SCAN a NIfTI/NRRD/MHA/DICOM volume, --attention a
     # .npy or volume on its grid, --model a volume checkpoint (gaze3d train --volumes)
     p.add_argument("--modality", choices=("auto", "ct", "mr"), default="auto",
@@ -33,7 +31,7 @@ def register(subparsers):
     p.add_argument("-o", "--output", required=True,
                    help="output point cloud with fields probability, mask and attention: .ply, .las/.laz "
                         "(the input LAS's dimensions kept), .pcd or .vtp (ParaView/PyVista)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, model_option="model")     # a checkpoint it cannot use: one line (cli/__init__.py)
     return p
 
 

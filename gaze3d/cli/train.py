@@ -13,14 +13,15 @@ def register(subparsers):
     p.add_argument("--data", default=None, help="data root (default: shared/data beside the repo "
                                                 "or $GAZE3D_DATA)")
     p.add_argument("--variant", default="unet14", help="backbone variant (unet14, unet18, unet34)")
-    p.add_argument("--base-channels", type=int, default=16)
+    p.add_argument("--base-channels", type=int, default=16,
+                   help="network width: channels of the stem; encoder stage i has base * 2**(i+1), capped (16)")
     p.add_argument("--guidance", choices=("gate", "mha"), default="gate",
                    help="gaze-guided head blocks: gaze-gated fusion, or multi-head attention "
                         "with the gaze as a prior on its logits")
-    p.add_argument("--steps", type=int, default=1000)
-    p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=1000, help="optimiser steps (1000)")
+    p.add_argument("--batch-size", type=int, default=4, help="training examples (scene crops) per step (4)")
+    p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (3e-3)")
+    p.add_argument("--seed", type=int, default=0, help="seed of crops, simulated gaze and initial weights (0)")
     p.add_argument("--time-limit", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--half", action="store_true", help="store weights as float16")
