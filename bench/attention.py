@@ -30,8 +30,15 @@ growth while building the index and running, against the cloud's own xyz
 A second table reports sample-level Cohen's kappa per class of
 ``gaze3d.events.classify_samples`` on simulated gaze with known events.
 
-Run: ``.venv/bin/python bench/attention.py [--sizes 1e6 1e7] [--seconds 5] [--quick]``
-Targets: >= 20,000 samples/s at 1M points, >= 2,000 at 10M, memory <= ~2x the cloud.
+A third table (issue 15) times attention replay of this tree against the
+tree before issue 15's replay work (``OLD_REV``, unpacked with ``git
+archive``) on the same inputs, each in its own one-thread process: samples/s,
+multiples of real time (1200 Hz), and the maximum relative difference of the
+attention (``--speed-only`` prints only that table).
+
+Run: ``.venv/bin/python bench/attention.py [--sizes 1e6 1e7] [--seconds 5] [--quick] [--speed-only]``
+Targets: >= 20,000 samples/s at 1M points, >= 2,000 at 10M, memory <= ~2x the cloud;
+replay >= 100x real time per core at 1M points (issue 15).
 """
 from __future__ import annotations
 
@@ -333,6 +340,122 @@ def online_fixation_mass(duration_s: float = 6.0, seed: int = 3):
     return rows
 
 
+#: the tree before issue 15's replay work: the "old" column of the replay-speed table
+OLD_REV = "6db202c"
+#: issue 15's goal: attention replay at >= 100x real time per core at 1M points (1200 Hz gaze)
+REALTIME_GOAL = 100.0
+GAZE_HZ = 1200.0
+
+_SPEED_CHILD = r"""
+import os, sys, json, time
+import numpy as np
+sys.path.insert(0, sys.argv[1])          # the gaze3d tree to time (first on the path)
+sys.path.insert(1, sys.argv[2])          # bench/ (scene and camera path helpers)
+import gaze3d
+assert os.path.realpath(os.path.dirname(gaze3d.__file__)) == os.path.realpath(os.path.join(sys.argv[1], "gaze3d")), gaze3d.__file__
+from attention import bench_path, frame_batches
+from gaze3d.attention import AttentionAccumulator
+from gaze3d.scan import PointCloud
+d = np.load(sys.argv[3])
+xyz, t, xy, valid = d["xyz"], d["t"], d["xy"], d["valid"].astype(bool)
+batches = frame_batches(bench_path(xyz), t, xy, valid)
+pc = PointCloud(xyz)
+out = {}
+for fix in (False, True):
+    best = np.inf
+    for _ in range(int(sys.argv[5])):
+        acc = AttentionAccumulator(pc, fixations_only=fix)
+        if hasattr(acc.engine, "spacing"):
+            acc.engine.spacing                 # estimated once per cloud: not replay time
+        c0 = time.process_time()
+        for cam, cols in batches:
+            acc.add(cam, cols)
+        acc.flush()
+        values = acc.values
+        best = min(best, time.process_time() - c0)
+        del acc
+    np.save(os.path.join(sys.argv[4], f"values_{int(fix)}.npy"), values)
+    out[str(int(fix))] = len(t) / best
+print(json.dumps(out))
+"""
+
+
+def _time_tree(tree: str, inputs: str, outdir: str, repeats: int) -> dict:
+    """Replay the bench in a fresh one-thread process on the gaze3d of ``tree``: samples/s (CPU) per mode."""
+    import json
+    import subprocess
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    os.makedirs(outdir, exist_ok=True)
+    r = subprocess.run([sys.executable, "-c", _SPEED_CHILD, tree, here, inputs, outdir, str(repeats)],
+                       capture_output=True, text=True, env=dict(os.environ))
+    if r.returncode != 0:
+        raise RuntimeError(f"replay in {tree} failed:\n{r.stderr[-3000:]}")
+    rates = json.loads(r.stdout.strip().splitlines()[-1])
+    return {fix == "1": (rate, np.load(os.path.join(outdir, f"values_{fix}.npy"))) for fix, rate in rates.items()}
+
+
+def replay_speed(sizes, seconds: float, old_rev: str = OLD_REV, repeats: int = 2):
+    """Rows (points, mode, old samples/s, new samples/s, max relative difference, bit-identical).
+
+    The old code is ``git archive old_rev gaze3d`` unpacked in a temporary
+    folder; both trees replay the same inputs (cloud, gaze, camera path) in
+    separate one-thread processes, best of ``repeats`` in CPU time, the cloud's
+    spacing estimate excluded. The relative difference is ``max |new - old| /
+    max |old|`` over the points.
+    """
+    import subprocess
+    import tarfile
+    import tempfile
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="gaze3d_speed_") as tmp:
+        old_tree = os.path.join(tmp, "old")
+        os.makedirs(old_tree)
+        tar = os.path.join(tmp, "old.tar")
+        subprocess.run(["git", "-C", root, "archive", "-o", tar, old_rev, "gaze3d"], check=True)
+        with tarfile.open(tar) as tf:
+            tf.extractall(old_tree, filter="data")
+        t, xy, valid = bench_gaze(seconds)
+        for size in sizes:
+            n = int(size)
+            inputs = os.path.join(tmp, "inputs.npz")
+            np.savez(inputs, xyz=synthetic_city(n), t=t, xy=xy, valid=valid)
+            old = _time_tree(old_tree, inputs, os.path.join(tmp, "o"), repeats)
+            new = _time_tree(root, inputs, os.path.join(tmp, "n"), repeats)
+            for fix in (False, True):
+                (ro, vo), (rn, vn) = old[fix], new[fix]
+                scale = float(np.abs(vo).max()) or 1.0
+                rel = float(np.abs(vn.astype(np.float64) - vo).max()) / scale
+                rows.append((n, "fixations only (online)" if fix else "every valid sample", ro, rn, rel,
+                             bool(np.array_equal(vo, vn))))
+    return rows
+
+
+def print_replay_speed(rows, old_rev: str) -> None:
+    gpu = ("a CUDA device is present, but there is no GPU path yet: CPU rows only" if _cuda()
+           else "no CUDA device here (and no GPU path yet)")
+    print(f"Replay speed per core (CPU time, one thread, {GAZE_HZ:.0f} Hz gaze): this tree vs {old_rev} "
+          f"(git archive), same inputs, best of runs; x real time = samples/s / {GAZE_HZ:.0f}; {gpu}")
+    print("| points | samples counted | old samples/s | old x real time | new samples/s | new x real time | "
+          "new / old | max relative difference | bit-identical | goal >= 100x at 1M |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---|---|")
+    for n, mode, ro, rn, rel, same in rows:
+        goal = (f"{'met' if rn / GAZE_HZ >= REALTIME_GOAL else 'NOT met'}" if n <= 2_000_000 else "")
+        print(f"| {n:,} | {mode} | {ro:,.0f} | {ro / GAZE_HZ:.1f}x | {rn:,.0f} | {rn / GAZE_HZ:.1f}x | "
+              f"{rn / ro:.2f} | {rel:.1e} | {'yes' if same else 'no'} | {goal} |")
+
+
+def _cuda() -> bool:
+    """Whether a CUDA device is present (torch only if installed; the CPU path never imports it)."""
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
 def target_rate(n_points: int):
     """Issue 3's throughput target for a cloud of ``n_points`` (None where it names none)."""
     if n_points <= 2_000_000:
@@ -347,7 +470,14 @@ def main(argv=None) -> int:
     parser.add_argument("--sizes", nargs="+", type=float, default=[1e6, 1e7])
     parser.add_argument("--seconds", type=float, default=5.0, help="gaze duration for gaze3d (default 5 s)")
     parser.add_argument("--quick", action="store_true", help="small baseline runs (smoke test)")
+    parser.add_argument("--speed-only", action="store_true",
+                        help="only the replay-speed table (this tree vs --old-rev)")
+    parser.add_argument("--old-rev", default=OLD_REV, help=f"git revision of the old replay (default {OLD_REV})")
+    parser.add_argument("--repeats", type=int, default=2, help="replays per tree in the speed table (best of)")
     args = parser.parse_args(argv)
+    if args.speed_only:
+        print_replay_speed(replay_speed(args.sizes, args.seconds, args.old_rev, args.repeats), args.old_rev)
+        return 0
 
     t, xy, valid = bench_gaze(args.seconds)
     print(f"# gaze: {len(t)} samples at 1200 Hz ({valid.mean():.1%} valid), camera frames at 60 Hz, "
@@ -413,6 +543,8 @@ def main(argv=None) -> int:
     print("|---|---|---:|---:|---:|")
     for m, label, kf, ks, fp in object_space_kappa():
         print(f"| {m} | {label} | {kf:.3f} | {ks:.3f} | {fp:.3f} |")
+    print()
+    print_replay_speed(replay_speed(args.sizes, args.seconds, args.old_rev, args.repeats), args.old_rev)
     print()
     print("Online (AttentionAccumulator, 0.6 s history), camera orbiting at 60 deg/s, 6 s: attention vs the "
           "attention from the true events")
