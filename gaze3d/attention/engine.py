@@ -34,6 +34,11 @@ class AttentionEngine(Protocol):
         True when :meth:`deposit` accepts ``use=`` (a boolean row mask over the
         rays the frame was built for), so it can reuse the frame's visibility
         for a sub-run of those rays; False: the caller passes the sub-arrays.
+
+    Optional: ``journal_start()``, ``journal_take() -> (index (k,) int64, attention
+    (k,) float32)`` and ``journal_stop()`` (point clouds, meshes): what the deposits
+    since the start added, so that a fixation's record costs the elements it touched;
+    without them the accumulator differences whole :meth:`values` arrays.
     """
 
     n: int
