@@ -117,3 +117,12 @@ def test_fixation_records_from_the_journal_equal_whole_array_snapshots(mark_at):
         assert np.array_equal(a, b)
     # the journal forgets what it touched: nothing marked between fixations
     assert new.engine._jtouched is None and np.isnan(new.engine._jbase).all()
+
+
+def test_footprint_level_lookup_covers_every_half_width():
+    from gaze3d.attention.pointcloud import _HALF_LEVEL_OF, _HALF_LEVELS, MAX_OCCLUDER_HALF
+
+    # every half-width the footprint can take rounds up to a level, as searchsorted does
+    half = np.arange(MAX_OCCLUDER_HALF + 1)
+    assert np.array_equal(_HALF_LEVEL_OF, _HALF_LEVELS[np.searchsorted(_HALF_LEVELS, half)])
+    assert np.all(_HALF_LEVEL_OF >= half) and _HALF_LEVEL_OF[-1] == MAX_OCCLUDER_HALF
