@@ -124,11 +124,8 @@ class SessionCalibration:
 
         s = self.session
         meta = self._stored.to_meta()
-        if s.tracker is not None:
-            link = s.tracker
-            link.request(lambda: link.ctrl.set_meta(META_KEY, meta))
-        elif s._local_recording is not None:
-            s._local_recording.set_meta(META_KEY, {**meta, "note": "mouse as gaze: samples not corrected"})
+        s.sink.meta(META_KEY, meta if s.sink.from_tracker else
+                    {**meta, "note": "mouse as gaze: samples not corrected"})
 
     def correct(self, t_ns: np.ndarray, xy: np.ndarray, from_tracker: np.ndarray) -> np.ndarray:
         """(n, 2) corrected display coordinates: tracker samples by the timeline, mouse samples as they are."""

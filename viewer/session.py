@@ -29,6 +29,7 @@ from gaze3d.scan import Mesh, PointCloud, Volume
 
 from . import regions as _regions  # noqa: F401  (scipy.spatial at start-up: the first label key stays fast)
 from .labels import Label, LabelSet
+from .sink import LocalSink, SessionSink, TrackerSink
 
 MAX_CAMERA_HISTORY = 512
 MAX_PROVENANCE_SAMPLES = 200_000
@@ -147,27 +148,14 @@ class LabelingSession:
         self.n_samples = 0
         self._mouse_times: "collections.deque" = collections.deque(maxlen=1000)   # monotonic s, mouse samples
         self._last_t_ns: Optional[int] = None
-        self._local_recording = None
-        self._remote_recording = False
         if isinstance(profile, str):       # a missing profile fails before any recording starts
             from gaze3d.calib.profiles import ProfileStore
 
             profile = (profile_store if profile_store is not None else ProfileStore()).load(profile)
-        if record is not None:
-            if tracker is None:
-                from gaze3d.recording import RecordingWriter
-
-                self._local_recording = RecordingWriter(record)
-                self._local_recording.set_meta("annotator", self.annotator)
-                self._local_recording.set_meta("scan", str(getattr(scan, "source", None)))
-                # the scan's path and SHA-256: `gaze3d batch` refuses to pair the recording with another scan
-                from gaze3d.batch.provenance import stamp_recording
-                stamp_recording(self._local_recording.set_meta, getattr(scan, "source", None))
-            else:
-                self.tracker.ctrl.start_recording(str(record))
-                self._remote_recording = True
-                from gaze3d.batch.provenance import stamp_recording
-                stamp_recording(self.tracker.ctrl.set_meta, getattr(scan, "source", None))
+        # one sink for cameras, events, metadata and local samples (viewer/sink.py)
+        source = getattr(scan, "source", None)
+        self.sink: SessionSink = (TrackerSink(tracker, record, source) if tracker is not None
+                                  else LocalSink(record, self.annotator, source))
         self._event({"type": "session_start", "annotator": self.annotator,
                      "scan": str(getattr(scan, "source", None)),
                      "labels": {str(k): v for k, v in self.label_set.names_by_id().items()}})
@@ -177,7 +165,7 @@ class LabelingSession:
     # ---------------------------------------------------------------- clock
     def now_ns(self) -> int:
         """Now on the shared clock (the tracker's if there is one, else local monotonic)."""
-        return self.tracker.tracker_time_ns() if self.tracker is not None else time.monotonic_ns()
+        return self.sink.now_ns()
 
     # ---------------------------------------------------------------- scene
     def attach(self, scene) -> None:
@@ -202,10 +190,7 @@ class LabelingSession:
             self._cams.append(cam)
             if len(self._cams) > MAX_CAMERA_HISTORY:
                 del self._cam_times[0], self._cams[0]
-        if self.tracker is not None:
-            self.tracker.send_camera(t_ns, cam)
-        elif self._local_recording is not None:
-            self._local_recording.add_camera(t_ns, cam)
+        self.sink.camera(t_ns, cam)
         return cam
 
     def camera_at(self, t_ns: int) -> Camera:
@@ -295,17 +280,15 @@ class LabelingSession:
         """
         t = self.now_ns()
         self._note_camera(t)
-        samples = self.tracker.poll() if self.tracker is not None else []
+        samples = self.sink.poll()
         if local_samples:
-            if self._local_recording is not None:
-                self._local_recording.add_samples(local_samples)
+            self.sink.samples(local_samples)
             samples = list(samples) + list(local_samples)
             self._mouse_times.extend([time.monotonic()] * len(local_samples))
         used = self.add_samples(samples) if samples else 0
         recoloured = self.refresh() if used else 0
         self.calibration.poll()
-        if self._local_recording is not None:
-            self._local_recording.maybe_commit()
+        self.sink.commit()
         return {"samples": used, "recoloured": recoloured}
 
     def commit_attention(self) -> int:
@@ -538,10 +521,7 @@ class LabelingSession:
     def _event(self, event: dict, t_ns: Optional[int] = None) -> None:
         t = self.now_ns() if t_ns is None else int(t_ns)
         event = {"source": "gaze3d.viewer", **event}
-        if self.tracker is not None:
-            self.tracker.send_event(event, t)
-        elif self._local_recording is not None:
-            self._local_recording.add_event(t, event)
+        self.sink.event(t, event)
 
     # ----------------------------------------------------------- annotations
     def labelled_scan(self):
@@ -639,14 +619,7 @@ class LabelingSession:
             return
         self._closed = True
         self._event({"type": "session_end", "annotator": self.annotator, "n_labelled": int((self.labels > 0).sum())})
-        if self.tracker is not None:
-            if self._remote_recording:
-                done = []
-                self.tracker.request(lambda: done.append(self.tracker.ctrl.stop_recording()))
-            self.tracker.flush(5.0)
-        if self._local_recording is not None:
-            self._local_recording.close()
-            self._local_recording = None
+        self.sink.close()
 
     def __enter__(self):
         return self
