@@ -28,6 +28,7 @@ from gaze3d.regions import grow_region
 from gaze3d.scan import Mesh, PointCloud, Volume
 
 from . import regions as _regions  # noqa: F401  (scipy.spatial at start-up: the first label key stays fast)
+from .history import LabelHistory
 from .labels import Label, LabelSet
 from .sink import LocalSink, SessionSink, TrackerSink
 
@@ -131,8 +132,7 @@ class LabelingSession:
         self.accumulator = AttentionAccumulator.from_options(scan, attention_options)
         base = scan.labels if scan.labels is not None else np.zeros(self.shape, dtype=np.int32)
         self.labels = np.array(base, dtype=np.int32).reshape(-1)
-        self.undo_stack: List[LabelAction] = []
-        self.redo_stack: List[LabelAction] = []
+        self.history: LabelHistory[LabelAction] = LabelHistory()
         self.scene = None
         self.camera = camera
         self.message = ""
@@ -437,8 +437,7 @@ class LabelingSession:
         t = self.now_ns()
         action = LabelAction(index=index, before=self.labels[index].copy(), label=lab, method=method, t_host_ns=t)
         self._apply(index, np.int32(lab.id))
-        self.undo_stack.append(action)
-        self.redo_stack.clear()
+        self.history.push(action)
         self._event({"type": "label", "label_id": lab.id, "label_name": lab.name, "method": method,
                      "n_elements": int(len(index)), "annotator": self.annotator,
                      "time_unix_s": time.time(), "fixations": self.fixations(),
@@ -469,27 +468,35 @@ class LabelingSession:
 
     def undo(self) -> bool:
         """Revert the last label action; False if there is none."""
-        if not self.undo_stack:
+        a = self.history.undo()
+        if a is None:
             self.message = "nothing to undo"
             return False
-        a = self.undo_stack.pop()
         self._apply(a.index, a.before)
-        self.redo_stack.append(a)
         self._event({"type": "undo", "label_id": a.label.id, "n_elements": int(len(a.index))})
         self.message = f"undid {a.label.name} ({len(a.index)})"
         return True
 
     def redo(self) -> bool:
         """Re-apply the last undone action; False if there is none."""
-        if not self.redo_stack:
+        a = self.history.redo()
+        if a is None:
             self.message = "nothing to redo"
             return False
-        a = self.redo_stack.pop()
         self._apply(a.index, np.int32(a.label.id))
-        self.undo_stack.append(a)
         self._event({"type": "redo", "label_id": a.label.id, "n_elements": int(len(a.index))})
         self.message = f"redid {a.label.name} ({len(a.index)})"
         return True
+
+    @property
+    def undo_stack(self) -> List[LabelAction]:
+        """The actions that can be undone, oldest first (:class:`~gaze3d.viewer.history.LabelHistory`)."""
+        return self.history.undo_stack
+
+    @property
+    def redo_stack(self) -> List[LabelAction]:
+        """The actions that can be redone, last undone last."""
+        return self.history.redo_stack
 
     # ----------------------------------------------------------- provenance
     def fixations(self) -> List[dict]:
@@ -569,8 +576,7 @@ class LabelingSession:
         self.labels[:] = new
         if self.scene is not None:
             self.scene.set_labels(self.labels.reshape(self.shape) if self.kind == "volume" else self.labels)
-        self.undo_stack.clear()
-        self.redo_stack.clear()
+        self.history.clear()
         self._event({"type": "load_annotations", "path": str(path), "n_changed": int(len(changed))})
         self.message = f"loaded {path} ({len(changed)} labels changed)"
         del action
