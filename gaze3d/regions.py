@@ -11,8 +11,6 @@ intensity stays within ``intensity_tol`` of the seed's).
 """
 from __future__ import annotations
 
-from collections import deque
-
 import numpy as np
 
 from gaze3d.errors import InputError

@@ -5,7 +5,6 @@ import gc
 import json
 
 import numpy as np
-import pytest
 
 WINDOW = (320, 240)
 OFFSET = np.array([870000.0, 6618000.0, 50.0])   # Lambert-93-like coordinates: float32 would jitter
