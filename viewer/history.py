@@ -25,19 +25,18 @@ class LabelHistory(Generic[A]):
 
     def undo(self) -> Optional[A]:
         """The action to revert (moved to the redo stack), or None."""
-        if not self.undo_stack:
-            return None
-        action = self.undo_stack.pop()
-        self.redo_stack.append(action)
-        return action
+        return self._move(self.undo_stack, self.redo_stack)
 
     def redo(self) -> Optional[A]:
         """The action to re-apply (moved back to the undo stack), or None."""
-        if not self.redo_stack:
+        return self._move(self.redo_stack, self.undo_stack)
+
+    @staticmethod
+    def _move(src: List[A], dst: List[A]) -> Optional[A]:
+        if not src:
             return None
-        action = self.redo_stack.pop()
-        self.undo_stack.append(action)
-        return action
+        dst.append(src.pop())
+        return dst[-1]
 
     def clear(self) -> None:
         """Forget every action (annotations loaded from a file)."""
