@@ -13,7 +13,8 @@ bash scripts/setup.sh || { echo "test-latest: installing the newest releases fai
 bash scripts/run_tests.sh "$@"
 rc=$?
 echo "test-latest: versions that differ from requirements/lock.txt:"
-norm() { sed -e 's/ *;.*//' -e 's/_/-/g' | tr 'A-Z' 'a-z' | grep -E '^[a-z0-9.-]+==' | sort -u; }
+# one spelling for both lists: no markers, no local version label (torch's +cpu), PEP 503 names
+norm() { sed -e 's/ *;.*//' -e 's/+[A-Za-z0-9.]*$//' -e 's/_/-/g' | tr 'A-Z' 'a-z' | grep -E '^[a-z0-9.-]+==' | sort -u; }
 norm < requirements/lock.txt > "$tmp/lock.txt"
 "$VENV/bin/python" -m pip freeze --exclude-editable 2>/dev/null | norm > "$tmp/latest.txt"
 comm -13 "$tmp/lock.txt" "$tmp/latest.txt" | sed 's/^/  /'
