@@ -126,3 +126,36 @@ def test_footprint_level_lookup_covers_every_half_width():
     half = np.arange(MAX_OCCLUDER_HALF + 1)
     assert np.array_equal(_HALF_LEVEL_OF, _HALF_LEVELS[np.searchsorted(_HALF_LEVELS, half)])
     assert np.all(_HALF_LEVEL_OF >= half) and _HALF_LEVEL_OF[-1] == MAX_OCCLUDER_HALF
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_footprint_depth_in_one_buffer_equals_a_buffer_per_size(seed):
+    """The cascade of size steps gives the per-size buffers' depths: inside the window exactly, and in
+    its outer h pixels through the band lookup (where the per-size buffers drop a size near the edge)."""
+    from gaze3d.attention.pointcloud import _band_depth, _footprint_depth, _footprint_depth_per_size
+
+    rng = np.random.default_rng(seed)
+    h, wu, wv, m = 6, 90, 70, 3000
+    half = rng.choice([0, 1, 2, 3, 4, 6], m, p=[0.05, 0.1, 0.5, 0.15, 0.12, 0.08]).astype(np.int32)
+    half[0] = h
+    # points at least h from the edge, many right at it (the band's worst case)
+    row = np.where(rng.random(m) < 0.3, rng.choice([h, wv - 1 - h], m), rng.integers(h, wv - h, m))
+    col = np.where(rng.random(m) < 0.3, rng.choice([h, wu - 1 - h], m), rng.integers(h, wu - h, m))
+    flat = row * wu + col
+    depth = rng.uniform(5, 9, m).astype(np.float32)
+    bufs = {}
+
+    def scratch(shape, slot, dtype=np.float32):
+        bufs[slot] = np.empty(shape, dtype)
+        return bufs[slot]
+
+    ref = _footprint_depth_per_size(flat, half, depth, wu, wv)
+    zs, band = _footprint_depth(flat, half, depth, wu, wv, np.flatnonzero(np.bincount(half)), scratch)
+    inner = (slice(h, wv - h), slice(h, wu - h))
+    assert np.array_equal(zs[inner], ref[inner]) and np.isfinite(ref[inner]).mean() > 0.9
+    iv, iu = (a.ravel() for a in np.mgrid[0:wv, 0:wu])
+    got = zs[iv, iu].astype(np.float64)
+    _band_depth(band, zs.shape, h, iv, iu, np.ones(len(iv), bool), got)
+    assert np.array_equal(got, ref[iv, iu].astype(np.float64))
+    # the band lookup mattered: the one-buffer depths differ from the old ones somewhere at the edge
+    assert not np.array_equal(zs, ref)

@@ -160,6 +160,78 @@ def _window_min(a: np.ndarray, w: int, out: np.ndarray, axis: int) -> None:
     np.minimum(cut(m, 0, n - w + 1), cut(m, w - span, n - span + 1), out=out)
 
 
+def _footprint_depth(flat, half, depth, wu: int, wv: int, sizes, scratch):
+    """The depth buffer of square footprints of several sizes: ``(wv, wu)`` float32 and the band data.
+
+    ``flat (m,)``: each point's pixel in the window (row * wu + col, at least
+    ``h = max(half)`` from its edge), ``half (m,)`` its footprint half-width,
+    ``depth (m,)`` float32. Bit-identical to :func:`_footprint_depth_per_size`
+    (a depth buffer and a square minimum filter per size, the way before issue
+    15) at every pixel at least ``h`` from the window's edge, where every
+    point's own pixel is. The sizes go largest first through one buffer
+    padded by ``h``: a ``(2a+1)`` square minimum after a ``(2b+1)`` one is the
+    ``(2(a+b)+1)`` one, and a minimum filter distributes over ``min``, so
+    ``min_s F_s(z_s) = F_sk(... F_(s1-s2)(z_s1) min z_s2 ...)``: one filter of
+    the size steps per size over the window, without a buffer per size. In
+    the outer ``h`` pixels the old buffer kept a size's footprints only at
+    least that size from the edge; ``band`` (the points within ``2 h`` of the
+    edge: rows, cols, halves, depths) lets :func:`_band_depth` give the old
+    value there for the gaze pixels that need it.
+    """
+    h = int(max(sizes))
+    hp, wp = wv + 2 * h, wu + 2 * h
+    row, col = np.divmod(flat, wu)
+    pflat = (row + h) * wp + (col + h)
+    acc = scratch((hp, wp), 3)
+    acc.fill(np.inf)
+    prev = None
+    for s in sorted((int(x) for x in sizes), reverse=True):
+        if prev is not None:
+            acc = _min_filter(acc, prev - s, rows=scratch((hp, wp), 4))
+        sel = np.flatnonzero(half == s)
+        np.minimum.at(acc.reshape(-1), pflat[sel], depth[sel])
+        prev = s
+    acc = _min_filter(acc, prev, rows=scratch((hp, wp), 4))
+    zs = np.ascontiguousarray(acc[h:h + wv, h:h + wu])
+    edge = np.minimum(np.minimum(row, wv - 1 - row), np.minimum(col, wu - 1 - col))
+    near = np.flatnonzero(edge < 2 * h)
+    band = (row[near], col[near], half[near], depth[near])
+    return zs, band
+
+
+def _band_depth(band, shape, h: int, iv, iu, ok, depth) -> None:
+    """Old footprint depth at the gaze pixels within ``h`` of the window's edge (see :func:`_footprint_depth`).
+
+    ``shape``: the window's (wv, wu), ``h`` its border; ``iv, iu (s,)`` window pixels,
+    ``ok (s,)`` which are in the window, ``depth (s,)`` updated in place: there a
+    size's footprints count only at least that size from the edge.
+    """
+    row, col, half, dep = band
+    wv, wu = shape
+    e = np.minimum(np.minimum(iv, wv - 1 - iv), np.minimum(iu, wu - 1 - iu))
+    for i in np.flatnonzero(ok & (e < h)):
+        m = (half <= e[i]) & (np.abs(row - iv[i]) <= half) & (np.abs(col - iu[i]) <= half)
+        depth[i] = dep[m].min() if m.any() else np.inf
+
+
+def _footprint_depth_per_size(flat, half, depth, wu: int, wv: int) -> np.ndarray:
+    """Reference for :func:`_footprint_depth`: ``(wv, wu)`` float32, one buffer and one filter per size
+    (the code before issue 15; tests compare against it)."""
+    zs = np.full((wv, wu), np.inf, dtype=np.float32)
+    for s in np.flatnonzero(np.bincount(half)):
+        s = int(s)
+        sel = np.flatnonzero(half == s)
+        row, col = np.divmod(flat[sel], wu)
+        # 2 s of border: the filter leaves s at inf, the s inside are reached by the splats
+        r0, c0 = max(0, int(row.min()) - 2 * s), max(0, int(col.min()) - 2 * s)
+        r1, c1 = min(wv, int(row.max()) + 2 * s + 1), min(wu, int(col.max()) + 2 * s + 1)
+        z = np.full((r1 - r0, c1 - c0), np.inf, dtype=np.float32)
+        np.minimum.at(z.reshape(-1), (row - r0) * (c1 - c0) + (col - c0), depth[sel])
+        sub = zs[r0:r1, c0:c1]
+        np.minimum(sub, _min_filter(z, s), out=sub)
+    return zs
+
+
 @dataclass
 class CameraFrame:
     """One camera and the cones of visible points built for it so far (internal)."""
@@ -523,21 +595,10 @@ class PointCloudEngine:
             z.fill(np.inf)
             np.minimum.at(z.reshape(-1), flat, depth)
             zs = _min_filter(z, h, rows=self._scratch((wv, wu), 4))
-        else:                               # per size, a depth buffer over that size's points only
-            zs = np.full((wv, wu), np.inf, dtype=np.float32)
-            for s in sizes:
-                s = int(s)
-                sel = np.flatnonzero(half == s)
-                row, col = np.divmod(flat[sel], wu)
-                # 2 s of border: the filter leaves s at inf, the s inside are reached by the splats
-                r0, c0 = max(0, int(row.min()) - 2 * s), max(0, int(col.min()) - 2 * s)
-                r1, c1 = min(wv, int(row.max()) + 2 * s + 1), min(wu, int(col.max()) + 2 * s + 1)
-                z = self._scratch((r1 - r0, c1 - c0), 3)
-                z.fill(np.inf)
-                np.minimum.at(z.reshape(-1), (row - r0) * (c1 - c0) + (col - c0), depth[sel])
-                sub = zs[r0:r1, c0:c1]
-                np.minimum(sub, _min_filter(z, s, rows=self._scratch((r1 - r0, c1 - c0), 4)), out=sub)
-        self._window = (zs, u0 - h, v0 - h, h)    # kept for the gaze's own hit points
+            band = None
+        else:
+            zs, band = _footprint_depth(flat, half, depth, wu, wv, sizes, self._scratch)
+        self._window = (zs, u0 - h, v0 - h, h, band)    # kept for the gaze's own hit points
         zs = zs.ravel()
         # tolerance: the depth a surface up to max_slope gains from a neighbour whose footprint (like
         # the point's own) covers its pixel: at most half + 1 pixels away along a pixel axis
@@ -594,7 +655,7 @@ class PointCloudEngine:
         out = np.full((len(directions), 3), np.nan)
         if fr.depth_window is None or len(directions) == 0:
             return out
-        zs, iu0, iv0, h = fr.depth_window
+        zs, iu0, iv0, h, band = fr.depth_window
         cam = fr.camera
         c = directions @ fr.rotation.T
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -610,6 +671,8 @@ class PointCloudEngine:
             ok &= (iu >= 0) & (iu < zs.shape[1]) & (iv >= 0) & (iv < zs.shape[0])
             depth = np.full(len(directions), np.inf)
             depth[ok] = zs[iv[ok], iu[ok]]
+        if band is not None:
+            _band_depth(band, zs.shape, h, iv, iu, ok, depth)
         hit = np.isfinite(depth)
         if hit.all():
             return fr.origin + directions * (depth / c[:, 2])[:, None]
