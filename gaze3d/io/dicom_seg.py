@@ -47,7 +47,7 @@ def save_dicom_seg(mask: np.ndarray, volume, source, path, *, label: str = "gaze
     mask's ``[:, :, k]`` transposed to (rows = j, columns = i).
     """
     pydicom = optional_import("pydicom", "io")
-    hd = optional_import("highdicom")
+    hd = optional_import("highdicom", extra="io")
     mask = np.asarray(mask, dtype=bool)
     if mask.shape != volume.array.shape:
         raise InputError(f"mask: expected shape {volume.array.shape}, got {mask.shape}")
