@@ -152,7 +152,7 @@ class SessionCalibration:
         t_on = s.now_ns()
         self.drift = {"x": float(x), "y": float(y), "t_on": t_on,
                       "t_end": t_on + int(self.drift_dwell_s * 1e9), "rows": []}
-        s._event(target_event(TargetPresentation(0, float(x), float(y), 0.0, 0.0)), t_on)
+        s.record_event(target_event(TargetPresentation(0, float(x), float(y), 0.0, 0.0)), t_on)
         s.message = "drift check: look at the target"
         return self.drift
 
@@ -190,7 +190,7 @@ class SessionCalibration:
         if d is None or s.now_ns() < d["t_end"] + int(tail_s * 1e9):
             return None
         self.drift = None
-        s._event({"type": END_EVENT}, d["t_end"])
+        s.record_event({"type": END_EVENT}, d["t_end"])
         if d["rows"]:
             t = np.concatenate([r[0] for r in d["rows"]])
             xy = np.concatenate([r[1] for r in d["rows"]])
@@ -207,10 +207,10 @@ class SessionCalibration:
             r = self.monitor.check(data, pres)
         except InsufficientDataError as exc:
             s.message = f"drift check failed: {exc}"
-            s._event({"type": "drift_check", "error": str(exc)})
+            s.record_event({"type": "drift_check", "error": str(exc)})
             return None
         self.last_drift = r
-        s._event({"type": "drift_check", **r.to_dict(), "profile": self.timeline.profile_name})
+        s.record_event({"type": "drift_check", **r.to_dict(), "profile": self.timeline.profile_name})
         if not r.alert:
             s.message = r.message
         return r

@@ -156,7 +156,7 @@ class LabelingSession:
         source = getattr(scan, "source", None)
         self.sink: SessionSink = (TrackerSink(tracker, record, source) if tracker is not None
                                   else LocalSink(record, self.annotator, source))
-        self._event({"type": "session_start", "annotator": self.annotator,
+        self.record_event({"type": "session_start", "annotator": self.annotator,
                      "scan": str(getattr(scan, "source", None)),
                      "labels": {str(k): v for k, v in self.label_set.names_by_id().items()}})
         self.calibration = SessionCalibration(self, profile, profile_store, display, drift_threshold_deg,
@@ -340,7 +340,7 @@ class LabelingSession:
         self._gaze.clear()
         if self.scene is not None:
             self.scene.clear_attention()
-        self._event({"type": "clear_attention"})
+        self.record_event({"type": "clear_attention"})
         self.message = "attention cleared"
 
     # -------------------------------------------------------------- regions
@@ -366,7 +366,7 @@ class LabelingSession:
             self.message = "nothing to reject: look at the wrongly included part, then press n"
             return False
         rec = self.accumulator.set_polarity(-1, False)
-        self._event({"type": "reject_fixation", "t_start_s": rec.t_start_s, "t_end_s": rec.t_end_s,
+        self.record_event({"type": "reject_fixation", "t_start_s": rec.t_start_s, "t_end_s": rec.t_end_s,
                      "n_elements": int(len(rec.index))})
         n_neg = sum(not f.positive for f in self.accumulator.fixations())
         self.message = f"fixation rejected ({n_neg} negative so far): it will be left out of the next label"
@@ -438,7 +438,7 @@ class LabelingSession:
         action = LabelAction(index=index, before=self.labels[index].copy(), label=lab, method=method, t_host_ns=t)
         self._apply(index, np.int32(lab.id))
         self.history.push(action)
-        self._event({"type": "label", "label_id": lab.id, "label_name": lab.name, "method": method,
+        self.record_event({"type": "label", "label_id": lab.id, "label_name": lab.name, "method": method,
                      "n_elements": int(len(index)), "annotator": self.annotator,
                      "time_unix_s": time.time(), "fixations": self.fixations(),
                      "segmenter_note": self._fallback_note or self._segmenter_error}, t)
@@ -473,7 +473,7 @@ class LabelingSession:
             self.message = "nothing to undo"
             return False
         self._apply(a.index, a.before)
-        self._event({"type": "undo", "label_id": a.label.id, "n_elements": int(len(a.index))})
+        self.record_event({"type": "undo", "label_id": a.label.id, "n_elements": int(len(a.index))})
         self.message = f"undid {a.label.name} ({len(a.index)})"
         return True
 
@@ -484,7 +484,7 @@ class LabelingSession:
             self.message = "nothing to redo"
             return False
         self._apply(a.index, np.int32(a.label.id))
-        self._event({"type": "redo", "label_id": a.label.id, "n_elements": int(len(a.index))})
+        self.record_event({"type": "redo", "label_id": a.label.id, "n_elements": int(len(a.index))})
         self.message = f"redid {a.label.name} ({len(a.index)})"
         return True
 
@@ -525,7 +525,8 @@ class LabelingSession:
                         "n": int(rec.n_samples), "positive": bool(rec.positive)})
         return out
 
-    def _event(self, event: dict, t_ns: Optional[int] = None) -> None:
+    def record_event(self, event: dict, t_ns: Optional[int] = None) -> None:
+        """Record an annotation event (``source`` gaze3d.viewer) at ``t_ns`` (default now) through the sink."""
         t = self.now_ns() if t_ns is None else int(t_ns)
         event = {"source": "gaze3d.viewer", **event}
         self.sink.event(t, event)
@@ -550,7 +551,7 @@ class LabelingSession:
             save_labels(scan, path)
         else:
             save_scan(scan, path)
-        self._event({"type": "save_annotations", "path": str(path), "annotator": self.annotator,
+        self.record_event({"type": "save_annotations", "path": str(path), "annotator": self.annotator,
                      "time_unix_s": time.time(), "n_labelled": int((self.labels > 0).sum())})
         self.message = f"saved {path}"
 
@@ -577,7 +578,7 @@ class LabelingSession:
         if self.scene is not None:
             self.scene.set_labels(self.labels.reshape(self.shape) if self.kind == "volume" else self.labels)
         self.history.clear()
-        self._event({"type": "load_annotations", "path": str(path), "n_changed": int(len(changed))})
+        self.record_event({"type": "load_annotations", "path": str(path), "n_changed": int(len(changed))})
         self.message = f"loaded {path} ({len(changed)} labels changed)"
         del action
 
@@ -624,7 +625,7 @@ class LabelingSession:
         if getattr(self, "_closed", False):
             return
         self._closed = True
-        self._event({"type": "session_end", "annotator": self.annotator, "n_labelled": int((self.labels > 0).sum())})
+        self.record_event({"type": "session_end", "annotator": self.annotator, "n_labelled": int((self.labels > 0).sum())})
         self.sink.close()
 
     def __enter__(self):
