@@ -73,15 +73,11 @@ def _pyvista_example(fname: str) -> Path:
 
 
 def _read_vti(path: Path, array: str) -> tuple:
-    import pyvista as pv
+    """(labels (I, J, K) int32, spacing (3,)) of a ``.vti`` array, read without VTK."""
+    from gaze3d.io.vti import read_vti
 
-    m = pv.read(str(path))
-    a = np.asarray(m[array])
-    dims = tuple(m.dimensions)
-    if a.size != np.prod(dims):          # cell data (channels.vti): one value per cell
-        dims = tuple(max(d - 1, 1) for d in dims)
-    lab = a.reshape(dims, order="F").astype(np.int32)
-    return lab, np.asarray(m.spacing, dtype=np.float64)
+    lab, spacing, _, _ = read_vti(path, array)
+    return lab.astype(np.int32), spacing
 
 
 def load_label_volume(name: str, data_root=None) -> LabelVolume:

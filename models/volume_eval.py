@@ -242,19 +242,12 @@ def load_frog(step: int = 2):
     labels : (I, J, K) int
     names : dict int -> str
     """
-    from pathlib import Path
-
-    import pyvista as pv
-
     from gaze3d.scan import Volume
 
-    path = Path(pv.__file__).parent / "examples" / "frog_tissues.vti"
-    grid = pv.read(path)
-    dims = tuple(int(d) for d in grid.dimensions)
-    labels = np.asarray(grid.point_data[grid.array_names[0]]).reshape(dims, order="F")[::step, ::step, ::step]
-    labels = labels.astype(np.int32)
-    spacing = np.asarray(grid.spacing, dtype=np.float64) * step
-    affine = np.diag(list(spacing) + [1.0])
-    affine[:3, 3] = grid.origin
+    from .volume_data import load_label_volume
+
+    frog = load_label_volume("frog")
+    labels = frog.labels[::step, ::step, ::step]
+    affine = np.diag(list(frog.spacing * step) + [1.0])
     names = {int(i): f"tissue{int(i)}" for i in np.unique(labels) if i > 0}
     return Volume(synth_image(labels, seed=0), affine, labels=labels), labels, names
