@@ -47,7 +47,9 @@ def test_scripted_session_with_sim_tracker(tmp_path, vtk_freed):
     labels = LabelSet([Label(6, "building", (214, 39, 40)), Label(2, "ground", (140, 86, 75))])
     record = tmp_path / "session.sqlite"
     cam = scene_camera()
-    with start_tracker("sim", _sim_options(scene_file, path_file), record_dir=tmp_path) as tracker:
+    # the sim runs long enough that a viewer slow to start on a loaded machine still records
+    # its 3 s of frames (it starts recording only once it is up)
+    with start_tracker("sim", _sim_options(scene_file, path_file, duration=8.0), record_dir=tmp_path) as tracker:
         link = TrackerLink(tracker.pub_address, tracker.ctrl_address)
         app = ViewerApp(cloud, labels, tracker=link, record=record, off_screen=True, window_size=WINDOW,
                         segmenter="grow", annotator="tester")
