@@ -141,7 +141,8 @@ class InteractiveSampler:
     def sample(self) -> Example:
         """One example; ``Example.state`` keeps what :meth:`correct` needs to add fixations."""
         for _ in range(20):
-            if self.rng.random() < self.procedural:
+            # (no draw without procedural scenes: the real-tile stream stays as it was)
+            if self.procedural >= 1.0 or (self.procedural > 0 and self.rng.random() < self.procedural):
                 t, sim = self._scene()
                 objs = t.split_objects(self.split)
                 if len(objs) == 0:
