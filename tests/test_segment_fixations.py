@@ -90,3 +90,14 @@ def test_fixation_records_are_bounded():
     assert len(acc.fixations()) == 1 and acc.fixations()[0].t_start_s > 0.3
     with pytest.raises(InputError, match="max_fixation_records"):
         AttentionAccumulator(PointCloud(pts), max_fixation_records=-1)
+
+
+def test_records_off_leave_the_attention_unchanged():
+    pts = grid_plane(0.0, half=4.0, n=81)
+    cam = top_camera(10.0)
+    on = AttentionAccumulator(PointCloud(pts))
+    off = AttentionAccumulator(PointCloud(pts), max_fixation_records=0)
+    for acc in (on, off):
+        _two_fixations(acc, cam, np.array([-2.0, 0.0, 0.0]), np.array([2.0, 1.0, 0.0]))
+    np.testing.assert_array_equal(on.values, off.values)
+    assert on.n_used == off.n_used and off.fixations() == [] and len(on.fixations()) == 2

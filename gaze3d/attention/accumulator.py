@@ -110,8 +110,10 @@ class AttentionAccumulator:
     ray_px_per_deg : float
         Depth-buffer resolution of the virtual camera for VR rays (default 20).
     max_fixation_records : int
-        Fixation records kept (default 512; 0 keeps none); older ones are dropped
-        (their attention stays in :attr:`values` and counts as positive).
+        Fixation records kept (default 512); older ones are dropped (their
+        attention stays in :attr:`values` and counts as positive). Each record
+        costs one pass over :attr:`values` when its fixation ends; 0 keeps none
+        and skips that work.
     **engine_opts
         Passed to the engine: point clouds take ``point_size`` (3 px),
         ``depth_tolerance`` (0.001), ``max_slope`` (3), ``spacing_footprint`` (True); meshes and volumes see
@@ -292,6 +294,11 @@ class AttentionAccumulator:
     def _deposit_run(self, t_run, new_run: bool, deposit) -> None:
         """Deposit one run of fixation samples (times ``t_run``) through ``deposit()``:
         a new fixation when ``new_run``, else the open one continues."""
+        if not self.max_fixation_records:     # records off: no snapshots (batch runs)
+            deposit()
+            self._cached = None
+            self._last_fix_t = float(t_run[-1])
+            return
         if new_run or self._open is None:
             self._close()
             if self._journal:
