@@ -101,3 +101,20 @@ def test_records_off_leave_the_attention_unchanged():
         _two_fixations(acc, cam, np.array([-2.0, 0.0, 0.0]), np.array([2.0, 1.0, 0.0]))
     np.testing.assert_array_equal(on.values, off.values)
     assert on.n_used == off.n_used and off.fixations() == [] and len(on.fixations()) == 2
+
+
+def test_an_invalid_stretch_ends_a_fixation():
+    """Looking at one spot through a blink: two fixations, not one."""
+    pts = grid_plane(0.0, half=4.0, n=81)
+    cam = top_camera(10.0)
+    acc = AttentionAccumulator(PointCloud(pts))
+    xy = cam.pixels_to_normalized(cam.project(np.array([[1.0, 1.0, 0.0]]))[0])[0]
+    fix = int(EventType.FIXATION)
+    for k, valid in enumerate([True] * 10 + [False] * 3 + [True] * 10):   # 20-sample frames
+        ts = k * 20 / RATE + np.arange(20) / RATE
+        acc.add(cam, {"x": np.full(20, xy[0] if valid else np.nan), "y": np.full(20, xy[1]),
+                      "t_s": ts, "event": np.full(20, fix)})
+    acc.flush()
+    fx = acc.fixations()
+    assert len(fx) == 2 and fx[0].t_end_s < 200 / RATE <= fx[1].t_start_s
+    assert fx[0].n_samples == fx[1].n_samples == 200

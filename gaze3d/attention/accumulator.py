@@ -455,6 +455,8 @@ class AttentionAccumulator:
             if self.fixations_only and event is None:
                 self._history(t, np.full((len(t), 2), np.nan))
                 self._commit(final=False)
+            elif event is not None:
+                self._close()      # invalid samples end a fixation
             return
         frame = self.engine.frame(camera, dirs)
         tv, wv = t[valid], dwell[valid]
@@ -466,13 +468,11 @@ class AttentionAccumulator:
             # open one when the previous call ended inside it)
             fix = (event == _FIX) & valid
             rows = np.cumsum(valid) - 1          # row in dirs of each valid sample
-            first = True
             for lo, hi in self._run_bounds(fix, np.zeros(len(fix), dtype=bool)):
                 r = rows[lo:hi]
-                cont = first and lo == 0 and self._open is not None and self._last_fix_t is not None
+                cont = lo == 0 and self._open is not None
                 self._deposit_run(t[lo:hi], not cont, lambda r=r: self._deposit(
                     frame, dirs[r], wv[r], origins[r]))
-                first = False
                 if hi < len(fix):
                     self._close()
             if len(fix) and not fix[-1]:
