@@ -17,7 +17,6 @@ numpy/scipy only (no torch), so the viewer can always fall back on it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 
