@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gaze3d.models.volume_eval import BASELINES, DICE_TARGETS, SliceAnnotator, dice, load_frog, run_structure
+from gaze3d.models.volume_eval import BASELINES, DICE_TARGETS, SliceAnnotator, load_frog, run_structure
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"

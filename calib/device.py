@@ -16,7 +16,7 @@ looks at it for ``settle_s`` before the device collects.
 from __future__ import annotations
 
 import time
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional
 
 import numpy as np
 

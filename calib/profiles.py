@@ -22,8 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
 
-import numpy as np
-
 from gaze3d.errors import InputError
 
 from ._io import atomic_write_text

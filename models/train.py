@@ -32,7 +32,7 @@ objects of ``gaze_class``; per-point cross-entropy, gaze optional.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import List, Optional, Sequence
 
 import numpy as np
@@ -310,24 +310,34 @@ def corrective_rounds(model: GazeSegNet, sampler: InteractiveSampler, examples, 
     model.train(was_training)
 
 
-def train_interactive(model: GazeSegNet, sampler: InteractiveSampler, cfg: TrainConfig,
-                      log=print) -> List[float]:
-    """Train in place; returns the mask loss of every step."""
+def optimise(model, cfg, step_loss, log=print) -> List[float]:
+    """The training loop every trainer shares; returns the mask loss of every step.
+
+    AdamW with a one-cycle learning rate over ``cfg.steps`` (seeded by
+    ``cfg.seed``), logging every ``cfg.log_every`` steps and stopping once
+    ``cfg.time_limit_s`` has passed.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Trained in place; left in eval mode.
+    cfg : TrainConfig-like
+        ``validate()``, ``steps``, ``lr``, ``weight_decay``, ``seed``, ``log_every``, ``time_limit_s``.
+    step_loss : callable(numpy.random.Generator) -> (loss, mask_loss)
+        One batch: the loss to minimise and the mask loss to report. The
+        generator (seeded ``cfg.seed + 1``) is for the step's own draws.
+    """
     cfg.validate()
     torch.manual_seed(cfg.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps,
                                                 pct_start=0.1)
     model.train()
-    losses = []
+    losses: List[float] = []
     t0 = time.perf_counter()
     rng = np.random.default_rng(cfg.seed + 1)
     for step in range(cfg.steps):
-        examples = [sampler.sample() for _ in range(cfg.batch_size)]
-        batch = collate(examples)
-        if cfg.error_rounds:
-            corrective_rounds(model, sampler, examples, batch, int(rng.integers(0, cfg.error_rounds + 1)))
-        loss, mask_loss = interactive_loss(model, batch)
+        loss, mask_loss = step_loss(rng)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -342,3 +352,16 @@ def train_interactive(model: GazeSegNet, sampler: InteractiveSampler, cfg: Train
             break
     model.eval()
     return losses
+
+
+def train_interactive(model: GazeSegNet, sampler: InteractiveSampler, cfg: TrainConfig,
+                      log=print) -> List[float]:
+    """Train in place; returns the mask loss of every step."""
+    def step_loss(rng):
+        examples = [sampler.sample() for _ in range(cfg.batch_size)]
+        batch = collate(examples)
+        if cfg.error_rounds:
+            corrective_rounds(model, sampler, examples, batch, int(rng.integers(0, cfg.error_rounds + 1)))
+        return interactive_loss(model, batch)
+
+    return optimise(model, cfg, step_loss, log)

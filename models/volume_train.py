@@ -211,34 +211,16 @@ def _error_rounds(model, sampler, examples, x, rounds):
 
 
 def train_volume(model: GazeSegNet, sampler: VolumeSampler, cfg: VolumeTrainConfig, log=print) -> List[float]:
-    """Train in place; returns the mask loss of every step."""
-    cfg.validate()
-    torch.manual_seed(cfg.seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.1)
-    rng = np.random.default_rng(cfg.seed + 1)
-    model.train()
-    losses: List[float] = []
-    t0 = time.perf_counter()
-    for step in range(cfg.steps):
+    """Train in place; returns the mask loss of every step (the loop of :func:`~gaze3d.models.train.optimise`)."""
+    from .train import optimise
+
+    def step_loss(rng):
         examples = [sampler.sample() for _ in range(cfg.batch_size)]
         x, _, tgt, batch = collate_crops(examples)
         _error_rounds(model, sampler, examples, x, int(rng.integers(0, cfg.error_rounds + 1)))
-        loss, mask_loss = batch_loss(model, examples, (x, tgt, batch))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(mask_loss.item())
-        if log and (step % cfg.log_every == 0 or step == cfg.steps - 1):
-            log(f"step {step:5d}  mask loss {np.mean(losses[-cfg.log_every:]):.4f}  "
-                f"{time.perf_counter() - t0:6.1f} s")
-        if cfg.time_limit_s and time.perf_counter() - t0 > cfg.time_limit_s:
-            if log:
-                log(f"time limit {cfg.time_limit_s} s reached at step {step}")
-            break
-    model.eval()
-    return losses
+        return batch_loss(model, examples, (x, tgt, batch))
+
+    return optimise(model, cfg, step_loss, log)
 
 
 def downsample(lv: LabelVolume, factor: int) -> LabelVolume:

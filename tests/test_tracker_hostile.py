@@ -8,7 +8,6 @@ subscriber) and that the control socket answers ``status`` with the state
 """
 from __future__ import annotations
 
-import os
 import random
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ import msgpack
 import pytest
 import zmq
 
-from gaze3d.protocol import MAX_REQUEST_BYTES, SCHEMA_VERSION, T_HOST_NS_MAX, control_request, pack
+from gaze3d.protocol import MAX_REQUEST_BYTES, SCHEMA_VERSION, T_HOST_NS_MAX, control_request
 from gaze3d.recording import Recording
 from gaze3d.tracker.client import GazeSubscriber, TrackerControl, TrackerError
 from gaze3d.tracker.process import start_tracker

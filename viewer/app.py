@@ -23,7 +23,6 @@ key through VTK's interactor exactly as a real key press does.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Optional

@@ -7,8 +7,8 @@ output at every stride so that gaze-guided heads can attach to each stage.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import List, Sequence
+from dataclasses import asdict, dataclass
+from typing import List
 
 import torch
 from torch import nn

@@ -1,7 +1,7 @@
 """Points to voxels and back."""
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Tuple
 
 import numpy as np
 import torch
