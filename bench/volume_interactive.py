@@ -30,7 +30,8 @@ Methods (no training, so every structure is "held out"; their parameters are
 the library defaults or the viewer's flood-fill settings, not tuned on these
 volumes): ``flood`` (the viewer's fallback, ``gaze3d.regions.grow_volume``),
 ``confidence`` (SimpleITK ConfidenceConnected), ``random_walk`` (scikit-image
-random walker). A volume network is added as a method where a checkpoint exists.
+random walker). The volume network is compared with them on a volume its
+checkpoint never saw by ``bench/volume_network.py``.
 """
 from __future__ import annotations
 
