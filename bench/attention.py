@@ -274,26 +274,35 @@ def kappa_table(seeds=(2, 3), duration_s: float = 60.0):
     return rows
 
 
-def object_space_kappa(duration_s: float = 10.0, seed: int = 3):
-    """Fixation kappa on the screen vs in object space, camera orbiting at 60 deg/s (I-VT, I-VDT)."""
-    from gaze3d.attention.batch import fixation_labels
+def _orbit_session(duration_s: float, seed: int, grid: int, n_keys: int):
+    """A flat ``grid`` x ``grid`` cloud, 12 targets on it, the camera orbiting at 60 deg/s.
+
+    Returns (scan, simulated scene gaze, recording dict). The simulator moves
+    the camera continuously: one camera per sample.
+    """
     from gaze3d.camera import CameraPath
-    from gaze3d.events import EventType, cohen_kappa
     from gaze3d.scan import PointCloud
     from gaze3d.simulate import simulate_scene_gaze
 
-    g = np.linspace(-8, 8, 401)
-    plane = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
-    scan = PointCloud(np.c_[plane, np.zeros(len(plane))])
+    g = np.linspace(-8, 8, grid)
+    scan = PointCloud(np.c_[np.stack(np.meshgrid(g, g), -1).reshape(-1, 2), np.zeros(grid * grid)])
     rng = np.random.default_rng(0)
     targets = np.c_[rng.uniform(-4, 4, (12, 2)), np.zeros(12)]
     path = CameraPath.orbit((0, 0, 0), radius=15, elevation_deg=40, duration_s=duration_s,
-                            turns=60.0 * duration_s / 360.0, n_keys=400, vfov_deg=45)
+                            turns=60.0 * duration_s / 360.0, n_keys=n_keys, vfov_deg=45)
     sg = simulate_scene_gaze(targets, path, duration_s, seed=seed)
     t_ns = np.round(sg.t_s * 1e9).astype(np.int64)
-    # the simulator moves the camera continuously: one camera per sample
     rec = {"samples": {"t_host_ns": t_ns, "x": sg.xy[:, 0], "y": sg.xy[:, 1], "valid": sg.valid},
            "camera_t_host_ns": t_ns, "cameras": [path.at(t) for t in sg.t_s]}
+    return scan, sg, rec
+
+
+def object_space_kappa(duration_s: float = 10.0, seed: int = 3):
+    """Fixation kappa on the screen vs in object space, camera orbiting at 60 deg/s (I-VT, I-VDT)."""
+    from gaze3d.attention.batch import fixation_labels
+    from gaze3d.events import EventType, cohen_kappa
+
+    scan, sg, rec = _orbit_session(duration_s, seed, grid=401, n_keys=400)
     rows = []
     fix = sg.truth == int(EventType.FIXATION)
     for m in ("ivt", "ivdt", "adaptive"):
@@ -312,30 +321,13 @@ def online_fixation_mass(duration_s: float = 6.0, seed: int = 3):
     mass kept); ``simulate_scene_gaze`` targets on a plane, 0.6 s of history.
     """
     from gaze3d.attention import accumulate_attention
-    from gaze3d.camera import CameraPath
-    from gaze3d.scan import PointCloud
-    from gaze3d.simulate import simulate_scene_gaze
 
-    g = np.linspace(-8, 8, 301)
-    scan = PointCloud(np.c_[np.stack(np.meshgrid(g, g), -1).reshape(-1, 2), np.zeros(301 * 301)])
-    rng = np.random.default_rng(0)
-    targets = np.c_[rng.uniform(-4, 4, (12, 2)), np.zeros(12)]
-    path = CameraPath.orbit((0, 0, 0), radius=15, elevation_deg=40, duration_s=duration_s,
-                            turns=60.0 * duration_s / 360.0, n_keys=200, vfov_deg=45)
-    sg = simulate_scene_gaze(targets, path, duration_s, seed=seed)
-    t_ns = np.round(sg.t_s * 1e9).astype(np.int64)
-    cams = [path.at(t) for t in sg.t_s]
-
-    def rec(event=None):
-        s = {"t_host_ns": t_ns, "x": sg.xy[:, 0], "y": sg.xy[:, 1], "valid": sg.valid}
-        if event is not None:
-            s["event"] = event
-        return {"samples": s, "camera_t_host_ns": t_ns, "cameras": cams}
-
-    ref = accumulate_attention(scan, rec(sg.truth.astype(np.int8)))
+    scan, sg, rec = _orbit_session(duration_s, seed, grid=301, n_keys=200)
+    truth_rec = {**rec, "samples": {**rec["samples"], "event": sg.truth.astype(np.int8)}}
+    ref = accumulate_attention(scan, truth_rec)
     rows = []
     for m in ("ivt", "adaptive"):
-        a = accumulate_attention(scan, rec(), method=m)
+        a = accumulate_attention(scan, rec, method=m)
         rows.append((m, float(np.corrcoef(a, ref)[0, 1]), float(a.sum() / ref.sum())))
     return rows
 
