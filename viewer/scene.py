@@ -294,17 +294,19 @@ class Scene:
         v = np.asarray(values, dtype=np.float32).reshape(-1)
         scale = self.overlay.scale
         idx = np.flatnonzero(v >= self.HEAT_LEVEL * scale) if scale > 0 else np.zeros(0, np.int64)
+        ijk = np.column_stack(np.unravel_index(idx, self.scan.shape))
         if len(idx) and self.actor.GetVisibility():
-            on_plane = np.zeros(len(v), dtype=bool)
-            on_plane[self.element_index] = True      # the slice overlay already shows these
-            idx = idx[~on_plane[idx]]
+            # the slice overlay already shows the voxels on the three planes (no per-frame
+            # mask over the whole grid: a voxel is on a plane where one index is the slice's)
+            off = ~np.any(ijk == np.asarray(self.slice_index), axis=1)
+            idx, ijk = idx[off], ijk[off]
         if len(idx) > self.HEAT_MAX_POINTS:
-            idx = idx[np.argpartition(v[idx], -self.HEAT_MAX_POINTS)[-self.HEAT_MAX_POINTS:]]
+            top = np.argpartition(v[idx], -self.HEAT_MAX_POINTS)[-self.HEAT_MAX_POINTS:]
+            idx, ijk = idx[top], ijk[top]
         if len(idx) == 0:
             if self.heat_actor is not None:
                 self.heat_actor.SetVisibility(False)
             return 0
-        ijk = np.column_stack(np.unravel_index(idx, self.scan.shape))
         # the overlay's colour for each level: the colour bar reads the same for both
         level = np.clip(v[idx] / scale * 255.0, 0, 255).astype(np.uint8)
         cloud = pv.PolyData(self.scan.index_to_world(ijk))
