@@ -39,19 +39,25 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    import numpy as np
-
-    from ..io import check_output, load_scan, save_scan
-    from ..scan import Volume
+    from ..io import check_output
+    from ..recording import Recording
+    from ..vr.analysis import choose_topic
 
     # the replay takes seconds to minutes: a bad output path fails first
     check_output(args.output, keeps=["attention"], what="-o")
+    with Recording(args.recording) as rec:                 # opened once: opening verifies every checksum
+        topic = choose_topic(rec, args.topic)              # no usable samples: one line, exit 2, nothing written
+        return _attention(args, rec, topic)
+
+
+def _attention(args, rec, topic: str) -> int:
+    import numpy as np
+
     from ..attention import AttentionAccumulator, AttentionOptions
     from ..attention.batch import replay
+    from ..io import check_output, load_scan, save_scan
+    from ..scan import Volume
 
-    from ..vr.analysis import choose_topic
-
-    topic = choose_topic(args.recording, args.topic)      # no usable samples: one line, exit 2, nothing written
     scan = load_scan(args.scan)
     check_output(args.output, type(scan), keeps=["attention"], what="-o")
     engine = {}
@@ -63,7 +69,7 @@ def run(args) -> int:
                             visual_deg_per_camera_deg=args.visual_per_camera_deg, point_size=args.point_size,
                             engine=engine)      # point_size reaches point clouds only
     acc = AttentionAccumulator.from_options(scan, opts)
-    stats = replay(acc, args.recording, topic=topic, viewport=args.viewport)
+    stats = replay(acc, rec, topic=topic, viewport=args.viewport)
     values = acc.values
     if not np.any(values):
         from ..errors import InputError

@@ -83,20 +83,26 @@ def _write_tsv(path: str, rows, columns=COLUMNS) -> None:
 
 
 def run(args) -> int:
+    _check_output(args.output)
+    from ..recording import Recording
+    from ..vr.analysis import choose_topic
+
+    with Recording(args.recording) as rec:                 # opened once: opening verifies every checksum
+        topic = choose_topic(rec, args.topic)              # no usable samples: one line, exit 2, nothing written
+        return _fixations(args, rec, topic)
+
+
+def _fixations(args, rec, topic: str) -> int:
     from collections import Counter
 
     from ..attention.batch import fixation_labels, label_runs
-    _check_output(args.output)
-    from ..vr.analysis import choose_topic
-
-    topic = choose_topic(args.recording, args.topic)      # no usable samples: one line, exit 2, nothing written
     if topic == TOPIC_GAZE_3D:
         from ..vr.analysis import fixation_events
 
         if args.scan:
             from ..errors import InputError
             raise InputError("--scan: gaze.3d rays are already in the world; classified in world space without it")
-        rows, n, _ = fixation_events(args.recording, args.method or "idt", **_params(args.param))
+        rows, n, _ = fixation_events(rec, args.method or "idt", **_params(args.param))
         _write_tsv(args.output, rows, COLUMNS_3D)
         counts = Counter(r["trial_type"] for r in rows)
         print(f"{n} gaze.3d samples -> {len(rows)} events "
@@ -107,7 +113,7 @@ def run(args) -> int:
     if args.scan:
         from ..io import load_scan
         scan = load_scan(args.scan)
-    t, labels, deg = fixation_labels(args.recording, args.method or "ivt", display=display, viewport=args.viewport,
+    t, labels, deg = fixation_labels(rec, args.method or "ivt", display=display, viewport=args.viewport,
                                      scan=scan, **_params(args.param))
     rows = label_runs(t, labels, deg)
     _write_tsv(args.output, rows)

@@ -111,10 +111,12 @@ def run(args) -> int:
     camera = load_camera(args.camera) if args.camera else None
     vr = {}
     if args.vr_session:
+        from gaze3d.recording import Recording
         from gaze3d.vr.analysis import choose_topic, read_rays
 
-        choose_topic(args.vr_session, TOPIC_GAZE_3D)        # no usable ray: one line, exit 2
-        r = read_rays(args.vr_session)
+        with Recording(args.vr_session) as rec:           # opened once: opening verifies every checksum
+            choose_topic(rec, TOPIC_GAZE_3D)              # no usable ray: one line, exit 2
+            r = read_rays(rec)
         d = r["direction"].copy()
         d[~r["valid"]] = float("nan")
         length = np.linalg.norm(r["point"] - r["origin"], axis=1) if np.isfinite(r["point"]).any() else None

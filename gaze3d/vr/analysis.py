@@ -17,8 +17,11 @@ from ..protocol import TOPIC_GAZE_2D, TOPIC_GAZE_3D
 TOPIC_CHOICES = ("auto", TOPIC_GAZE_2D, TOPIC_GAZE_3D)
 
 
-def choose_topic(recording_path, topic: str = "auto") -> str:
+def choose_topic(recording, topic: str = "auto") -> str:
     """The topic to analyse: ``auto`` = ``gaze.2d`` if it holds samples, else ``gaze.3d``.
+
+    ``recording`` is a path or an open :class:`~gaze3d.recording.Recording`
+    (a caller that reads it afterwards opens it once: opening verifies every checksum).
 
     Raises
     ------
@@ -29,18 +32,19 @@ def choose_topic(recording_path, topic: str = "auto") -> str:
 
     if topic not in TOPIC_CHOICES:
         raise InputError(f"--topic: expected one of {', '.join(TOPIC_CHOICES)}, got {topic!r}")
-    with Recording(recording_path) as rec:
-        counts = rec.topics()
-        if topic == "auto":
-            topic = TOPIC_GAZE_2D if counts.get(TOPIC_GAZE_2D) else TOPIC_GAZE_3D
-        n = int(counts.get(topic, 0))
-        if n == 0:
-            have = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
-            raise InputError(f"{recording_path}: no {topic} samples (samples per topic: {have})")
-        n_valid = int(np.count_nonzero(rec.samples(topic)["valid"]))
-    if n_valid == 0:
+    if not isinstance(recording, Recording):
+        with Recording(recording) as rec:
+            return choose_topic(rec, topic)
+    counts = recording.topics()
+    if topic == "auto":
+        topic = TOPIC_GAZE_2D if counts.get(TOPIC_GAZE_2D) else TOPIC_GAZE_3D
+    n = int(counts.get(topic, 0))
+    if n == 0:
+        have = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
+        raise InputError(f"{recording.path}: no {topic} samples (samples per topic: {have})")
+    if not np.count_nonzero(recording.samples(topic)["valid"]):
         what = "a finite ray" if topic == TOPIC_GAZE_3D else "a finite gaze point"
-        raise InputError(f"{recording_path}: none of the {n} {topic} samples is valid (valid flag and {what})")
+        raise InputError(f"{recording.path}: none of the {n} {topic} samples is valid (valid flag and {what})")
     return topic
 
 
