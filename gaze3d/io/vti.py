@@ -100,7 +100,8 @@ def read_vti(path, name: str | None = None) -> Tuple[np.ndarray, np.ndarray, np.
         appended = raw[start:end if end > 0 else len(raw)]
         underscore = appended.find(b"_")
         appended = appended[underscore + 1:] if underscore >= 0 else appended
-        xml_bytes = raw[:cut] + b"<AppendedData/></VTKFile>"
+        # keep the opening tag (its encoding attribute), self-closed, and drop the binary block
+        xml_bytes = raw[:cut] + raw[cut:start - 1].rstrip(b"/") + b"/></VTKFile>"
     try:
         root = ElementTree.fromstring(xml_bytes)
     except ElementTree.ParseError as exc:
@@ -141,7 +142,10 @@ def read_vti(path, name: str | None = None) -> Tuple[np.ndarray, np.ndarray, np.
         if fmt == "binary":
             data = _decode((arr_el.text or "").encode(), True, header, compressed)
         elif fmt == "appended":
-            encoded = root.find("AppendedData") is not None and b'encoding="raw"' not in raw[cut:cut + 200]
+            block = root.find("AppendedData")
+            if block is None:
+                raise ValueError("format 'appended' but no <AppendedData> block")
+            encoded = block.get("encoding", "raw") == "base64"
             data = _decode(appended[int(arr_el.get("offset", "0")):], encoded, header, compressed)
         elif fmt == "ascii":
             data = np.array((arr_el.text or "").split(), dtype=order + dtype_name).tobytes()
