@@ -235,9 +235,9 @@ class VolumeEngine:
         out = np.full((len(directions), 3), np.nan)
         for axis, index in self.planes:
             hits, t = self._plane_hits(axis, index, origins, directions)
-            inside = np.isfinite(t) & self._inside_box(self.world_to_index(np.nan_to_num(hits)), axis)
-            if len(self.planes) == 1:
-                inside = np.isfinite(t)       # one plane: the plane itself (the cone may reach the slice)
+            inside = np.isfinite(t)
+            if len(self.planes) > 1:          # one plane: the plane itself (the cone may reach the slice)
+                inside &= self._inside_box(self.world_to_index(np.nan_to_num(hits)), axis)
             nearer = inside & (t < best_t)
             best_t[nearer] = t[nearer]
             out[nearer] = hits[nearer]
