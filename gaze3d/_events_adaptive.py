@@ -51,8 +51,8 @@ import numpy as np
 ADAPTIVE_DEFAULTS: Dict[str, float] = dict(
     gap_fill_max_s=0.075, gap_margin_s=0.020, velocity_window_s=0.030, edge_window_s=0.020,
     peak_init=200.0, robust=1.0, peak_sd=8.0, onset_sd=2.0, threshold_min=40.0, threshold_max=300.0,
-    adapt_window_s=60.0, min_saccade_s=0.008, min_saccade_amp_deg=0.5, extend_to_minimum=0.0,
-    pso_max_s=0.0, pursuit_window_s=0.100, pursuit_velocity=2.0, pursuit_noise_z=6.0,
+    blink_reach_s=0.02, adapt_window_s=60.0, min_saccade_s=0.008, min_saccade_amp_deg=0.5, extend_to_minimum=0.0,
+    pso_max_s=0.04, pursuit_window_s=0.100, pursuit_velocity=5.0, pursuit_noise_z=6.0,
     min_pursuit_s=0.150, pursuit_min_amp_deg=0.5, pursuit_straightness=0.0, min_fixation_s=0.040)
 
 
@@ -209,7 +209,7 @@ def _noise_sd(x, y, ok) -> float:
 
 
 def classify_adaptive(t: np.ndarray, x: np.ndarray, y: np.ndarray, ok: np.ndarray, p: dict,
-                      codes: dict) -> np.ndarray:
+                      codes: dict, measured: np.ndarray = None) -> np.ndarray:
     """Labels of a checked, gap-filled signal (see the module docstring).
 
     Parameters
@@ -223,6 +223,10 @@ def classify_adaptive(t: np.ndarray, x: np.ndarray, y: np.ndarray, ok: np.ndarra
     codes : dict
         EventType codes by name (``GAP``, ``FIXATION``, ``SACCADE``, ``PURSUIT``,
         ``PSO``, ``UNCLASSIFIED``).
+    measured : (n,) bool, optional
+        Samples the tracker delivered (before gap filling; ``ok`` when not
+        given). A loss filled by interpolation that sits inside a fast
+        excursion is a blink, not a dropout (stage 1b).
 
     Returns
     -------
@@ -267,17 +271,31 @@ def classify_adaptive(t: np.ndarray, x: np.ndarray, y: np.ndarray, ok: np.ndarra
         st = np.full(n, p["threshold_min"] * p["onset_sd"] / p["peak_sd"])
     vv = np.where(np.isfinite(v), v, 0.0)
     # --- saccades: runs above onset with a peak above the peak threshold
-    above = good & (vv > st)
-    s_all, e_all = _runs(above)
-    is_sac = np.zeros(len(s_all), dtype=bool)
-    peak = np.zeros(len(s_all))
-    if len(s_all):
-        peak = _run_max(vv, s_all, e_all)
-        ptr = -_run_max(-pt, s_all, e_all)
-        dur = (e_all - s_all) * dt_med
-        prev = np.maximum(s_all - 1, 0)
-        amp = np.hypot(x[e_all - 1] - x[prev], y[e_all - 1] - y[prev])
-        is_sac = (peak > ptr) & (dur >= p["min_saccade_s"] - 1e-12) & (amp >= p["min_saccade_amp_deg"])
+    s_all, e_all, peak, ptr, is_sac = _fast_runs(vv, st, pt, good, x, y, dt_med, p)
+    # --- blinks from the signal's shape: the lid sweeping over the pupil drags the
+    # estimate in a fast excursion around the loss of track. The part of a
+    # saccade-speed run within blink_reach_s of a loss it contains or touches (a
+    # filled short loss, a long gap's margin) is that excursion: GAP, not a saccade.
+    # The rest of such a run (a saccade or fast pursuit the blink interrupted) is
+    # classified as usual, so the runs are found again without it.
+    if p["blink_reach_s"] > 0 and len(s_all):
+        lost = ~good if measured is None else (~good | ~measured)
+        cl = np.r_[0, np.cumsum(lost)]
+        inside = (cl[e_all] - cl[s_all]) > 0
+        before = np.r_[False, lost][s_all]                 # lost[s - 1] (False at the start)
+        after = np.r_[lost, False][e_all]                  # lost[e] (False at the end)
+        cand = np.flatnonzero((peak > ptr) & (inside | before | after))
+        if len(cand):
+            in_run = np.zeros(n + 1, dtype=np.int64)
+            np.add.at(in_run, s_all[cand], 1)
+            np.add.at(in_run, e_all[cand], -1)
+            in_run = np.cumsum(in_run[:n]) > 0
+            tl = t[np.flatnonzero(lost)]
+            j = np.searchsorted(tl, t)
+            near = np.minimum(np.abs(t - tl[np.maximum(j - 1, 0)]), np.abs(tl[np.minimum(j, len(tl) - 1)] - t))
+            blink = in_run & (near <= p["blink_reach_s"] + 1e-12)
+            good &= ~blink
+            s_all, e_all, peak, ptr, is_sac = _fast_runs(vv, st, pt, good, x, y, dt_med, p)
     if p["edge_window_s"] > 0 and len(s_all):
         # refine saccade edges on a narrower speed estimate (detection keeps the smooth one)
         he = max(1, int(round(p["edge_window_s"] / 2 / dt_med)))
@@ -291,6 +309,12 @@ def classify_adaptive(t: np.ndarray, x: np.ndarray, y: np.ndarray, ok: np.ndarra
                 e -= 1
             s_all[k], e_all[k] = s, e
     labels[good] = FIX
+    if measured is not None and not good.all():
+        # a filled loss touching a blink's excursion was never measured: GAP too
+        gap = ~good
+        for s, e in zip(*_runs(good & ~measured)):
+            if (s > 0 and gap[s - 1]) or (e < n and gap[e]):
+                labels[s:e] = GAP
     sac_end = -np.inf
     sac_peak = 0.0
     extend = bool(p["extend_to_minimum"])
@@ -306,7 +330,11 @@ def classify_adaptive(t: np.ndarray, x: np.ndarray, y: np.ndarray, ok: np.ndarra
             labels[s:e] = SAC
             sac_end, sac_peak, last_e = t[e - 1], peak[k], e
         elif t[s] - sac_end <= p["pso_max_s"] + 1e-12 and peak[k] < sac_peak:
-            labels[last_e:e] = PSO         # contiguous with the saccade it follows
+            # contiguous with the saccade it follows, and over within pso_max_s of its
+            # end (the oscillation has died out by then; what goes on moving after it
+            # is left to the pursuit test)
+            stop = min(e, int(np.searchsorted(t, sac_end + p["pso_max_s"] + 1e-12, side="right")))
+            labels[last_e:stop] = PSO
             sac_end = -np.inf
     # --- pursuit vs fixation between saccades
     inter = labels == FIX
@@ -337,6 +365,25 @@ def classify_adaptive(t: np.ndarray, x: np.ndarray, y: np.ndarray, ok: np.ndarra
     for s, e in zip(fs[short], fe[short]):
         labels[s:e] = UNC
     return labels
+
+
+def _fast_runs(vv, st, pt, good, x, y, dt_med, p):
+    """Runs above the onset threshold: (starts, ends, peak, peak threshold, is_saccade).
+
+    A run is a saccade when its peak speed passes the peak threshold, it lasts
+    ``min_saccade_s`` and moves the eye ``min_saccade_amp_deg``.
+    """
+    s_all, e_all = _runs(good & (vv > st))
+    if not len(s_all):
+        z = np.zeros(0)
+        return s_all, e_all, z, z, np.zeros(0, dtype=bool)
+    peak = _run_max(vv, s_all, e_all)
+    ptr = -_run_max(-pt, s_all, e_all)
+    dur = (e_all - s_all) * dt_med
+    prev = np.maximum(s_all - 1, 0)
+    amp = np.hypot(x[e_all - 1] - x[prev], y[e_all - 1] - y[prev])
+    is_sac = (peak > ptr) & (dur >= p["min_saccade_s"] - 1e-12) & (amp >= p["min_saccade_amp_deg"])
+    return s_all, e_all, peak, ptr, is_sac
 
 
 def _run_max(a: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:

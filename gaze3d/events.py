@@ -279,9 +279,10 @@ def classify_samples(t_s, x_deg, y_deg, method: str = "adaptive", *, valid=None,
     labels = np.full(len(t), _GAP, dtype=np.int8)
     if len(t) == 0:
         return labels
+    measured = ok
     x, y, ok = fill_gaps(t, x, y, ok, p["gap_fill_max_s"])
     if method == "adaptive":
-        return classify_adaptive(t, x, y, ok, p, _CODES)
+        return classify_adaptive(t, x, y, ok, p, _CODES, measured)
     if method == "idt":
         starts, ends = _runs(ok)
         for s, e in zip(starts, ends):

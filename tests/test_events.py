@@ -158,9 +158,9 @@ def test_adaptive_defaults_table_and_validation():
         classify_samples(t, 0 * t, 0 * t, "adaptive", peak_sd=-1.0)
 
 
-# today (seed 8, 30 s) fixation / saccade / pursuit kappa: 30 Hz 0.619 0.433 0.796; 60 Hz 0.852 0.658
-# 0.983; 250 Hz 0.938 0.873 0.971; 1200 Hz 0.933 0.849 0.935; 2000 Hz 0.933 0.850 0.935; 1200 Hz with
-# 0.5 deg noise 0.843 0.835 0.768. Floors a few hundredths below.
+# today (seed 8, 30 s) fixation / saccade / pursuit kappa: 30 Hz 0.641 0.433 0.854; 60 Hz 0.846 0.690
+# 0.970; 250 Hz 0.924 0.887 0.951; 1200 Hz 0.925 0.909 0.944; 2000 Hz 0.925 0.911 0.944; 1200 Hz with
+# 0.5 deg noise 0.847 0.915 0.830. Floors a few hundredths below.
 @pytest.mark.parametrize("rate, precision, floor", [
     (30.0, 0.05, (0.55, 0.38, 0.74)),
     (60.0, 0.05, (0.8, 0.6, 0.93)),
@@ -217,8 +217,12 @@ def test_adaptive_orbit_session_pursuit_on_screen_fixation_in_object_space():
     k_obj = cohen_kappa(sg.truth, obj, FIX)
     print(f"\norbit: object-space fixations labelled pursuit on the screen {on_screen_pursuit:.3f}, "
           f"fixation on the screen {np.mean(screen[fix] == FIX):.3f}; object-space fixation kappa {k_obj:.3f}")
-    assert on_screen_pursuit > 0.8 and np.mean(screen[fix] == FIX) < 0.1      # today 0.887, 0.063
-    assert k_obj > 0.88                                                         # today 0.918
+    # on the screen these fixations move at 3-11 deg/s (median 7); the 5 deg/s pursuit
+    # floor (the speed the Hooge coders still call fixation) leaves the slower ones as
+    # fixation: the reason object space is the signal for an orbiting camera.
+    # today 0.504 pursuit, 0.442 fixation on the screen; object space kappa 0.920
+    assert on_screen_pursuit > 0.45 and np.mean(screen[fix] == FIX) < 0.5
+    assert k_obj > 0.88
 
 
 @pytest.mark.parametrize("case", ["empty", "one", "all_nan", "inf", "still", "huge_noise", "irregular_walk",
@@ -250,3 +254,48 @@ def test_adaptive_survives_degenerate_signals(case):
         assert np.all(labels == GAP)
     if case == "still":
         assert np.all(labels == FIX)
+
+
+def _fixation_signal(rate=300.0, seconds=2.0, noise=0.02, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    return t, rng.normal(0, noise, len(t)), rng.normal(0, noise, len(t))
+
+
+def test_adaptive_blink_excursion_around_a_short_loss_is_a_gap():
+    """A fast downward sweep, 6 lost samples (filled: under 75 ms), and the return: a blink, not saccades.
+
+    The sweeps last 15 ms, inside the default reach (20 ms) of the loss.
+    """
+    t, x, y = _fixation_signal()
+    x[t >= 0.5] += 8.0                                   # a real saccade far from any loss
+    ramp = np.clip((t - 1.215) / 0.015, 0, 1) - np.clip((t - 1.25) / 0.015, 0, 1)
+    y += 3.0 * ramp                                      # the lid drags the estimate down and back
+    lost = (t >= 1.23) & (t < 1.25)
+    x[lost] = y[lost] = np.nan
+    lab = classify_samples(t, x, y, "adaptive")
+    off = classify_samples(t, x, y, "adaptive", blink_reach_s=0.0)
+    around = (t >= 1.21) & (t < 1.27)
+    assert np.all(lab[lost] == GAP) and not np.any(lab[around] == SAC)
+    assert np.mean(lab[around] == GAP) > 0.5
+    assert np.any(off[around] == SAC)                    # without the rule: two "saccades"
+    near_saccade = (t > 0.49) & (t < 0.52)
+    assert np.any(lab[near_saccade] == SAC) and not np.any(lab[t < 1.1] == GAP)
+
+
+def test_adaptive_pso_is_labelled_and_ends_within_pso_max_s():
+    """A 10 deg saccade with a damped 25 Hz overshoot: PSO right after it, over within pso_max_s."""
+    from gaze3d.events import ADAPTIVE_DEFAULTS
+
+    rate = 1000.0
+    t, x, y = _fixation_signal(rate=rate, noise=0.005)
+    sac = (t >= 1.0) & (t < 1.04)
+    x[sac] += 10.0 * (0.5 - 0.5 * np.cos(np.pi * (t[sac] - 1.0) / 0.04))
+    after = t >= 1.04
+    x[after] += 10.0 + 0.6 * np.sin(2 * np.pi * 25 * (t[after] - 1.04)) * np.exp(-(t[after] - 1.04) / 0.02)
+    lab = classify_samples(t, x, y, "adaptive")
+    assert ADAPTIVE_DEFAULTS["pso_max_s"] > 0 and np.any(lab == PSO)
+    sac_end = t[np.flatnonzero(lab == SAC)[-1]]
+    assert t[np.flatnonzero(lab == PSO)].max() <= sac_end + ADAPTIVE_DEFAULTS["pso_max_s"] + 1e-9
+    assert not np.any(classify_samples(t, x, y, "adaptive", pso_max_s=0.0) == PSO)
+    assert lab[-1] == FIX

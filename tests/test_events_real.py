@@ -17,7 +17,8 @@ import pytest
 
 from gaze3d.events import EventType, classify_samples
 
-FIX, SAC, PUR = int(EventType.FIXATION), int(EventType.SACCADE), int(EventType.PURSUIT)
+FIX, SAC, PUR, GAP, PSO = (int(EventType.FIXATION), int(EventType.SACCADE), int(EventType.PURSUIT),
+                           int(EventType.GAP), int(EventType.PSO))
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -43,28 +44,48 @@ def hooge(bench, shared_data):
     return {g: [r for r in recs if r.group == g] for g in ("adult", "infant")}
 
 
-# today: adults (tuning set) kappa 0.763 F1 0.921, coders among themselves 0.752 / 0.939;
-# infants (held out) 0.879 / 0.929, coders 0.886 / 0.935; I-VT 0.615 / 0.865 and 0.782 / 0.813
-@pytest.mark.parametrize("group, kappa_min, f1_min", [("adult", 0.75, 0.91), ("infant", 0.865, 0.92)])
-def test_adaptive_agrees_with_the_coders_on_hooge2018(bench, hooge, group, kappa_min, f1_min):
+# today (defaults label PSO): adults (tuning set) fixation kappa 0.736 F1 0.923, with a PSO that a
+# fixation follows counted as that fixation ("+PSO", bench.pso_in_fixation) 0.760 / 0.923; coders among
+# themselves 0.752 / 0.939. Infants (held out) 0.876 / 0.936, +PSO 0.888 / 0.936; coders 0.886 / 0.935.
+# I-VT 0.615 / 0.865 and 0.782 / 0.813.
+@pytest.mark.parametrize("group, kappa_min, pso_kappa_min, f1_min", [("adult", 0.72, 0.75, 0.91),
+                                                                    ("infant", 0.865, 0.875, 0.925)])
+def test_adaptive_agrees_with_the_coders_on_hooge2018(bench, hooge, group, kappa_min, pso_kappa_min, f1_min):
     recs = hooge[group]
     labels = [classify_samples(r.t, r.x, r.y, "adaptive") for r in recs]
     kappa, f1 = bench.agreement(recs, labels, FIX)
+    pso_kappa, pso_f1 = bench.agreement(recs, [bench.pso_in_fixation(lab) for lab in labels], FIX)
     ivt = bench.agreement(recs, [classify_samples(r.t, r.x, r.y, "ivt") for r in recs], FIX)
-    print(f"\nhooge2018 {group}: adaptive fixation kappa {kappa:.3f} F1 {f1:.3f}; "
-          f"ivt {ivt[0]:.3f} / {ivt[1]:.3f}")
-    assert kappa >= kappa_min and f1 >= f1_min
+    print(f"\nhooge2018 {group}: adaptive fixation kappa {kappa:.3f} F1 {f1:.3f}, +PSO {pso_kappa:.3f} / "
+          f"{pso_f1:.3f}; ivt {ivt[0]:.3f} / {ivt[1]:.3f}")
+    assert np.any(np.concatenate(labels) == PSO)          # the default labels PSO
+    assert kappa >= kappa_min and f1 >= f1_min and pso_kappa >= pso_kappa_min and pso_f1 >= f1_min
     assert kappa > ivt[0] and f1 > ivt[1]
 
 
 def test_adaptive_reaches_the_coders_own_agreement_on_adults(bench, hooge):
-    """The tuning set: at least the mean kappa of each coder against the other eleven."""
+    """The tuning set: at least the mean kappa of each coder against the other eleven.
+
+    Scored with each PSO that a fixation follows inside that fixation, as most of
+    Hooge et al.'s coders put it (their coding has no PSO class); plain "fixation"
+    scores 0.736 (docs/events.md reports both).
+    """
     recs = hooge["adult"]
-    labels = [classify_samples(r.t, r.x, r.y, "adaptive") for r in recs]
+    labels = [bench.pso_in_fixation(classify_samples(r.t, r.x, r.y, "adaptive")) for r in recs]
     kappa, _ = bench.agreement(recs, labels, FIX)
     coders, _ = bench.intercoder(recs, FIX)
-    print(f"\nadults: adaptive kappa {kappa:.3f}, coders among themselves {coders:.3f}")
+    print(f"\nadults: adaptive kappa (+PSO) {kappa:.3f}, coders among themselves {coders:.3f}")
     assert kappa >= coders
+
+
+def test_blink_excursions_leave_hooge_unchanged(bench, hooge):
+    """Hooge's losses are NaN gaps: calling the fast runs around them GAP must not cost fixation agreement."""
+    recs = hooge["adult"] + hooge["infant"]
+    on = bench.agreement(recs, [classify_samples(r.t, r.x, r.y, "adaptive") for r in recs], FIX)
+    off = bench.agreement(recs, [classify_samples(r.t, r.x, r.y, "adaptive", blink_reach_s=0.0) for r in recs], FIX)
+    print(f"\nhooge2018 all: fixation kappa/F1 with blink excursions {on[0]:.4f}/{on[1]:.4f}, "
+          f"without {off[0]:.4f}/{off[1]:.4f}")
+    assert on[0] >= off[0] - 0.002 and on[1] >= off[1] - 0.002
 
 
 def test_hooge_event_matching_counts_like_the_reference_code():
@@ -97,7 +118,7 @@ def test_gazecom_pursuit_is_not_called_fixation(gazecom):
     print(f"\ngazecom: {sp.sum()} SP samples; adaptive calls {as_pur:.2f} pursuit, {as_fix:.2f} fixation; "
           f"ivt {ivt_fix:.2f} fixation")
     assert sp.sum() > 100
-    # today: 0.59 pursuit, 0.00 fixation (the rest saccade or unclassified); ivt 0.96 fixation
+    # today: 0.52 pursuit, 0.00 fixation (the rest saccade or PSO); ivt 0.96 fixation
     assert as_pur >= 0.5 and as_fix <= 0.1 and ivt_fix > 0.8
 
 
@@ -110,3 +131,30 @@ def test_gazecom_agreement_beats_remodnav_where_installed(bench, gazecom):
     print(f"\ngazecom fixation kappa/F1: adaptive {ours[0]:.3f}/{ours[1]:.3f}, "
           f"REMoDNaV {theirs[0]:.3f}/{theirs[1]:.3f}")
     assert ours[0] > theirs[0] and ours[1] > theirs[1]
+
+
+def test_gazecom_fixations_held_out(bench, gazecom):
+    """Held out: fixation agreement with the two labellers, and above I-VT and I-VVT.
+
+    Today 0.773 (+PSO 0.786); labellers 0.794; ivt 0.674, ivvt 0.749. The drifts of
+    3-7 deg/s that the labellers call fixation are below the 5 deg/s pursuit floor.
+    """
+    def score(lab):
+        return bench.agreement([gazecom], [lab], FIX, [0, 1])[0]
+    lab = classify_samples(gazecom.t, gazecom.x, gazecom.y, "adaptive")
+    k, k_pso = score(lab), score(bench.pso_in_fixation(lab))
+    others = {m: score(classify_samples(gazecom.t, gazecom.x, gazecom.y, m)) for m in ("ivt", "ivvt")}
+    print(f"\ngazecom fixation kappa: adaptive {k:.3f} (+PSO {k_pso:.3f}), {others}")
+    assert k >= 0.76 and k_pso >= 0.77 and k > max(others.values())
+
+
+def test_gazecom_blink_is_a_gap(gazecom):
+    """The blink at 6.59-6.83 s (7 lost samples inside a fast sweep; labellers: NOISE) is labelled GAP."""
+    lab = classify_samples(gazecom.t, gazecom.x, gazecom.y, "adaptive")
+    blink = (gazecom.t >= 6.587) & (gazecom.t <= 6.834)
+    gap_share = float(np.mean(lab[blink] == GAP))
+    off = classify_samples(gazecom.t, gazecom.x, gazecom.y, "adaptive", blink_reach_s=0.0)
+    print(f"\ngazecom blink: {gap_share:.2f} of its samples GAP ({np.mean(off[blink] == GAP):.2f} without "
+          f"blink excursions); GAP outside NOISE: {np.sum((lab == GAP) & (gazecom.refs[2] != GAP))} samples")
+    assert gap_share >= 0.2 and np.mean(off[blink] == GAP) == 0.0
+    assert np.sum((lab == GAP) & (gazecom.refs[2] != GAP)) <= 5
