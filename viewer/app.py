@@ -23,9 +23,10 @@ key through VTK's interactor exactly as a real key press does.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 
@@ -34,8 +35,11 @@ from gaze3d.errors import Gaze3DError
 
 from ._vtk import make_plotter, vtkActor2D, vtkPolyDataMapper2D, vtkRegularPolygonSource
 from .labels import LabelSet
+from .lod import PointBudget, parse_budget
+from .render import write_png
 from .scene import Scene
 from .session import LabelingSession
+from .targets import Bullseye
 
 HELP = "1-9 label | Return type label | u/r undo/redo | c clear | p profile | d drift | ctrl+s save | q quit"
 
@@ -90,6 +94,13 @@ class ViewerApp:
         ``point_size`` defaults to the drawn ``point_size``.
     fps : float
         Frames per second of the interactive loop.
+    point_budget : "auto" or int
+        Point clouds: points drawn while interacting (keys, camera motion), a
+        spatially even subset; once idle for a moment the whole cloud is drawn
+        (:mod:`gaze3d.viewer.lod`). ``"auto"``: sized from measured render times
+        so a frame takes about 40 ms (the whole cloud where it fits); ``0``:
+        always draw every point. Only the picture depends on it: attention,
+        labels and recordings use every point.
 
     Thread-safety: not thread-safe; everything runs in the GUI thread.
     """
@@ -99,7 +110,11 @@ class ViewerApp:
                  annotator: Optional[str] = None, point_size: float = 3.0, fps: float = 30.0,
                  volume_render: bool = True, attention_options: Optional[AttentionOptions] = None, plotter=None,
                  viewport=(0.0, 0.0, 1.0, 1.0), profile=None, profile_store=None, display=None,
-                 drift_threshold_deg: float = 1.0, drift_dwell_s: float = 1.5):
+                 drift_threshold_deg: float = 1.0, drift_dwell_s: float = 1.5,
+                 point_budget: Union[str, int] = "auto"):
+        parse_budget(point_budget)            # a bad value fails before a window opens
+        # renders are real (and timed) offscreen, in a host's widget (Qt), or once run() showed the window
+        self._live = plotter is not None or off_screen
         self.plotter = plotter if plotter is not None else make_plotter(off_screen=off_screen,
                                                                         window_size=window_size)
         self.plotter.set_background("#1e1f24")
@@ -118,6 +133,9 @@ class ViewerApp:
                                        drift_dwell_s=drift_dwell_s)
         self.session.attach(self.scene)
         self.scene.default_camera()
+        self.budget = PointBudget(self.scene.n_elements, point_budget) if self.scene.kind == "cloud" else None
+        if self.budget is not None and not self.budget.auto:
+            self.scene.set_point_budget(self.budget.size)
         self.annotations = Path(annotations) if annotations else default_annotation_path(scan)
         self.fps = float(fps)
         self.typing: Optional[str] = None
@@ -135,8 +153,6 @@ class ViewerApp:
         self._palette = self.plotter.add_text(self._palette_text(), position="upper_left", font_size=9,
                                               color="white", name="gaze3d-palette")
         self._cursor_source, self._cursor = self._make_cursor()
-        from .targets import Bullseye
-
         self.drift_target = Bullseye(self.plotter, radius_px=max(8.0, 0.012 * float(np.hypot(*window_size))))
         self._install_keys()
         self.update_status()
@@ -186,10 +202,22 @@ class ViewerApp:
         iren.interactor.RemoveObservers("CharEvent")
         iren.add_observer("KeyPressEvent", self._on_key)
         iren.add_observer("MouseMoveEvent", self._on_mouse_move)
+        # camera motion (drag, wheel): the interactor style renders each step itself, so the
+        # budget is drawn from the moment it starts, and the still frame comes once it ends
+        style = iren.interactor.GetInteractorStyle()
+        self._style_observers = [] if style is None else [
+            (style, style.AddObserver(ev, lambda *a: self._interacting()))
+            for ev in ("StartInteractionEvent", "InteractionEvent", "EndInteractionEvent")]
         for ev, delta in (("LeftButtonPressEvent", 1), ("LeftButtonReleaseEvent", -1),
                           ("RightButtonPressEvent", 1), ("RightButtonReleaseEvent", -1),
                           ("MiddleButtonPressEvent", 1), ("MiddleButtonReleaseEvent", -1)):
             iren.add_observer(ev, lambda *a, d=delta: self._on_button(d))
+
+    def _interacting(self) -> None:
+        """A key or camera motion: frames draw the point budget until idle again."""
+        if self.budget is not None:
+            self.budget.interact()
+            self.scene.show_budget(self.budget.active)
 
     def _on_button(self, delta: int) -> None:
         self._buttons = max(0, self._buttons + delta)
@@ -262,10 +290,11 @@ class ViewerApp:
                 return
         except Gaze3DError as exc:   # unknown label name, nothing to save...: say it, keep going
             s.message = str(exc)
+        self._interacting()
         self._update_cursor()
         self._update_drift_target()
         self.update_status()
-        self.plotter.render()
+        self.draw()
 
     def _update_drift_target(self) -> None:
         """Show the bullseye while a drift check runs (display -> viewport -> window pixels)."""
@@ -330,15 +359,52 @@ class ViewerApp:
         self._update_drift_target()
         self.update_status()
         if render:
-            self.plotter.render()
+            b = self.budget
+            now = time.monotonic()
+            if b is None or not b.active or b.interactive(now):
+                self.draw()
+            elif self.scene.budget_shown or b.still_due(now):
+                # idle: the still frame, then new heat at full detail at a bounded rate
+                # (a full render can take a second on a loaded CPU: keys must not queue behind it)
+                self.draw(still=True)
+            self._adapt_budget()
         return out
+
+    def draw(self, still: bool = False) -> float:
+        """Render now: the point budget while interacting, the whole cloud when ``still`` or without one.
+
+        Returns the render's seconds (0.0 before the window is shown), which
+        the point budget learns from.
+        """
+        b = self.budget
+        if b is not None:
+            self.scene.show_budget(not still and b.interactive())
+        if not self._live:
+            return 0.0
+        t0 = time.perf_counter()
+        self.plotter.ren_win.Render()
+        dt = time.perf_counter() - t0
+        if b is not None:
+            b.note_render(self.scene.drawn_points, dt)
+            if not self.scene.budget_shown:
+                b.last_still = time.monotonic()
+        return dt
+
+    def _adapt_budget(self) -> None:
+        """Resize the budget subset to what the measured renders allow (not too often: it is rebuilt)."""
+        b = self.budget
+        if b is None or not b.auto:
+            return
+        want, have = b.size, self.scene.point_budget
+        if want != have and (want >= self.scene.n_elements or have >= self.scene.n_elements
+                             or abs(want - have) > 0.25 * have):
+            self.scene.set_point_budget(want)
 
     def screenshot(self, path=None) -> np.ndarray:
         """(h, w, 3) uint8 image of the window (written as PNG if ``path``)."""
         self.plotter.render()
         img = np.array(self.plotter.screenshot(return_img=True), dtype=np.uint8)[:, :, :3]
         if path is not None:
-            from .render import write_png
             write_png(img, path)
         return img
 
@@ -346,6 +412,7 @@ class ViewerApp:
         """Open the window and run until it is closed (interactive)."""
         period_ms = max(1, int(1000 / self.fps))
         self.plotter.add_timer_event(max_steps=2 ** 31 - 1, duration=period_ms, callback=lambda step: self.frame())
+        self._live = True
         try:
             self.plotter.show(title="gaze3d view", auto_close=False)
         finally:
@@ -363,6 +430,9 @@ class ViewerApp:
                 self.session.tracker.close()
             # VTK holds our callbacks (bound methods -> self -> plotter): a cycle through
             # C++ that Python's gc cannot see, so drop them before closing
+            for style, obs in self._style_observers:
+                style.RemoveObserver(obs)
+            self._style_observers = []
             if self.plotter.iren is not None:
                 self.plotter.iren.remove_observers()
             self.session.scene = None

@@ -103,7 +103,7 @@ class AttentionOverlay:
         out = (base * (256 - a) + self._weighted_heat[k]) >> 8
         self.target[idx, :3] = out
 
-    def update(self, values, vmax: float | None = None) -> int:
+    def update(self, values, vmax: float | None = None, scale: float | None = None) -> int:
         """Show new attention values; return how many elements were recoloured.
 
         Parameters
@@ -114,14 +114,23 @@ class AttentionOverlay:
             The maximum the heat scale follows (default: the largest value shown).
             A volume passes the maximum over all voxels, so that the slices and
             the heat shown inside the volume share one scale.
+        scale : float, optional
+            Take this heat scale as it is (another overlay's over the same values:
+            a point-budget subset and the whole cloud then show the same colours).
         """
         v = self._gather(values)
-        if vmax is None:
-            vmax = float(v.max()) if len(v) else 0.0
-        if not np.isfinite(vmax):
-            raise InputError("attention values: contain NaN or inf")
-        if vmax > self.scale or (self.scale > 0 and vmax == 0.0):
-            self.scale = vmax * self.headroom if vmax > 0 else 0.0
+        if scale is not None:
+            if not (np.isfinite(scale) and scale >= 0):
+                raise InputError(f"heat scale: expected a finite value >= 0, got {scale}")
+            new_scale = float(scale) != self.scale
+        else:
+            if vmax is None:
+                vmax = float(v.max()) if len(v) else 0.0
+            if not np.isfinite(vmax):
+                raise InputError("attention values: contain NaN or inf")
+            new_scale = vmax > self.scale or (self.scale > 0 and vmax == 0.0)
+        if new_scale:
+            self.scale = float(scale) if scale is not None else (vmax * self.headroom if vmax > 0 else 0.0)
             self._last[:] = v
             if self.scale == 0.0:
                 self.target[...] = self.base
@@ -129,6 +138,9 @@ class AttentionOverlay:
                 self._recolor(None, v)
             self._modified()
             return len(v)
+        if self.scale == 0.0:          # a given zero scale: no heat drawn, only remembered
+            self._last[:] = v
+            return 0
         idx = np.flatnonzero(v != self._last)
         if len(idx) == 0:
             return 0

@@ -124,6 +124,29 @@ def _rgba(rgb: np.ndarray) -> np.ndarray:
     return out
 
 
+class _View:
+    """One drawn version of a cloud: the whole of it, or the point budget's subset.
+
+    ``index`` (m,) int64: the elements it draws (None: all, in order). A view
+    that is not drawn keeps ``pending`` base changes (True: all; else a list of
+    element index arrays) and ``heat_stale`` until it is drawn again.
+    """
+
+    def __init__(self, actor, overlay, index=None, dataset=None):
+        self.actor = actor
+        self.overlay = overlay
+        self.index = index
+        self.dataset = dataset
+        self.pending = None
+        self.heat_stale = False
+
+    def note_base(self, changed) -> None:
+        if changed is None or self.pending is True:
+            self.pending = True
+        else:
+            self.pending = (self.pending or []) + [np.asarray(changed, dtype=np.int64)]
+
+
 class Scene:
     """One scan in a plotter, with an in-place recoloured overlay.
 
@@ -159,6 +182,7 @@ class Scene:
         self.heat_actor = None          # volumes: heat of the voxels off the slice planes
         self._attention = None          # volumes: the attention last shown, per voxel
         self._opacity = None
+        self._plain = None              # clouds, meshes: colours without labels, kept for relabelling
         self.label_colors = None        # (k, 3) uint8 colour per label id, from the label set
         if labels is None and scan.labels is not None:
             labels = scan.labels
@@ -198,7 +222,13 @@ class Scene:
             kw.update(smooth_shading=True, show_edges=show_edges)
         else:
             kw.update(lighting=False)
+        self._actor_kw = kw
         self.actor = plotter.add_mesh(self.dataset, **kw)
+        self._full = _View(self.actor, self.overlay)
+        self._budget = None             # clouds: the _View of the point budget's subset, when there is one
+        self._order = None              # clouds: lod.nested_order of the points, computed on first use
+        self._shown = self._full        # the view drawn now
+        self._values = None             # the attention last given (a view not drawn catches up from it)
         if self.kind == "volume" and volume_render:
             self._add_volume_render()
 
@@ -211,46 +241,84 @@ class Scene:
                 rgb = tint_labels(rgb, self.labels.reshape(-1)[self.element_index], strength=0.55,
                                   table=self.label_colors)
             return rgb
-        if getattr(self, "_plain", None) is None:
-            self._plain = base_colors(self.scan)   # unlabelled colours, kept for relabelling
-        return self._plain if self.labels is None else tint_labels(self._plain, self._shown(self.labels),
+        if self._plain is None:
+            self._plain = base_colors(self.scan)
+        return self._plain if self.labels is None else tint_labels(self._plain, self._tinted(self.labels),
                                                                     table=self.label_colors)
 
-    def _shown(self, labels: np.ndarray, idx=None) -> np.ndarray:
+    def _tinted(self, labels: np.ndarray, idx=None) -> np.ndarray:
         """The labels to tint: all of them, or (class tint off) those that differ from the file's."""
         if self.class_tint or self.file_labels is None:
             return labels
         file = self.file_labels if idx is None else self.file_labels[idx]
         return np.where(labels != file, labels, 0)
 
+    def _colors_of(self, ids: np.ndarray) -> np.ndarray:
+        """(k, 3) uint8 base colours of clouds' / meshes' elements ``ids`` (labels tinted as shown)."""
+        rgb = self._plain[ids]
+        if self.labels is not None:
+            rgb = tint_labels(rgb, self._tinted(self.labels[ids], ids), table=self.label_colors)
+        return rgb
+
+    def _set_base(self, changed=None) -> None:
+        """New base colours (all, or elements ``changed``) in the drawn view; the others catch up when drawn."""
+        if self.kind == "volume":
+            self.overlay.set_base(self._base_colors())
+            return
+        for view in self._views():
+            if view is self._shown:
+                self._apply_base(view, changed)
+            else:
+                view.note_base(changed)
+
+    def _apply_base(self, view: "_View", changed) -> None:
+        if changed is None:
+            view.overlay.set_base(self._base_colors() if view.index is None else self._colors_of(view.index))
+            return
+        changed = np.asarray(changed, dtype=np.int64)
+        if view.index is not None:           # the subset's own positions of the changed elements it draws
+            pos = self._rank[changed]
+            keep = pos < len(view.index)
+            changed, pos = changed[keep], pos[keep]
+        else:
+            pos = changed
+        if len(changed):
+            view.overlay.set_base(self._colors_of(changed), pos)
+
     def set_class_tint(self, on: bool) -> None:
         """Tint every labelled element (on), or only those labelled in the viewer (off: the scan's colours)."""
         self.class_tint = bool(on)
-        self.overlay.set_base(self._base_colors())
+        self._set_base()
 
     def set_labels(self, labels, changed=None) -> None:
         """Show new labels per element; ``changed`` (indices into the scan's elements) limits the work."""
         self.labels = None if labels is None else np.asarray(labels, dtype=np.int32)
-        if changed is None or self.kind == "volume":
-            self.overlay.set_base(self._base_colors())
+        if changed is not None and len(changed) == 0:
             return
-        changed = np.asarray(changed, dtype=np.int64)
-        if len(changed) == 0:
-            return
-        rgb = self._plain[changed]
-        if self.labels is not None:
-            rgb = tint_labels(rgb, self._shown(self.labels[changed], changed), table=self.label_colors)
-        self.overlay.set_base(rgb, changed)
+        if self.kind == "volume":
+            changed = None
+        elif self._plain is None:
+            self._base_colors()
+        self._set_base(changed)
 
     def update_attention(self, values) -> int:
         """Recolour in place from attention values (one per element); returns elements recoloured.
 
-        Volumes: the slice planes show the attention of their voxels, and the
-        heat layer (:meth:`update_volume_heat`) the attention of the voxels the
-        planes do not show, on the same scale.
+        Clouds with a point budget recolour only the points drawn now (the other
+        view catches up when it is drawn, on the same heat scale). Volumes: the
+        slice planes show the attention of their voxels, and the heat layer
+        (:meth:`update_volume_heat`) the attention of the voxels the planes do
+        not show, on the same scale.
         """
         if self.kind != "volume":
-            return self.overlay.update(values)
+            v = np.asarray(values).reshape(-1)
+            self._values = v
+            if self._budget is None:
+                return self.overlay.update(v)
+            other = self._budget if self._shown is self._full else self._full
+            other.heat_stale = True
+            # both views follow the whole cloud's maximum: one heat scale for both
+            return self._shown.overlay.update(v, vmax=float(v.max()) if len(v) else 0.0)
         v = np.asarray(values).reshape(-1)
         n = self.overlay.update(v, vmax=float(v.max()) if len(v) else 0.0)
         self._attention = v          # for the heat layer when the planes are shown or hidden
@@ -259,7 +327,10 @@ class Scene:
 
     def clear_attention(self) -> None:
         """Back to the scan's colours: no heat on the elements, none inside a volume."""
-        self.overlay.clear()
+        for view in self._views():
+            view.overlay.clear()
+            view.heat_stale = False
+        self._values = None
         self._attention = None
         if self.heat_actor is not None:
             self.heat_actor.SetVisibility(False)
@@ -401,7 +472,109 @@ class Scene:
         last = self.overlay._last
         self.overlay = AttentionOverlay(vtk_to_numpy(vtk_arr), base, vtk_array=vtk_arr,
                                         element_index=element_index, cmap=self.cmap)
+        self._full.overlay = self.overlay
         del last
+
+    # ----------------------------------------------------- level of detail
+    def _views(self) -> list:
+        return [self._full] if self._budget is None else [self._full, self._budget]
+
+    @property
+    def drawn_points(self) -> int:
+        """Points (vertices, voxels on the planes) drawn now: the budget's while it is shown."""
+        return len(self._shown.overlay)
+
+    @property
+    def budget_shown(self) -> bool:
+        """Whether the point budget's subset is drawn now in place of the whole cloud."""
+        return self._budget is not None and self._shown is self._budget
+
+    @property
+    def point_budget(self) -> int:
+        """Points of the budget subset (``n_elements`` without one)."""
+        return self.n_elements if self._budget is None else len(self._budget.index)
+
+    @property
+    def drawn_index(self) -> np.ndarray:
+        """(m,) int64: the elements drawn now, in the order of the drawn colour array."""
+        idx = self._shown.index
+        return np.arange(self.n_elements) if idx is None else idx
+
+    def drawn_colors(self) -> np.ndarray:
+        """(m, 3) uint8: the colours drawn now (heat over base), one row per :attr:`drawn_index`."""
+        return np.array(self._shown.overlay.target[:, :3])
+
+    def set_point_budget(self, m: int) -> bool:
+        """Draw ``m`` points of the cloud while interacting (``m >= n_elements`` or 0: no budget).
+
+        The subset is the first ``m`` points of :func:`~gaze3d.viewer.lod.nested_order`
+        (spatially even, nested: a smaller budget is a prefix of a larger one),
+        with its own colour array and overlay. Clouds only. Returns whether the
+        subset changed. What the budget draws is shown with :meth:`show_budget`.
+        """
+        from .lod import nested_order
+
+        if self.kind != "cloud":
+            return False
+        m = int(m)
+        if m <= 0 or m >= self.n_elements:
+            if self._budget is None:
+                return False
+            self.show_budget(False)
+            self.plotter.remove_actor(self._budget.actor, render=False)
+            self._budget = None
+            return True
+        if self._budget is not None and len(self._budget.index) == m:
+            return False
+        if self._order is None:
+            self._order = nested_order(self.scan.xyz)
+            self._rank = np.empty(self.n_elements, dtype=np.int64)
+            self._rank[self._order] = np.arange(self.n_elements)
+        idx = self._order[:m]
+        # the same render coordinates as the whole cloud's (the subset holds its extreme points:
+        # the same bounds, so the camera's clipping range does not depend on what is drawn)
+        data = pv.PolyData(np.asarray(self.dataset.points)[idx])
+        if self._plain is None:
+            self._base_colors()
+        base = self._colors_of(idx)
+        data.point_data[COLOR_ARRAY] = _rgba(base)
+        arr = data.GetPointData().GetArray(COLOR_ARRAY)
+        overlay = AttentionOverlay(vtk_to_numpy(arr), base, vtk_array=arr, element_index=idx, cmap=self.cmap)
+        visible = self.budget_shown
+        old = self._budget
+        actor = self.plotter.add_mesh(data, **self._actor_kw)
+        self._budget = _View(actor, overlay, idx, data)
+        if old is not None:
+            self.plotter.remove_actor(old.actor, render=False)
+        self._budget.heat_stale = self._values is not None
+        if visible:
+            self._shown = self._budget
+            self._sync(self._budget, old)
+        else:
+            actor.SetVisibility(False)
+        return True
+
+    def show_budget(self, on: bool) -> None:
+        """Draw the budget subset (on: interactive frames) or the whole cloud (off: still frames).
+
+        The view about to be drawn first catches up with the labels, tint and
+        heat it missed (same base colours, same heat scale as the other).
+        """
+        want = self._budget if (on and self._budget is not None) else self._full
+        if want is self._shown:
+            return
+        self._sync(want, self._shown)
+        want.actor.SetVisibility(True)
+        self._shown.actor.SetVisibility(False)
+        self._shown = want
+
+    def _sync(self, view: "_View", ref: "_View") -> None:
+        if view.pending is not None:
+            pending, view.pending = view.pending, None
+            self._apply_base(view, None if pending is True else np.unique(np.concatenate(pending)))
+        if view.heat_stale and self._values is not None:
+            view.overlay.update(self._values, scale=ref.overlay.scale)
+        view.heat_stale = False
 
     # -------------------------------------------------------------- camera
     def camera(self) -> Camera:
