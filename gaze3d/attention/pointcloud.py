@@ -50,6 +50,7 @@ from typing import Optional
 
 import numpy as np
 
+from .._optional import optional_import
 from ..errors import InputError
 from .foveal import FovealModel, chord2_to_theta2
 from .spatial import MortonIndex
@@ -67,6 +68,23 @@ FOOTPRINT_PER_SPACING = 1.8
 _HALF_LEVELS = np.array([0, 1, 2, 3, 4, 6, 8, 11, 14], dtype=np.int32)
 #: the level each half-width 0..MAX_OCCLUDER_HALF rounds up to (a lookup instead of a searchsorted)
 _HALF_LEVEL_OF = _HALF_LEVELS[np.searchsorted(_HALF_LEVELS, np.arange(MAX_OCCLUDER_HALF + 1))]
+_NO_SPACING = np.zeros(0, dtype=np.float32)      # the compiled pass's spacing when footprints are the splat
+
+
+def _compiled_kernel(compiled: Optional[bool]):
+    """The compiled cone pass (:mod:`._numba_cone`) or None: ``compiled`` True needs numba (extra ``fast``),
+    None uses it when importable, False never (the numpy reference)."""
+    if compiled is False:
+        return None
+    if compiled is None:
+        try:
+            import numba  # noqa: F401  (probe only: the kernel module imports it)
+        except ImportError:
+            return None
+    else:
+        optional_import("numba", extra="fast")
+    from . import _numba_cone
+    return _numba_cone
 
 
 def local_spacing(index: MortonIndex, min_points: int = 12) -> np.ndarray:
@@ -315,6 +333,10 @@ class PointCloudEngine:
     group_sigmas : float
         Rays of one frame further apart than this (in sigmas) get separate
         cones (default 1).
+    compiled : bool, optional
+        Run each cone's visibility pass compiled with numba (extra ``fast``;
+        bit-identical to the numpy pass, several times faster). None (default):
+        when numba is installed; True: require it; False: numpy only.
 
     Implements :class:`~.engine.AttentionEngine`.
     """
@@ -324,7 +346,8 @@ class PointCloudEngine:
     def __init__(self, xyz: np.ndarray, foveal: FovealModel, point_size: float = 3.0,
                  depth_tolerance: float = 0.001, max_slope: float = 3.0, cache_frames: int = 16,
                  leaf_size: int = 256, cone_slack_deg: float = 0.25, group_sigmas: float = 1.0,
-                 store_widen_deg: float = 0.75, store_pullback: float = 0.15, spacing_footprint: bool = True):
+                 store_widen_deg: float = 0.75, store_pullback: float = 0.15, spacing_footprint: bool = True,
+                 compiled: Optional[bool] = None):
         if not (np.isfinite(point_size) and point_size > 0):
             raise InputError(f"point_size: expected a positive number of pixels, got {point_size}")
         if not (np.isfinite(depth_tolerance) and depth_tolerance >= 0):
@@ -362,6 +385,10 @@ class PointCloudEngine:
         # costs the points it touched instead of copies of the whole accumulator
         self._jbase: Optional[np.ndarray] = None
         self._jtouched: Optional[list] = None
+        # the compiled cone pass replaces the footprint depth test only (engines that test
+        # visibility otherwise, meshes by ray casting, keep the numpy pass)
+        own = type(self)._visibility is PointCloudEngine._visibility
+        self._kernel = _compiled_kernel(compiled) if own else None
 
     # ------------------------------------------------------------ frames
     @property
@@ -493,6 +520,8 @@ class PointCloudEngine:
         full = np.empty((5, len(cand)), dtype=np.float32)     # dot, cx, cy, cz, |c|^2
         np.matmul(proj, pts, out=full[:4])
         del pts
+        if self._kernel is not None:
+            return self._build_compiled(camera, key, axis, half, cone, cand, full, R)
         dot, cx, cy, cz, n2 = full
         np.einsum("ij,ij->j", full[1:4], full[1:4], out=n2)     # cx^2 + cy^2 + cz^2
         ok = dot > 0
@@ -542,6 +571,25 @@ class PointCloudEngine:
         amat[4] = 1.0
         return PointFrame(key=key, camera=camera, origin=camera.position.copy(), axis=axis,
                           half_angle=half, index=cand, amat=amat, rotation=R, depth_window=self._window)
+
+    def _build_compiled(self, camera, key, axis, half, cone, cand, full, R) -> PointFrame:
+        """The rest of :meth:`_build` in one compiled pass (:mod:`._numba_cone`), bit-identical to it."""
+        f32 = np.float32
+        focal = camera.focal_px
+        (index, amat, min_n2, zs, iu0, iv0, h, band, brow, bcol, bhalf, bdep) = self._kernel.cone_pass(
+            full[:4], cand, f32(np.cos(cone) ** 2), f32(focal), f32(camera.width / 2.0), f32(camera.height / 2.0),
+            f32(camera.width), f32(camera.height), f32(camera.near), f32(camera.far), self.max_occluder_half,
+            self.spacing if self.spacing_footprint else _NO_SPACING, self.spacing_footprint,
+            f32(FOOTPRINT_PER_SPACING * focal), _HALF_LEVEL_OF, self.half_splat, f32(self.max_slope / focal),
+            f32(self.depth_tolerance), (R @ axis).astype(np.float32))
+        if np.isfinite(min_n2):
+            self._depth_hint = float(np.sqrt(min_n2))
+        window = None
+        if zs.size:
+            window = (zs, int(iu0), int(iv0), int(h), (brow, bcol, bhalf, bdep) if len(band) else None)
+        self._window = window
+        return PointFrame(key=key, camera=camera, origin=camera.position.copy(), axis=axis,
+                          half_angle=half, index=index, amat=amat, rotation=R, depth_window=window)
 
     def _candidates(self, apex, axis, cone, near, lasting: bool = True):
         """(m,) int64 ascending sorted positions and (3, m) float32 coordinates of a superset of the cone's points.

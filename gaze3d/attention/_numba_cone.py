@@ -1,0 +1,312 @@
+"""The per-frame cone pass of :class:`~.pointcloud.PointCloudEngine` compiled with numba (optional extra ``fast``).
+
+One call does what ``PointCloudEngine._build`` does in ~25 numpy passes after
+the ``(4, 3) x (3, m)`` product: the exact cone test, the projection, the
+viewport test, the occluding footprints, the footprint depth buffer and its
+square minima, the depth test and the chord matrix. Every float32 operation is
+the numpy path's, in the same order, so the result is **bit-identical**
+(``tests/test_attention_numba.py`` compares the two on every frame of a
+replay). The numpy path stays the reference, and the fallback where numba is
+not installed.
+
+This module imports numba at its top: only :mod:`.pointcloud` imports it,
+lazily, through :func:`gaze3d._optional.optional_import`, so ``import
+gaze3d`` never does. Functions are compiled on first use and cached on disk
+(``cache=True``).
+"""
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+_F32_MIN = np.float32(np.finfo(np.float32).min)     # what np.nan_to_num makes of -inf in float32
+_INF = np.float32(np.inf)
+
+
+@nb.njit(cache=True)
+def _shift_min(src, dst, n):
+    """``dst[i] = min(dst[i], src[i])`` for ``i < n``, branch-free and with plain indices so that it
+    vectorises (no NaN here: depths are finite or inf)."""
+    for i in range(n):
+        x = src[i]
+        y = dst[i]
+        dst[i] = x if x < y else y
+
+
+@nb.njit(cache=True)
+def _min_filter(z, a, tmp):
+    """:func:`.pointcloud._min_filter`: the ``(2a+1)`` square minimum, the ``a``-pixel border ``inf``
+    (``a == 0``: a copy). ``tmp`` is a work array shaped like ``z``. Minima do not depend on the
+    order they are taken in, so the values are the numpy path's.
+
+    Both passes run over the flattened C-order buffer in long vectorised loops: along a row, a
+    window that would cross into the next row is only ever at a border column, set to inf after.
+    """
+    H, W = z.shape
+    out = np.empty_like(z)
+    if a <= 0:
+        out[:, :] = z
+        return out
+    zf = z.reshape(-1)
+    tf = tmp.reshape(-1)
+    of = out.reshape(-1)
+    N = H * W
+    # rows: tf[i] = min(zf[i - a : i + a + 1]) for a <= i < N - a
+    n = N - 2 * a
+    if n > 0:
+        tf[a:N - a] = zf[0:n]
+        for k in range(1, 2 * a + 1):
+            _shift_min(zf[k:k + n], tf[a:N - a], n)
+    for r in range(H):
+        tmp[r, :min(a, W)] = _INF
+        tmp[r, max(W - a, 0):] = _INF
+    # columns: of[r * W + c] = min over rows r - a .. r + a, for a <= r < H - a
+    of[:] = _INF
+    rows = H - 2 * a
+    if rows > 0:
+        n = rows * W
+        lo = a * W
+        of[lo:lo + n] = tf[0:n]
+        for k in range(1, 2 * a + 1):
+            _shift_min(tf[k * W:k * W + n], of[lo:lo + n], n)
+    return out
+
+
+@nb.njit(cache=True)
+def _square(z, r, c, s, d):
+    """``z[r - s : r + s + 1, c - s : c + s + 1] = min(that, d)`` (the square is inside ``z``)."""
+    for rr in range(r - s, r + s + 1):
+        zr = z[rr]
+        for cc in range(c - s, c + s + 1):
+            y = zr[cc]
+            zr[cc] = d if d < y else y
+
+
+#: cost of one pixel of one (2b+1) minimum pass relative to one pixel of a drawn square
+#: (the filter vectorises, squares do not): picks the filtered size in :func:`_base_size`
+_FILTER_COST = 0.25
+
+
+@nb.njit(cache=True)
+def _base_size(count, pixels):
+    """The footprint half-width ``b`` to filter (see :func:`cone_pass`), from ``count[s]`` points per
+    half-width ``s`` and the padded window's pixels."""
+    best, best_cost = 0, np.inf
+    for b in range(len(count)):
+        if count[b] == 0:
+            continue
+        cost = _FILTER_COST * pixels * (4 * b + 2)
+        for s in range(len(count)):
+            w = 2 * (s - b) + 1 if s >= b else 2 * s + 1
+            cost += count[s] * w * w
+        if cost < best_cost:
+            best, best_cost = b, cost
+    return best
+
+
+@nb.njit(cache=True)
+def cone_pass(full, cand, cos2, f, w2, h2, width, height, near, far, hmax,
+              spacing, use_spacing, fpx, level_of, half_splat, slope, dtol, ax):
+    # level_of has one entry per half-width up to MAX_OCCLUDER_HALF: the clip of the numpy path
+    clip_half = len(level_of) - 1
+    """The visible points of one cone, their chord matrix and the footprint depth window.
+
+    Parameters
+    ----------
+    full : (4, m) float32
+        Rows: distance along the cone axis, camera x, y, z (``proj @ pts``).
+    cand : (m,) int64
+        Sorted positions of the candidates.
+    cos2, f, w2, h2, width, height, near, far : float32
+        ``cos(cone)^2``, focal length in pixels, half width and height, the
+        viewport, the clipping range (all as the numpy path casts them).
+    hmax : int
+        The engine's largest footprint half-width (off-screen reach); footprints from the
+        spacing are clipped to ``len(level_of) - 1`` (``MAX_OCCLUDER_HALF``).
+    spacing : (n,) float32
+        Local spacing per sorted point (read when ``use_spacing``).
+    fpx : float32
+        ``FOOTPRINT_PER_SPACING * focal``; ``level_of (MAX_OCCLUDER_HALF + 1,) int32`` the
+        half-width levels (``_HALF_LEVEL_OF``).
+    half_splat : int
+    slope, dtol : float32
+        ``max_slope / focal`` and the relative depth tolerance.
+    ax : (3,) float32
+        Cone axis in camera coordinates.
+
+    Returns
+    -------
+    index : (v,) int64 sorted positions of the visible points
+    amat : (5, v) float32 chord matrix rows (see ``PointFrame.amat``)
+    min_n2 : float32 smallest ``|c|^2`` in the cone (inf if none)
+    zs : (wv, wu) float32 footprint depth window (0 x 0 when no point is on screen)
+    u0, v0, h : int its pixel origin and border
+    band : (k,) int64 positions (into the on-screen points) within ``2 h`` of the window's edge
+        (only with several footprint sizes; else empty) and ``brow, bcol, bhalf (k,) int, bdep (k,)``
+    """
+    m = full.shape[1]
+    # 1. exact cone test and projection, then the viewport (with the footprint reach)
+    idx = np.empty(m, dtype=np.int64)
+    cx = np.empty(m, dtype=np.float32)
+    cy = np.empty(m, dtype=np.float32)
+    cz = np.empty(m, dtype=np.float32)
+    n2 = np.empty(m, dtype=np.float32)
+    u = np.empty(m, dtype=np.float32)
+    v = np.empty(m, dtype=np.float32)
+    min_n2 = _INF
+    fh = np.float32(hmax)
+    k = 0
+    for j in range(m):
+        d = full[0, j]
+        x = full[1, j]
+        y = full[2, j]
+        zz = full[3, j]
+        q = x * x + y * y
+        q = q + zz * zz
+        if not (d > 0):
+            continue
+        if not (d * d >= cos2 * q):
+            continue
+        if q < min_n2:
+            min_n2 = q
+        inv = f / zz
+        uu = x * inv + w2
+        vv = y * (-inv) + h2
+        if not (zz >= near and zz <= far):
+            continue
+        if not (uu >= -fh and uu < width + fh and vv >= -fh and vv < height + fh):
+            continue
+        idx[k] = j
+        cx[k] = x
+        cy[k] = y
+        cz[k] = zz
+        n2[k] = q
+        u[k] = uu
+        v[k] = vv
+        k += 1
+    empty_b = np.empty(0, dtype=np.int64)
+    empty_f = np.empty(0, dtype=np.float32)
+    if k == 0:
+        return (np.empty(0, dtype=np.int64), np.empty((5, 0), dtype=np.float32), min_n2,
+                np.empty((0, 0), dtype=np.float32), 0, 0, 0, empty_b, empty_b, empty_b, empty_b, empty_f)
+    # 2. occluding footprints (PointCloudEngine._occluder_half)
+    half = np.empty(k, dtype=np.int32)
+    h = 0
+    for i in range(k):
+        if use_spacing:
+            px = spacing[cand[idx[i]]] * fpx
+            px = px / cz[i]
+            if np.isnan(px) or px == _INF:
+                px = np.float32(0.0)
+            elif px == -_INF:
+                px = _F32_MIN
+            hf = np.ceil((px - np.float32(1.0)) / np.float32(2.0))
+            if hf < 0:
+                hf = np.float32(0.0)
+            if hf > clip_half:
+                hf = np.float32(clip_half)
+            s = level_of[np.int32(hf)]
+            if s < half_splat:
+                s = half_splat
+        else:
+            s = half_splat
+        half[i] = s
+        if s > h:
+            h = s
+    # 3. the depth window with an h-pixel border (PointCloudEngine._visibility)
+    fh = np.float32(h)
+    iu = np.empty(k, dtype=np.int32)
+    iv = np.empty(k, dtype=np.int32)
+    for i in range(k):
+        iu[i] = np.int32(u[i] + fh)
+        iv[i] = np.int32(v[i] + fh)
+    u0 = iu.min()
+    v0 = iv.min()
+    wu = iu.max() - u0 + 1 + 2 * h
+    wv = iv.max() - v0 + 1 + 2 * h
+    row = np.empty(k, dtype=np.int64)
+    col = np.empty(k, dtype=np.int64)
+    count = np.zeros(h + 1, dtype=np.int64)
+    for i in range(k):
+        row[i] = iv[i] - (v0 - h)
+        col[i] = iu[i] - (u0 - h)
+        count[half[i]] += 1
+    nsizes = 0
+    for s in range(h + 1):
+        if count[s] > 0:
+            nsizes += 1
+    if nsizes == 1:
+        z = np.full((wv, wu), _INF, dtype=np.float32)
+        for i in range(k):
+            if cz[i] < z[row[i], col[i]]:
+                z[row[i], col[i]] = cz[i]
+        zs = _min_filter(z, h, np.empty_like(z))
+        band = empty_b
+    else:
+        # every footprint, exactly, over the window padded by h (what the numpy path's size-step
+        # filters give): a point of half-width s >= b is a square of s - b pixels dilated by one
+        # (2b+1) square minimum (squares add), a point with s < b its own square, drawn directly;
+        # b is the size whose filter plus drawing costs least
+        hp = wv + 2 * h
+        wp = wu + 2 * h
+        b = _base_size(count, hp * wp)
+        acc = np.full((hp, wp), _INF, dtype=np.float32)
+        for i in range(k):
+            if half[i] >= b:
+                _square(acc, row[i] + h, col[i] + h, half[i] - b, cz[i])
+        acc = _min_filter(acc, b, np.empty((hp, wp), dtype=np.float32))
+        for i in range(k):
+            if half[i] < b:
+                _square(acc, row[i] + h, col[i] + h, half[i], cz[i])
+        zs = np.ascontiguousarray(acc[h:h + wv, h:h + wu])
+        nb_ = 0
+        for i in range(k):
+            e = min(min(row[i], wv - 1 - row[i]), min(col[i], wu - 1 - col[i]))
+            if e < 2 * h:
+                nb_ += 1
+        band = np.empty(nb_, dtype=np.int64)
+        nb_ = 0
+        for i in range(k):
+            e = min(min(row[i], wv - 1 - row[i]), min(col[i], wu - 1 - col[i]))
+            if e < 2 * h:
+                band[nb_] = i
+                nb_ += 1
+    # 4. the depth test, on screen only, and the chord matrix of the visible points
+    vis = np.empty(k, dtype=np.int64)
+    nv = 0
+    one = np.float32(1.0)
+    for i in range(k):
+        reach = (np.float32(half[i]) + one) * slope
+        reach = reach + dtol
+        tol = cz[i] * reach
+        tol = tol + zs[row[i], col[i]]
+        if cz[i] <= tol and u[i] >= 0 and u[i] < width and v[i] >= 0 and v[i] < height:
+            vis[nv] = i
+            nv += 1
+    index = np.empty(nv, dtype=np.int64)
+    amat = np.empty((5, nv), dtype=np.float32)
+    for t in range(nv):
+        i = vis[t]
+        index[t] = cand[idx[i]]
+        rn = one / np.sqrt(n2[i])
+        a0 = cx[i] * rn - ax[0]
+        a1 = cy[i] * rn - ax[1]
+        a2 = cz[i] * rn - ax[2]
+        amat[0, t] = a0
+        amat[1, t] = a1
+        amat[2, t] = a2
+        q = a0 * a0 + a1 * a1
+        amat[3, t] = q + a2 * a2
+        amat[4, t] = one
+    nbd = len(band)
+    brow = np.empty(nbd, dtype=np.int64)
+    bcol = np.empty(nbd, dtype=np.int64)
+    bhalf = np.empty(nbd, dtype=np.int64)
+    bdep = np.empty(nbd, dtype=np.float32)
+    for t in range(nbd):
+        i = band[t]
+        brow[t] = row[i]
+        bcol[t] = col[i]
+        bhalf[t] = half[i]
+        bdep[t] = cz[i]
+    return index, amat, min_n2, zs, u0 - h, v0 - h, h, band, brow, bcol, bhalf, bdep
