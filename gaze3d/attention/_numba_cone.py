@@ -310,3 +310,38 @@ def cone_pass(full, cand, cos2, f, w2, h2, width, height, near, far, hmax,
         bhalf[t] = half[i]
         bdep[t] = cz[i]
     return index, amat, min_n2, zs, u0 - h, v0 - h, h, band, brow, bcol, bhalf, bdep
+
+
+@nb.njit(cache=True)
+def gauss_exponent(c2, c2cut, k12, k, lnw):
+    """In place: ``c2 (s, v) float32`` squared chords become ``k theta^2 + ln w`` (``-inf`` beyond the cut).
+
+    The small-angle branch of ``PointCloudEngine._cone_deposit`` (``theta^2 = c2 (1 + c2 / 12)``),
+    its float32 operations in its order: ``((c2 * k12) + k) * c2 + lnw[i]``; ``k12 = k / 12``.
+    """
+    s, v = c2.shape
+    ninf = -_INF
+    for i in range(s):
+        ci = c2[i]
+        li = lnw[i]
+        for j in range(v):
+            c = ci[j]
+            e = c * k12
+            e = e + k
+            e = e * c
+            e = e + li
+            ci[j] = ninf if c > c2cut else e
+
+
+@nb.njit(cache=True)
+def add_columns(e, ix, acc):
+    """``acc[ix[j]] += sum_i e[i, j]`` (``e (s, v) float32``, summed in float32 over ``i`` in order, as
+    ``np.add.reduce(e, axis=0)``; ``ix (v,)`` distinct)."""
+    s, v = e.shape
+    col = e[0].copy()
+    for i in range(1, s):
+        ei = e[i]
+        for j in range(v):
+            col[j] = col[j] + ei[j]
+    for j in range(v):
+        acc[ix[j]] += np.float64(col[j])

@@ -793,6 +793,15 @@ class PointCloudEngine:
             # no clamp at 0: a rounding-negative c2 (|c2| < ~1e-9, a point on the ray)
             # gives exp(-k |c2|), as close to 1 as the clamped value
             c2 = self._chord2(fr, directions, cols, out=self._scratch(shape, 0), clamp=False)
+            ix = fr.index[cols]
+            if self._kernel is not None and not (exact or series3):
+                # the same float32 operations in one compiled pass; numpy's exp (bit-identical)
+                self._kernel.gauss_exponent(c2, c2cut, np.float32(k / 12.0), np.float32(k), lnw[:, 0])
+                np.exp(c2, out=c2)
+                if self._jtouched is not None:
+                    self._journal(ix)
+                self._kernel.add_columns(c2, ix, self.acc)
+                continue
             far = np.greater(c2, c2cut, out=self._scratch(shape, 2, bool))
             if exact or series3:
                 e = chord2_to_theta2(c2, exact=exact)
@@ -806,7 +815,6 @@ class PointCloudEngine:
             np.copyto(e, -np.inf, where=far)
             np.exp(e, out=e)
             contrib = np.add.reduce(e, axis=0)
-            ix = fr.index[cols]
             if self._jtouched is not None:
                 self._journal(ix)
             self.acc[ix] += contrib
