@@ -34,6 +34,11 @@ def register(subparsers) -> argparse.ArgumentParser:
                          "coordinates (default 0,0,1,1: a full-screen window)")
     p.add_argument("--point-size", type=float, default=3.0,
                    help="point clouds: splat size in pixels, drawn and used for attention (3)")
+    p.add_argument("--point-budget", default="auto", metavar="N|auto",
+                   help="point clouds: points drawn while you interact (keys, camera motion), an even subset, "
+                        "so frames stay fast on a slow GPU or none; the whole cloud is drawn once idle for a "
+                        "moment. auto (default): sized from measured render times (everything where it fits); "
+                        "0: always draw every point. Attention and labels always use every point")
     p.add_argument("--sigma-deg", type=float, default=1.0,
                    help="foveal Gaussian sigma of the attention, visual degrees (1.0), as for gaze3d attention")
     p.add_argument("--profile", metavar="NAME",
@@ -61,6 +66,9 @@ def run(args) -> int:
 
     if not (args.drift_threshold > 0):
         raise InputError(f"--drift-threshold: expected a positive angle in degrees, got {args.drift_threshold}")
+    from gaze3d.viewer.lod import parse_budget
+
+    parse_budget(args.point_budget)                     # a bad budget: one-line error before the scan loads
     profile = ProfileStore().resolve(args.profile)      # a missing profile: one-line error, nothing opened
     scan = load_scan(args.scan)
     if args.replay:
@@ -87,7 +95,7 @@ def run(args) -> int:
     kw = dict(tracker=tracker, record=args.record, annotations=args.out, window_size=(w, h),
               segmenter=args.segmenter, annotator=args.annotator, point_size=args.point_size,
               viewport=viewport, profile=profile, drift_threshold_deg=args.drift_threshold,
-              attention_options=attention)
+              attention_options=attention, point_budget=args.point_budget)
     if args.qt:
         from gaze3d.viewer.qt_panel import run_qt
 
