@@ -27,6 +27,7 @@ Torch runs on CUDA when present, else on the CPU with 1 thread.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 
@@ -39,7 +40,6 @@ from gaze3d.models.semantic import (DEFAULT_BACKGROUND, DEFAULT_FIXATIONS, DEFAU
                                     evaluate_fewlabel, gaze_only_scan, pseudo_label_quality,
                                     sub_tiles, tile_scan, train_fewlabel)
 
-GAZE_CODES = (6, 1)        # buildings and tree clusters (the tile's object classes)
 EXHAUSTIVE = (6,)          # every building is an object; class 1 is also low vegetation and clutter
 
 
@@ -64,7 +64,19 @@ def main(argv=None) -> int:
                     help="L values that also run the labelled + unlabelled control ('' for none)")
     ap.add_argument("--grid", default="5x3", help="sub-tiles along x and y")
     ap.add_argument("--test-columns", type=int, default=2, help="east columns held out as test")
+    ap.add_argument("--gaze-classes", default="6,1",
+                    help="classes the annotator looks at (6 buildings, 1 tree clusters)")
+    ap.add_argument("--models", default="labelled only,labelled + gaze,labelled + unlabelled",
+                    help="which of the three models to train (comma-separated)")
+    ap.add_argument("--json", help="also write every run as JSON lines here")
     args = ap.parse_args(argv)
+    gaze_codes = tuple(int(v) for v in args.gaze_classes.split(",") if v)
+    bad = [c for c in gaze_codes if c not in (1, 6)]
+    wanted = {m.strip() for m in args.models.split(",")}
+    if bad or not gaze_codes:
+        print(f"--gaze-classes: expected codes among 6 and 1 (the tile's object classes), got "
+              f"{args.gaze_classes!r}", file=sys.stderr)
+        return 2
     Ls = [int(v) for v in args.labelled.split(",") if v]
     control = {int(v) for v in args.control_at.split(",") if v}
     nx, ny = (int(v) for v in args.grid.lower().split("x"))
@@ -87,7 +99,8 @@ def main(argv=None) -> int:
           f"test = the {args.test_columns} east columns ({len(test)} scans, "
           f"{sum(len(s.xyz) for s in test)} points); pool = {len(pool_idx)} scans; "
           f"steps {args.steps}; device {device}; thresholds {DEFAULT_THRESHOLDS}, background "
-          f"{DEFAULT_BACKGROUND}, margin {DEFAULT_MARGIN} m, {DEFAULT_FIXATIONS} fixations per object")
+          f"{DEFAULT_BACKGROUND}, margin {DEFAULT_MARGIN} m, {DEFAULT_FIXATIONS} fixations per object; "
+          f"gaze on classes {gaze_codes}")
     sys.stdout.flush()
     config = FewLabelConfig(steps=args.steps)
     rows, quality = [], []
@@ -95,9 +108,9 @@ def main(argv=None) -> int:
     for seed in range(args.seed, args.seed + args.seeds):
         order = list(np.random.default_rng(seed).permutation(pool_idx))
         t0 = time.perf_counter()
-        gaze = {i: gaze_only_scan(tile, parts[i], GAZE_CODES, EXHAUSTIVE, seed=1000 * seed + i,
+        gaze = {i: gaze_only_scan(tile, parts[i], gaze_codes, EXHAUSTIVE, seed=1000 * seed + i,
                                   name=f"s{i}")[0] for i in pool_idx}
-        print(f"\nseed {seed}: pool order {order}; gaze simulated on {len(gaze)} scans in "
+        print(f"\nseed {seed}: pool order {[int(i) for i in order]}; gaze simulated on {len(gaze)} scans in "
               f"{time.perf_counter() - t0:.0f} s")
         for i in pool_idx:
             for k, q in enumerate(pseudo_label_quality(gaze[i].allowed, gaze[i].target)):
@@ -109,6 +122,7 @@ def main(argv=None) -> int:
             arms = [("labelled only", [], False), ("labelled + gaze", unl, True)]
             if L in control:
                 arms.append(("labelled + unlabelled", unl, False))
+            arms = [a for a in arms if a[0] in wanted]
             for name, unlabelled, use_gaze in arms:
                 torch.manual_seed(seed)
                 net = FewLabelNet(len(codes)).to(device)
@@ -122,6 +136,9 @@ def main(argv=None) -> int:
                        **{f"IoU {c}": v for c, v in zip(codes, r["iou"])}, "mIoU": r["miou"],
                        "train s": round(time.perf_counter() - t0)}
                 rows.append(row)
+                if args.json:
+                    with open(args.json, "a") as f:
+                        f.write(json.dumps({**row, "gaze classes": list(gaze_codes)}) + "\n")
                 print(f"  -> mIoU {r['miou']:.3f} IoU {np.round(r['iou'], 3).tolist()} "
                       f"({row['train s']} s; {time.perf_counter() - t_all:.0f} s in all)")
                 sys.stdout.flush()
@@ -140,13 +157,15 @@ def main(argv=None) -> int:
     for L in Ls:
         base = {r["seed"]: r["mIoU"] for r in rows if r["L"] == L and r["model"] == "labelled only"}
         for name in ("labelled + gaze", "labelled + unlabelled"):
-            d = [r["mIoU"] - base[r["seed"]] for r in rows if r["L"] == L and r["model"] == name]
+            d = [r["mIoU"] - base[r["seed"]] for r in rows
+                 if r["L"] == L and r["model"] == name and r["seed"] in base]
             if d:
                 gain.append({"labelled scans": L, "model": name,
                              "mIoU gain (points)": float(100 * np.mean(d)),
                              "std (points)": float(100 * np.std(d)),
                              "per seed": ", ".join(f"{100 * v:+.1f}" for v in d)})
-    print_table(gain, "## gain over labelled only, same seed (mIoU points)")
+    if gain:
+        print_table(gain, "## gain over labelled only, same seed (mIoU points)")
     qm = []
     for k in range(len(DEFAULT_THRESHOLDS)):
         qs = [q for q in quality if q["level"] == k]

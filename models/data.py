@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -68,6 +68,7 @@ class Tile:
     x_split: float           # metres: east of it is the test half (the median x)
     voxel_size: float
     spec: TileSpec
+    normals: Optional[np.ndarray] = None   # (n, 3) float32 unit, where the source has them (surface clouds)
 
     def in_split(self, split: str) -> np.ndarray:
         """(n,) bool: points of ``split`` (``"train"``, ``"val"`` or ``"test"``)."""
