@@ -1,0 +1,150 @@
+"""The compiled (numba) cone pass and deposit give bit-identical results to the numpy reference."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from gaze3d.attention import AttentionAccumulator
+from gaze3d.attention import pointcloud as P
+from gaze3d.camera import CameraPath
+from gaze3d.scan import PointCloud
+
+from attention_helpers import fibonacci_sphere, grid_plane
+
+numba = pytest.importorskip("numba", reason="numba (extra 'fast') is not installed: the compiled path is off")
+K = pytest.importorskip("gaze3d.attention._numba_cone")
+
+
+def _scene():
+    """A dense floor, two dense spheres and a sparse jittered wall (several footprint sizes per cone)."""
+    rng = np.random.default_rng(7)
+    wall = np.c_[rng.uniform(-1.5, 1.5, 3000), np.full(3000, 0.9), rng.uniform(0.0, 1.2, 3000)]
+    return np.r_[grid_plane(0.0, half=3.0, n=241), fibonacci_sphere(30_000, 0.6, (0.4, -0.3, 0.8)),
+                 fibonacci_sphere(8_000, 0.4, (-0.8, 0.6, 0.5)), wall]
+
+
+def _replay(pts, compiled, fixations_only, frames=60, **opts):
+    """Every cone built (index, amat, depth window) and the attention, for an orbiting camera with
+    saccades, blinks and a few samples looking off the scene."""
+    path = CameraPath.orbit((0, 0, 0), radius=8.0, elevation_deg=40.0, duration_s=2.0, turns=0.06,
+                            n_keys=20, vfov_deg=30.0)
+    acc = AttentionAccumulator(PointCloud(pts), fixations_only=fixations_only, compiled=compiled, **opts)
+    eng = acc.engine
+    assert (eng._kernel is not None) == compiled
+    cones = []
+    build = eng._build
+
+    def record(*a, **k):
+        fr = build(*a, **k)
+        cones.append(fr)
+        return fr
+
+    eng._build = record
+    rng = np.random.default_rng(4)
+    centre = np.array([0.5, 0.5])
+    for f in range(frames):
+        if f % 20 == 0:
+            centre = rng.uniform(0.2, 0.8, 2)
+        xy = centre + rng.normal(0.0, 0.003, (20, 2))
+        if f % 17 == 5:
+            xy[8:] = rng.uniform(0.0, 1.0, (12, 2))      # a saccade inside the frame: several cones
+        valid = np.ones(20, bool)
+        if f % 23 == 11:
+            valid[:] = False                              # a blink
+        t = (f * 20 + np.arange(20)) / 1200.0
+        acc.add(path.at(f / 60.0), {"x": xy[:, 0], "y": xy[:, 1], "t_s": t, "valid": valid})
+    acc.flush()
+    return acc.values, cones
+
+
+def _same_cones(a, b):
+    assert len(a) == len(b)
+    sizes = set()
+    for fa, fb in zip(a, b):
+        assert np.array_equal(fa.index, fb.index)
+        assert np.array_equal(fa.amat, fb.amat)
+        assert (fa.depth_window is None) == (fb.depth_window is None)
+        if fa.depth_window is None:
+            continue
+        za, ua, va, ha, band_a = fa.depth_window
+        zb, ub, vb, hb, band_b = fb.depth_window
+        assert (ua, va, ha) == (ub, vb, hb)
+        assert np.array_equal(za, zb)
+        assert (band_a is None) == (band_b is None)
+        sizes.add(band_a is None)
+        if band_a is not None:
+            for x, y in zip(band_a, band_b):
+                assert np.array_equal(x, y)
+    return sizes
+
+
+@pytest.mark.parametrize("fixations_only", [False, True])
+def test_compiled_replay_is_bit_identical_to_numpy(fixations_only):
+    pts = _scene()
+    ref, ref_cones = _replay(pts, False, fixations_only)
+    out, cones = _replay(pts, True, fixations_only)
+    assert ref.max() > 0 and np.count_nonzero(ref) > 1000
+    assert np.array_equal(ref, out)
+    sizes = _same_cones(ref_cones, cones)
+    # both depth-window paths ran: one footprint size (band None) and several (a band)
+    assert sizes == {True, False}
+
+
+@pytest.mark.parametrize("opts", [{"spacing_footprint": False}, {"point_size": 1.0}, {"point_size": 7.0}])
+def test_compiled_matches_numpy_for_splat_footprints(opts):
+    pts = _scene()
+    ref, ref_cones = _replay(pts, False, False, frames=25, **opts)
+    out, cones = _replay(pts, True, False, frames=25, **opts)
+    assert np.count_nonzero(ref) > 1000
+    assert np.array_equal(ref, out)
+    _same_cones(ref_cones, cones)
+
+
+@pytest.mark.parametrize("a", [0, 1, 2, 3, 6])
+def test_min_filter_matches_numpy(a):
+    rng = np.random.default_rng(a)
+    for shape in [(40, 37), (2 * a + 1, 9), (3, 2 * a + 2), (1, 1)]:
+        z = rng.random(shape).astype(np.float32)
+        z[rng.random(shape) < 0.3] = np.inf
+        assert np.array_equal(K._min_filter(z, a, np.empty_like(z)), P._min_filter(z, a)), shape
+
+
+def test_a_cone_with_no_point_on_screen():
+    """Gaze into the empty sky: no visible point, no depth window, nothing deposited, either path."""
+    pts = grid_plane(0.0, half=1.0, n=51)
+    cam = CameraPath.orbit((0, 0, 0), radius=5.0, elevation_deg=10.0, duration_s=1.0, turns=0.0,
+                           n_keys=2, vfov_deg=30.0).at(0.0)
+    out = []
+    for compiled in (False, True):
+        acc = AttentionAccumulator(PointCloud(pts), fixations_only=False, compiled=compiled)
+        acc.add(cam, {"x": np.full(5, 0.5), "y": np.full(5, 0.02), "t_s": np.arange(5) / 1200.0})
+        out.append(acc.values)
+    assert np.array_equal(out[0], out[1]) and out[0].max() == 0
+
+
+def test_numba_is_not_imported_by_gaze3d_nor_by_the_numpy_path():
+    code = ("import sys, numpy as np, gaze3d, gaze3d.attention\n"
+            "from gaze3d.attention import AttentionAccumulator\n"
+            "from gaze3d.scan import PointCloud\n"
+            "assert 'numba' not in sys.modules\n"
+            "AttentionAccumulator(PointCloud(np.random.default_rng(0).random((100, 3))), compiled=False)\n"
+            "assert 'numba' not in sys.modules\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_without_numba_auto_falls_back_and_required_names_the_extra():
+    code = ("import sys, numpy as np\n"
+            "sys.modules['numba'] = None            # numba not installed\n"
+            "from gaze3d.attention import AttentionAccumulator\n"
+            "from gaze3d.errors import OptionalDependencyError\n"
+            "from gaze3d.scan import PointCloud\n"
+            "pc = PointCloud(np.random.default_rng(0).random((100, 3)))\n"
+            "assert AttentionAccumulator(pc).engine._kernel is None\n"
+            "try:\n"
+            "    AttentionAccumulator(pc, compiled=True)\n"
+            "except OptionalDependencyError as e:\n"
+            "    assert 'gaze3d[fast]' in str(e), e\n"
+            "else:\n"
+            "    raise SystemExit('compiled=True without numba did not fail')\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
