@@ -6,6 +6,11 @@ Numpy only (the tracker environment). Stages, all in one pass over the signal:
 1. **Gaps.** Losses up to ``gap_fill_max_s`` are filled linearly; longer ones
    (blinks, track loss) stay ``GAP``, widened by ``gap_margin_s`` on each side
    (the eyelid drags the pupil estimate just before and after a blink).
+   **Blinks from the signal's shape** (after stage 3): the lid sweeping over
+   the pupil drags the estimate in a fast excursion around the loss of track,
+   so the part of a saccade-speed run within ``blink_reach_s`` of a loss that
+   it contains or touches (a filled short loss included) is ``GAP``; the rest
+   of that run is classified as usual.
 2. **Speed.** A boxcar derivative over ``velocity_window_s``: the mean
    position of the later half minus that of the earlier half, over the time
    between their mean timestamps. It is a first-order Savitzky-Golay-like
@@ -26,12 +31,15 @@ Numpy only (the tracker environment). Stages, all in one pass over the signal:
    smooth estimate finds saccades robustly but smears their flanks.
 5. **PSO** (post-saccadic oscillation, "glissade"): a run above the onset
    threshold that starts within ``pso_max_s`` after a saccade ends, slower
-   than that saccade's peak.
+   than that saccade's peak, labelled from the saccade's end to at most
+   ``pso_max_s`` after it (on by default; ``pso_max_s=0`` turns it off).
 6. **Pursuit vs fixation** (REMoDNaV-like): between saccades, the speed over
    the longer ``pursuit_window_s`` is compared with ``max(pursuit_velocity,
    pursuit_noise_z x`` the speed that measurement noise alone gives that
    estimator``)``; the noise is estimated per block from second differences,
-   which smooth pursuit hardly changes. Pursuit runs shorter than
+   which smooth pursuit hardly changes. ``pursuit_velocity`` (5 deg/s) is the
+   slow movement the Hooge coders still call fixation; on a low-noise tracker
+   it is the threshold that counts. Pursuit runs shorter than
    ``min_pursuit_s`` or moving less than ``pursuit_min_amp_deg`` are
    fixation; fixations shorter than ``min_fixation_s`` become
    ``UNCLASSIFIED``.

@@ -8,9 +8,10 @@ return one label per sample:
 
 ``"adaptive"`` (the default)
     Data-driven thresholds (Nystrom & Holmqvist 2010, with median/MAD
-    statistics, per 60 s block), saccades, optional post-saccadic oscillations
+    statistics, per 60 s block), saccades, post-saccadic oscillations
     (``PSO``), REMoDNaV-like pursuit vs fixation between saccades against a
-    measured-noise floor, and blinks/gaps widened by 20 ms. Defaults chosen on
+    measured-noise floor (at least 5 deg/s), and blinks/gaps widened by 20 ms
+    plus the fast excursions around a loss of track. Defaults chosen on
     real human-coded recordings (Hooge et al. 2018 adults; infants and GazeCom
     held out): see :mod:`gaze3d._events_adaptive` and ``docs/events.md``.
 ``"ivt"``
@@ -61,7 +62,7 @@ class EventType(IntEnum):
     SACCADE = 2
     PURSUIT = 3
     UNCLASSIFIED = 4   # Tobii's "unclassified": e.g. a fixation too short to keep
-    PSO = 5            # post-saccadic oscillation ("glissade"), only from method "adaptive"
+    PSO = 5            # post-saccadic oscillation ("glissade"), only from method "adaptive" (on by default)
 
 
 _GAP, _FIX, _SAC, _PUR, _UNC = (int(EventType.GAP), int(EventType.FIXATION), int(EventType.SACCADE),
