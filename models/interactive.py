@@ -6,6 +6,12 @@ then only pools the new attention to the voxels and re-runs the light
 attention-guided head, so a mask update after a fixation costs a fraction of
 a full forward pass.
 
+A checkpoint trained with ``prior="graph"`` also keeps a
+:class:`~gaze3d.models.segment.GraphSegmenter` of the scan (built in
+``set_scan``): every update first solves the gaze-seeded random walk, gives its
+potential to the head as a third channel, and the mask logit is the walk's
+logit plus the network's correction.
+
 Thread-safety: not thread-safe (cached tensors and kernel maps are mutated);
 use one segmenter per thread.
 """
@@ -68,6 +74,7 @@ class InteractiveSegmenter:
         self.ground = self.meta.get("features", "local-min")
         self._feats = None
         self._inverse = None
+        self._graph = None
         self.n_points = 0
 
     @torch.no_grad()
@@ -79,6 +86,12 @@ class InteractiveSegmenter:
         coords, inverse = voxelize(torch.from_numpy(xyz).to(self.device), self.voxel_size)
         x = SparseTensor(coords, scatter_mean(f, inverse, len(coords)))
         self._feats = self.model.encode(x)
+        if self.model.config.prior == "graph":
+            from .features import height_above_dtm
+            from .segment import GraphSegmenter
+
+            # the same graph as the baseline's tile_graph (PointCloud colours are in [0, 1])
+            self._graph = GraphSegmenter(xyz, cloud.colors, height=height_above_dtm(xyz))
         self._xy = coords[:, 1:3]
         self._inverse = inverse
         self.n_points = len(xyz)
@@ -108,10 +121,20 @@ class InteractiveSegmenter:
         """
         if self._feats is None:
             raise RuntimeError("set_scan() must be called before update()")
-        att = torch.stack([self._to_voxels(positive_attention),
-                           self._to_voxels(negative_attention) if negative_attention is not None
-                           else torch.zeros(self.n_voxels, device=self.device)], 1)
-        prob = torch.sigmoid(self.model.decode(self._feats, att)[:, 0])
+        chans = [self._to_voxels(positive_attention),
+                 self._to_voxels(negative_attention) if negative_attention is not None
+                 else torch.zeros(self.n_voxels, device=self.device)]
+        prior = None
+        if self._graph is not None:
+            neg = None
+            if negative_attention is not None and np.max(negative_attention) > 0:
+                neg = negative_attention
+            score = self._graph.segment(positive_attention, neg).score      # (n,) in [0, 1]
+            prior = torch.from_numpy(score).to(self.device)
+            chans.append(prior.new_zeros(self.n_voxels).scatter_reduce(
+                0, self._inverse, prior, "amax", include_self=False))
+        att = torch.stack(chans, 1)
+        prob = torch.sigmoid(self.model.point_logits(self._feats, att, self._inverse, prior))
         if self.roi_margin is not None:
             seen = att[:, 0] >= 0.05
             if seen.any():
@@ -119,10 +142,10 @@ class InteractiveSegmenter:
                 lo = self._xy[seen].min(0).values - pad
                 hi = self._xy[seen].max(0).values + pad
                 inside = ((self._xy >= lo) & (self._xy <= hi)).all(1)
-                prob = torch.where(inside, prob, torch.zeros_like(prob))
+                prob = torch.where(inside.index_select(0, self._inverse), prob, torch.zeros_like(prob))
             else:
                 prob = torch.zeros_like(prob)
-        return prob.index_select(0, self._inverse).cpu().numpy()
+        return prob.cpu().numpy()
 
     def segment(self, positive_attention, negative_attention=None, threshold: float = 0.5) -> SegmentResult:
         """Mask, probability and a status: never a silent empty mask.

@@ -24,7 +24,16 @@ and :class:`TrainConfig` (``gaze3d train --procedural ... --error-rounds ...``):
   predicts the mask and the simulated annotator adds a fixation on the centre
   of the current largest error region (missed object -> positive, wrongly
   included -> negative), with the simulator's gaze noise and foveal spread,
-  exactly the correction protocol of :mod:`gaze3d.models.interactive_eval`.
+  exactly the correction protocol of :mod:`gaze3d.models.interactive_eval`;
+* ``prior="graph"`` (sampler and network): a third attention channel with the
+  gaze-seeded random walker's potential on the crop (one
+  :class:`~gaze3d.models.segment.GraphSegmenter` per scene, solved again after
+  every corrective fixation), and a residual head (logit = walker logit +
+  correction; :meth:`~gaze3d.models.networks.segnet.GazeSegNet.point_logits`),
+  so the corrective fixations go to the errors of the *combined* mask;
+* ``TrainConfig.fixation_weight``: AGILE3D's loss weighting near the prompts:
+  each point's BCE weight is ``1 + fixation_weight * max(positive, negative)``
+  attention (each scaled to max 1).
 
 Semantic task: crops of the training half with the annotator looking at the
 objects of ``gaze_class``; per-point cross-entropy, gaze optional.
@@ -87,13 +96,15 @@ class InteractiveSampler:
         Scale, height scale, density, colour and intensity drop on top of rotation.
     ground : str
         Ground model of the procedural scenes' features (the real tiles carry their own).
+    prior : str
+        ``""`` or ``"graph"``: add the random walker's potential as a third attention channel.
     """
 
     def __init__(self, tiles: Sequence[Tile], split: str = "train", margin=(6.0, 30.0),
                  max_fix: int = 10, seed: int = 0, gaze: Optional[GazeModel] = None,
                  engine: str = "attention", procedural: float = 0.0, pool: int = 4,
                  renew_every: int = 16, neighbour_negatives: float = 0.0,
-                 strong_augment: bool = False, ground: str = "dtm"):
+                 strong_augment: bool = False, ground: str = "dtm", prior: str = ""):
         if split not in SPLITS:
             raise ValueError(f"split: expected one of {SPLITS}, got {split!r}")
         if not 0.0 <= procedural <= 1.0:
@@ -117,6 +128,10 @@ class InteractiveSampler:
         self.neighbour_negatives = float(neighbour_negatives)
         self.strong_augment = bool(strong_augment)
         self.ground = ground
+        if prior not in ("", "graph"):
+            raise ValueError(f"prior: expected '' or 'graph', got {prior!r}")
+        self.prior = prior
+        self._graphs = {}        # tile name -> GraphSegmenter (procedural: pruned with the pool)
         self.pool_size, self.renew_every = int(pool), int(renew_every)
         self._pool = []
         self._drawn = 0
@@ -135,7 +150,9 @@ class InteractiveSampler:
             if len(self._pool) < self.pool_size:
                 self._pool.append(entry)
             else:
-                self._pool[int(self.rng.integers(len(self._pool)))] = entry
+                i = int(self.rng.integers(len(self._pool)))
+                self._graphs.pop(self._pool[i][0].name, None)
+                self._pool[i] = entry
         return self._pool[int(self.rng.integers(len(self._pool)))]
 
     def sample(self) -> Example:
@@ -182,7 +199,7 @@ class InteractiveSampler:
             if len(others):
                 neg = sim.attention(cam, vis, t.xyz[sim.pick_targets(others, vis, int(self.rng.integers(1, 3)))])
         pos_c, neg_c = pos[crop], neg[crop]
-        att = np.stack([_scale(pos_c), _scale(neg_c)], 1)
+        att = self._att(t, crop, pos_c, neg_c)
         target = (t.objects[crop] == o).astype(np.float32)
         xyz, feats = self.augment(t.xyz[crop], t.feats[crop])
         ex = Example(xyz, feats, att, target, t.voxel_size)
@@ -209,8 +226,25 @@ class InteractiveSampler:
         target = _centre_of(err, np.flatnonzero(truth == pred), t.xyz[crop])
         a = st["sim"].attention(st["cam"], st["vis"], t.xyz[[crop[target]]])[crop]
         st["pos" if positive else "neg"] += a
-        ex.att = np.stack([_scale(st["pos"]), _scale(st["neg"])], 1).astype(np.float32)
+        ex.att = self._att(t, crop, st["pos"], st["neg"])
         return True
+
+    def _att(self, t: Tile, crop: np.ndarray, pos_c: np.ndarray, neg_c: np.ndarray) -> np.ndarray:
+        """Attention channels ``(len(crop), 2 or 3)`` float32: positive and negative, each
+        scaled to max 1, and with ``prior="graph"`` the walker's potential from them (the
+        walker sees the crop's attention only, as the network does)."""
+        chans = [_scale(pos_c), _scale(neg_c)]
+        if self.prior == "graph":
+            g = self._graphs.get(t.name)
+            if g is None:
+                from .interactive_eval import tile_graph
+
+                g = self._graphs[t.name] = tile_graph(t)
+            p = np.zeros(len(t.xyz), np.float32)
+            n = np.zeros(len(t.xyz), np.float32)
+            p[crop], n[crop] = pos_c, neg_c
+            chans.append(g.segment(p, n if n.max() > 0 else None).score[crop])
+        return np.stack(chans, 1).astype(np.float32)
 
     def augment(self, xyz: np.ndarray, feats: np.ndarray) -> tuple:
         """(xyz, feats) with random rotation about z and mirror; with ``strong_augment`` also
@@ -244,14 +278,29 @@ def dice_loss(prob: torch.Tensor, target: torch.Tensor, batch: torch.Tensor, eps
     return (1 - (2 * inter + eps) / (total + eps)).mean()
 
 
-def interactive_loss(model: GazeSegNet, batch, sel_weight: float = 0.2):
-    """(total loss, mask loss) of one batch of interactive examples."""
+def point_channels(examples) -> tuple:
+    """(prior (p,) or None, attention peak (p,)) float32 tensors of the examples' points, in
+    batch order: the walker's potential (third channel, if any) and max(positive, negative)."""
+    att = torch.from_numpy(np.concatenate([ex.att for ex in examples]).astype(np.float32))
+    prior = att[:, 2].contiguous() if att.shape[1] > 2 else None
+    return prior, att[:, :2].max(1).values
+
+
+def interactive_loss(model: GazeSegNet, batch, sel_weight: float = 0.2, prior=None,
+                     point_weight=None):
+    """(total loss, mask loss) of one batch of interactive examples.
+
+    ``prior`` (p,): the walker's potential per point (networks with ``config.prior``);
+    ``point_weight`` (p,): BCE weight per point (e.g. higher near fixations).
+    """
     feats = model.encode(batch.x)
-    logits = model.decode(feats, batch.att)[:, 0]
-    lp = logits.index_select(0, batch.inverse)
+    dev = batch.inverse.device
+    lp = model.point_logits(feats, batch.att, batch.inverse,
+                            None if prior is None else prior.to(dev))
     tgt = batch.target_points.float()
-    mask_loss = F.binary_cross_entropy_with_logits(lp, tgt) + dice_loss(
-        torch.sigmoid(lp), tgt, batch.point_batch)
+    bce = F.binary_cross_entropy_with_logits(
+        lp, tgt, weight=None if point_weight is None else point_weight.to(dev))
+    mask_loss = bce + dice_loss(torch.sigmoid(lp), tgt, batch.point_batch)
     sel = model.selective(feats[-1].feats)
     sel_loss = attention_loss(sel, batch.att[:, 0], batch.x.coords[:, 0])
     return mask_loss + sel_weight * sel_loss, mask_loss
@@ -267,6 +316,7 @@ class TrainConfig:
     log_every: int = 20
     time_limit_s: Optional[float] = None
     error_rounds: int = 0      # AGILE3D: 0..error_rounds corrective fixations without gradient
+    fixation_weight: float = 0.0   # BCE weight 1 + this x max(pos, neg) attention per point
 
     def validate(self) -> "TrainConfig":
         for name in ("steps", "batch_size", "log_every"):
@@ -277,14 +327,16 @@ class TrainConfig:
             raise ValueError(f"lr: expected > 0, got {self.lr!r}")
         if not isinstance(self.error_rounds, int) or self.error_rounds < 0:
             raise ValueError(f"error_rounds: expected an int >= 0, got {self.error_rounds!r}")
+        if not self.fixation_weight >= 0:
+            raise ValueError(f"fixation_weight: expected >= 0, got {self.fixation_weight!r}")
         return self
 
 
 def default_interactive_config(variant="unet14", base_channels=16, voxel_size=0.5,
-                               guidance="gate") -> SegNetConfig:
+                               guidance="gate", prior="") -> SegNetConfig:
     return SegNetConfig(unet=UNetConfig(in_channels=5, variant=variant, base_channels=base_channels),
-                        num_outputs=1, att_channels=2, voxel_size=voxel_size, task="interactive",
-                        guidance=guidance)
+                        num_outputs=1, att_channels=3 if prior else 2, voxel_size=voxel_size,
+                        task="interactive", guidance=guidance, prior=prior)
 
 
 @torch.no_grad()
@@ -298,8 +350,10 @@ def corrective_rounds(model: GazeSegNet, sampler: InteractiveSampler, examples, 
     feats = model.encode(batch.x)
     starts = np.cumsum([0] + [len(ex.xyz) for ex in examples])
     for _ in range(rounds):
-        prob = torch.sigmoid(model.decode(feats, batch.att)[:, 0]).index_select(0, batch.inverse)
-        pred = (prob >= 0.5).cpu().numpy()
+        prior, _ = point_channels(examples)
+        logit = model.point_logits(feats, batch.att, batch.inverse,
+                                   None if prior is None else prior.to(batch.inverse.device))
+        pred = (logit >= 0).cpu().numpy()       # sigmoid >= 0.5
         changed = False
         for i, ex in enumerate(examples):
             changed |= sampler.correct(ex, pred[starts[i]:starts[i + 1]])
@@ -362,6 +416,8 @@ def train_interactive(model: GazeSegNet, sampler: InteractiveSampler, cfg: Train
         batch = collate(examples)
         if cfg.error_rounds:
             corrective_rounds(model, sampler, examples, batch, int(rng.integers(0, cfg.error_rounds + 1)))
-        return interactive_loss(model, batch)
+        prior, peak = point_channels(examples)
+        weight = 1.0 + cfg.fixation_weight * peak if cfg.fixation_weight > 0 else None
+        return interactive_loss(model, batch, prior=prior, point_weight=weight)
 
     return optimise(model, cfg, step_loss, log)

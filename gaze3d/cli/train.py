@@ -48,6 +48,12 @@ def register(subparsers):
                    help="ground model of the height feature (stored in the checkpoint)")
     p.add_argument("--val-scenes", type=int, default=0,
                    help="procedural validation scenes (fixed seed, never trained on)")
+    p.add_argument("--prior", choices=("none", "graph"), default="none",
+                   help="graph: the gaze-seeded random walker's potential is a third input channel "
+                        "and the network learns a correction of its logit (untrained = the walker)")
+    p.add_argument("--fixation-weight", type=float, default=0.0,
+                   help="BCE weight 1 + this x attention per point: the loss counts more near "
+                        "fixations (AGILE3D; 0: off)")
     # issue 14: the gaze-prompted volume model (docs/volumes.md)
     p.add_argument("--volumes", default=None,
                    help="train the VOLUME model instead, on SynthSeg images of these label volumes "
@@ -87,8 +93,11 @@ def run(args):
     torch.manual_seed(args.seed)
     try:
         cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                          time_limit_s=args.time_limit, error_rounds=args.error_rounds).validate()
-        net_cfg = default_interactive_config(args.variant, args.base_channels, guidance=args.guidance)
+                          time_limit_s=args.time_limit, error_rounds=args.error_rounds,
+                          fixation_weight=args.fixation_weight).validate()
+        prior = "" if args.prior == "none" else args.prior
+        net_cfg = default_interactive_config(args.variant, args.base_channels, guidance=args.guidance,
+                                             prior=prior)
         model = GazeSegNet(net_cfg)
     except ValueError as exc:
         raise InputError(str(exc)) from exc
@@ -96,7 +105,8 @@ def run(args):
     try:
         sampler = InteractiveSampler(tiles, "train", seed=args.seed, engine=args.gaze_engine,
                                      procedural=args.procedural, neighbour_negatives=args.neighbour_negatives,
-                                     strong_augment=args.strong_augment, ground=args.ground)
+                                     strong_augment=args.strong_augment, ground=args.ground,
+                                     prior=prior)
     except ValueError as exc:
         raise InputError(str(exc)) from exc
     losses = train_interactive(model, sampler, cfg)

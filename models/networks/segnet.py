@@ -13,6 +13,14 @@ there is none.
 Two tasks share it: interactive (``num_outputs=1`` mask logit, attention
 channels positive and negative) and semantic (``num_outputs`` classes, one
 attention channel).
+
+Interactive with ``prior="graph"`` (issue 12): a third attention channel holds
+the gaze-seeded random walker's potential (:class:`~gaze3d.models.segment.GraphSegmenter`,
+same attention, positives and negatives) and the head is residual: the point
+logit is the walker's logit plus the network's correction
+(:meth:`GazeSegNet.point_logits`), the correction's classifier initialised to
+zero, so an untrained network *is* the graph baseline and training learns
+only where the walker is wrong.
 """
 from __future__ import annotations
 
@@ -30,6 +38,18 @@ from .unet import SparseUNet, UNetConfig
 
 # decoder block per ``SegNetConfig.guidance``
 GUIDANCE = {"gate": AttentionGuidedBlock, "mha": GazeMultiHeadBlock}
+# ``SegNetConfig.prior``: "" (none) or "graph" (random-walker potential, residual head)
+PRIORS = ("", "graph")
+# the walker's potential is clipped to [PRIOR_CLIP, 1 - PRIOR_CLIP] before its logit (+-3.9):
+# seeds and far background stay correctable by the network
+PRIOR_CLIP = 0.02
+
+
+def prior_logit(score: torch.Tensor) -> torch.Tensor:
+    """Logit ``(n,)`` of a prior probability ``score (n,)`` in [0, 1], clipped to +-3.9:
+    0.5 maps to 0, so thresholding ``sigmoid`` at 0.5 gives the prior's own mask."""
+    p = score.clamp(PRIOR_CLIP, 1.0 - PRIOR_CLIP)
+    return torch.log(p) - torch.log1p(-p)
 
 
 @dataclass
@@ -57,6 +77,9 @@ class SegNetConfig:
         attention with a gaze prior on the logits).
     heads : int
         Attention heads of ``"mha"`` blocks; must divide ``head_channels``.
+    prior : str
+        ``""`` or ``"graph"``: the last attention channel is the random walker's
+        potential and the mask logit is its logit plus the head's correction.
     """
     unet: UNetConfig = field(default_factory=UNetConfig)
     num_outputs: int = 1
@@ -68,6 +91,7 @@ class SegNetConfig:
     class_codes: List[int] = field(default_factory=list)
     guidance: str = "gate"      # defaults keep checkpoints saved before these fields loading
     heads: int = 4
+    prior: str = ""
 
     def validate(self) -> "SegNetConfig":
         self.unet.validate()
@@ -87,6 +111,11 @@ class SegNetConfig:
             raise ValueError(f"guidance: expected one of {sorted(GUIDANCE)}, got {self.guidance!r}")
         if isinstance(self.heads, bool) or not isinstance(self.heads, int) or self.heads < 1:
             raise ValueError(f"heads: expected a positive int, got {self.heads!r}")
+        if self.prior not in PRIORS:
+            raise ValueError(f"prior: expected one of {PRIORS}, got {self.prior!r}")
+        if self.prior and (self.task != "interactive" or self.att_channels != 3):
+            raise ValueError("prior: needs task 'interactive' with att_channels 3 (positive, "
+                             f"negative, prior), got {self.task!r} with {self.att_channels}")
         if self.guidance == "mha" and self.head_channels % self.heads:
             raise ValueError(f"heads: expected a divisor of head_channels={self.head_channels}, "
                              f"got {self.heads}")
@@ -121,6 +150,10 @@ class GazeSegNet(nn.Module):
                                      config.propagate if s >= 4 else 0, **extra))
             prev = config.head_channels
         self.classifier = nn.Linear(config.head_channels, config.num_outputs)
+        if config.prior:
+            # residual head: the untrained correction is 0, i.e. the prior's own mask
+            nn.init.zeros_(self.classifier.weight)
+            nn.init.zeros_(self.classifier.bias)
         self.selective = SelectiveAttentionHead(chans[-1])
 
     def encode(self, x: SparseTensor) -> List[SparseTensor]:
@@ -149,6 +182,28 @@ class GazeSegNet(nn.Module):
             up = None if h is None else upsample_nearest(h, f.stride)
             h = block(f, a, up)
         return self.classifier(h.feats)
+
+    def point_logits(self, feats: List[SparseTensor], att: torch.Tensor, inverse: torch.Tensor,
+                     prior: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Interactive mask logit per point ``(p,)``.
+
+        Parameters
+        ----------
+        feats, att
+            As :meth:`decode` (``att`` per voxel).
+        inverse : (p,) long
+            Voxel of each point.
+        prior : (p,) float in [0, 1], optional
+            The prior's probability per point; required when ``config.prior`` is set, then
+            the result is ``prior_logit(prior) + correction``.
+        """
+        logit = self.decode(feats, att)[:, 0].index_select(0, inverse)
+        if not self.config.prior:
+            return logit
+        if prior is None or prior.shape != logit.shape:
+            raise ValueError(f"prior: expected shape {tuple(logit.shape)} (config.prior "
+                             f"{self.config.prior!r}), got {None if prior is None else tuple(prior.shape)}")
+        return logit + prior_logit(prior.to(logit.dtype))
 
     def forward(self, x: SparseTensor, att: Optional[torch.Tensor] = None):
         """``(logits (n, num_outputs), attention logits (n,))``; no ``att``: use the predicted one."""
