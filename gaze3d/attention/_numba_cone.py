@@ -82,26 +82,49 @@ def _square(z, r, c, s, d):
             zr[cc] = d if d < y else y
 
 
-#: cost of one pixel of one (2b+1) minimum pass relative to one pixel of a drawn square
-#: (the filter vectorises, squares do not): picks the filtered size in :func:`_base_size`
-_FILTER_COST = 0.25
+#: rough costs (ns, this kind of CPU) that choose the filter stages in :func:`_stages`: per pixel of
+#: the window and minimum pass (fills and copies), per pixel and tap of a pass (vectorised), per
+#: point drawn, per pixel of a drawn square
+_PASS_PX, _TAP_PX, _POINT, _SQUARE_PX = 0.8, 0.065, 3.0, 0.8
 
 
 @nb.njit(cache=True)
-def _base_size(count, pixels):
-    """The footprint half-width ``b`` to filter (see :func:`cone_pass`), from ``count[s]`` points per
-    half-width ``s`` and the padded window's pixels."""
-    best, best_cost = 0, np.inf
-    for b in range(len(count)):
-        if count[b] == 0:
+def _stages(count, pixels):
+    """``is_base (len(count),) bool``: the footprint half-widths after which a square minimum runs.
+
+    Every footprint is drawn as a square of ``s - b`` pixels, ``b`` the largest base ``<= s``
+    (none: ``b = 0``, drawn last), then dilated by the minima down the bases (squares add:
+    :func:`cone_pass`). All bases is the numpy path's order (one filter per size step), none
+    draws every square; this picks the cheapest by a rough cost, in ``O(sizes^2)``.
+    """
+    m = len(count)
+    best = np.zeros(m + 1)          # best[j]: sizes >= j, j a base (or j == 0)
+    nxt = np.full(m + 1, -1, dtype=np.int64)
+    for j in range(m - 1, -1, -1):
+        if j > 0 and count[j] == 0:
             continue
-        cost = _FILTER_COST * pixels * (4 * b + 2)
-        for s in range(len(count)):
-            w = 2 * (s - b) + 1 if s >= b else 2 * s + 1
-            cost += count[s] * w * w
-        if cost < best_cost:
-            best, best_cost = b, cost
-    return best
+        drawn = 0.0
+        best[j] = np.inf
+        for k in range(j + 1, m + 1):
+            # sizes j .. k-1 drawn relative to j; k the next base above (m: none)
+            w = 2 * (k - 1 - j) + 1
+            drawn += count[k - 1] * (_POINT + _SQUARE_PX * w * w)
+            if k == m:
+                cost = drawn
+            elif count[k] == 0:
+                continue
+            else:
+                a = k - j
+                cost = drawn + pixels * (_PASS_PX + _TAP_PX * (4 * a + 2)) + best[k]
+            if cost < best[j]:
+                best[j] = cost
+                nxt[j] = k
+    is_base = np.zeros(m, dtype=np.bool_)
+    j = nxt[0]
+    while 0 < j < m:
+        is_base[j] = True
+        j = nxt[j]
+    return is_base
 
 
 @nb.njit(cache=True)
@@ -243,21 +266,25 @@ def cone_pass(full, cand, cos2, f, w2, h2, width, height, near, far, hmax,
         zs = _min_filter(z, h, np.empty_like(z))
         band = empty_b
     else:
-        # every footprint, exactly, over the window padded by h (what the numpy path's size-step
-        # filters give): a point of half-width s >= b is a square of s - b pixels dilated by one
-        # (2b+1) square minimum (squares add), a point with s < b its own square, drawn directly;
-        # b is the size whose filter plus drawing costs least
+        # every footprint, exactly, over the window padded by h (what the numpy path's one
+        # filter per size step gives): bases b_L > ... > b_1 (> 0) chosen by _stages; a point of
+        # half-width s is a square of s - b (b its largest base <= s, or 0) drawn before the
+        # minima from b down to 0 run: (2x+1) and (2y+1) square minima make a (2(x+y)+1) one
         hp = wv + 2 * h
         wp = wu + 2 * h
-        b = _base_size(count, hp * wp)
+        is_base = _stages(count, hp * wp)
         acc = np.full((hp, wp), _INF, dtype=np.float32)
-        for i in range(k):
-            if half[i] >= b:
-                _square(acc, row[i] + h, col[i] + h, half[i] - b, cz[i])
-        acc = _min_filter(acc, b, np.empty((hp, wp), dtype=np.float32))
-        for i in range(k):
-            if half[i] < b:
-                _square(acc, row[i] + h, col[i] + h, half[i], cz[i])
+        tmp = np.empty((hp, wp), dtype=np.float32)
+        top = h + 1
+        for b in range(h, -1, -1):
+            if not (b == 0 or is_base[b]):
+                continue
+            if top <= h:
+                acc = _min_filter(acc, top - b, tmp)
+            for i in range(k):
+                if b <= half[i] < top:
+                    _square(acc, row[i] + h, col[i] + h, half[i] - b, cz[i])
+            top = b
         zs = np.ascontiguousarray(acc[h:h + wv, h:h + wu])
         nb_ = 0
         for i in range(k):
