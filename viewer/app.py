@@ -243,6 +243,9 @@ class ViewerApp:
     def handle_key(self, key: str, ctrl: bool = False) -> None:
         """Act on one key (``key`` is a VTK key symbol such as ``"1"``, ``"z"``, ``"Return"``)."""
         s = self.session
+        # the budget first: what the key changes is then recoloured on the drawn points only
+        # (the whole cloud catches up in the still frame)
+        self._interacting()
         try:
             if self.typing is not None:
                 self._type(key)
@@ -253,6 +256,7 @@ class ViewerApp:
             elif ctrl and key.lower() == "s":
                 s.save_annotations(self.annotations)
             elif len(key) == 1 and key in "123456789":
+                self._acknowledge(f"labelling as {s.label_set.by_key(key).name} ...")
                 s.label_key(key)
             elif key == "u":
                 s.undo()
@@ -266,7 +270,7 @@ class ViewerApp:
                 self.show_cursor = not self.show_cursor
             elif key == "t" and self.scene.kind != "volume":
                 self.scene.set_class_tint(not self.scene.class_tint)
-                s.message = f"class colours {'on' if self.scene.class_tint else 'off (the scan colours)'}"
+                s.say(f"class colours {'on' if self.scene.class_tint else 'off (the scan colours)'}")
             elif key == "p":
                 s.cycle_profile()
             elif key == "d":
@@ -277,7 +281,7 @@ class ViewerApp:
                 level, width, op = self.scene.transfer
                 self.scene.set_transfer_function(level + (-0.05 if key == "bracketleft" else 0.05) * width, width, op)
                 self._sync_attention_opacity()
-                s.message = f"opacity ramp at {self.scene.transfer[0]:.0f}"
+                s.say(f"opacity ramp at {self.scene.transfer[0]:.0f}")
             elif key == "v" and self.scene.kind == "volume":
                 self.scene.show_slices(not self.scene.actor.GetVisibility())
             elif key in ("Prior", "Next") and self.scene.kind == "volume":
@@ -289,10 +293,17 @@ class ViewerApp:
                 self.close()
                 return
         except Gaze3DError as exc:   # unknown label name, nothing to save...: say it, keep going
-            s.message = str(exc)
-        self._interacting()
+            s.say(str(exc))
         self._update_cursor()
         self._update_drift_target()
+        self.update_status()
+        self.draw()
+
+    def _acknowledge(self, text: str) -> None:
+        """Show at once that a slow key was taken (a label grows its region over the whole cloud:
+        hundreds of ms at 1M points on a loaded CPU), then let the key do its work."""
+        self.session.say(text)
+        self._interacting()
         self.update_status()
         self.draw()
 
@@ -334,6 +345,7 @@ class ViewerApp:
         elif key == "Return":
             text, self.typing = self.typing.strip(), None
             if text:
+                self._acknowledge(f"labelling as {text} ...")
                 self.session.label_name(text)
         elif key == "BackSpace":
             self.typing = self.typing[:-1]

@@ -39,8 +39,8 @@ class SessionCalibration:
     Parameters
     ----------
     session : LabelingSession
-        Gives the clock (``now_ns``), the tracker link, the local recording,
-        ``_event`` and ``message``.
+        Gives the clock (``now_ns``), the tracker link, the sink (``sink``),
+        ``record_event`` and ``say`` (the status line).
     profile : Profile or str, optional
         Initial profile (or its name); None: no correction.
     store : ProfileStore, optional
@@ -107,7 +107,7 @@ class SessionCalibration:
         self.monitor.correction = self.timeline.current
         self._store_meta()
         if profile is not None:
-            s.message = f"profile {profile.name} ({self.timeline.current.kind})"
+            s.say(f"profile {profile.name} ({self.timeline.current.kind})")
 
     def cycle(self) -> Optional[str]:
         """Select the next profile of the store (after the last: none). Returns its name."""
@@ -116,7 +116,7 @@ class SessionCalibration:
         nxt = names[(names.index(cur) + 1) % len(names)] if cur in names else names[min(1, len(names) - 1)]
         self.select(nxt)
         if nxt is None:
-            self.session.message = "no profile (gaze not corrected)"
+            self.session.say("no profile (gaze not corrected)")
         return nxt
 
     def _store_meta(self) -> None:
@@ -153,7 +153,7 @@ class SessionCalibration:
         self.drift = {"x": float(x), "y": float(y), "t_on": t_on,
                       "t_end": t_on + int(self.drift_dwell_s * 1e9), "rows": []}
         s.record_event(target_event(TargetPresentation(0, float(x), float(y), 0.0, 0.0)), t_on)
-        s.message = "drift check: look at the target"
+        s.say("drift check: look at the target")
         return self.drift
 
     @property
@@ -206,17 +206,17 @@ class SessionCalibration:
         try:
             r = self.monitor.check(data, pres)
         except InsufficientDataError as exc:
-            s.message = f"drift check failed: {exc}"
+            s.say(f"drift check failed: {exc}")
             s.record_event({"type": "drift_check", "error": str(exc)})
             return None
         self.last_drift = r
         s.record_event({"type": "drift_check", **r.to_dict(), "profile": self.timeline.profile_name})
         if not r.alert:
-            s.message = r.message
+            s.say(r.message)
         return r
 
     def _on_alert(self, result) -> None:
-        self.session.message = result.message
+        self.session.say(result.message)
 
     # -------------------------------------------------------------- status
     def status_text(self) -> str:

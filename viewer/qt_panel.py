@@ -124,7 +124,7 @@ class QtViewer(QtWidgets.QMainWindow):
         try:
             fn()
         except Gaze3DError as exc:
-            self.app.session.message = str(exc)
+            self.app.session.say(str(exc))
         self.app.update_status()
         self.refresh_panel()
         self.interactor.render()
