@@ -620,6 +620,11 @@ class LabelingSession:
         line = " | ".join([head, self.calibration.status_text()] + numbers)
         return f"{line}\n{self.message}" if self.message else line
 
+    def say(self, text: str) -> None:
+        """Show ``text`` on the status line's second line (until the next message): the one way
+        the window, the calibration and the session itself tell the annotator something."""
+        self.message = str(text)
+
     def close(self) -> None:
         """End the session: stop the recording (remote or local) and the tracker link. Idempotent."""
         if getattr(self, "_closed", False):
