@@ -19,10 +19,15 @@ import numpy as np
 from gaze3d.display import DisplayGeometry
 from gaze3d.errors import InputError
 from gaze3d.protocol import TOPIC_GAZE_2D
+from gaze3d.recording import Recording
 
+from ._io import atomic_write_text
 from .correction import Correction, fit_from_report, holdout_accuracy
+from .device import pupil_calibration, tracker_calibration, tracker_pupil_calibration
+from .drift import check_drift
 from .geometry import Monitor, ScreenSetup, ViewerWindow
 from .profiles import Profile, ProfileNotFoundError, ProfileStore
+from .session import presentations_from_events, simulate_validation
 from .targets import TargetPresentation, inner_ring, target_layout
 from .validation import GazeData, ValidationSettings, validate
 
@@ -61,14 +66,11 @@ def session_data(source: GazeInput, display: DisplayGeometry, n_points: int,
                  layout: Optional[np.ndarray] = None) -> Tuple[GazeData, List[TargetPresentation]]:
     """Gaze and target schedule from the simulator (``headless``) or a recording."""
     if source.headless:
-        from .session import simulate_validation
         return simulate_validation(n_points, display=display, offset_deg=tuple(source.sim_offset),
                                    precision_rms_deg=float(source.sim_precision), dwell_s=float(source.dwell),
                                    seed=int(source.seed), blink_rate_hz=float(source.sim_blink_rate),
                                    dropout_rate=float(source.sim_dropout), layout=layout)
     if source.recording:
-        from gaze3d.recording import Recording
-        from .session import presentations_from_events
         with Recording(source.recording) as rec:
             cols = rec.samples()
             if len(cols["t_host_ns"]) == 0:
@@ -151,7 +153,6 @@ def cmd_correct(source: GazeInput, screen: ScreenSetup, settings: ValidationSett
     print_report(after, "after correction (all targets, in-sample): ")
     if out:
         out = Path(out)
-        from ._io import atomic_write_text
         atomic_write_text(out / "correction.json", json.dumps(
             {"correction": corr.to_dict(), "holdout": ev, "before": report.summary(),
              "after": after.summary()}, indent=2) + "\n")
@@ -181,7 +182,6 @@ def cmd_correct(source: GazeInput, screen: ScreenSetup, settings: ValidationSett
 def cmd_drift(source: GazeInput, screen: ScreenSetup, settings: ValidationSettings, *,
               target: Sequence[float] = (0.5, 0.5), threshold: float = 1.0, profile: Optional[str] = None) -> int:
     """Single-target drift check at ``target (2,)`` (tracker coordinates); 1 when above ``threshold`` degrees."""
-    from .drift import check_drift
     display = screen.display()
     if not (0 <= target[0] <= 1 and 0 <= target[1] <= 1):
         raise InputError(f"--target: expected tracker coordinates in [0, 1], got {tuple(target)}")
@@ -223,7 +223,6 @@ def cmd_profiles(action: str, name: Optional[str] = None) -> int:
 def cmd_device(*, tracker: Optional[str] = None, pupil_remote: Optional[str] = None, pupil: bool = False,
                points: int = 5, settle: float = 0.7, duration: float = 10.0) -> int:
     """The device's own calibration: Tobii through the tracker, Pupil Capture through it or Pupil Remote."""
-    from .device import pupil_calibration, tracker_calibration, tracker_pupil_calibration
     if pupil_remote:
         r = pupil_calibration(pupil_remote, duration_s=float(duration))
         print(json.dumps(r))

@@ -19,8 +19,10 @@ import time
 from typing import Callable, Optional
 
 import numpy as np
+import zmq
 
 from gaze3d.errors import Gaze3DError, InputError
+from gaze3d.tracker.client import TrackerControl
 
 
 class DeviceCalibrationError(Gaze3DError):
@@ -90,7 +92,6 @@ def run_screen_calibration(control, points, on_target: Optional[Callable[[int, f
 
 def tracker_calibration(ctrl_address: str, points, settle_s: float = 0.7, **kw) -> dict:
     """:func:`run_screen_calibration` on a fresh control connection to ``ctrl_address``."""
-    from gaze3d.tracker.client import TrackerControl
     with TrackerControl(ctrl_address) as control:
         return run_screen_calibration(control, points, settle_s=settle_s, **kw)
 
@@ -102,7 +103,6 @@ class PupilRemote:
     """
 
     def __init__(self, address: str = "tcp://127.0.0.1:50020", timeout_s: float = 2.0):
-        import zmq
         self.address = address
         self.timeout_s = float(timeout_s)
         self._ctx = zmq.Context.instance()
@@ -112,7 +112,6 @@ class PupilRemote:
 
     def command(self, text: str) -> str:
         """Send one Pupil Remote command string and return its reply."""
-        import zmq
         self._sock.send_string(text)
         if not self._sock.poll(int(self.timeout_s * 1000), zmq.POLLIN):
             self.close()
@@ -156,7 +155,6 @@ def tracker_pupil_calibration(ctrl_address: str, duration_s: float = 10.0,
 
     The source forwards ``start``/``stop`` to Pupil Remote as ``C``/``c``.
     """
-    from gaze3d.tracker.client import TrackerControl
     with TrackerControl(ctrl_address) as control:
         started = _result(control.calibrate("start"), "start")
         try:

@@ -19,6 +19,7 @@ def plot_validation(report, title: str = "Validation: targets vs gaze", size_in=
     the target, magnified, with the accuracy threshold as a circle, so the
     systematic offset and the noise are visible.
     """
+    # matplotlib (optional, ~0.3 s) only when a plot is asked for: calib imports without it
     matplotlib = optional_import("matplotlib", extra="viewer")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure

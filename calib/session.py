@@ -11,12 +11,14 @@ session goes through a real tracker process.
 """
 from __future__ import annotations
 
+import time
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from gaze3d.display import DisplayGeometry
 from gaze3d.errors import InputError
+from gaze3d.simulate import simulate_gaze
 
 from .targets import (TargetPresentation, check_on_display, presentation_order, schedule, simulator_script,
                       target_layout)
@@ -64,8 +66,6 @@ def simulate_validation(n_points: int = 9, *, display: Optional[DisplayGeometry]
     presentations : list of TargetPresentation
         Targets in the order shown, with their on-screen intervals.
     """
-    from gaze3d.simulate import simulate_gaze
-
     display = display or DisplayGeometry()
     layout = target_layout(n_points, margin) if layout is None else np.asarray(layout, dtype=np.float64)
     order = presentation_order(len(layout), seed) if order is None else np.asarray(order, dtype=int)
@@ -200,7 +200,6 @@ def run_live_validation(control, subscriber, layout: np.ndarray, order: Optional
 
     Thread-safety: uses ``control`` and ``subscriber`` from the calling thread only.
     """
-    import time as _time
     layout = np.asarray(layout, dtype=np.float64).reshape(-1, 2)
     order = [int(i) for i in (presentation_order(len(layout), seed) if order is None else order)]
     if not (dwell_s > 0):
@@ -212,7 +211,7 @@ def run_live_validation(control, subscriber, layout: np.ndarray, order: Optional
 
     def collect(until: float) -> None:
         while True:
-            left = until - _time.monotonic()
+            left = until - time.monotonic()
             item = subscriber.recv(max(0.0, min(left, 0.05))) if left > 0 else None
             if item is not None:
                 msg = item[1]
@@ -230,10 +229,10 @@ def run_live_validation(control, subscriber, layout: np.ndarray, order: Optional
         t_on = control.tracker_time_ns()
         onsets.append(t_on)
         control.send_event(target_event(TargetPresentation(i, x, y, 0.0, 0.0)), t_host_ns=t_on)
-        collect(_time.monotonic() + dwell_s)
+        collect(time.monotonic() + dwell_s)
     t_end = control.tracker_time_ns()
     control.send_event({"type": END_EVENT}, t_host_ns=t_end)
-    collect(_time.monotonic() + settle_tail_s)           # samples already in flight
+    collect(time.monotonic() + settle_tail_s)           # samples already in flight
     t0 = onsets[0]
     bounds = onsets + [t_end]
     pres = [TargetPresentation(i, float(layout[i, 0]), float(layout[i, 1]), (a - t0) / 1e9, (b - t0) / 1e9)

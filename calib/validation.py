@@ -60,6 +60,7 @@ from gaze3d.events import EventType, classify_samples
 
 from ._io import atomic_write_bytes, atomic_write_text
 from .geometry import TrackerDisplayArea
+from .plot import plot_validation
 from .targets import TargetPresentation, check_on_display
 
 
@@ -297,7 +298,6 @@ class ValidationReport:
 
     def plot(self, path, title: str = "Validation: targets vs gaze") -> Path:
         """Write a PNG of the targets, the selected gaze samples and their means (matplotlib Agg)."""
-        from .plot import plot_validation
         png = plot_validation(self, title=title)
         path = Path(path)
         atomic_write_bytes(path, png)

@@ -28,6 +28,15 @@ from typing import List, Optional
 
 import numpy as np
 
+from gaze3d.calib.correction import Correction
+from gaze3d.calib.drift import DriftMonitor
+from gaze3d.calib.geometry import ScreenSetup
+from gaze3d.calib.profiles import META_KEY, ProfileStore
+from gaze3d.calib.session import END_EVENT, target_event
+from gaze3d.calib.targets import TargetPresentation
+from gaze3d.calib.timeline import CorrectionTimeline
+from gaze3d.calib.validation import GazeData, InsufficientDataError, ValidationSettings
+from gaze3d.display import DisplayGeometry
 from gaze3d.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -55,10 +64,6 @@ class SessionCalibration:
 
     def __init__(self, session, profile=None, store=None, display=None, drift_threshold_deg: float = 1.0,
                  drift_dwell_s: float = 1.5):
-        from gaze3d.calib.drift import DriftMonitor
-        from gaze3d.calib.profiles import ProfileStore
-        from gaze3d.calib.timeline import CorrectionTimeline
-
         if not (float(drift_dwell_s) > 0.3):
             raise InputError(f"drift_dwell_s: expected more than 0.3 s, got {drift_dwell_s!r}")
         self.session = session
@@ -79,13 +84,10 @@ class SessionCalibration:
 
     @property
     def display(self):
-        from gaze3d.display import DisplayGeometry
-
         if self._display is not None:
             return self._display
         screen = getattr(self.profile, "screen", None)
         if screen and "monitors" in screen:
-            from gaze3d.calib.geometry import ScreenSetup
             try:
                 return ScreenSetup.from_dict(screen).display()
             except InputError as exc:
@@ -95,8 +97,6 @@ class SessionCalibration:
 
     def select(self, profile) -> None:
         """Make ``profile`` (a Profile, a name, or None for no correction) the active one, from now on."""
-        from gaze3d.calib.correction import Correction
-
         if isinstance(profile, str):
             profile = self.store.load(profile)
         s = self.session
@@ -120,8 +120,6 @@ class SessionCalibration:
         return nxt
 
     def _store_meta(self) -> None:
-        from gaze3d.calib.profiles import META_KEY
-
         s = self.session
         meta = self._stored.to_meta()
         s.sink.meta(META_KEY, meta if s.sink.from_tracker else
@@ -141,9 +139,6 @@ class SessionCalibration:
 
     def start_drift_check(self, x: Optional[float] = None, y: Optional[float] = None) -> dict:
         """Show one target (display coordinates; default the viewport centre) and start collecting."""
-        from gaze3d.calib.session import target_event
-        from gaze3d.calib.targets import TargetPresentation
-
         if x is None or y is None:
             x, y = self.default_target()
         if not (0 <= x <= 1 and 0 <= y <= 1):
@@ -181,10 +176,6 @@ class SessionCalibration:
 
         Returns the :class:`~gaze3d.calib.drift.DriftResult` when it finished now, else None.
         """
-        from gaze3d.calib.session import END_EVENT
-        from gaze3d.calib.targets import TargetPresentation
-        from gaze3d.calib.validation import GazeData, InsufficientDataError, ValidationSettings
-
         d = self.drift
         s = self.session
         if d is None or s.now_ns() < d["t_end"] + int(tail_s * 1e9):

@@ -35,7 +35,7 @@ def colormap_table(cmap: str = "inferno", n: int = 256, low: float = 0.0) -> np.
     low : float
         Fraction of the map to skip at the low end (``0.25`` drops inferno's black).
     """
-    from matplotlib import colormaps
+    from matplotlib import colormaps     # matplotlib (~0.3 s) on first use: not at the viewer's start-up
 
     try:
         cm = colormaps[cmap]

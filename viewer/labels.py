@@ -29,6 +29,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from gaze3d.errors import InputError
+from gaze3d.io._common import atomic_path
 
 from .colors import label_color
 
@@ -119,8 +120,6 @@ class LabelSet:
 
     def save(self, path) -> None:
         """Write as JSON (atomically, with the usual file mode)."""
-        from gaze3d.io._common import atomic_path
-
         data = {"labels": [{"id": lab.id, "name": lab.name, "color": list(lab.color)} for lab in self._labels]}
         with atomic_path(path) as tmp:
             tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
@@ -183,7 +182,7 @@ def _color(value, where: str, lab_id: int) -> tuple:
     if value is None:
         return tuple(int(c) for c in label_color(lab_id))
     if isinstance(value, str):
-        from matplotlib.colors import to_rgb
+        from matplotlib.colors import to_rgb     # only for colour names in a label file: no matplotlib at start-up
 
         try:
             return tuple(int(round(255 * c)) for c in to_rgb(value))

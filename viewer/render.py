@@ -54,7 +54,7 @@ def heat_scalar_bar(scene: Scene, title: str = "attention", text_color=TEXT_COLO
 
 def write_png(image: np.ndarray, out) -> Path:
     """Write an (h, w, 3) uint8 image as PNG atomically (temp file then rename)."""
-    from PIL import Image
+    from PIL import Image     # Pillow on the first screenshot written: not at start-up
 
     out = Path(out)
     if out.suffix.lower() != ".png":
@@ -140,7 +140,7 @@ def render_scan(scan, scalars=None, camera: Camera | None = None, out=None, wind
         if title:
             plotter.add_text(title, position="upper_edge", font_size=max(6, h // 70), color=TEXT_COLOR)
         if head_path is not None or gaze_rays is not None:
-            from .vr import add_vr_overlay
+            from .vr import add_vr_overlay     # here: vr imports render (its write_png), one arrow each way
             add_vr_overlay(plotter, scene, head_path, gaze_rays, line_px=max(2.0, h / 300))
         if camera is None:
             scene.default_camera(up)        # up None: the file's convention or its data (choose_up)

@@ -15,8 +15,9 @@ from gaze3d.camera import Camera
 from gaze3d.errors import InputError
 from gaze3d.scan import Mesh, PointCloud, Volume
 
-from ._vtk import pv, vtk_to_numpy
+from ._vtk import pv, vtkPiecewiseFunction, vtk_to_numpy
 from .colors import auto_window, base_colors, grey_window, looks_like_ct, tint_labels
+from .lod import nested_order
 from .overlay import AttentionOverlay
 
 COLOR_ARRAY = "gaze3d_rgb"
@@ -395,8 +396,6 @@ class Scene:
 
     # -------------------------------------------------------------- volume
     def _add_volume_render(self) -> None:
-        from ._vtk import vtkPiecewiseFunction
-
         grid = volume_image(self.scan)
         level, width = self.window
         self.volume_actor = self.plotter.add_volume(
@@ -512,8 +511,6 @@ class Scene:
         with its own colour array and overlay. Clouds only. Returns whether the
         subset changed. What the budget draws is shown with :meth:`show_budget`.
         """
-        from .lod import nested_order
-
         if self.kind != "cloud":
             return False
         m = int(m)

@@ -14,6 +14,7 @@ annotation files with provenance events. The interactive window
 from __future__ import annotations
 
 import collections
+import dataclasses
 import getpass
 import time
 from dataclasses import dataclass
@@ -21,13 +22,17 @@ from typing import List, Optional
 
 import numpy as np
 
+from gaze3d.attention import AttentionAccumulator
+from gaze3d.calib.profiles import ProfileStore
 from gaze3d.camera import Camera
 from gaze3d.errors import Gaze3DError, InputError
+from gaze3d.io import load_scan, save_labels, save_scan
 from gaze3d.protocol import TOPIC_GAZE_2D
 from gaze3d.regions import grow_region
 from gaze3d.scan import Mesh, PointCloud, Volume
 
 from . import regions as _regions  # noqa: F401  (scipy.spatial at start-up: the first label key stays fast)
+from .calibration import SessionCalibration
 from .history import LabelHistory
 from .labels import Label, LabelSet
 from .sink import LocalSink, SessionSink, TrackerSink
@@ -105,10 +110,6 @@ class LabelingSession:
                  attention_options: Optional[dict] = None, viewport=(0.0, 0.0, 1.0, 1.0),
                  camera: Optional[Camera] = None, profile=None, profile_store=None, display=None,
                  drift_threshold_deg: float = 1.0, drift_dwell_s: float = 1.5):
-        from gaze3d.attention import AttentionAccumulator
-
-        from .calibration import SessionCalibration
-
         if not isinstance(scan, (PointCloud, Mesh, Volume)):
             raise InputError(f"scan: expected a PointCloud, Mesh or Volume, got {type(scan).__name__}")
         if segmenter not in ("auto", "model", "grow"):
@@ -149,8 +150,6 @@ class LabelingSession:
         self._mouse_times: "collections.deque" = collections.deque(maxlen=1000)   # monotonic s, mouse samples
         self._last_t_ns: Optional[int] = None
         if isinstance(profile, str):       # a missing profile fails before any recording starts
-            from gaze3d.calib.profiles import ProfileStore
-
             profile = (profile_store if profile_store is not None else ProfileStore()).load(profile)
         # one sink for cameras, events, metadata and local samples (viewer/sink.py)
         source = getattr(scan, "source", None)
@@ -347,6 +346,7 @@ class LabelingSession:
     def _model_region(self, positive: np.ndarray, negative: np.ndarray):
         """The network's :class:`~gaze3d.models.segment.SegmentResult` (status says if it is usable)."""
         if self._segmenter is None:
+            # torch, on the first label only: the viewer opens without it (and works without it: grow)
             from gaze3d.models.interactive import InteractiveSegmenter
 
             seg = InteractiveSegmenter()
@@ -534,8 +534,6 @@ class LabelingSession:
     # ----------------------------------------------------------- annotations
     def labelled_scan(self):
         """A copy of the scan carrying the current labels, label names and attention field."""
-        import dataclasses
-
         names = {**dict(self.scan.label_names), **self.label_set.names_by_id()}
         fields = dict(self.scan.fields)
         fields["attention"] = self.attention.reshape(self.shape).astype(np.float32)
@@ -544,8 +542,6 @@ class LabelingSession:
 
     def save_annotations(self, path) -> None:
         """Write the labels: PLY/LAS/... with labels for clouds and meshes, a label volume (NIfTI...) for volumes."""
-        from gaze3d.io import save_labels, save_scan
-
         scan = self.labelled_scan()
         if self.kind == "volume":
             save_labels(scan, path)
@@ -557,8 +553,6 @@ class LabelingSession:
 
     def load_annotations(self, path) -> None:
         """Read labels written by :meth:`save_annotations` (or any file of the same grid / point count)."""
-        from gaze3d.io import load_scan
-
         other = load_scan(path)
         if self.kind == "volume":
             labels = np.asarray(other.array if other.labels is None else other.labels)

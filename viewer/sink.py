@@ -16,6 +16,9 @@ from __future__ import annotations
 import time
 from typing import List, Optional
 
+from gaze3d.batch.provenance import stamp_recording
+from gaze3d.recording import RecordingWriter
+
 
 class SessionSink:
     """The record of a session. ``from_tracker``: gaze and time come from a tracker process."""
@@ -61,7 +64,6 @@ class TrackerSink(SessionSink):
             link.ctrl.start_recording(str(record))
             self.recording = True
             # the scan's path and SHA-256: `gaze3d batch` refuses to pair the recording with another scan
-            from gaze3d.batch.provenance import stamp_recording
             stamp_recording(link.ctrl.set_meta, scan_source)
         self._closed = False
 
@@ -97,13 +99,10 @@ class LocalSink(SessionSink):
     def __init__(self, record=None, annotator: Optional[str] = None, scan_source=None):
         self.writer = None
         if record is not None:
-            from gaze3d.recording import RecordingWriter
-
             self.writer = RecordingWriter(record)
             self.recording = True
             self.writer.set_meta("annotator", annotator)
             self.writer.set_meta("scan", str(scan_source))
-            from gaze3d.batch.provenance import stamp_recording
             stamp_recording(self.writer.set_meta, scan_source)
 
     def camera(self, t_ns: int, camera) -> None:

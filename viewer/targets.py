@@ -17,9 +17,13 @@ passed, red failed) and the summary text.
 """
 from __future__ import annotations
 
+import time
 from typing import Callable, Optional
 
 import numpy as np
+
+from gaze3d.calib.session import run_live_validation
+from gaze3d.calib.validation import GazeData, validate
 
 from ._vtk import make_plotter, vtkActor2D, vtkPolyDataMapper2D, vtkRegularPolygonSource
 
@@ -173,8 +177,6 @@ class ValidationWindow:
 
     def wait_closed(self, timeout_s: float = 600.0) -> None:
         """Interactive: keep the result on screen until the window is closed (or ``timeout_s``)."""
-        import time
-
         if self.off_screen:
             return
         end = time.monotonic() + timeout_s
@@ -235,9 +237,6 @@ def run_window_validation(window: ValidationWindow, control, subscriber, layout,
         As measured (uncorrected), seconds from the first onset.
     presentations : list of TargetPresentation
     """
-    from gaze3d.calib.session import run_live_validation
-    from gaze3d.calib.validation import GazeData, validate
-
     data, pres = run_live_validation(control, subscriber, layout, dwell_s=dwell_s, seed=seed,
                                      show_target=window.show_target, rate_hz=rate_hz)
     used = data if correction is None else GazeData(data.t_s, correction.apply(data.xy), data.valid,

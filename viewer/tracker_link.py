@@ -17,8 +17,9 @@ from typing import List, Optional
 
 import numpy as np
 
-from gaze3d.errors import InputError
+from gaze3d.errors import Gaze3DError, InputError
 from gaze3d.protocol import GAZE_PREFIX
+from gaze3d.tracker.client import GazeSubscriber, TrackerControl, TrackerTimeout
 
 ALIVE_AFTER_S = 1.0   # no message for this long: the tracker counts as lost
 
@@ -54,8 +55,6 @@ class TrackerLink:
 
     def __init__(self, pub_address: Optional[str], ctrl_address: str, topics=(GAZE_PREFIX,),
                  max_queue: int = 10_000, timeout_s: float = 1.0, curve_server_key=None):
-        from gaze3d.tracker.client import GazeSubscriber, TrackerControl
-
         self.ctrl = TrackerControl(ctrl_address, timeout_s=timeout_s, curve_server_key=curve_server_key)
         self.source = "?"
         if pub_address is None:
@@ -152,9 +151,6 @@ class TrackerLink:
         return False
 
     def _run(self) -> None:
-        from gaze3d.errors import Gaze3DError
-        from gaze3d.tracker.client import TrackerTimeout
-
         pending = None
         while not self._stop.is_set():
             if pending is None:

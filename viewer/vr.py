@@ -7,7 +7,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._vtk import pv
+from gaze3d.attention import AttentionAccumulator
+from gaze3d.errors import InputError
+from gaze3d.protocol import TOPIC_GAZE_3D
+from gaze3d.scan import Volume
+from gaze3d.vr.analysis import choose_topic, read_rays
+
+from ._vtk import make_plotter, pv
+from .render import write_png
+from .scene import Scene
 
 HEAD_PATH_COLOR = (0.10, 0.45, 0.95)
 RAY_COLOR = (0.05, 0.75, 0.35)
@@ -85,15 +93,6 @@ class VRReplay:
     def __init__(self, scan, recording, *, off_screen: bool = False, window_size=(1280, 800),
                  point_size: float = 3.0, step_s: float = 0.25, max_snapshots: int = 400, sigma_deg: float = 1.0,
                  fixations_only: bool = True):
-        from gaze3d.attention import AttentionAccumulator
-        from gaze3d.errors import InputError
-        from gaze3d.protocol import TOPIC_GAZE_3D
-        from gaze3d.scan import Volume
-        from gaze3d.vr.analysis import choose_topic, read_rays
-
-        from ._vtk import make_plotter
-        from .scene import Scene
-
         if isinstance(scan, Volume):
             raise InputError("--replay: VR sessions are replayed over point clouds and meshes, not volumes")
         if isinstance(recording, (str, bytes)) or hasattr(recording, "__fspath__"):
@@ -182,7 +181,6 @@ class VRReplay:
     def screenshot(self, path=None) -> np.ndarray:
         img = np.array(self.plotter.screenshot(return_img=True), dtype=np.uint8)[:, :, :3]
         if path is not None:
-            from .render import write_png
             write_png(img, path)
         return img
 
