@@ -148,3 +148,34 @@ def test_without_numba_auto_falls_back_and_required_names_the_extra():
             "else:\n"
             "    raise SystemExit('compiled=True without numba did not fail')\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.slow
+def test_auto_mode_runs_numpy_while_a_cold_cache_fills_then_switches(tmp_path):
+    """A cold numba cache never stalls a caller: numpy now, a separate process compiles, then the
+    compiled pass (bit-identical, so the switch changes nothing but the speed)."""
+    code = ("import time, numpy as np\n"
+            "from gaze3d.attention import AttentionAccumulator, pointcloud as P\n"
+            "from gaze3d.scan import PointCloud\n"
+            "from attention_helpers import grid_plane, top_camera\n"
+            "pc = PointCloud(grid_plane(0.0, n=101))\n"
+            "def run(**kw):\n"
+            "    acc = AttentionAccumulator(pc, fixations_only=False, **kw)\n"
+            "    for i in range(3):\n"
+            "        xy = np.full((20, 2), 0.3 + 0.1 * i)\n"
+            "        acc.add(top_camera(), {'x': xy[:, 0], 'y': xy[:, 1], 't_s': (20 * i + np.arange(20)) / 1200})\n"
+            "    return acc\n"
+            "a = run()\n"
+            "assert a.engine._kernel is None and a.engine._auto, 'cold cache: numpy first'\n"
+            "deadline = time.monotonic() + 240\n"
+            "while P._WARM_UP['proc'].poll() is None and time.monotonic() < deadline:\n"
+            "    time.sleep(0.5)\n"
+            "assert P._WARM_UP['proc'].returncode == 0\n"
+            "b = run()\n"
+            "assert b.engine._kernel is not None, 'the filled cache is used'\n"
+            "assert np.array_equal(a.values, b.values) and a.values.max() > 0\n")
+    import os
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba_cache"),
+               PYTHONPATH=os.pathsep.join([os.path.dirname(__file__), os.environ.get("PYTHONPATH", "")]))
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=300)
+    assert any((tmp_path / "numba_cache").rglob("*.nbi")), "the warm-up process wrote the cache"

@@ -72,19 +72,60 @@ _NO_SPACING = np.zeros(0, dtype=np.float32)      # the compiled pass's spacing w
 
 
 def _compiled_kernel(compiled: Optional[bool]):
-    """The compiled cone pass (:mod:`._numba_cone`) or None: ``compiled`` True needs numba (extra ``fast``),
-    None uses it when importable, False never (the numpy reference)."""
+    """The compiled pass (:mod:`._numba_cone`) or None (the numpy reference).
+
+    ``compiled`` True: numba is required (extra ``fast``) and compiles on first use if its disk
+    cache is cold (~10 s of CPU, once per install). False: never. None: numba when installed
+    *and* its disk cache is warm; when it is cold, the numpy path runs while a separate process
+    compiles and fills the cache (:func:`_warm_up_started`), and engines switch to the compiled
+    pass once it has (the two give bit-identical results, so the switch changes nothing but the
+    speed): a live viewer never stalls on a compile.
+    """
     if compiled is False:
         return None
-    if compiled is None:
-        try:
-            import numba  # noqa: F401  (probe only: the kernel module imports it)
-        except ImportError:
-            return None
-    else:
+    if compiled:
         optional_import("numba", extra="fast")
+        from . import _numba_cone
+        return _numba_cone
+    try:
+        import numba  # noqa: F401  (probe: the kernel module imports it)
+    except ImportError:
+        return None
     from . import _numba_cone
-    return _numba_cone
+    if _numba_cone.cached():
+        return _numba_cone
+    _warm_up_started()
+    return None
+
+
+_WARM_UP: dict = {}      # the one cache-filling process of this process (see _compiled_kernel)
+
+
+def _warm_up_started() -> bool:
+    """Start ``python -m gaze3d.attention._numba_cone`` once per process; True while it runs."""
+    import subprocess
+    import sys
+
+    proc = _WARM_UP.get("proc")
+    if proc is None and "proc" not in _WARM_UP:
+        try:
+            proc = subprocess.Popen([sys.executable, "-m", "gaze3d.attention._numba_cone"],
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+        except OSError:
+            proc = None                   # cannot start it: the numpy path stays
+        _WARM_UP["proc"] = proc
+    return proc is not None and proc.poll() is None
+
+
+def _warm_kernel():
+    """The compiled pass once the warm-up process has filled the cache, else None (auto engines poll this)."""
+    proc = _WARM_UP.get("proc")
+    if proc is None or proc.poll() is None or _WARM_UP.get("checked"):
+        return None
+    _WARM_UP["checked"] = True            # one look after it ends: a cache that did not fill stays numpy
+    from . import _numba_cone
+    return _numba_cone if _numba_cone.cached() else None
 
 
 def local_spacing(index: MortonIndex, min_points: int = 12) -> np.ndarray:
@@ -389,6 +430,7 @@ class PointCloudEngine:
         # visibility otherwise, meshes by ray casting, keep the numpy pass)
         own = type(self)._visibility is PointCloudEngine._visibility
         self._kernel = _compiled_kernel(compiled) if own else None
+        self._auto = own and compiled is None and self._kernel is None and "proc" in _WARM_UP
 
     # ------------------------------------------------------------ frames
     @property
@@ -504,6 +546,13 @@ class PointCloudEngine:
         return fr
 
     def _build(self, camera, key, axis, half, cone, lasting: bool = True) -> PointFrame:
+        if self._auto:                      # numba's cache was cold: compiled once it is filled
+            k = _warm_kernel() or (_WARM_UP.get("kernel"))
+            if k is not None:
+                _WARM_UP["kernel"] = k
+                self._kernel, self._auto = k, False
+            elif _WARM_UP.get("checked"):
+                self._auto = False
         idx = self.index
         apex = camera.position - idx.center
         cand, pts = self._candidates(apex, axis, cone, camera.near, lasting)
