@@ -1,14 +1,19 @@
-"""Benchmark: interactive volume segmentation from simulated gaze on slices.
+"""Benchmark: interactive volume segmentation from simulated gaze on slices and on the volume rendering.
 
-    .venv/bin/python bench/volume_interactive.py [--datasets ct,frog] [--methods flood,confidence,random_walk]
+    .venv/bin/python bench/volume_interactive.py [--datasets ct,frog] [--views slice,render,mip]
+                                                 [--methods flood,confidence,random_walk,walker_roi]
+                                                 [--checkpoint CKPT [--crop N]]
                                                  [--sessions 2] [--max-fix 20] [--min-cm3 20]
                                                  [--timing-size 256] [--quick] [--json OUT]
 
 Per structure larger than ``--min-cm3`` of each labelled volume, ``--sessions``
 simulated annotators (0.5 deg accuracy offset in a random direction per session,
 0.1 deg precision, 1 deg foveal sigma, 60 samples at 250 Hz per fixation) read
-axial slices and correct the current mask as :mod:`gaze3d.models.volume_eval`
-describes (each next fixation on the centre of the largest error region; missed
+the volume and correct the current mask as :mod:`gaze3d.models.volume_eval`
+describes. ``--views``: ``slice`` (axial slices), ``render`` (slices hidden,
+the volume rendering seen from the front: attention by compositing weight
+along the ray) and ``mip`` (the maximum intensity projection from the front:
+attention at the ray's maximum); see ``RenderAnnotator``. The correction loop is (each next fixation on the centre of the largest error region; missed
 voxels -> positive, wrongly included -> negative). Reported per dataset and
 method: median Dice after k = 1, 3, 5, 10 fixations, mean fixations to reach
 Dice 0.80 / 0.85 / 0.90 (capped at ``--max-fix``; never reached counts the cap),
@@ -28,10 +33,12 @@ Datasets:
 
 Methods (no training, so every structure is "held out"; their parameters are
 the library defaults or the viewer's flood-fill settings, not tuned on these
-volumes): ``flood`` (the viewer's fallback, ``gaze3d.regions.grow_volume``),
-``confidence`` (SimpleITK ConfidenceConnected), ``random_walk`` (scikit-image
-random walker). The volume network is compared with them on a volume its
-checkpoint never saw by ``bench/volume_network.py``.
+volumes): ``flood`` (``gaze3d.regions.grow_volume``), ``confidence``
+(SimpleITK ConfidenceConnected), ``random_walk`` (scikit-image random walker at
+full resolution), ``walker_roi`` (the same walker on a region of interest of at
+most 32^3 voxels: the viewer's label keys on volumes). ``--checkpoint`` adds
+``network`` (the volume network, crop ``--crop``), refused when the checkpoint
+trained or was validated on the dataset (leave-one-volume-out).
 """
 from __future__ import annotations
 
@@ -43,7 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gaze3d.models.volume_eval import BASELINES, DICE_TARGETS, SliceAnnotator, load_frog, run_structure
+from gaze3d.models.volume_eval import BASELINES, DICE_TARGETS, VIEWS, SliceAnnotator, load_frog, run_structure
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -127,20 +134,38 @@ def timing(vol, methods, size: int, repeats: int = 3):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--datasets", default="ct,frog")
+    ap.add_argument("--views", default="slice,render", help=f"comma-separated from {VIEWS}")
     ap.add_argument("--methods", default=",".join(BASELINES))
+    ap.add_argument("--checkpoint", default=None, help="volume network checkpoint: adds the 'network' method")
+    ap.add_argument("--crop", type=int, default=None, help="network crop edge in voxels (default: the checkpoint's)")
     ap.add_argument("--sessions", type=int, default=2)
     ap.add_argument("--max-fix", type=int, default=20)
     ap.add_argument("--min-cm3", type=float, default=20.0)
     ap.add_argument("--timing-size", type=int, default=256, help="0 skips the timing")
+    ap.add_argument("--timing-methods", default=None, help="methods timed at --timing-size (default: all)")
     ap.add_argument("--quick", action="store_true", help="3 structures per dataset, 1 session, 10 fixations")
     ap.add_argument("--json", type=Path, help="write all rows and per-structure Dice curves here")
     args = ap.parse_args(argv)
-    methods = {m: BASELINES[m] for m in args.methods.split(",")}
+    methods = {m: BASELINES[m] for m in args.methods.split(",") if m}
+    views = [v for v in args.views.split(",") if v]
+    if any(v not in VIEWS for v in views):
+        raise SystemExit(f"--views: expected names from {VIEWS}, got {views}")
+    seen = []
+    if args.checkpoint:
+        from gaze3d.models.checkpoint import load_checkpoint
+        from gaze3d.models.volume_net import network_method
+
+        _, meta = load_checkpoint(args.checkpoint)
+        seen = list(meta.get("volumes", [])) + [meta.get("val_volume")]
+        print(f"network {args.checkpoint}: trained on {meta.get('volumes')}, validated on {meta.get('val_volume')}")
+        methods = {"network": network_method(args.checkpoint, crop=args.crop), **methods}
     if args.quick:
         args.sessions, args.max_fix = 1, 10
     report = {"settings": vars(args) | {"json": str(args.json)}, "datasets": {}}
     t_start = time.time()
     for ds in args.datasets.split(","):
+        if ("totalseg" if ds == "ct" else ds) in seen:
+            raise SystemExit(f"--checkpoint: it saw {ds} in training or validation (leave-one-volume-out)")
         if ds == "ct":
             vol, labels, names = load_ct()
         elif ds == "frog":
@@ -151,25 +176,29 @@ def main(argv=None) -> int:
         if args.quick:
             todo = todo[:3]
         print(f"{ds}: {vol.shape} voxels at {np.round(vol.spacing, 2).tolist()} mm, {len(todo)} structures "
-              f"> {args.min_cm3} cm3, {args.sessions} session(s) each", flush=True)
-        results = []
-        for lid, name, cm3 in todo:
-            for s in range(args.sessions):
-                t0 = time.time()
-                r = run_structure(vol, labels == lid, methods, label=lid, name=name, session=s,
-                                  max_fixations=args.max_fix)
-                results.append(r)
-                print(f"  {name:32s} {cm3:8.1f} cm3  session {s}  " +
-                      "  ".join(f"{m} {r.dice_at(m, 1):.2f}/{r.dice_at(m, 5):.2f}/{r.dice_at(m, 10):.2f}"
-                                for m in methods) + f"  ({time.time() - t0:.0f} s)", flush=True)
-        rows = summarise(results, list(methods), args.max_fix)
-        print_table(f"{ds} (Dice@k medians over {len(results)} structure-sessions)", rows, args.max_fix)
-        report["datasets"][ds] = {"rows": rows, "structures": [
-            {"label": r.label, "name": r.name, "cm3": r.volume_cm3, "session": r.session, "dice": r.dice}
-            for r in results]}
+              f"> {args.min_cm3} cm3, {args.sessions} session(s) each, views {views}", flush=True)
+        report["datasets"][ds] = {}
+        for view in views:
+            results = []
+            for lid, name, cm3 in todo:
+                for s in range(args.sessions):
+                    t0 = time.time()
+                    r = run_structure(vol, labels == lid, methods, label=lid, name=name, session=s,
+                                      max_fixations=args.max_fix, view=view)
+                    results.append(r)
+                    print(f"  [{view}] {name:28s} {cm3:8.1f} cm3  s{s}  " +
+                          "  ".join(f"{m} {r.dice_at(m, 1):.2f}/{r.dice_at(m, 5):.2f}/{r.dice_at(m, 10):.2f}"
+                                    for m in methods) + f"  ({time.time() - t0:.0f} s)", flush=True)
+            rows = summarise(results, list(methods), args.max_fix)
+            print_table(f"{ds}, gaze on {view} (Dice@k medians over {len(results)} structure-sessions)", rows,
+                        args.max_fix)
+            report["datasets"][ds][view] = {"rows": rows, "structures": [
+                {"label": r.label, "name": r.name, "cm3": r.volume_cm3, "session": r.session, "dice": r.dice}
+                for r in results]}
     if args.timing_size:
         vol, _, _ = load_ct()
-        t = timing(vol, methods, args.timing_size)
+        timed = methods if not args.timing_methods else {m: methods[m] for m in args.timing_methods.split(",")}
+        t = timing(vol, timed, args.timing_size)
         print(f"\nmask update after one fixation, {args.timing_size}^3 voxels (CT resampled), median of 3:")
         for m, s in t.items():
             print(f"  {m:12s} {s * 1000:8.0f} ms")

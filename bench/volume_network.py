@@ -6,10 +6,10 @@
 Timing: a ``size``^3 volume at 1 mm (a synthetic image of random ellipsoids);
 one fixation of simulated slice gaze (:class:`gaze3d.models.volume_eval.SliceAnnotator`);
 reported: ``set_volume`` (normalisation of the whole volume, once per volume),
-the first update (crop resampling + backbone + head + interpolation back onto
-the native crop box), and the median of ``repeats`` later updates with more
-attention at the same place (head only: what a new fixation costs), each on
-``threads`` torch threads.
+the first update, and the median of ``repeats`` later updates (every update:
+crop resampling + the walker prior on the crop + backbone + head +
+interpolation back onto the native crop box: the attention is a backbone
+input, so nothing is cached), each on ``threads`` torch threads.
 
 Dice (``--dice``): the interactive slice-gaze loop of
 :func:`gaze3d.models.volume_eval.run_structure` on every structure of
@@ -65,9 +65,9 @@ def timing(checkpoint, size: int, repeats: int) -> None:
         seg.update(p2)
         times.append(time.perf_counter() - t0)
     print(f"{size}^3 volume, crop {seg.crop}^3 x {seg.voxel_mm} mm: set_volume {1000 * t_set:.0f} ms (once per "
-          f"volume), first update {1000 * t_first:.0f} ms (crop + backbone + head), later updates "
+          f"volume), first update {1000 * t_first:.0f} ms, later updates "
           f"median {1000 * np.median(times):.0f} ms (min {1000 * min(times):.0f}, max {1000 * max(times):.0f}; "
-          f"head + resampling); mask voxels {int((prob >= 0.5).sum())}")
+          f"resampling + walker prior + backbone + head); mask voxels {int((prob >= 0.5).sum())}")
 
 
 def dice_table(checkpoint, name: str, fixations: int, sessions: int, min_cm3: float, baselines: bool) -> None:

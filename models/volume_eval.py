@@ -59,8 +59,16 @@ def _random_walk(array, pos, neg, spacing):
     return random_walk(array, pos, neg, spacing=spacing)
 
 
-#: the classical baselines: the viewer's flood fill, SimpleITK ConfidenceConnected, scikit-image random walker
-BASELINES: Dict[str, Callable] = {"flood": _flood, "confidence": _confidence, "random_walk": _random_walk}
+def _walker_roi(array, pos, neg, spacing):
+    from gaze3d.volume_regions import random_walk_roi
+
+    return random_walk_roi(array, pos, neg, spacing=spacing)
+
+
+#: the classical baselines: the flood fill, SimpleITK ConfidenceConnected, scikit-image random walker
+#: (full resolution, and on a region of interest within a voxel budget: the viewer's label keys)
+BASELINES: Dict[str, Callable] = {"flood": _flood, "confidence": _confidence, "random_walk": _random_walk,
+                                  "walker_roi": _walker_roi}
 
 
 @dataclass
@@ -129,13 +137,10 @@ class SliceAnnotator:
         return Camera(position=centre + normal * dist, focal_point=centre, view_up=up / np.linalg.norm(up),
                       vfov_deg=self.model.view_deg)
 
-    def fixation(self, voxel) -> np.ndarray:
-        """(I, J, K) float attention of one fixation aimed at ``voxel`` on its axial slice."""
+    def _gaze(self, cam: Camera, voxel) -> np.ndarray:
+        """(samples, 3) unit gaze directions of one fixation aimed at ``voxel`` from ``cam``: the
+        session's constant offset plus Gaussian noise, in the camera's image plane."""
         m = self.model
-        k = int(voxel[2])
-        self.engine.set_slice(2, k)
-        self.engine.reset()
-        cam = self.camera(k)
         target = self.volume.index_to_world(np.asarray(voxel, dtype=np.float64)[None])[0]
         d = target - cam.position
         d /= np.linalg.norm(d)
@@ -144,10 +149,68 @@ class SliceAnnotator:
         e2 = np.cross(e1, d)
         ang = self._offset[None, :] + self.rng.normal(0, np.radians(m.precision_deg), (m.samples, 2))
         dirs = d[None] + ang[:, :1] * e1 + ang[:, 1:] * e2
-        dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+        return dirs / np.linalg.norm(dirs, axis=1, keepdims=True)
+
+    def _deposit(self, cam: Camera, voxel) -> np.ndarray:
+        m = self.model
+        self.engine.reset()
+        dirs = self._gaze(cam, voxel)
         fr = self.engine.frame(cam, dirs)
         self.engine.deposit(fr, dirs, np.full(m.samples, 1.0 / m.rate_hz))
         return self.engine.values().astype(np.float64)
+
+    def fixation(self, voxel) -> np.ndarray:
+        """(I, J, K) float attention of one fixation aimed at ``voxel`` on its axial slice."""
+        k = int(voxel[2])
+        self.engine.set_slice(2, k)
+        return self._deposit(self.camera(k), voxel)
+
+
+#: how the simulated reader sees the volume: axial slices, or (slices hidden) the volume rendering or MIP
+VIEWS = ("slice", "render", "mip")
+
+
+class RenderAnnotator(SliceAnnotator):
+    """Fixations on the volume rendering (``"render"``) or MIP (``"mip"``), slices hidden.
+
+    The reader sees the whole volume from the front (a perspective camera on
+    the +j side of the volume looking along -j, k up, the volume spanning
+    ``view_deg``), and aims each fixation at where the target voxel projects
+    (same offset and noise model as :class:`SliceAnnotator`). Attention goes
+    where the volume attention engine puts it for that mode: along the ray by
+    compositing weight (render; default opacity ramp of
+    :class:`~gaze3d.attention.volume.VolumeEngine`), or at the ray's maximum
+    (MIP); a target behind brighter or more opaque tissue gets little.
+    """
+
+    def __init__(self, volume, model: Optional[SliceGazeModel] = None, seed: int = 0, mode: str = "render"):
+        if mode not in ("render", "mip"):
+            raise InputError(f"mode: expected 'render' or 'mip', got {mode!r}")
+        super().__init__(volume, model, seed)
+        self.engine = VolumeEngine(volume, FovealModel(sigma_deg=self.model.sigma_deg), mode=mode)
+        vol = volume
+        centre = vol.index_to_world(np.array([(np.array(vol.shape, float) - 1) / 2]))[0]
+        o = vol.index_to_world(np.zeros((1, 3)))[0]
+        axis = [vol.index_to_world(np.eye(3)[a][None])[0] - o for a in range(3)]
+        normal, up = axis[1] / np.linalg.norm(axis[1]), axis[2] / np.linalg.norm(axis[2])
+        extent = float(np.max(np.array(vol.shape)[[0, 2]] * vol.spacing[[0, 2]]))
+        depth = 0.5 * float(vol.shape[1] * vol.spacing[1])
+        dist = depth + 0.5 * extent / np.tan(np.radians(self.model.view_deg) / 2)
+        self._camera = Camera(position=centre + normal * dist, focal_point=centre, view_up=up,
+                              vfov_deg=self.model.view_deg)
+
+    def fixation(self, voxel) -> np.ndarray:
+        """(I, J, K) float attention of one fixation aimed at ``voxel``'s projection on the rendering."""
+        return self._deposit(self._camera, voxel)
+
+
+def make_annotator(volume, view: str = "slice", model: Optional[SliceGazeModel] = None, seed: int = 0):
+    """The simulated reader for one of :data:`VIEWS`."""
+    if view == "slice":
+        return SliceAnnotator(volume, model, seed)
+    if view in ("render", "mip"):
+        return RenderAnnotator(volume, model, seed, view)
+    raise InputError(f"view: expected one of {VIEWS}, got {view!r}")
 
 
 @dataclass
@@ -177,15 +240,16 @@ class StructureResult:
 
 def run_structure(volume, truth: np.ndarray, methods: Dict[str, Callable], *, label: int = 1,
                   name: str = "", session: int = 0, max_fixations: int = 20,
-                  model: Optional[SliceGazeModel] = None) -> StructureResult:
+                  model: Optional[SliceGazeModel] = None, view: str = "slice") -> StructureResult:
     """The interactive loop for one structure and one simulated session (see the module docstring).
 
-    Each method runs its own loop: its fixations follow its own errors.
+    Each method runs its own loop: its fixations follow its own errors. ``view``
+    is how the reader sees the volume (:data:`VIEWS`, :func:`make_annotator`).
     """
     spacing = np.asarray(volume.spacing, dtype=np.float64)
     res = StructureResult(label, name, float(np.count_nonzero(truth) * np.prod(spacing) / 1000.0), session)
     for mname, fn in methods.items():
-        ann = SliceAnnotator(volume, model, seed=1000 * session + label)
+        ann = make_annotator(volume, view, model, seed=1000 * session + label)
         pos = np.zeros(volume.shape)
         neg = np.zeros(volume.shape)
         pred = np.zeros(volume.shape, dtype=bool)

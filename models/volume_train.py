@@ -16,6 +16,10 @@ voxel just outside it (negative), then, as in AGILE3D's iterative training,
 0..``error_rounds`` fixations on the model's own largest error (missed ->
 positive, wrongly included -> negative) predicted without gradient.
 
+The backbone's input is the crop's image, its attention and the random
+walker's probability seeded by that attention (:func:`~.volume_net.walker_prior`),
+recomputed after every added fixation, as at inference.
+
 Loss: BCE + Dice of the mask logits on the crop's voxels, plus the selective
 attention head's loss as for clouds.
 """
@@ -36,7 +40,7 @@ from .networks.selective_attention import attention_loss
 from .sparse import SparseTensor
 from .volume_data import LabelVolume, Structure, structures, synthseg_image
 from .volume_eval import SliceAnnotator, SliceGazeModel, error_target
-from .volume_net import crop_input, gaze_channels, normalise_intensity
+from .volume_net import crop_input, mask_logits, normalise_intensity, walker_prior
 
 
 #: the slice view the training annotator is imagined in: a VIEW_FIELD_MM field (a body section) across
@@ -47,19 +51,26 @@ VIEW_FIELD_MM = 350.0
 
 @dataclass
 class VolumeExample:
-    """One crop: image (C, C, C) float32 in [0, 1], target (C, C, C) bool, pos/neg (C, C, C) float."""
+    """One crop: image (C, C, C) float32 in [0, 1], target (C, C, C) bool, pos/neg (C, C, C) float,
+    prior (C, C, C) float32 (:func:`~.volume_net.walker_prior` of the current attention), voxel_mm."""
     image: np.ndarray
     target: np.ndarray
     pos: np.ndarray
     neg: np.ndarray
     annotator: SliceAnnotator
+    voxel_mm: float = 4.0
+    prior: Optional[np.ndarray] = None
+
+    def refresh_prior(self) -> None:
+        """Recompute the walker prior after the attention changed."""
+        self.prior = walker_prior(self.image, self.pos, self.neg, self.voxel_mm)
 
 
 class VolumeSampler:
     """Random interactive crops from label volumes (see the module docstring)."""
 
     def __init__(self, volumes: Sequence[LabelVolume], crop: int = 32, voxel_mm: float = 4.0,
-                 seed: int = 0, real_image: float = 0.3, negative: float = 0.5, min_cm3: float = 5.0):
+                 seed: int = 0, real_image: float = 0.3, negative: float = 0.5, min_cm3: float = 10.0):
         self.volumes = list(volumes)
         self.structs = [structures(v, min_cm3) for v in self.volumes]
         if not any(self.structs):
@@ -119,7 +130,9 @@ class VolumeSampler:
             cand = np.argwhere(ring)
             if len(cand):
                 neg += ann.fixation(cand[int(rng.integers(len(cand)))])
-        return VolumeExample(image, target, pos, neg, ann)
+        ex = VolumeExample(image, target, pos, neg, ann, vox)
+        ex.refresh_prior()
+        return ex
 
     @staticmethod
     def correct(ex: VolumeExample, pred: np.ndarray, voxel_mm: float) -> bool:
@@ -132,6 +145,7 @@ class VolumeSampler:
             ex.pos += att
         else:
             ex.neg += att
+        ex.refresh_prior()
         return True
 
 
@@ -139,7 +153,7 @@ def collate_crops(examples: List[VolumeExample]):
     """(SparseTensor with the batch's crops, (n, 2) gaze channels, (n,) float target, (n,) batch index)."""
     xs, atts, tg = [], [], []
     for b, ex in enumerate(examples):
-        x, a = crop_input(ex.image, ex.pos, ex.neg, batch=b)
+        x, a = crop_input(ex.image, ex.pos, ex.neg, ex.prior, batch=b)
         xs.append(x)
         atts.append(a)
         tg.append(torch.from_numpy(ex.target.reshape(-1).astype(np.float32)))
@@ -156,12 +170,12 @@ def _dice_loss(prob, target, batch, nb, eps=1.0):
     return (1 - (2 * inter + eps) / (total + eps)).mean()
 
 
-def batch_loss(model: GazeSegNet, examples: List[VolumeExample], collated=None, sel_weight: float = 0.2):
-    """(total loss, mask loss): BCE + Dice of the mask logits, plus the selective head's attention loss."""
-    x, _, tgt, batch = collate_crops(examples) if collated is None else (collated[0], None, *collated[1:])
-    att = torch.cat([gaze_channels(ex.pos, ex.neg) for ex in examples])
+def batch_loss(model: GazeSegNet, examples: List[VolumeExample], sel_weight: float = 0.2):
+    """(total loss, mask loss): BCE + Dice of the (residual) mask logits, plus the selective head's
+    attention loss."""
+    x, att, tgt, batch = collate_crops(examples)
     feats = model.encode(x)
-    logits = model.decode(feats, att)[:, 0]
+    logits = mask_logits(model, x, att, feats)
     mask_loss = F.binary_cross_entropy_with_logits(logits, tgt) + _dice_loss(
         torch.sigmoid(logits), tgt, batch, len(examples))
     sel = model.selective(feats[-1].feats)
@@ -192,16 +206,15 @@ class VolumeTrainConfig:
 
 
 @torch.no_grad()
-def _error_rounds(model, sampler, examples, x, rounds):
+def _error_rounds(model, sampler, examples, rounds):
     if rounds <= 0:
         return None
     was = model.training
     model.eval()
-    feats = model.encode(x)
     n = sampler.crop ** 3
     for _ in range(rounds):
-        att = torch.cat([gaze_channels(ex.pos, ex.neg) for ex in examples])
-        pred = (model.decode(feats, att)[:, 0] >= 0).numpy()
+        x, att, _, _ = collate_crops(examples)      # the attention (and so the input) changed
+        pred = (mask_logits(model, x, att) >= 0).numpy()
         changed = False
         for i, ex in enumerate(examples):
             changed |= sampler.correct(ex, pred[i * n:(i + 1) * n].reshape(ex.target.shape), sampler.voxel_mm)
@@ -216,9 +229,8 @@ def train_volume(model: GazeSegNet, sampler: VolumeSampler, cfg: VolumeTrainConf
 
     def step_loss(rng):
         examples = [sampler.sample() for _ in range(cfg.batch_size)]
-        x, _, tgt, batch = collate_crops(examples)
-        _error_rounds(model, sampler, examples, x, int(rng.integers(0, cfg.error_rounds + 1)))
-        return batch_loss(model, examples, (x, tgt, batch))
+        _error_rounds(model, sampler, examples, int(rng.integers(0, cfg.error_rounds + 1)))
+        return batch_loss(model, examples)
 
     return optimise(model, cfg, step_loss, log)
 
@@ -288,7 +300,7 @@ def run_cli(args) -> None:
     """``gaze3d train --volumes ...`` (see :mod:`gaze3d.cli.train`)."""
     from .checkpoint import save_checkpoint
     from .volume_data import LABEL_VOLUMES, load_label_volume
-    from .volume_net import VOLUME_KIND, default_volume_config
+    from .volume_net import VOLUME_KIND, build_volume_model
 
     names = [n for n in args.volumes.split(",") if n]
     val_name = None if args.val_volume in (None, "", "none") else args.val_volume
@@ -304,7 +316,7 @@ def run_cli(args) -> None:
     cfg = VolumeTrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                             error_rounds=args.error_rounds, time_limit_s=args.time_limit).validate()
     try:
-        model = GazeSegNet(default_volume_config(args.base_channels, args.voxel_mm))
+        model = build_volume_model(args.base_channels, args.voxel_mm)
     except ValueError as exc:
         raise InputError(str(exc)) from exc
     sampler = VolumeSampler([load_label_volume(n, args.data) for n in names], crop=args.crop,

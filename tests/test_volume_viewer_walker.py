@@ -1,0 +1,53 @@
+"""The viewer's label keys on volumes use the random walker on a region of interest (issue 14):
+a session labels the looked-at organ, and ``--segmenter grow`` keeps the flood fill."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("skimage", reason="scikit-image (the io extra) runs the random walker")
+
+
+def _fixate(session, xy_norm, seconds=1.0, rate=200, seed=0):
+    rng = np.random.default_rng(seed)
+    t0 = max(session.now_ns(), (session._last_t_ns or 0) + 1)
+    n = int(seconds * rate)
+    for i in range(0, n, 10):
+        session.tick(local_samples=[
+            session.mouse_sample(xy_norm[0] + rng.normal(0, 5e-4), xy_norm[1] + rng.normal(0, 5e-4),
+                                 t_ns=t0 + int((i + j) * 1e9 / rate)) for j in range(10)])
+
+
+def _session(segmenter):
+    from gaze3d.camera import Camera
+    from gaze3d.scan import Volume
+    from gaze3d.viewer.session import LabelingSession
+
+    rng = np.random.default_rng(0)
+    arr = rng.normal(0, 3, (40, 40, 24)).astype(np.float32)
+    arr[10:22, 12:26, 6:18] += 80                 # the "organ"
+    arr[22:34, 12:26, 6:18] += 30                 # a touching, darker neighbour
+    vol = Volume(arr, np.diag([2.0, 2.0, 2.5, 1.0]))
+    centre = vol.index_to_world([[16, 19, 12]])[0]
+    cam = Camera.look_at(centre + [0, -150, 0], centre, view_up=(0, 0, 1), vfov_deg=40, width=320, height=240)
+    s = LabelingSession(vol, camera=cam, segmenter=segmenter)
+    px, _ = cam.project(centre[None])
+    _fixate(s, px[0] / [320, 240], 1.0)
+    organ = np.zeros(vol.shape, bool)
+    organ[10:22, 12:26, 6:18] = True
+    return s, vol, organ
+
+
+def test_volume_label_key_uses_the_random_walker_and_labels_the_organ():
+    s, vol, organ = _session("auto")
+    action = s.label_key("2")
+    assert action.method == "walker"
+    got = s.labels.reshape(vol.shape) == 2
+    dice = 2 * (got & organ).sum() / (got.sum() + organ.sum())
+    assert dice > 0.8, dice
+    assert (got & ~organ).sum() < 0.05 * organ.sum()          # the neighbour stays out
+
+
+def test_segmenter_grow_keeps_the_flood_fill_on_volumes():
+    s, vol, organ = _session("grow")
+    assert s.label_key("2").method == "grow"
