@@ -10,8 +10,13 @@ Each subcommand lives in its own module in this package and defines::
     def run(args) -> int | None: ...
 
 Modules are discovered automatically, so adding a command is adding a file.
-Command modules import heavy packages (torch, VTK, Open3D) inside ``run``
-only: ``gaze3d --help`` and ``gaze3d tracker`` stay lean.
+Every command module is imported to build the parser, so at their top they
+import only the standard library, numpy, :mod:`gaze3d.errors` and
+:mod:`gaze3d.protocol` (what ``import gaze3d.cli`` loads anyway); the rest
+(I/O, recordings, the viewer / models / calib rooms, and heavy packages such
+as torch, VTK, Open3D, ray) inside ``run`` only: ``gaze3d --help`` and the
+``gaze3d tracker`` process stay lean (numpy, pyzmq, msgpack), and the drivers
+keep the room rule (rooms inside functions, ``tests/test_architecture.py``).
 
 User mistakes raise :class:`gaze3d.errors.Gaze3DError` (or ``FileNotFoundError``)
 and are printed as one line, exit code 2; anything else is a bug and keeps
@@ -29,11 +34,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
+import traceback
+from pathlib import Path
 
-from ..errors import Gaze3DError
+from .. import __version__
 from ._args import normalise_argv
+from ..errors import Gaze3DError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,8 +58,6 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .. import __version__
-
     parser = _Parser(
         prog="gaze3d",
         description="Label 3D scans with eye gaze: stream gaze, accumulate occlusion-aware "
@@ -91,7 +98,6 @@ def main(argv=None) -> int:
         return 130
     except BrokenPipeError:
         # output piped into `head` and closed early: not an error of ours
-        import os
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
@@ -105,14 +111,10 @@ def _user_model_error(args, exc: BaseException):
     errors raised inside the models room (``gaze3d.models``) qualify, so a bug in the command's
     own code keeps its traceback; ``GAZE3D_DEBUG=1`` keeps it always.
     """
-    import os
-    import traceback
-
     option = getattr(args, "model_option", None)
     path = getattr(args, option, None) if option else None
     if path is None or os.environ.get("GAZE3D_DEBUG"):
         return None
-    from pathlib import Path
 
     room = sys.modules.get("gaze3d.models")     # not loaded: the error cannot come from it
     if room is None or not getattr(room, "__file__", None):

@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import argparse
 
-from ..protocol import GAZE_TOPICS, TOPIC_GAZE_2D, TOPIC_GAZE_3D
+import numpy as np
+
 from ._args import add_viewport
+from ..errors import InputError
+from ..protocol import GAZE_TOPICS, TOPIC_GAZE_2D, TOPIC_GAZE_3D
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -51,8 +54,6 @@ def run(args) -> int:
 
 
 def _attention(args, rec, topic: str) -> int:
-    import numpy as np
-
     from ..attention import AttentionAccumulator, AttentionOptions
     from ..attention.batch import replay
     from ..io import check_output, load_scan, save_scan
@@ -72,8 +73,6 @@ def _attention(args, rec, topic: str) -> int:
     stats = replay(acc, rec, topic=topic, viewport=args.viewport)
     values = acc.values
     if not np.any(values):
-        from ..errors import InputError
-
         raise InputError(f"{args.recording}: no attention on {args.scan} from {stats['samples']} {topic} samples "
                          f"({acc.n_used} used{'' if args.all_samples else ' as fixations; try --all-samples'}); "
                          f"nothing written")

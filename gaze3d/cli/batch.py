@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import InputError
+
 
 def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
@@ -40,7 +42,6 @@ def register(subparsers) -> argparse.ArgumentParser:
 def run(args) -> int:
     from ..batch import load_manifest, plan, run_batch
     from ..batch.engine import format_table
-    from ..errors import InputError
 
     if args.workers < 1:
         raise InputError(f"--workers: expected >= 1, got {args.workers}")

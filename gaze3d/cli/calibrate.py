@@ -6,6 +6,11 @@ takes parsed values; this module parses (shared options from :mod:`._args`).
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
+
+from gaze3d.errors import InputError
+from gaze3d.protocol import TOPIC_GAZE_2D
 
 from ._args import add_display, numbers, positive_float, size_wxh
 
@@ -136,14 +141,9 @@ def _gaze(args):
 
 def _validate_on_screen(args) -> int:
     """``validate --tracker ADDR``: targets in the viewer's window, gaze from the tracker process."""
-    import json
-    from pathlib import Path
-
     from gaze3d.calib import commands
     from gaze3d.calib.profiles import ProfileStore
     from gaze3d.calib.targets import target_layout
-    from gaze3d.errors import InputError
-    from gaze3d.protocol import TOPIC_GAZE_2D
     from gaze3d.tracker.client import GazeSubscriber, TrackerControl
     from gaze3d.viewer.targets import ValidationWindow, run_window_validation
     from gaze3d.viewer.tracker_link import parse_tracker_address

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import InputError, ScanFormatError
+
 
 def register(sub) -> argparse.ArgumentParser:
     p = sub.add_parser(
@@ -23,7 +25,6 @@ def register(sub) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from ..errors import InputError, ScanFormatError
     from ..io import check_output, load_scan, save_scan
     from ..scan import Volume
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..errors import InputError
+
 
 def register(sub) -> argparse.ArgumentParser:
     p = sub.add_parser(
@@ -43,7 +45,6 @@ def _render_vr(cloud, attention, camera, png, origins, directions, lengths):
 
 def run(args) -> int:
     from ..demo import VR_RATE_HZ, run_demo, run_vr_demo
-    from ..errors import InputError
 
     duration = args.duration if args.duration is not None else (30.0 if args.vr else 20.0)
     rate = args.rate if args.rate is not None else (VR_RATE_HZ if args.vr else 1200.0)

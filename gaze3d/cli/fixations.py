@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import os
+from collections import Counter
+from pathlib import Path
 
-from ..protocol import GAZE_TOPICS, TOPIC_GAZE_2D, TOPIC_GAZE_3D
 from ._args import add_display, add_viewport, display_from_args
+from ..errors import InputError
+from ..protocol import GAZE_TOPICS, TOPIC_GAZE_2D, TOPIC_GAZE_3D
 
 COLUMNS = ("onset", "duration", "trial_type", "x_deg", "y_deg", "n_samples", "t_host_ns")
 #: gaze.3d recordings: the mean point of regard (world, scene units) instead of screen degrees
@@ -37,8 +41,6 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def _params(items):
-    from ..errors import InputError
-
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -53,10 +55,6 @@ def _params(items):
 
 def _check_output(path: str):
     """The events file must be a ``.tsv`` in a writable folder: checked before the recording is read."""
-    import os
-    from pathlib import Path
-
-    from ..errors import InputError
 
     target = Path(path)
     folder = target.parent if str(target.parent) else Path(".")
@@ -93,14 +91,11 @@ def run(args) -> int:
 
 
 def _fixations(args, rec, topic: str) -> int:
-    from collections import Counter
-
     from ..attention.batch import fixation_labels, label_runs
     if topic == TOPIC_GAZE_3D:
         from ..vr.analysis import fixation_events
 
         if args.scan:
-            from ..errors import InputError
             raise InputError("--scan: gaze.3d rays are already in the world; classified in world space without it")
         rows, n, _ = fixation_events(rec, args.method or "idt", **_params(args.param))
         _write_tsv(args.output, rows, COLUMNS_3D)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError
+
 
 def register(sub) -> argparse.ArgumentParser:
     p = sub.add_parser(
@@ -26,8 +28,6 @@ def register(sub) -> argparse.ArgumentParser:
 
 def read_label_names(spec: str | None) -> dict:
     """Parse ``--label-names FILE[:KEY]`` into ``{int: str}``."""
-    from ..errors import InputError
-
     if not spec:
         return {}
     path, _, key = spec.partition(":") if not Path(spec).is_file() else (spec, "", "")

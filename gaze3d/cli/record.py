@@ -2,9 +2,15 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
+import sys
+import warnings
 
-from ..protocol import GAZE_TOPICS, TOPIC_GAZE_2D
+import numpy as np
+
 from ._args import add_display, display_from_args, size_wxh
+from ..protocol import GAZE_TOPICS, TOPIC_GAZE_2D
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -63,8 +69,6 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 def summary(path) -> dict:
     """What ``gaze3d record info`` prints."""
-    import numpy as np
-
     from ..recording import Recording
 
     with Recording(path) as rec:
@@ -87,8 +91,6 @@ def summary(path) -> dict:
 
 
 def _print_warnings(caught, sidecar_paths) -> None:
-    import sys
-
     for w in caught:
         print(f"gaze3d record: warning: {w.message}", file=sys.stderr)
     if sidecar_paths:
@@ -99,9 +101,6 @@ def _print_warnings(caught, sidecar_paths) -> None:
 
 
 def run(args) -> int:
-    import json
-    import warnings
-
     from ..recording import RecordingIntegrityWarning, sidecars, wal_pending
 
     if args.action == "info":
@@ -144,10 +143,6 @@ def run(args) -> int:
                       + (f", {t['changed']} in blocks whose checksum fails (kept as read)" if t["changed"] else ""))
         return 0 if report["ok"] else 1
     if args.action == "export":
-        import sys
-
-        import dataclasses
-
         from ..bids import export_bids
 
         given = {"--screen": args.screen, "--screen-mm": args.screen_mm, "--distance-mm": args.distance_mm}

@@ -2,6 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from gaze3d.errors import InputError
+from gaze3d.protocol import TOPIC_GAZE_3D
 
 from ._args import size_wxh
 
@@ -44,11 +51,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 def load_attention(scan, spec: str):
     """Attention for ``scan`` from a .npy file, a scan field name or a volume file."""
-    from pathlib import Path
 
-    import numpy as np
-
-    from gaze3d.errors import InputError
     from gaze3d.scan import Volume
 
     if spec in scan.fields:
@@ -77,11 +80,7 @@ def load_attention(scan, spec: str):
 
 def load_camera(path):
     """A :class:`gaze3d.camera.Camera` from a JSON file (also accepts ``{"camera": {...}}``)."""
-    import json
-    from pathlib import Path
-
     from gaze3d.camera import Camera
-    from gaze3d.errors import InputError
 
     p = Path(path)
     try:
@@ -99,10 +98,7 @@ def load_camera(path):
 
 
 def run(args) -> int:
-    import numpy as np
-
     from gaze3d.io import load_scan
-    from gaze3d.protocol import TOPIC_GAZE_3D
     from gaze3d.viewer.render import render_scan
     from gaze3d.viewer.scene import choose_up
 

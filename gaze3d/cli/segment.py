@@ -2,6 +2,11 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+
+import numpy as np
+
+from gaze3d.errors import InputError
 
 
 def register(subparsers):
@@ -36,12 +41,6 @@ def register(subparsers):
 
 
 def _read_attention(path: str, n: int, field: str = "attention"):
-    from pathlib import Path
-
-    import numpy as np
-
-    from gaze3d.errors import InputError
-
     ext = Path(path).suffix.lower()
     if not Path(path).is_file():
         raise FileNotFoundError(f"{path}: no such attention file")
@@ -67,9 +66,6 @@ def _read_attention(path: str, n: int, field: str = "attention"):
 
 
 def run(args):
-    import numpy as np
-
-    from gaze3d.errors import InputError
     from gaze3d.io import check_output, load_scan, save_scan
     from gaze3d.scan import PointCloud
 
@@ -104,8 +100,6 @@ def run(args):
 
 
 def _is_volume_input(path: str) -> bool:
-    from pathlib import Path
-
     from gaze3d.io import _VOLUME, extension
 
     return Path(path).is_dir() or extension(Path(path)) in _VOLUME
@@ -113,12 +107,6 @@ def _is_volume_input(path: str) -> bool:
 
 def _read_volume_attention(path: str, shape, what: str):
     """(I, J, K) float32 attention on the volume grid from a .npy or a volume file (same grid)."""
-    from pathlib import Path
-
-    import numpy as np
-
-    from gaze3d.errors import InputError
-
     if not Path(path).exists():
         raise FileNotFoundError(f"{path}: no such attention file")
     if Path(path).suffix.lower() == ".npy":
@@ -138,11 +126,6 @@ def _read_volume_attention(path: str, shape, what: str):
 def _run_volume(args):
     """Volume input: mask of the structure looked at, saved on the source grid (NIfTI/NRRD/MHA with the
     source affine) or, for DICOM inputs and a .dcm output, as a DICOM-SEG."""
-    from pathlib import Path
-
-    import numpy as np
-
-    from gaze3d.errors import InputError
     from gaze3d.io import check_output, extension, load_volume, save_scan
     from gaze3d.scan import Volume
 

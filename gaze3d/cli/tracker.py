@@ -2,6 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import os
+import signal
+import sys
+
+from ..errors import InputError
+from ..protocol import SCHEMA_VERSION
 
 LOOPBACK_PUB = "tcp://127.0.0.1:*"
 LOOPBACK_CTRL = "tcp://127.0.0.1:*"
@@ -49,14 +57,6 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    import json
-    import logging
-    import os
-    import signal
-    import sys
-
-    from ..errors import InputError
-    from ..protocol import SCHEMA_VERSION
     from ..tracker import keys as keys_mod
     from ..tracker.plugins import make_source, parse_options
     from ..tracker.server import TrackerServer, is_loopback

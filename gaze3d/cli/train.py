@@ -1,6 +1,10 @@
 """``gaze3d train``: train the gaze-guided interactive segmentation network on simulated gaze."""
 from __future__ import annotations
 
+import numpy as np
+
+from gaze3d.errors import InputError
+
 
 def register(subparsers):
     p = subparsers.add_parser(
@@ -51,6 +55,9 @@ def register(subparsers):
     p.add_argument("--prior", choices=("none", "graph"), default="none",
                    help="graph: the gaze-seeded random walker's potential is a third input channel "
                         "and the network learns a correction of its logit (untrained = the walker)")
+    p.add_argument("--init", default=None,
+                   help="start from this checkpoint's weights (fine-tuning; a --prior graph model "
+                        "may start from one without the prior: it then starts as the walker)")
     p.add_argument("--fixation-weight", type=float, default=0.0,
                    help="BCE weight 1 + this x attention per point: the loss counts more near "
                         "fixations (AGILE3D; 0: off)")
@@ -73,7 +80,6 @@ def run(args):
         return run_cli(args)
     import torch
 
-    from gaze3d.errors import InputError
     from gaze3d.models.checkpoint import save_checkpoint
     from gaze3d.models.data import TILES, load_tile
     from gaze3d.models.networks.segnet import GazeSegNet
@@ -101,6 +107,13 @@ def run(args):
         model = GazeSegNet(net_cfg)
     except ValueError as exc:
         raise InputError(str(exc)) from exc
+    init_tiles = []
+    if args.init:
+        from gaze3d.models.checkpoint import init_from_checkpoint
+
+        init_meta = init_from_checkpoint(model, args.init)
+        # what the starting weights saw counts as seen (leave-one-dataset-out)
+        init_tiles = [t for t in init_meta.get("tiles", ["ign", "autzen"]) if t not in names]
     tiles = [load_tile(n, args.data, ground=args.ground) for n in names]
     try:
         sampler = InteractiveSampler(tiles, "train", seed=args.seed, engine=args.gaze_engine,
@@ -110,7 +123,7 @@ def run(args):
     except ValueError as exc:
         raise InputError(str(exc)) from exc
     losses = train_interactive(model, sampler, cfg)
-    meta = {"tiles": names, "steps_run": len(losses), "final_mask_loss": sum(losses[-20:]) / len(losses[-20:]),
+    meta = {"tiles": names + init_tiles, "steps_run": len(losses), "final_mask_loss": sum(losses[-20:]) / len(losses[-20:]),
             "features": args.ground, "procedural_scenes_made": sampler.scenes_made,
             "command": "gaze3d train " + " ".join(
                 f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}")
@@ -119,8 +132,6 @@ def run(args):
     path = save_checkpoint(model, args.output, meta, half=args.half)
     print(f"saved {path} ({path.stat().st_size / 1e6:.2f} MB), final mask loss {meta['final_mask_loss']:.4f}")
     if args.val_scenes > 0:
-        import numpy as np
-
         from gaze3d.models.procedural import make_scene
 
         vrng = np.random.default_rng(10_000)     # fixed: the same validation scenes for every run

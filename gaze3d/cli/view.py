@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from gaze3d.errors import InputError
+
 from ._args import add_viewport, size_wxh
 
 
@@ -56,7 +58,6 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from gaze3d.errors import InputError
     from gaze3d.io import load_scan
     from gaze3d.viewer.labels import LabelSet
 
