@@ -230,3 +230,15 @@ def test_attention_labels_and_recording_are_bit_identical_with_and_without_a_bud
     assert lab0.tobytes() == lab1.tobytes() and (lab0 != cloud.labels).any()
     assert cams0 == cams1 and len(cams0) >= 3
     assert s0 == s1 and ev0 == ev1
+
+
+def test_camera_motion_draws_the_budget_from_its_first_step():
+    app = _app(_grid_cloud(), 200)
+    try:
+        app.draw(still=True)
+        assert not app.scene.budget_shown
+        # what VTK's interactor style sends when a drag or a wheel step starts, before it renders
+        app.plotter.iren.interactor.GetInteractorStyle().InvokeEvent("StartInteractionEvent")
+        assert app.scene.budget_shown and app.budget.interactive()
+    finally:
+        app.close()
