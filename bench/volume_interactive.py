@@ -13,8 +13,9 @@ the volume and correct the current mask as :mod:`gaze3d.models.volume_eval`
 describes. ``--views``: ``slice`` (axial slices), ``render`` (slices hidden,
 the volume rendering seen from the front: attention by compositing weight
 along the ray) and ``mip`` (the maximum intensity projection from the front:
-attention at the ray's maximum); see ``RenderAnnotator``. The correction loop is (each next fixation on the centre of the largest error region; missed
-voxels -> positive, wrongly included -> negative). Reported per dataset and
+attention at the ray's maximum); see ``RenderAnnotator``. Each next fixation
+goes to the centre of the largest error region (missed voxels -> positive,
+wrongly included -> negative). Reported per dataset and
 method: median Dice after k = 1, 3, 5, 10 fixations, mean fixations to reach
 Dice 0.80 / 0.85 / 0.90 (capped at ``--max-fix``; never reached counts the cap),
 how often that was never reached, the number of empty masks, and the median
@@ -163,7 +164,7 @@ def main(argv=None) -> int:
         args.sessions, args.max_fix = 1, 10
     report = {"settings": vars(args) | {"json": str(args.json)}, "datasets": {}}
     t_start = time.time()
-    for ds in args.datasets.split(","):
+    for ds in [d for d in args.datasets.split(",") if d]:
         if ("totalseg" if ds == "ct" else ds) in seen:
             raise SystemExit(f"--checkpoint: it saw {ds} in training or validation (leave-one-volume-out)")
         if ds == "ct":

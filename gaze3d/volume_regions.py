@@ -42,7 +42,8 @@ def _check(array: np.ndarray, attention, name: str) -> np.ndarray:
     att = np.asarray(attention, dtype=np.float64)
     if att.shape != array.shape:
         raise InputError(f"{name}: expected shape {array.shape} (the volume grid), got {att.shape}")
-    if not np.all(np.isfinite(att)) or np.any(att < 0):
+    lo, hi = (float(att.min()), float(att.max())) if att.size else (0.0, 0.0)
+    if not (np.isfinite(lo) and np.isfinite(hi)) or lo < 0:    # min/max carry any NaN: two passes, no temporaries
         raise InputError(f"{name}: expected finite, non-negative attention")
     return att
 
@@ -150,10 +151,14 @@ def confidence_connected(array, attention, negative=None, *, spacing=(1.0, 1.0, 
 
 
 def _box(mask: np.ndarray, margin_vox: np.ndarray) -> Tuple[slice, ...]:
-    idx = np.argwhere(mask)
-    lo = np.maximum(idx.min(axis=0) - margin_vox, 0)
-    hi = np.minimum(idx.max(axis=0) + margin_vox + 1, mask.shape)
-    return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+    """The bounding box of ``mask`` (not empty) grown by ``margin_vox`` (3,), clipped to the grid."""
+    out = []
+    for ax in range(3):      # projections, not argwhere: a 256^3 mask costs a few ms
+        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != ax)))
+        lo = max(int(hit[0]) - int(margin_vox[ax]), 0)
+        hi = min(int(hit[-1]) + int(margin_vox[ax]) + 1, mask.shape[ax])
+        out.append(slice(lo, hi))
+    return tuple(out)
 
 
 def random_walk(array, attention, negative=None, *, spacing=(1.0, 1.0, 1.0), beta: float = 130.0,
@@ -234,7 +239,11 @@ def _block_reduce(a: np.ndarray, f: Tuple[int, int, int], how: str) -> np.ndarra
     if any(p[1] for p in pad):
         a = np.pad(a, pad, mode="edge")
     b = a.reshape(a.shape[0] // f[0], f[0], a.shape[1] // f[1], f[1], a.shape[2] // f[2], f[2])
-    return b.mean(axis=(1, 3, 5)) if how == "mean" else b.max(axis=(1, 3, 5))
+    # one axis at a time, the contiguous one first: each pass shrinks the array (3x faster than one
+    # multi-axis reduction here)
+    if how == "mean":
+        return b.sum(axis=5).sum(axis=3).sum(axis=1) / float(np.prod(f))
+    return b.max(axis=5).max(axis=3).max(axis=1)
 
 
 def _upsample_linear(coarse: np.ndarray, f: Tuple[int, int, int], shape) -> np.ndarray:
@@ -283,18 +292,43 @@ def random_walk_roi(array, attention, negative=None, *, spacing=(1.0, 1.0, 1.0),
     (I, J, K) bool
     """
     img = np.asarray(array)
-    att = _check(img, attention, "attention")
-    neg = _check(img, negative, "negative") if negative is not None else None
+    att, neg = np.asarray(attention), None if negative is None else np.asarray(negative)
+    for name, a in (("attention", att), ("negative", neg)):
+        if a is not None and a.shape != img.shape:
+            raise InputError(f"{name}: expected shape {img.shape} (the volume grid), got {a.shape}")
     if int(max_voxels) < 8:
         raise InputError(f"max_voxels: expected >= 8, got {max_voxels}")
     spacing = np.asarray(spacing, dtype=np.float64)
-    peak = float(att.max()) if att.size else 0.0
-    if not peak > 0:
+    margin = np.ceil(margin_mm / spacing).astype(int)
+    if img.size == 0:
         return np.zeros(img.shape, dtype=bool)
-    zone = att >= 0.01 * peak
-    if neg is not None and float(neg.max()) > 0:
-        zone |= attended_core(neg, kw.get("rel_seed", 0.5))
-    box = _box(zone, np.ceil(margin_mm / spacing).astype(int))
+    # the box of the looked-at zone (attention >= 1 % of the peak) and the negative cores, from maxima:
+    # along k over the whole grid (NaN and inf show in it), then along i and j over the k-slab the zone
+    # spans only, so a 256^3 volume costs about one pass and no whole-grid temporary. Values outside
+    # the box cannot change the result; inside it they are checked (finite, >= 0) by random_walk.
+    hot = None
+    for name, a, rel in (("attention", att, 0.01), ("negative", neg, kw.get("rel_seed", 0.5))):
+        if a is None:
+            continue
+        pk = a.max(axis=(0, 1))
+        if not np.all(np.isfinite(pk)):
+            raise InputError(f"{name}: expected finite, non-negative attention")
+        top = float(pk.max())
+        if a is att and not top > 0:
+            return np.zeros(img.shape, dtype=bool)
+        if not top > 0:
+            continue
+        ks = np.flatnonzero(pk >= rel * top)
+        pij = a[:, :, ks[0]:ks[-1] + 1].max(axis=2) >= rel * top
+        h = [pij.any(axis=1), pij.any(axis=0), pk >= rel * top]
+        hot = h if hot is None else [x | y for x, y in zip(hot, h)]
+    box = []
+    for ax in range(3):
+        hit = np.flatnonzero(hot[ax])
+        box.append(slice(max(int(hit[0]) - margin[ax], 0), min(int(hit[-1]) + margin[ax] + 1, img.shape[ax])))
+    box = tuple(box)
+    att = _check(img[box], att[box], "attention")
+    neg = None if neg is None else _check(img[box], neg[box], "negative")
     sub_shape = np.array([b.stop - b.start for b in box])
     # coarse voxel edge h (mm): the smallest that fits the budget; per axis factor round(h / spacing)
     h = float(np.cbrt(np.prod(sub_shape * spacing) / max_voxels))
@@ -304,12 +338,11 @@ def random_walk_roi(array, attention, negative=None, *, spacing=(1.0, 1.0, 1.0),
         h *= 1.25
     out = np.zeros(img.shape, dtype=bool)
     if f == (1, 1, 1):
-        out[box] = random_walk(img[box], att[box], None if neg is None else neg[box], spacing=spacing,
-                               margin_mm=margin_mm, **kw)
+        out[box] = random_walk(img[box], att, neg, spacing=spacing, margin_mm=margin_mm, **kw)
         return out
     c_img = _block_reduce(np.asarray(img[box], np.float32), f, "mean")
-    c_att = _block_reduce(np.asarray(att[box], np.float32), f, "max")
-    c_neg = None if neg is None else _block_reduce(np.asarray(neg[box], np.float32), f, "max")
+    c_att = _block_reduce(np.asarray(att, np.float32), f, "max")
+    c_neg = None if neg is None else _block_reduce(np.asarray(neg, np.float32), f, "max")
     prob = random_walk(c_img, c_att, c_neg, spacing=spacing * np.array(f), margin_mm=margin_mm,
                        probability=True, **kw)
     out[box] = _upsample_linear(prob, f, tuple(sub_shape)) >= 0.5

@@ -31,7 +31,8 @@ def register(subparsers):
     # .npy or volume on its grid, --model a volume checkpoint (gaze3d train --volumes)
     p.add_argument("--modality", choices=("auto", "ct", "mr"), default="auto",
                    help="volumes: intensity normalisation (CT window, or MR percentiles)")
-    p.add_argument("--method", choices=("network", "flood", "confidence", "random_walk"), default="network",
+    p.add_argument("--method", choices=("network", "flood", "confidence", "random_walk", "walker_roi"),
+                   default="network",
                    help="volumes: the gaze-prompted network (needs a volume --model) or a classical baseline")
     p.add_argument("-o", "--output", required=True,
                    help="output point cloud with fields probability, mask and attention: .ply, .las/.laz "
