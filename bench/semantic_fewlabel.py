@@ -54,6 +54,33 @@ def print_table(rows, title):
     sys.stdout.flush()
 
 
+def tables(rows, Ls, codes) -> None:
+    """Every run, the mean and std over seeds, and the per-seed gain over labelled only (markdown)."""
+    print_table(rows, "## every run")
+    mean = []
+    for L in Ls:
+        for name in dict.fromkeys(r["model"] for r in rows if r["L"] == L):
+            same = [r for r in rows if r["L"] == L and r["model"] == name]
+            mean.append({"labelled scans": L, "model": name, "seeds": len(same),
+                         **{f"IoU {c}": float(np.mean([r[f'IoU {c}'] for r in same])) for c in codes},
+                         "mIoU": float(np.mean([r["mIoU"] for r in same])),
+                         "mIoU std": float(np.std([r["mIoU"] for r in same]))})
+    print_table(mean, "## mean over seeds (std over seeds)")
+    gain = []
+    for L in Ls:
+        base = {r["seed"]: r["mIoU"] for r in rows if r["L"] == L and r["model"] == "labelled only"}
+        for name in dict.fromkeys(r["model"] for r in rows if r["L"] == L and r["model"] != "labelled only"):
+            d = [r["mIoU"] - base[r["seed"]] for r in rows
+                 if r["L"] == L and r["model"] == name and r["seed"] in base]
+            if d:
+                gain.append({"labelled scans": L, "model": name,
+                             "mIoU gain (points)": float(100 * np.mean(d)),
+                             "std (points)": float(100 * np.std(d)),
+                             "per seed": ", ".join(f"{100 * v:+.1f}" for v in d)})
+    if gain:
+        print_table(gain, "## gain over labelled only, same seed (mIoU points)")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--labelled", default="1,2,5", help="numbers of labelled scans")
@@ -64,12 +91,18 @@ def main(argv=None) -> int:
                     help="L values that also run the labelled + unlabelled control ('' for none)")
     ap.add_argument("--grid", default="5x3", help="sub-tiles along x and y")
     ap.add_argument("--test-columns", type=int, default=2, help="east columns held out as test")
-    ap.add_argument("--gaze-classes", default="6,1",
+    ap.add_argument("--gaze-classes", default="6",
                     help="classes the annotator looks at (6 buildings, 1 tree clusters)")
     ap.add_argument("--models", default="labelled only,labelled + gaze,labelled + unlabelled",
                     help="which of the three models to train (comma-separated)")
-    ap.add_argument("--json", help="also write every run as JSON lines here")
+    ap.add_argument("--json", help="also append every run as a JSON line to this file")
+    ap.add_argument("--report", help="train nothing: print the tables of the runs in these JSON-lines "
+                                     "files (comma-separated)")
     args = ap.parse_args(argv)
+    if args.report:
+        rows = [json.loads(line) for f in args.report.split(",") for line in open(f) if line.strip()]
+        tables(rows, sorted({r["L"] for r in rows}), [c for c in (1, 2, 6) if f"IoU {c}" in rows[0]])
+        return 0
     gaze_codes = tuple(int(v) for v in args.gaze_classes.split(",") if v)
     bad = [c for c in gaze_codes if c not in (1, 6)]
     wanted = {m.strip() for m in args.models.split(",")}
@@ -119,10 +152,11 @@ def main(argv=None) -> int:
             lab = [tile_scan(tile, parts[i], f"s{i}") for i in order[:L]]
             unl = [gaze[i] for i in order[L:]]
             n_build = sum(int((s.target == codes.index(6)).sum()) for s in lab)
-            arms = [("labelled only", [], False), ("labelled + gaze", unl, True)]
+            gaze_name = f"labelled + gaze on {','.join(map(str, gaze_codes))}"
+            arms = [("labelled only", [], False), (gaze_name, unl, True)]
             if L in control:
                 arms.append(("labelled + unlabelled", unl, False))
-            arms = [a for a in arms if a[0] in wanted]
+            arms = [a for a in arms if a[0] in wanted or (a[2] and "labelled + gaze" in wanted)]
             for name, unlabelled, use_gaze in arms:
                 torch.manual_seed(seed)
                 net = FewLabelNet(len(codes)).to(device)
@@ -143,29 +177,7 @@ def main(argv=None) -> int:
                       f"({row['train s']} s; {time.perf_counter() - t_all:.0f} s in all)")
                 sys.stdout.flush()
 
-    print_table(rows, "## every run")
-    mean = []
-    for L in Ls:
-        for name in dict.fromkeys(r["model"] for r in rows if r["L"] == L):
-            same = [r for r in rows if r["L"] == L and r["model"] == name]
-            mean.append({"labelled scans": L, "model": name, "seeds": len(same),
-                         **{f"IoU {c}": float(np.mean([r[f'IoU {c}'] for r in same])) for c in codes},
-                         "mIoU": float(np.mean([r["mIoU"] for r in same])),
-                         "mIoU std": float(np.std([r["mIoU"] for r in same]))})
-    print_table(mean, "## mean over seeds (std over seeds)")
-    gain = []
-    for L in Ls:
-        base = {r["seed"]: r["mIoU"] for r in rows if r["L"] == L and r["model"] == "labelled only"}
-        for name in ("labelled + gaze", "labelled + unlabelled"):
-            d = [r["mIoU"] - base[r["seed"]] for r in rows
-                 if r["L"] == L and r["model"] == name and r["seed"] in base]
-            if d:
-                gain.append({"labelled scans": L, "model": name,
-                             "mIoU gain (points)": float(100 * np.mean(d)),
-                             "std (points)": float(100 * np.std(d)),
-                             "per seed": ", ".join(f"{100 * v:+.1f}" for v in d)})
-    if gain:
-        print_table(gain, "## gain over labelled only, same seed (mIoU points)")
+    tables(rows, Ls, codes)
     qm = []
     for k in range(len(DEFAULT_THRESHOLDS)):
         qs = [q for q in quality if q["level"] == k]

@@ -377,6 +377,9 @@ class FewLabelConfig:
     consistency_weight: float = 1.0   # view + level consistency, ramped up over the first 30 %
     labelled_per_step: int = 1
     unlabelled_per_step: int = 1
+    # cross-entropy class weights from the labelled points' frequencies f_c: (1 / sqrt f_c), mean 1
+    # (buildings are < 10 % of the points; unweighted, a few hundred steps never predict them)
+    balanced: bool = True
 
 
 def train_fewlabel(net: FewLabelNet, labelled: List[Scan], unlabelled: List[Scan],
@@ -399,6 +402,14 @@ def train_fewlabel(net: FewLabelNet, labelled: List[Scan], unlabelled: List[Scan
     if use_gaze and any(s.allowed is None for s in unlabelled):
         raise ValueError("unlabelled: every gaze-only scan needs pseudo-labels (allowed)")
     rng = np.random.default_rng(seed)
+    weight = None
+    if config.balanced:
+        num_classes = net.heads[0].out_features
+        t = np.concatenate([s.target for s in labelled])
+        freq = np.bincount(t[t >= 0], minlength=num_classes) / max(int((t >= 0).sum()), 1)
+        w = np.where(freq > 0, 1.0 / np.sqrt(np.maximum(freq, 1e-12)), 0.0)
+        w = w / w[freq > 0].mean()
+        weight = torch.as_tensor(w, dtype=torch.float32, device=device)
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=1e-4)
     # warm-up over 10 % of the steps (at least 2: OneCycleLR divides by the warm-up length)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=config.steps,
@@ -426,7 +437,7 @@ def train_fewlabel(net: FewLabelNet, labelled: List[Scan], unlabelled: List[Scan
                 t = torch.from_numpy(s.target).to(device)
                 for lv in (la, lb):
                     loss = loss + F.cross_entropy(lv.reshape(-1, lv.shape[-1]), t.repeat(len(lv)),
-                                                  ignore_index=-1) / n_lab
+                                                  weight=weight, ignore_index=-1) / n_lab
             elif use_gaze:
                 al = torch.from_numpy(s.allowed).to(device)
                 w = config.pseudo_weight / (len(scans) - n_lab)
