@@ -139,6 +139,7 @@ class ViewerApp:
         self.annotations = Path(annotations) if annotations else default_annotation_path(scan)
         self.fps = float(fps)
         self.typing: Optional[str] = None
+        self._heat_stale = False          # attention taken in that the overlay does not show yet
         self.show_cursor = True
         self.closed = False
         self._mouse_xy: Optional[tuple] = None
@@ -366,7 +367,10 @@ class ViewerApp:
             if 0 <= x <= 1 and 0 <= y <= 1:
                 local = [self.session.mouse_sample(x, y)]
         self.sync_volume_attention()
-        out = self.session.tick(local_samples=local)
+        # new heat reaches the overlay in draw(): frames that draw nothing (idle, between still
+        # frames) skip building the attention array and recolouring
+        out = self.session.tick(local_samples=local, refresh=not render)
+        self._heat_stale = self._heat_stale or (render and out["samples"] > 0)
         self._update_cursor()
         self._update_drift_target()
         self.update_status()
@@ -388,6 +392,9 @@ class ViewerApp:
         Returns the render's seconds (0.0 before the window is shown), which
         the point budget learns from.
         """
+        if self._heat_stale:
+            self._heat_stale = False
+            self.session.refresh()
         b = self.budget
         if b is not None:
             self.scene.show_budget(not still and b.interactive())

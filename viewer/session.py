@@ -265,13 +265,17 @@ class LabelingSession:
         return {"topic": TOPIC_GAZE_2D, "source": "mouse", "t_host_ns": t, "t_device": t / 1e9,
                 "gaze": [gx, gy], "valid": True}
 
-    def tick(self, local_samples: Optional[List[dict]] = None) -> dict:
+    def tick(self, local_samples: Optional[List[dict]] = None, refresh: bool = True) -> dict:
         """One frame: note the camera, take in new gaze, refresh the overlay.
 
         Parameters
         ----------
         local_samples : list of dict, optional
             Samples from a local source (mouse) to use as well.
+        refresh : bool
+            Push the new attention into the scene now; False: the caller calls
+            :meth:`refresh` before it draws (the window skips that work in the
+            frames it does not draw).
 
         Returns
         -------
@@ -285,7 +289,7 @@ class LabelingSession:
             samples = list(samples) + list(local_samples)
             self._mouse_times.extend([time.monotonic()] * len(local_samples))
         used = self.add_samples(samples) if samples else 0
-        recoloured = self.refresh() if used else 0
+        recoloured = self.refresh() if used and refresh else 0
         self.calibration.poll()
         self.sink.commit()
         return {"samples": used, "recoloured": recoloured}
