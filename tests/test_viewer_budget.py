@@ -242,3 +242,16 @@ def test_camera_motion_draws_the_budget_from_its_first_step():
         assert app.scene.budget_shown and app.budget.interactive()
     finally:
         app.close()
+
+
+def test_view_point_budget_option(tmp_path, capsys):
+    from gaze3d.cli import main
+    from gaze3d.io import save_scan
+
+    save_scan(_grid_cloud(20, 15), tmp_path / "c.ply")
+    assert main(["view", str(tmp_path / "nothing.ply"), "--off-screen", "--point-budget", "lots"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "point budget" in err and "'lots'" in err   # before the scan is read
+    for value in ("auto", "0", "100"):
+        assert main(["view", str(tmp_path / "c.ply"), "--off-screen", "--window", "64x48",
+                     "--point-budget", value]) == 0
