@@ -32,9 +32,11 @@ A second table reports sample-level Cohen's kappa per class of
 
 A third table (issue 15) times attention replay of this tree against the
 tree before issue 15's replay work (``OLD_REV``, unpacked with ``git
-archive``) on the same inputs, each in its own one-thread process: samples/s,
-multiples of real time (1200 Hz), and the maximum relative difference of the
-attention (``--speed-only`` prints only that table).
+archive``) on the same inputs, each in its own one-thread process: this
+tree's numpy path (the reference) and its numba path (extra ``fast``, when
+installed) side by side, samples/s, multiples of real time (1200 Hz), and the
+maximum relative difference of the attention against the reference
+(``--speed-only`` prints only that table).
 
 Run: ``.venv/bin/python bench/attention.py [--sizes 1e6 1e7] [--seconds 5] [--quick] [--speed-only]``
 Targets: >= 20,000 samples/s at 1M points, >= 2,000 at 10M, memory <= ~2x the cloud;
@@ -352,55 +354,93 @@ d = np.load(sys.argv[3])
 xyz, t, xy, valid = d["xyz"], d["t"], d["xy"], d["valid"].astype(bool)
 batches = frame_batches(bench_path(xyz), t, xy, valid)
 pc = PointCloud(xyz)
+# engine paths: "default" (a tree without the option), "numpy" (compiled=False), "numba" (compiled=True)
+paths = sys.argv[6].split(",")
+opts = {"default": {}, "numpy": {"compiled": False}, "numba": {"compiled": True}}
 out = {}
-for fix in (False, True):
-    best = np.inf
-    for _ in range(int(sys.argv[5])):
-        acc = AttentionAccumulator(pc, fixations_only=fix)
-        if hasattr(acc.engine, "spacing"):
-            acc.engine.spacing                 # estimated once per cloud: not replay time
-        c0 = time.process_time()
-        for cam, cols in batches:
-            acc.add(cam, cols)
-        acc.flush()
-        values = acc.values
-        best = min(best, time.process_time() - c0)
-        del acc
-    np.save(os.path.join(sys.argv[4], f"values_{int(fix)}.npy"), values)
-    out[str(int(fix))] = len(t) / best
+for path in paths:
+    out[path] = {}
+    for fix in (False, True):
+        # warm-up on a few frames: numba compiles (or loads its disk cache) on first use
+        w = AttentionAccumulator(pc, fixations_only=fix, **opts[path])
+        for cam, cols in batches[:3]:
+            w.add(cam, cols)
+        w.flush()
+        del w
+        best = np.inf
+        for _ in range(int(sys.argv[5])):
+            acc = AttentionAccumulator(pc, fixations_only=fix, **opts[path])
+            if hasattr(acc.engine, "spacing"):
+                acc.engine.spacing                 # estimated once per cloud: not replay time
+            c0 = time.process_time()
+            for cam, cols in batches:
+                acc.add(cam, cols)
+            acc.flush()
+            values = acc.values
+            best = min(best, time.process_time() - c0)
+            del acc
+        np.save(os.path.join(sys.argv[4], f"values_{path}_{int(fix)}.npy"), values)
+        out[path][str(int(fix))] = len(t) / best
 print(json.dumps(out))
 """
 
 
-def _time_tree(tree: str, inputs: str, outdir: str, repeats: int) -> dict:
-    """Replay the bench in a fresh one-thread process on the gaze3d of ``tree``: samples/s (CPU) per mode."""
+def _time_tree(tree: str, inputs: str, outdir: str, repeats: int, paths=("default",)) -> dict:
+    """Replay the bench in a fresh one-thread process on the gaze3d of ``tree``, once per engine path.
+
+    Returns ``{path: {fixations_only: (samples/s CPU, attention (n,) float32)}}``.
+    """
     import json
     import subprocess
 
     here = os.path.dirname(os.path.abspath(__file__))
     os.makedirs(outdir, exist_ok=True)
-    r = subprocess.run([sys.executable, "-c", _SPEED_CHILD, tree, here, inputs, outdir, str(repeats)],
-                       capture_output=True, text=True, env=dict(os.environ))
+    r = subprocess.run([sys.executable, "-c", _SPEED_CHILD, tree, here, inputs, outdir, str(repeats),
+                        ",".join(paths)], capture_output=True, text=True, env=dict(os.environ))
     if r.returncode != 0:
         raise RuntimeError(f"replay in {tree} failed:\n{r.stderr[-3000:]}")
     rates = json.loads(r.stdout.strip().splitlines()[-1])
-    return {fix == "1": (rate, np.load(os.path.join(outdir, f"values_{fix}.npy"))) for fix, rate in rates.items()}
+    return {path: {fix == "1": (rate, np.load(os.path.join(outdir, f"values_{path}_{fix}.npy")))
+                   for fix, rate in per.items()} for path, per in rates.items()}
+
+
+def _numba_available() -> bool:
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _rel(a: np.ndarray, ref: np.ndarray) -> float:
+    """``max |a - ref| / max |ref|`` (float64)."""
+    scale = float(np.abs(ref).max()) or 1.0
+    return float(np.abs(a.astype(np.float64) - ref).max()) / scale
 
 
 def replay_speed(sizes, seconds: float, old_rev: str = OLD_REV, repeats: int = 2):
-    """Rows (points, mode, old samples/s, new samples/s, max relative difference, bit-identical).
+    """Rows of the replay-speed table: one per (points, mode), with every engine path measured.
 
     The old code is ``git archive old_rev gaze3d`` unpacked in a temporary
     folder; both trees replay the same inputs (cloud, gaze, camera path) in
     separate one-thread processes, best of ``repeats`` in CPU time, the cloud's
-    spacing estimate excluded. The relative difference is ``max |new - old| /
-    max |old|`` over the points.
+    spacing estimate and numba's compilation excluded. This tree runs its numpy
+    path (``compiled=False``, the reference) and, where numba is installed, its
+    compiled path (``compiled=True``) in the same process. Differences are
+    ``max |a - ref| / max |ref|`` over the points.
+
+    Returns
+    -------
+    rows : list of dict
+        ``points, mode, old, numpy, numba`` (samples/s; numba None without numba),
+        ``rel_numpy_old``, ``rel_numba_numpy`` and ``same_numpy_old``, ``same_numba_numpy``.
     """
     import subprocess
     import tarfile
     import tempfile
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    paths = ("numpy", "numba") if _numba_available() else ("numpy",)
     rows = []
     with tempfile.TemporaryDirectory(prefix="gaze3d_speed_") as tmp:
         old_tree = os.path.join(tmp, "old")
@@ -414,29 +454,45 @@ def replay_speed(sizes, seconds: float, old_rev: str = OLD_REV, repeats: int = 2
             n = int(size)
             inputs = os.path.join(tmp, "inputs.npz")
             np.savez(inputs, xyz=synthetic_city(n), t=t, xy=xy, valid=valid)
-            old = _time_tree(old_tree, inputs, os.path.join(tmp, "o"), repeats)
-            new = _time_tree(root, inputs, os.path.join(tmp, "n"), repeats)
+            old = _time_tree(old_tree, inputs, os.path.join(tmp, "o"), repeats)["default"]
+            new = _time_tree(root, inputs, os.path.join(tmp, "n"), repeats, paths)
             for fix in (False, True):
-                (ro, vo), (rn, vn) = old[fix], new[fix]
-                scale = float(np.abs(vo).max()) or 1.0
-                rel = float(np.abs(vn.astype(np.float64) - vo).max()) / scale
-                rows.append((n, "fixations only (online)" if fix else "every valid sample", ro, rn, rel,
-                             bool(np.array_equal(vo, vn))))
+                (ro, vo), (rn, vn) = old[fix], new["numpy"][fix]
+                row = {"points": n, "mode": "fixations only (online)" if fix else "every valid sample",
+                       "old": ro, "numpy": rn, "numba": None, "rel_numpy_old": _rel(vn, vo),
+                       "same_numpy_old": bool(np.array_equal(vo, vn)), "rel_numba_numpy": None,
+                       "same_numba_numpy": None}
+                if "numba" in new:
+                    rc, vc = new["numba"][fix]
+                    row.update(numba=rc, rel_numba_numpy=_rel(vc, vn), same_numba_numpy=bool(np.array_equal(vc, vn)))
+                rows.append(row)
     return rows
 
 
 def print_replay_speed(rows, old_rev: str) -> None:
-    gpu = ("a CUDA device is present, but there is no GPU path yet: CPU rows only" if _cuda()
-           else "no CUDA device here (and no GPU path yet)")
-    print(f"Replay speed per core (CPU time, one thread, {GAZE_HZ:.0f} Hz gaze): this tree vs {old_rev} "
-          f"(git archive), same inputs, best of runs; x real time = samples/s / {GAZE_HZ:.0f}; {gpu}")
-    print("| points | samples counted | old samples/s | old x real time | new samples/s | new x real time | "
-          "new / old | max relative difference | bit-identical | goal >= 100x at 1M |")
-    print("|---:|---|---:|---:|---:|---:|---:|---:|---|---|")
-    for n, mode, ro, rn, rel, same in rows:
-        goal = (f"{'met' if rn / GAZE_HZ >= REALTIME_GOAL else 'NOT met'}" if n <= 2_000_000 else "")
-        print(f"| {n:,} | {mode} | {ro:,.0f} | {ro / GAZE_HZ:.1f}x | {rn:,.0f} | {rn / GAZE_HZ:.1f}x | "
-              f"{rn / ro:.2f} | {rel:.1e} | {'yes' if same else 'no'} | {goal} |")
+    gpu = ("a CUDA device is present, but there is no torch/GPU replay path: CPU rows only" if _cuda()
+           else "no CUDA device here, and no torch/GPU replay path exists")
+    print(f"Replay speed per core (CPU time, one thread, {GAZE_HZ:.0f} Hz gaze): the tree at {old_rev} "
+          f"(git archive) and this tree's numpy (reference) and numba paths, same inputs, best of runs; "
+          f"x real time = samples/s / {GAZE_HZ:.0f}; {gpu}")
+    print("| points | samples counted | old samples/s (x real time) | numpy samples/s (x real time) | "
+          "numba samples/s (x real time) | numba / numpy | numpy vs old: max rel. diff | "
+          "numba vs numpy: max rel. diff | goal >= 100x at 1M |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---|")
+
+    def rate(r):
+        return "n/a (numba not installed)" if r is None else f"{r:,.0f} ({r / GAZE_HZ:.1f}x)"
+
+    def diff(rel, same):
+        return "n/a" if rel is None else ("0 (bit-identical)" if same else f"{rel:.1e}")
+
+    for r in rows:
+        best = max(x for x in (r["numpy"], r["numba"]) if x is not None)
+        goal = (f"{'met' if best / GAZE_HZ >= REALTIME_GOAL else 'NOT met'}" if r["points"] <= 2_000_000 else "")
+        ratio = "" if r["numba"] is None else f"{r['numba'] / r['numpy']:.2f}"
+        print(f"| {r['points']:,} | {r['mode']} | {rate(r['old'])} | {rate(r['numpy'])} | {rate(r['numba'])} | "
+              f"{ratio} | {diff(r['rel_numpy_old'], r['same_numpy_old'])} | "
+              f"{diff(r['rel_numba_numpy'], r['same_numba_numpy'])} | {goal} |")
 
 
 def _cuda() -> bool:
