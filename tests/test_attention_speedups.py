@@ -22,8 +22,8 @@ def _replay(pts, fixations_only, **opts):
     rng = np.random.default_rng(4)
     acc = AttentionAccumulator(PointCloud(pts), fixations_only=fixations_only, **opts)
     calls = []
-    query = acc.engine.index.cone_candidates
-    acc.engine.index.cone_candidates = lambda *a, **k: calls.append(1) or query(*a, **k)
+    query = acc.engine.index.cone_ranges        # every octree walk (cone_candidates calls it too)
+    acc.engine.index.cone_ranges = lambda *a, **k: calls.append(1) or query(*a, **k)
     centre = np.array([0.5, 0.5])
     for f in range(90):
         if f % 30 == 0:                                   # a saccade every half second

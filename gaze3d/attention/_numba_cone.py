@@ -374,6 +374,43 @@ def add_columns(e, ix, acc):
         acc[ix[j]] += np.float64(col[j])
 
 
+@nb.njit(cache=True)
+def store_points(cols, starts, ends, back, axis, lim, tiny):
+    """The points of the octree ranges inside a cone: ``(m,) int64`` sorted positions, ``(3, m) float32``.
+
+    ``PointCloudEngine._candidates``' kept cone without gathering every candidate first: points
+    ``p`` of ``cols (3, n)`` in ``[starts[r], ends[r])`` with ``axis . (p - back) >= lim |p - back|``
+    or ``|p - back|^2 <= tiny``. The kept set is a superset of every cone asked of it by a margin
+    (``lim`` is the cosine of the kept angle plus 1e-3 rad) and the exact cone test that follows
+    decides: float32 rounding here (not the numpy path's order) changes no result.
+    """
+    total = 0
+    for r in range(len(starts)):
+        total += ends[r] - starts[r]
+    idx = np.empty(total, dtype=np.int64)
+    k = 0
+    b0, b1, b2 = back[0], back[1], back[2]
+    a0, a1, a2 = axis[0], axis[1], axis[2]
+    x, y, z = cols[0], cols[1], cols[2]
+    for r in range(len(starts)):
+        for j in range(starts[r], ends[r]):
+            dx = x[j] - b0
+            dy = y[j] - b1
+            dz = z[j] - b2
+            n2 = dx * dx + dy * dy + dz * dz
+            if a0 * dx + a1 * dy + a2 * dz >= lim * np.sqrt(n2) or n2 <= tiny:
+                idx[k] = j
+                k += 1
+    cand = idx[:k].copy()
+    pts = np.empty((3, k), dtype=np.float32)
+    for t in range(k):
+        j = cand[t]
+        pts[0, t] = x[j]
+        pts[1, t] = y[j]
+        pts[2, t] = z[j]
+    return cand, pts
+
+
 # ----------------------------------------------------------------- warm-up
 def _canonical_calls():
     """``[(function, args)]``: one call of each entry point with the argument types the engine passes.
@@ -392,8 +429,10 @@ def _canonical_calls():
     c2 = np.full((2, 3), 1e-4, dtype=np.float32)
     lnw = np.full(2, -7.0, dtype=np.float32)
     acc = np.zeros(3)
+    cols = np.ascontiguousarray(full[1:])
+    ranges = np.array([0], dtype=np.int64), np.array([3], dtype=np.int64)
     return [(cone_pass, cone), (gauss_exponent, (c2, f32(4e-3), f32(-100.0), f32(-1200.0), lnw)),
-            (add_columns, (c2, cand, acc))]
+            (add_columns, (c2, cand, acc)), (store_points, (cols, *ranges, ax, ax, f32(0.5), f32(1e-8)))]
 
 
 def cached() -> bool:

@@ -661,6 +661,14 @@ class PointCloudEngine:
             return cand, np.take(idx.cols, cand, axis=1)
         big = cone + widen
         back = apex - axis * (self.store_pullback * self._depth_hint)
+        lim = np.cos(min(big + 1e-3, np.radians(89.9)))
+        tiny = np.float32((1e-4 * idx.size) ** 2)
+        if self._kernel is not None:      # the same test over the octree's ranges, without a gather of them all
+            cand, pts = self._kernel.store_points(idx.cols, *idx.cone_ranges(back, axis, big, 0.0),
+                                                  back.astype(np.float32), axis.astype(np.float32),
+                                                  np.float32(lim), tiny)
+            st = self._store = _ConeStore(apex=back, axis=axis.copy(), half_angle=big, cand=cand, pts=pts)
+            return st.cand, st.pts
         cand = idx.cone_candidates(back, axis, big, 0.0)
         pts = np.take(idx.cols, cand, axis=1)
         # keep the points inside the big cone (with a margin for float32 rounding)
@@ -668,8 +676,7 @@ class PointCloudEngine:
         dot = axis.astype(np.float32) @ d
         n2 = np.einsum("ij,ij->j", d, d)
         del d
-        lim = np.cos(min(big + 1e-3, np.radians(89.9)))
-        ok = (dot >= np.float32(lim) * np.sqrt(n2)) | (n2 <= np.float32((1e-4 * idx.size) ** 2))
+        ok = (dot >= np.float32(lim) * np.sqrt(n2)) | (n2 <= tiny)
         keep = np.flatnonzero(ok)
         st = self._store = _ConeStore(apex=back, axis=axis.copy(), half_angle=big, cand=np.take(cand, keep),
                                       pts=np.take(pts, keep, axis=1))
