@@ -29,6 +29,8 @@ from gaze3d.errors import InputError
 
 #: bits per axis of the finest octree level (3 x 21 = 63 bits: a Morton code fits an int64)
 MAX_LEVEL = 21
+#: the most extreme points (smallest, largest on each axis) that open :func:`nested_order`
+N_EXTREMES = 6
 
 
 def _spread_bits(q: np.ndarray) -> np.ndarray:
@@ -97,7 +99,8 @@ def nested_order(xyz: np.ndarray, seed: int = 0) -> np.ndarray:
 
     Points sorted by :func:`point_levels` (coarse levels first, randomly within a
     level), except that the points with the smallest and largest coordinate on
-    each axis come first: every prefix then has the whole cloud's bounding box,
+    each axis come first: every prefix of at least :data:`N_EXTREMES` points then
+    has the whole cloud's bounding box,
     so a subset drawn in its place gives the renderer the same bounds (and the
     camera the same clipping range) as the whole cloud.
     """

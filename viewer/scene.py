@@ -17,7 +17,7 @@ from gaze3d.scan import Mesh, PointCloud, Volume
 
 from ._vtk import pv, vtkPiecewiseFunction, vtk_to_numpy
 from .colors import auto_window, base_colors, grey_window, looks_like_ct, tint_labels
-from .lod import nested_order
+from .lod import N_EXTREMES, nested_order
 from .overlay import AttentionOverlay
 
 COLOR_ARRAY = "gaze3d_rgb"
@@ -513,7 +513,8 @@ class Scene:
         """
         if self.kind != "cloud":
             return False
-        m = int(m)
+        # at least the extreme points, or the subset's bounds (the camera's clipping range) would differ
+        m = max(int(m), N_EXTREMES) if int(m) > 0 else 0
         if m <= 0 or m >= self.n_elements:
             if self._budget is None:
                 return False
