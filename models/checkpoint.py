@@ -61,3 +61,43 @@ def load_checkpoint(path, device="cpu") -> Tuple[GazeSegNet, dict]:
     model.load_state_dict(state)
     model.eval()
     return model, json.loads(header.get("meta", "{}"))
+
+
+def init_from_checkpoint(model: GazeSegNet, path) -> dict:
+    """Copy the weights of a checkpoint into ``model`` (fine-tuning); returns its meta.
+
+    Every tensor of the same name and shape is copied. A model with ``config.prior`` taking
+    weights from one without (two attention channels, not three) gets the old weights with a
+    zero column for the new prior channel (``fuse`` and ``gate_a`` of every head block) and
+    keeps its zero-initialised classifier, so it starts as exactly the prior (the old head's
+    features are reused, its correction is 0). Any other difference is an error.
+    """
+    old, meta = load_checkpoint(path)
+    oc, nc = old.config, model.config
+    if oc.unet != nc.unet or oc.task != nc.task or oc.guidance != nc.guidance or oc.head_channels != nc.head_channels:
+        raise InputError(f"checkpoint {path}: its backbone/head configuration differs from the "
+                         "model being trained (variant, width, task, guidance)")
+    add = nc.att_channels - oc.att_channels
+    if add not in (0, 1) or (add == 1 and not nc.prior) or (oc.prior and not nc.prior):
+        raise InputError(f"checkpoint {path}: {oc.att_channels} attention channels (prior "
+                         f"{oc.prior!r}), the model {nc.att_channels} (prior {nc.prior!r})")
+    new_state = model.state_dict()
+    src = old.state_dict()
+    for k, v in new_state.items():
+        w = src[k]
+        if nc.prior and not oc.prior and k.startswith("classifier."):
+            continue                       # the correction starts at 0
+        if w.shape != v.shape:
+            # the prior channel sits right after the old attention channels
+            if k.endswith("gate_a.weight"):
+                col = oc.att_channels
+            elif k.endswith("fuse.weight"):
+                i = int(k.split(".")[1])
+                col = model.backbone.out_channels[i] + oc.att_channels
+            else:
+                raise InputError(f"checkpoint {path}: {k} has shape {tuple(w.shape)}, "
+                                 f"expected {tuple(v.shape)}")
+            w = torch.cat([w[:, :col], torch.zeros(w.shape[0], add, dtype=w.dtype), w[:, col:]], 1)
+        new_state[k] = w
+    model.load_state_dict(new_state)
+    return meta

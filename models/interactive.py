@@ -90,8 +90,10 @@ class InteractiveSegmenter:
             from .features import height_above_dtm
             from .segment import GraphSegmenter
 
-            # the same graph as the baseline's tile_graph (PointCloud colours are in [0, 1])
-            self._graph = GraphSegmenter(xyz, cloud.colors, height=height_above_dtm(xyz))
+            # the same graph as the baseline's tile_graph (PointCloud colours are in [0, 1]);
+            # a scan too small for a 10-NN graph gets a prior of 0 everywhere
+            self._graph = (GraphSegmenter(xyz, cloud.colors, height=height_above_dtm(xyz))
+                           if len(xyz) > 11 else None)
         self._xy = coords[:, 1:3]
         self._inverse = inverse
         self.n_points = len(xyz)
@@ -125,11 +127,12 @@ class InteractiveSegmenter:
                  self._to_voxels(negative_attention) if negative_attention is not None
                  else torch.zeros(self.n_voxels, device=self.device)]
         prior = None
-        if self._graph is not None:
+        if self.model.config.prior:
             neg = None
             if negative_attention is not None and np.max(negative_attention) > 0:
                 neg = negative_attention
-            score = self._graph.segment(positive_attention, neg).score      # (n,) in [0, 1]
+            score = (self._graph.segment(positive_attention, neg).score if self._graph is not None
+                     else np.zeros(self.n_points, np.float32))      # (n,) in [0, 1]
             prior = torch.from_numpy(score).to(self.device)
             chans.append(prior.new_zeros(self.n_voxels).scatter_reduce(
                 0, self._inverse, prior, "amax", include_self=False))

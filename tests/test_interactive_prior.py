@@ -133,3 +133,32 @@ def test_sampler_prior_channel_follows_the_corrections_and_training_steps_run():
                                                      fixation_weight=1.0, log_every=100), log=None)
     assert len(losses) == 3 and np.isfinite(losses).all()
     assert model.classifier.weight.abs().sum() > 0
+
+
+def test_init_from_a_checkpoint_without_prior_starts_as_the_walker(scene, tmp_path):
+    from gaze3d.errors import InputError
+    from gaze3d.models.checkpoint import init_from_checkpoint, save_checkpoint
+    from gaze3d.models.interactive_eval import tile_graph
+    from gaze3d.models.networks.segnet import GazeSegNet
+    from gaze3d.models.train import default_interactive_config
+
+    torch.set_num_threads(1)
+    torch.manual_seed(2)
+    plain = GazeSegNet(default_interactive_config(base_channels=8))
+    path = save_checkpoint(plain, tmp_path / "plain.safetensors", {"tiles": [], "features": "dtm"})
+    model = GazeSegNet(default_interactive_config(base_channels=8, prior="graph"))
+    assert init_from_checkpoint(model, path)["tiles"] == []
+    f = model.backbone.out_channels[0]
+    # the old weights, a zero column for the prior channel, and no correction yet
+    assert torch.equal(model.blocks[0].fuse.weight[:, :f + 2], plain.blocks[0].fuse.weight[:, :f + 2])
+    assert model.blocks[0].fuse.weight[:, f + 2].abs().sum() == 0
+    assert torch.equal(model.blocks[1].gate_a.weight[:, :2], plain.blocks[1].gate_a.weight)
+    assert model.classifier.weight.abs().sum() == 0
+    pos, neg = _attention(scene, 1, 2)
+    np.testing.assert_array_equal(_segmenter(model, scene).segment(pos, neg).mask,
+                                  tile_graph(scene).segment(pos, neg).mask)
+    with pytest.raises(InputError, match="configuration differs"):
+        init_from_checkpoint(GazeSegNet(default_interactive_config(base_channels=16, prior="graph")), path)
+    with pytest.raises(InputError, match="attention channels"):
+        prior_path = save_checkpoint(model, tmp_path / "prior.safetensors")
+        init_from_checkpoint(GazeSegNet(default_interactive_config(base_channels=8)), prior_path)
