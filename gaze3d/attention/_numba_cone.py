@@ -34,16 +34,44 @@ def _shift_min(src, dst, n):
 
 
 @nb.njit(cache=True)
-def _min_filter(z, a, tmp):
-    """:func:`.pointcloud._min_filter`: the ``(2a+1)`` square minimum, the ``a``-pixel border ``inf``
-    (``a == 0``: a copy). ``tmp`` is a work array shaped like ``z``. Minima do not depend on the
-    order they are taken in, so the values are the numpy path's.
+def _window_min(src, step, a, dst, n):
+    """``dst[i] = min(src[i + t * step] for t in 0 .. 2a)`` for ``i < n`` (``src`` holds ``n + 2a step``).
+
+    One pass with every tap read at once for the usual 3 and 5 pixel windows (a third of the
+    memory traffic of a pass per tap), a pass per tap beyond.
+    """
+    if a == 1:
+        s0, s1, s2 = src[0:n], src[step:step + n], src[2 * step:2 * step + n]
+        for i in range(n):
+            x, y, z = s0[i], s1[i], s2[i]
+            m = x if x < y else y
+            dst[i] = m if m < z else z
+        return
+    if a == 2:
+        s0, s1, s2 = src[0:n], src[step:step + n], src[2 * step:2 * step + n]
+        s3, s4 = src[3 * step:3 * step + n], src[4 * step:4 * step + n]
+        for i in range(n):
+            x, y, z, u, v = s0[i], s1[i], s2[i], s3[i], s4[i]
+            m = x if x < y else y
+            m = m if m < z else z
+            m = m if m < u else u
+            dst[i] = m if m < v else v
+        return
+    dst[:] = src[0:n]
+    for t in range(1, 2 * a + 1):
+        _shift_min(src[t * step:t * step + n], dst, n)
+
+
+@nb.njit(cache=True)
+def _min_filter(z, a, tmp, out):
+    """:func:`.pointcloud._min_filter` into ``out``: the ``(2a+1)`` square minimum, the ``a``-pixel
+    border ``inf`` (``a == 0``: a copy). ``tmp`` and ``out`` are work arrays shaped like ``z`` (not
+    ``z``). Minima do not depend on the order they are taken in, so the values are the numpy path's.
 
     Both passes run over the flattened C-order buffer in long vectorised loops: along a row, a
     window that would cross into the next row is only ever at a border column, set to inf after.
     """
     H, W = z.shape
-    out = np.empty_like(z)
     if a <= 0:
         out[:, :] = z
         return out
@@ -54,21 +82,19 @@ def _min_filter(z, a, tmp):
     # rows: tf[i] = min(zf[i - a : i + a + 1]) for a <= i < N - a
     n = N - 2 * a
     if n > 0:
-        tf[a:N - a] = zf[0:n]
-        for k in range(1, 2 * a + 1):
-            _shift_min(zf[k:k + n], tf[a:N - a], n)
+        _window_min(zf, 1, a, tf[a:N - a], n)
     for r in range(H):
         tmp[r, :min(a, W)] = _INF
         tmp[r, max(W - a, 0):] = _INF
     # columns: of[r * W + c] = min over rows r - a .. r + a, for a <= r < H - a
-    of[:] = _INF
     rows = H - 2 * a
     if rows > 0:
-        n = rows * W
         lo = a * W
-        of[lo:lo + n] = tf[0:n]
-        for k in range(1, 2 * a + 1):
-            _shift_min(tf[k * W:k * W + n], of[lo:lo + n], n)
+        of[:lo] = _INF
+        of[lo + rows * W:] = _INF
+        _window_min(tf, W, a, of[lo:lo + rows * W], rows * W)
+    else:
+        of[:] = _INF
     return out
 
 
@@ -127,9 +153,18 @@ def _stages(count, pixels):
     return is_base
 
 
+def work_sizes(m: int, width: int, height: int, hmax: int):
+    """``(float32, int64)`` work memory :func:`cone_pass` needs for ``m`` candidates on a
+    ``width x height`` viewport with footprints up to ``hmax``: the window with its borders is
+    at most ``(width + 6 hmax) x (height + 6 hmax)`` pixels (three such buffers), plus per
+    candidate six floats and seven integers."""
+    pixels = (int(width) + 6 * int(hmax) + 2) * (int(height) + 6 * int(hmax) + 2)
+    return 6 * m + 3 * pixels, 7 * m
+
+
 @nb.njit(cache=True)
 def cone_pass(full, cand, cos2, f, w2, h2, width, height, near, far, hmax,
-              spacing, use_spacing, fpx, level_of, half_splat, slope, dtol, ax):
+              spacing, use_spacing, fpx, level_of, half_splat, slope, dtol, ax, wf, wi):
     # level_of has one entry per half-width up to MAX_OCCLUDER_HALF: the clip of the numpy path
     clip_half = len(level_of) - 1
     """The visible points of one cone, their chord matrix and the footprint depth window.
@@ -156,6 +191,10 @@ def cone_pass(full, cand, cos2, f, w2, h2, width, height, near, far, hmax,
         ``max_slope / focal`` and the relative depth tolerance.
     ax : (3,) float32
         Cone axis in camera coordinates.
+    wf, wi : (>= work_sizes(...)) float32, int64
+        Work memory kept by the caller between calls (:func:`work_sizes`): temporaries freed
+        every call would have the allocator hand pages back to the system and fault them in
+        again, which costs more than the pass itself.
 
     Returns
     -------
@@ -169,13 +208,11 @@ def cone_pass(full, cand, cos2, f, w2, h2, width, height, near, far, hmax,
     """
     m = full.shape[1]
     # 1. exact cone test and projection, then the viewport (with the footprint reach)
-    idx = np.empty(m, dtype=np.int64)
-    cx = np.empty(m, dtype=np.float32)
-    cy = np.empty(m, dtype=np.float32)
-    cz = np.empty(m, dtype=np.float32)
-    n2 = np.empty(m, dtype=np.float32)
-    u = np.empty(m, dtype=np.float32)
-    v = np.empty(m, dtype=np.float32)
+    idx, half, iu, iv, row, col, vis = (wi[0:m], wi[m:2 * m], wi[2 * m:3 * m], wi[3 * m:4 * m],
+                                        wi[4 * m:5 * m], wi[5 * m:6 * m], wi[6 * m:7 * m])
+    cx, cy, cz, n2, u, v = (wf[0:m], wf[m:2 * m], wf[2 * m:3 * m], wf[3 * m:4 * m], wf[4 * m:5 * m],
+                            wf[5 * m:6 * m])
+    pix = wf[6 * m:]
     min_n2 = _INF
     fh = np.float32(hmax)
     k = 0
@@ -212,8 +249,8 @@ def cone_pass(full, cand, cos2, f, w2, h2, width, height, near, far, hmax,
     if k == 0:
         return (np.empty(0, dtype=np.int64), np.empty((5, 0), dtype=np.float32), min_n2,
                 np.empty((0, 0), dtype=np.float32), 0, 0, 0, empty_b, empty_b, empty_b, empty_b, empty_f)
+    half, iu, iv, row, col, vis = half[:k], iu[:k], iv[:k], row[:k], col[:k], vis[:k]
     # 2. occluding footprints (PointCloudEngine._occluder_half)
-    half = np.empty(k, dtype=np.int32)
     h = 0
     for i in range(k):
         if use_spacing:
@@ -238,8 +275,6 @@ def cone_pass(full, cand, cos2, f, w2, h2, width, height, near, far, hmax,
             h = s
     # 3. the depth window with an h-pixel border (PointCloudEngine._visibility)
     fh = np.float32(h)
-    iu = np.empty(k, dtype=np.int32)
-    iv = np.empty(k, dtype=np.int32)
     for i in range(k):
         iu[i] = np.int32(u[i] + fh)
         iv[i] = np.int32(v[i] + fh)
@@ -247,8 +282,6 @@ def cone_pass(full, cand, cos2, f, w2, h2, width, height, near, far, hmax,
     v0 = iv.min()
     wu = iu.max() - u0 + 1 + 2 * h
     wv = iv.max() - v0 + 1 + 2 * h
-    row = np.empty(k, dtype=np.int64)
-    col = np.empty(k, dtype=np.int64)
     count = np.zeros(h + 1, dtype=np.int64)
     for i in range(k):
         row[i] = iv[i] - (v0 - h)
@@ -259,11 +292,14 @@ def cone_pass(full, cand, cos2, f, w2, h2, width, height, near, far, hmax,
         if count[s] > 0:
             nsizes += 1
     if nsizes == 1:
-        z = np.full((wv, wu), _INF, dtype=np.float32)
+        P = wv * wu
+        z = pix[0:P].reshape((wv, wu))
+        z[:, :] = _INF
         for i in range(k):
             if cz[i] < z[row[i], col[i]]:
                 z[row[i], col[i]] = cz[i]
-        zs = _min_filter(z, h, np.empty_like(z))
+        zs = np.empty((wv, wu), dtype=np.float32)
+        _min_filter(z, h, pix[P:2 * P].reshape((wv, wu)), zs)
         band = empty_b
     else:
         # every footprint, exactly, over the window padded by h (what the numpy path's one
@@ -273,14 +309,18 @@ def cone_pass(full, cand, cos2, f, w2, h2, width, height, near, far, hmax,
         hp = wv + 2 * h
         wp = wu + 2 * h
         is_base = _stages(count, hp * wp)
-        acc = np.full((hp, wp), _INF, dtype=np.float32)
-        tmp = np.empty((hp, wp), dtype=np.float32)
+        P = hp * wp
+        acc = pix[0:P].reshape((hp, wp))
+        other = pix[P:2 * P].reshape((hp, wp))
+        tmp = pix[2 * P:3 * P].reshape((hp, wp))
+        acc[:, :] = _INF
         top = h + 1
         for b in range(h, -1, -1):
             if not (b == 0 or is_base[b]):
                 continue
             if top <= h:
-                acc = _min_filter(acc, top - b, tmp)
+                _min_filter(acc, top - b, tmp, other)
+                acc, other = other, acc
             for i in range(k):
                 if b <= half[i] < top:
                     _square(acc, row[i] + h, col[i] + h, half[i] - b, cz[i])
@@ -299,7 +339,6 @@ def cone_pass(full, cand, cos2, f, w2, h2, width, height, near, far, hmax,
                 band[nb_] = i
                 nb_ += 1
     # 4. the depth test, on screen only, and the chord matrix of the visible points
-    vis = np.empty(k, dtype=np.int64)
     nv = 0
     one = np.float32(1.0)
     for i in range(k):
@@ -375,19 +414,17 @@ def add_columns(e, ix, acc):
 
 
 @nb.njit(cache=True)
-def store_points(cols, starts, ends, back, axis, lim, tiny):
+def store_points(cols, starts, ends, back, axis, lim, tiny, wi):
     """The points of the octree ranges inside a cone: ``(m,) int64`` sorted positions, ``(3, m) float32``.
 
     ``PointCloudEngine._candidates``' kept cone without gathering every candidate first: points
     ``p`` of ``cols (3, n)`` in ``[starts[r], ends[r])`` with ``axis . (p - back) >= lim |p - back|``
     or ``|p - back|^2 <= tiny``. The kept set is a superset of every cone asked of it by a margin
     (``lim`` is the cosine of the kept angle plus 1e-3 rad) and the exact cone test that follows
-    decides: float32 rounding here (not the numpy path's order) changes no result.
+    decides: float32 rounding here (not the numpy path's order) changes no result. ``wi``: int64
+    work memory, at least the ranges' total length.
     """
-    total = 0
-    for r in range(len(starts)):
-        total += ends[r] - starts[r]
-    idx = np.empty(total, dtype=np.int64)
+    idx = wi
     k = 0
     b0, b1, b2 = back[0], back[1], back[2]
     a0, a1, a2 = axis[0], axis[1], axis[2]
@@ -424,15 +461,17 @@ def _canonical_calls():
     spacing = np.full(3, 0.01, dtype=np.float32)
     level_of = np.array([0, 1, 2, 3, 4, 6, 6, 8, 8, 11, 11, 11, 14, 14, 14], dtype=np.int32)
     ax = np.array([0.0, 0.0, 1.0], dtype=np.float32)
+    nf, ni = work_sizes(3, 64, 48, 14)
     cone = (full, cand, f32(0.9), f32(100.0), f32(32.0), f32(24.0), f32(64.0), f32(48.0), f32(0.01),
-            f32(1e6), 14, spacing, True, f32(180.0), level_of, 1, f32(0.03), f32(0.001), ax)
+            f32(1e6), 14, spacing, True, f32(180.0), level_of, 1, f32(0.03), f32(0.001), ax,
+            np.empty(nf, dtype=np.float32), np.empty(ni, dtype=np.int64))
     c2 = np.full((2, 3), 1e-4, dtype=np.float32)
     lnw = np.full(2, -7.0, dtype=np.float32)
     acc = np.zeros(3)
     cols = np.ascontiguousarray(full[1:])
     ranges = np.array([0], dtype=np.int64), np.array([3], dtype=np.int64)
     return [(cone_pass, cone), (gauss_exponent, (c2, f32(4e-3), f32(-100.0), f32(-1200.0), lnw)),
-            (add_columns, (c2, cand, acc)), (store_points, (cols, *ranges, ax, ax, f32(0.5), f32(1e-8)))]
+            (add_columns, (c2, cand, acc)), (store_points, (cols, *ranges, ax, ax, f32(0.5), f32(1e-8), np.empty(3, dtype=np.int64)))]
 
 
 def cached() -> bool:

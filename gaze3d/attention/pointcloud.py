@@ -625,12 +625,14 @@ class PointCloudEngine:
         """The rest of :meth:`_build` in one compiled pass (:mod:`._numba_cone`), bit-identical to it."""
         f32 = np.float32
         focal = camera.focal_px
+        nf, ni = self._kernel.work_sizes(len(cand), camera.width, camera.height, self.max_occluder_half)
         (index, amat, min_n2, zs, iu0, iv0, h, band, brow, bcol, bhalf, bdep) = self._kernel.cone_pass(
             full[:4], cand, f32(np.cos(cone) ** 2), f32(focal), f32(camera.width / 2.0), f32(camera.height / 2.0),
             f32(camera.width), f32(camera.height), f32(camera.near), f32(camera.far), self.max_occluder_half,
             self.spacing if self.spacing_footprint else _NO_SPACING, self.spacing_footprint,
             f32(FOOTPRINT_PER_SPACING * focal), _HALF_LEVEL_OF, self.half_splat, f32(self.max_slope / focal),
-            f32(self.depth_tolerance), (R @ axis).astype(np.float32))
+            f32(self.depth_tolerance), (R @ axis).astype(np.float32), self._scratch((nf,), 10),
+            self._scratch((ni,), 11, np.int64))
         if np.isfinite(min_n2):
             self._depth_hint = float(np.sqrt(min_n2))
         window = None
@@ -664,9 +666,10 @@ class PointCloudEngine:
         lim = np.cos(min(big + 1e-3, np.radians(89.9)))
         tiny = np.float32((1e-4 * idx.size) ** 2)
         if self._kernel is not None:      # the same test over the octree's ranges, without a gather of them all
-            cand, pts = self._kernel.store_points(idx.cols, *idx.cone_ranges(back, axis, big, 0.0),
-                                                  back.astype(np.float32), axis.astype(np.float32),
-                                                  np.float32(lim), tiny)
+            starts, ends = idx.cone_ranges(back, axis, big, 0.0)
+            cand, pts = self._kernel.store_points(idx.cols, starts, ends, back.astype(np.float32),
+                                                  axis.astype(np.float32), np.float32(lim), tiny,
+                                                  self._scratch((int((ends - starts).sum()),), 12, np.int64))
             st = self._store = _ConeStore(apex=back, axis=axis.copy(), half_angle=big, cand=cand, pts=pts)
             return st.cand, st.pts
         cand = idx.cone_candidates(back, axis, big, 0.0)
