@@ -1,27 +1,32 @@
 """Benchmark: semantic segmentation from a few labelled scans, with and without gaze as weak supervision.
 
     OMP_NUM_THREADS=1 python bench/semantic_fewlabel.py [--labelled 1,2,5] [--seeds 3] [--steps 200]
-                                                       [--control-at 2] [--grid 5x3]
+        [--gaze-classes 6] [--control-at 2] [--models ...] [--json runs.jsonl] [--report runs.jsonl]
 
 The IGN tile (classes 1 unclassified/vegetation, 2 ground, 6 building) is cut
 into a grid of sub-tiles ("scans", 20 m x 21 m for 5x3). The two east columns
 are the test scans (3 buildings); the other columns are the pool. Per seed the
 pool is shuffled: the first L scans are labelled (L = 1, 2, 5; nested), the
 rest are gaze-only: the simulated annotator (attention engine, 0.5 deg offset,
-0.1 deg noise, 1 deg foveal sigma) looks at every building and every tree
-cluster in them, 8 fixations each, pressing the class key; that attention
-becomes multi-level pseudo-labels (:func:`gaze3d.models.semantic.gaze_pseudo_labels`).
+0.1 deg noise, 1 deg foveal sigma) looks at every object of ``--gaze-classes``
+in them (6: buildings; 6,1: also tree clusters), 8 fixations each, pressing the
+class key; that attention becomes multi-level pseudo-labels
+(:func:`gaze3d.models.semantic.gaze_pseudo_labels`).
 
 Models (same network, :class:`~gaze3d.models.semantic.FewLabelNet`, same steps):
 
-* ``labelled only``: the L labelled scans (cross-entropy, view and level consistency);
-* ``labelled + gaze``: plus the gaze-only scans (pseudo-label loss per level and
-  consistency), the GazeMedSeg-style scheme;
+* ``labelled only``: the L labelled scans (class-balanced cross-entropy, view and
+  level consistency);
+* ``labelled + gaze on ...``: plus the gaze-only scans (pseudo-label loss per level
+  and consistency), the GazeMedSeg-style scheme;
 * ``labelled + unlabelled`` (at ``--control-at`` L only): the gaze-only scans with
   consistency but no pseudo-labels, to tell gaze from merely seeing more scans.
 
 Scored on every point of the test scans (no gaze at test time): per-class IoU and
-mIoU, mean and std over seeds; every run is printed, then the tables in markdown.
+mIoU, mean and std over seeds, and the gain over labelled only with the same
+seed; every run is printed, then the tables in markdown. ``--json`` appends each
+run to a file, ``--report`` prints the tables of stored runs (several
+invocations, e.g. one model each in parallel processes) without training.
 Torch runs on CUDA when present, else on the CPU with 1 thread.
 """
 from __future__ import annotations
