@@ -101,6 +101,17 @@ def test_compiled_matches_numpy_for_splat_footprints(opts):
     _same_cones(ref_cones, cones)
 
 
+@pytest.mark.parametrize("sigma_deg", [2.0, 8.0])
+def test_compiled_matches_numpy_for_wide_foveae(sigma_deg):
+    """Cut-offs past 5 and 20 degrees take the deposit's series and exact branches (numpy in both paths)."""
+    pts = _scene()
+    ref, ref_cones = _replay(pts, False, False, frames=12, sigma_deg=sigma_deg)
+    out, cones = _replay(pts, True, False, frames=12, sigma_deg=sigma_deg)
+    assert np.count_nonzero(ref) > 1000
+    assert np.array_equal(ref, out)
+    _same_cones(ref_cones, cones)
+
+
 @pytest.mark.parametrize("a", [0, 1, 2, 3, 6])
 def test_min_filter_matches_numpy(a):
     rng = np.random.default_rng(a)
