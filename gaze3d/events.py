@@ -10,7 +10,8 @@ return one label per sample:
     Data-driven thresholds (Nystrom & Holmqvist 2010, with median/MAD
     statistics, per 60 s block), saccades, post-saccadic oscillations
     (``PSO``), REMoDNaV-like pursuit vs fixation between saccades against a
-    measured-noise floor (at least 5 deg/s), and blinks/gaps widened by 20 ms
+    measured-noise floor (at least 5 deg/s; 2-5 deg/s when the movement is
+    sustained: 1 deg or more, one way), and blinks/gaps widened by 20 ms
     plus the fast excursions around a loss of track. Defaults chosen on
     real human-coded recordings (Hooge et al. 2018 adults; infants and GazeCom
     held out): see :mod:`gaze3d._events_adaptive` and ``docs/events.md``.

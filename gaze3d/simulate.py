@@ -23,8 +23,8 @@ The oculomotor model
   ``500 * (1 - exp(-A / 15))`` cannot both hold for a smooth profile (the
   peak must exceed the mean velocity ``A / D`` by ~1.7x), so the duration
   law is kept exact and the peak follows from the profile.
-* **Smooth pursuit** of a target moving at 5-30 deg/s (gain 1 after a 100 ms
-  velocity ramp).
+* **Smooth pursuit** of a target moving at 5-30 deg/s (``pursuit_speed_deg_s``;
+  gain 1 after a 100 ms velocity ramp).
 * **Blinks** (Poisson, 100-300 ms of invalid data, optionally preceded by the
   typical 40 ms downward artefact of the closing lid) and **dropouts**
   (bursts of lost samples).
@@ -408,7 +408,8 @@ def simulate_gaze(duration_s: Optional[float], rate_hz: float = 1200.0, *, seed=
                   accuracy_offset_deg=(0.0, 0.0), precision_rms_deg: float = 0.05,
                   blink_rate_hz: float = 0.2, dropout_rate: float = 0.0, pursuit_fraction: float = 0.2,
                   targets: Optional[Sequence[Sequence[float]]] = None, field_deg=(15.0, 10.0),
-                  start_deg=(0.0, 0.0), blink_artefact: bool = True) -> GazeSignal:
+                  start_deg=(0.0, 0.0), blink_artefact: bool = True,
+                  pursuit_speed_deg_s=(5.0, 30.0)) -> GazeSignal:
     """Simulate screen gaze in degrees with ground-truth labels.
 
     Parameters
@@ -439,12 +440,18 @@ def simulate_gaze(duration_s: Optional[float], rate_hz: float = 1200.0, *, seed=
         Where the random script starts.
     blink_artefact : bool
         Add the downward excursion of the last 40 ms before each blink.
+    pursuit_speed_deg_s : (2,) float
+        Range (low, high) of the pursuit target's speed, drawn uniformly per
+        pursuit; 0 < low <= high.
 
     Returns
     -------
     GazeSignal
     """
     rate_hz = _check("rate_hz", rate_hz, 0.0, 2000.0, low_open=True)
+    speed_lo, speed_hi = _pair("pursuit_speed_deg_s", pursuit_speed_deg_s)
+    if not 0 < speed_lo <= speed_hi:
+        raise InputError(f"simulate pursuit_speed_deg_s: expected 0 < low <= high, got {pursuit_speed_deg_s!r}")
     precision_rms_deg = _check("precision_rms_deg", precision_rms_deg, 0.0, 10.0)
     blink_rate_hz = _check("blink_rate_hz", blink_rate_hz, 0.0, 5.0)
     dropout_rate = _check("dropout_rate", dropout_rate, 0.0, 0.5)
@@ -491,7 +498,7 @@ def simulate_gaze(duration_s: Optional[float], rate_hz: float = 1200.0, *, seed=
                 break
             if pursuit_fraction > 0 and tl.pursuit_samples < pursuit_fraction * tl.i:
                 tl.fixation(_static(pos), rng.uniform(0.1, 0.2))
-                speed, dur = rng.uniform(5.0, 30.0), rng.uniform(0.4, 1.2)
+                speed, dur = rng.uniform(speed_lo, speed_hi), rng.uniform(0.4, 1.2)
                 for _ in range(20):     # a direction that stays inside the field
                     ang = rng.uniform(0, 2 * np.pi)
                     d = np.array([np.cos(ang), np.sin(ang)])
