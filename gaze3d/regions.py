@@ -41,32 +41,33 @@ def _bfs(seed: int, allowed: np.ndarray, neighbours) -> np.ndarray:
     return region
 
 
+# CloudNeighbours.last_path when a label came before the background build finished
+NOT_BUILT = "tree: neighbour graph not built yet"
+
+
 class CloudNeighbours:
     """The kNN graph of a whole point cloud, built once per scan, for :func:`grow_cloud` without a tree per call.
 
     Region growing needs, for each candidate point (attention above the
-    threshold), its ``k + 1`` nearest *candidates*. Today's answer builds a
-    k-d tree over the candidates on every call (~0.1 s for 80,000 candidates
-    on a quiet 2-core machine, up to 1 s loaded). This structure holds what
-    does not depend on the attention: a k-d tree over every point, each
-    point's ``k + 1`` nearest points, the distance to the last of them, and
-    whether that set is unique (no tie at its edge). For a candidate whose
+    threshold), its ``k + 1`` nearest *candidates*. Without this structure
+    grow_cloud builds a k-d tree over the candidates and asks it for every
+    candidate (~0.1 s for 80,000 candidates on a quiet 2-core machine, up to
+    1 s loaded). This structure holds what does not depend on the attention:
+    each point's ``k + 1`` nearest points (a k-d tree over the whole cloud,
+    once), the distance to the last of them, and whether that set is unique
+    (no tie at its edge). For a candidate whose
     ``k + 1`` nearest points are all candidates (the inside of the attended
-    blob) they *are* its nearest candidates; the few others (the blob's rim)
-    ask the tree for more points. A tie in distance at the edge of a set
-    (quantised LAS coordinates) leaves which of the tied points a tree over
-    the candidates keeps to that tree's internals: the region is then grown
-    with none and with all of them, and when both agree (the tied points are
-    inside the region anyway) that is the region. Where the answer could
-    still differ (the two disagree, or a candidate's nearest candidates lie
-    far beyond its nearest points), :func:`grow_cloud` builds the tree over
-    the candidates as before: the region is bit-identical either way
+    blob) they *are* its nearest candidates (the set is unique). Only the
+    others (the rim of the attended blob and its holes) are asked of a tree
+    over the candidates, the very tree the graph-less path builds (same
+    points, same construction): the region is bit-identical to the one grown
+    without this structure, ties in distance included
     (``tests/test_regions_neighbours.py``).
 
     Parameters
     ----------
     xyz : (n, 3) float
-        The cloud's points (copied as float64).
+        The cloud's points (float64; not copied if they are).
     k : int
         Neighbours per point of the growing graph (``grow_cloud``'s ``k``).
     background : bool
@@ -91,7 +92,8 @@ class CloudNeighbours:
 
     Notes
     -----
-    Memory: about 70 bytes per point (1M points: ~70 MB). Thread-safety: the
+    Memory: about 45 bytes per point (1M points: ~45 MB; the build's tree is
+    dropped once the graph is built). Thread-safety: the
     builder thread only publishes finished arrays; readers check
     :attr:`ready` first.
     """
@@ -99,14 +101,13 @@ class CloudNeighbours:
     def __init__(self, xyz, k: int = 8, *, background: bool = False, chunk: int = 65536):
         if not (isinstance(k, (int, np.integer)) and k >= 1):
             raise InputError(f"k: expected an int >= 1, got {k!r}")
-        self.xyz = np.array(xyz, dtype=np.float64).reshape(-1, 3)
+        self.xyz = np.ascontiguousarray(xyz, dtype=np.float64).reshape(-1, 3)
         self.n = len(self.xyz)
         self.k = int(k)
         self.chunk = max(1, int(chunk))
         self.error: str | None = None
         self.last_path = ""
         self.seconds = 0.0
-        self.tree = None
         self.nbr = self.dk = self.unique = None
         self._done = threading.Event()
         self._stop = threading.Event()
@@ -163,12 +164,15 @@ class CloudNeighbours:
             nbr[lo:hi] = i[:, :kk]
             dk[lo:hi] = d[:, kk - 1]
             unique[lo:hi] = d[:, kk] > d[:, kk - 1]
-        self.tree, self.nbr, self.dk, self.unique = tree, nbr, dk, unique
+        self.nbr, self.dk, self.unique = nbr, dk, unique
         self.seconds = time.perf_counter() - t0
         self._done.set()
 
-    def candidate_graph(self, cand: np.ndarray, kk: int):
-        """The ``kk`` nearest candidates of each candidate, exactly as a tree over the candidates finds them.
+    def inner_rows(self, cand: np.ndarray, kk: int):
+        """The candidates whose ``kk`` nearest points are all candidates, and those points.
+
+        Such a set (unique: no tie at its edge) is also the candidate's ``kk``
+        nearest candidates, exactly what a tree over the candidates finds.
 
         Parameters
         ----------
@@ -179,83 +183,26 @@ class CloudNeighbours:
 
         Returns
         -------
-        (nbr (m, kk) int64, dist (m, kk) float64, exact (m,) bool, tied) or None
-            ``nbr`` as positions in ``cand``; ``dist`` their distances where
-            ``exact``, else only the last column is exact (the others are no
-            larger: the caller asks :meth:`exact_rows` if it needs them).
-            The last column of ``dist`` is always the ``kk``-th candidate's
-            distance. ``tied``: None, or ``(rows (t,), cols (t,))`` where rows
-            have a tie at the edge of their set: their ``nbr`` holds only the
-            candidates nearer than the edge (padded with the row itself, no
-            edge) and ``cols`` the tied candidates, of which a tree over the
-            candidates would keep some. None (and :attr:`last_path` says why):
-            not answerable without a tree over the candidates.
+        (inner (m,) bool, nbr (i, kk) int64, dist_last (i,) float64) or None
+            ``nbr``: the inner rows' sets as positions in ``cand``;
+            ``dist_last``: the distance to the farthest of each set. None (and
+            :attr:`last_path` says why) when the graph cannot answer.
         """
         if not self.ready:
-            self.last_path = "tree: neighbour graph not built yet" if self.error is None else \
+            self.last_path = NOT_BUILT if self.error is None else \
                 f"tree: neighbour graph failed ({self.error})"
             return None
         if kk != self.k + 1:
             self.last_path = f"tree: graph built for k={self.k}, asked for k={kk - 1}"
             return None
-        m = len(cand)
         is_c = np.zeros(self.n, dtype=bool)
         is_c[cand] = True
-        loc = np.empty(self.n, dtype=np.int64)
-        loc[cand] = np.arange(m)
         g = self.nbr[cand]
         inner = is_c[g].all(axis=1) & self.unique[cand]
-        nbr = np.empty((m, kk), dtype=np.int64)
-        dist = np.empty((m, kk), dtype=np.float64)
-        exact = np.zeros(m, dtype=bool)
-        tied_r, tied_c = [], []
-        nbr[inner] = loc[g[inner]]
-        dist[inner] = self.dk[cand[inner], None]        # the last column exact, the others <= it
-        rim = np.flatnonzero(~inner)
-        kq = 4 * kk
-        while len(rim):
-            if kq >= self.n:
-                self.last_path = "tree: a candidate's nearest candidates are farther than the graph reaches"
-                return None
-            d, i = self.tree.query(self.xyz[cand[rim]], k=kq)
-            c = is_c[i]
-            cs = np.cumsum(c, axis=1)
-            enough = cs[:, -1] >= kk
-            p = np.argmax(cs >= kk, axis=1)
-            dstar = d[np.arange(len(rim)), p]
-            # every point nearer than the last one returned is returned: the kk-th candidate is
-            # known when it is nearer than that, and the set is unique when no other candidate ties it
-            known = enough & (dstar < d[:, -1])
-            tie = known & ((c & (d <= dstar[:, None])).sum(axis=1) != kk)
-            plain = known & ~tie
-            if plain.any():
-                r = rim[plain]
-                sel = c[plain] & (cs[plain] <= kk)
-                nbr[r] = loc[i[plain][sel]].reshape(-1, kk)
-                dist[r] = d[plain][sel].reshape(-1, kk)
-                exact[r] = True
-            for j in np.flatnonzero(tie):       # few rows: the nearer candidates, and the tied ones apart
-                row, cj, dj = rim[j], c[j], d[j]
-                near = loc[i[j][cj & (dj < dstar[j])]]
-                nbr[row] = row
-                nbr[row, :len(near)] = near
-                dist[row] = dstar[j]
-                dist[row, :len(near)] = dj[cj & (dj < dstar[j])]
-                exact[row] = True
-                ties = loc[i[j][cj & (dj == dstar[j])]]
-                tied_r.append(np.full(len(ties), row))
-                tied_c.append(ties)
-            rim = rim[~known]
-            kq *= 4
+        loc = np.empty(self.n, dtype=np.int64)
+        loc[cand] = np.arange(len(cand))
         self.last_path = "graph"
-        tied = (np.concatenate(tied_r), np.concatenate(tied_c)) if tied_r else None
-        return nbr, dist, exact, tied
-
-    def exact_rows(self, cand: np.ndarray, rows: np.ndarray, kk: int):
-        """(nbr (r, kk) positions in ``cand``, dist (r, kk)) of candidates ``rows`` whose ``kk`` nearest
-        points are all candidates (the inner rows of :meth:`candidate_graph`), with every distance exact."""
-        d, i = self.tree.query(self.xyz[cand[rows]], k=kk)
-        return np.searchsorted(cand, i.reshape(len(rows), kk)), d.reshape(len(rows), kk)
+        return inner, loc[g[inner]], self.dk[cand[inner]]
 
 
 def grow_cloud(xyz, attention, rel_threshold: float = 0.2, k: int = 8, max_radius: float | None = None,
@@ -342,45 +289,47 @@ def _reach(seed: int, m: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
 
 def _grow_candidates(xyz, cand, a_cand, k, max_radius, neighbours) -> np.ndarray:
     """Positions in ``cand`` (m,) of the region grown from the largest ``a_cand`` over the candidates' kNN graph."""
-    max_radius_arg = max_radius
-    kk = min(k + 1, len(cand))
+    from scipy.spatial import cKDTree
+
+    m = len(cand)
+    kk = min(k + 1, m)
     got = None
     if neighbours is not None:
         if neighbours.n != len(xyz):
             raise InputError(f"neighbours: built for {neighbours.n} points, the cloud has {len(xyz)}")
-        got = neighbours.candidate_graph(cand, kk)
-    if got is None:
-        # graph only over the candidate points: the region cannot leave them
-        from scipy.spatial import cKDTree
+        got = neighbours.inner_rows(cand, kk)
+    tree = None
 
-        tree = cKDTree(xyz[cand])
-        dist, nbr = tree.query(xyz[cand], k=kk)
-        dist, nbr = dist.reshape(len(cand), kk), nbr.reshape(len(cand), kk)
-        exact = tied = None
+    def ask_tree(rows):
+        # the graph only over the candidate points (the region cannot leave them); with the
+        # precomputed graph only for the rows it cannot answer, on the same tree as without it
+        nonlocal tree
+        if tree is None:
+            tree = cKDTree(xyz[cand])
+        d, i = tree.query(xyz[cand[rows]], k=kk)
+        return d.reshape(len(rows), kk), i.reshape(len(rows), kk)
+
+    if got is None:
+        dist, nbr = ask_tree(np.arange(m))
+        exact = np.ones(m, dtype=bool)
     else:
-        nbr, dist, exact, tied = got
+        inner, nbr_in, d_last = got
+        nbr = np.empty((m, kk), dtype=np.int64)
+        dist = np.empty((m, kk), dtype=np.float64)
+        nbr[inner] = nbr_in
+        dist[inner] = d_last[:, None]         # the last exact, the others no larger (asked if needed)
+        rim = np.flatnonzero(~inner)
+        if len(rim):
+            dist[rim], nbr[rim] = ask_tree(rim)
+        exact = ~inner
     if max_radius is None:
         med = np.median(dist[:, -1]) if kk > 1 else 0.0
         max_radius = 4.0 * med if med > 0 else np.inf
-    if exact is not None:
-        # inner rows know their last distance only: where it is beyond max_radius, ask for all of them
-        far = np.flatnonzero(~exact & (dist[:, -1] > max_radius))
-        if len(far):
-            nbr[far], dist[far] = neighbours.exact_rows(cand, far, kk)
-    nbr = np.where(dist <= max_radius, nbr, np.arange(len(cand))[:, None])
-    seed = int(np.argmax(a_cand))
-    m = len(cand)
-    rows = np.repeat(np.arange(m), nbr.shape[1])
-    sub = _reach(seed, m, rows, nbr.ravel())
-    if tied is not None:
-        # a tree over the candidates keeps some of the tied points (its internals say which): the
-        # region grown without any of them (sub) and with all of them bound it; equal bounds are it
-        t_rows, t_cols = tied
-        keep = dist[t_rows, -1] <= max_radius
-        if keep.any() and not np.array_equal(
-                sub, _reach(seed, m, np.r_[rows, t_rows[keep]], np.r_[nbr.ravel(), t_cols[keep]])):
-            neighbours.last_path = "tree: a tie in distance at the edge of a candidate's neighbour set decides"
-            return _grow_candidates(xyz, cand, a_cand, k, max_radius_arg, None)
+    far = np.flatnonzero(~exact & (dist[:, -1] > max_radius))
+    if len(far):                              # inner rows with a neighbour beyond max_radius: every distance
+        dist[far], nbr[far] = ask_tree(far)
+    nbr = np.where(dist <= max_radius, nbr, np.arange(m)[:, None])
+    sub = _reach(int(np.argmax(a_cand)), m, np.repeat(np.arange(m), kk), nbr.ravel())
     return np.flatnonzero(sub)
 
 

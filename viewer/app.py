@@ -295,6 +295,9 @@ class ViewerApp:
                 return
         except Gaze3DError as exc:   # unknown label name, nothing to save...: say it, keep going
             s.say(str(exc))
+        # the key's effect is shown in a budget frame even when its work outlasted the idle delay
+        # (a label on a loaded CPU): the still frame comes once idle, not before the effect
+        self._interacting()
         self._update_cursor()
         self._update_drift_target()
         self.update_status()

@@ -28,7 +28,7 @@ from gaze3d.camera import Camera
 from gaze3d.errors import Gaze3DError, InputError
 from gaze3d.io import load_scan, save_labels, save_scan
 from gaze3d.protocol import TOPIC_GAZE_2D
-from gaze3d.regions import grow_region
+from gaze3d.regions import NOT_BUILT, CloudNeighbours, grow_cloud_sparse, grow_region
 from gaze3d.scan import Mesh, PointCloud, Volume
 
 from . import regions as _regions  # noqa: F401  (scipy.spatial at start-up: the first label key stays fast)
@@ -131,6 +131,11 @@ class LabelingSession:
         self.rel_threshold = float(rel_threshold)
         self.viewport = vp
         self.accumulator = AttentionAccumulator.from_options(scan, attention_options)
+        # what region growing needs that does not depend on the attention (the cloud's kNN graph),
+        # built once in a background thread while the annotator looks around: a label then
+        # builds no tree (the same region; until it is built, a tree per label as before)
+        self.neighbours: Optional[CloudNeighbours] = (CloudNeighbours(scan.xyz, background=True)
+                                                      if self.kind == "cloud" else None)
         base = scan.labels if scan.labels is not None else np.zeros(self.shape, dtype=np.int32)
         self.labels = np.array(base, dtype=np.int32).reshape(-1)
         self.history: LabelHistory[LabelAction] = LabelHistory()
@@ -383,6 +388,33 @@ class LabelingSession:
         the network's mask is empty or collapses, the region comes from region growing
         and :attr:`message` says so (method ``"grow"``, ``_segmenter_error`` the reason).
         """
+        index, method = self._attended_index()
+        region = np.zeros(int(np.prod(self.shape)), dtype=bool)
+        region[index] = True
+        return region, method
+
+    def _wants_model(self) -> bool:
+        return self.segmenter_mode == "model" or (
+            self.segmenter_mode == "auto" and self.kind == "cloud" and self._segmenter_error is None)
+
+    def _attended_index(self) -> tuple:
+        """(index (r,) int64 ascending, method): the elements of :meth:`attended_region`.
+
+        Region growing on a cloud reads the nonzero attention only
+        (``AttentionAccumulator.nonzero_signed_values``) and the cloud's kNN graph
+        (:attr:`neighbours`): no array over the whole cloud, no tree per label.
+        """
+        if self.kind == "cloud" and not self._wants_model():
+            index, pos, neg = self.accumulator.nonzero_signed_values()
+            if not len(index) or not float(pos.max()) > 0:
+                return np.zeros(0, dtype=np.int64), "none"
+            grow_att = np.where(neg > pos, 0.0, pos).astype(np.float32)   # rejected parts cannot seed or join
+            return grow_cloud_sparse(self.scan.xyz, index, grow_att, self.rel_threshold,
+                                     neighbours=self.neighbours), "grow"
+        region, method = self._dense_region()
+        return np.flatnonzero(region), method
+
+    def _dense_region(self) -> tuple:
         att = self.attention
         if not att.size or not float(att.max()) > 0:
             return np.zeros(att.shape, dtype=bool), "none"
@@ -392,8 +424,7 @@ class LabelingSession:
             pos, neg = att, np.zeros_like(att)
         if not float(pos.max()) > 0:
             return np.zeros(att.shape, dtype=bool), "none"
-        want_model = self.segmenter_mode == "model" or (
-            self.segmenter_mode == "auto" and self.kind == "cloud" and self._segmenter_error is None)
+        want_model = self._wants_model()
         fallback_note = None
         if want_model:
             try:
@@ -419,7 +450,9 @@ class LabelingSession:
                 return region.reshape(-1), "walker"
             except OptionalDependencyError as exc:    # no scikit-image: the flood fill, said why
                 fallback_note = str(exc)
-        region = np.asarray(grow_region(self.scan, grow_att.reshape(self.shape), self.rel_threshold)).reshape(-1)
+        kw = {"neighbours": self.neighbours} if self.kind == "cloud" else {}
+        region = np.asarray(grow_region(self.scan, grow_att.reshape(self.shape), self.rel_threshold,
+                                        **kw)).reshape(-1)
         if fallback_note:
             self._fallback_note = f"model fell back to region growing: {fallback_note}"
         return region, "grow"
@@ -443,11 +476,15 @@ class LabelingSession:
         with a "did you mean" hint.
         """
         lab = self.resolve_label(label)
-        self.commit_attention()
+        # the samples still in the classification lag count (no overlay refresh: a label clears it)
+        if hasattr(self.accumulator, "flush"):
+            self.accumulator.flush()
         self._fallback_note = None
-        region, method = self.attended_region()
-        index = np.flatnonzero(region)
+        if self.neighbours is not None:
+            self.neighbours.last_path = ""
+        index, method = self._attended_index()
         if len(index) == 0:
+            self.refresh()
             self.message = "nothing attended yet: look at a structure first"
             return None
         t = self.now_ns()
@@ -461,6 +498,8 @@ class LabelingSession:
         self.message = f"labelled {len(index)} {'voxels' if self.kind == 'volume' else 'points'} as {lab.name} ({method})"
         if self._fallback_note:      # visible: the network did not produce this region
             self.message += f"; {self._fallback_note}"
+        if self.neighbours is not None and self.neighbours.last_path == NOT_BUILT:
+            self.message += "; neighbour graph still building, so this label built its own (slower)"
         # the next label starts from fresh attention
         self.accumulator.reset()
         self._gaze.clear()
@@ -640,6 +679,8 @@ class LabelingSession:
         if getattr(self, "_closed", False):
             return
         self._closed = True
+        if self.neighbours is not None:
+            self.neighbours.close()
         self.record_event({"type": "session_end", "annotator": self.annotator, "n_labelled": int((self.labels > 0).sum())})
         self.sink.close()
 

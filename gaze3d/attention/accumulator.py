@@ -262,6 +262,48 @@ class AttentionAccumulator:
                 neg[r.index] += r.attention
         return np.maximum(total - neg, 0.0), neg
 
+    def nonzero_signed_values(self) -> tuple:
+        """:meth:`signed_values` where the attention is nonzero, without building the whole array.
+
+        A label needs the attended points only; at 1M points building
+        :attr:`values` costs a scatter over the whole cloud. Point clouds read
+        the engine's own array where it is nonzero; other engines go through
+        :attr:`values`.
+
+        Returns
+        -------
+        index : (k,) int64 ascending
+            The elements whose :attr:`values` are nonzero (elsewhere both parts are 0).
+        positive, negative : (k,) float32
+            ``signed_values()[0][index]`` and ``signed_values()[1][index]``, bit for bit.
+        """
+        acc = getattr(self.engine, "acc", None)
+        order = getattr(getattr(self.engine, "index", None), "order", None)
+        if self._cached is None and isinstance(acc, np.ndarray) and isinstance(order, np.ndarray) \
+                and acc.ndim == 1 and acc.shape == order.shape:
+            # values() is acc (engine order) cast to float32 and put at order: do that where acc is nonzero
+            sp = np.flatnonzero(acc)
+            v = acc[sp].astype(np.float32)
+            nz = v != 0
+            flat = order[sp[nz]].astype(np.int64)
+            mark = np.zeros(len(order), dtype=bool)
+            mark[flat] = True
+            index = np.flatnonzero(mark)
+            at = np.empty(len(order), dtype=np.float32)
+            at[flat] = v[nz]
+            total = at[index]
+        else:
+            flat_values = self._flat_values()
+            index = np.flatnonzero(flat_values)
+            total = flat_values[index].astype(np.float32)
+        neg = np.zeros_like(total)
+        for r in self._records:
+            if not r.positive:
+                pos = np.minimum(np.searchsorted(index, r.index), max(len(index) - 1, 0))
+                hit = (index[pos] == r.index) if len(index) else np.zeros(len(r.index), dtype=bool)
+                neg[pos[hit]] += r.attention[hit]
+        return index, np.maximum(total - neg, 0.0), neg
+
     def _flat_values(self) -> np.ndarray:
         return np.asarray(self.values).reshape(-1)
 
