@@ -12,7 +12,8 @@ before numpy is imported):
 * ``gaze3d`` -- :class:`gaze3d.attention.AttentionAccumulator`, splat depth test
   (3 px) + Gaussian (sigma 1 deg, cut 3 sigma), every valid sample deposited
   (``fixations_only=False``), and the default online object-space fixation
-  filter (``fixations_only=True``).
+  filter (``fixations_only=True``); the engine's default path (numba when the
+  ``fast`` extra is installed and its compile cache is warm, else numpy).
 * ``vtkPointPicker`` -- per sample, what a PyVista user writes: pick the point
   under the gaze pixel, add the dwell to it (no occlusion, no foveal spread).
 * ``open3d HPR + KD-tree`` -- per camera frame: ``hidden_point_removal`` on the
