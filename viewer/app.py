@@ -101,8 +101,14 @@ class ViewerApp:
         so a frame takes about 40 ms (the whole cloud where it fits); ``0``:
         always draw every point. Only the picture depends on it: attention,
         labels and recordings use every point.
+    label_worker : bool, optional
+        Grow a label's region in a worker thread while the window keeps
+        drawing (:meth:`LabelingSession.begin_label`; the label is applied in
+        the frame after it is grown). Default: on once :meth:`run` opens the
+        window; scripts calling :meth:`handle_key` get the label before it returns.
 
-    Thread-safety: not thread-safe; everything runs in the GUI thread.
+    Thread-safety: not thread-safe; everything runs in the GUI thread (a
+    label's worker thread never touches the window).
     """
 
     def __init__(self, scan, label_set: Optional[LabelSet] = None, *, tracker=None, record=None,
@@ -111,7 +117,7 @@ class ViewerApp:
                  volume_render: bool = True, attention_options: Optional[AttentionOptions] = None, plotter=None,
                  viewport=(0.0, 0.0, 1.0, 1.0), profile=None, profile_store=None, display=None,
                  drift_threshold_deg: float = 1.0, drift_dwell_s: float = 1.5,
-                 point_budget: Union[str, int] = "auto"):
+                 point_budget: Union[str, int] = "auto", label_worker: Optional[bool] = None):
         parse_budget(point_budget)            # a bad value fails before a window opens
         # renders are real (and timed) offscreen, in a host's widget (Qt), or once run() showed the window
         self._live = plotter is not None or off_screen
@@ -140,6 +146,9 @@ class ViewerApp:
         self.fps = float(fps)
         self.typing: Optional[str] = None
         self._heat_stale = False          # attention taken in that the overlay does not show yet
+        # label keys grow the region in a worker thread (the window keeps drawing): None = when the
+        # window runs (run()); scripts driving handle_key()/press() get the label before it returns
+        self.label_worker: Optional[bool] = label_worker
         self.show_cursor = True
         self.closed = False
         self._mouse_xy: Optional[tuple] = None
@@ -257,8 +266,7 @@ class ViewerApp:
             elif ctrl and key.lower() == "s":
                 s.save_annotations(self.annotations)
             elif len(key) == 1 and key in "123456789":
-                self._acknowledge(f"labelling as {s.label_set.by_key(key).name} ...")
-                s.label_key(key)
+                self._label(key)
             elif key == "u":
                 s.undo()
             elif key == "r":
@@ -303,6 +311,23 @@ class ViewerApp:
         self.update_status()
         self.draw()
 
+    def _label(self, label) -> None:
+        """A label key (or typed name; a bad one raises here, with its hint).
+
+        With :attr:`label_worker` the region grows in the session's worker thread
+        while the window shows ``labelling as NAME ...`` and keeps drawing;
+        :meth:`frame` applies it once grown. Without, the key shows that text at
+        once (one frame), then labels before it returns.
+        """
+        s = self.session
+        lab = s.resolve_label(label)
+        if self.label_worker:
+            s.begin_label(lab)
+            s.say(f"labelling as {lab.name} ...")
+            return
+        self._acknowledge(f"labelling as {lab.name} ...")
+        s.label_attended(lab)
+
     def _acknowledge(self, text: str) -> None:
         """Show at once that a slow key was taken (a label grows its region over the whole cloud:
         hundreds of ms at 1M points on a loaded CPU), then let the key do its work."""
@@ -310,6 +335,22 @@ class ViewerApp:
         self._interacting()
         self.update_status()
         self.draw()
+
+    def finish_label(self, wait: bool = False) -> bool:
+        """Apply the pending label if its region is grown (or, ``wait``, once it is), and show it.
+        True if one was applied."""
+        s = self.session
+        if not (s.label_ready() or (wait and s.label_pending)):
+            return False
+        try:
+            s.finish_label()
+        except Gaze3DError as exc:   # a model that failed: say it, keep going
+            s.say(str(exc))
+        self._interacting()          # its effect in a budget frame
+        self._heat_stale = True      # and the gaze held meanwhile, now the next label's attention
+        self.update_status()
+        self.draw()
+        return True
 
     def _update_drift_target(self) -> None:
         """Show the bullseye while a drift check runs (display -> viewport -> window pixels)."""
@@ -349,8 +390,7 @@ class ViewerApp:
         elif key == "Return":
             text, self.typing = self.typing.strip(), None
             if text:
-                self._acknowledge(f"labelling as {text} ...")
-                self.session.label_name(text)
+                self._label(text)
         elif key == "BackSpace":
             self.typing = self.typing[:-1]
         elif key == "space":
@@ -374,6 +414,8 @@ class ViewerApp:
         # frames) skip building the attention array and recolouring
         out = self.session.tick(local_samples=local, refresh=not render)
         self._heat_stale = self._heat_stale or (render and out["samples"] > 0)
+        if render and self.finish_label():       # a label grown since the last frame: shown now
+            return out
         self._update_cursor()
         self._update_drift_target()
         self.update_status()
@@ -432,6 +474,8 @@ class ViewerApp:
 
     def run(self) -> None:
         """Open the window and run until it is closed (interactive)."""
+        if self.label_worker is None:
+            self.label_worker = True
         period_ms = max(1, int(1000 / self.fps))
         self.plotter.add_timer_event(max_steps=2 ** 31 - 1, duration=period_ms, callback=lambda step: self.frame())
         self._live = True

@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import getpass
+import threading
 import time
 from dataclasses import dataclass
 from typing import List, Optional
@@ -102,7 +103,10 @@ class LabelingSession:
     drift_threshold_deg, drift_dwell_s : float
         Drift check (:meth:`start_drift_check`): alert threshold and target duration.
 
-    Thread-safety: not thread-safe; drive it from the render thread.
+    Thread-safety: not thread-safe; drive it from the render thread. Its own
+    threads: the cloud's kNN graph is built in the background (:attr:`neighbours`),
+    and :meth:`begin_label` grows a label's region in a worker that owns the
+    attention until :meth:`finish_label` (tick holds new gaze meanwhile).
     """
 
     def __init__(self, scan, label_set: Optional[LabelSet] = None, *, tracker=None, record=None,
@@ -154,6 +158,7 @@ class LabelingSession:
         self.n_samples = 0
         self._mouse_times: "collections.deque" = collections.deque(maxlen=1000)   # monotonic s, mouse samples
         self._last_t_ns: Optional[int] = None
+        self._pending: Optional[dict] = None      # a label whose region a worker thread is growing
         if isinstance(profile, str):       # a missing profile fails before any recording starts
             profile = (profile_store if profile_store is not None else ProfileStore()).load(profile)
         # one sink for cameras, events, metadata and local samples (viewer/sink.py)
@@ -293,6 +298,11 @@ class LabelingSession:
             self.sink.samples(local_samples)
             samples = list(samples) + list(local_samples)
             self._mouse_times.extend([time.monotonic()] * len(local_samples))
+        if self._pending is not None and samples:
+            # a label's worker owns the attention: gaze after the key waits for the label, as it
+            # would have if the label had been made at once (it starts the next label's attention)
+            self._pending["held"].append(list(samples))      # per tick: the same add_samples calls
+            samples = []
         used = self.add_samples(samples) if samples else 0
         recoloured = self.refresh() if used and refresh else 0
         self.calibration.poll()
@@ -311,8 +321,8 @@ class LabelingSession:
         return np.asarray(self.accumulator.values).reshape(-1)
 
     def refresh(self) -> int:
-        """Push the current attention into the scene overlay (if attached)."""
-        if self.scene is None:
+        """Push the current attention into the scene overlay (if attached; not while a label is pending)."""
+        if self.scene is None or self._pending is not None:
             return 0
         return self.scene.update_attention(self.attention)
 
@@ -344,6 +354,7 @@ class LabelingSession:
 
     def clear_attention(self) -> None:
         """Forget the attention so far (and the gaze kept for provenance)."""
+        self.finish_label()
         self.accumulator.reset()
         self._gaze.clear()
         if self.scene is not None:
@@ -369,6 +380,7 @@ class LabelingSession:
     def reject_last_fixation(self) -> bool:
         """Mark the most recent fixation negative ("not this": the annotator looked at a part
         wrongly included); the next label excludes it. False (with :attr:`message`) if none."""
+        self.finish_label()
         self.commit_attention()
         fx = self.accumulator.fixations() if hasattr(self.accumulator, "fixations") else []
         if not fx:
@@ -476,6 +488,63 @@ class LabelingSession:
         with a "did you mean" hint.
         """
         lab = self.resolve_label(label)
+        self.finish_label()
+        return self._label_apply(lab, self._label_work())
+
+    def begin_label(self, label) -> None:
+        """:meth:`label_attended` with the region grown in a worker thread: the window keeps drawing.
+
+        The label (a bad name raises here) is resolved now; the worker counts
+        the gaze still in the classification lag and grows the region (the
+        attention is the worker's until then: :meth:`tick` holds new gaze for
+        the next label, as a label made at once would have). :meth:`finish_label`
+        applies it, in the render thread, once :meth:`label_ready`. Anything
+        else that reads or changes labels or attention (undo, redo, clear,
+        reject, another label, save, load, close) first finishes the pending
+        label, so keys act in the order they were pressed.
+        """
+        lab = self.resolve_label(label)
+        self.finish_label()
+        pending = {"label": lab, "work": None, "error": None, "held": [], "done": threading.Event()}
+
+        def work():
+            try:
+                pending["work"] = self._label_work()
+            except BaseException as exc:     # the worker survives any input: finish_label raises it
+                pending["error"] = exc
+            finally:
+                pending["done"].set()
+
+        self._pending = pending
+        threading.Thread(target=work, name="gaze3d-label", daemon=True).start()
+
+    @property
+    def label_pending(self) -> bool:
+        """A label begun with :meth:`begin_label` is not applied yet."""
+        return self._pending is not None
+
+    def label_ready(self) -> bool:
+        """The pending label's region is grown: :meth:`finish_label` applies it without waiting."""
+        return self._pending is not None and self._pending["done"].is_set()
+
+    def finish_label(self, wait: bool = True) -> Optional[LabelAction]:
+        """Apply the pending label (waiting for its worker unless ``wait`` is False, then None if not
+        ready); then the gaze held meanwhile goes to the next label's attention. None if none pending."""
+        p = self._pending
+        if p is None or not (wait or p["done"].is_set()):
+            return None
+        p["done"].wait()
+        self._pending = None
+        try:
+            if p["error"] is not None:
+                raise p["error"]
+            return self._label_apply(p["label"], p["work"])
+        finally:
+            for samples in p["held"]:
+                self.add_samples(samples)
+
+    def _label_work(self) -> tuple:
+        """What a label computes without changing labels: (index, method, fixations, graph path)."""
         # the samples still in the classification lag count (no overlay refresh: a label clears it)
         if hasattr(self.accumulator, "flush"):
             self.accumulator.flush()
@@ -483,6 +552,11 @@ class LabelingSession:
         if self.neighbours is not None:
             self.neighbours.last_path = ""
         index, method = self._attended_index()
+        fixations = self.fixations() if len(index) else []
+        return index, method, fixations, self.neighbours.last_path if self.neighbours is not None else ""
+
+    def _label_apply(self, lab: Label, work: tuple) -> Optional[LabelAction]:
+        index, method, fixations, path = work
         if len(index) == 0:
             self.refresh()
             self.message = "nothing attended yet: look at a structure first"
@@ -493,12 +567,12 @@ class LabelingSession:
         self.history.push(action)
         self.record_event({"type": "label", "label_id": lab.id, "label_name": lab.name, "method": method,
                      "n_elements": int(len(index)), "annotator": self.annotator,
-                     "time_unix_s": time.time(), "fixations": self.fixations(),
+                     "time_unix_s": time.time(), "fixations": fixations,
                      "segmenter_note": self._fallback_note or self._segmenter_error}, t)
         self.message = f"labelled {len(index)} {'voxels' if self.kind == 'volume' else 'points'} as {lab.name} ({method})"
         if self._fallback_note:      # visible: the network did not produce this region
             self.message += f"; {self._fallback_note}"
-        if self.neighbours is not None and self.neighbours.last_path == NOT_BUILT:
+        if path == NOT_BUILT:
             self.message += "; neighbour graph still building, so this label built its own (slower)"
         # the next label starts from fresh attention
         self.accumulator.reset()
@@ -522,7 +596,8 @@ class LabelingSession:
             self.scene.set_labels(labels, changed=index)
 
     def undo(self) -> bool:
-        """Revert the last label action; False if there is none."""
+        """Revert the last label action; False if there is none (a pending label is applied first)."""
+        self.finish_label()
         a = self.history.undo()
         if a is None:
             self.message = "nothing to undo"
@@ -534,6 +609,7 @@ class LabelingSession:
 
     def redo(self) -> bool:
         """Re-apply the last undone action; False if there is none."""
+        self.finish_label()
         a = self.history.redo()
         if a is None:
             self.message = "nothing to redo"
@@ -597,6 +673,7 @@ class LabelingSession:
 
     def save_annotations(self, path) -> None:
         """Write the labels: PLY/LAS/... with labels for clouds and meshes, a label volume (NIfTI...) for volumes."""
+        self.finish_label()
         scan = self.labelled_scan()
         if self.kind == "volume":
             save_labels(scan, path)
@@ -608,6 +685,7 @@ class LabelingSession:
 
     def load_annotations(self, path) -> None:
         """Read labels written by :meth:`save_annotations` (or any file of the same grid / point count)."""
+        self.finish_label()
         other = load_scan(path)
         if self.kind == "volume":
             labels = np.asarray(other.array if other.labels is None else other.labels)
@@ -679,6 +757,10 @@ class LabelingSession:
         if getattr(self, "_closed", False):
             return
         self._closed = True
+        try:
+            self.finish_label()              # a label pressed before closing is kept (and recorded)
+        except Gaze3DError:
+            pass
         if self.neighbours is not None:
             self.neighbours.close()
         self.record_event({"type": "session_end", "annotator": self.annotator, "n_labelled": int((self.labels > 0).sum())})
