@@ -406,7 +406,9 @@ def _is_pursuit(x, y, s, e, hp, dt_med, min_s, min_amp, straightness, ends=False
     the least ratio of net displacement to path length, both measured on the
     mean positions of consecutive ``hp``-sample chunks (half the pursuit
     window), so that the ratio reads the direction of the movement rather
-    than sample noise (Larsson et al. 2015's consistency of direction).
+    than sample noise (Larsson et al. 2015's consistency of direction; runs
+    of fewer than three chunks are not tested). ``max_speed``: the most the
+    run may average (amplitude over duration, deg/s).
     """
     if (e - s) * dt_med < min_s - 1e-12:
         return False
