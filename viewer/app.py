@@ -104,7 +104,8 @@ class ViewerApp:
     label_worker : bool, optional
         Grow a label's region in a worker thread while the window keeps
         drawing (:meth:`LabelingSession.begin_label`; the label is applied in
-        the frame after it is grown). Default: on once :meth:`run` opens the
+        the frame after it is grown). Point clouds and meshes; volumes label
+        at once (their keys and frames drive the attention engine). Default: on once :meth:`run` opens the
         window; scripts calling :meth:`handle_key` get the label before it returns.
 
     Thread-safety: not thread-safe; everything runs in the GUI thread (a
@@ -321,7 +322,8 @@ class ViewerApp:
         """
         s = self.session
         lab = s.resolve_label(label)
-        if self.label_worker:
+        # volumes label at once: their keys and frames drive the attention engine (slices, opacity)
+        if self.label_worker and s.kind != "volume":
             s.begin_label(lab)
             s.say(f"labelling as {lab.name} ...")
             return
