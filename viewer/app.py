@@ -64,6 +64,9 @@ def default_annotation_path(scan) -> Path:
 #: VTK's text rendering draws no glyph for ASCII "|" (and not reliably U+2502); the broken bar is drawn
 #: (tests/test_viewer_truth.py)
 STATUS_SEPARATOR = " \u00a6 "
+# While a label's region grows in its worker, frames are drawn at most this often: the
+# worker shares the CPU (and Python's lock) with the render, and the cursor still moves
+LABEL_PENDING_FRAME_S = 0.1
 
 
 def status_text(line: str) -> str:
@@ -150,6 +153,7 @@ class ViewerApp:
         # label keys grow the region in a worker thread (the window keeps drawing): None = when the
         # window runs (run()); scripts driving handle_key()/press() get the label before it returns
         self.label_worker: Optional[bool] = label_worker
+        self._last_draw = 0.0             # time.monotonic() of the last render
         self.show_cursor = True
         self.closed = False
         self._mouse_xy: Optional[tuple] = None
@@ -418,6 +422,12 @@ class ViewerApp:
         self._heat_stale = self._heat_stale or (render and out["samples"] > 0)
         if render and self.finish_label():       # a label grown since the last frame: shown now
             return out
+        if self.session.label_pending:
+            # a label is on its way: budget frames (a still frame would hold the window, and the
+            # label, for a whole-cloud render), and not too many
+            self._interacting()
+            if render and time.monotonic() - self._last_draw < LABEL_PENDING_FRAME_S:
+                return out
         self._update_cursor()
         self._update_drift_target()
         self.update_status()
@@ -450,6 +460,7 @@ class ViewerApp:
         t0 = time.perf_counter()
         self.plotter.ren_win.Render()
         dt = time.perf_counter() - t0
+        self._last_draw = time.monotonic()
         if b is not None:
             b.note_render(self.scene.drawn_points, dt)
             if not self.scene.budget_shown:
