@@ -1,11 +1,17 @@
-"""Semantic segmentation with and without gaze, trained on a few labelled sub-tiles.
+"""Semantic segmentation from a few labelled sub-tiles, with and without gaze.
 
-A tile is cut into a grid of sub-tiles; a few from the west half are the
-labelled training set, the east half is the test set. The simulated
-annotator looks at the objects of ``gaze_class`` in each sub-tile (a few
-fixations each, as when labelling them); that attention is one input channel
-of the gaze-guided head at train and test time. The no-gaze model is the
-same network with that channel all zero.
+Two uses of the simulated annotator's gaze:
+
+* gaze as an **input** (:class:`SemanticSampler`, :func:`train_semantic`): a tile
+  is cut into a grid of sub-tiles; a few from the west half are the labelled
+  training set, the east half is the test set. The annotator looks at the
+  objects of ``gaze_class`` in each sub-tile; that attention is one input
+  channel of the gaze-guided head at train and test time. The no-gaze model is
+  the same network with that channel all zero (``bench/interactive.py --semantic``).
+* gaze as **weak supervision** (:class:`FewLabelNet`, :func:`train_fewlabel`,
+  after GazeMedSeg): scans with only gaze get multi-level pseudo-labels
+  (:func:`gaze_pseudo_labels`) and consistency losses; no gaze at test time
+  (``bench/semantic_fewlabel.py``; docs/models.md, "Semantic with few labels").
 """
 from __future__ import annotations
 
