@@ -100,6 +100,9 @@ def main(argv=None) -> int:
                     help="classes the annotator looks at (6 buildings, 1 tree clusters)")
     ap.add_argument("--models", default="labelled only,labelled + gaze,labelled + unlabelled",
                     help="which of the three models to train (comma-separated)")
+    ap.add_argument("--pseudo", choices=("both", "keyed", "excluded"), default="both",
+                    help="ablation: keep only the keyed (one class) or only the excluded (not looked "
+                         "at) pseudo-labels")
     ap.add_argument("--json", help="also append every run as a JSON line to this file")
     ap.add_argument("--report", help="train nothing: print the tables of the runs in these JSON-lines "
                                      "files (comma-separated)")
@@ -148,6 +151,12 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         gaze = {i: gaze_only_scan(tile, parts[i], gaze_codes, EXHAUSTIVE, seed=1000 * seed + i,
                                   name=f"s{i}")[0] for i in pool_idx}
+        for g in gaze.values():
+            size = g.allowed.sum(2, keepdims=True)
+            if args.pseudo == "keyed":
+                g.allowed &= size == 1
+            elif args.pseudo == "excluded":
+                g.allowed &= size > 1
         print(f"\nseed {seed}: pool order {[int(i) for i in order]}; gaze simulated on {len(gaze)} scans in "
               f"{time.perf_counter() - t0:.0f} s")
         for i in pool_idx:
@@ -157,7 +166,8 @@ def main(argv=None) -> int:
             lab = [tile_scan(tile, parts[i], f"s{i}") for i in order[:L]]
             unl = [gaze[i] for i in order[L:]]
             n_build = sum(int((s.target == codes.index(6)).sum()) for s in lab)
-            gaze_name = f"labelled + gaze on {','.join(map(str, gaze_codes))}"
+            gaze_name = f"labelled + gaze on {','.join(map(str, gaze_codes))}" + \
+                ("" if args.pseudo == "both" else f" ({args.pseudo} only)")
             arms = [("labelled only", [], False), (gaze_name, unl, True)]
             if L in control:
                 arms.append(("labelled + unlabelled", unl, False))
