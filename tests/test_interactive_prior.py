@@ -162,3 +162,32 @@ def test_init_from_a_checkpoint_without_prior_starts_as_the_walker(scene, tmp_pa
     with pytest.raises(InputError, match="attention channels"):
         prior_path = save_checkpoint(model, tmp_path / "prior.safetensors")
         init_from_checkpoint(GazeSegNet(default_interactive_config(base_channels=8)), prior_path)
+
+
+def test_shipped_network_drops_the_neighbour_a_negative_fixation_rejects():
+    """Negatives end to end with the shipped (graph-prior) network: the accumulator's own
+    fixation records, the second marked negative, take box B out of the mask, A stays."""
+    from test_segment_negatives import camera, look, two_boxes
+
+    from gaze3d.attention import AttentionAccumulator
+    from gaze3d.models.interactive import DEFAULT_CHECKPOINT, InteractiveSegmenter
+    from gaze3d.scan import PointCloud
+
+    if not DEFAULT_CHECKPOINT.is_file():
+        pytest.fail(f"the shipped checkpoint {DEFAULT_CHECKPOINT} is missing")
+    torch.set_num_threads(1)
+    xyz, owner = two_boxes()
+    seg = InteractiveSegmenter()
+    assert seg.model.config.prior == "graph"
+    seg.set_scan(PointCloud(xyz))
+    acc = AttentionAccumulator(PointCloud(xyz))
+    look(acc, camera(), [np.array([7.7, 6.0, 1.2]), np.array([9.15, 6.0, 1.2])])   # A's edge, B
+    pos, _ = acc.signed_values()
+    both = seg.segment(pos)
+    assert both.mask[owner == 1].mean() > 0.3          # both positive: B is (wrongly) in
+    acc.set_polarity(1, False)
+    pos, neg = acc.signed_values()
+    res = seg.segment(pos, neg)
+    assert res.ok, res.reason
+    assert res.mask[owner == 1].mean() < 0.1
+    assert res.mask[(owner == 0) & (xyz[:, 2] > 1.15)].mean() > 0.9    # A's roof
