@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/volume_interactive.py [--datasets ct,frog] [--views slice,render,mip]
                                                  [--methods flood,confidence,random_walk,walker_roi]
-                                                 [--checkpoint CKPT [--crop N]]
+                                                 [--checkpoint CKPT [--crop N] [--prior crop|native]]
                                                  [--sessions 2] [--max-fix 20] [--min-cm3 20]
                                                  [--timing-size 256] [--quick] [--json OUT]
 
@@ -139,6 +139,8 @@ def main(argv=None) -> int:
     ap.add_argument("--methods", default=",".join(BASELINES))
     ap.add_argument("--checkpoint", default=None, help="volume network checkpoint: adds the 'network' method")
     ap.add_argument("--crop", type=int, default=None, help="network crop edge in voxels (default: the checkpoint's)")
+    ap.add_argument("--prior", choices=("crop", "native"), default="crop",
+                    help="network's walker prior: on the crop (as trained) or walker_roi on the native grid")
     ap.add_argument("--sessions", type=int, default=2)
     ap.add_argument("--max-fix", type=int, default=20)
     ap.add_argument("--min-cm3", type=float, default=20.0)
@@ -159,7 +161,7 @@ def main(argv=None) -> int:
         _, meta = load_checkpoint(args.checkpoint)
         seen = list(meta.get("volumes", [])) + [meta.get("val_volume")]
         print(f"network {args.checkpoint}: trained on {meta.get('volumes')}, validated on {meta.get('val_volume')}")
-        methods = {"network": network_method(args.checkpoint, crop=args.crop), **methods}
+        methods = {"network": network_method(args.checkpoint, crop=args.crop, prior=args.prior), **methods}
     if args.quick:
         args.sessions, args.max_fix = 1, 10
     report = {"settings": vars(args) | {"json": str(args.json)}, "datasets": {}}

@@ -264,7 +264,8 @@ def _upsample_linear(coarse: np.ndarray, f: Tuple[int, int, int], shape) -> np.n
 
 
 def random_walk_roi(array, attention, negative=None, *, spacing=(1.0, 1.0, 1.0),
-                    max_voxels: int = ROI_MAX_VOXELS, margin_mm: float = 30.0, **kw) -> np.ndarray:
+                    max_voxels: int = ROI_MAX_VOXELS, margin_mm: float = 30.0, probability: bool = False,
+                    **kw) -> np.ndarray:
     """:func:`random_walk` at interactive speed on any volume: the walk runs on the region of interest
     around the gaze, block-averaged until it has at most ``max_voxels`` voxels.
 
@@ -284,12 +285,14 @@ def random_walk_roi(array, attention, negative=None, *, spacing=(1.0, 1.0, 1.0),
         Voxel budget of the walk.
     margin_mm : float
         As :func:`random_walk`.
+    probability : bool
+        Return the walk's object probability (float32, 0 outside the box) instead of the mask.
     **kw
         ``beta``, ``rel_seed``, ``tol`` of :func:`random_walk`.
 
     Returns
     -------
-    (I, J, K) bool
+    (I, J, K) bool, or with ``probability`` (I, J, K) float32
     """
     img = np.asarray(array)
     att, neg = np.asarray(attention), None if negative is None else np.asarray(negative)
@@ -301,7 +304,7 @@ def random_walk_roi(array, attention, negative=None, *, spacing=(1.0, 1.0, 1.0),
     spacing = np.asarray(spacing, dtype=np.float64)
     margin = np.ceil(margin_mm / spacing).astype(int)
     if img.size == 0:
-        return np.zeros(img.shape, dtype=bool)
+        return np.zeros(img.shape, dtype=np.float32 if probability else bool)
     # the box of the looked-at zone (attention >= 1 % of the peak) and the negative cores, from maxima:
     # along k over the whole grid (NaN and inf show in it), then along i and j over the k-slab the zone
     # spans only, so a 256^3 volume costs about one pass and no whole-grid temporary. Values outside
@@ -315,7 +318,7 @@ def random_walk_roi(array, attention, negative=None, *, spacing=(1.0, 1.0, 1.0),
             raise InputError(f"{name}: expected finite, non-negative attention")
         top = float(pk.max())
         if a is att and not top > 0:
-            return np.zeros(img.shape, dtype=bool)
+            return np.zeros(img.shape, dtype=np.float32 if probability else bool)
         if not top > 0:
             continue
         ks = np.flatnonzero(pk >= rel * top)
@@ -336,14 +339,16 @@ def random_walk_roi(array, attention, negative=None, *, spacing=(1.0, 1.0, 1.0),
     while np.prod(np.ceil(sub_shape / np.array(f))) > max_voxels:
         f = tuple(int(np.ceil(v * 1.25)) if v * s <= h else v for v, s in zip(f, spacing))
         h *= 1.25
-    out = np.zeros(img.shape, dtype=bool)
+    out = np.zeros(img.shape, dtype=np.float32 if probability else bool)
     if f == (1, 1, 1):
-        out[box] = random_walk(img[box], att, neg, spacing=spacing, margin_mm=margin_mm, **kw)
+        out[box] = random_walk(img[box], att, neg, spacing=spacing, margin_mm=margin_mm,
+                               probability=probability, **kw)
         return out
     c_img = _block_reduce(np.asarray(img[box], np.float32), f, "mean")
     c_att = _block_reduce(np.asarray(att, np.float32), f, "max")
     c_neg = None if neg is None else _block_reduce(np.asarray(neg, np.float32), f, "max")
     prob = random_walk(c_img, c_att, c_neg, spacing=spacing * np.array(f), margin_mm=margin_mm,
                        probability=True, **kw)
-    out[box] = _upsample_linear(prob, f, tuple(sub_shape)) >= 0.5
+    up = _upsample_linear(prob, f, tuple(sub_shape))
+    out[box] = up if probability else up >= 0.5
     return out

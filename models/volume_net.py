@@ -277,11 +277,15 @@ class VolumeSegmenter:
         convolutional, so a larger crop than the training one covers larger
         structures at a cubic cost.
     device : str
+    prior : {"crop", "native"}
+        The walker prior: on the crop grid (as in training), or
+        :func:`gaze3d.volume_regions.random_walk_roi`'s probability on the native
+        grid resampled into the crop (an inference-time variant).
 
     Not thread-safe (kernel maps cached on the model's tensors); one segmenter per thread.
     """
 
-    def __init__(self, checkpoint, crop: Optional[int] = None, device: str = "cpu"):
+    def __init__(self, checkpoint, crop: Optional[int] = None, device: str = "cpu", prior: str = "crop"):
         if isinstance(checkpoint, GazeSegNet):
             self.model, self.meta = checkpoint.to(device).eval(), {"kind": VOLUME_KIND}
         else:
@@ -292,6 +296,9 @@ class VolumeSegmenter:
             raise InputError(f"checkpoint: expected a volume model ({len(INPUT_CHANNELS)} input channels "
                              f"{INPUT_CHANNELS}, 2 gaze channels); retrain it with gaze3d train --volumes")
         self.crop = int(crop or self.meta.get("crop", DEFAULT_CROP))
+        if prior not in ("crop", "native"):
+            raise InputError(f"prior: expected 'crop' or 'native', got {prior!r}")
+        self.prior = prior
         self.voxel_mm = float(self.model.config.voxel_size)
         self.device = torch.device(device)
         self._image = None
@@ -302,6 +309,7 @@ class VolumeSegmenter:
         a = np.asarray(array)
         if a.ndim != 3:
             raise InputError(f"array: expected an (I, J, K) volume, got shape {a.shape}")
+        self._raw = a
         self._image = normalise_intensity(a, modality)
         self.spacing = np.asarray(spacing, dtype=np.float64)
         if self.spacing.shape != (3,) or not np.all(self.spacing > 0):
@@ -334,7 +342,14 @@ class VolumeSegmenter:
         img = to_crop(self._image, w_lin)
         pos_c = to_crop(positive, w_avg)
         neg_c = to_crop(negative, w_avg) if negative is not None else None
-        prior = walker_prior(img, pos_c, neg_c, self.voxel_mm)
+        if self.prior == "native":
+            from gaze3d.volume_regions import random_walk_roi
+
+            negative_ = negative if negative is not None and np.any(negative > 0) else None
+            prior = to_crop(random_walk_roi(self._raw, positive, negative_, spacing=self.spacing,
+                                            probability=True), w_lin)
+        else:
+            prior = walker_prior(img, pos_c, neg_c, self.voxel_mm)
         self.last_prior = prior
         x, att = crop_input(img, pos_c, neg_c, prior)
         x = SparseTensor(x.coords.to(self.device), x.feats.to(self.device))
@@ -357,13 +372,13 @@ class VolumeSegmenter:
 
 
 def network_method(checkpoint, modality: str = "auto", threshold: float = 0.5,
-                   crop: Optional[int] = None) -> Callable:
+                   crop: Optional[int] = None, prior: str = "crop") -> Callable:
     """A method for :func:`gaze3d.models.volume_eval.run_structure`: ``(array, pos, neg, spacing) -> mask``.
 
     The segmenter is kept between calls and the volume re-normalised only when
     a different array is passed.
     """
-    seg = VolumeSegmenter(checkpoint, crop=crop)
+    seg = VolumeSegmenter(checkpoint, crop=crop, prior=prior)
     state = {"array": None}
 
     def method(array, pos, neg, spacing):

@@ -162,6 +162,9 @@ def test_random_walk_roi_matches_the_full_walker_within_its_voxel_budget():
     # the coarse walk (blocks of about 4 mm against a 28 x 40 x 48 mm block) loses some boundary
     assert _dice(full, tf == 1) > 0.95 and _dice(roi, tf == 1) > 0.85
     assert _dice(roi, full) > 0.85 and not (roi & (tf == 2)).sum() > 0.05 * (tf == 2).sum()
+    prob = random_walk_roi(fine, att, spacing=spacing, margin_mm=30.0, max_voxels=16 ** 3, probability=True)
+    assert prob.dtype == np.float32 and 0 <= prob.min() and prob.max() <= 1
+    np.testing.assert_array_equal(prob >= 0.5, roi)
     # a one-voxel-thin slice of attention survives the block maximum; block means are exact means
     a = np.zeros((9, 8, 7))
     a[4, 3, 2] = 1.0

@@ -93,6 +93,12 @@ def test_segmenter_plumbing_zero_outside_the_box_and_walker_prior():
     assert res.status == "no-attention" and not res.mask.any()
     with pytest.raises(InputError, match="positive"):
         seg.update(np.zeros((3, 3, 3)))
+    native = VolumeSegmenter(GazeSegNet(default_volume_config()), crop=12, prior="native")
+    native.set_volume(img, lv.spacing, "mr")
+    assert native.update(pos).shape == lv.labels.shape
+    assert native.last_prior.shape == (12, 12, 12) and native.last_prior[5:7, 5:7, 5:7].min() > 0.5
+    with pytest.raises(InputError, match="prior"):
+        VolumeSegmenter(GazeSegNet(default_volume_config()), prior="atlas")
     old = default_volume_config()
     old.unet.in_channels = 1                            # the design before early fusion: refused, one line
     with pytest.raises(InputError, match="input channels"):
