@@ -94,7 +94,7 @@ def timing(model_path, n_target: int, repeats: int = 10, graph: bool = True) -> 
     print(f"| set_scan (voxelise + backbone, once per scan) | {t_set * 1e3:.0f} |")
     print(f"| update, median of {repeats} | {np.median(times) * 1e3:.1f} |")
     print(f"| update, max | {np.max(times) * 1e3:.1f} |")
-    print(f"| target | 150 |")
+    print("| target | 150 |")
     if not graph:
         return
     from gaze3d.models.features import height_above_dtm

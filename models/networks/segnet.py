@@ -175,7 +175,6 @@ class GazeSegNet(nn.Module):
             raise ValueError(f"att: expected shape ({len(fine)}, {self.config.att_channels}), "
                              f"got {tuple(att.shape)}")
         att1 = fine.replace(att.to(fine.feats.dtype))
-        prev = None
         h = None
         for f, block in zip(feats, self.blocks):
             a = pool_to(att1, f.stride)
