@@ -306,7 +306,9 @@ def _grow_candidates(xyz, cand, a_cand, k, max_radius, neighbours) -> np.ndarray
         nonlocal tree
         if tree is None:
             tree = cKDTree(xyz[cand])
-        d, i = tree.query(xyz[cand[rows]], k=kk)
+        # rows are answered independently: every core gives the same answers, bit for bit, sooner
+        # (the label key waits on this query; the graph build keeps to one core, it runs beside renders)
+        d, i = tree.query(xyz[cand[rows]], k=kk, workers=-1)
         return d.reshape(len(rows), kk), i.reshape(len(rows), kk)
 
     if got is None:
