@@ -72,29 +72,43 @@ def timing(model_path, n_target: int, repeats: int = 10, graph: bool = True) -> 
     seg.set_scan(cloud)
     t_set = time.perf_counter() - t
     rng = np.random.default_rng(0)
-    pos = np.zeros(len(xyz), np.float32)
-    neg = np.zeros(len(xyz), np.float32)
-    times = []
     # as for the graph below: like labelling one object, every fixation within 15 m of one
     # point (a network with the graph prior solves the walk around the attended area)
     centre = xyz[rng.integers(len(xyz))]
     around = np.flatnonzero(np.linalg.norm(xyz[:, :2] - centre[:2], axis=1) < 15.0)
-    for i in range(repeats):
-        c = xyz[around[rng.integers(len(around))]]
-        near = np.linalg.norm(xyz - c, axis=1) < 3.0      # a fixation's footprint
-        (pos if i % 3 else neg)[near] += 0.1
-        t = time.perf_counter()
-        seg.update(pos, neg)
-        times.append(time.perf_counter() - t)
+    fixations = [xyz[around[rng.integers(len(around))]] for _ in range(repeats)]
+    # the same fixations with the head on the region of interest only (the default) and on
+    # the whole scan; the masks must agree
+    times, probs = {}, {}
+    for head_roi in (True, False):
+        seg.head_roi = head_roi
+        seg._crop = None
+        pos = np.zeros(len(xyz), np.float32)
+        neg = np.zeros(len(xyz), np.float32)
+        times[head_roi], probs[head_roi] = [], []
+        for i, c in enumerate(fixations):
+            near = np.linalg.norm(xyz - c, axis=1) < 3.0      # a fixation's footprint
+            (pos if i % 3 else neg)[near] += 0.1
+            t = time.perf_counter()
+            p = seg.update(pos, neg)
+            times[head_roi].append(time.perf_counter() - t)
+            probs[head_roi].append(p)
+    diff = max(float(np.abs(a - b).max()) for a, b in zip(probs[True], probs[False]))
+    crop = len(seg._crop[1][1]) if seg._crop is not None else 0
     print(f"\n# mask update after a new fixation: {len(xyz)} points ({seg.n_voxels} voxels), "
           f"{torch.get_num_threads()} threads, fixations within 15 m; prior: "
           f"{seg.model.config.prior or 'none'} (set_scan builds its graph too)")
     print("| step | ms |")
     print("|---|---|")
     print(f"| set_scan (voxelise + backbone, once per scan) | {t_set * 1e3:.0f} |")
-    print(f"| update, median of {repeats} | {np.median(times) * 1e3:.1f} |")
-    print(f"| update, max | {np.max(times) * 1e3:.1f} |")
+    for head_roi, what in ((True, f"head on the region of interest (last crop {crop} voxels)"),
+                           (False, "head on the whole scan")):
+        print(f"| update, {what}, median of {repeats} | {np.median(times[head_roi]) * 1e3:.1f} |")
+        print(f"| update, {what}, max | {np.max(times[head_roi]) * 1e3:.1f} |")
     print("| target | 150 |")
+    print(f"max |p(region of interest) - p(whole scan)| over the {repeats} updates: {diff:.2e}")
+    pos = np.zeros(len(xyz), np.float32)
+    neg = np.zeros(len(xyz), np.float32)
     if not graph:
         return
     from gaze3d.models.features import height_above_dtm

@@ -50,10 +50,21 @@ class InteractiveSegmenter:
         (>= 5 % of the maximum) outside which the mask is 0, as in training,
         where the network saw crops of at most 30 m around the object. None
         disables it.
+    head_roi : bool
+        Run the head only on the voxels of that region (plus the head's receptive
+        field, :meth:`~gaze3d.models.networks.segnet.GazeSegNet.head_reach`, on a crop
+        aligned to the coarsest stride) instead of the whole scan: the same mask (the
+        backbone features are cached for the whole scan and the head is local), at a
+        cost that follows the attended area, not the scan. Ignored without
+        ``roi_margin`` or with a non-local head (``guidance="mha"``).
+    crop_slack : float
+        Metres the head's crop extends beyond what the region of interest needs, so
+        that the next fixations, which widen the region, reuse the crop and its kernel maps.
     """
 
     def __init__(self, checkpoint=None, device: str = "cpu", voxel_size: Optional[float] = None,
-                 metres_per_unit: float = 1.0, roi_margin: Optional[float] = 20.0):
+                 metres_per_unit: float = 1.0, roi_margin: Optional[float] = 20.0,
+                 head_roi: bool = True, crop_slack: float = 20.0):
         if isinstance(checkpoint, GazeSegNet):
             self.model = checkpoint.to(device).eval()
             self.meta = {}
@@ -70,6 +81,11 @@ class InteractiveSegmenter:
         if roi_margin is not None and not roi_margin > 0:
             raise ValueError(f"roi_margin: expected > 0 or None, got {roi_margin!r}")
         self.roi_margin = roi_margin
+        self.head_roi = bool(head_roi) and roi_margin is not None and self.model.head_reach() is not None
+        if not crop_slack >= 0:
+            raise ValueError(f"crop_slack: expected >= 0, got {crop_slack!r}")
+        self.crop_slack = crop_slack
+        self._crop = None
         # the ground model the network was trained with (older checkpoints: local minimum)
         self.ground = self.meta.get("features", "local-min")
         self._feats = None
@@ -95,20 +111,24 @@ class InteractiveSegmenter:
             self._graph = (GraphSegmenter(xyz, cloud.colors, height=height_above_dtm(xyz))
                            if len(xyz) > 11 else None)
         self._xy = coords[:, 1:3]
+        self._crop = None
         self._inverse = inverse
         self.n_points = len(xyz)
         self.n_voxels = len(coords)
         self.update(np.zeros(self.n_points, dtype=np.float32))   # warm the head's kernel maps
 
-    def _to_voxels(self, values) -> torch.Tensor:
+    def _points(self, values) -> torch.Tensor:
+        """Attention ``(n,)`` as a float32 tensor divided by its maximum."""
         v = torch.as_tensor(np.asarray(values, dtype=np.float32), device=self.device)
         if v.shape != (self.n_points,):
             raise ValueError(f"attention: expected shape ({self.n_points},), got {tuple(v.shape)}")
         m = float(v.max()) if self.n_points else 0.0
-        if m > 0:
-            v = v / m
-        return v.new_zeros(self.n_voxels).scatter_reduce(0, self._inverse, v, "amax",
-                                                          include_self=False)
+        return v / m if m > 0 else v
+
+    @staticmethod
+    def _pool(v: torch.Tensor, inverse: torch.Tensor, n: int) -> torch.Tensor:
+        """Max of the point values ``v (p,)`` per voxel ``inverse (p,)``: ``(n,)``."""
+        return v.new_zeros(n).scatter_reduce(0, inverse, v, "amax", include_self=False)
 
     @torch.no_grad()
     def update(self, positive_attention, negative_attention=None) -> np.ndarray:
@@ -123,32 +143,94 @@ class InteractiveSegmenter:
         """
         if self._feats is None:
             raise RuntimeError("set_scan() must be called before update()")
-        chans = [self._to_voxels(positive_attention),
-                 self._to_voxels(negative_attention) if negative_attention is not None
-                 else torch.zeros(self.n_voxels, device=self.device)]
-        prior = None
+        pts = [self._points(positive_attention),
+               self._points(negative_attention) if negative_attention is not None
+               else torch.zeros(self.n_points, device=self.device)]
         if self.model.config.prior:
             neg = None
             if negative_attention is not None and np.max(negative_attention) > 0:
                 neg = negative_attention
             score = (self._graph.segment(positive_attention, neg).score if self._graph is not None
                      else np.zeros(self.n_points, np.float32))      # (n,) in [0, 1]
-            prior = torch.from_numpy(score).to(self.device)
-            chans.append(prior.new_zeros(self.n_voxels).scatter_reduce(
-                0, self._inverse, prior, "amax", include_self=False))
-        att = torch.stack(chans, 1)
+            pts.append(torch.from_numpy(score).to(self.device))
+        prior = pts[2] if self.model.config.prior else None
+        if self.head_roi:
+            return self._update_roi(pts, prior)
+        att = torch.stack([self._pool(v, self._inverse, self.n_voxels) for v in pts], 1)
         prob = torch.sigmoid(self.model.point_logits(self._feats, att, self._inverse, prior))
         if self.roi_margin is not None:
-            seen = att[:, 0] >= 0.05
-            if seen.any():
-                pad = self.roi_margin / self.voxel_size
-                lo = self._xy[seen].min(0).values - pad
-                hi = self._xy[seen].max(0).values + pad
-                inside = ((self._xy >= lo) & (self._xy <= hi)).all(1)
-                prob = torch.where(inside.index_select(0, self._inverse), prob, torch.zeros_like(prob))
-            else:
-                prob = torch.zeros_like(prob)
+            box = self._roi_box(pts[0])
+            inside = (torch.zeros(self.n_voxels, dtype=torch.bool, device=self.device) if box is None
+                      else ((self._xy >= box[0]) & (self._xy <= box[1])).all(1))
+            prob = torch.where(inside.index_select(0, self._inverse), prob, torch.zeros_like(prob))
         return prob.cpu().numpy()
+
+    def _roi_box(self, positive: torch.Tensor):
+        """xy voxel box ``(lo (2,), hi (2,))`` of the region of interest: the voxels of the
+        points attended at >= 5 % of the maximum (``positive`` (n,), already divided by it)
+        plus ``roi_margin``; None when nothing is attended."""
+        seen = positive >= 0.05
+        if not seen.any():
+            return None
+        pad = self.roi_margin / self.voxel_size
+        xy = self._xy.index_select(0, self._inverse[seen])
+        return xy.min(0).values - pad, xy.max(0).values + pad
+
+    def _head_crop(self, lo: torch.Tensor, hi: torch.Tensor):
+        """The cached features cropped to cover the xy voxel box [lo, hi] plus the head's reach.
+
+        The crop is aligned to the coarsest stride (a coarse cell is kept whole, so pooled
+        attention and upsampling inside it are the full scene's) and widened by
+        ``crop_slack`` metres so the next fixations usually reuse it (its kernel maps
+        are cached). Returns ``(feats, rows, points, point_rows)``: cropped SparseTensors (a
+        fresh coordinate manager), the crop's voxel rows in the scan ``(m,)``, the points
+        in the crop ``(q,)`` and their crop voxel rows ``(q,)``.
+        """
+        from .sparse.tensor import CoordinateManager
+
+        need_lo = lo - self.model.head_reach()
+        need_hi = hi + self.model.head_reach()
+        if self._crop is not None:
+            c_lo, c_hi = self._crop[0]
+            if bool((need_lo >= c_lo).all() and (need_hi <= c_hi).all()):
+                return self._crop[1]
+        coarse = max(self.model.strides)
+        slack = self.crop_slack / self.voxel_size
+        c_lo = torch.div(need_lo - slack, coarse, rounding_mode="floor").long() * coarse
+        c_hi = (torch.div(need_hi + slack, coarse, rounding_mode="floor").long() + 1) * coarse - 1
+        manager = CoordinateManager()
+        feats = []
+        for f in self._feats:
+            xy = f.coords[:, 1:3]
+            keep = ((xy >= c_lo) & (xy <= c_hi)).all(1)
+            feats.append(SparseTensor(f.coords[keep], f.feats[keep], f.stride, manager))
+        rows = torch.nonzero(((self._xy >= c_lo) & (self._xy <= c_hi)).all(1)).flatten()
+        row_of = torch.full((self.n_voxels,), -1, dtype=torch.long, device=self.device)
+        row_of[rows] = torch.arange(len(rows), device=self.device)
+        point_row = row_of.index_select(0, self._inverse)
+        points = torch.nonzero(point_row >= 0).flatten()
+        self._crop = ((c_lo, c_hi), (feats, rows, points, point_row.index_select(0, points)))
+        return self._crop[1]
+
+    def _update_roi(self, pts, prior) -> np.ndarray:
+        """:meth:`update` with the head run on a crop around the region of interest only:
+        ``pts`` the attention channels per point (n,), ``prior`` (n,) or None."""
+        prob = np.zeros(self.n_points, dtype=np.float32)
+        box = self._roi_box(pts[0])
+        if box is None:
+            return prob
+        feats, rows, points, point_rows = self._head_crop(*box)
+        # every point of a crop voxel is in the crop: its pooled attention is the scan's
+        att = torch.stack([self._pool(v.index_select(0, points), point_rows, len(rows))
+                           for v in pts], 1)
+        xy = self._xy.index_select(0, rows)
+        inside = ((xy >= box[0]) & (xy <= box[1])).all(1).index_select(0, point_rows)
+        sel = torch.nonzero(inside).flatten()
+        logit = self.model.point_logits(feats, att, point_rows.index_select(0, sel),
+                                        None if prior is None
+                                        else prior.index_select(0, points.index_select(0, sel)))
+        prob[points.index_select(0, sel).cpu().numpy()] = torch.sigmoid(logit).cpu().numpy()
+        return prob
 
     def segment(self, positive_attention, negative_attention=None, threshold: float = 0.5) -> SegmentResult:
         """Mask, probability and a status: never a silent empty mask.

@@ -156,6 +156,24 @@ class GazeSegNet(nn.Module):
             nn.init.zeros_(self.classifier.bias)
         self.selective = SelectiveAttentionHead(chans[-1])
 
+    def head_reach(self) -> Optional[int]:
+        """How far (stride-1 voxels, per axis) the head's output at a voxel can depend on
+        other voxels, or None when it is not local (``guidance="mha"``: tokens span the scan).
+
+        A stage at stride ``s`` adds its cell (``s``: max-pooled attention, nearest
+        upsampling) and its propagation convolutions (``s * dilation`` each); the backbone
+        features are cached for the whole scan, so only the head counts. Running the head
+        on a crop aligned to the coarsest stride and this much wider than the region of
+        interest gives the full scene's logits inside it.
+        """
+        if self.config.guidance != "gate":
+            return None
+        reach = 0
+        for s, block in zip(self.strides, self.blocks):
+            reach += s + sum(s * p["conv"].dilation * (p["conv"].kernel_size // 2)
+                             for p in block.props)
+        return reach
+
     def encode(self, x: SparseTensor) -> List[SparseTensor]:
         """Backbone decoder outputs, coarsest first (cache these per scan)."""
         return self.backbone(x)
