@@ -123,6 +123,32 @@ def test_min_filter_matches_numpy(a):
         assert np.array_equal(out, P._min_filter(z, a)), shape
 
 
+def test_chord2_compiled_matches_numpy_terms():
+    """The chord matrix (every deposit's first step, no BLAS product): the compiled kernel gives
+    the numpy path's bits, on a column range of the frame, for one ray and for many, and both are
+    the squared chords."""
+    rng = np.random.default_rng(5)
+    amat = rng.normal(0, 0.05, (5, 5000)).astype(np.float32)
+    amat[3] = amat[0] * amat[0] + amat[1] * amat[1] + amat[2] * amat[2]
+    amat[4] = 1.0
+    fr = P.PointFrame(key=b"", camera=None, origin=np.zeros(3), axis=np.array([0.0, 0.0, 1.0]),
+                      half_angle=0.1, index=np.arange(5000), amat=amat, rotation=np.eye(3))
+    xyz = fibonacci_sphere(2000)
+    eng_c = P.PointCloudEngine(xyz, P.FovealModel(), compiled=True)
+    eng_n = P.PointCloudEngine(xyz, P.FovealModel(), compiled=False)
+    assert eng_c._kernel is K and eng_n._kernel is None
+    for s in (1, 7):
+        d = np.array([0.0, 0.0, 1.0]) + rng.normal(0, 0.02, (s, 3))
+        d /= np.linalg.norm(d, axis=1)[:, None]
+        for cols in (slice(0, 5000), slice(1234, 4321)):
+            ref = eng_n._chord2(fr, d, cols, clamp=False)
+            assert np.array_equal(eng_c._chord2(fr, d, cols, clamp=False), ref)
+            assert np.array_equal(eng_c._chord2(fr, d, cols, out=np.empty_like(ref)), np.maximum(ref, 0))
+            h = d - fr.axis
+            exact = ((h[:, None, :] - amat[:3, cols].T[None]) ** 2).sum(axis=2)
+            assert np.allclose(ref, exact, rtol=1e-5, atol=1e-7)
+
+
 def test_a_cone_with_no_point_on_screen():
     """Gaze into the empty sky: no visible point, no depth window, nothing deposited, either path."""
     pts = grid_plane(0.0, half=1.0, n=51)

@@ -379,6 +379,25 @@ def cone_pass(full, cand, cos2, f, w2, h2, width, height, near, far, hmax,
 
 
 @nb.njit(cache=True)
+def chord2(b, amat, start, out):
+    """``out (s, v) float32`` squared chords ``((b0 a0 + b1 a1) + b2 a2) + a3 + b4`` (``b (s, 5)``,
+    ``a = amat[:, start:start + v]``, ``amat (5, n)`` float32): ``PointCloudEngine._chord2``'s numpy
+    terms, each rounded, in their order."""
+    s, v = out.shape
+    a0, a1, a2, a3 = amat[0], amat[1], amat[2], amat[3]
+    for i in range(s):
+        b0, b1, b2, b4 = b[i, 0], b[i, 1], b[i, 2], b[i, 4]
+        oi = out[i]
+        for j in range(v):
+            k = start + j
+            c = b0 * a0[k]
+            c = c + b1 * a1[k]
+            c = c + b2 * a2[k]
+            c = c + a3[k]
+            oi[j] = c + b4
+
+
+@nb.njit(cache=True)
 def gauss_exponent(c2, c2cut, k12, k, lnw):
     """In place: ``c2 (s, v) float32`` squared chords become ``k theta^2 + ln w`` (``-inf`` beyond the cut).
 
@@ -470,7 +489,9 @@ def _canonical_calls():
     acc = np.zeros(3)
     cols = np.ascontiguousarray(full[1:])
     ranges = np.array([0], dtype=np.int64), np.array([3], dtype=np.int64)
-    return [(cone_pass, cone), (gauss_exponent, (c2, f32(4e-3), f32(-100.0), f32(-1200.0), lnw)),
+    amat = np.ones((5, 4), dtype=np.float32)
+    return [(cone_pass, cone), (chord2, (np.ones((2, 5), dtype=np.float32), amat, 1, c2)),
+            (gauss_exponent, (c2, f32(4e-3), f32(-100.0), f32(-1200.0), lnw)),
             (add_columns, (c2, cand, acc)), (store_points, (cols, *ranges, ax, ax, f32(0.5), f32(1e-8), np.empty(3, dtype=np.int64)))]
 
 

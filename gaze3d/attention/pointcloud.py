@@ -735,7 +735,24 @@ class PointCloudEngine:
         b[:, :3] = -2.0 * h
         b[:, 3] = 1.0
         b[:, 4] = np.einsum("ij,ij->i", h, h)
-        c2 = np.matmul(b, fr.amat[:, cols], out=out)
+        a = fr.amat[:, cols]
+        shape = (len(b), a.shape[1])
+        c2 = np.empty(shape, dtype=np.float32) if out is None else out
+        # not a BLAS product: its bits depend on the BLAS thread count, and a threaded product of
+        # (s, 5) x (5, v) waits on its spinning threads (8 ms instead of 0.1 on a loaded 2-core
+        # machine). The terms in a fixed order instead, each rounded (no fused multiply-add):
+        # ((-2 h0 q0 + -2 h1 q1) + -2 h2 q2) + |q|^2 + |h|^2; the compiled kernel does the same.
+        if self._kernel is not None:
+            self._kernel.chord2(b, fr.amat, cols.indices(fr.amat.shape[1])[0], c2)
+        else:
+            t = self._scratch(shape, 3)
+            np.multiply(b[:, 0:1], a[0], out=c2)
+            np.multiply(b[:, 1:2], a[1], out=t)
+            c2 += t
+            np.multiply(b[:, 2:3], a[2], out=t)
+            c2 += t
+            c2 += a[3]
+            c2 += b[:, 4:5]
         if clamp:
             np.maximum(c2, 0.0, out=c2)
         return c2
