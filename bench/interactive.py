@@ -93,16 +93,17 @@ def timing(model_path, n_target: int, repeats: int = 10, graph: bool = True) -> 
             p = seg.update(pos, neg)
             times[head_roi].append(time.perf_counter() - t)
             probs[head_roi].append(p)
+        if head_roi:
+            crop = len(seg._crop[1][1]) if seg._crop is not None else 0
     diff = max(float(np.abs(a - b).max()) for a, b in zip(probs[True], probs[False]))
-    crop = len(seg._crop[1][1]) if seg._crop is not None else 0
     print(f"\n# mask update after a new fixation: {len(xyz)} points ({seg.n_voxels} voxels), "
           f"{torch.get_num_threads()} threads, fixations within 15 m; prior: "
           f"{seg.model.config.prior or 'none'} (set_scan builds its graph too)")
     print("| step | ms |")
     print("|---|---|")
     print(f"| set_scan (voxelise + backbone, once per scan) | {t_set * 1e3:.0f} |")
-    for head_roi, what in ((True, f"head on the region of interest (last crop {crop} voxels)"),
-                           (False, "head on the whole scan")):
+    roi_what = f"head on the region of interest (last crop: {crop} voxels, built by the 2nd)"
+    for head_roi, what in ((True, roi_what), (False, "head on the whole scan")):
         print(f"| update, {what}, median of {repeats} | {np.median(times[head_roi]) * 1e3:.1f} |")
         print(f"| update, {what}, max | {np.max(times[head_roi]) * 1e3:.1f} |")
     print("| target | 150 |")

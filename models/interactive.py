@@ -81,7 +81,8 @@ class InteractiveSegmenter:
         if roi_margin is not None and not roi_margin > 0:
             raise ValueError(f"roi_margin: expected > 0 or None, got {roi_margin!r}")
         self.roi_margin = roi_margin
-        self.head_roi = bool(head_roi) and roi_margin is not None and self.model.head_reach() is not None
+        self.head_roi = (bool(head_roi) and roi_margin is not None
+                         and self.model.head_reach() is not None)
         if not crop_slack >= 0:
             raise ValueError(f"crop_slack: expected >= 0, got {crop_slack!r}")
         self.crop_slack = crop_slack
@@ -160,8 +161,8 @@ class InteractiveSegmenter:
         prob = torch.sigmoid(self.model.point_logits(self._feats, att, self._inverse, prior))
         if self.roi_margin is not None:
             box = self._roi_box(pts[0])
-            inside = (torch.zeros(self.n_voxels, dtype=torch.bool, device=self.device) if box is None
-                      else ((self._xy >= box[0]) & (self._xy <= box[1])).all(1))
+            inside = (((self._xy >= box[0]) & (self._xy <= box[1])).all(1) if box is not None
+                      else torch.zeros(self.n_voxels, dtype=torch.bool, device=self.device))
             prob = torch.where(inside.index_select(0, self._inverse), prob, torch.zeros_like(prob))
         return prob.cpu().numpy()
 

@@ -68,7 +68,8 @@ def test_head_on_the_roi_crop_equals_the_full_scene(prior):
         assert len(roi._crop[1][1]) < roi.n_voxels
         assert (a > 0.5).any() or prior == "random"
         # next fixation: a rejection 4 m away, then a positive 3 m the other way
-        (neg if step == 0 else pos)[:] += _spot(xyz, c + np.array([4.0 if step == 0 else -3.0, 0, 0]), 2.0)
+        shift = np.array([4.0 if step == 0 else -3.0, 0.0, 0.0])
+        (neg if step == 0 else pos)[:] += _spot(xyz, c + shift, 2.0)
     # nothing looked at: all 0 either way (the ROI path does not run the head)
     z = np.zeros_like(pos)
     np.testing.assert_array_equal(roi.update(z, z), full.update(z, z))
