@@ -109,6 +109,8 @@ class CloudNeighbours:
         self.last_path = ""
         self.seconds = 0.0
         self.nbr = self.dk = self.unique = None
+        self._is_c = self._loc = None         # inner_rows' work arrays (made on first use)
+        self._lock = threading.Lock()
         self._done = threading.Event()
         self._stop = threading.Event()
         self._thread = None
@@ -195,14 +197,23 @@ class CloudNeighbours:
         if kk != self.k + 1:
             self.last_path = f"tree: graph built for k={self.k}, asked for k={kk - 1}"
             return None
-        is_c = np.zeros(self.n, dtype=bool)
-        is_c[cand] = True
-        g = self.nbr[cand]
-        inner = is_c[g].all(axis=1) & self.unique[cand]
-        loc = np.empty(self.n, dtype=np.int64)
-        loc[cand] = np.arange(len(cand))
+        with self._lock:
+            # two (n,) work arrays kept between labels: fresh ones cost a page fault per touched
+            # page on every key; is_c is all False between calls, loc is read only where written
+            if self._is_c is None:
+                self._is_c = np.zeros(self.n, dtype=bool)
+                self._loc = np.empty(self.n, dtype=np.int64)
+            is_c, loc = self._is_c, self._loc
+            is_c[cand] = True
+            try:
+                g = self.nbr[cand]
+                inner = is_c[g].all(axis=1) & self.unique[cand]
+            finally:
+                is_c[cand] = False
+            loc[cand] = np.arange(len(cand))
+            out = loc[g[inner]]
         self.last_path = "graph"
-        return inner, loc[g[inner]], self.dk[cand[inner]]
+        return inner, out, self.dk[cand[inner]]
 
 
 def grow_cloud(xyz, attention, rel_threshold: float = 0.2, k: int = 8, max_radius: float | None = None,
@@ -275,13 +286,16 @@ def grow_cloud_sparse(xyz, index, attention, rel_threshold: float = 0.2, k: int 
     return cand[_grow_candidates(xyz, cand, a[allowed], k, max_radius, neighbours)]
 
 
-def _reach(seed: int, m: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """(m,) bool: the nodes reachable from ``seed`` over the directed edges ``rows -> cols`` (what
-    :func:`_bfs` finds, breadth first in scipy's C instead of a numpy step per ring)."""
+def _reach(seed: int, nbr: np.ndarray) -> np.ndarray:
+    """(m,) bool: the nodes reachable from ``seed`` over the directed edges ``i -> nbr[i, j]`` of
+    ``nbr (m, kk)`` (what :func:`_bfs` finds, breadth first in scipy's C instead of a numpy step per ring)."""
     from scipy.sparse import csr_matrix
     from scipy.sparse.csgraph import breadth_first_order
 
-    g = csr_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(m, m))
+    m, kk = nbr.shape
+    # kk edges per node in node order: the CSR arrays as they are, without a COO conversion's
+    # sort and duplicate sum (the reachable set does not depend on either)
+    g = csr_matrix((np.ones(m * kk, dtype=np.int8), nbr.ravel(), np.arange(0, m * kk + 1, kk)), shape=(m, m))
     out = np.zeros(m, dtype=bool)
     out[breadth_first_order(g, seed, directed=True, return_predecessors=False)] = True
     return out
@@ -331,7 +345,7 @@ def _grow_candidates(xyz, cand, a_cand, k, max_radius, neighbours) -> np.ndarray
     if len(far):                              # inner rows with a neighbour beyond max_radius: every distance
         dist[far], nbr[far] = ask_tree(far)
     nbr = np.where(dist <= max_radius, nbr, np.arange(m)[:, None])
-    sub = _reach(int(np.argmax(a_cand)), m, np.repeat(np.arange(m), kk), nbr.ravel())
+    sub = _reach(int(np.argmax(a_cand)), nbr)
     return np.flatnonzero(sub)
 
 
