@@ -166,6 +166,11 @@ class CloudNeighbours:
             nbr[lo:hi] = i[:, :kk]
             dk[lo:hi] = d[:, kk - 1]
             unique[lo:hi] = d[:, kk] > d[:, kk - 1]
+        # what the first label would otherwise pay for: the growing's BFS module and inner_rows' work arrays
+        import scipy.sparse.csgraph  # noqa: F401
+        with self._lock:
+            if self._is_c is None:
+                self._is_c, self._loc = np.zeros(self.n, dtype=bool), np.zeros(self.n, dtype=np.int64)
         self.nbr, self.dk, self.unique = nbr, dk, unique
         self.seconds = time.perf_counter() - t0
         self._done.set()
