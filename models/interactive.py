@@ -4,7 +4,10 @@
 once (its decoder features are cached); :meth:`~InteractiveSegmenter.update`
 then only pools the new attention to the voxels and re-runs the light
 attention-guided head, so a mask update after a fixation costs a fraction of
-a full forward pass.
+a full forward pass. With ``head_roi`` (the default) the head runs only on a
+crop of those features around the region of interest (the attended area plus
+``roi_margin``, widened by the head's receptive field), outside which the mask
+is 0: the same mask at a cost that follows the attended area, not the scan.
 
 A checkpoint trained with ``prior="graph"`` also keeps a
 :class:`~gaze3d.models.segment.GraphSegmenter` of the scan (built in
