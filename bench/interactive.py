@@ -26,9 +26,9 @@ for them. ``procedural``: ``--procedural-scenes`` scenes from a fixed seed that
 no training run draws (in-distribution for models trained on procedural scenes).
 
 Then the mask-update time after a new fixation on a ~1M-point scene (the IGN tile
-repeated on a grid) for the network (the same fixations with its head on the region of
-interest, the default, and on the whole scan; their masks must agree) and the graph baseline, and with ``--semantic``
-the gaze-guided vs no-gaze semantic comparison (``semantic_few`` below, one run per
+repeated on a grid) for the network (the same fixations with its head on the region
+of interest, the default, and on the whole scan; their masks must agree) and the
+graph baseline, and with ``--semantic`` the gaze-guided vs no-gaze semantic comparison (``semantic_few`` below, one run per
 ``--semantic-seeds`` training seed).
 """
 from __future__ import annotations
