@@ -7,7 +7,10 @@ first applies it.
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
+
 import pytest
 
 from viewer_helpers import WINDOW, box_scene, scene_camera
@@ -137,8 +140,15 @@ def test_window_keeps_drawing_and_applies_the_label_in_a_frame():
         smp = _samples(s, box, s.now_ns())
         for i in range(0, len(smp), 10):
             s.tick(local_samples=smp[i:i + 10])
+        work = s._label_work
+
+        def slow_work():                          # a label slower than the acknowledgement delay
+            time.sleep(0.3)                       # (as 1M points on a loaded CPU)
+            return work()
+
+        s._label_work = slow_work
         app.press("1")
-        assert "labelling as class1" in s.message
+        assert s.label_pending and "labelling as class1" in s.message
         app._mouse_xy = tuple(box)
         for _ in range(200):                      # the window's frames: one of them applies the label
             app.frame()
@@ -149,5 +159,35 @@ def test_window_keeps_drawing_and_applies_the_label_in_a_frame():
         assert (s.labels == 1).sum() > 30 and (truth[s.labels == 1] == 6).mean() > 0.95
         app.press("u")
         assert (s.labels == 0).all()
+    finally:
+        app.close()
+
+
+@pytest.mark.render
+def test_a_quick_label_is_shown_by_the_keys_own_frame():
+    """A region grown within the acknowledgement delay is applied and drawn by the key itself:
+    no "labelling as" frame first (one render, not two)."""
+    from gaze3d.scan import PointCloud
+    from gaze3d.viewer.app import ViewerApp
+
+    xyz, truth = box_scene(5000, 1200)
+    app = ViewerApp(PointCloud(xyz), off_screen=True, window_size=WINDOW, segmenter="grow", annotator="t",
+                    label_worker=True)
+    try:
+        s = app.session
+        app.label_ack_delay_s = 30.0              # generous here: the test must not depend on CPU load
+        app.scene.set_camera(scene_camera())
+        assert s.neighbours.wait(60)
+        box, _ = _targets(xyz, truth)
+        smp = _samples(s, box, s.now_ns())
+        for i in range(0, len(smp), 10):
+            s.tick(local_samples=smp[i:i + 10])
+        draws = []
+        draw = app.draw
+        app.draw = lambda still=False: draws.append(s.message) or draw(still)
+        app.press("1")
+        assert not s.label_pending and s.message.startswith("labelled")
+        assert draws and all(not m.startswith("labelling as") for m in draws)
+        assert (s.labels == 1).sum() > 30 and (truth[s.labels == 1] == 6).mean() > 0.95
     finally:
         app.close()

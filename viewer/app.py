@@ -67,6 +67,10 @@ STATUS_SEPARATOR = " \u00a6 "
 # While a label's region grows in its worker, frames are drawn at most this often: the
 # worker shares the CPU (and Python's lock) with the render, and the cursor still moves
 LABEL_PENDING_FRAME_S = 0.1
+# how long a label key waits for its worker before showing "labelling as ..." instead: a region
+# grown by then is shown by the key's own frame (one render, not two); a slower one is
+# acknowledged at once after this wait (a spinner shown only when it is needed)
+LABEL_ACK_DELAY_S = 0.06
 
 
 def status_text(line: str) -> str:
@@ -153,6 +157,7 @@ class ViewerApp:
         # label keys grow the region in a worker thread (the window keeps drawing): None = when the
         # window runs (run()); scripts driving handle_key()/press() get the label before it returns
         self.label_worker: Optional[bool] = label_worker
+        self.label_ack_delay_s = LABEL_ACK_DELAY_S
         self._last_draw = 0.0             # time.monotonic() of the last render
         self.show_cursor = True
         self.closed = False
@@ -329,7 +334,10 @@ class ViewerApp:
         # volumes label at once: their keys and frames drive the attention engine (slices, opacity)
         if self.label_worker and s.kind != "volume":
             s.begin_label(lab)
-            s.say(f"labelling as {lab.name} ...")
+            if s.wait_label(self.label_ack_delay_s):
+                self._apply_label()          # grown already: the key's own frame shows the region
+            else:
+                s.say(f"labelling as {lab.name} ...")
             return
         self._acknowledge(f"labelling as {lab.name} ...")
         s.label_attended(lab)
@@ -348,15 +356,20 @@ class ViewerApp:
         s = self.session
         if not (s.label_ready() or (wait and s.label_pending)):
             return False
+        self._apply_label()
+        self._interacting()          # its effect in a budget frame
+        self.update_status()
+        self.draw()
+        return True
+
+    def _apply_label(self) -> None:
+        """Apply the pending label (its worker is done or waited for); the caller draws."""
+        s = self.session
         try:
             s.finish_label()
         except Gaze3DError as exc:   # a model that failed: say it, keep going
             s.say(str(exc))
-        self._interacting()          # its effect in a budget frame
-        self._heat_stale = True      # and the gaze held meanwhile, now the next label's attention
-        self.update_status()
-        self.draw()
-        return True
+        self._heat_stale = True      # the gaze held meanwhile is now the next label's attention
 
     def _update_drift_target(self) -> None:
         """Show the bullseye while a drift check runs (display -> viewport -> window pixels)."""

@@ -523,6 +523,11 @@ class LabelingSession:
         """A label begun with :meth:`begin_label` is not applied yet."""
         return self._pending is not None
 
+    def wait_label(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for the pending label's region; True if it is grown (or none pending)."""
+        p = self._pending
+        return p is None or p["done"].wait(timeout_s)
+
     def label_ready(self) -> bool:
         """The pending label's region is grown: :meth:`finish_label` applies it without waiting."""
         return self._pending is not None and self._pending["done"].is_set()
