@@ -4,7 +4,7 @@ VENV := .venv
 STAMP := $(VENV)/.gaze3d-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-latest lock bench clean
+.PHONY: setup demo test test-latest lock bench checkpoint clean
 
 $(STAMP): pyproject.toml setup.py scripts/setup.sh requirements/lock.txt
 	bash scripts/setup.sh
@@ -25,6 +25,10 @@ test-latest:
 # Re-resolve requirements/lock.txt (then run `make test` before committing it).
 lock:
 	bash scripts/lock.sh
+
+# Retrain the shipped interactive checkpoint from procedural scenes (docs/models.md).
+checkpoint: $(STAMP)
+	bash scripts/train_checkpoint.sh
 
 bench: $(STAMP)
 	for b in bench/*.py; do $(VENV)/bin/python $$b || exit 1; done
