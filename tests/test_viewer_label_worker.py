@@ -124,22 +124,31 @@ def test_close_applies_a_pending_label(tmp_path):
         rec.close()
 
 
-@pytest.mark.render
-def test_window_keeps_drawing_and_applies_the_label_in_a_frame():
+def _window_looking_at_the_box(ack_delay_s=None):
+    """An offscreen window (label worker on) whose session has looked at the box: (app, truth, box)."""
     from gaze3d.scan import PointCloud
     from gaze3d.viewer.app import ViewerApp
 
     xyz, truth = box_scene(5000, 1200)
     app = ViewerApp(PointCloud(xyz), off_screen=True, window_size=WINDOW, segmenter="grow", annotator="t",
                     label_worker=True)
+    s = app.session
+    if ack_delay_s is not None:
+        app.label_ack_delay_s = ack_delay_s
+    app.scene.set_camera(scene_camera())
+    assert s.neighbours.wait(60)
+    box, _ = _targets(xyz, truth)
+    smp = _samples(s, box, s.now_ns())
+    for i in range(0, len(smp), 10):
+        s.tick(local_samples=smp[i:i + 10])
+    return app, truth, box
+
+
+@pytest.mark.render
+def test_window_keeps_drawing_and_applies_the_label_in_a_frame():
+    app, truth, box = _window_looking_at_the_box()
     try:
         s = app.session
-        app.scene.set_camera(scene_camera())
-        assert s.neighbours.wait(60)
-        box, _ = _targets(xyz, truth)
-        smp = _samples(s, box, s.now_ns())
-        for i in range(0, len(smp), 10):
-            s.tick(local_samples=smp[i:i + 10])
         work = s._label_work
 
         def slow_work():                          # a label slower than the acknowledgement delay
@@ -167,21 +176,10 @@ def test_window_keeps_drawing_and_applies_the_label_in_a_frame():
 def test_a_quick_label_is_shown_by_the_keys_own_frame():
     """A region grown within the acknowledgement delay is applied and drawn by the key itself:
     no "labelling as" frame first (one render, not two)."""
-    from gaze3d.scan import PointCloud
-    from gaze3d.viewer.app import ViewerApp
-
-    xyz, truth = box_scene(5000, 1200)
-    app = ViewerApp(PointCloud(xyz), off_screen=True, window_size=WINDOW, segmenter="grow", annotator="t",
-                    label_worker=True)
+    # generous delay here: the test must not depend on CPU load
+    app, truth, box = _window_looking_at_the_box(ack_delay_s=30.0)
     try:
         s = app.session
-        app.label_ack_delay_s = 30.0              # generous here: the test must not depend on CPU load
-        app.scene.set_camera(scene_camera())
-        assert s.neighbours.wait(60)
-        box, _ = _targets(xyz, truth)
-        smp = _samples(s, box, s.now_ns())
-        for i in range(0, len(smp), 10):
-            s.tick(local_samples=smp[i:i + 10])
         draws = []
         draw = app.draw
         app.draw = lambda still=False: draws.append(s.message) or draw(still)

@@ -4,19 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from viewer_helpers import WINDOW, box_scene, scene_camera  # noqa: F401
+from viewer_helpers import WINDOW, box_scene, fixate as _fixate, scene_camera  # noqa: F401
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def _fixate(session, xy_norm, seconds=1.0, rate=200, seed=0):
-    rng = np.random.default_rng(seed)
-    t0 = max(session.now_ns(), (session._last_t_ns or 0) + 1)
-    n = int(seconds * rate)
-    for i in range(0, n, 10):
-        session.tick(local_samples=[
-            session.mouse_sample(xy_norm[0] + rng.normal(0, 5e-4), xy_norm[1] + rng.normal(0, 5e-4),
-                                 t_ns=t0 + int((i + j) * 1e9 / rate)) for j in range(10)])
 
 
 def test_cloud_session_api_typed_labels_and_local_recording(tmp_path):
