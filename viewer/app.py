@@ -350,11 +350,9 @@ class ViewerApp:
         self.update_status()
         self.draw()
 
-    def finish_label(self, wait: bool = False) -> bool:
-        """Apply the pending label if its region is grown (or, ``wait``, once it is), and show it.
-        True if one was applied."""
-        s = self.session
-        if not (s.label_ready() or (wait and s.label_pending)):
+    def finish_label(self) -> bool:
+        """Apply the pending label if its region is grown, and show it. True if one was applied."""
+        if not self.session.label_ready():
             return False
         self._apply_label()
         self._interacting()          # its effect in a budget frame

@@ -298,8 +298,6 @@ class Scene:
             return
         if self.kind == "volume":
             changed = None
-        elif self._plain is None:
-            self._base_colors()
         self._set_base(changed)
 
     def update_attention(self, values) -> int:
@@ -532,8 +530,6 @@ class Scene:
         # the same render coordinates as the whole cloud's (the subset holds its extreme points:
         # the same bounds, so the camera's clipping range does not depend on what is drawn)
         data = pv.PolyData(np.asarray(self.dataset.points)[idx])
-        if self._plain is None:
-            self._base_colors()
         base = self._colors_of(idx)
         data.point_data[COLOR_ARRAY] = _rgba(base)
         arr = data.GetPointData().GetArray(COLOR_ARRAY)

@@ -66,6 +66,12 @@ class LabelAction:
     t_host_ns: int
 
 
+
+def _grow_weights(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
+    """Region-growing weights from signed attention: rejected parts (more negative than positive
+    attention) can neither seed nor join a region."""
+    return np.where(neg > pos, 0.0, pos).astype(np.float32)
+
 class LabelingSession:
     """Gaze -> attention -> labels for one scan.
 
@@ -360,7 +366,7 @@ class LabelingSession:
         if self.scene is not None:
             self.scene.clear_attention()
         self.record_event({"type": "clear_attention"})
-        self.message = "attention cleared"
+        self.say("attention cleared")
 
     # -------------------------------------------------------------- regions
     def _model_region(self, positive: np.ndarray, negative: np.ndarray):
@@ -384,13 +390,13 @@ class LabelingSession:
         self.commit_attention()
         fx = self.accumulator.fixations() if hasattr(self.accumulator, "fixations") else []
         if not fx:
-            self.message = "nothing to reject: look at the wrongly included part, then press n"
+            self.say("nothing to reject: look at the wrongly included part, then press n")
             return False
         rec = self.accumulator.set_polarity(-1, False)
         self.record_event({"type": "reject_fixation", "t_start_s": rec.t_start_s, "t_end_s": rec.t_end_s,
                      "n_elements": int(len(rec.index))})
         n_neg = sum(not f.positive for f in self.accumulator.fixations())
-        self.message = f"fixation rejected ({n_neg} negative so far): it will be left out of the next label"
+        self.say(f"fixation rejected ({n_neg} negative so far): it will be left out of the next label")
         return True
 
     def attended_region(self) -> tuple:
@@ -420,7 +426,7 @@ class LabelingSession:
             index, pos, neg = self.accumulator.nonzero_signed_values()
             if not len(index) or not float(pos.max()) > 0:
                 return np.zeros(0, dtype=np.int64), "none"
-            grow_att = np.where(neg > pos, 0.0, pos).astype(np.float32)   # rejected parts cannot seed or join
+            grow_att = _grow_weights(pos, neg)
             return grow_cloud_sparse(self.scan.xyz, index, grow_att, self.rel_threshold,
                                      neighbours=self.neighbours), "grow"
         region, method = self._dense_region()
@@ -449,7 +455,7 @@ class LabelingSession:
                 if self.segmenter_mode == "model":
                     raise Gaze3DError(f"interactive model failed: {self._segmenter_error}") from exc
                 fallback_note = self._segmenter_error
-        grow_att = np.where(neg > pos, 0.0, pos).astype(np.float32)   # rejected parts cannot seed or join
+        grow_att = _grow_weights(pos, neg)
         if self.kind == "volume" and self.segmenter_mode != "grow":
             # volumes: the random walker on a region of interest (issue 14, docs/volumes.md: it beats the
             # flood fill on the held-out CT and updates a 256^3 volume in < 300 ms); --segmenter grow floods
@@ -532,11 +538,11 @@ class LabelingSession:
         """The pending label's region is grown: :meth:`finish_label` applies it without waiting."""
         return self._pending is not None and self._pending["done"].is_set()
 
-    def finish_label(self, wait: bool = True) -> Optional[LabelAction]:
-        """Apply the pending label (waiting for its worker unless ``wait`` is False, then None if not
-        ready); then the gaze held meanwhile goes to the next label's attention. None if none pending."""
+    def finish_label(self) -> Optional[LabelAction]:
+        """Apply the pending label (waiting for its worker if need be); then the gaze held meanwhile
+        goes to the next label's attention. None if none pending."""
         p = self._pending
-        if p is None or not (wait or p["done"].is_set()):
+        if p is None:
             return None
         p["done"].wait()
         self._pending = None
@@ -564,7 +570,7 @@ class LabelingSession:
         index, method, fixations, path = work
         if len(index) == 0:
             self.refresh()
-            self.message = "nothing attended yet: look at a structure first"
+            self.say("nothing attended yet: look at a structure first")
             return None
         t = self.now_ns()
         action = LabelAction(index=index, before=self.labels[index].copy(), label=lab, method=method, t_host_ns=t)
@@ -574,7 +580,7 @@ class LabelingSession:
                      "n_elements": int(len(index)), "annotator": self.annotator,
                      "time_unix_s": time.time(), "fixations": fixations,
                      "segmenter_note": self._fallback_note or self._segmenter_error}, t)
-        self.message = f"labelled {len(index)} {'voxels' if self.kind == 'volume' else 'points'} as {lab.name} ({method})"
+        self.say(f"labelled {len(index)} {'voxels' if self.kind == 'volume' else 'points'} as {lab.name} ({method})")
         if self._fallback_note:      # visible: the network did not produce this region
             self.message += f"; {self._fallback_note}"
         if path == NOT_BUILT:
@@ -605,11 +611,11 @@ class LabelingSession:
         self.finish_label()
         a = self.history.undo()
         if a is None:
-            self.message = "nothing to undo"
+            self.say("nothing to undo")
             return False
         self._apply(a.index, a.before)
         self.record_event({"type": "undo", "label_id": a.label.id, "n_elements": int(len(a.index))})
-        self.message = f"undid {a.label.name} ({len(a.index)})"
+        self.say(f"undid {a.label.name} ({len(a.index)})")
         return True
 
     def redo(self) -> bool:
@@ -617,11 +623,11 @@ class LabelingSession:
         self.finish_label()
         a = self.history.redo()
         if a is None:
-            self.message = "nothing to redo"
+            self.say("nothing to redo")
             return False
         self._apply(a.index, np.int32(a.label.id))
         self.record_event({"type": "redo", "label_id": a.label.id, "n_elements": int(len(a.index))})
-        self.message = f"redid {a.label.name} ({len(a.index)})"
+        self.say(f"redid {a.label.name} ({len(a.index)})")
         return True
 
     @property
@@ -686,7 +692,7 @@ class LabelingSession:
             save_scan(scan, path)
         self.record_event({"type": "save_annotations", "path": str(path), "annotator": self.annotator,
                      "time_unix_s": time.time(), "n_labelled": int((self.labels > 0).sum())})
-        self.message = f"saved {path}"
+        self.say(f"saved {path}")
 
     def load_annotations(self, path) -> None:
         """Read labels written by :meth:`save_annotations` (or any file of the same grid / point count)."""
@@ -711,7 +717,7 @@ class LabelingSession:
             self.scene.set_labels(self.labels.reshape(self.shape) if self.kind == "volume" else self.labels)
         self.history.clear()
         self.record_event({"type": "load_annotations", "path": str(path), "n_changed": int(len(changed))})
-        self.message = f"loaded {path} ({len(changed)} labels changed)"
+        self.say(f"loaded {path} ({len(changed)} labels changed)")
         del action
 
     # ---------------------------------------------------------------- status
