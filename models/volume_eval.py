@@ -122,8 +122,12 @@ class SliceAnnotator:
         self.rng = np.random.default_rng(seed)
         a = self.rng.uniform(0, 2 * np.pi)
         self._offset = np.radians(self.model.offset_deg) * np.array([np.cos(a), np.sin(a)])
-        self.engine = VolumeEngine(volume, FovealModel(sigma_deg=self.model.sigma_deg), mode="slice",
-                                   axis=2, index=volume.shape[2] // 2)
+        self.engine = self._make_engine()
+
+    def _make_engine(self) -> VolumeEngine:
+        """The attention engine of this view: the middle axial slice."""
+        return VolumeEngine(self.volume, FovealModel(sigma_deg=self.model.sigma_deg), mode="slice",
+                            axis=2, index=self.volume.shape[2] // 2)
 
     def camera(self, k: int) -> Camera:
         """The slice view of axial slice ``k``: the slice centre seen from above, spanning ``view_deg``."""
@@ -186,8 +190,8 @@ class RenderAnnotator(SliceAnnotator):
     def __init__(self, volume, model: Optional[SliceGazeModel] = None, seed: int = 0, mode: str = "render"):
         if mode not in ("render", "mip"):
             raise InputError(f"mode: expected 'render' or 'mip', got {mode!r}")
+        self.mode = mode
         super().__init__(volume, model, seed)
-        self.engine = VolumeEngine(volume, FovealModel(sigma_deg=self.model.sigma_deg), mode=mode)
         vol = volume
         centre = vol.index_to_world(np.array([(np.array(vol.shape, float) - 1) / 2]))[0]
         o = vol.index_to_world(np.zeros((1, 3)))[0]
@@ -198,6 +202,10 @@ class RenderAnnotator(SliceAnnotator):
         dist = depth + 0.5 * extent / np.tan(np.radians(self.model.view_deg) / 2)
         self._camera = Camera(position=centre + normal * dist, focal_point=centre, view_up=up,
                               vfov_deg=self.model.view_deg)
+
+    def _make_engine(self) -> VolumeEngine:
+        """The attention engine of this view: the volume rendering or the MIP (:attr:`mode`)."""
+        return VolumeEngine(self.volume, FovealModel(sigma_deg=self.model.sigma_deg), mode=self.mode)
 
     def fixation(self, voxel) -> np.ndarray:
         """(I, J, K) float attention of one fixation aimed at ``voxel``'s projection on the rendering."""

@@ -17,7 +17,8 @@ and one head serve both). Channels (:data:`INPUT_CHANNELS`):
   (the gaze-guided blocks of :class:`~.networks.segnet.GazeSegNet`).
 
 The head is residual (:func:`mask_logits`): the mask logit is the walker's
-logit (its probability clipped to [:data:`PRIOR_CLIP`, 1 - :data:`PRIOR_CLIP`])
+logit (its probability clipped to [``PRIOR_CLIP``, 1 - ``PRIOR_CLIP``] by
+:func:`~.networks.segnet.prior_logit`)
 plus the network's correction, whose classifier starts at zero
 (:func:`build_volume_model`), so an untrained model *is* the random walker on
 the crop and training learns only where the walker is wrong.
@@ -47,7 +48,7 @@ import torch
 from gaze3d.errors import InputError
 
 from .checkpoint import load_checkpoint
-from .networks.segnet import GazeSegNet, SegNetConfig
+from .networks.segnet import GazeSegNet, SegNetConfig, prior_logit
 from .networks.unet import UNetConfig
 from .sparse import SparseTensor
 
@@ -61,9 +62,6 @@ DEFAULT_CROP = 32
 DEFAULT_VOXEL_MM = 4.0
 #: backbone input channels of a volume model, in order
 INPUT_CHANNELS = ("intensity", "positive", "negative", "walker")
-#: the walker's probability is clipped to [PRIOR_CLIP, 1 - PRIOR_CLIP] before its logit (+-3.9), so seeds
-#: and far background stay correctable by the network
-PRIOR_CLIP = 0.02
 
 
 def build_volume_model(base_channels: int = 8, voxel_mm: float = DEFAULT_VOXEL_MM) -> GazeSegNet:
@@ -78,8 +76,8 @@ def build_volume_model(base_channels: int = 8, voxel_mm: float = DEFAULT_VOXEL_M
 def mask_logits(model: GazeSegNet, x: SparseTensor, att: torch.Tensor, feats=None) -> torch.Tensor:
     """(n,) mask logits: the walker prior's logit (input channel 3 of ``x``) plus the network's correction
     (``feats``: the backbone's output for ``x`` where already computed)."""
-    p = x.feats[:, INPUT_CHANNELS.index("walker")].clamp(PRIOR_CLIP, 1.0 - PRIOR_CLIP)
-    return torch.log(p) - torch.log1p(-p) + model.decode(model.encode(x) if feats is None else feats, att)[:, 0]
+    return (prior_logit(x.feats[:, INPUT_CHANNELS.index("walker")])
+            + model.decode(model.encode(x) if feats is None else feats, att)[:, 0])
 
 
 def default_volume_config(base_channels: int = 8, voxel_mm: float = DEFAULT_VOXEL_MM) -> SegNetConfig:

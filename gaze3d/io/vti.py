@@ -19,9 +19,10 @@ from xml.etree import ElementTree
 import numpy as np
 
 from ._common import check_readable, corrupt
+from .vtp import _VTK_TYPES
 
-_TYPES = {"Int8": "i1", "UInt8": "u1", "Int16": "i2", "UInt16": "u2", "Int32": "i4", "UInt32": "u4",
-          "Int64": "i8", "UInt64": "u8", "Float32": "f4", "Float64": "f8"}
+# VTK XML type name -> numpy dtype (little-endian): the writer's table, inverted
+_TYPES = {name: code for code, name in _VTK_TYPES.items()}
 
 
 def _b64(text: bytes) -> bytes:
