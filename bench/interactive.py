@@ -109,8 +109,6 @@ def timing(model_path, n_target: int, repeats: int = 10, graph: bool = True) -> 
         print(f"| update, {what}, max | {np.max(times[head_roi]) * 1e3:.1f} |")
     print("| target | 150 |")
     print(f"max |p(region of interest) - p(whole scan)| over the {repeats} updates: {diff:.2e}")
-    pos = np.zeros(len(xyz), np.float32)
-    neg = np.zeros(len(xyz), np.float32)
     if not graph:
         return
     from gaze3d.models.features import height_above_dtm

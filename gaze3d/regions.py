@@ -109,7 +109,7 @@ class CloudNeighbours:
         self.last_path = ""
         self.seconds = 0.0
         self.nbr = self.dk = self.unique = None
-        self._is_c = self._loc = None         # inner_rows' work arrays (made on first use)
+        self._is_c = self._loc = None         # inner_rows' work arrays (made by the build)
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._stop = threading.Event()
@@ -168,9 +168,9 @@ class CloudNeighbours:
             unique[lo:hi] = d[:, kk] > d[:, kk - 1]
         # what the first label would otherwise pay for: the growing's BFS module and inner_rows' work arrays
         import scipy.sparse.csgraph  # noqa: F401
-        with self._lock:
-            if self._is_c is None:
-                self._is_c, self._loc = np.zeros(self.n, dtype=bool), np.zeros(self.n, dtype=np.int64)
+        # inner_rows' two (n,) work arrays, kept between labels (fresh ones cost a page fault per touched
+        # page on every key); no reader sees them before _done is set
+        self._is_c, self._loc = np.zeros(self.n, dtype=bool), np.zeros(self.n, dtype=np.int64)
         self.nbr, self.dk, self.unique = nbr, dk, unique
         self.seconds = time.perf_counter() - t0
         self._done.set()
@@ -202,12 +202,8 @@ class CloudNeighbours:
         if kk != self.k + 1:
             self.last_path = f"tree: graph built for k={self.k}, asked for k={kk - 1}"
             return None
-        with self._lock:
-            # two (n,) work arrays kept between labels: fresh ones cost a page fault per touched
-            # page on every key; is_c is all False between calls, loc is read only where written
-            if self._is_c is None:
-                self._is_c = np.zeros(self.n, dtype=bool)
-                self._loc = np.empty(self.n, dtype=np.int64)
+        with self._lock:                     # two labels at once share the work arrays
+            # is_c is all False between calls, loc is read only where written
             is_c, loc = self._is_c, self._loc
             is_c[cand] = True
             try:

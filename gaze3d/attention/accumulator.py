@@ -318,19 +318,18 @@ class AttentionAccumulator:
         return FixationRecord(idx.astype(np.int64), d[idx].astype(np.float32), float(t0), float(t1), int(k))
 
     def _close(self) -> None:
+        # a fixation is open only when records are kept (_deposit_run): max_fixation_records > 0 here
         if self._open is None:
             return
         if self._journal:
-            if self.max_fixation_records:
-                self._records.append(self._make_record(None))
-                del self._records[:-self.max_fixation_records]
+            self._records.append(self._make_record(None))
+            del self._records[:-self.max_fixation_records]
             self.engine.journal_stop()
             self._open = None
             return
         now = self._flat_values().copy()
-        if self.max_fixation_records:
-            self._records.append(self._make_record(now))
-            del self._records[:-self.max_fixation_records]
+        self._records.append(self._make_record(now))
+        del self._records[:-self.max_fixation_records]
         self._open, self._snap = None, now
 
     def _deposit_run(self, t_run, new_run: bool, deposit) -> None:
