@@ -98,19 +98,37 @@ class InteractiveSampler:
         Ground model of the procedural scenes' features (the real tiles carry their own).
     prior : str
         ``""`` or ``"graph"``: add the random walker's potential as a third attention channel.
+    surface : float
+        Fraction of the generated scenes taken from label volumes instead of the procedural
+        generator (:func:`gaze3d.models.surface_clouds.make_surface_scene`: organ, tissue and
+        channel surfaces, shapes no generator draws). 0 draws nothing extra from the random
+        stream, so earlier runs replay unchanged.
+    surface_sources : sequence of str
+        Label volumes for ``surface`` (:data:`gaze3d.models.surface_clouds.SOURCES`); the
+        default, the two that ship inside the pyvista wheel, is what every clone has.
     """
 
     def __init__(self, tiles: Sequence[Tile], split: str = "train", margin=(6.0, 30.0),
                  max_fix: int = 10, seed: int = 0, gaze: Optional[GazeModel] = None,
                  engine: str = "attention", procedural: float = 0.0, pool: int = 4,
                  renew_every: int = 16, neighbour_negatives: float = 0.0,
-                 strong_augment: bool = False, ground: str = "dtm", prior: str = ""):
+                 strong_augment: bool = False, ground: str = "dtm", prior: str = "",
+                 surface: float = 0.0, surface_sources: Sequence[str] = ("frog", "channels")):
         if split not in SPLITS:
             raise ValueError(f"split: expected one of {SPLITS}, got {split!r}")
         if not 0.0 <= procedural <= 1.0:
             raise ValueError(f"procedural: expected a fraction in [0, 1], got {procedural!r}")
         if not 0.0 <= neighbour_negatives <= 1.0:
             raise ValueError(f"neighbour_negatives: expected a probability, got {neighbour_negatives!r}")
+        if not 0.0 <= surface <= 1.0:
+            raise ValueError(f"surface: expected a fraction in [0, 1], got {surface!r}")
+        if surface > 0:
+            from .surface_clouds import SOURCES
+
+            bad = [x for x in surface_sources if x not in SOURCES]
+            if bad or not len(surface_sources):
+                raise ValueError(f"surface_sources: expected names from {SOURCES}, got {list(surface_sources)}")
+        self.surface, self.surface_sources = float(surface), tuple(surface_sources)
         self.tiles = list(tiles)
         self.rng = np.random.default_rng(seed)
         self.gaze, self.engine, self.seed = gaze, engine, seed
@@ -138,12 +156,18 @@ class InteractiveSampler:
         self.scenes_made = 0
 
     def _scene(self):
-        """(tile, simulator) of a procedural scene from the pool (renewed as it is used)."""
+        """(tile, simulator) of a generated scene from the pool (renewed as it is used)."""
         from .procedural import make_scene
+        from .surface_clouds import make_surface_scene
 
         self._drawn += 1
         if len(self._pool) < self.pool_size or self._drawn % self.renew_every == 0:
-            t = make_scene(self.rng, name=f"procedural{self.scenes_made}", ground=self.ground)
+            name = f"procedural{self.scenes_made}"
+            if self.surface > 0 and self.rng.random() < self.surface:
+                t = make_surface_scene(self.rng, name=name, ground=self.ground, split=self.split,
+                                       sources=self.surface_sources)
+            else:
+                t = make_scene(self.rng, name=name, ground=self.ground)
             self.scenes_made += 1
             entry = (t, AnnotatorSimulator(t.xyz, self.gaze, seed=self.seed + 7919 * self.scenes_made,
                                            engine=self.engine))

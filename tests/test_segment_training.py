@@ -123,11 +123,38 @@ def test_training_with_corrective_rounds_runs_and_learns_on_procedural_scenes():
         InteractiveSampler([], procedural=1.5)
 
 
+def test_sampler_mixes_label_volume_surfaces_into_the_generated_scenes():
+    pytest.importorskip("torch", reason="training needs torch (gaze3d[models])")
+    pytest.importorskip("pyvista", reason="pyvista (ships frog_tissues.vti and channels.vti) absent")
+    from gaze3d.models.train import InteractiveSampler
+
+    # surface=1: every pooled scene is a label-volume scene, and examples come out of it
+    s = InteractiveSampler([], procedural=1.0, engine="internal", seed=4, pool=2, renew_every=1000,
+                           surface=1.0, surface_sources=["channels"])
+    for _ in range(2):
+        ex = s.sample()
+        assert ex.target.any() and ex.att[ex.target > 0.5, 0].sum() > 0
+    kinds = [t.feats[:, 2:5].any() for t, _ in s._pool]
+    assert len(s._pool) == 2 and not any(kinds)      # label surfaces carry no colour
+    # surface=0 (the default) draws nothing extra: the same stream as before the option existed
+    a = InteractiveSampler([], procedural=1.0, engine="internal", seed=5, pool=1)
+    b = InteractiveSampler([], procedural=1.0, engine="internal", seed=5, pool=1, surface=0.0)
+    ea, eb = a.sample(), b.sample()
+    assert np.array_equal(ea.xyz, eb.xyz) and np.array_equal(ea.att, eb.att)
+    with pytest.raises(ValueError, match="surface"):
+        InteractiveSampler([], procedural=1.0, surface=1.5)
+    with pytest.raises(ValueError, match="surface_sources"):
+        InteractiveSampler([], procedural=1.0, surface=0.5, surface_sources=["bone"])
+
+
 @pytest.mark.parametrize("args, needle", [
     (["--tiles", "none"], "--tiles"),
     (["--tiles", "none", "--procedural", "2"], "procedural"),
     (["--tiles", "none", "--procedural", "1", "--error-rounds", "-1"], "error_rounds"),
     (["--tiles", "none", "--procedural", "1", "--neighbour-negatives", "3"], "neighbour_negatives"),
+    (["--tiles", "none", "--procedural", "1", "--surface", "2"], "surface"),
+    (["--tiles", "none", "--procedural", "1", "--surface", "0.5", "--surface-sources", "bone"],
+     "surface_sources"),
 ])
 def test_cli_train_rejects_bad_procedural_options(tmp_path, args, needle):
     pytest.importorskip("torch", reason="gaze3d train needs torch (gaze3d[models])")

@@ -55,6 +55,12 @@ def register(subparsers):
     p.add_argument("--prior", choices=("none", "graph"), default="none",
                    help="graph: the gaze-seeded random walker's potential is a third input channel "
                         "and the network learns a correction of its logit (untrained = the walker)")
+    p.add_argument("--surface", type=float, default=0.0,
+                   help="fraction of the generated scenes made from label-volume surfaces (organs, "
+                        "frog tissues, channels) instead of the procedural generator")
+    p.add_argument("--surface-sources", default="frog,channels",
+                   help="label volumes for --surface (frog, channels: inside the pyvista wheel; "
+                        "totalsegmentator: shared data)")
     p.add_argument("--init", default=None,
                    help="start from this checkpoint's weights (fine-tuning; a --prior graph model "
                         "may start from one without the prior: it then starts as the walker)")
@@ -119,7 +125,8 @@ def run(args):
         sampler = InteractiveSampler(tiles, "train", seed=args.seed, engine=args.gaze_engine,
                                      procedural=args.procedural, neighbour_negatives=args.neighbour_negatives,
                                      strong_augment=args.strong_augment, ground=args.ground,
-                                     prior=prior)
+                                     prior=prior, surface=args.surface,
+                                     surface_sources=[x for x in args.surface_sources.split(",") if x])
     except ValueError as exc:
         raise InputError(str(exc)) from exc
     losses = train_interactive(model, sampler, cfg)
