@@ -229,7 +229,7 @@ def _noise_sd(x, y, ok) -> float:
 
 
 def classify_adaptive(t: np.ndarray, x: np.ndarray, y: np.ndarray, ok: np.ndarray, p: dict,
-                      codes: dict, measured: np.ndarray = None) -> np.ndarray:
+                      codes: dict, measured: np.ndarray) -> np.ndarray:
     """Labels of a checked, gap-filled signal (see the module docstring).
 
     Parameters
@@ -243,10 +243,10 @@ def classify_adaptive(t: np.ndarray, x: np.ndarray, y: np.ndarray, ok: np.ndarra
     codes : dict
         EventType codes by name (``GAP``, ``FIXATION``, ``SACCADE``, ``PURSUIT``,
         ``PSO``, ``UNCLASSIFIED``).
-    measured : (n,) bool, optional
-        Samples the tracker delivered (before gap filling; ``ok`` when not
-        given). A loss filled by interpolation that sits inside a fast
-        excursion is a blink, not a dropout (stage 1b).
+    measured : (n,) bool
+        Samples the tracker delivered (before gap filling). A loss filled by
+        interpolation that sits inside a fast excursion is a blink, not a
+        dropout (stage 1).
 
     Returns
     -------
@@ -299,22 +299,22 @@ def classify_adaptive(t: np.ndarray, x: np.ndarray, y: np.ndarray, ok: np.ndarra
     # The rest of such a run (a saccade or fast pursuit the blink interrupted) is
     # classified as usual, so the runs are found again without it.
     if p["blink_reach_s"] > 0 and len(s_all):
-        lost = ~good if measured is None else (~good | ~measured)
+        lost = ~good | ~measured
         cl = np.r_[0, np.cumsum(lost)]
         inside = (cl[e_all] - cl[s_all]) > 0
         before = np.r_[False, lost][s_all]                 # lost[s - 1] (False at the start)
         after = np.r_[lost, False][e_all]                  # lost[e] (False at the end)
         cand = np.flatnonzero((peak > ptr) & (inside | before | after))
         if len(cand):
-            in_run = np.zeros(n + 1, dtype=np.int64)
-            np.add.at(in_run, s_all[cand], 1)
-            np.add.at(in_run, e_all[cand], -1)
-            in_run = np.cumsum(in_run[:n]) > 0
+            # distances to the nearest loss for the candidate runs' samples only
+            # (a few per blink; the whole signal would cost O(n log n) per call)
+            lens = e_all[cand] - s_all[cand]
+            idx = np.arange(lens.sum()) + np.repeat(s_all[cand] - np.r_[0, np.cumsum(lens)[:-1]], lens)
             tl = t[np.flatnonzero(lost)]
-            j = np.searchsorted(tl, t)
-            near = np.minimum(np.abs(t - tl[np.maximum(j - 1, 0)]), np.abs(tl[np.minimum(j, len(tl) - 1)] - t))
-            blink = in_run & (near <= p["blink_reach_s"] + 1e-12)
-            good &= ~blink
+            ti = t[idx]
+            j = np.searchsorted(tl, ti)
+            near = np.minimum(np.abs(ti - tl[np.maximum(j - 1, 0)]), np.abs(tl[np.minimum(j, len(tl) - 1)] - ti))
+            good[idx[near <= p["blink_reach_s"] + 1e-12]] = False
             s_all, e_all, peak, ptr, is_sac = _fast_runs(vv, st, pt, good, x, y, dt_med, p)
     if p["edge_window_s"] > 0 and len(s_all):
         # refine saccade edges on a narrower speed estimate (detection keeps the smooth one)
@@ -329,7 +329,7 @@ def classify_adaptive(t: np.ndarray, x: np.ndarray, y: np.ndarray, ok: np.ndarra
                 e -= 1
             s_all[k], e_all[k] = s, e
     labels[good] = FIX
-    if measured is not None and not good.all():
+    if not good.all():
         # a filled loss touching a blink's excursion was never measured: GAP too
         gap = ~good
         for s, e in zip(*_runs(good & ~measured)):
