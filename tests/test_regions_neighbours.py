@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from viewer_helpers import box_scene, scene_camera
+from viewer_helpers import box_scene, fixate, scene_camera
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -152,16 +152,6 @@ def test_a_failed_or_stopped_build_leaves_growing_as_it_was():
         assert big.last_path == "tree: neighbour graph failed (stopped)" and region.any()
 
 
-def _fixate(session, xy_norm, t0_ns, seconds=0.6, rate=200, seed=0):
-    rng = np.random.default_rng(seed)
-    n = int(seconds * rate)
-    for i in range(0, n, 10):
-        session.tick(local_samples=[
-            session.mouse_sample(xy_norm[0] + rng.normal(0, 5e-4), xy_norm[1] + rng.normal(0, 5e-4),
-                                 t_ns=t0_ns + int((i + j) * 1e9 / rate)) for j in range(10)])
-    return t0_ns + int(n * 1e9 / rate)
-
-
 def test_session_label_uses_the_graph_and_labels_what_a_tree_per_label_did():
     """The label key's path (sparse attention, the graph) against the dense arrays and the old growing."""
     from gaze3d.scan import PointCloud
@@ -175,10 +165,10 @@ def test_session_label_uses_the_graph_and_labels_what_a_tree_per_label_did():
         assert s.neighbours is not None and s.neighbours.wait(60)
         px, _ = cam.project(xyz[truth == 6].mean(axis=0, keepdims=True))
         gx, _ = cam.project(xyz[truth == 2][:1])
-        t = _fixate(s, px[0] / [cam.width, cam.height], s.now_ns())
-        t = _fixate(s, gx[0] / [cam.width, cam.height], t + 300_000_000, seed=1)
+        t = fixate(s, px[0] / [cam.width, cam.height], 0.6, t0_ns=s.now_ns())
+        t = fixate(s, gx[0] / [cam.width, cam.height], 0.6, seed=1, t0_ns=t + 300_000_000)
         assert s.reject_last_fixation()                # negative attention in play
-        _fixate(s, (px[0] + [8, 4]) / [cam.width, cam.height], t + 300_000_000, seed=2)
+        fixate(s, (px[0] + [8, 4]) / [cam.width, cam.height], 0.6, seed=2, t0_ns=t + 300_000_000)
         s.accumulator.flush()
         index, pos, neg = s.accumulator.nonzero_signed_values()
         dpos, dneg = s.accumulator.signed_values()

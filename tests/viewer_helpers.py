@@ -149,12 +149,17 @@ def qt_child_session() -> dict:
     return out
 
 
-def fixate(session, xy_norm, seconds=1.0, rate=200, seed=0):
-    """Feed ``session`` a mouse-as-gaze fixation at viewport ``xy_norm`` (0.05 % jitter), 10 samples a tick."""
+def fixate(session, xy_norm, seconds=1.0, rate=200, seed=0, t0_ns=None):
+    """Feed ``session`` a mouse-as-gaze fixation at viewport ``xy_norm`` (0.05 % jitter), 10 samples a tick.
+
+    Starts at ``t0_ns`` (default: now, or just after the session's last sample); returns the
+    time just after its last sample.
+    """
     rng = np.random.default_rng(seed)
-    t0 = max(session.now_ns(), (session._last_t_ns or 0) + 1)
+    t0 = max(session.now_ns(), (session._last_t_ns or 0) + 1) if t0_ns is None else t0_ns
     n = int(seconds * rate)
     for i in range(0, n, 10):
         session.tick(local_samples=[
             session.mouse_sample(xy_norm[0] + rng.normal(0, 5e-4), xy_norm[1] + rng.normal(0, 5e-4),
                                  t_ns=t0 + int((i + j) * 1e9 / rate)) for j in range(10)])
+    return t0 + int(n * 1e9 / rate)
