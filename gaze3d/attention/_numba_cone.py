@@ -326,18 +326,16 @@ def cone_pass(full, cand, cos2, f, w2, h2, width, height, near, far, hmax,
                     _square(acc, row[i] + h, col[i] + h, half[i] - b, cz[i])
             top = b
         zs = np.ascontiguousarray(acc[h:h + wv, h:h + wu])
+        # the band: the points within 2 h of the window's edge, in one pass (iu is free by now)
         nb_ = 0
+        lim = 2 * h
         for i in range(k):
-            e = min(min(row[i], wv - 1 - row[i]), min(col[i], wu - 1 - col[i]))
-            if e < 2 * h:
+            r = row[i]
+            c = col[i]
+            if r < lim or wv - 1 - r < lim or c < lim or wu - 1 - c < lim:
+                iu[nb_] = i
                 nb_ += 1
-        band = np.empty(nb_, dtype=np.int64)
-        nb_ = 0
-        for i in range(k):
-            e = min(min(row[i], wv - 1 - row[i]), min(col[i], wu - 1 - col[i]))
-            if e < 2 * h:
-                band[nb_] = i
-                nb_ += 1
+        band = iu[:nb_].copy()
     # 4. the depth test, on screen only, and the chord matrix of the visible points
     nv = 0
     one = np.float32(1.0)
@@ -419,6 +417,34 @@ def gauss_exponent(c2, c2cut, k12, k, lnw):
 
 
 @nb.njit(cache=True)
+def chord2_exponent(b, amat, start, out, c2cut, k12, k, lnw):
+    """:func:`chord2` then :func:`gauss_exponent` in one pass over ``out (s, v) float32``.
+
+    Each element is the same float32 operations in the same order as the two calls (so the
+    same bits), without writing the chords out and reading them back.
+    """
+    s, v = out.shape
+    a0, a1, a2, a3 = amat[0], amat[1], amat[2], amat[3]
+    ninf = -_INF
+    for i in range(s):
+        b0, b1, b2, b4 = b[i, 0], b[i, 1], b[i, 2], b[i, 4]
+        li = lnw[i]
+        oi = out[i]
+        for j in range(v):
+            t = start + j
+            c = b0 * a0[t]
+            c = c + b1 * a1[t]
+            c = c + b2 * a2[t]
+            c = c + a3[t]
+            c = c + b4
+            e = c * k12
+            e = e + k
+            e = e * c
+            e = e + li
+            oi[j] = ninf if c > c2cut else e
+
+
+@nb.njit(cache=True)
 def add_columns(e, ix, acc):
     """``acc[ix[j]] += sum_i e[i, j]`` (``e (s, v) float32``, summed in float32 over ``i`` in order, as
     ``np.add.reduce(e, axis=0)``; ``ix (v,)`` distinct)."""
@@ -492,6 +518,8 @@ def _canonical_calls():
     amat = np.ones((5, 4), dtype=np.float32)
     return [(cone_pass, cone), (chord2, (np.ones((2, 5), dtype=np.float32), amat, 1, c2)),
             (gauss_exponent, (c2, f32(4e-3), f32(-100.0), f32(-1200.0), lnw)),
+            (chord2_exponent, (np.ones((2, 5), dtype=np.float32), amat, 1, c2, f32(4e-3), f32(-100.0),
+                               f32(-1200.0), lnw)),
             (add_columns, (c2, cand, acc)), (store_points, (cols, *ranges, ax, ax, f32(0.5), f32(1e-8), np.empty(3, dtype=np.int64)))]
 
 

@@ -722,6 +722,16 @@ class PointCloudEngine:
         return depth <= tol
 
     # ---------------------------------------------------------- per ray
+    @staticmethod
+    def _ray_rows(fr: PointFrame, directions: np.ndarray) -> np.ndarray:
+        """``(s, 5)`` float32 rays' side of the chord matrix: ``-2 h, 1, |h|^2``, ``h = d - axis`` (camera frame)."""
+        h = (directions - fr.axis) @ fr.rotation.T
+        b = np.empty((len(directions), 5), dtype=np.float32)
+        b[:, :3] = -2.0 * h
+        b[:, 3] = 1.0
+        b[:, 4] = np.einsum("ij,ij->i", h, h)
+        return b
+
     def _chord2(self, fr: PointFrame, directions: np.ndarray, cols: slice, out=None,
                 clamp: bool = True) -> np.ndarray:
         """(s, v') float32 squared chords between rays and visible points ``cols``.
@@ -730,11 +740,7 @@ class PointCloudEngine:
         ``h = d - axis``: all terms are small, so float32 keeps ~1e-7 relative
         accuracy on the chord where ``2 - 2 d.p`` would cancel.
         """
-        h = (directions - fr.axis) @ fr.rotation.T
-        b = np.empty((len(directions), 5), dtype=np.float32)
-        b[:, :3] = -2.0 * h
-        b[:, 3] = 1.0
-        b[:, 4] = np.einsum("ij,ij->i", h, h)
+        b = self._ray_rows(fr, directions)
         a = fr.amat[:, cols]
         shape = (len(b), a.shape[1])
         c2 = np.empty(shape, dtype=np.float32) if out is None else out
@@ -869,21 +875,27 @@ class PointCloudEngine:
         series3 = cut > _RAD5                 # c2^3/90 matters above ~5 degrees
         exact = cut > _RAD20
         chunk = max(1024, 262144 // len(w))   # keep the (s, chunk) temporaries in cache
+        b = None                              # the rays' rows of the chord matrix (compiled path)
         for s in range(0, v, chunk):
             cols = slice(s, min(v, s + chunk))
             shape = (len(w), cols.stop - cols.start)
             # no clamp at 0: a rounding-negative c2 (|c2| < ~1e-9, a point on the ray)
             # gives exp(-k |c2|), as close to 1 as the clamped value
-            c2 = self._chord2(fr, directions, cols, out=self._scratch(shape, 0), clamp=False)
             ix = fr.index[cols]
             if self._kernel is not None and not (exact or series3):
-                # the same float32 operations in one compiled pass; numpy's exp (bit-identical)
-                self._kernel.gauss_exponent(c2, c2cut, np.float32(k / 12.0), np.float32(k), lnw[:, 0])
+                # the chords and the exponent (the same float32 operations as below, in their
+                # order) in one compiled pass; numpy's exp: bit-identical to the numpy path
+                if b is None:
+                    b = self._ray_rows(fr, directions)
+                c2 = self._scratch(shape, 0)
+                self._kernel.chord2_exponent(b, fr.amat, cols.start, c2, c2cut, np.float32(k / 12.0),
+                                             np.float32(k), lnw[:, 0])
                 np.exp(c2, out=c2)
                 if self._jtouched is not None:
                     self._journal(ix)
                 self._kernel.add_columns(c2, ix, self.acc)
                 continue
+            c2 = self._chord2(fr, directions, cols, out=self._scratch(shape, 0), clamp=False)
             far = np.greater(c2, c2cut, out=self._scratch(shape, 2, bool))
             if exact or series3:
                 e = chord2_to_theta2(c2, exact=exact)
