@@ -69,8 +69,9 @@ import numpy as np
 ADAPTIVE_DEFAULTS: Dict[str, float] = dict(
     gap_fill_max_s=0.075, gap_margin_s=0.020, velocity_window_s=0.030, edge_window_s=0.020,
     peak_init=200.0, robust=1.0, peak_sd=8.0, onset_sd=2.0, threshold_min=40.0, threshold_max=300.0,
-    blink_reach_s=0.02, adapt_window_s=60.0, min_saccade_s=0.008, min_saccade_amp_deg=0.5, extend_to_minimum=0.0,
-    pso_max_s=0.04, pursuit_window_s=0.100, pursuit_velocity=5.0, pursuit_slow_velocity=2.0,
+    blink_reach_s=0.02, adapt_window_s=60.0, min_saccade_s=0.008, min_saccade_amp_deg=0.75,
+    saccade_amp_window_s=0.060, extend_to_minimum=0.0,
+    pso_max_s=0.04, edge_pursuit=0.0, pursuit_window_s=0.100, pursuit_velocity=5.0, pursuit_slow_velocity=2.0,
     pursuit_slow_amp_deg=1.0, pursuit_slow_min_s=0.15, pursuit_slow_straightness=0.7, pursuit_slow_cap=1.0,
     pursuit_noise_z=6.0, min_pursuit_s=0.150, pursuit_min_amp_deg=0.5,
     pursuit_straightness=0.0, min_fixation_s=0.040)
@@ -316,10 +317,25 @@ def classify_adaptive(t: np.ndarray, x: np.ndarray, y: np.ndarray, ok: np.ndarra
             near = np.minimum(np.abs(ti - tl[np.maximum(j - 1, 0)]), np.abs(tl[np.minimum(j, len(tl) - 1)] - ti))
             good[idx[near <= p["blink_reach_s"] + 1e-12]] = False
             s_all, e_all, peak, ptr, is_sac = _fast_runs(vv, st, pt, good, x, y, dt_med, p)
+    # pursuit window and the speed floor of pursuit (stage 6), also used by the saccade edges
+    hp = max(1, int(round(p["pursuit_window_s"] / 2 / dt_med)))
+    # noise SD of that estimator: difference of two means of (hp + 1) samples
+    # over a time of about hp * dt; per axis sqrt(2 / (hp + 1)) sigma / (hp dt)
+    noise_v = np.sqrt(2.0 / (hp + 1)) * _per_block(t, bs, be, sds) / (hp * dt_med)
+    noise_thr = p["pursuit_noise_z"] * np.nan_to_num(noise_v)
+    thr = np.maximum(p["pursuit_velocity"], noise_thr)
     if p["edge_window_s"] > 0 and len(s_all):
         # refine saccade edges on a narrower speed estimate (detection keeps the smooth one)
         he = max(1, int(round(p["edge_window_s"] / 2 / dt_med)))
         v2 = np.nan_to_num(boxcar_speed(t, x, y, good, he, sums))
+        if p["edge_pursuit"]:
+            # the smooth speed of the movement a saccade leaves (lead) or lands in
+            # (follow): the pursuit estimator centred hp samples before/after, kept
+            # where it is pursuit-fast (0 elsewhere, so edges by a fixation are as before)
+            vpa = np.nan_to_num(boxcar_speed(t, x, y, good, hp, sums))
+            vpa = np.where(vpa > thr, vpa, 0.0)
+            follow, lead = np.zeros(n), np.zeros(n)
+            follow[:n - hp], lead[hp:] = vpa[hp:], vpa[:n - hp]
         for k in np.flatnonzero(is_sac):
             s, e = s_all[k], e_all[k]
             top = s + int(np.argmax(vv[s:e]))
@@ -327,6 +343,17 @@ def classify_adaptive(t: np.ndarray, x: np.ndarray, y: np.ndarray, ok: np.ndarra
                 s += 1
             while e - 1 > top and v2[e - 1] < st[e - 1]:
                 e -= 1
+            if p["edge_pursuit"]:
+                # in pursuit faster than the onset threshold the run goes on past
+                # the saccade: its edges are where the speed in excess of that
+                # pursuit's falls to the onset threshold (nearest the peak)
+                post = np.flatnonzero((v2[top + 1:e] < st[top + 1:e] + follow[top + 1:e])
+                                      & (follow[top + 1:e] > 0))
+                if len(post):
+                    e = top + 1 + int(post[0])
+                pre = np.flatnonzero((v2[s:top] < st[s:top] + lead[s:top]) & (lead[s:top] > 0))
+                if len(pre):
+                    s = s + int(pre[-1]) + 1
             s_all[k], e_all[k] = s, e
     labels[good] = FIX
     if not good.all():
@@ -359,14 +386,7 @@ def classify_adaptive(t: np.ndarray, x: np.ndarray, y: np.ndarray, ok: np.ndarra
     # --- pursuit vs fixation between saccades
     inter = labels == FIX
     if inter.any():
-        hp = max(1, int(round(p["pursuit_window_s"] / 2 / dt_med)))
         vp = boxcar_speed(t, x, y, inter, hp, sums)
-        # noise SD of that estimator: difference of two means of (hp + 1) samples
-        # over a time of about hp * dt; per axis sqrt(2 / (hp + 1)) sigma / (hp dt)
-        sd = _per_block(t, bs, be, sds)
-        noise_v = np.sqrt(2.0 / (hp + 1)) * sd / (hp * dt_med)
-        noise_thr = p["pursuit_noise_z"] * np.nan_to_num(noise_v)
-        thr = np.maximum(p["pursuit_velocity"], noise_thr)
         moving = inter & np.isfinite(vp)
         pur = moving & (vp > thr)
         ps, pe = _runs(pur)
@@ -444,6 +464,24 @@ def _fast_runs(vv, st, pt, good, x, y, dt_med, p):
     dur = (e_all - s_all) * dt_med
     prev = np.maximum(s_all - 1, 0)
     amp = np.hypot(x[e_all - 1] - x[prev], y[e_all - 1] - y[prev])
+    if p["saccade_amp_window_s"] > 0:
+        # the displacement between where the eye was before the run and where it
+        # is after it: mean positions of up to k valid samples on each side (a
+        # burst of noise goes and comes back; two single samples do not show it)
+        n = len(vv)
+        k = max(1, int(round(p["saccade_amp_window_s"] / dt_med)))
+        off = np.arange(1, k + 1)
+        side = []
+        for idx in (s_all[:, None] - off, e_all[:, None] - 1 + off):       # (runs, k) each
+            inside = (idx >= 0) & (idx < n)
+            idx = np.clip(idx, 0, n - 1)
+            use = inside & good[idx]
+            cnt = use.sum(axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                side.append((np.where(use, x[idx], 0.0).sum(axis=1) / cnt, np.where(use, y[idx], 0.0).sum(axis=1) / cnt,
+                             cnt > 0))
+        (bx, by, bok), (ax, ay, aok) = side
+        amp = np.where(bok & aok, np.hypot(ax - bx, ay - by), amp)
     is_sac = (peak > ptr) & (dur >= p["min_saccade_s"] - 1e-12) & (amp >= p["min_saccade_amp_deg"])
     return s_all, e_all, peak, ptr, is_sac
 
