@@ -365,3 +365,24 @@ def test_adaptive_pso_is_labelled_and_ends_within_pso_max_s():
     assert t[np.flatnonzero(lab == PSO)].max() <= sac_end + ADAPTIVE_DEFAULTS["pso_max_s"] + 1e-9
     assert not np.any(classify_samples(t, x, y, "adaptive", pso_max_s=0.0) == PSO)
     assert lab[-1] == FIX
+
+
+def test_adaptive_noise_burst_is_not_a_saccade():
+    """A saccade moves the eye: its amplitude is between the mean positions around it, not two samples.
+
+    A 20 ms burst of noise (out and back) gives two end samples 1-2 deg apart;
+    the 60 ms of gaze before and after it are in one place, so it stays
+    fixation. A real 1 deg step is still a saccade.
+    """
+    rate = 300.0
+    rng = np.random.default_rng(1)
+    t = np.arange(int(1.2 * rate)) / rate
+    x, y = rng.normal(0, 0.05, len(t)), rng.normal(0, 0.05, len(t))
+    i, j = int(0.5 * rate), int(0.9 * rate)
+    y[i:i + 6] += [0.8, 1.6, 0.6, -0.8, -1.4, -0.5]
+    x[j:] += 1.0
+    for kw, burst_is_saccade in (({}, False), ({"saccade_amp_window_s": 0.0}, True)):
+        labels = classify_samples(t, x, y, "adaptive", **kw)
+        assert np.any(labels[i - 3:i + 9] == SAC) == burst_is_saccade, kw
+        assert np.any(labels[j - 6:j + 6] == SAC), kw
+        assert np.all(labels[j + 20:] == FIX)

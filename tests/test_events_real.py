@@ -44,12 +44,12 @@ def hooge(bench, shared_data):
     return {g: [r for r in recs if r.group == g] for g in ("adult", "infant")}
 
 
-# today (defaults label PSO): adults (tuning set) fixation kappa 0.736 F1 0.923, with a PSO that a
-# fixation follows counted as that fixation ("+PSO", bench.pso_in_fixation) 0.760 / 0.923; coders among
-# themselves 0.752 / 0.939. Infants (held out) 0.876 / 0.936, +PSO 0.888 / 0.936; coders 0.886 / 0.935.
+# today (defaults label PSO): adults (tuning set) fixation kappa 0.760 F1 0.933, with a PSO that a
+# fixation follows counted as that fixation ("+PSO", bench.pso_in_fixation) 0.782 / 0.933; coders among
+# themselves 0.752 / 0.939. Infants (held out) 0.879 / 0.937, +PSO 0.889 / 0.937; coders 0.886 / 0.935.
 # I-VT 0.615 / 0.865 and 0.782 / 0.813.
-@pytest.mark.parametrize("group, kappa_min, pso_kappa_min, f1_min", [("adult", 0.72, 0.75, 0.91),
-                                                                    ("infant", 0.865, 0.875, 0.925)])
+@pytest.mark.parametrize("group, kappa_min, pso_kappa_min, f1_min", [("adult", 0.75, 0.77, 0.925),
+                                                                    ("infant", 0.87, 0.88, 0.93)])
 def test_adaptive_agrees_with_the_coders_on_hooge2018(bench, hooge, group, kappa_min, pso_kappa_min, f1_min):
     recs = hooge[group]
     labels = [classify_samples(r.t, r.x, r.y, "adaptive") for r in recs]
@@ -66,16 +66,35 @@ def test_adaptive_agrees_with_the_coders_on_hooge2018(bench, hooge, group, kappa
 def test_adaptive_reaches_the_coders_own_agreement_on_adults(bench, hooge):
     """The tuning set: at least the mean kappa of each coder against the other eleven.
 
-    Scored with each PSO that a fixation follows inside that fixation, as most of
-    Hooge et al.'s coders put it (their coding has no PSO class); plain "fixation"
-    scores 0.736 (docs/events.md reports both).
+    Scored both ways: PSO as not fixation (strict: 0.760 today) and with each PSO
+    that a fixation follows inside that fixation (0.782), as most of Hooge et
+    al.'s coders put it (their coding has no PSO class); coders 0.752.
     """
     recs = hooge["adult"]
-    labels = [bench.pso_in_fixation(classify_samples(r.t, r.x, r.y, "adaptive")) for r in recs]
-    kappa, _ = bench.agreement(recs, labels, FIX)
+    labels = [classify_samples(r.t, r.x, r.y, "adaptive") for r in recs]
+    strict, _ = bench.agreement(recs, labels, FIX)
+    kappa, _ = bench.agreement(recs, [bench.pso_in_fixation(lab) for lab in labels], FIX)
     coders, _ = bench.intercoder(recs, FIX)
-    print(f"\nadults: adaptive kappa (+PSO) {kappa:.3f}, coders among themselves {coders:.3f}")
-    assert kappa >= coders
+    print(f"\nadults: adaptive kappa {strict:.3f}, +PSO {kappa:.3f}, coders among themselves {coders:.3f}")
+    assert strict >= coders and kappa >= coders
+
+
+def test_saccade_amplitude_around_the_run_follows_the_coders(bench, hooge):
+    """Saccade amplitude from the mean positions around a fast run (saccade_amp_window_s) vs two end samples.
+
+    Hooge's noisy recordings have bursts of 1-2 deg that go and come back; the
+    coders call 40-60 % of the small "saccades" they make fixation. Today, adults
+    (tuning) kappa/F1 0.760/0.933 with the window, 0.736/0.923 from end samples;
+    infants (held out) 0.879/0.937 vs 0.876/0.936.
+    """
+    for group, gain in (("adult", 0.015), ("infant", 0.0)):
+        recs = hooge[group]
+        on = bench.agreement(recs, [classify_samples(r.t, r.x, r.y, "adaptive") for r in recs], FIX)
+        off = bench.agreement(recs, [classify_samples(r.t, r.x, r.y, "adaptive", saccade_amp_window_s=0.0,
+                                                      min_saccade_amp_deg=0.5) for r in recs], FIX)
+        print(f"\n{group}: kappa/F1 amplitude around the run {on[0]:.4f}/{on[1]:.4f}, end samples "
+              f"{off[0]:.4f}/{off[1]:.4f}")
+        assert on[0] >= off[0] + gain and on[1] >= off[1]
 
 
 def test_blink_excursions_leave_hooge_unchanged(bench, hooge):
