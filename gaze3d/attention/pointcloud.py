@@ -384,6 +384,12 @@ class PointCloudEngine:
         when numba is installed and its disk cache is warm (a cold cache is
         filled by a separate process meanwhile, see :func:`_compiled_kernel`);
         True: require numba (compiling here if needed); False: numpy only.
+    kernel : object, optional
+        A cone-pass kernel with the interface of :mod:`._numba_cone`, used
+        instead of the one ``compiled`` picks: ``TorchConeKernel`` of
+        ``gaze3d.models.attention_torch`` (torch, CPU or CUDA; the core never
+        imports torch, so the caller builds it). Its ``gauss_on_device`` says
+        it sums the deposit itself (``gauss_columns``).
 
     Implements :class:`~.engine.AttentionEngine`.
     """
@@ -394,7 +400,7 @@ class PointCloudEngine:
                  depth_tolerance: float = 0.001, max_slope: float = 3.0, cache_frames: int = 16,
                  leaf_size: int = 256, cone_slack_deg: float = 0.25, group_sigmas: float = 1.0,
                  store_widen_deg: float = 0.75, store_pullback: float = 0.15, spacing_footprint: bool = True,
-                 compiled: Optional[bool] = None):
+                 compiled: Optional[bool] = None, kernel=None):
         if not (np.isfinite(point_size) and point_size > 0):
             raise InputError(f"point_size: expected a positive number of pixels, got {point_size}")
         if not (np.isfinite(depth_tolerance) and depth_tolerance >= 0):
@@ -435,8 +441,9 @@ class PointCloudEngine:
         # the compiled cone pass replaces the footprint depth test only (engines that test
         # visibility otherwise, meshes by ray casting, keep the numpy pass)
         own = type(self)._visibility is PointCloudEngine._visibility
-        self._kernel = _compiled_kernel(compiled) if own else None
-        self._auto = own and compiled is None and self._kernel is None and "proc" in _WARM_UP
+        self._kernel = kernel if kernel is not None else (_compiled_kernel(compiled) if own else None)
+        self._gauss_on_device = bool(getattr(self._kernel, "gauss_on_device", False))
+        self._auto = own and kernel is None and compiled is None and self._kernel is None and "proc" in _WARM_UP
 
     # ------------------------------------------------------------ frames
     @property
@@ -887,6 +894,13 @@ class PointCloudEngine:
                 # order) in one compiled pass; numpy's exp: bit-identical to the numpy path
                 if b is None:
                     b = self._ray_rows(fr, directions)
+                if self._gauss_on_device:     # a device kernel (torch) sums the rays itself
+                    contrib = self._kernel.gauss_columns(b, fr.amat, cols.start, cols.stop, c2cut,
+                                                         np.float32(k / 12.0), np.float32(k), lnw[:, 0])
+                    if self._jtouched is not None:
+                        self._journal(ix)
+                    self.acc[ix] += contrib
+                    continue
                 c2 = self._scratch(shape, 0)
                 self._kernel.chord2_exponent(b, fr.amat, cols.start, c2, c2cut, np.float32(k / 12.0),
                                              np.float32(k), lnw[:, 0])
