@@ -26,9 +26,16 @@ Numpy only (the tracker environment). Stages, all in one pass over the signal:
 4. **Saccades** are runs above the onset threshold whose peak passes the peak
    threshold, lasting at least ``min_saccade_s`` and moving the eye at least
    ``min_saccade_amp_deg`` (smaller ones are noise or microsaccades: left to
-   the fixation). Their edges are then moved inwards to where a narrower
-   speed estimate (``edge_window_s``) crosses the onset threshold: the
-   smooth estimate finds saccades robustly but smears their flanks.
+   the fixation). The amplitude is the distance between the mean positions
+   of up to ``saccade_amp_window_s`` of valid samples before and after the
+   run (the two end samples when 0): a burst of noise goes out and comes
+   back, and its end samples alone would pass. Their edges are then moved
+   inwards to where a narrower speed estimate (``edge_window_s``) crosses
+   the onset threshold: the smooth estimate finds saccades robustly but
+   smears their flanks. With ``edge_pursuit`` (off by default) a saccade
+   that leaves or lands in pursuit faster than the onset threshold ends
+   where its speed in excess of that pursuit's falls to the threshold
+   (otherwise the run goes on through the pursuit).
 5. **PSO** (post-saccadic oscillation, "glissade"): a run above the onset
    threshold that starts within ``pso_max_s`` after a saccade ends, slower
    than that saccade's peak, labelled from the saccade's end to at most
@@ -453,7 +460,8 @@ def _fast_runs(vv, st, pt, good, x, y, dt_med, p):
     """Runs above the onset threshold: (starts, ends, peak, peak threshold, is_saccade).
 
     A run is a saccade when its peak speed passes the peak threshold, it lasts
-    ``min_saccade_s`` and moves the eye ``min_saccade_amp_deg``.
+    ``min_saccade_s`` and moves the eye ``min_saccade_amp_deg`` (between the
+    mean positions around it, see the module docstring).
     """
     s_all, e_all = _runs(good & (vv > st))
     if not len(s_all):
