@@ -35,9 +35,11 @@ A third table (issue 15) times attention replay of this tree against the
 tree before issue 15's replay work (``OLD_REV``, unpacked with ``git
 archive``) on the same inputs, each in its own one-thread process: this
 tree's numpy path (the reference) and its numba path (extra ``fast``, when
-installed) side by side, samples/s, multiples of real time (1200 Hz), and the
-maximum relative difference of the attention against the reference
-(``--speed-only`` prints only that table).
+installed) and the torch kernel (``gaze3d.models.attention_torch``, on CUDA
+where present, else on the CPU with one thread, when torch is installed) side
+by side, samples/s, multiples of real time (1200 Hz), and the maximum relative
+difference of the attention against the reference (``--speed-only`` prints
+only that table).
 
 Run: ``.venv/bin/python bench/attention.py [--sizes 1e6 1e7] [--seconds 5] [--quick] [--speed-only]``
 Targets: >= 20,000 samples/s at 1M points, >= 2,000 at 10M, memory <= ~2x the cloud;
@@ -355,9 +357,13 @@ d = np.load(sys.argv[3])
 xyz, t, xy, valid = d["xyz"], d["t"], d["xy"], d["valid"].astype(bool)
 batches = frame_batches(bench_path(xyz), t, xy, valid)
 pc = PointCloud(xyz)
-# engine paths: "default" (a tree without the option), "numpy" (compiled=False), "numba" (compiled=True)
+# engine paths: "default" (a tree without the option), "numpy" (compiled=False), "numba" (compiled=True),
+# "torch" (gaze3d.models.attention_torch on CUDA where present, else on the CPU, one thread)
 paths = sys.argv[6].split(",")
 opts = {"default": {}, "numpy": {"compiled": False}, "numba": {"compiled": True}}
+if "torch" in paths:
+    from gaze3d.models.attention_torch import TorchConeKernel
+    opts["torch"] = {"kernel": TorchConeKernel()}
 out = {}
 for path in paths:
     out[path] = {}
@@ -369,16 +375,21 @@ for path in paths:
         w.flush()
         del w
         best = np.inf
+        kern = opts[path].get("kernel")
+        sync = getattr(kern, "synchronize", lambda: None)
+        # a GPU works while the host waits: wall time there, CPU time (other processes do not count) else
+        clock = time.perf_counter if str(getattr(kern, "device", "cpu")) != "cpu" else time.process_time
         for _ in range(int(sys.argv[5])):
             acc = AttentionAccumulator(pc, fixations_only=fix, **opts[path])
             if hasattr(acc.engine, "spacing"):
                 acc.engine.spacing                 # estimated once per cloud: not replay time
-            c0 = time.process_time()
+            c0 = clock()
             for cam, cols in batches:
                 acc.add(cam, cols)
             acc.flush()
             values = acc.values
-            best = min(best, time.process_time() - c0)
+            sync()
+            best = min(best, clock() - c0)
             del acc
         np.save(os.path.join(sys.argv[4], f"values_{path}_{int(fix)}.npy"), values)
         out[path][str(int(fix))] = len(t) / best
@@ -413,6 +424,15 @@ def _numba_available() -> bool:
     return True
 
 
+def _torch_device():
+    """``"cuda"``, ``"cpu"`` (torch without a GPU) or None (no torch): where the torch row runs."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def _rel(a: np.ndarray, ref: np.ndarray) -> float:
     """``max |a - ref| / max |ref|`` (float64)."""
     scale = float(np.abs(ref).max()) or 1.0
@@ -427,21 +447,23 @@ def replay_speed(sizes, seconds: float, old_rev: str = OLD_REV, repeats: int = 2
     separate one-thread processes, best of ``repeats`` in CPU time, the cloud's
     spacing estimate and numba's compilation excluded. This tree runs its numpy
     path (``compiled=False``, the reference) and, where numba is installed, its
-    compiled path (``compiled=True``) in the same process. Differences are
+    compiled path (``compiled=True``) and, where torch is installed, the torch
+    kernel (``gaze3d.models.attention_torch``, on CUDA where present, else on
+    the CPU with one thread) in the same process. Differences are
     ``max |a - ref| / max |ref|`` over the points.
 
     Returns
     -------
     rows : list of dict
-        ``points, mode, old, numpy, numba`` (samples/s; numba None without numba),
-        ``rel_numpy_old``, ``rel_numba_numpy`` and ``same_numpy_old``, ``same_numba_numpy``.
+        ``points, mode, old, numpy, numba, torch`` (samples/s; None where not installed),
+        ``rel_numpy_old``, ``rel_numba_numpy``, ``rel_torch_numpy`` and ``same_*`` (bit-identical).
     """
     import subprocess
     import tarfile
     import tempfile
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    paths = ("numpy", "numba") if _numba_available() else ("numpy",)
+    paths = ("numpy",) + (("numba",) if _numba_available() else ()) + (("torch",) if _torch_device() else ())
     rows = []
     with tempfile.TemporaryDirectory(prefix="gaze3d_speed_") as tmp:
         old_tree = os.path.join(tmp, "old")
@@ -466,43 +488,42 @@ def replay_speed(sizes, seconds: float, old_rev: str = OLD_REV, repeats: int = 2
                 if "numba" in new:
                     rc, vc = new["numba"][fix]
                     row.update(numba=rc, rel_numba_numpy=_rel(vc, vn), same_numba_numpy=bool(np.array_equal(vc, vn)))
+                row.update(torch=None, rel_torch_numpy=None, same_torch_numpy=None)
+                if "torch" in new:
+                    rt, vt = new["torch"][fix]
+                    row.update(torch=rt, rel_torch_numpy=_rel(vt, vn), same_torch_numpy=bool(np.array_equal(vt, vn)))
                 rows.append(row)
     return rows
 
 
 def print_replay_speed(rows, old_rev: str) -> None:
-    gpu = ("a CUDA device is present, but there is no torch/GPU replay path: CPU rows only" if _cuda()
-           else "no CUDA device here, and no torch/GPU replay path exists")
+    dev = _torch_device()
+    gpu = {"cuda": "torch runs on the CUDA device (its row is wall time)",
+           "cpu": "no CUDA device here: torch runs on the CPU, one thread",
+           None: "torch not installed: no torch row"}[dev]
     print(f"Replay speed per core (CPU time, one thread, {GAZE_HZ:.0f} Hz gaze): the tree at {old_rev} "
-          f"(git archive) and this tree's numpy (reference) and numba paths, same inputs, best of runs; "
+          f"(git archive) and this tree's numpy (reference), numba and torch paths, same inputs, best of runs; "
           f"x real time = samples/s / {GAZE_HZ:.0f}; {gpu}")
     print("| points | samples counted | old samples/s (x real time) | numpy samples/s (x real time) | "
-          "numba samples/s (x real time) | numba / numpy | numpy vs old: max rel. diff | "
-          "numba vs numpy: max rel. diff | goal >= 100x at 1M |")
-    print("|---:|---|---:|---:|---:|---:|---:|---:|---|")
+          "numba samples/s (x real time) | numba / numpy | "
+          f"torch ({dev or 'n/a'}) samples/s (x real time) | numpy vs old: max rel. diff | "
+          "numba vs numpy: max rel. diff | torch vs numpy: max rel. diff | goal >= 100x at 1M |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 
     def rate(r):
-        return "n/a (numba not installed)" if r is None else f"{r:,.0f} ({r / GAZE_HZ:.1f}x)"
+        return "n/a (not installed)" if r is None else f"{r:,.0f} ({r / GAZE_HZ:.1f}x)"
 
     def diff(rel, same):
         return "n/a" if rel is None else ("0 (bit-identical)" if same else f"{rel:.1e}")
 
     for r in rows:
-        best = max(x for x in (r["numpy"], r["numba"]) if x is not None)
+        best = max(x for x in (r["numpy"], r["numba"], r["torch"]) if x is not None)
         goal = (f"{'met' if best / GAZE_HZ >= REALTIME_GOAL else 'NOT met'}" if r["points"] <= 2_000_000 else "")
         ratio = "" if r["numba"] is None else f"{r['numba'] / r['numpy']:.2f}"
         print(f"| {r['points']:,} | {r['mode']} | {rate(r['old'])} | {rate(r['numpy'])} | {rate(r['numba'])} | "
-              f"{ratio} | {diff(r['rel_numpy_old'], r['same_numpy_old'])} | "
-              f"{diff(r['rel_numba_numpy'], r['same_numba_numpy'])} | {goal} |")
-
-
-def _cuda() -> bool:
-    """Whether a CUDA device is present (torch only if installed; the CPU path never imports it)."""
-    try:
-        import torch
-    except ImportError:
-        return False
-    return bool(torch.cuda.is_available())
+              f"{ratio} | {rate(r['torch'])} | {diff(r['rel_numpy_old'], r['same_numpy_old'])} | "
+              f"{diff(r['rel_numba_numpy'], r['same_numba_numpy'])} | "
+              f"{diff(r['rel_torch_numpy'], r['same_torch_numpy'])} | {goal} |")
 
 
 def target_rate(n_points: int):

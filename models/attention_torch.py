@@ -73,6 +73,11 @@ class TorchConeKernel:
     def _t(self, arr) -> torch.Tensor:
         return torch.as_tensor(np.ascontiguousarray(arr)).to(self.device)
 
+    def synchronize(self) -> None:
+        """Wait for the device's queued work (timing)."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
     @staticmethod
     def work_sizes(m: int, width: int, height: int, hmax: int):
         """No host work memory: torch allocates on its device (its caching allocator reuses it)."""
