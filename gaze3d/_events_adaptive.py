@@ -342,7 +342,8 @@ def classify_adaptive(t: np.ndarray, x: np.ndarray, y: np.ndarray, ok: np.ndarra
             vpa = np.nan_to_num(boxcar_speed(t, x, y, good, hp, sums))
             vpa = np.where(vpa > thr, vpa, 0.0)
             follow, lead = np.zeros(n), np.zeros(n)
-            follow[:n - hp], lead[hp:] = vpa[hp:], vpa[:n - hp]
+            m = max(n - hp, 0)               # none when the signal is shorter than hp
+            follow[:m], lead[n - m:] = vpa[n - m:], vpa[:m]
         for k in np.flatnonzero(is_sac):
             s, e = s_all[k], e_all[k]
             top = s + int(np.argmax(vv[s:e]))

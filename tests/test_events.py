@@ -292,10 +292,10 @@ def test_adaptive_slow_pursuit_simulated():
 
 
 @pytest.mark.parametrize("case", ["empty", "one", "all_nan", "inf", "still", "huge_noise", "irregular_walk",
-                                  "every_7th_lost", "slow_rate"])
+                                  "every_7th_lost", "slow_rate", "short_saccade"])
 def test_adaptive_survives_degenerate_signals(case):
     rng = np.random.default_rng(0)
-    n = {"empty": 0, "one": 1, "all_nan": 50, "inf": 50, "slow_rate": 10}.get(case, 3000)
+    n = {"empty": 0, "one": 1, "all_nan": 50, "inf": 50, "slow_rate": 10, "short_saccade": 40}.get(case, 3000)
     t = np.arange(n) / 1200.0
     x = np.zeros(n)
     y = np.zeros(n)
@@ -313,13 +313,16 @@ def test_adaptive_survives_degenerate_signals(case):
     elif case == "slow_rate":
         t = np.arange(n) * 100.0
         x = np.arange(n, dtype=float)
-    labels = classify_samples(t, x, y, "adaptive")
-    assert labels.shape == (n,) and labels.dtype == np.int8
-    assert set(np.unique(labels)) <= {int(e) for e in EventType}
-    if case in ("all_nan", "inf"):
-        assert np.all(labels == GAP)
-    if case == "still":
-        assert np.all(labels == FIX)
+    elif case == "short_saccade":          # shorter than the pursuit window, with a saccade in it
+        x[n // 2:] = 8.0
+    for kw in ({}, {"edge_pursuit": 1.0}, {"saccade_amp_window_s": 0.0}):
+        labels = classify_samples(t, x, y, "adaptive", **kw)
+        assert labels.shape == (n,) and labels.dtype == np.int8
+        assert set(np.unique(labels)) <= {int(e) for e in EventType}
+        if case in ("all_nan", "inf"):
+            assert np.all(labels == GAP)
+        if case == "still":
+            assert np.all(labels == FIX)
 
 
 def _fixation_signal(rate=300.0, seconds=2.0, noise=0.02, seed=0):
