@@ -145,9 +145,9 @@ def test_auto_mode_runs_numpy_while_a_cold_cache_fills_then_switches(tmp_path):
             "a = run()\n"
             "assert a.engine._kernel is None and a.engine._auto, 'cold cache: numpy first'\n"
             "deadline = time.monotonic() + 240\n"
-            "while P._WARM_UP['proc'].poll() is None and time.monotonic() < deadline:\n"
+            "while P._WARM_UP.proc.poll() is None and time.monotonic() < deadline:\n"
             "    time.sleep(0.5)\n"
-            "assert P._WARM_UP['proc'].returncode == 0\n"
+            "assert P._WARM_UP.proc.returncode == 0\n"
             "b = run()\n"
             "assert b.engine._kernel is not None, 'the filled cache is used'\n"
             "assert np.array_equal(a.values, b.values) and a.values.max() > 0\n")

@@ -80,7 +80,7 @@ def _compiled_kernel(compiled: Optional[bool]):
     ``compiled`` True: numba is required (extra ``fast``) and compiles on first use if its disk
     cache is cold (~10 s of CPU, once per install). False: never. None: numba when installed
     *and* its disk cache is warm; when it is cold, the numpy path runs while a separate process
-    compiles and fills the cache (:func:`_warm_up_started`), and engines switch to the compiled
+    compiles and fills the cache (:class:`_WarmUp`), and engines switch to the compiled
     pass once it has (the two give bit-identical results, so the switch changes nothing but the
     speed): a live viewer never stalls on a compile.
     """
@@ -97,38 +97,51 @@ def _compiled_kernel(compiled: Optional[bool]):
     from . import _numba_cone
     if _numba_cone.cached():
         return _numba_cone
-    _warm_up_started()
+    _WARM_UP.start()
     return None
 
 
-_WARM_UP: dict = {}      # the one cache-filling process of this process (see _compiled_kernel)
+class _WarmUp:
+    """The one process that fills numba's disk cache for this process, and the switch-over it gives.
 
+    :func:`_compiled_kernel` starts it (:meth:`start`) when the cache is cold; engines made
+    meanwhile run numpy and ask :meth:`poll` before each cone until it answers: the compiled
+    module once the process has ended with the cache filled, or, after one look at a cache that
+    did not fill, never (:attr:`done`, the numpy path stays). All the state of the switch is here.
+    """
 
-def _warm_up_started() -> bool:
-    """Start ``python -m gaze3d.attention._numba_cone`` once per process; True while it runs."""
-    import subprocess
-    import sys
+    def __init__(self):
+        self.started = False      # start() was called (an engine made now polls)
+        self.proc = None          # the process (None: not started, or it could not be)
+        self.done = False         # the process ended and the cache was looked at once
+        self.kernel = None        # the compiled module once the cache is filled
 
-    proc = _WARM_UP.get("proc")
-    if proc is None and "proc" not in _WARM_UP:
+    def start(self) -> None:
+        """Start ``python -m gaze3d.attention._numba_cone`` once per process."""
+        import subprocess
+        import sys
+
+        if self.started:
+            return
+        self.started = True
         try:
-            proc = subprocess.Popen([sys.executable, "-m", "gaze3d.attention._numba_cone"],
-                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL)
+            self.proc = subprocess.Popen([sys.executable, "-m", "gaze3d.attention._numba_cone"],
+                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL)
         except OSError:
-            proc = None                   # cannot start it: the numpy path stays
-        _WARM_UP["proc"] = proc
-    return proc is not None and proc.poll() is None
+            self.proc = None      # cannot start it: the numpy path stays
+
+    def poll(self):
+        """The compiled module once the process has filled the cache, else None (cheap while it runs)."""
+        if self.done or self.proc is None or self.proc.poll() is None:
+            return self.kernel
+        self.done = True          # one look after it ends: a cache that did not fill stays numpy
+        from . import _numba_cone
+        self.kernel = _numba_cone if _numba_cone.cached() else None
+        return self.kernel
 
 
-def _warm_kernel():
-    """The compiled pass once the warm-up process has filled the cache, else None (auto engines poll this)."""
-    proc = _WARM_UP.get("proc")
-    if proc is None or proc.poll() is None or _WARM_UP.get("checked"):
-        return None
-    _WARM_UP["checked"] = True            # one look after it ends: a cache that did not fill stays numpy
-    from . import _numba_cone
-    return _numba_cone if _numba_cone.cached() else None
+_WARM_UP = _WarmUp()
 
 
 def local_spacing(index: MortonIndex, min_points: int = 12) -> np.ndarray:
@@ -443,7 +456,7 @@ class PointCloudEngine:
         own = type(self)._visibility is PointCloudEngine._visibility
         self._kernel = kernel if kernel is not None else (_compiled_kernel(compiled) if own else None)
         self._gauss_on_device = bool(getattr(self._kernel, "gauss_on_device", False))
-        self._auto = own and kernel is None and compiled is None and self._kernel is None and "proc" in _WARM_UP
+        self._auto = own and kernel is None and compiled is None and self._kernel is None and _WARM_UP.started
 
     # ------------------------------------------------------------ frames
     @property
@@ -560,12 +573,8 @@ class PointCloudEngine:
 
     def _build(self, camera, key, axis, half, cone, lasting: bool = True) -> PointFrame:
         if self._auto:                      # numba's cache was cold: compiled once it is filled
-            k = _warm_kernel() or (_WARM_UP.get("kernel"))
-            if k is not None:
-                _WARM_UP["kernel"] = k
-                self._kernel, self._auto = k, False
-            elif _WARM_UP.get("checked"):
-                self._auto = False
+            self._kernel = _WARM_UP.poll()
+            self._auto = self._kernel is None and not _WARM_UP.done
         idx = self.index
         apex = camera.position - idx.center
         cand, pts = self._candidates(apex, axis, cone, camera.near, lasting)
