@@ -580,15 +580,16 @@ class PointCloudEngine:
         cand, pts = self._candidates(apex, axis, cone, camera.near, lasting)
         # coordinates relative to the eye, in float32 rows of one array so that
         # each compression below is a single take
+        # (work arrays kept by the engine: fresh ones of this size cost their page faults every frame)
         a = apex.astype(np.float32)
-        pts = pts - a[:, None]
+        pts = np.subtract(pts, a[:, None], out=self._scratch(pts.shape, 13))
         # camera coordinates and the distance along the cone axis in one product;
         # the exact cone test then drops the store's (or the octree cells') extra points
         R = camera.rotation
         proj = np.empty((4, 3), dtype=np.float32)
         proj[0] = axis
         proj[1:] = R
-        full = np.empty((5, len(cand)), dtype=np.float32)     # dot, cx, cy, cz, |c|^2
+        full = self._scratch((5, len(cand)), 14)     # dot, cx, cy, cz, |c|^2
         np.matmul(proj, pts, out=full[:4])
         del pts
         if self._kernel is not None:
