@@ -41,7 +41,10 @@ Everything is sequential numpy with a fixed order of operations: the same
 input gives bit-identical output. With numba (extra ``fast``) the per-cone
 pass after the camera product runs compiled (:mod:`._numba_cone`), with the
 same float32 operations in the same order: bit-identical to the numpy path,
-which stays the reference (``compiled=False``).
+which stays the reference (``compiled=False``). A caller can hand in another
+kernel with the same interface (``kernel=``): the torch one,
+``gaze3d.models.attention_torch.TorchConeKernel`` (CPU or CUDA; the same
+visible points, attention within 1e-6), which the core never imports itself.
 """
 from __future__ import annotations
 
