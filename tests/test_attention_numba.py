@@ -156,3 +156,26 @@ def test_auto_mode_runs_numpy_while_a_cold_cache_fills_then_switches(tmp_path):
                PYTHONPATH=os.pathsep.join([os.path.dirname(__file__), os.environ.get("PYTHONPATH", "")]))
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=300)
     assert any((tmp_path / "numba_cache").rglob("*.nbi")), "the warm-up process wrote the cache"
+
+
+def test_compiled_octree_walk_keeps_the_numpy_walks_points():
+    """The kept cone's octree query compiled: the same points as the numpy walk (ascending,
+    disjoint ranges) for cones of every width, from outside and inside the cloud, with a near limit."""
+    from gaze3d.attention.spatial import MortonIndex, ranges_to_indices
+
+    idx = MortonIndex(_scene(), leaf_size=64)
+    rng = np.random.default_rng(11)
+    kept = 0
+    for t in range(60):
+        apex = rng.normal(0.0, 4.0 if t % 3 else 0.5, 3)          # a third from inside the cloud
+        axis = rng.normal(0.0, 1.0, 3)
+        axis /= np.linalg.norm(axis)
+        angle = np.radians(rng.choice([0.5, 3.0, 15.0, 60.0]))
+        near = 0.0 if t % 2 else 1.0
+        s0, e0 = idx.cone_ranges(apex, axis, angle, near)
+        s1, e1 = K.cone_ranges(idx, apex, axis, angle, near)
+        assert np.all(s1 < e1) and np.all(e1[:-1] < s1[1:])       # ascending, disjoint, merged
+        ref = ranges_to_indices(s0, e0)
+        assert np.array_equal(ranges_to_indices(s1, e1), ref)
+        kept += len(ref) > 0
+    assert kept > 20

@@ -493,6 +493,97 @@ def store_points(cols, starts, ends, back, axis, lim, tiny, wi):
     return cand, pts
 
 
+@nb.njit(cache=True)
+def _octree_walk(codes, bits, leaf_size, size, corner, level0, prefix0, ijk0, starts0, ends0, axis, cos_a,
+                 sin_a, near):
+    """``MortonIndex.cone_ranges``' cell test, depth first in Morton order: ``(k,) int64`` starts, ends.
+
+    The same float64 formulas per cell (centre, distance along the axis, signed distance to the
+    cone's surface, conservative by the cell's bounding-sphere radius), so the cells kept are the
+    numpy walk's up to float64 rounding; ranges come out ascending with touching ones merged.
+    """
+    n0 = len(starts0)
+    cap = n0 + 8 * (bits + 2)
+    sp = np.empty(cap, dtype=np.int64)          # stack: prefix, level, i, j, k, start, end
+    sl = np.empty(cap, dtype=np.int64)
+    si = np.empty((cap, 3), dtype=np.int64)
+    ss = np.empty(cap, dtype=np.int64)
+    se = np.empty(cap, dtype=np.int64)
+    top = 0
+    for c in range(n0 - 1, -1, -1):             # pushed in reverse: popped ascending
+        sp[top] = prefix0[c]
+        sl[top] = level0
+        si[top, 0] = ijk0[c, 0]
+        si[top, 1] = ijk0[c, 1]
+        si[top, 2] = ijk0[c, 2]
+        ss[top] = starts0[c]
+        se[top] = ends0[c]
+        top += 1
+    out_s = np.empty(1024, dtype=np.int64)
+    out_e = np.empty(1024, dtype=np.int64)
+    m = 0
+    sqrt3_2 = np.sqrt(3.0) / 2.0
+    while top > 0:
+        top -= 1
+        pref, lev, a0, a1, a2, st, en = sp[top], sl[top], si[top, 0], si[top, 1], si[top, 2], ss[top], se[top]
+        sz = size / (1 << lev)
+        r = sz * sqrt3_2
+        v0 = (a0 + 0.5) * sz + corner[0]
+        v1 = (a1 + 0.5) * sz + corner[1]
+        v2 = (a2 + 0.5) * sz + corner[2]
+        along = v0 * axis[0] + v1 * axis[1] + v2 * axis[2]
+        d2 = v0 * v0 + v1 * v1 + v2 * v2
+        perp = np.sqrt(max(d2 - along * along, 0.0))
+        sd = perp * cos_a - along * sin_a
+        meets = (d2 <= r * r or sd <= r) and along + r >= near
+        if not meets:
+            continue
+        whole = sd <= -r and along > r
+        if whole or en - st <= leaf_size or lev == bits:
+            if m > 0 and out_e[m - 1] == st:
+                out_e[m - 1] = en               # touching the previous range: one range
+            else:
+                if m == len(out_s):
+                    out_s = np.concatenate((out_s, np.empty(m, dtype=np.int64)))
+                    out_e = np.concatenate((out_e, np.empty(m, dtype=np.int64)))
+                out_s[m] = st
+                out_e[m] = en
+                m += 1
+            continue
+        shift = 3 * (bits - lev - 1)
+        # the 8 children's bounds in [st, en), pushed in reverse Morton order
+        hi = en
+        for o in range(7, -1, -1):
+            b = np.uint32((pref * 8 + o) << shift)
+            lo = st + np.searchsorted(codes[st:hi], b)
+            if hi > lo:
+                sp[top] = pref * 8 + o
+                sl[top] = lev + 1
+                si[top, 0] = 2 * a0 + (o & 1)
+                si[top, 1] = 2 * a1 + ((o >> 1) & 1)
+                si[top, 2] = 2 * a2 + ((o >> 2) & 1)
+                ss[top] = lo
+                se[top] = hi
+                top += 1
+            hi = lo
+    return out_s[:m].copy(), out_e[:m].copy()
+
+
+def cone_ranges(index, apex, axis, half_angle: float, near: float = 0.0):
+    """``index.cone_ranges(apex, axis, half_angle, near)`` compiled (:class:`.spatial.MortonIndex`).
+
+    For the kept cone of :meth:`PointCloudEngine._candidates` only: its cells are the numpy
+    walk's up to float64 rounding, and every point a later exact test can keep lies inside it by
+    far more than that (the cones asked of the kept one sit inside it by 1e-6 rad, the kept-point
+    test has 1e-3 rad of margin), so the result is the same.
+    """
+    level0, prefix, ijk, starts, ends = index._start_level()
+    corner = (index.lo - index.center - np.asarray(apex, dtype=np.float64)).astype(np.float64)
+    return _octree_walk(index.codes, int(index.bits), int(index.leaf_size), float(index.size), corner,
+                        int(level0), prefix.astype(np.int64), ijk, starts, ends, np.asarray(axis, dtype=np.float64),
+                        float(np.cos(half_angle)), float(np.sin(half_angle)), float(near))
+
+
 # ----------------------------------------------------------------- warm-up
 def _canonical_calls():
     """``[(function, args)]``: one call of each entry point with the argument types the engine passes.
@@ -520,7 +611,11 @@ def _canonical_calls():
             (gauss_exponent, (c2, f32(4e-3), f32(-100.0), f32(-1200.0), lnw)),
             (chord2_exponent, (np.ones((2, 5), dtype=np.float32), amat, 1, c2, f32(4e-3), f32(-100.0),
                                f32(-1200.0), lnw)),
-            (add_columns, (c2, cand, acc)), (store_points, (cols, *ranges, ax, ax, f32(0.5), f32(1e-8), np.empty(3, dtype=np.int64)))]
+            (add_columns, (c2, cand, acc)), (store_points, (cols, *ranges, ax, ax, f32(0.5), f32(1e-8), np.empty(3, dtype=np.int64))),
+            (_octree_walk, (np.array([0, 5, 9], dtype=np.uint32), 2, 1, 1.0, np.full(3, -0.5), 1,
+                            np.arange(2, dtype=np.int64), np.zeros((2, 3), dtype=np.int64),
+                            np.array([0, 2], dtype=np.int64), np.array([2, 3], dtype=np.int64),
+                            np.array([0.0, 0.0, 1.0]), 0.9, 0.1, 0.0))]
 
 
 def cached() -> bool:

@@ -692,7 +692,8 @@ class PointCloudEngine:
         lim = np.cos(min(big + 1e-3, np.radians(89.9)))
         tiny = np.float32((1e-4 * idx.size) ** 2)
         if self._kernel is not None:      # the same test over the octree's ranges, without a gather of them all
-            starts, ends = idx.cone_ranges(back, axis, big, 0.0)
+            walk = getattr(self._kernel, "cone_ranges", None)     # the octree walk compiled (numba)
+            starts, ends = walk(idx, back, axis, big, 0.0) if walk is not None else idx.cone_ranges(back, axis, big, 0.0)
             cand, pts = self._kernel.store_points(idx.cols, starts, ends, back.astype(np.float32),
                                                   axis.astype(np.float32), np.float32(lim), tiny,
                                                   self._scratch((int((ends - starts).sum()),), 12, np.int64))
