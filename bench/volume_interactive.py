@@ -51,7 +51,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gaze3d.models.volume_eval import BASELINES, DICE_TARGETS, VIEWS, SliceAnnotator, load_frog, run_structure
+from gaze3d.models.volume_eval import (BASELINES, DICE_TARGETS, VIEWS, SliceAnnotator, load_frog, load_mni,
+                                       run_structure)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -69,11 +70,13 @@ def load_ct():
     return vol, np.asarray(vol.labels), {int(k): v for k, v in names.items()}
 
 
-def structures(labels: np.ndarray, spacing, names, min_cm3: float):
+def structures(labels: np.ndarray, spacing, names, min_cm3: float, max_fraction: float = 0.5):
+    """(label, name, cm3) of the labels > 0 larger than ``min_cm3`` and under ``max_fraction`` of the grid
+    (a structure that fills the volume is not "looked at": the MNI's other head tissue)."""
     ids, counts = np.unique(labels, return_counts=True)
     cm3 = counts * float(np.prod(spacing)) / 1000.0
-    return [(int(i), names.get(int(i), f"label{int(i)}"), float(c)) for i, c in zip(ids, cm3)
-            if i > 0 and c > min_cm3]
+    return [(int(i), names.get(int(i), f"label{int(i)}"), float(c)) for i, c, n in zip(ids, cm3, counts)
+            if i > 0 and c > min_cm3 and n <= max_fraction * labels.size]
 
 
 def summarise(results, methods, cap):
@@ -132,6 +135,18 @@ def timing(vol, methods, size: int, repeats: int = 3):
     return out
 
 
+def walker_variant(kw):
+    """A method: :func:`gaze3d.volume_regions.random_walk_roi` with keyword values from strings."""
+    from gaze3d.volume_regions import random_walk_roi
+
+    kw = {k: (v.lower() == "true" if v.lower() in ("true", "false") else float(v) if "." in v or "e" in v
+              else int(v)) for k, v in kw.items()}
+
+    def method(array, pos, neg, spacing):
+        return random_walk_roi(array, pos, neg, spacing=spacing, **kw)
+    return method
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--datasets", default="ct,frog")
@@ -146,10 +161,17 @@ def main(argv=None) -> int:
     ap.add_argument("--min-cm3", type=float, default=20.0)
     ap.add_argument("--timing-size", type=int, default=256, help="0 skips the timing")
     ap.add_argument("--timing-methods", default=None, help="methods timed at --timing-size (default: all)")
+    ap.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE,...",
+                    help="adds method NAME: random_walk_roi with these keyword values (repeatable; for "
+                         "choosing its settings on the validation volumes, frog and mni)")
+    ap.add_argument("--structures", type=int, default=0, help="only the first N structures per dataset")
     ap.add_argument("--quick", action="store_true", help="3 structures per dataset, 1 session, 10 fixations")
     ap.add_argument("--json", type=Path, help="write all rows and per-structure Dice curves here")
     args = ap.parse_args(argv)
     methods = {m: BASELINES[m] for m in args.methods.split(",") if m}
+    for spec in args.variant:
+        name, _, kv = spec.partition(":")
+        methods[name] = walker_variant(dict(item.split("=", 1) for item in kv.split(",") if item))
     views = [v for v in args.views.split(",") if v]
     if any(v not in VIEWS for v in views):
         raise SystemExit(f"--views: expected names from {VIEWS}, got {views}")
@@ -173,11 +195,13 @@ def main(argv=None) -> int:
             vol, labels, names = load_ct()
         elif ds == "frog":
             vol, labels, names = load_frog()
+        elif ds == "mni":
+            vol, labels, names = load_mni()
         else:
-            raise SystemExit(f"--datasets: unknown dataset {ds!r} (ct, frog)")
+            raise SystemExit(f"--datasets: unknown dataset {ds!r} (ct, frog, mni)")
         todo = structures(labels, vol.spacing, names, args.min_cm3)
-        if args.quick:
-            todo = todo[:3]
+        if args.quick or args.structures:
+            todo = todo[:args.structures or 3]
         print(f"{ds}: {vol.shape} voxels at {np.round(vol.spacing, 2).tolist()} mm, {len(todo)} structures "
               f"> {args.min_cm3} cm3, {args.sessions} session(s) each, views {views}", flush=True)
         report["datasets"][ds] = {}

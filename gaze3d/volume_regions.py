@@ -34,8 +34,16 @@ from .errors import InputError
 
 __all__ = ["attended_core", "within_reach", "confidence_connected", "random_walk", "random_walk_roi"]
 
-#: voxel budget of :func:`random_walk_roi`'s walk (a 32^3 box: ~0.1-0.2 s on one core)
+#: voxel budget of :func:`random_walk_roi`'s coarse walk (a 32^3 box: ~0.1-0.2 s on one core)
 ROI_MAX_VOXELS = 32 ** 3
+#: voxel budget of :func:`random_walk_roi`'s refined level (only the band near the coarse boundary is solved)
+ROI_REFINE_VOXELS = 64 ** 3
+#: :func:`random_walk_roi`'s edge sensitivity, on intensity steps in units of the box's robust spread
+ROI_BETA = 4.0
+#: :func:`random_walk_roi`'s seed cores: attention >= rel_seed of the highest within this distance (mm)
+ROI_PEAK_MM = 20.0
+#: :func:`random_walk_roi`'s intensity gate on seeds, in box spreads from the core's reference
+ROI_GATE = 1.0
 
 
 def _check(array: np.ndarray, attention, name: str) -> np.ndarray:
@@ -150,15 +158,23 @@ def confidence_connected(array, attention, negative=None, *, spacing=(1.0, 1.0, 
     return _keep_seeded(region, seeds)
 
 
-def _box(mask: np.ndarray, margin_vox: np.ndarray) -> Tuple[slice, ...]:
-    """The bounding box of ``mask`` (not empty) grown by ``margin_vox`` (3,), clipped to the grid."""
+def _slices(hits, margin_vox, shape) -> Tuple[slice, ...]:
+    """The box spanned by per-axis hit flags ``hits`` (3 bool arrays, each with a hit) grown by
+    ``margin_vox`` (3,) voxels, clipped to ``shape``."""
     out = []
-    for ax in range(3):      # projections, not argwhere: a 256^3 mask costs a few ms
-        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != ax)))
+    for ax in range(3):
+        hit = np.flatnonzero(hits[ax])
         lo = max(int(hit[0]) - int(margin_vox[ax]), 0)
-        hi = min(int(hit[-1]) + int(margin_vox[ax]) + 1, mask.shape[ax])
+        hi = min(int(hit[-1]) + int(margin_vox[ax]) + 1, shape[ax])
         out.append(slice(lo, hi))
     return tuple(out)
+
+
+def _box(mask: np.ndarray, margin_vox: np.ndarray) -> Tuple[slice, ...]:
+    """The bounding box of ``mask`` (not empty) grown by ``margin_vox`` (3,), clipped to the grid."""
+    # projections, not argwhere: a 256^3 mask costs a few ms
+    return _slices([mask.any(axis=tuple(a for a in range(3) if a != ax)) for ax in range(3)], margin_vox,
+                   mask.shape)
 
 
 def random_walk(array, attention, negative=None, *, spacing=(1.0, 1.0, 1.0), beta: float = 130.0,
@@ -263,37 +279,136 @@ def _upsample_linear(coarse: np.ndarray, f: Tuple[int, int, int], shape) -> np.n
     return out
 
 
-def random_walk_roi(array, attention, negative=None, *, spacing=(1.0, 1.0, 1.0),
-                    max_voxels: int = ROI_MAX_VOXELS, margin_mm: float = 30.0, probability: bool = False,
-                    **kw) -> np.ndarray:
-    """:func:`random_walk` at interactive speed on any volume: the walk runs on the region of interest
-    around the gaze, block-averaged until it has at most ``max_voxels`` voxels.
+def _factor(shape, spacing: np.ndarray, budget: int) -> Tuple[int, int, int]:
+    """Block factor per axis: the smallest that makes the blocks about isotropic and ``shape`` fit
+    ``budget`` voxels (coarse voxel edge h mm; per axis round(h / spacing))."""
+    shape = np.asarray(shape)
+    h = float(np.cbrt(np.prod(shape * spacing) / budget))
+    f = tuple(int(v) for v in np.maximum(1, np.round(h / spacing)))
+    while np.prod(np.ceil(shape / np.array(f))) > budget:
+        f = tuple(int(np.ceil(v * 1.25)) if v * s <= h else v for v, s in zip(f, spacing))
+        h *= 1.25
+    return f
 
-    The region of interest is :func:`random_walk`'s box (the looked-at zone
-    and the negative cores grown by ``margin_mm``). When it is larger than
-    ``max_voxels``, the image is block-averaged and the attention block-maxed
-    (a one-voxel-thin slice of attention survives) by the smallest factor per
-    axis that makes the coarse voxels about isotropic and the box fit; the
-    walk's object probability is interpolated back linearly and thresholded
-    at 0.5. A 256^3 volume costs the same as a small one.
+
+def _local_core(att: np.ndarray, spacing: np.ndarray, rel: float, peak_mm: float,
+                floor: float = 0.01) -> np.ndarray:
+    """(I, J, K) bool: voxels at >= ``rel`` of the highest attention within ``peak_mm`` (and >= ``floor``
+    of the peak). Each fixation keeps its own core in a sum of fixations, where
+    :func:`attended_core` keeps only the strongest (a second look at one place doubles its peak)."""
+    from scipy import ndimage
+
+    top = float(att.max())
+    if peak_mm <= 0:
+        return att >= rel * top
+    size = tuple(int(v) for v in 2 * np.ceil(peak_mm / spacing) + 1)
+    return (att >= rel * ndimage.maximum_filter(att, size=size, mode="nearest")) & (att >= floor * top)
+
+
+def _gate(core: np.ndarray, img: np.ndarray, att: np.ndarray, scale: float, gate: float):
+    """``core`` less its voxels whose intensity lies more than ``gate`` x ``scale`` from their component's
+    reference (the median intensity of its most attended voxels, >= 90 % of the component's peak).
+
+    The gaze lands up to ~0.5 deg beside its target and the attended core is ~1 deg wide, so on a small
+    structure part of the core lies on the neighbouring tissue; seeding there makes both the object."""
+    from scipy import ndimage
+
+    if not core.any():
+        return core, np.zeros(0)
+    lab, n = ndimage.label(core)
+    idx = np.arange(1, n + 1)
+    peak = np.asarray(ndimage.maximum(att, lab, idx))
+    top = core & (att >= 0.9 * np.concatenate([[np.inf], peak])[lab])
+    ref = np.asarray(ndimage.median(img, lab * top, idx))
+    if gate <= 0:
+        return core, ref
+    keep = core & (np.abs(img - np.concatenate([[0.0], ref])[lab]) <= gate * scale)
+    return keep | top, ref     # a component whose peak voxels disagree with themselves keeps its peak
+
+
+def _robust_scale(img: np.ndarray) -> float:
+    """The box's intensity spread: interquartile range / 1.349 (the sd of a normal), never 0."""
+    q1, q3 = np.percentile(img, [25, 75])
+    s = float(q3 - q1) / 1.349
+    return s if s > 0 else max(float(np.std(img)), 1e-6)
+
+
+def _solve(img, labels, spacing, beta: float, scale: float, tol: float) -> np.ndarray:
+    """Object probability of the random walk (float32 in [0, 1]; seeds 1 / 0) with edge weights
+    exp(-beta (intensity step / scale)^2) per voxel step (anisotropy kept relative to the finest axis)."""
+    segmentation = optional_import("skimage.segmentation", "io")
+    if not (labels == 2).any() or not (labels == 0).any():
+        return (labels == 1).astype(np.float32)
+    data = np.asarray(img, np.float64) / scale
+    sd = float(data.std())
+    # scikit-image divides beta by 10 x the image's sd and the steps by the spacing (mm): undone here, so
+    # beta means the same on CT (HU), MR and any block size
+    sp = np.asarray(spacing, np.float64) / float(np.min(spacing))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The probability range is outside")
+        walk = segmentation.random_walker(data, labels, beta=float(beta) * 10.0 * max(sd, 1e-12), mode="cg_j",
+                                          tol=float(tol), spacing=tuple(sp), return_full_prob=True)
+    return np.clip(walk[0], 0.0, 1.0).astype(np.float32)
+
+
+def random_walk_roi(array, attention, negative=None, *, spacing=(1.0, 1.0, 1.0),
+                    max_voxels: int = ROI_MAX_VOXELS, refine_voxels: int = ROI_REFINE_VOXELS,
+                    margin_mm: float = 30.0, beta: float = ROI_BETA, rel_seed: float = 0.5,
+                    peak_mm: float = ROI_PEAK_MM, gate: float = ROI_GATE, tol: float = 1e-2,
+                    reach_mm: float = 0.0, reach_gate: float = 1.0,
+                    clean: bool = True, probability: bool = False) -> np.ndarray:
+    """The random walker seeded by attention at interactive speed on any volume: the viewer's label keys.
+
+    The walk runs on the region of interest around the gaze (the looked-at
+    zone, attention >= 1 % of the peak, and the negative cores, grown by
+    ``margin_mm``), in two levels when that box is large: a coarse walk on at
+    most ``max_voxels`` block averages, then the same walk at the finest
+    resolution that fits ``refine_voxels`` (native where it fits) on the band of
+    voxels near the coarse boundary only, seeded by the coarse inside and
+    outside. The probability is interpolated back linearly and thresholded at
+    0.5. A 256^3 volume costs about the same as a small one.
+
+    Seeds (on each level): object = each positive fixation's attended core
+    (attention >= ``rel_seed`` of the highest within ``peak_mm``: every fixation
+    of a sum counts), less the voxels whose intensity lies more than ``gate``
+    box spreads from that core's most attended voxels; background = the
+    negative fixations' cores (gated the same way) and the box's voxels at least
+    ``margin_mm`` from the looked-at zone. Edge weights are
+    exp(-``beta`` (step / s)^2) with s the box's robust intensity spread
+    (IQR / 1.349), so one ``beta`` serves CT in HU, MR and synthetic images.
+    ``clean``: the mask keeps only its components that hold an object seed,
+    with their holes filled.
 
     Parameters
     ----------
-    array, attention, negative, spacing
-        As :func:`random_walk`.
+    array : (I, J, K) float
+        Image intensities.
+    attention : (I, J, K) float
+        Attention of the positive fixations.
+    negative : (I, J, K) float, optional
+        Attention of the negative fixations.
+    spacing : (3,) float
+        Voxel size (mm).
     max_voxels : int
-        Voxel budget of the walk.
-    margin_mm : float
-        As :func:`random_walk`.
+        Voxel budget of the coarse walk.
+    refine_voxels : int
+        Voxel budget of the refined level (0: no refinement, the coarse walk's
+        probability is interpolated).
+    margin_mm, beta, rel_seed, peak_mm, gate, tol
+        As above; ``tol`` is the conjugate-gradient tolerance.
+    clean : bool
+        Keep the seeded components, fill their holes.
     probability : bool
-        Return the walk's object probability (float32, 0 outside the box) instead of the mask.
-    **kw
-        ``beta``, ``rel_seed``, ``tol`` of :func:`random_walk`.
+        Return the walk's object probability (float32, 0 outside the box; 0 on
+        the components ``clean`` drops, 1 in the holes it fills) instead of the
+        mask.
 
     Returns
     -------
-    (I, J, K) bool, or with ``probability`` (I, J, K) float32
+    (I, J, K) bool, or with ``probability`` (I, J, K) float32; ``probability >= 0.5`` is the mask.
     """
+    from scipy import ndimage
+
     img = np.asarray(array)
     att, neg = np.asarray(attention), None if negative is None else np.asarray(negative)
     for name, a in (("attention", att), ("negative", neg)):
@@ -302,15 +417,16 @@ def random_walk_roi(array, attention, negative=None, *, spacing=(1.0, 1.0, 1.0),
     if int(max_voxels) < 8:
         raise InputError(f"max_voxels: expected >= 8, got {max_voxels}")
     spacing = np.asarray(spacing, dtype=np.float64)
-    margin = np.ceil(margin_mm / spacing).astype(int)
+    margin = np.ceil(max(margin_mm, reach_mm) / spacing).astype(int)
+    empty = np.zeros(img.shape, dtype=np.float32 if probability else bool)
     if img.size == 0:
-        return np.zeros(img.shape, dtype=np.float32 if probability else bool)
+        return empty
     # the box of the looked-at zone (attention >= 1 % of the peak) and the negative cores, from maxima:
     # along k over the whole grid (NaN and inf show in it), then along i and j over the k-slab the zone
     # spans only, so a 256^3 volume costs about one pass and no whole-grid temporary. Values outside
-    # the box cannot change the result; inside it they are checked (finite, >= 0) by random_walk.
+    # the box cannot change the result; inside it they are checked (finite, >= 0).
     hot = None
-    for name, a, rel in (("attention", att, 0.01), ("negative", neg, kw.get("rel_seed", 0.5))):
+    for name, a, rel in (("attention", att, 0.01), ("negative", neg, rel_seed)):
         if a is None:
             continue
         pk = a.max(axis=(0, 1))
@@ -318,37 +434,83 @@ def random_walk_roi(array, attention, negative=None, *, spacing=(1.0, 1.0, 1.0),
             raise InputError(f"{name}: expected finite, non-negative attention")
         top = float(pk.max())
         if a is att and not top > 0:
-            return np.zeros(img.shape, dtype=np.float32 if probability else bool)
+            return empty
         if not top > 0:
             continue
         ks = np.flatnonzero(pk >= rel * top)
         pij = a[:, :, ks[0]:ks[-1] + 1].max(axis=2) >= rel * top
         h = [pij.any(axis=1), pij.any(axis=0), pk >= rel * top]
         hot = h if hot is None else [x | y for x, y in zip(hot, h)]
-    box = []
-    for ax in range(3):
-        hit = np.flatnonzero(hot[ax])
-        box.append(slice(max(int(hit[0]) - margin[ax], 0), min(int(hit[-1]) + margin[ax] + 1, img.shape[ax])))
-    box = tuple(box)
-    att = _check(img[box], att[box], "attention")
-    neg = None if neg is None else _check(img[box], neg[box], "negative")
-    sub_shape = np.array([b.stop - b.start for b in box])
-    # coarse voxel edge h (mm): the smallest that fits the budget; per axis factor round(h / spacing)
-    h = float(np.cbrt(np.prod(sub_shape * spacing) / max_voxels))
-    f = tuple(int(v) for v in np.maximum(1, np.round(h / spacing)))
-    while np.prod(np.ceil(sub_shape / np.array(f))) > max_voxels:
-        f = tuple(int(np.ceil(v * 1.25)) if v * s <= h else v for v, s in zip(f, spacing))
-        h *= 1.25
-    out = np.zeros(img.shape, dtype=np.float32 if probability else bool)
-    if f == (1, 1, 1):
-        out[box] = random_walk(img[box], att, neg, spacing=spacing, margin_mm=margin_mm,
-                               probability=probability, **kw)
-        return out
-    c_img = _block_reduce(np.asarray(img[box], np.float32), f, "mean")
-    c_att = _block_reduce(np.asarray(att, np.float32), f, "max")
-    c_neg = None if neg is None else _block_reduce(np.asarray(neg, np.float32), f, "max")
-    prob = random_walk(c_img, c_att, c_neg, spacing=spacing * np.array(f), margin_mm=margin_mm,
-                       probability=True, **kw)
-    up = _upsample_linear(prob, f, tuple(sub_shape))
-    out[box] = up if probability else up >= 0.5
+    box = _slices(hot, margin, img.shape)
+    sub_img = np.asarray(img[box], np.float32)
+    att = _check(sub_img, att[box], "attention")
+    neg = None if neg is None else _check(sub_img, neg[box], "negative")
+    if neg is not None and not neg.max() > 0:
+        neg = None
+    sub_shape = sub_img.shape
+    # the finest level walked (native where the box fits refine_voxels), and the coarse level above it
+    g = _factor(sub_shape, spacing, max(int(refine_voxels), int(max_voxels)))
+    levels = [(sub_img, att, neg)] if g == (1, 1, 1) else \
+        [(_block_reduce(sub_img, g, "mean"), _block_reduce(np.asarray(att, np.float32), g, "max"),
+          None if neg is None else _block_reduce(np.asarray(neg, np.float32), g, "max"))]
+    fine_shape, sp_g = levels[0][0].shape, spacing * np.array(g)
+    f2 = _factor(fine_shape, sp_g, int(max_voxels)) if refine_voxels else (1, 1, 1)
+    if f2 != (1, 1, 1):
+        levels.append(tuple(None if a is None else _block_reduce(a, f2, "max" if k else "mean")
+                            for k, a in enumerate(levels[0])))
+    scale = _robust_scale(levels[-1][0])
+    prob, pos_core = None, None
+    for lev, (l_img, l_att, l_neg) in reversed(list(enumerate(levels))):
+        sp = sp_g * (np.array(f2) if lev else 1)
+        core, refs = _gate(_local_core(l_att, sp, rel_seed, peak_mm), l_img, l_att, scale, gate)
+        zone = l_att >= 0.01 * float(l_att.max())
+        neg_core = None
+        if l_neg is not None:
+            neg_core = _gate(_local_core(l_neg, sp, rel_seed, peak_mm), l_img, l_neg, scale, gate)[0]
+            zone |= neg_core
+        labels = np.zeros(l_img.shape, dtype=np.int32)
+        solve_box = tuple(slice(0, n) for n in l_img.shape)
+        if prob is None:
+            # the prior: the object lies within margin_mm of what was looked at, so the box's voxels farther
+            # than that are background seeds (they also tell the walk what background looks like)
+            dist = ndimage.distance_transform_edt(~zone, sampling=sp)
+            far = dist >= margin_mm
+            if reach_mm > margin_mm and len(refs):
+                # voxels like the object (within reach_gate spreads of a core's reference) may lie farther
+                like = np.min(np.abs(l_img[..., None] - refs), axis=-1) <= reach_gate * scale
+                far &= ~like | (dist >= reach_mm)
+            labels[far] = 2
+        else:
+            # the refined level: seeds from the coarse walk, more than one coarse voxel from its boundary;
+            # only the band between is solved
+            coarse = prob >= 0.5
+            inside = _repeat(ndimage.binary_erosion(coarse, border_value=1), f2, l_img.shape)
+            outside = ~_repeat(ndimage.binary_dilation(coarse), f2, l_img.shape)
+            labels[outside] = 2
+            labels[inside] = 1
+            band = labels == 0
+            if band.any():
+                solve_box = _box(band, np.ones(3, int))
+        if neg_core is not None:
+            labels[neg_core] = 2
+        labels[core] = 1
+        p = np.asarray(labels == 1, np.float32)
+        p[solve_box] = _solve(l_img[solve_box], labels[solve_box], sp, beta, scale, tol)
+        prob, pos_core = p, core
+    if g != (1, 1, 1):
+        prob = _upsample_linear(prob, g, sub_shape)
+        pos_core = _repeat(pos_core, g, sub_shape)
+    if clean:
+        mask = prob >= 0.5
+        kept = ndimage.binary_fill_holes(_keep_seeded(mask, np.argwhere(pos_core & mask)))
+        prob = np.where(kept & ~mask, 1.0, np.where(mask & ~kept, 0.0, prob)).astype(np.float32)
+    out = empty
+    out[box] = prob if probability else prob >= 0.5
     return out
+
+
+def _repeat(a: np.ndarray, f, shape) -> np.ndarray:
+    """``a`` on the blocks of :func:`_block_reduce` (factor ``f``) repeated onto the fine grid ``shape``."""
+    for ax in range(3):
+        a = np.repeat(a, f[ax], axis=ax)
+    return a[:shape[0], :shape[1], :shape[2]]

@@ -323,3 +323,20 @@ def load_frog(step: int = 2):
     affine = np.diag(list(frog.spacing * step) + [1.0])
     names = {int(i): f"tissue{int(i)}" for i in np.unique(labels) if i > 0}
     return Volume(synth_image(labels, seed=0), affine, labels=labels), labels, names
+
+
+def load_mni(step: int = 2):
+    """The MNI152 T1 template (nilearn wheel, real MR intensities) every ``step`` voxels, with its labels
+    (other head tissue, grey matter, white matter; :func:`~gaze3d.models.volume_data.load_label_volume`).
+
+    Returns ``(volume, labels, names)`` as :func:`load_frog`; FileNotFoundError without nilearn.
+    """
+    from gaze3d.scan import Volume
+
+    from .volume_data import load_label_volume
+
+    mni = load_label_volume("mni")
+    labels = mni.labels[::step, ::step, ::step]
+    affine = np.diag(list(mni.spacing * step) + [1.0])
+    return Volume(np.ascontiguousarray(mni.image[::step, ::step, ::step]), affine, labels=labels), labels, \
+        dict(mni.names)
