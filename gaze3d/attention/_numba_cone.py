@@ -382,16 +382,18 @@ def chord2(b, amat, start, out):
     ``a = amat[:, start:start + v]``, ``amat (5, n)`` float32): ``PointCloudEngine._chord2``'s numpy
     terms, each rounded, in their order."""
     s, v = out.shape
-    a0, a1, a2, a3 = amat[0], amat[1], amat[2], amat[3]
+    # slices indexed by the loop variable: ``a[start + j]`` (an index of unknown sign) gets
+    # wraparound code that keeps the loop from vectorising (8x slower)
+    a0, a1, a2, a3 = (amat[0, start:start + v], amat[1, start:start + v], amat[2, start:start + v],
+                      amat[3, start:start + v])
     for i in range(s):
         b0, b1, b2, b4 = b[i, 0], b[i, 1], b[i, 2], b[i, 4]
         oi = out[i]
         for j in range(v):
-            k = start + j
-            c = b0 * a0[k]
-            c = c + b1 * a1[k]
-            c = c + b2 * a2[k]
-            c = c + a3[k]
+            c = b0 * a0[j]
+            c = c + b1 * a1[j]
+            c = c + b2 * a2[j]
+            c = c + a3[j]
             oi[j] = c + b4
 
 
@@ -424,18 +426,18 @@ def chord2_exponent(b, amat, start, out, c2cut, k12, k, lnw):
     same bits), without writing the chords out and reading them back.
     """
     s, v = out.shape
-    a0, a1, a2, a3 = amat[0], amat[1], amat[2], amat[3]
+    a0, a1, a2, a3 = (amat[0, start:start + v], amat[1, start:start + v], amat[2, start:start + v],
+                      amat[3, start:start + v])      # slices: see chord2
     ninf = -_INF
     for i in range(s):
         b0, b1, b2, b4 = b[i, 0], b[i, 1], b[i, 2], b[i, 4]
         li = lnw[i]
         oi = out[i]
         for j in range(v):
-            t = start + j
-            c = b0 * a0[t]
-            c = c + b1 * a1[t]
-            c = c + b2 * a2[t]
-            c = c + a3[t]
+            c = b0 * a0[j]
+            c = c + b1 * a1[j]
+            c = c + b2 * a2[j]
+            c = c + a3[j]
             c = c + b4
             e = c * k12
             e = e + k
