@@ -1,7 +1,8 @@
 """Benchmark: interactive volume segmentation from simulated gaze on slices and on the volume rendering.
 
-    .venv/bin/python bench/volume_interactive.py [--datasets ct,frog] [--views slice,render,mip]
+    .venv/bin/python bench/volume_interactive.py [--datasets ct,frog,mni] [--views slice,render,mip]
                                                  [--methods flood,confidence,random_walk,walker_roi]
+                                                 [--variant NAME:KEY=VALUE,...] [--structures N]
                                                  [--checkpoint CKPT [--crop N] [--prior crop|native]]
                                                  [--sessions 2] [--max-fix 20] [--min-cm3 20]
                                                  [--timing-size 256] [--quick] [--json OUT]
@@ -27,6 +28,9 @@ Datasets:
 * ``ct``: the TotalSegmentator example CT (122 x 101 x 30 at 3 mm, real
   intensities) with its 41-label organ mask (model output, not hand-drawn), from
   ``../shared/data/medical/totalsegmentator``.
+* ``mni``: the MNI152 T1 template in the nilearn wheel (real MR intensities) at
+  2 mm, grey and white matter (the other head tissue fills more than half the
+  grid and is skipped): a validation volume.
 * ``frog``: pyvista's ``frog_tissues.vti`` label volume (26 tissues, shipped in
   the pyvista wheel), downsampled by 2 to 250 x 235 x 68 voxels (2, 2, 3 mm), with
   a synthetic image (:func:`gaze3d.models.volume_eval.synth_image`, seed 0:
@@ -36,8 +40,12 @@ Methods (no training, so every structure is "held out"; their parameters are
 the library defaults or the viewer's flood-fill settings, not tuned on these
 volumes): ``flood`` (``gaze3d.regions.grow_volume``), ``confidence``
 (SimpleITK ConfidenceConnected), ``random_walk`` (scikit-image random walker at
-full resolution), ``walker_roi`` (the same walker on a region of interest of at
-most 32^3 voxels: the viewer's label keys on volumes). ``--checkpoint`` adds
+full resolution, library defaults), ``walker_roi``
+(``gaze3d.volume_regions.random_walk_roi``: the viewer's label keys on volumes;
+a coarse walk on at most 32^3 voxels refined near its boundary, its settings
+chosen on ``frog`` and ``mni``). ``--variant NAME:KEY=VALUE,...`` adds
+``random_walk_roi`` with other settings (how they were chosen: on ``frog`` and
+``mni`` only, never on ``ct``). ``--checkpoint`` adds
 ``network`` (the volume network, crop ``--crop``), refused when the checkpoint
 trained or was validated on the dataset (leave-one-volume-out).
 """

@@ -9,12 +9,21 @@ exclude), on the volume's grid:
     peaks: voxels join while their intensity lies within ``multiplier``
     standard deviations of the region's mean (re-estimated ``iterations``
     times). Negative fixations cut their attended core out of the region.
-``random_walk`` (and ``random_walk_roi``, the viewer's interactive one)
+``random_walk``
     scikit-image's ``random_walker`` (Grady 2006) on a box around what was
     looked at: attended cores of positive fixations are object seeds, those of
     negative fixations and the box's faces background seeds; a voxel belongs to
     the object where a random walk from it, steered by intensity edges, more
-    likely reaches an object seed.
+    likely reaches an object seed. Library defaults (``beta`` 130 on raw
+    intensities): the kept-library baseline.
+``random_walk_roi``
+    The viewer's and ``gaze3d segment --method walker_roi``'s walker: the same
+    walk at interactive speed on any volume (a coarse walk, then the band near
+    its boundary at up to native resolution), with seeds per fixation gated by
+    intensity, edge weights on intensity steps normalised by the box's spread
+    (one ``beta`` for CT, MR and synthetic images), and the seeded components
+    kept with their holes filled. Its settings (``ROI_*``) were chosen on the
+    validation volumes (docs/volumes.md).
 
 The flood fill the viewer falls back to (``gaze3d.regions.grow_volume``)
 is the third baseline. ``bench/volume_interactive.py`` compares them.
@@ -34,7 +43,7 @@ from .errors import InputError
 
 __all__ = ["attended_core", "within_reach", "confidence_connected", "random_walk", "random_walk_roi"]
 
-#: voxel budget of :func:`random_walk_roi`'s coarse walk (a 32^3 box: ~0.1-0.2 s on one core)
+#: voxel budget of :func:`random_walk_roi`'s coarse walk (32^3: ~0.1 s on one core)
 ROI_MAX_VOXELS = 32 ** 3
 #: voxel budget of :func:`random_walk_roi`'s refined level (only the band near the coarse boundary is solved)
 ROI_REFINE_VOXELS = 64 ** 3
@@ -43,7 +52,7 @@ ROI_BETA = 4.0
 #: :func:`random_walk_roi`'s seed cores: attention >= rel_seed of the highest within this distance (mm)
 ROI_PEAK_MM = 20.0
 #: :func:`random_walk_roi`'s intensity gate on seeds, in box spreads from the core's reference
-ROI_GATE = 1.0
+ROI_GATE = 0.7
 
 
 def _check(array: np.ndarray, attention, name: str) -> np.ndarray:
