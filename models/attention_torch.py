@@ -1,8 +1,9 @@
 """The point-cloud attention cone pass and deposit in torch, on any device (CPU or CUDA).
 
 :class:`TorchConeKernel` has the kernel interface of
-:mod:`gaze3d.attention._numba_cone` (``cone_pass``, ``store_points``,
-``chord2``, ``gauss_columns``...) and is handed to the engine from outside:
+:mod:`gaze3d.attention._numba_cone` (``cone_pass``, ``chord2``,
+``gauss_columns``...; no ``store_points``: the engine keeps its cone's points
+with its own numpy path) and is handed to the engine from outside:
 ``PointCloudEngine(xyz, foveal, kernel=TorchConeKernel("cuda"))`` (or
 ``AttentionAccumulator(scan, kernel=...)``). The core never imports torch
 (docs/architecture.md, "The rooms"); this module lives in the models room,
@@ -44,31 +45,49 @@ class TorchConeKernel:
     device : str or torch.device
         ``"cpu"``, ``"cuda"``... (default: CUDA when available, else CPU).
     threads : int or None
-        CPU threads for torch (``torch.set_num_threads``), default 1 (one core per replay);
-        None leaves torch's setting alone.
+        None (default): torch's thread setting is left alone (it is process-wide). An int calls
+        ``torch.set_num_threads`` with it (for the whole process), e.g. 1 for one core per
+        replay on the CPU (what ``bench/attention.py`` does for its CPU row).
     """
 
     gauss_on_device = True      # the engine calls gauss_columns (exp and sums here) instead of
                                 # chord2_exponent + numpy's exp + add_columns
 
-    def __init__(self, device=None, threads=1):
+    def __init__(self, device=None, threads=None):
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
         if threads is not None:
             torch.set_num_threads(int(threads))
-        self._consts: dict = {}          # id(host array) -> (host array, device tensor)
+        # the last host constant seen (the engine's spacing array) and its device copy: an engine
+        # passes the same array every cone, so one entry suffices, and keeping only the last does
+        # not hold on to the arrays of engines (clouds) gone since
+        self._const_host: np.ndarray | None = None
+        self._const_dev: torch.Tensor | None = None
+        # the half-width level table (pointcloud._HALF_LEVEL_OF), a module constant: uploaded once
+        self._level_host: np.ndarray | None = None
+        self._level_dev: torch.Tensor | None = None
 
     def __repr__(self) -> str:
         return f"TorchConeKernel(device={str(self.device)!r})"
 
     # -------------------------------------------------------------- helpers
     def _const(self, arr: np.ndarray) -> torch.Tensor:
-        """A device copy of a host array that does not change (the cloud's spacing), made once."""
-        hit = self._consts.get(id(arr))
-        if hit is None or hit[0] is not arr:
-            hit = self._consts[id(arr)] = (arr, torch.from_numpy(np.ascontiguousarray(arr)).to(self.device))
-        return hit[1]
+        """A device copy of a host array that does not change (the cloud's spacing), made once per array.
+
+        Only the last array is kept (its identity is the key): a new one replaces it.
+        """
+        if self._const_host is not arr:
+            self._const_dev = torch.from_numpy(np.ascontiguousarray(arr)).to(self.device)
+            self._const_host = arr
+        return self._const_dev
+
+    def _levels(self, level_of: np.ndarray) -> torch.Tensor:
+        """The device copy of ``level_of`` (the half-width levels, a module constant), made once."""
+        if self._level_host is not level_of:
+            self._level_dev = torch.from_numpy(np.ascontiguousarray(level_of)).to(self.device)
+            self._level_host = level_of
+        return self._level_dev
 
     def _t(self, arr) -> torch.Tensor:
         return torch.as_tensor(np.ascontiguousarray(arr)).to(self.device)
@@ -138,7 +157,7 @@ class TorchConeKernel:
             px = px / cz
             px = torch.nan_to_num(px, nan=0.0, posinf=0.0, neginf=float(np.finfo(np.float32).min))
             hf = torch.ceil((px - 1.0) / 2.0).clamp_(0, len(level_of) - 1)
-            half = self._t(level_of)[hf.to(torch.int64)]
+            half = self._levels(level_of)[hf.to(torch.int64)]
             half = torch.clamp(half, min=int(half_splat))
         else:
             half = torch.full((k,), int(half_splat), dtype=torch.int32, device=self.device)
@@ -200,19 +219,6 @@ class TorchConeKernel:
         br, bc, bh, bd = (x.cpu().numpy() for x in band_rows)
         return (index, amat, min_n2, zs_h, u0 - h, v0 - h, h, band.cpu().numpy(), br, bc,
                 bh.astype(np.int64), bd)
-
-    def store_points(self, cols, starts, ends, back, axis, lim, tiny, wi=None):
-        """:func:`gaze3d.attention._numba_cone.store_points` on the host (numpy): a superset of the cones
-        asked of it by a margin, so its rounding changes no result."""
-        from gaze3d.attention.spatial import ranges_to_indices
-
-        cand = ranges_to_indices(starts, ends)
-        pts = np.take(cols, cand, axis=1)
-        dd = pts - back[:, None]
-        dotp = axis @ dd
-        n2 = np.einsum("ij,ij->j", dd, dd)
-        keep = np.flatnonzero((dotp >= lim * np.sqrt(n2)) | (n2 <= tiny))
-        return np.take(cand, keep), np.take(pts, keep, axis=1)
 
     # ------------------------------------------------------------ per ray
     def _chords(self, b, amat, start: int, stop: int) -> torch.Tensor:
