@@ -129,6 +129,7 @@ def test_add_rays_matches_camera_path():
     ({"point_size": -1}, "point_size"),
     ({"max_dt_s": 0}, "max_dt_s"),
     ({"method": "nope"}, "method"),
+    ({"kernel": "cuda"}, "kernel: expected a cone-pass kernel"),     # a device name is not a kernel
 ])
 def test_bad_parameters_name_themselves(kw, match):
     with pytest.raises(InputError, match=match):

@@ -77,6 +77,20 @@ _HALF_LEVEL_OF = _HALF_LEVELS[np.searchsorted(_HALF_LEVELS, np.arange(MAX_OCCLUD
 _NO_SPACING = np.zeros(0, dtype=np.float32)      # the compiled pass's spacing when footprints are the splat
 
 
+#: what the engine calls on every cone-pass kernel (``store_points`` and ``cone_ranges`` are optional:
+#: without them it keeps its cone's points with numpy); the deposit needs ``gauss_columns`` from a
+#: kernel with ``gauss_on_device``, else ``chord2_exponent`` and ``add_columns``
+_KERNEL_CALLS = ("work_sizes", "cone_pass", "chord2")
+_KERNEL_DEPOSIT = {True: ("gauss_columns",), False: ("chord2_exponent", "add_columns")}
+
+
+def _check_kernel(kernel) -> None:
+    """Raise :class:`InputError` unless ``kernel`` has the calls the engine makes on it."""
+    need = _KERNEL_CALLS + _KERNEL_DEPOSIT[bool(getattr(kernel, "gauss_on_device", False))]
+    if not all(callable(getattr(kernel, name, None)) for name in need):
+        raise InputError(f"kernel: expected a cone-pass kernel (e.g. TorchConeKernel), got {kernel!r}")
+
+
 def _compiled_kernel(compiled: Optional[bool]):
     """The compiled pass (:mod:`._numba_cone`) or None (the numpy reference).
 
@@ -138,10 +152,13 @@ class _WarmUp:
         """The compiled module once the process has filled the cache, else None (cheap while it runs)."""
         if self.done or self.proc is None or self.proc.poll() is None:
             return self.kernel
-        self.done = True          # one look after it ends: a cache that did not fill stays numpy
+        # one look after it ends (a cache that did not fill stays numpy); the kernel is set before
+        # done, so a thread that sees done=True also sees the kernel
         from . import _numba_cone
-        self.kernel = _numba_cone if _numba_cone.cached() else None
-        return self.kernel
+        k = _numba_cone if _numba_cone.cached() else None
+        self.kernel = k
+        self.done = True
+        return k
 
 
 _WARM_UP = _WarmUp()
@@ -331,7 +348,8 @@ class PointFrame:
     axis: np.ndarray            # (3,) float64 unit
     half_angle: float           # radians covered for deposition (cone minus margins)
     index: np.ndarray           # (v,) int64 sorted positions of the visible points
-    amat: np.ndarray            # (5, v) float32: q = unit direction - axis (camera frame), |q|^2, 1
+    amat: np.ndarray            # (5, v) float32: q = unit direction - axis (camera frame), |q|^2, 1;
+                                # a torch tensor on the kernel's device with TorchConeKernel
     rotation: np.ndarray        # (3, 3) float64 world -> camera
     depth_window: Optional[tuple] = None   # (footprint depth buffer (wv, wu), u origin, v origin, border)
 
@@ -405,7 +423,11 @@ class PointCloudEngine:
         instead of the one ``compiled`` picks: ``TorchConeKernel`` of
         ``gaze3d.models.attention_torch`` (torch, CPU or CUDA; the core never
         imports torch, so the caller builds it). Its ``gauss_on_device`` says
-        it sums the deposit itself (``gauss_columns``).
+        it sums the deposit itself (``gauss_columns``). Anything without the
+        calls the engine makes (:data:`_KERNEL_CALLS`) is an :class:`InputError`.
+
+    Not thread-safe: one thread per engine (its work arrays, ``_scratch``
+    slots, are reused by every cone, and the accumulator is updated in place).
 
     Implements :class:`~.engine.AttentionEngine`.
     """
@@ -457,6 +479,8 @@ class PointCloudEngine:
         # the compiled cone pass replaces the footprint depth test only (engines that test
         # visibility otherwise, meshes by ray casting, keep the numpy pass)
         own = type(self)._visibility is PointCloudEngine._visibility
+        if kernel is not None:
+            _check_kernel(kernel)
         self._kernel = kernel if kernel is not None else (_compiled_kernel(compiled) if own else None)
         self._gauss_on_device = bool(getattr(self._kernel, "gauss_on_device", False))
         self._auto = own and kernel is None and compiled is None and self._kernel is None and _WARM_UP.started
@@ -691,12 +715,14 @@ class PointCloudEngine:
         back = apex - axis * (self.store_pullback * self._depth_hint)
         lim = np.cos(min(big + 1e-3, np.radians(89.9)))
         tiny = np.float32((1e-4 * idx.size) ** 2)
-        if self._kernel is not None:      # the same test over the octree's ranges, without a gather of them all
+        # a kernel with store_points (numba): the same test over the octree's ranges, without a gather
+        # of them all; one without (torch) keeps the numpy path below
+        store = getattr(self._kernel, "store_points", None)
+        if store is not None:
             walk = getattr(self._kernel, "cone_ranges", None)     # the octree walk compiled (numba)
             starts, ends = walk(idx, back, axis, big, 0.0) if walk is not None else idx.cone_ranges(back, axis, big, 0.0)
-            cand, pts = self._kernel.store_points(idx.cols, starts, ends, back.astype(np.float32),
-                                                  axis.astype(np.float32), np.float32(lim), tiny,
-                                                  self._scratch((int((ends - starts).sum()),), 12, np.int64))
+            cand, pts = store(idx.cols, starts, ends, back.astype(np.float32), axis.astype(np.float32),
+                              np.float32(lim), tiny, self._scratch((int((ends - starts).sum()),), 12, np.int64))
             st = self._store = _ConeStore(apex=back, axis=axis.copy(), half_angle=big, cand=cand, pts=pts)
             return st.cand, st.pts
         cand = idx.cone_candidates(back, axis, big, 0.0)
