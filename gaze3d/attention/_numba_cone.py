@@ -165,8 +165,6 @@ def work_sizes(m: int, width: int, height: int, hmax: int):
 @nb.njit(cache=True)
 def cone_pass(full, cand, cos2, f, w2, h2, width, height, near, far, hmax,
               spacing, use_spacing, fpx, level_of, half_splat, slope, dtol, ax, wf, wi):
-    # level_of has one entry per half-width up to MAX_OCCLUDER_HALF: the clip of the numpy path
-    clip_half = len(level_of) - 1
     """The visible points of one cone, their chord matrix and the footprint depth window.
 
     Parameters
@@ -206,6 +204,8 @@ def cone_pass(full, cand, cos2, f, w2, h2, width, height, near, far, hmax,
     band : (k,) int64 positions (into the on-screen points) within ``2 h`` of the window's edge
         (only with several footprint sizes; else empty) and ``brow, bcol, bhalf (k,) int, bdep (k,)``
     """
+    # level_of has one entry per half-width up to MAX_OCCLUDER_HALF: the clip of the numpy path
+    clip_half = len(level_of) - 1
     m = full.shape[1]
     # 1. exact cone test and projection, then the viewport (with the footprint reach)
     idx, half, iu, iv, row, col, vis = (wi[0:m], wi[m:2 * m], wi[2 * m:3 * m], wi[3 * m:4 * m],
@@ -376,6 +376,18 @@ def cone_pass(full, cand, cos2, f, w2, h2, width, height, near, far, hmax,
     return index, amat, min_n2, zs, u0 - h, v0 - h, h, band, brow, bcol, bhalf, bdep
 
 
+@nb.njit(inline="always")
+def _chord(b0, b1, b2, b4, a0, a1, a2, a3):
+    """One squared chord, ``(((b0 a0 + b1 a1) + b2 a2) + a3) + b4``, each float32 operation rounded in
+    this order (``PointCloudEngine._chord2``'s numpy terms); inlined into the loops that call it so
+    that they still vectorise."""
+    c = b0 * a0
+    c = c + b1 * a1
+    c = c + b2 * a2
+    c = c + a3
+    return c + b4
+
+
 @nb.njit(cache=True)
 def chord2(b, amat, start, out):
     """``out (s, v) float32`` squared chords ``((b0 a0 + b1 a1) + b2 a2) + a3 + b4`` (``b (s, 5)``,
@@ -390,40 +402,16 @@ def chord2(b, amat, start, out):
         b0, b1, b2, b4 = b[i, 0], b[i, 1], b[i, 2], b[i, 4]
         oi = out[i]
         for j in range(v):
-            c = b0 * a0[j]
-            c = c + b1 * a1[j]
-            c = c + b2 * a2[j]
-            c = c + a3[j]
-            oi[j] = c + b4
-
-
-@nb.njit(cache=True)
-def gauss_exponent(c2, c2cut, k12, k, lnw):
-    """In place: ``c2 (s, v) float32`` squared chords become ``k theta^2 + ln w`` (``-inf`` beyond the cut).
-
-    The small-angle branch of ``PointCloudEngine._cone_deposit`` (``theta^2 = c2 (1 + c2 / 12)``),
-    its float32 operations in its order: ``((c2 * k12) + k) * c2 + lnw[i]``; ``k12 = k / 12``.
-    """
-    s, v = c2.shape
-    ninf = -_INF
-    for i in range(s):
-        ci = c2[i]
-        li = lnw[i]
-        for j in range(v):
-            c = ci[j]
-            e = c * k12
-            e = e + k
-            e = e * c
-            e = e + li
-            ci[j] = ninf if c > c2cut else e
+            oi[j] = _chord(b0, b1, b2, b4, a0[j], a1[j], a2[j], a3[j])
 
 
 @nb.njit(cache=True)
 def chord2_exponent(b, amat, start, out, c2cut, k12, k, lnw):
-    """:func:`chord2` then :func:`gauss_exponent` in one pass over ``out (s, v) float32``.
+    """In ``out (s, v) float32``: :func:`chord2`'s squared chords turned into ``k theta^2 + ln w``.
 
-    Each element is the same float32 operations in the same order as the two calls (so the
-    same bits), without writing the chords out and reading them back.
+    The small-angle branch of ``PointCloudEngine._cone_deposit`` (``theta^2 = c2 (1 + c2 / 12)``),
+    its float32 operations in its order: ``((c2 * k12) + k) * c2 + lnw[i]`` (``k12 = k / 12``),
+    ``-inf`` beyond ``c2 > c2cut``; one pass, without writing the chords out and reading them back.
     """
     s, v = out.shape
     a0, a1, a2, a3 = (amat[0, start:start + v], amat[1, start:start + v], amat[2, start:start + v],
@@ -434,11 +422,7 @@ def chord2_exponent(b, amat, start, out, c2cut, k12, k, lnw):
         li = lnw[i]
         oi = out[i]
         for j in range(v):
-            c = b0 * a0[j]
-            c = c + b1 * a1[j]
-            c = c + b2 * a2[j]
-            c = c + a3[j]
-            c = c + b4
+            c = _chord(b0, b1, b2, b4, a0[j], a1[j], a2[j], a3[j])
             e = c * k12
             e = e + k
             e = e * c
@@ -610,7 +594,6 @@ def _canonical_calls():
     ranges = np.array([0], dtype=np.int64), np.array([3], dtype=np.int64)
     amat = np.ones((5, 4), dtype=np.float32)
     return [(cone_pass, cone), (chord2, (np.ones((2, 5), dtype=np.float32), amat, 1, c2)),
-            (gauss_exponent, (c2, f32(4e-3), f32(-100.0), f32(-1200.0), lnw)),
             (chord2_exponent, (np.ones((2, 5), dtype=np.float32), amat, 1, c2, f32(4e-3), f32(-100.0),
                                f32(-1200.0), lnw)),
             (add_columns, (c2, cand, acc)), (store_points, (cols, *ranges, ax, ax, f32(0.5), f32(1e-8), np.empty(3, dtype=np.int64))),
