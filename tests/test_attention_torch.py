@@ -1,4 +1,4 @@
-"""The torch cone pass (gaze3d.models.attention_torch) against the numpy reference, on the CPU device.
+"""The torch cone pass (gaze3d.models.attention_torch) against the numpy reference, on the CPU and CUDA devices.
 
 Visibility and the chord matrix are the numpy path's float32 operations one by
 one, so the cones (visible points, chord matrix, depth window) must be the same
@@ -24,9 +24,28 @@ def _rel(a, ref):
     return float(np.abs(a.astype(np.float64) - ref).max()) / float(np.abs(ref).max())
 
 
-@pytest.fixture(scope="module")
-def kernel():
-    return AT.TorchConeKernel("cpu")
+@pytest.fixture(scope="module", params=["cpu", "cuda"])
+def kernel(request):
+    """The kernel on each device (CUDA skipped where there is none); torch on one CPU thread meanwhile."""
+    if request.param == "cuda" and not torch.cuda.is_available():
+        pytest.skip("no CUDA device: the torch kernel's CUDA path is not run here")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)         # the kernel leaves torch's threads alone; tests run on one core
+    yield AT.TorchConeKernel(request.param)
+    torch.set_num_threads(before)
+
+
+def test_the_kernel_leaves_torch_threads_alone_unless_asked():
+    """Building a kernel changes no process-wide setting by default; ``threads=`` sets it on request."""
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)
+        AT.TorchConeKernel("cpu")
+        assert torch.get_num_threads() == 3
+        AT.TorchConeKernel("cpu", threads=1)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize("fixations_only", [False, True])
@@ -60,12 +79,13 @@ def test_torch_min_filter_matches_numpy(kernel, a):
     for shape in [(40, 37), (2 * a + 1, 9), (3, 2 * a + 2), (1, 1)]:
         z = rng.random(shape).astype(np.float32)
         z[rng.random(shape) < 0.3] = np.inf
-        got = kernel._min_filter(torch.from_numpy(z), a).numpy()
+        got = kernel._min_filter(torch.from_numpy(z).to(kernel.device), a).cpu().numpy()
         assert np.array_equal(got, P._min_filter(z, a)), shape
 
 
-def test_gaze3d_never_imports_torch_for_the_torch_kernel_option():
-    """The engine takes the kernel from its caller: ``import gaze3d`` and the numpy path stay torch-free."""
+def test_gaze3d_and_its_numpy_path_never_import_torch():
+    """The room rule: ``import gaze3d`` and a numpy-path accumulator leave torch unimported (the engine
+    takes a torch kernel only from its caller)."""
     code = ("import sys, numpy as np, gaze3d\n"
             "from gaze3d.attention import AttentionAccumulator\n"
             "from gaze3d.scan import PointCloud\n"
