@@ -362,8 +362,11 @@ pc = PointCloud(xyz)
 paths = sys.argv[6].split(",")
 opts = {"default": {}, "numpy": {"compiled": False}, "numba": {"compiled": True}}
 if "torch" in paths:
+    import torch
     from gaze3d.models.attention_torch import TorchConeKernel
-    opts["torch"] = {"kernel": TorchConeKernel()}
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    # the kernel leaves torch's (process-wide) threads alone: one thread asked here for the CPU row
+    opts["torch"] = {"kernel": TorchConeKernel(dev, threads=1 if dev == "cpu" else None)}
 out = {}
 for path in paths:
     out[path] = {}
@@ -517,7 +520,9 @@ def print_replay_speed(rows, old_rev: str) -> None:
         return "n/a" if rel is None else ("0 (bit-identical)" if same else f"{rel:.1e}")
 
     for r in rows:
-        best = max(x for x in (r["numpy"], r["numba"], r["torch"]) if x is not None)
+        # per core: a torch row on CUDA is wall time with a GPU, so it does not count towards the goal
+        per_core = (r["numpy"], r["numba"]) + ((r["torch"],) if dev == "cpu" else ())
+        best = max(x for x in per_core if x is not None)
         goal = (f"{'met' if best / GAZE_HZ >= REALTIME_GOAL else 'NOT met'}" if r["points"] <= 2_000_000 else "")
         ratio = "" if r["numba"] is None else f"{r['numba'] / r['numpy']:.2f}"
         print(f"| {r['points']:,} | {r['mode']} | {rate(r['old'])} | {rate(r['numpy'])} | {rate(r['numba'])} | "

@@ -276,9 +276,10 @@ def hour_runtime(method: str, rate_hz: float = 1200.0, seconds: float = 60.0, re
 
 # ------------------------------------------------------------------ orbit viewing
 ORBIT_VARIANTS = (("adaptive", {}), ("adaptive, edge_pursuit=1", {"edge_pursuit": 1.0}), ("ivvt", None))
+ORBIT_SEEDS = (5, 6, 7, 8)    # the tests use seed 3
 
 
-def orbit_table(seeds=(3,) + (5, 6, 7, 8)):
+def orbit_table(seeds=(3,) + ORBIT_SEEDS):
     """On-screen labels of the samples where the eye holds a scene point while the camera orbits.
 
     Per variant, the mean over ``seeds`` of :func:`orbit_session` (the tests use
@@ -457,7 +458,6 @@ SLOW_GRID = dict(pursuit_slow_velocity=(1.5, 2.0, 3.0), pursuit_slow_amp_deg=(0.
                  pursuit_slow_straightness=(0.0, 0.7, 0.9), pursuit_slow_min_s=(0.15, 0.2, 0.3, 0.4),
                  pursuit_slow_cap=(0.0, 1.0))
 SLOW_SPEED = (2.0, 5.0)
-ORBIT_SEEDS = (5, 6, 7, 8)    # the tests use seed 3
 # Stage 8 (2026-12-07), saccade amplitude. Until then it was the distance between
 # the run's two end samples, which a burst of noise (out and back, 1-2 deg on
 # Hooge's noisier recordings) passes; now the mean positions of up to
