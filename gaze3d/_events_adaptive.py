@@ -28,7 +28,8 @@ Numpy only (the tracker environment). Stages, all in one pass over the signal:
    ``min_saccade_amp_deg`` (smaller ones are noise or microsaccades: left to
    the fixation). The amplitude is the distance between the mean positions
    of up to ``saccade_amp_window_s`` of valid samples before and after the
-   run (the two end samples when 0): a burst of noise goes out and comes
+   run (the two end samples when 0, or when one side has no valid sample
+   in its window): a burst of noise goes out and comes
    back, and its end samples alone would pass. Their edges are then moved
    inwards to where a narrower speed estimate (``edge_window_s``) crosses
    the onset threshold: the smooth estimate finds saccades robustly but
@@ -462,7 +463,9 @@ def _fast_runs(vv, st, pt, good, x, y, dt_med, p):
 
     A run is a saccade when its peak speed passes the peak threshold, it lasts
     ``min_saccade_s`` and moves the eye ``min_saccade_amp_deg`` (between the
-    mean positions around it, see the module docstring).
+    mean positions around it, see the module docstring; between the run's end
+    samples when one side has no valid sample in its window, or when
+    ``saccade_amp_window_s`` is 0).
     """
     s_all, e_all = _runs(good & (vv > st))
     if not len(s_all):
