@@ -405,6 +405,12 @@ def random_walk_roi(array, attention, negative=None, *, spacing=(1.0, 1.0, 1.0),
         probability is interpolated).
     margin_mm, beta, rel_seed, peak_mm, gate, tol
         As above; ``tol`` is the conjugate-gradient tolerance.
+    reach_mm, reach_gate : float
+        With ``reach_mm > margin_mm``: voxels within ``reach_gate`` box spreads
+        of a core's reference intensity are background seeds only from
+        ``reach_mm`` on (the box grows to it), so a large homogeneous structure
+        can extend past the margin. Off by default: it lost Dice on the frog
+        validation volume (docs/volumes.md).
     clean : bool
         Keep the seeded components, fill their holes.
     probability : bool

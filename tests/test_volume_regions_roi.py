@@ -115,3 +115,20 @@ def test_negative_fixation_and_empty_attention():
     assert np.count_nonzero(with_neg & (truth == 1)) > 0.5 * np.count_nonzero(truth == 1)
     assert not random_walk_roi(arr, np.zeros(SHAPE), spacing=SPACING).any()
     assert not random_walk_roi(arr, att, np.zeros(SHAPE), spacing=SPACING).sum() == 0
+
+
+def test_reach_lets_a_homogeneous_structure_pass_the_margin():
+    # a long bar like the looked-at tissue: the 30 mm margin cuts it, reach_mm 90 lets it run on
+    shape = (80, 20, 12)
+    rng = np.random.default_rng(1)
+    arr = np.full(shape, 20.0) + rng.normal(0, 4, shape)
+    # (over a quarter of the box, so the box's interquartile spread is the bar's contrast, not the noise)
+    arr[5:75, 4:16, 2:10] += 80.0
+    att = _blob((10, 10, 6), sigma=1.5, shape=shape)
+    sp = np.array([2.0, 2.0, 2.0])
+    cut = random_walk_roi(arr, att, spacing=sp)
+    far = random_walk_roi(arr, att, spacing=sp, reach_mm=150.0)
+    assert cut[10, 10, 6] and not cut[40, 10, 6]
+    # the walk still fades along the bar (its edges are weak against the leak over its whole surface)
+    assert far[5:50, 10, 6].all() and far[:, 10, 6].sum() > 3 * cut[:, 10, 6].sum()
+    assert not far[:, :3].any()
