@@ -478,16 +478,18 @@ def random_walk_roi(array, attention, negative=None, *, spacing=(1.0, 1.0, 1.0),
     for lev, (l_img, l_att, l_neg) in reversed(list(enumerate(levels))):
         sp = sp_g * (np.array(f2) if lev else 1)
         core, refs = _gate(_local_core(l_att, sp, rel_seed, peak_mm), l_img, l_att, scale, gate)
-        zone = l_att >= 0.01 * float(l_att.max())
         neg_core = None
         if l_neg is not None:
             neg_core = _gate(_local_core(l_neg, sp, rel_seed, peak_mm), l_img, l_neg, scale, gate)[0]
-            zone |= neg_core
         labels = np.zeros(l_img.shape, dtype=np.int32)
         solve_box = tuple(slice(0, n) for n in l_img.shape)
         if prob is None:
-            # the prior: the object lies within margin_mm of what was looked at, so the box's voxels farther
-            # than that are background seeds (they also tell the walk what background looks like)
+            # the prior: the object lies within margin_mm of what was looked at (attention >= 1 % of the
+            # peak, and the negative cores), so the box's voxels farther than that are background seeds
+            # (they also tell the walk what background looks like)
+            zone = l_att >= 0.01 * float(l_att.max())
+            if neg_core is not None:
+                zone |= neg_core
             dist = ndimage.distance_transform_edt(~zone, sampling=sp)
             far = dist >= margin_mm
             if reach_mm > margin_mm and len(refs):
