@@ -243,6 +243,14 @@ def source_surfaces(source: str, root: Optional[str] = None) -> Tuple[LabelSurfa
     return tuple(label_surfaces(labels, spacing, downsample=2 if source == "frog" else 1))
 
 
+def check_sources(sources: Sequence[str], field: str = "sources") -> Tuple[str, ...]:
+    """``sources`` as a tuple of :data:`SOURCES` names; ValueError naming ``field`` otherwise."""
+    bad = [s for s in sources if s not in SOURCES]
+    if bad or not len(sources):
+        raise ValueError(f"{field}: expected names from {SOURCES}, got {list(sources)}")
+    return tuple(sources)
+
+
 def make_surface_scene(rng: np.random.Generator, sensor: Optional[str] = None,
                        name: str = "surface", ground: str = "dtm", split: str = "train",
                        sources: Sequence[str] = SOURCES, root=None) -> Tile:
@@ -267,9 +275,7 @@ def make_surface_scene(rng: np.random.Generator, sensor: Optional[str] = None,
 
     if split not in SPLITS:
         raise ValueError(f"split: expected one of {SPLITS}, got {split!r}")
-    bad = [s for s in sources if s not in SOURCES]
-    if bad or not len(sources):
-        raise ValueError(f"sources: expected names from {SOURCES}, got {list(sources)}")
+    check_sources(sources)
     sensor = sensor or str(rng.choice(["all", "photo"]))
     if sensor not in ("all", "photo"):
         raise ValueError(f"sensor: expected 'all' or 'photo', got {sensor!r}")

@@ -123,11 +123,9 @@ class InteractiveSampler:
         if not 0.0 <= surface <= 1.0:
             raise ValueError(f"surface: expected a fraction in [0, 1], got {surface!r}")
         if surface > 0:
-            from .surface_clouds import SOURCES
+            from .surface_clouds import check_sources
 
-            bad = [x for x in surface_sources if x not in SOURCES]
-            if bad or not len(surface_sources):
-                raise ValueError(f"surface_sources: expected names from {SOURCES}, got {list(surface_sources)}")
+            surface_sources = check_sources(surface_sources, "surface_sources")
         self.surface, self.surface_sources = float(surface), tuple(surface_sources)
         self.tiles = list(tiles)
         self.rng = np.random.default_rng(seed)
