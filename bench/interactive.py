@@ -24,6 +24,13 @@ the dataset's test half, marked "SEEN in training"). The shipped checkpoint
 trained on the west halves of ign and autzen, so it is never a held-out model
 for them. ``procedural``: ``--procedural-scenes`` scenes from a fixed seed that
 no training run draws (in-distribution for models trained on procedural scenes).
+``validation``: the procedural validation scenes of ``gaze3d train --val-scenes``
+(``--validation-scenes`` of them, their validation objects), the set checkpoints are chosen
+on; with ``--sessions 1 --max-fix 10`` it repeats the training command's validation.
+``--sessions K`` runs every object K times (gaze session ``s`` of object ``o`` uses seed
+``--seed + 1000 s + o``, as the training command's validation repeats do); the tables pool
+all sessions (``objects`` then counts object-sessions). One session of 10-20 objects is
+noisy: a single object that never reaches 80 % moves a dataset's NoF@80 by about one.
 
 Then the mask-update time after a new fixation on a ~1M-point scene (the IGN tile
 repeated on a grid) for the network (the same fixations with its head on the region
@@ -34,6 +41,8 @@ graph baseline, and with ``--semantic`` the gaze-guided vs no-gaze semantic comp
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 import time
 
@@ -43,10 +52,10 @@ import torch
 from gaze3d.models.data import load_tile
 from gaze3d.models.gaze_sim import GazeModel
 from gaze3d.models.interactive import DEFAULT_CHECKPOINT, InteractiveSegmenter
-from gaze3d.models.interactive_eval import METHODS, NET_METHODS, run_object, summarise, tile_graph
+from gaze3d.models.interactive_eval import (METHODS, NET_METHODS, run_object, summarise, tile_graph,
+                                           validation_score)
 from gaze3d.scan import PointCloud
 
-PROCEDURAL_TEST_SEED = 20_000     # training draws from its own --seed; validation uses 10_000
 
 
 def print_table(rows, title):
@@ -143,8 +152,21 @@ def timing(model_path, n_target: int, repeats: int = 10, graph: bool = True) -> 
 
 def _print_dataset(name, results, notes, cap) -> None:
     if results:
-        print_table(summarise(results, cap=cap), f"## {name}: {len(results)} objects; "
+        n_obj = len({(r.tile, r.object_id) for r in results})
+        what = f"{n_obj} objects" + (f" x {len(results) // n_obj} sessions" if len(results) > n_obj else "")
+        ks = [k for k in (1, 3, 5, 10) if k <= cap]
+        print_table(summarise(results, ks=ks, cap=cap), f"## {name}: {what}; "
                     + notes.get(name, "no network rows requested"))
+        if name == "validation":      # the number checkpoints are chosen by (gaze3d train prints it)
+            print("validation score (mean IoU over every fixation): " + ", ".join(
+                f"{m} {validation_score(results, m):.4f}" for m in results[0].ious))
+
+
+def _ground_of(model) -> str:
+    """The ground model a checkpoint's features were trained with (its header; old ones: local-min)."""
+    from gaze3d.models.checkpoint import load_checkpoint
+
+    return load_checkpoint(model)[1].get("features", "local-min")
 
 
 def _model_for(dataset: str, models) -> tuple:
@@ -158,12 +180,15 @@ def _model_for(dataset: str, models) -> tuple:
     return models[0], False
 
 
-def _datasets(names, n_scenes: int, seed: int):
-    from gaze3d.models.procedural import make_scene
+def _datasets(names, n_scenes: int, seed: int, n_val: int = 6, ground: str = "dtm"):
+    from gaze3d.models.procedural import TEST_SEED, make_scene, validation_scenes
 
     for name in names:
-        if name == "procedural":
-            rng = np.random.default_rng(PROCEDURAL_TEST_SEED + seed)
+        if name == "validation":
+            for scene in validation_scenes(n_val, ground=ground):
+                yield "validation", scene
+        elif name == "procedural":
+            rng = np.random.default_rng(TEST_SEED + seed)
             for i in range(n_scenes):
                 yield "procedural", make_scene(rng, name=f"test{i}", split="test")
         else:
@@ -175,11 +200,17 @@ def main(argv=None) -> int:
     ap.add_argument("--models", "--model", default=str(DEFAULT_CHECKPOINT),
                     help="comma-separated checkpoints; per dataset the first that never saw it is used")
     ap.add_argument("--datasets", "--tiles", default="ign,autzen",
-                    help="comma-separated: ign, autzen, procedural")
+                    help="comma-separated: ign, autzen, procedural, validation")
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--allow-seen", action="store_true",
                     help="run the network on datasets its checkpoint trained on (test half only, marked)")
     ap.add_argument("--procedural-scenes", type=int, default=4)
+    ap.add_argument("--validation-scenes", type=int, default=6,
+                    help="procedural validation scenes (as gaze3d train --val-scenes)")
+    ap.add_argument("--sessions", type=int, default=1,
+                    help="gaze sessions per object (different views and gaze noise), pooled")
+    ap.add_argument("--save-results", metavar="JSONL", default=None,
+                    help="also write every object-session's IoU curves (one JSON line each)")
     ap.add_argument("--max-fix", type=int, default=20)
     ap.add_argument("--max-objects", type=int, default=0, help="at most this many objects per dataset (0: all)")
     ap.add_argument("--timing-points", type=int, default=1_000_000)
@@ -197,6 +228,8 @@ def main(argv=None) -> int:
     bad = [m for m in methods if m not in METHODS]
     if bad or not methods:
         ap.error(f"--methods: expected names from {METHODS}, got {args.methods!r}")
+    if args.sessions < 1:
+        ap.error(f"--sessions: expected a positive number, got {args.sessions}")
     gaze = GazeModel(accuracy_deg=0.5, precision_deg=0.1, sigma_deg=1.0)
     print(f"# models {models}; methods {methods}; gaze: accuracy offset {gaze.accuracy_deg} deg, "
           f"precision {gaze.precision_deg} deg RMS, foveal sigma {gaze.sigma_deg} deg; "
@@ -205,7 +238,10 @@ def main(argv=None) -> int:
     per_dataset = {}
     notes = {}
     t0 = time.perf_counter()
-    for name, tile in _datasets(names, args.procedural_scenes, args.seed):
+    # written as PATH.partial and renamed when the run ends: a killed run leaves no PATH
+    out = open(f"{args.save_results}.partial", "w") if args.save_results else None
+    for name, tile in _datasets(names, args.procedural_scenes, args.seed, args.validation_scenes,
+                                _ground_of(models[0])):
         want_net = [m for m in methods if m in NET_METHODS]
         run = [m for m in methods if m not in NET_METHODS]
         seg, held = None, True
@@ -226,23 +262,39 @@ def main(argv=None) -> int:
                else tile.split_objects("test").tolist())
         if name == "procedural":
             ids = list(range(len(tile.object_class)))
+        elif name == "validation":
+            ids = tile.split_objects("val").tolist()
         if args.max_objects:
             ids = ids[:args.max_objects]
         graph = tile_graph(tile) if "gaze+graph" in run else None
         for o in ids:
-            r = run_object(seg, tile, o, args.max_fix, gaze, seed=args.seed + o, methods=run, graph=graph)
-            print(f"  {tile.name} object {r.object_id} (class {r.object_class}, {r.n_points} pts): " +
-                  ", ".join(f"{m} IoU@1/5/10 = {r.ious[m][0]:.2f}/{r.ious[m][4]:.2f}/{r.ious[m][9]:.2f}"
-                            for m in run), flush=True)
-            per_dataset.setdefault(name, []).append(r)
-        if name != "procedural":      # as soon as it is done (procedural: after its last scene)
+            for s in range(args.sessions):
+                r = run_object(seg, tile, o, args.max_fix, gaze, seed=args.seed + 1000 * s + o,
+                               methods=run, graph=graph)
+                k = min(5, args.max_fix)
+                print(f"  {tile.name} object {r.object_id} session {s} (class {r.object_class}, "
+                      f"{r.n_points} pts): " + ", ".join(
+                          f"{m} IoU@1/{k}/{args.max_fix} = {r.ious[m][0]:.2f}/{r.ious[m][k - 1]:.2f}/"
+                          f"{r.ious[m][-1]:.2f}" for m in run), flush=True)
+                per_dataset.setdefault(name, []).append(r)
+                if out is not None:
+                    out.write(json.dumps({"dataset": name, "tile": r.tile, "object": r.object_id,
+                                          "session": s, "seed": args.seed + 1000 * s + o,
+                                          "ious": r.ious, "empty": r.empty}) + "\n")
+                    out.flush()
+        if name not in ("procedural", "validation"):   # as soon as it is done (scenes: after the last)
             _print_dataset(name, per_dataset.get(name, []), notes, args.max_fix)
-    if "procedural" in per_dataset:
-        _print_dataset("procedural", per_dataset["procedural"], notes, args.max_fix)
+    if out is not None:
+        out.close()
+        os.replace(f"{args.save_results}.partial", args.save_results)
+    for name in ("procedural", "validation"):
+        if name in per_dataset:
+            _print_dataset(name, per_dataset[name], notes, args.max_fix)
     if per_dataset:
         rows = []
         for name, results in per_dataset.items():
-            for row in summarise(results, cap=args.max_fix):
+            for row in summarise(results, ks=[k for k in (1, 3, 5, 10) if k <= args.max_fix],
+                                 cap=args.max_fix):
                 rows.append({"dataset": name, **row})
         print_table(rows, "## leave-one-dataset-out summary (network rows only where held out, "
                           "unless marked SEEN above)")

@@ -39,6 +39,32 @@ def save_checkpoint(model: GazeSegNet, path, meta: Optional[dict] = None, half: 
     return path
 
 
+def weights_digest(path) -> str:
+    """SHA-256 (hex) of a checkpoint's tensors: names, dtypes, shapes and bytes, in name order.
+
+    Unlike the file's hash it ignores the header (its metadata holds paths and validation
+    numbers, and safetensors may order it differently from run to run), so two training runs
+    that produced the same weights have the same digest.
+    """
+    import hashlib
+
+    from safetensors import safe_open
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"checkpoint {path}: no such file")
+    try:
+        f = safe_open(str(path), framework="pt")
+    except Exception as exc:  # safetensors raises its own error types
+        raise InputError(f"checkpoint {path}: not a readable safetensors file ({exc})") from exc
+    h = hashlib.sha256()
+    with f:
+        for k in sorted(f.keys()):
+            t = f.get_tensor(k).contiguous().reshape(-1)
+            h.update(f"{k}|{t.dtype}|{tuple(f.get_slice(k).get_shape())}|".encode())
+            h.update(t.view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
 def load_checkpoint(path, device="cpu") -> Tuple[GazeSegNet, dict]:
     """``(model in eval mode, meta dict)`` from a checkpoint written by :func:`save_checkpoint`."""
     from safetensors import safe_open

@@ -38,6 +38,10 @@ KINDS = ("car", "box", "shrub", "hedge", "pole", "wall", "tree", "trees", "build
 KIND_CODE = {k: i + 10 for i, k in enumerate(KINDS)}     # object_class codes (reporting only)
 GROUND, VEGETATION, BUILDING, OTHER = 2, 5, 6, 1          # LAS-like semantic codes
 MAX_POINTS = 120_000
+#: seeds of the procedural validation scenes (`gaze3d train --val-scenes`, `bench/interactive.py
+#: --datasets validation`) and test scenes (`bench/interactive.py --datasets procedural`);
+#: training draws from its own --seed
+VALIDATION_SEED, TEST_SEED = 10_000, 20_000
 # voxel edge (metres) the network sees each sensor at
 VOXEL = {"als": 0.5, "photo": 0.5, "tls": 0.25, "indoor": 0.1}
 
@@ -394,3 +398,13 @@ def make_scene(rng: np.random.Generator, sensor: Optional[str] = None, name: str
                 object_class=obj_class, region=np.full(len(xyz), SPLITS.index(split), np.int8),
                 x_split=float("inf"),
                 voxel_size=VOXEL[sensor], spec=spec)
+
+
+def validation_scenes(n: int, ground: str = "dtm") -> list:
+    """The first ``n`` procedural validation scenes (:data:`VALIDATION_SEED`), split ``"val"``.
+
+    The same scenes for every training run and every bench, so checkpoints are chosen on one
+    fixed set that no training run draws from.
+    """
+    rng = np.random.default_rng(VALIDATION_SEED)
+    return [make_scene(rng, name=f"val{i}", ground=ground, split="val") for i in range(n)]

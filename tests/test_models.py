@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 
 from gaze3d.demo import bundled_tile  # noqa: E402
 from gaze3d.errors import InputError  # noqa: E402
-from gaze3d.models.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from gaze3d.models.checkpoint import load_checkpoint, save_checkpoint, weights_digest  # noqa: E402
 from gaze3d.models.gaze_sim import (AnnotatorSimulator, GazeModel, click_map,  # noqa: E402
                                     find_objects, oblique_camera, visible_points)
 from gaze3d.models.networks.segnet import GazeSegNet, SegNetConfig  # noqa: E402
@@ -120,6 +120,23 @@ def test_checkpoint_round_trip(tmp_path):
     assert meta == {"note": "test"}
     half = save_checkpoint(net, tmp_path / "h.safetensors", half=True)
     assert half.stat().st_size < path.stat().st_size
+
+
+def test_weights_digest_follows_the_weights_not_the_header(tmp_path):
+    torch.manual_seed(0)
+    net = GazeSegNet(SegNetConfig(unet=UNetConfig(base_channels=8, depth=2)))
+    a = save_checkpoint(net, tmp_path / "a.safetensors", {"command": "one path"}, half=True)
+    b = save_checkpoint(net, tmp_path / "b.safetensors", {"command": "another", "val_score": 0.5}, half=True)
+    assert a.read_bytes() != b.read_bytes()
+    assert weights_digest(a) == weights_digest(b)
+    with torch.no_grad():
+        next(net.parameters()).view(-1)[0] += 1.0
+    c = save_checkpoint(net, tmp_path / "c.safetensors", {"command": "one path"}, half=True)
+    assert weights_digest(c) != weights_digest(a)
+    bad = tmp_path / "x.safetensors"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(InputError, match="x.safetensors"):
+        weights_digest(bad)
 
 
 def test_checkpoint_rejects_other_files(tmp_path):

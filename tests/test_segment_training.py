@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from gaze3d.models.features import height_above_dtm, height_above_local_min
-from gaze3d.models.procedural import SENSORS, make_scene
+from gaze3d.models.procedural import SENSORS, make_scene, validation_scenes
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -52,6 +52,15 @@ def test_procedural_scenes_are_reproducible_and_differ_between_seeds():
     assert len(v.split_objects("val")) == len(v.object_class) and len(v.split_objects("train")) == 0
     with pytest.raises(ValueError, match="sensor"):
         make_scene(np.random.default_rng(0), "sonar")
+
+
+def test_validation_scenes_are_one_fixed_set():
+    # gaze3d train --val-scenes and bench/interactive.py --datasets validation use these
+    a, b = validation_scenes(2), validation_scenes(2)
+    assert [t.name for t in a] == [t.name for t in b] and a[0].name.startswith("val0-")
+    np.testing.assert_array_equal(a[1].xyz, b[1].xyz)
+    assert all(len(t.split_objects("val")) == len(t.object_class) > 0 for t in a)
+    assert validation_scenes(1)[0].name == a[0].name          # a prefix of the same sequence
 
 
 def test_terrain_model_sees_a_wide_roof_on_a_slope_as_tall():

@@ -1,8 +1,6 @@
 """``gaze3d train``: train the gaze-guided interactive segmentation network on simulated gaze."""
 from __future__ import annotations
 
-import numpy as np
-
 from gaze3d.errors import InputError
 
 
@@ -86,7 +84,7 @@ def run(args):
         return run_cli(args)
     import torch
 
-    from gaze3d.models.checkpoint import save_checkpoint
+    from gaze3d.models.checkpoint import save_checkpoint, weights_digest
     from gaze3d.models.data import TILES, load_tile
     from gaze3d.models.networks.segnet import GazeSegNet
     from gaze3d.models.train import (InteractiveSampler, TrainConfig, default_interactive_config,
@@ -137,13 +135,12 @@ def run(args):
                 for k, v in vars(args).items()
                 if k not in ("func", "command") and v is not None and v is not False)}
     path = save_checkpoint(model, args.output, meta, half=args.half)
-    print(f"saved {path} ({path.stat().st_size / 1e6:.2f} MB), final mask loss {meta['final_mask_loss']:.4f}")
+    print(f"saved {path} ({path.stat().st_size / 1e6:.2f} MB), final mask loss {meta['final_mask_loss']:.4f}, "
+          f"weights sha256 {weights_digest(path)}")
     if args.val_scenes > 0:
-        from gaze3d.models.procedural import make_scene
+        from gaze3d.models.procedural import validation_scenes
 
-        vrng = np.random.default_rng(10_000)     # fixed: the same validation scenes for every run
-        tiles = tiles + [make_scene(vrng, name=f"val{i}", ground=args.ground, split="val")
-                         for i in range(args.val_scenes)]
+        tiles = tiles + validation_scenes(args.val_scenes, ground=args.ground)
     if args.val_repeats > 0 and tiles:
         meta.update(validate(path, tiles, args.val_repeats, args.val_fixations))
         save_checkpoint(model, path, meta, half=args.half)   # same weights, header + validation
