@@ -61,15 +61,19 @@ def test_head_on_the_roi_crop_equals_the_full_scene(prior):
     c = xyz[obj].mean(0)
     pos = _spot(xyz, c, 2.0)
     neg = np.zeros_like(pos)
+    masked = []
     for step in range(3):
         a, b = full.update(pos, neg), roi.update(pos, neg)
         np.testing.assert_allclose(b, a, atol=1e-5, err_msg=f"step {step}")
-        # the crop is a real crop (else the test could not fail) and the mask is not all 0
+        # the crop is a real crop and the probabilities are not all 0 (else the test could not fail)
         assert len(roi._crop[1][1]) < roi.n_voxels
-        assert (a > 0.5).any() or prior == "random"
+        assert a.max() > 0.1
+        masked.append(bool((a > 0.5).any()))
         # next fixation: a rejection 4 m away, then a positive 3 m the other way
         shift = np.array([4.0 if step == 0 else -3.0, 0.0, 0.0])
         (neg if step == 0 else pos)[:] += _spot(xyz, c + shift, 2.0)
+    # a mask at least once (the rejection 4 m away, on the same large object, may empty it)
+    assert any(masked) or prior == "random"
     # nothing looked at: all 0 either way (the ROI path does not run the head)
     z = np.zeros_like(pos)
     np.testing.assert_array_equal(roi.update(z, z), full.update(z, z))
