@@ -27,8 +27,9 @@ no training run draws (in-distribution for models trained on procedural scenes).
 ``validation``: the procedural validation scenes of ``gaze3d train --val-scenes``
 (``--validation-scenes`` of them, their validation objects), the set checkpoints are chosen
 on; with ``--sessions 1 --max-fix 10`` it repeats the training command's validation.
-``--sessions K`` runs every object K times (gaze session ``s`` of object ``o`` uses seed
-``--seed + 1000 s + o``, as the training command's validation repeats do); the tables pool
+``--sessions K`` runs every object K times (gaze session ``s`` of object ``o`` uses
+``interactive_eval.session_seed(o, s, base=--seed)``, as the training command's validation
+repeats do); the tables pool
 all sessions (``objects`` then counts object-sessions). One session of 10-20 objects is
 noisy: a single object that never reaches 80 % moves a dataset's NoF@80 by about one.
 
@@ -52,8 +53,8 @@ import torch
 from gaze3d.models.data import load_tile
 from gaze3d.models.gaze_sim import GazeModel
 from gaze3d.models.interactive import DEFAULT_CHECKPOINT, InteractiveSegmenter
-from gaze3d.models.interactive_eval import (METHODS, NET_METHODS, run_object, summarise, tile_graph,
-                                           validation_score)
+from gaze3d.models.interactive_eval import (METHODS, NET_METHODS, run_object, session_seed, summarise,
+                                           tile_graph, validation_score)
 from gaze3d.scan import PointCloud
 
 
@@ -154,8 +155,7 @@ def _print_dataset(name, results, notes, cap) -> None:
     if results:
         n_obj = len({(r.tile, r.object_id) for r in results})
         what = f"{n_obj} objects" + (f" x {len(results) // n_obj} sessions" if len(results) > n_obj else "")
-        ks = [k for k in (1, 3, 5, 10) if k <= cap]
-        print_table(summarise(results, ks=ks, cap=cap), f"## {name}: {what}; "
+        print_table(summarise(results, cap=cap), f"## {name}: {what}; "
                     + notes.get(name, "no network rows requested"))
         if name == "validation":      # the number checkpoints are chosen by (gaze3d train prints it)
             print("validation score (mean IoU over every fixation): " + ", ".join(
@@ -269,8 +269,8 @@ def main(argv=None) -> int:
         graph = tile_graph(tile) if "gaze+graph" in run else None
         for o in ids:
             for s in range(args.sessions):
-                r = run_object(seg, tile, o, args.max_fix, gaze, seed=args.seed + 1000 * s + o,
-                               methods=run, graph=graph)
+                seed = session_seed(o, s, base=args.seed)
+                r = run_object(seg, tile, o, args.max_fix, gaze, seed=seed, methods=run, graph=graph)
                 k = min(5, args.max_fix)
                 print(f"  {tile.name} object {r.object_id} session {s} (class {r.object_class}, "
                       f"{r.n_points} pts): " + ", ".join(
@@ -279,7 +279,7 @@ def main(argv=None) -> int:
                 per_dataset.setdefault(name, []).append(r)
                 if out is not None:
                     out.write(json.dumps({"dataset": name, "tile": r.tile, "object": r.object_id,
-                                          "session": s, "seed": args.seed + 1000 * s + o,
+                                          "session": s, "seed": seed,
                                           "ious": r.ious, "empty": r.empty}) + "\n")
                     out.flush()
         if name not in ("procedural", "validation"):   # as soon as it is done (scenes: after the last)
@@ -293,8 +293,7 @@ def main(argv=None) -> int:
     if per_dataset:
         rows = []
         for name, results in per_dataset.items():
-            for row in summarise(results, ks=[k for k in (1, 3, 5, 10) if k <= args.max_fix],
-                                 cap=args.max_fix):
+            for row in summarise(results, cap=args.max_fix):
                 rows.append({"dataset": name, **row})
         print_table(rows, "## leave-one-dataset-out summary (network rows only where held out, "
                           "unless marked SEEN above)")

@@ -192,12 +192,13 @@ def tile_graph(tile):
 def summarise(results: List[ObjectResult], ks=(1, 3, 5, 10), thresholds=(0.80, 0.85, 0.90),
               cap: int = 20) -> List[dict]:
     """One row per method: mean IoU@k and mean NoF@t (capped; failures count as ``cap``),
-    the fraction of steps whose mask was empty and the median mask-update time."""
+    the fraction of steps whose mask was empty and the median mask-update time. A ``k``
+    beyond the curves (fewer fixations were run) has no column."""
     rows = []
     for m in [m for m in METHODS if m in results[0].ious]:
         curves = np.array([r.ious[m] for r in results])
         row = {"method": m, "objects": len(results)}
-        for k in ks:
+        for k in [k for k in ks if k <= curves.shape[1]]:
             row[f"IoU@{k}"] = float(curves[:, k - 1].mean())
         for t in thresholds:
             reach = curves >= t
@@ -209,6 +210,12 @@ def summarise(results: List[ObjectResult], ks=(1, 3, 5, 10), thresholds=(0.80, 0
             row["ms/update"] = float(np.median(np.concatenate([r.seconds[m] for r in results])) * 1e3)
         rows.append(row)
     return rows
+
+
+def session_seed(obj_id: int, session: int, base: int = 0) -> int:
+    """Seed of gaze session ``session`` on object ``obj_id`` (view and gaze noise); session 0 of
+    base 0 is the first repeat of :func:`evaluate_split`, so benches can repeat a validation."""
+    return base + 1000 * session + int(obj_id)
 
 
 def validation_score(results: List[ObjectResult], method: str = "gaze+net") -> float:
@@ -233,7 +240,7 @@ def evaluate_split(segmenter, tiles, split: str = "val", max_fix: int = 10, repe
                                       intensity=tile.feats[:, 1]))
         for o in tile.split_objects(split):
             for r in range(repeats):
-                res = run_object(segmenter, tile, int(o), max_fix, gaze, seed=1000 * r + int(o),
+                res = run_object(segmenter, tile, int(o), max_fix, gaze, seed=session_seed(o, r),
                                  methods=methods)
                 results.append(res)
                 if log:

@@ -9,7 +9,7 @@
 #      zero-initialised correction, loss weighted near fixations).
 # SURFACE2 > 0 makes that share of stage 2's scenes from label-volume surfaces (frog tissues,
 # channels: inside the pyvista wheel). 0.25 was tried on 2026-12-07 and lost on the validation
-# scenes (NoF@80 3.83 against the shipped model's 3.16), so the shipped recipe keeps 0.
+# scenes (NoF@80 3.83 against 3.16 for the file shipped then), so the shipped recipe keeps 0.
 # The result is written to OUT (default: the shipped path) only when both stages finish.
 # One torch thread (THREADS=1) makes a rerun bit-identical: the weights digest printed after each
 # stage is the same every time (checked on 100-step runs, 2026-12-07). With 2 threads a stage is
@@ -17,7 +17,7 @@
 # weights (by float rounding at first, then by as much as two training runs differ).
 #
 #   make checkpoint                  # or: bash scripts/train_checkpoint.sh
-#   STEPS1=2 STEPS2=2 VAL_REPEATS1=0 VAL_REPEATS2=0 OUT=/tmp/smoke.safetensors \
+#   STEPS1=2 STEPS2=2 VAL_REPEATS2=0 OUT=/tmp/smoke.safetensors \
 #       bash scripts/train_checkpoint.sh                                       # smoke run, ~1 min
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -358,3 +358,15 @@ def test_simulator_stand_in_agrees_with_attention_engine():
         maps.append(sim.attention(cam, vis, tile.xyz[sim.pick_targets(idx, vis, 3)]))
     assert np.corrcoef(maps[0], maps[1])[0, 1] > 0.9
     assert 0.8 < maps[0].sum() / maps[1].sum() < 1.25
+
+
+def test_summarise_counts_fixations_and_keeps_only_the_ks_that_were_run():
+    from gaze3d.models.interactive_eval import ObjectResult, session_seed, summarise
+
+    a = ObjectResult("t", 0, 1, 10, ious={"gaze+net": [0.5, 0.82, 0.9]})
+    b = ObjectResult("t", 1, 1, 10, ious={"gaze+net": [0.1, 0.2, 0.3]})
+    row = summarise([a, b], cap=3)[0]
+    assert "IoU@5" not in row and "IoU@10" not in row          # only 3 fixations were run
+    assert row["IoU@1"] == pytest.approx(0.3) and row["IoU@3"] == pytest.approx(0.6)
+    assert row["NoF@80"] == pytest.approx((2 + 3) / 2) and row["fail@80"] == 1
+    assert session_seed(7, 0) == 7 and session_seed(7, 2, base=1000) == 3007

@@ -155,7 +155,7 @@ def validate(path, tiles, repeats: int, fixations: int) -> dict:
 
     print(f"validation: {repeats} run(s) per object of the val split, {fixations} fixations")
     results = evaluate_split(InteractiveSegmenter(path), tiles, "val", fixations, repeats)
-    row = summarise(results, ks=[k for k in (1, 3, 5, 10) if k <= fixations], cap=fixations)[0]
+    row = summarise(results, cap=fixations)[0]
     print("  " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
                            for k, v in row.items()))
     return {"val_score": validation_score(results), "val_summary": row,
