@@ -47,6 +47,17 @@ def test_segment_volume_baseline_writes_a_nifti_mask_with_the_source_affine(ball
     assert "voxels in the mask" in r.stdout
 
 
+def test_segment_volume_without_a_model_uses_the_viewers_walker(ball, tmp_path):
+    # no volume checkpoint ships: the default is the viewer's walker, not an error
+    path, att, truth, aff = ball
+    out = tmp_path / "mask.nii.gz"
+    r = _gaze3d("segment", path, "--attention", att, "-o", out)
+    assert r.returncode == 0, r.stderr
+    assert "walker_roi" in r.stdout
+    mask = load_scan(out).array.astype(bool)
+    assert 2 * (mask & truth).sum() / (mask.sum() + truth.sum()) > 0.9
+
+
 def test_segment_volume_network_runs_from_a_volume_checkpoint(ball, tmp_path):
     torch = pytest.importorskip("torch", reason="torch (the models extra) is not installed")
     from gaze3d.models.checkpoint import save_checkpoint
@@ -77,7 +88,7 @@ def test_segment_volume_bad_inputs_are_one_line_exit_2(ball, tmp_path):
     np.save(tmp_path / "bad.npy", np.zeros((3, 3, 3), np.float32))
     cases = [
         (["--attention", tmp_path / "bad.npy", "--method", "flood", "-o", tmp_path / "m.nii.gz"], "bad.npy"),
-        (["--attention", att, "-o", tmp_path / "m.nii.gz"], "--model"),                # network, no model
+        (["--attention", att, "--method", "network", "-o", tmp_path / "m.nii.gz"], "--model"),  # no model
         (["--attention", att, "--method", "flood", "-o", tmp_path / "m.dcm"], "DICOM-SEG"),  # needs DICOM in
         (["--attention", att, "--method", "flood", "-o", tmp_path / "m.ply"], "m.ply"),
     ]

@@ -32,8 +32,9 @@ def register(subparsers):
     p.add_argument("--modality", choices=("auto", "ct", "mr"), default="auto",
                    help="volumes: intensity normalisation (CT window, or MR percentiles)")
     p.add_argument("--method", choices=("network", "flood", "confidence", "random_walk", "walker_roi"),
-                   default="network",
-                   help="volumes: the gaze-prompted network (needs a volume --model) or a classical baseline")
+                   default=None,
+                   help="volumes: the gaze-prompted network (needs a volume --model) or a classical baseline; "
+                        "default: network with --model, else walker_roi (the viewer's; no volume model ships)")
     p.add_argument("-o", "--output", required=True,
                    help="output point cloud with fields probability, mask and attention: .ply, .las/.laz "
                         "(the input LAS's dimensions kept), .pcd or .vtp (ParaView/PyVista)")
@@ -139,6 +140,10 @@ def _run_volume(args):
         check_output(args.output, Volume, what="-o")
     if not 0.0 < args.threshold < 1.0:
         raise InputError(f"--threshold: expected a value in (0, 1), got {args.threshold}")
+    if args.method is None:
+        # no volume checkpoint ships (docs/volumes.md): without --model the viewer's walker, the best
+        # method measured on the held-out CT, rather than an error
+        args.method = "network" if args.model else "walker_roi"
     if args.method == "network" and not args.model:
         raise InputError("--model: a volume checkpoint is needed (train one with gaze3d train --volumes "
                          "frog,channels ...; see docs/volumes.md), or pick a baseline with --method")
