@@ -1,6 +1,6 @@
 """Benchmark: interactive volume segmentation from simulated gaze on slices and on the volume rendering.
 
-    .venv/bin/python bench/volume_interactive.py [--datasets ct,frog,mni] [--views slice,render,mip]
+    .venv/bin/python bench/volume_interactive.py [--datasets ct,frog,mni,phantom] [--views slice,render,mip]
                                                  [--methods flood,confidence,random_walk,walker_roi]
                                                  [--variant NAME:KEY=VALUE,...] [--structures N]
                                                  [--checkpoint CKPT [--crop N] [--prior crop|native]]
@@ -31,6 +31,10 @@ Datasets:
 * ``mni``: the MNI152 T1 template in the nilearn wheel (real MR intensities) at
   2 mm, grey and white matter (the other head tissue fills more than half the
   grid and is skipped): a validation volume.
+* ``phantom``: an abdomen-like phantom
+  (:func:`gaze3d.models.volume_eval.load_phantom`: five ellipsoid organs, a
+  650 cm^3 liver among them, in a body, 3 mm voxels, synthetic image, seed 0):
+  liver-sized structures without the test CT.
 * ``frog``: pyvista's ``frog_tissues.vti`` label volume (26 tissues, shipped in
   the pyvista wheel), downsampled by 2 to 250 x 235 x 68 voxels (2, 2, 3 mm), with
   a synthetic image (:func:`gaze3d.models.volume_eval.synth_image`, seed 0:
@@ -60,7 +64,7 @@ from pathlib import Path
 import numpy as np
 
 from gaze3d.models.volume_eval import (BASELINES, DICE_TARGETS, VIEWS, SliceAnnotator, load_frog, load_mni,
-                                       run_structure)
+                                       load_phantom, run_structure)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -205,8 +209,10 @@ def main(argv=None) -> int:
             vol, labels, names = load_frog()
         elif ds == "mni":
             vol, labels, names = load_mni()
+        elif ds == "phantom":
+            vol, labels, names = load_phantom()
         else:
-            raise SystemExit(f"--datasets: unknown dataset {ds!r} (ct, frog, mni)")
+            raise SystemExit(f"--datasets: unknown dataset {ds!r} (ct, frog, mni, phantom)")
         todo = structures(labels, vol.spacing, names, args.min_cm3)
         if args.quick or args.structures:
             todo = todo[:args.structures or 3]

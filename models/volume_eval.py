@@ -325,6 +325,41 @@ def load_frog(step: int = 2):
     return Volume(synth_image(labels, seed=0), affine, labels=labels), labels, names
 
 
+#: :func:`load_phantom`'s organs: name, centre offset from the grid centre and semi-axes (mm); none touch
+PHANTOM_ORGANS = (("liver", (-60, 10, 0), (70, 55, 40)), ("spleen", (75, 10, 0), (40, 35, 30)),
+                  ("kidney_left", (45, -80, -10), (22, 22, 35)), ("kidney_right", (-45, -80, -10), (22, 22, 35)),
+                  ("aorta", (15, -40, 0), (15, 15, 50)))
+
+
+def load_phantom(seed: int = 0, spacing_mm: float = 3.0, shape=(128, 110, 40)):
+    """An abdomen-like phantom: five ellipsoid organs (:data:`PHANTOM_ORGANS`, a 650 cm^3 liver among
+    them) in an ellipsoid body, on a CT-like grid, with :func:`synth_image` (seed ``seed``).
+
+    The label volumes at hand have few large compact structures (frog's largest tissues are thin or
+    branched); this is where a method's behaviour on a liver-sized organ shows, without the test CT.
+    The body is in the image, not in the labels (it is more context than a structure to look at).
+
+    Returns ``(volume, labels, names)`` as :func:`load_frog`.
+    """
+    from gaze3d.scan import Volume
+
+    shape = tuple(int(n) for n in shape)
+    g = np.stack(np.meshgrid(*[(np.arange(n) - (n - 1) / 2) * spacing_mm for n in shape], indexing="ij"), -1)
+    full = np.zeros(shape, np.int32)
+
+    def inside(centre, semi):
+        return (((g - np.asarray(centre, float)) / np.asarray(semi, float)) ** 2).sum(-1) <= 1.0
+
+    full[inside((0, 0, 0), (180, 150, 70))] = 1
+    names = {}
+    for i, (name, centre, semi) in enumerate(PHANTOM_ORGANS, start=2):
+        full[inside(centre, semi)] = i
+        names[i] = name
+    labels = np.where(full >= 2, full, 0)
+    affine = np.diag([spacing_mm] * 3 + [1.0])
+    return Volume(synth_image(full, seed=seed), affine, labels=labels), labels, names
+
+
 def load_mni(step: int = 2):
     """The MNI152 T1 template (nilearn wheel, real MR intensities) every ``step`` voxels, with its labels
     (other head tissue, grey matter, white matter; :func:`~gaze3d.models.volume_data.load_label_volume`).

@@ -146,6 +146,27 @@ def test_synth_image_is_deterministic_and_piecewise():
         synth_image(-np.ones((2, 2, 2), int))
 
 
+def test_abdomen_phantom_has_separate_organs_of_the_stated_sizes():
+    from scipy import ndimage
+
+    from gaze3d.models.volume_eval import PHANTOM_ORGANS, load_phantom
+
+    vol, labels, names = load_phantom()
+    assert vol.array.shape == labels.shape == (128, 110, 40) and vol.array.dtype == np.float32
+    np.testing.assert_allclose(vol.spacing, 3.0)
+    assert [names[i] for i in sorted(names)] == [o[0] for o in PHANTOM_ORGANS]
+    cm3 = {names[i]: np.count_nonzero(labels == i) * 27 / 1000 for i in names}
+    assert 600 < cm3["liver"] < 700 and 40 < cm3["aorta"] < 55           # 4/3 pi abc, the aorta cut by the grid
+    for i in names:                                                       # each one piece, touching no other organ
+        organ = labels == i
+        assert ndimage.label(organ)[1] == 1
+        assert not (ndimage.binary_dilation(organ) & (labels > 0) & ~organ).any()
+    # the body is in the image, not in the labels: it differs from the empty space round it
+    assert abs(float(np.median(vol.array[60:68, 50:60, 18:22][labels[60:68, 50:60, 18:22] == 0]))
+               - float(np.median(vol.array[:4, :4, :4]))) > 1e-3
+    np.testing.assert_array_equal(vol.array, load_phantom()[0].array)
+
+
 def test_random_walk_roi_matches_the_full_walker_within_its_voxel_budget():
     from gaze3d.volume_regions import _block_reduce, _upsample_linear, random_walk_roi
 
