@@ -178,7 +178,7 @@ def accumulate_attention(scan, recording, *, topic: str = TOPIC_2D, viewport=(0.
     return acc.values
 
 
-def fixation_labels(recording, method: str = "ivt", *, display=None, viewport=(0.0, 0.0, 1.0, 1.0),
+def fixation_labels(recording, method: str = "adaptive", *, display=None, viewport=(0.0, 0.0, 1.0, 1.0),
                     scan=None, engine_options: Optional[dict] = None, **params):
     """Per-sample event labels of a recording's 2D gaze.
 

@@ -19,13 +19,14 @@ def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "fixations", help="classify a recording's gaze into fixations, saccades, pursuit and gaps",
         description="Write a BIDS-style events TSV (onset and duration in seconds from the first sample, "
-                    "trial_type = fixation/saccade/pursuit/gap/unclassified, mean position in screen "
+                    "trial_type = fixation/saccade/pursuit/pso/gap/unclassified, mean position in screen "
                     "degrees). With --scan, velocity is computed in object space (relative to the scene "
                     "point looked at), so following a point while the camera moves is a fixation.")
     p.add_argument("recording", help="gaze3d recording (SESSION.gaze3d)")
     p.add_argument("-o", "--output", required=True, help="events .tsv to write")
     p.add_argument("--method", default=None,
-                   help="2D: ivt (Tobii I-VT defaults, the default), idt, ivdt, ivvt, adaptive; gaze.3d: idt "
+                   help="2D: adaptive (the default: fixation, saccade, pursuit, PSO, gap with data-driven "
+                        "thresholds, docs/events.md), ivt (Tobii I-VT defaults), idt, ivdt, ivvt; gaze.3d: idt "
                         "(world-space I-DT, 1 deg / 0.25 s, the default) or ivt (world-space I-VT), head motion "
                         "compensated")
     p.add_argument("--topic", default="auto", choices=("auto",) + GAZE_TOPICS,
@@ -108,7 +109,7 @@ def _fixations(args, rec, topic: str) -> int:
     if args.scan:
         from ..io import load_scan
         scan = load_scan(args.scan)
-    t, labels, deg = fixation_labels(rec, args.method or "ivt", display=display, viewport=args.viewport,
+    t, labels, deg = fixation_labels(rec, args.method or "adaptive", display=display, viewport=args.viewport,
                                      scan=scan, **_params(args.param))
     rows = label_runs(t, labels, deg)
     _write_tsv(args.output, rows)
