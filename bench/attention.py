@@ -280,26 +280,12 @@ def kappa_table(seeds=(2, 3), duration_s: float = 60.0):
 
 
 def _orbit_session(duration_s: float, seed: int, grid: int, n_keys: int):
-    """A flat ``grid`` x ``grid`` cloud, 12 targets on it, the camera orbiting at 60 deg/s.
-
-    Returns (scan, simulated scene gaze, recording dict). The simulator moves
-    the camera continuously: one camera per sample.
-    """
-    from gaze3d.camera import CameraPath
+    """:func:`gaze3d.simulate.orbit_session` as (scan, simulated scene gaze, recording dict)."""
     from gaze3d.scan import PointCloud
-    from gaze3d.simulate import simulate_scene_gaze
+    from gaze3d.simulate import orbit_session
 
-    g = np.linspace(-8, 8, grid)
-    scan = PointCloud(np.c_[np.stack(np.meshgrid(g, g), -1).reshape(-1, 2), np.zeros(grid * grid)])
-    rng = np.random.default_rng(0)
-    targets = np.c_[rng.uniform(-4, 4, (12, 2)), np.zeros(12)]
-    path = CameraPath.orbit((0, 0, 0), radius=15, elevation_deg=40, duration_s=duration_s,
-                            turns=60.0 * duration_s / 360.0, n_keys=n_keys, vfov_deg=45)
-    sg = simulate_scene_gaze(targets, path, duration_s, seed=seed)
-    t_ns = np.round(sg.t_s * 1e9).astype(np.int64)
-    rec = {"samples": {"t_host_ns": t_ns, "x": sg.xy[:, 0], "y": sg.xy[:, 1], "valid": sg.valid},
-           "camera_t_host_ns": t_ns, "cameras": [path.at(t) for t in sg.t_s]}
-    return scan, sg, rec
+    o = orbit_session(duration_s, seed, grid=grid, n_keys=n_keys)
+    return PointCloud(o.xyz), o.gaze, o.recording
 
 
 def object_space_kappa(duration_s: float = 10.0, seed: int = 3):

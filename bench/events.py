@@ -275,7 +275,13 @@ def hour_runtime(method: str, rate_hz: float = 1200.0, seconds: float = 60.0, re
 
 
 # ------------------------------------------------------------------ orbit viewing
-ORBIT_VARIANTS = (("adaptive", {}), ("adaptive, edge_pursuit=1", {"edge_pursuit": 1.0}), ("ivvt", None))
+#: (row name, classify_samples method, parameters, the camera known): the last row labels the screen signal
+#: knowing the camera (gaze3d.attention.batch.fixation_labels(..., scan, frame="screen"): a fixation the
+#: camera carries across the screen is pursuit there, gaze3d.events.carried_pursuit)
+ORBIT_VARIANTS = (("adaptive", "adaptive", {}, False),
+                  ("adaptive, edge_pursuit=1", "adaptive", {"edge_pursuit": 1.0}, False),
+                  ("ivvt", "ivvt", {}, False),
+                  ("adaptive, camera known (frame='screen')", "adaptive", {}, True))
 ORBIT_SEEDS = (5, 6, 7, 8)    # the tests use seed 3
 
 
@@ -288,17 +294,25 @@ def orbit_table(seeds=(3,) + ORBIT_SEEDS):
     (no target on screen: the eye holds still on the screen, so fixation is
     right there), plus saccade kappa against the simulator's saccades.
     """
-    sessions = [orbit_session(s) for s in seeds]
+    from gaze3d.attention.batch import fixation_labels
+    from gaze3d.scan import PointCloud
+    from gaze3d.simulate import orbit_session as simulate_orbit
+
+    sessions = [simulate_orbit(10.0, s) for s in seeds]
     print(f"\n## orbit viewing on the screen (camera orbits at 60 deg/s; object-space fixations move at 3-11 "
           f"deg/s on the screen): mean of seeds {seeds}, [seed {seeds[0]}]")
     print("| method | pursuit share | fixation share | fixation share, holds left out | saccade share | "
           "saccade kappa |")
     print("|---|---:|---:|---:|---:|---:|")
-    for name, params in ORBIT_VARIANTS:
+    for name, method, params, camera in ORBIT_VARIANTS:
         cols = []
-        for t, x, y, tr, target in sessions:
-            lab = classify_samples(t, x, y, "adaptive", **params) if params is not None else \
-                classify_samples(t, x, y, name)
+        for o in sessions:
+            g = o.gaze
+            tr, target = g.truth, g.target_index
+            if camera:
+                lab = fixation_labels(o.recording, method, scan=PointCloud(o.xyz), frame="screen", **params)[1]
+            else:
+                lab = classify_samples(g.t_s, g.x_deg, g.y_deg, method, **params)
             fix, moving = tr == FIX, (tr == FIX) & (target >= 0)
             cols.append([np.mean(lab[fix] == PUR), np.mean(lab[fix] == FIX), np.mean(lab[moving] == FIX),
                          np.mean(lab[fix] == SAC), cohen_kappa(tr, lab, SAC)])
@@ -484,24 +498,18 @@ def _pursuit_sims(speed=(5.0, 30.0)):
 
 
 def orbit_session(seed: int, duration_s: float = 10.0, rate_hz: float = 1200.0):
-    """Screen gaze of a viewer fixating points of a plane while the camera orbits it at 60 deg/s.
+    """(t, x_deg, y_deg, truth, target) of :func:`gaze3d.simulate.orbit_session`.
 
-    Returns (t, x_deg, y_deg, truth, target): ``truth`` is FIXATION where the eye
-    holds a point of the scene (object space), which on the screen moves at
-    3-11 deg/s (median 7): smooth pursuit there. ``target`` (n,) int64 is the
-    scene point fixated, -1 in saccades, gaps and the 200 ms holds where no
-    target is on screen (the eye holds still on the screen: truth FIXATION there
-    is a screen fixation too).
+    ``truth`` is FIXATION where the eye holds a point of the scene (object
+    space), which on the screen moves at 3-11 deg/s (median 7): smooth pursuit
+    there. ``target`` (n,) int64 is the scene point fixated, -1 in saccades,
+    gaps and the 200 ms holds where no target is on screen (the eye holds still
+    on the screen: truth FIXATION there is a screen fixation too).
     """
-    from gaze3d.camera import CameraPath
-    from gaze3d.simulate import simulate_scene_gaze
+    from gaze3d.simulate import orbit_session as simulate_orbit
 
-    rng = np.random.default_rng(0)
-    targets = np.c_[rng.uniform(-4, 4, (12, 2)), np.zeros(12)]
-    path = CameraPath.orbit((0, 0, 0), radius=15, elevation_deg=40, duration_s=duration_s,
-                            turns=60.0 * duration_s / 360.0, n_keys=400, vfov_deg=45)
-    sg = simulate_scene_gaze(targets, path, duration_s, rate_hz, seed=seed)
-    return sg.t_s, sg.x_deg, sg.y_deg, sg.truth, sg.target_index
+    g = simulate_orbit(duration_s, seed, rate_hz=rate_hz, grid=2).gaze
+    return g.t_s, g.x_deg, g.y_deg, g.truth, g.target_index
 
 
 def drift_session(rate_hz: float, seed: int, n_drifts: int = 15, noise_deg: float = 0.02):

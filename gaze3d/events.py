@@ -43,6 +43,9 @@ the scene. :func:`object_space_trajectory` turns gaze rays plus the scene
 point hit by each into a 2D trajectory whose displacements are the gaze's
 angular motion *relative to the point looked at before*; any classifier then
 works unchanged on it (used by :class:`gaze3d.attention.AttentionAccumulator`).
+On the screen, such a fixation of a scene point is smooth pursuit of a moving
+target: :func:`carried_pursuit` labels it so where the screen signal alone
+cannot (slow carried motion looks like fixational drift).
 """
 from __future__ import annotations
 
@@ -417,6 +420,67 @@ def classify_rays(t_s, origins, directions, hit_points=None, method: str = "adap
         dn = d[ok] / np.linalg.norm(d[ok], axis=1, keepdims=True)
         xy[ok] = object_space_trajectory(o[ok], dn, X[ok])
     return classify_samples(t_s, xy[:, 0], xy[:, 1], method=method, **params)
+
+
+#: net speed (deg/s) at which the camera carries a fixated scene point across the screen, over a run the
+#: screen signal calls fixation, for :func:`carried_pursuit` to call that run pursuit: the adaptive
+#: classifier's slowest pursuit (``pursuit_slow_velocity``)
+CARRIED_PURSUIT_DEG_S = ADAPTIVE_DEFAULTS["pursuit_slow_velocity"]
+
+
+def carried_pursuit(t_s, screen_labels, screen_xy, object_xy, object_labels,
+                    min_speed: float = CARRIED_PURSUIT_DEG_S) -> np.ndarray:
+    """Screen labels with the fixations that the camera carried across the screen called pursuit.
+
+    When the eye holds a scene point while the camera moves, the gaze moves on
+    the screen at the point's screen speed: smooth pursuit of a moving target.
+    Below ~5 deg/s the screen signal alone cannot tell it from the drift within
+    a fixation that human coders call fixation, so a slow, short stretch of it
+    is labelled fixation. Object space can: there the same stretch is a
+    fixation, and the screen trajectory minus the object-space one is the
+    motion the camera gave the gaze (measurement noise, common to both, cancels).
+    A run that ``screen_labels`` call fixation becomes ``PURSUIT`` when
+    ``object_labels`` call most of its samples fixation and that carried motion
+    amounts to at least ``min_speed`` deg/s, net, over the run. With a still
+    camera the two trajectories move together and nothing changes.
+
+    Parameters
+    ----------
+    t_s : (n,) float64
+        Seconds, increasing.
+    screen_labels, object_labels : (n,) int
+        :class:`EventType` codes of the screen signal and of the object-space
+        one (:func:`classify_samples` on each, same method).
+    screen_xy, object_xy : (n, 2) float64
+        The screen gaze and the object-space trajectory
+        (:func:`object_space_trajectory`), both in visual degrees along the
+        same image axes; NaN where invalid.
+    min_speed : float
+        Net carried speed (deg/s) that makes a fixation pursuit.
+
+    Returns
+    -------
+    labels : (n,) int8
+    """
+    t = np.asarray(t_s, dtype=np.float64).ravel()
+    lab = np.asarray(screen_labels).astype(np.int8).ravel()
+    olab = np.asarray(object_labels).ravel()
+    carried = np.asarray(screen_xy, dtype=np.float64).reshape(-1, 2) - \
+        np.asarray(object_xy, dtype=np.float64).reshape(-1, 2)
+    if not (len(t) == len(lab) == len(olab) == len(carried)):
+        raise InputError("carried_pursuit: t_s, the labels and the trajectories must have the same length")
+    if not min_speed > 0:
+        raise InputError(f"min_speed: expected > 0 deg/s, got {min_speed}")
+    out = lab.copy()
+    ok = np.isfinite(carried).all(axis=1)
+    for s, e in zip(*_runs(lab == _FIX)):
+        use = np.flatnonzero(ok[s:e]) + s
+        if len(use) < 2 or np.mean(olab[s:e] == _FIX) < 0.5:
+            continue
+        dur = t[use[-1]] - t[use[0]]
+        if dur > 0 and np.hypot(*(carried[use[-1]] - carried[use[0]])) >= min_speed * dur:
+            out[s:e] = _PUR
+    return out
 
 
 def match_events(reference, test):

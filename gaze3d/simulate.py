@@ -676,3 +676,48 @@ def simulate_scene_gaze(targets_world, camera_path: CameraPath, duration_s: Opti
                      skipped=np.asarray(skipped, dtype=np.int64), blink=blink,
                      saccades=np.asarray(tl.saccades, dtype=np.float64).reshape(-1, 5),
                      rate_hz=rate_hz, noise_sigma_deg=sigma)
+
+
+@dataclass
+class OrbitSession:
+    """:func:`orbit_session`'s scene, gaze and recording."""
+
+    xyz: np.ndarray        #: (grid^2, 3) float64 points of the plane z = 0 (a PointCloud's xyz)
+    targets: np.ndarray    #: (12, 3) float64 the points fixated
+    path: CameraPath
+    gaze: SceneGaze
+    recording: dict        #: what the viewer records: 2D samples and one camera per sample
+
+
+def orbit_session(duration_s: float = 10.0, seed: int = 3, *, rate_hz: float = 1200.0, grid: int = 401,
+                  n_keys: int = 400) -> OrbitSession:
+    """A viewer fixating points of a plane while the camera orbits it at 60 deg/s.
+
+    The plane is 16 x 16 units (``grid`` x ``grid`` points) with 12 targets
+    drawn in its middle 8 x 8; the camera orbits at radius 15, 40 deg up, with a
+    45 deg vertical field of view (``n_keys`` keyframes). In object space the
+    eye holds each target (:func:`simulate_scene_gaze`, ``seed``), which moves
+    at 3-11 deg/s (median 7) on the screen: smooth pursuit there. The
+    benchmarks and tests of the event classifiers and of object-space attention
+    share it.
+
+    Returns
+    -------
+    OrbitSession
+        ``recording`` is a recording dict (``samples`` with ``t_host_ns``,
+        ``x``, ``y``, ``valid``; ``camera_t_host_ns`` and ``cameras``, one per
+        sample: the simulator moves the camera continuously).
+    """
+    _check("duration_s", duration_s, 0.0, low_open=True)
+    _check("grid", grid, 2)
+    g = np.linspace(-8.0, 8.0, int(grid))
+    xyz = np.c_[np.stack(np.meshgrid(g, g), -1).reshape(-1, 2), np.zeros(int(grid) ** 2)]
+    rng = np.random.default_rng(0)
+    targets = np.c_[rng.uniform(-4, 4, (12, 2)), np.zeros(12)]
+    path = CameraPath.orbit((0, 0, 0), radius=15, elevation_deg=40, duration_s=duration_s,
+                            turns=60.0 * duration_s / 360.0, n_keys=n_keys, vfov_deg=45)
+    sg = simulate_scene_gaze(targets, path, duration_s, rate_hz, seed=seed)
+    t_ns = np.round(sg.t_s * 1e9).astype(np.int64)
+    rec = {"samples": {"t_host_ns": t_ns, "x": sg.xy[:, 0], "y": sg.xy[:, 1], "valid": sg.valid},
+           "camera_t_host_ns": t_ns, "cameras": [path.at(t) for t in sg.t_s]}
+    return OrbitSession(xyz, targets, path, sg, rec)

@@ -120,8 +120,13 @@ def test_cli_attention_and_fixations(tmp_path, capsys):
     assert lines[0].split("\t")[:3] == ["onset", "duration", "trial_type"]
     types = [ln.split("\t")[2] for ln in lines[1:]]
     assert "fixation" in types and "saccade" in types
+    # on the screen, knowing the camera: the held world point moved across it (pursuit)
+    assert main(["fixations", str(rec_path), "-o", str(tsv), "--scan", str(scan_path), "--frame", "screen"]) == 0
+    assert "pursuit" in [ln.split("\t")[2] for ln in tsv.read_text().splitlines()[1:]]
     assert main(["fixations", str(rec_path), "-o", str(tsv), "--param", "velocity_threshold"]) == 2
     assert "KEY=VALUE" in capsys.readouterr().err
+    assert main(["fixations", str(rec_path), "-o", str(tsv), "--frame", "screen"]) == 2
+    assert "--frame" in capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -144,3 +149,39 @@ def test_object_space_kappa_on_simulated_scene_gaze():
     k_screen, k_obj = cohen_kappa(sg.truth, screen, 1), cohen_kappa(sg.truth, obj, 1)
     print(f"\nivdt fixation kappa, orbiting camera: screen {k_screen:.3f}, object space {k_obj:.3f}")
     assert k_obj > 0.6 and k_screen < 0.3
+
+
+def test_screen_labels_knowing_the_camera_call_a_carried_fixation_pursuit():
+    """frame='screen' with the scan: on the orbiting camera the eye holds scene points that move at
+    3-11 deg/s on the screen; the screen signal alone calls the slow stretches fixation."""
+    from gaze3d.events import EventType
+    from gaze3d.simulate import orbit_session
+
+    o = orbit_session(3.0, 3, grid=201, n_keys=100)
+    g, scan = o.gaze, PointCloud(o.xyz)
+    moving = (g.truth == int(EventType.FIXATION)) & (g.target_index >= 0)
+    _, screen, _ = fixation_labels(o.recording, "adaptive")
+    _, known, _ = fixation_labels(o.recording, "adaptive", scan=scan, frame="screen")
+    _, obj, _ = fixation_labels(o.recording, "adaptive", scan=scan)
+    fix, pur = int(EventType.FIXATION), int(EventType.PURSUIT)
+    print(f"\norbit, moving-target samples called fixation: screen {np.mean(screen[moving] == fix):.3f}, "
+          f"camera known {np.mean(known[moving] == fix):.3f}; pursuit {np.mean(known[moving] == pur):.3f}")
+    assert np.mean(screen[moving] == fix) > 0.05                # the gap this closes
+    assert np.mean(known[moving] == fix) < 0.02 and np.mean(known[moving] == pur) > 0.85
+    # only screen fixations change, and only to pursuit
+    changed = known != screen
+    assert (screen[changed] == fix).all() and (known[changed] == pur).all()
+    assert np.mean(obj[moving] == fix) > 0.8                    # object space: a fixation of the point
+
+
+def test_screen_labels_knowing_a_still_camera_are_the_screen_labels():
+    rec = _session()
+    cam = rec["cameras"][0]
+    still = dict(rec, cameras=[cam] * len(rec["cameras"]))
+    _, screen, _ = fixation_labels(still, "adaptive")
+    _, known, _ = fixation_labels(still, "adaptive", scan=_cloud(), frame="screen")
+    np.testing.assert_array_equal(known, screen)
+    with pytest.raises(InputError, match="frame"):
+        fixation_labels(rec, "adaptive", frame="object")          # object space needs the scan
+    with pytest.raises(InputError, match="frame"):
+        fixation_labels(rec, "adaptive", scan=_cloud(), frame="world")

@@ -4,7 +4,7 @@ import pytest
 
 from gaze3d.camera import CameraPath
 from gaze3d.errors import InputError
-from gaze3d.events import (EventType, TOBII_IVT_DEFAULTS, angular_velocity, classify_rays,
+from gaze3d.events import (EventType, TOBII_IVT_DEFAULTS, angular_velocity, carried_pursuit, classify_rays,
                            classify_samples, cohen_kappa, fill_gaps)
 from gaze3d.simulate import simulate_gaze
 
@@ -194,13 +194,10 @@ def test_adaptive_locked_gaze_on_rotating_camera():
 
 def test_adaptive_orbit_session_pursuit_on_screen_fixation_in_object_space():
     """simulate_scene_gaze: targets on a plane fixated while the camera orbits at 60 deg/s."""
-    from gaze3d.simulate import simulate_scene_gaze
+    from gaze3d.simulate import orbit_session
 
-    rng = np.random.default_rng(0)
-    targets = np.c_[rng.uniform(-4, 4, (12, 2)), np.zeros(12)]
-    path = CameraPath.orbit((0, 0, 0), radius=15, elevation_deg=40, duration_s=10.0, turns=60.0 * 10 / 360.0,
-                            n_keys=400, vfov_deg=45)
-    sg = simulate_scene_gaze(targets, path, 10.0, seed=3)
+    o = orbit_session(10.0, 3, grid=2)
+    sg, path = o.gaze, o.path
     fix = sg.truth == FIX
     screen = classify_samples(sg.t_s, sg.x_deg, sg.y_deg, "adaptive")
     # object space: each gaze ray against the plane z = 0 the targets lie on
@@ -410,3 +407,28 @@ def test_adaptive_edge_pursuit_ends_a_saccade_that_lands_in_fast_pursuit(rate):
     assert np.sum(labels[after] == SAC) <= max(1, int(0.004 * rate))
     assert np.mean(labels[after] == PUR) > 0.95
     assert np.all(labels[t < 1.9] == FIX)
+
+
+def test_carried_pursuit_relabels_only_fixations_the_camera_carried():
+    t = np.arange(600) / 300.0                                 # 2 s at 300 Hz
+    still = np.zeros((600, 2))
+    moving = np.c_[3.0 * t, 0.0 * t]                            # 3 deg/s: a slow, drift-like speed
+    lab = np.full(600, FIX, np.int8)
+    lab[290:300] = SAC
+    # the screen gaze moves while the object-space trajectory stays: the camera carried a fixated point
+    out = carried_pursuit(t, lab, moving, still, lab)
+    assert (out[:290] == PUR).all() and (out[300:] == PUR).all() and (out[290:300] == SAC).all()
+    # still camera: the two trajectories move together (drift), nothing changes
+    np.testing.assert_array_equal(carried_pursuit(t, lab, moving, moving, lab), lab)
+    # slower than min_speed, or not a fixation in object space (the eye held still on the screen while
+    # the scene moved under it): unchanged
+    np.testing.assert_array_equal(carried_pursuit(t, lab, 0.5 * moving, still, lab), lab)
+    np.testing.assert_array_equal(carried_pursuit(t, lab, moving, still, np.full(600, PUR)), lab)
+    # invalid samples are left out of the net speed
+    gappy = moving.copy()
+    gappy[100:200] = np.nan
+    assert (carried_pursuit(t, lab, gappy, still, lab)[:290] == PUR).all()
+    with pytest.raises(InputError, match="same length"):
+        carried_pursuit(t[:-1], lab, moving, still, lab)
+    with pytest.raises(InputError, match="min_speed"):
+        carried_pursuit(t, lab, moving, still, lab, min_speed=0.0)

@@ -307,3 +307,16 @@ def test_scene_gaze_on_ign_buildings():
     cam = path.at(s.t_s[i])
     px, _ = cam.project(pick[s.target_index[i]][None])
     assert np.linalg.norm(s.xy[i] - cam.pixels_to_normalized(px)[0]) < 0.02
+
+
+def test_orbit_session_scene_and_recording():
+    from gaze3d.simulate import orbit_session
+
+    o = orbit_session(1.0, 3, grid=11, n_keys=20)
+    assert o.xyz.shape == (121, 3) and o.targets.shape == (12, 3)
+    n = len(o.gaze.t_s)
+    assert n == 1200 and len(o.recording["cameras"]) == n
+    np.testing.assert_array_equal(o.recording["samples"]["t_host_ns"], o.recording["camera_t_host_ns"])
+    np.testing.assert_array_equal(o.gaze.xy, orbit_session(1.0, 3, grid=11, n_keys=20).gaze.xy)
+    with pytest.raises(InputError, match="duration_s"):
+        orbit_session(0.0)

@@ -179,24 +179,33 @@ def accumulate_attention(scan, recording, *, topic: str = TOPIC_2D, viewport=(0.
 
 
 def fixation_labels(recording, method: str = "adaptive", *, display=None, viewport=(0.0, 0.0, 1.0, 1.0),
-                    scan=None, engine_options: Optional[dict] = None, **params):
+                    scan=None, frame: Optional[str] = None, engine_options: Optional[dict] = None, **params):
     """Per-sample event labels of a recording's 2D gaze.
 
     Without ``scan`` the gaze is classified on the screen, in degrees through
     ``display`` (a :class:`~gaze3d.display.DisplayGeometry`, default a 24"
-    monitor at 65 cm). With ``scan`` it is classified in **object space**:
-    the gaze ray of every sample (through the camera shown then) is compared
-    with the scene point looked at by the previous sample, so following a
-    point while the camera moves is a fixation; the camera angles are
-    converted to visual degrees through ``display`` and ``viewport``.
+    monitor at 65 cm). With ``scan`` it is classified in **object space**
+    (``frame="object"``, the default then): the gaze ray of every sample
+    (through the camera shown then) is compared with the scene point looked at
+    by the previous sample, so following a point while the camera moves is a
+    fixation; the camera angles are converted to visual degrees through
+    ``display`` and ``viewport``. With ``scan`` and ``frame="screen"``: what
+    the eye did on the screen, knowing the camera: the screen labels, with the
+    fixations the camera carried across the screen called pursuit
+    (:func:`gaze3d.events.carried_pursuit`).
 
     Returns
     -------
     t_host_ns : (n,) int64, labels : (n,) int8, xy_deg : (n, 2) float64 (screen degrees)
     """
     from ..display import DisplayGeometry
-    from ..events import classify_samples, object_space_steps
+    from ..events import carried_pursuit, classify_samples, object_space_steps
 
+    frame = frame or ("object" if scan is not None else "screen")
+    if frame not in ("object", "screen"):
+        raise InputError(f"frame: expected 'object' or 'screen', got {frame!r}")
+    if frame == "object" and scan is None:
+        raise InputError("frame: 'object' needs the scan the recording was made on")
     display = display or DisplayGeometry()
     samples, t_cam, cams = read_recording(recording, TOPIC_2D)
     _, cols = _ordered(samples)
@@ -220,17 +229,17 @@ def fixation_labels(recording, method: str = "adaptive", *, display=None, viewpo
     order = np.argsort(t_cam, kind="stable")
     t_cam = np.asarray(t_cam, dtype=np.int64)[order]
     cams = [cams[i] for i in order]
-    frame = np.searchsorted(t_cam, t, side="right") - 1
+    frame_of = np.searchsorted(t_cam, t, side="right") - 1
     vx, vy = _display_to_viewport(x, y, viewport)
-    ok = np.isfinite(vx) & np.isfinite(vy) & (frame >= 0)
+    ok = np.isfinite(vx) & np.isfinite(vy) & (frame_of >= 0)
     steps = np.full((len(t), 2), np.nan)
     prev_d = prev_x = None
-    starts = np.flatnonzero(np.r_[True, frame[1:] != frame[:-1]]) if len(t) else np.zeros(0, int)
+    starts = np.flatnonzero(np.r_[True, frame_of[1:] != frame_of[:-1]]) if len(t) else np.zeros(0, int)
     for s, e in zip(starts, np.r_[starts[1:], len(t)]):
         sel = np.flatnonzero(ok[s:e]) + s
-        if frame[s] < 0 or len(sel) == 0:
+        if frame_of[s] < 0 or len(sel) == 0:
             continue
-        cam = cams[frame[s]]
+        cam = cams[frame_of[s]]
         o, d = cam.unproject(cam.normalized_to_pixels(np.c_[vx[sel], vy[sel]]))
         fr = engine.frame(cam, d)
         hits = engine.hit_points(fr, d, o)
@@ -242,7 +251,11 @@ def fixation_labels(recording, method: str = "adaptive", *, display=None, viewpo
     good = np.isfinite(steps).all(axis=1)
     traj = np.full((len(t), 2), np.nan)
     traj[good] = np.cumsum(steps[good], axis=0)
-    return t, classify_samples(t_s, traj[:, 0], traj[:, 1], method, **params), deg
+    labels = classify_samples(t_s, traj[:, 0], traj[:, 1], method, **params)
+    if frame == "screen":
+        labels = carried_pursuit(t_s, classify_samples(t_s, deg[:, 0], deg[:, 1], method, **params), deg, traj,
+                                 labels)
+    return t, labels, deg
 
 
 def label_runs(t_host_ns: np.ndarray, labels: np.ndarray, xy_deg: np.ndarray) -> list:

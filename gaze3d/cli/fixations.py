@@ -33,6 +33,10 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help=f"auto = {TOPIC_GAZE_2D} if the recording has any, else the VR {TOPIC_GAZE_3D} rays "
                         "(docs/vr.md)")
     p.add_argument("--scan", help="classify in object space against this scan (needs camera frames)")
+    p.add_argument("--frame", choices=("object", "screen"), default=None,
+                   help="with --scan: object (the default: velocity relative to the scene point looked at, so "
+                        "following a point while the camera moves is a fixation) or screen (what the eye did on "
+                        "the screen, knowing the camera: a fixation the camera carried across it is pursuit)")
     add_display(p)
     add_viewport(p, help="where the 3D view sat on the display, normalised (object space only; default 0,0,1,1)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
@@ -104,13 +108,15 @@ def _fixations(args, rec, topic: str) -> int:
         print(f"{n} gaze.3d samples -> {len(rows)} events "
               f"({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))}) -> {args.output}")
         return 0
+    if args.frame and not args.scan:
+        raise InputError("--frame: needs --scan (the camera's motion over the scene is what it adds)")
     display = display_from_args(args)
     scan = None
     if args.scan:
         from ..io import load_scan
         scan = load_scan(args.scan)
     t, labels, deg = fixation_labels(rec, args.method or "adaptive", display=display, viewport=args.viewport,
-                                     scan=scan, **_params(args.param))
+                                     scan=scan, frame=args.frame, **_params(args.param))
     rows = label_runs(t, labels, deg)
     _write_tsv(args.output, rows)
     counts = Counter(r["trial_type"] for r in rows)
