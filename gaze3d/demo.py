@@ -284,7 +284,8 @@ class VRDemoSummary:
     def format(self) -> str:
         lines = [f"gaze.3d {_samples_line(self.samples_received, self.samples_lost, self.samples_valid)}; "
                  f"head walked {self.head_path_m:.1f} m",
-                 f"fixations {self.fixations} (world-space I-DT, 1 deg / 0.25 s); kappa vs simulator truth: "
+                 f"fixations {self.fixations} (world-space adaptive, head motion compensated); kappa vs simulator "
+                 f"truth: "
                  + ", ".join(f"{k} {v:.2f}" for k, v in self.kappa.items()),
                  *_share_table(self.attention_share, self.point_share, self.outputs, self.seconds)]
         return "\n".join(lines)
@@ -307,7 +308,7 @@ def run_vr_demo(out_dir: str | os.PathLike, duration_s: float = 30.0, rate_hz: f
     from .events import EventType, cohen_kappa
     from .tracker.client import GazeSubscriber
     from .tracker.process import start_tracker
-    from .vr.events import idt_world
+    from .vr.events import classify_world
 
     t0 = time.monotonic()
     out = Path(out_dir)
@@ -349,7 +350,7 @@ def run_vr_demo(out_dir: str | os.PathLike, duration_s: float = 30.0, rate_hz: f
     t_host, o, d, p, valid, truth = (np.concatenate(c) for c in zip(*rows))
     acc.flush()
     attention = acc.values
-    labels = idt_world((t_host - t_host[0]) * 1e-9, o, d, p, valid)
+    labels = classify_world((t_host - t_host[0]) * 1e-9, o, d, p, valid)      # the default: adaptive
     starts = np.flatnonzero((labels == EventType.FIXATION) & (np.r_[-1, labels[:-1]] != EventType.FIXATION))
     kappa = {c.name.lower(): cohen_kappa(truth, labels, int(c))
              for c in (EventType.FIXATION, EventType.SACCADE, EventType.GAP)}

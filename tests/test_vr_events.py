@@ -50,6 +50,7 @@ def test_simulated_session_has_vor_and_known_events():
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_world_space_detectors_on_simulated_sessions(seed):
     s = _session(seed)
+    adaptive = _kappas(s.truth, classify_world(s.t_s, s.origin, s.direction, s.gaze_point, s.valid))
     ivt = _kappas(s.truth, ivt_world(s.t_s, s.origin, s.direction, s.gaze_point, s.valid))
     idt = _kappas(s.truth, idt_world(s.t_s, s.origin, s.direction, s.gaze_point, s.valid))
     ivt_dir = _kappas(s.truth, ivt_world(s.t_s, s.origin, s.direction, None, s.valid))
@@ -58,9 +59,14 @@ def test_world_space_detectors_on_simulated_sessions(seed):
     az, el = np.degrees(np.arctan2(e[:, 0], -e[:, 2])), np.degrees(np.arcsin(np.clip(e[:, 1], -1, 1)))
     head_ivt = _kappas(s.truth, classify_samples(s.t_s, az, el, "ivt"))
     head_idt = _kappas(s.truth, classify_samples(s.t_s, az, el, "idt", dispersion_deg=1.0, min_duration_s=0.25))
-    print(f"seed {seed} kappa fixation/saccade/gap: world I-VT {ivt}, world I-VT no points {ivt_dir}, "
+    print(f"seed {seed} kappa fixation/saccade/gap: world adaptive (default) {adaptive}, world I-VT {ivt}, "
+          f"world I-VT no points {ivt_dir}, "
           f"world I-DT {idt}, head-relative I-VT {head_ivt}, head-relative I-DT {head_idt}")
     assert ivt[FIX] > 0.7 and ivt[SAC] > 0.65 and ivt[GAP] == 1.0
+    # the default: the screen signal's adaptive classifier on the world rays (0.84-0.86 / 0.85 today);
+    # its gaps are widened by 20 ms a side, the truth's are not
+    assert adaptive[FIX] > 0.8 and adaptive[SAC] > 0.8 and adaptive[GAP] > 0.8
+    assert adaptive[FIX] >= ivt[FIX] and adaptive[SAC] >= ivt[SAC]
     assert ivt_dir[FIX] > 0.7
     # I-DT with 0.25 s windows misses the shorter fixations (by design): lower, still far above chance
     assert idt[FIX] > 0.45 and idt[SAC] > 0.4
@@ -158,7 +164,7 @@ def test_edvam_fixations_within_published_ranges(tmp_path):
     import_edvam(EDVAM, rec)
     r = read_rays(rec)
     out = {}
-    for method in ("idt", "ivt"):
+    for method in ("adaptive", "idt", "ivt"):
         params = {"window_s": 0.07} if method == "ivt" else {}     # ~30 Hz: one sample either side
         lab = classify_world(r["t_s"], r["origin"], r["direction"], r["point"], r["valid"], method=method,
                              **params)
@@ -166,7 +172,9 @@ def test_edvam_fixations_within_published_ranges(tmp_path):
     print(f"EDVAM 1.csv (1435 of 4475 samples valid): {out}")
     # scene viewing: mean fixation 260-330 ms (Rayner 2009), fixations from ~100 ms to over 1 s;
     # I-DT's 0.25 s floor (Llanes-Jurado et al. 2020) moves its median up
-    idt, ivt = out["idt"], out["ivt"]
+    idt, ivt, adaptive = out["idt"], out["ivt"], out["adaptive"]
+    assert 50 <= adaptive["count"] <= 250 and 0.1 <= adaptive["duration_p25_p50_p75_s"][1] <= 0.4
+    assert 0.26 <= adaptive["mean_duration_s"] <= 0.33
     assert 20 <= idt["count"] <= 120 and 0.25 <= idt["duration_p25_p50_p75_s"][1] <= 0.6
     assert 50 <= ivt["count"] <= 250 and 0.1 <= ivt["duration_p25_p50_p75_s"][1] <= 0.4
     assert 0.1 <= ivt["mean_duration_s"] <= 0.5

@@ -26,9 +26,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="events .tsv to write")
     p.add_argument("--method", default=None,
                    help="2D: adaptive (the default: fixation, saccade, pursuit, PSO, gap with data-driven "
-                        "thresholds, docs/events.md), ivt (Tobii I-VT defaults), idt, ivdt, ivvt; gaze.3d: idt "
-                        "(world-space I-DT, 1 deg / 0.25 s, the default) or ivt (world-space I-VT), head motion "
-                        "compensated")
+                        "thresholds, docs/events.md), ivt (Tobii I-VT defaults), idt, ivdt, ivvt; gaze.3d: adaptive "
+                        "(the default), idt (world-space I-DT, 1 deg / 0.25 s) or ivt (world-space I-VT), head "
+                        "motion compensated")
     p.add_argument("--topic", default="auto", choices=("auto",) + GAZE_TOPICS,
                    help=f"auto = {TOPIC_GAZE_2D} if the recording has any, else the VR {TOPIC_GAZE_3D} rays "
                         "(docs/vr.md)")
@@ -102,7 +102,7 @@ def _fixations(args, rec, topic: str) -> int:
 
         if args.scan:
             raise InputError("--scan: gaze.3d rays are already in the world; classified in world space without it")
-        rows, n, _ = fixation_events(rec, args.method or "idt", **_params(args.param))
+        rows, n, _ = fixation_events(rec, args.method or "adaptive", **_params(args.param))
         _write_tsv(args.output, rows, COLUMNS_3D)
         counts = Counter(r["trial_type"] for r in rows)
         print(f"{n} gaze.3d samples -> {len(rows)} events "

@@ -86,7 +86,7 @@ def read_rays(recording) -> dict:
             "valid": cols["valid"].astype(bool), "point": cols["point"]}
 
 
-def fixation_events(recording, method: str = "idt", *, use_points: bool = True, **params):
+def fixation_events(recording, method: str = "adaptive", *, use_points: bool = True, **params):
     """World-space events of a ``gaze.3d`` recording as rows for an events TSV.
 
     Returns

@@ -1,4 +1,4 @@
-"""Fixations from 3D gaze with head motion compensated: world-space I-DT and I-VT.
+"""Fixations from 3D gaze with head motion compensated: world-space adaptive (the default), I-DT and I-VT.
 
 In VR the head moves and turns while the eyes hold a point (vestibulo-ocular
 reflex, walking). Eye-in-head gaze then moves although the gaze on the world
@@ -7,6 +7,13 @@ world-space ray (head pose x eye-in-head ray), and where the point of regard
 on the scene is known (``points``) the gaze vectors are taken from the
 head's position to those points, which also removes the parallax of walking.
 
+``"adaptive"`` (:func:`adaptive_world`, the default)
+    The screen signal's default classifier (:mod:`gaze3d._events_adaptive`:
+    saccades, PSO, pursuit, gaps with data-driven thresholds) on the world
+    rays, each step measured against the point of regard before it
+    (:func:`gaze3d.events.classify_rays`). On the simulated sessions of
+    ``tests/test_vr_events.py`` its fixation and saccade kappas are the
+    highest of the three (docs/vr.md).
 ``"idt"`` (:func:`idt_world`)
     Llanes-Jurado et al. 2020 (Sensors 20(17):4956): a window of at least
     ``min_duration_s`` (0.25 s) is a fixation while its dispersion, the
@@ -22,7 +29,7 @@ head's position to those points, which also removes the parallax of walking.
     become ``UNCLASSIFIED``. With points, both points are seen from the
     current eye (head translation compensated).
 
-Both return one :class:`gaze3d.events.EventType` code per sample: ``GAP``
+I-DT and I-VT return one :class:`gaze3d.events.EventType` code per sample: ``GAP``
 where the sample is invalid (NaN ray or ``valid`` False), ``FIXATION``,
 ``SACCADE`` (everything else that is valid), and ``UNCLASSIFIED`` for I-VT's
 too-short fixations.
@@ -162,11 +169,30 @@ def ivt_world(t_s, origins, directions, points=None, valid=None, *, velocity_thr
     return labels
 
 
-def classify_world(t_s, origins, directions, points=None, valid=None, method: str = "idt", **params) -> np.ndarray:
-    """:func:`idt_world` (``"idt"``) or :func:`ivt_world` (``"ivt"``) by name; unknown parameters are refused."""
-    funcs = {"idt": (idt_world, VR_IDT_DEFAULTS), "ivt": (ivt_world, VR_IVT_DEFAULTS)}
+def adaptive_world(t_s, origins, directions, points=None, valid=None, **params) -> np.ndarray:
+    """The screen classifiers' default (``"adaptive"``: saccades, PSO, pursuit, gaps with data-driven
+    thresholds) on the world rays: :func:`gaze3d.events.classify_rays`, each step measured against the
+    point of regard of the sample before where ``points`` has one (head translation and rotation
+    compensated), against the world gaze direction where not. ``params`` as ``ADAPTIVE_DEFAULTS``."""
+    from ..events import classify_rays
+
+    t, o, d, p, _ = _inputs(t_s, origins, directions, points, valid)
+    ok = _inputs(t, o, d, None, valid)[4]        # a ray without a point of regard is still a sample
+    o = np.where(ok[:, None], o, np.nan)
+    d = np.where(ok[:, None], d, np.nan)
+    return classify_rays(t, o, d, p, "adaptive", **params)
+
+
+def classify_world(t_s, origins, directions, points=None, valid=None, method: str = "adaptive",
+                   **params) -> np.ndarray:
+    """:func:`idt_world` (``"idt"``), :func:`ivt_world` (``"ivt"``) or :func:`adaptive_world`
+    (``"adaptive"``) by name; unknown parameters are refused."""
+    from .._events_adaptive import ADAPTIVE_DEFAULTS
+
+    funcs = {"idt": (idt_world, VR_IDT_DEFAULTS), "ivt": (ivt_world, VR_IVT_DEFAULTS),
+             "adaptive": (adaptive_world, ADAPTIVE_DEFAULTS)}
     if method not in funcs:
-        raise InputError(f"VR events: method must be 'idt' or 'ivt' (world space), got {method!r}")
+        raise InputError(f"VR events: method must be 'idt', 'ivt' or 'adaptive' (world space), got {method!r}")
     func, defaults = funcs[method]
     unknown = sorted(set(params) - set(defaults))
     if unknown:
