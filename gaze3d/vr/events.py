@@ -41,7 +41,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import InputError
-from ..events import EventType, _runs  # the screen classifiers' run finder: (starts, ends) of True runs
+from ..events import ADAPTIVE_DEFAULTS, EventType, _runs, classify_rays  # _runs: (starts, ends) of True runs
 from .frames import unit_rows
 
 _GAP, _FIX, _SAC, _UNC = (int(EventType.GAP), int(EventType.FIXATION), int(EventType.SACCADE),
@@ -174,8 +174,6 @@ def adaptive_world(t_s, origins, directions, points=None, valid=None, **params) 
     thresholds) on the world rays: :func:`gaze3d.events.classify_rays`, each step measured against the
     point of regard of the sample before where ``points`` has one (head translation and rotation
     compensated), against the world gaze direction where not. ``params`` as ``ADAPTIVE_DEFAULTS``."""
-    from ..events import classify_rays
-
     t, o, d, p, _ = _inputs(t_s, origins, directions, points, valid)
     ok = _inputs(t, o, d, None, valid)[4]        # a ray without a point of regard is still a sample
     o = np.where(ok[:, None], o, np.nan)
@@ -187,8 +185,6 @@ def classify_world(t_s, origins, directions, points=None, valid=None, method: st
                    **params) -> np.ndarray:
     """:func:`idt_world` (``"idt"``), :func:`ivt_world` (``"ivt"``) or :func:`adaptive_world`
     (``"adaptive"``) by name; unknown parameters are refused."""
-    from .._events_adaptive import ADAPTIVE_DEFAULTS
-
     funcs = {"idt": (idt_world, VR_IDT_DEFAULTS), "ivt": (ivt_world, VR_IVT_DEFAULTS),
              "adaptive": (adaptive_world, ADAPTIVE_DEFAULTS)}
     if method not in funcs:
