@@ -45,7 +45,7 @@ Last in a full run, simulated orbit viewing (:func:`orbit_table`): how the
 screen-space labels treat the eye following a scene point while the camera
 orbits (``--orbit`` prints only that table).
 
-Run: ``.venv/bin/python bench/events.py [--quick] [--orbit] [--tune | --tune-late | --tune-slow | --tune-amp]``
+Run: ``.venv/bin/python bench/events.py [--quick] [--orbit] [--pso] [--tune | --tune-late | --tune-slow | --tune-amp]``
 """
 from __future__ import annotations
 
@@ -338,6 +338,27 @@ def pso_in_fixation(labels: np.ndarray) -> np.ndarray:
     return out
 
 
+#: pso_max_s values of the PSO sweep (0: no PSO label; 0.04: the default, Nystrom & Holmqvist's window)
+PSO_GRID = (0.0, 0.01, 0.02, 0.03, 0.04)
+
+
+def pso_table(blocks):
+    """Fixation kappa / F1, strict and +PSO, per data set for each ``pso_max_s`` of PSO_GRID (defaults
+    otherwise): what labelling the oscillation costs against coders who have no PSO class."""
+    print("## PSO length sweep: fixation kappa strict / +PSO, F1 strict (PSO share of the samples)")
+    print("| pso_max_s | " + " | ".join(f"{d} {g}" for d, g, _, _ in blocks) + " |")
+    print("|---|" + "---|" * len(blocks))
+    for pm in PSO_GRID:
+        cells = []
+        for _, _, recs, rows in blocks:
+            labels = [classify_samples(r.t, r.x, r.y, "adaptive", pso_max_s=pm) for r in recs]
+            k, f = agreement(recs, labels, FIX, rows)
+            kp, _ = agreement(recs, [pso_in_fixation(lab) for lab in labels], FIX, rows)
+            share = sum(int((lab == PSO).sum()) for lab in labels) / sum(len(lab) for lab in labels)
+            cells.append(f"{k:.4f} / {kp:.4f}, {f:.4f} ({share:.4f})")
+        print(f"| {pm} | " + " | ".join(cells) + " |")
+
+
 # (column name, class code, how our labels are read for it)
 CLASSES = {"hooge2018": (("fixation", FIX, None), ("fixation+PSO", FIX, pso_in_fixation)),
            "gazecom": (("fixation", FIX, None), ("fixation+PSO", FIX, pso_in_fixation), ("saccade", SAC, None),
@@ -376,6 +397,8 @@ def main(argv=None) -> int:
     parser.add_argument("--tune-slow", action="store_true", help="rerun only stage 7 (slow pursuit)")
     parser.add_argument("--tune-amp", action="store_true", help="rerun only stage 8 (saccade amplitude)")
     parser.add_argument("--orbit", action="store_true", help="print only the orbit-viewing table")
+    parser.add_argument("--pso", action="store_true",
+                        help="print only the PSO length sweep (pso_max_s), strict and +PSO, every data set")
     args = parser.parse_args(argv)
     if args.orbit:
         orbit_table()
@@ -384,6 +407,9 @@ def main(argv=None) -> int:
     if not blocks:
         print(f"no human-coded data at {EYE_DATA}: nothing to compare")
         return 1
+    if args.pso:
+        pso_table(blocks)
+        return 0
     if args.tune_amp and not (args.tune or args.tune_late):
         tune_amp([r for d, g, recs, _ in blocks if d == "hooge2018" and g.startswith("adult") for r in recs])
     if args.tune_slow and not (args.tune or args.tune_late):
