@@ -50,19 +50,24 @@ def weights_digest(path) -> str:
 
     from safetensors import safe_open
 
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"checkpoint {path}: no such file")
-    try:
-        f = safe_open(str(path), framework="pt")
-    except Exception as exc:  # safetensors raises its own error types
-        raise InputError(f"checkpoint {path}: not a readable safetensors file ({exc})") from exc
     h = hashlib.sha256()
-    with f:
+    with _read(path, lambda p: safe_open(p, framework="pt")) as f:
         for k in sorted(f.keys()):
             t = f.get_tensor(k).contiguous().reshape(-1)
             h.update(f"{k}|{t.dtype}|{tuple(f.get_slice(k).get_shape())}|".encode())
             h.update(t.view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
+
+
+def _read(path, reader):
+    """``reader(str(path))`` (a safetensors call) with its errors as one line naming the file:
+    FileNotFoundError for a missing file, InputError for one that safetensors cannot read."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"checkpoint {path}: no such file")
+    try:
+        return reader(str(path))
+    except Exception as exc:  # safetensors raises its own error types
+        raise InputError(f"checkpoint {path}: not a readable safetensors file ({exc})") from exc
 
 
 def load_checkpoint(path, device="cpu") -> Tuple[GazeSegNet, dict]:
@@ -71,14 +76,9 @@ def load_checkpoint(path, device="cpu") -> Tuple[GazeSegNet, dict]:
     from safetensors.torch import load_file
 
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path}: no such file")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            header = f.metadata() or {}
-        tensors = load_file(str(path), device=str(device))
-    except Exception as exc:  # safetensors raises its own error types
-        raise InputError(f"checkpoint {path}: not a readable safetensors file ({exc})") from exc
+    with _read(path, lambda p: safe_open(p, framework="pt")) as f:
+        header = f.metadata() or {}
+    tensors = _read(path, lambda p: load_file(p, device=str(device)))
     if header.get("format") != FORMAT:
         raise InputError(f"checkpoint {path}: expected format {FORMAT!r}, got {header.get('format')!r}")
     config = SegNetConfig.from_dict(json.loads(header["config"]))
