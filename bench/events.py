@@ -45,7 +45,7 @@ Last in a full run, simulated orbit viewing (:func:`orbit_table`): how the
 screen-space labels treat the eye following a scene point while the camera
 orbits (``--orbit`` prints only that table).
 
-Run: ``.venv/bin/python bench/events.py [--quick] [--orbit] [--pso] [--tune | --tune-late | --tune-slow | --tune-amp]``
+Run: ``.venv/bin/python bench/events.py [--quick] [--orbit] [--orbit-figure PNG] [--pso] [--tune | --tune-late | --tune-slow | --tune-amp]``
 """
 from __future__ import annotations
 
@@ -320,6 +320,60 @@ def orbit_table(seeds=(3,) + ORBIT_SEEDS):
         print(f"| {name} | " + " | ".join(f"{m:.3f} [{c:.3f}]" for m, c in zip(cols.mean(axis=0), cols[0])) + " |")
 
 
+def orbit_figure(path: Path, seed: int = 3, span_s=(0.0, 4.0)):
+    """On-screen gaze speed of one orbit session with its label bands (truth, screen alone, camera known)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from gaze3d.attention.batch import fixation_labels
+    from gaze3d.events import angular_velocity
+    from gaze3d.scan import PointCloud
+    from gaze3d.simulate import orbit_session as simulate_orbit
+
+    o = simulate_orbit(10.0, seed)
+    g = o.gaze
+    rows = (("simulator: eye holds a scene point", np.where((g.truth == FIX) & (g.target_index >= 0), PUR, g.truth)),
+            ("screen signal alone", classify_samples(g.t_s, g.x_deg, g.y_deg, "adaptive")),
+            ("camera known (frame='screen')",
+             fixation_labels(o.recording, "adaptive", scan=PointCloud(o.xyz), frame="screen")[1]))
+    colours = {FIX: "#1b9e77", PUR: "#7570b3", SAC: "#d95f02", GAP: "#999999", PSO: "#e7298a"}
+    sel = (g.t_s >= span_s[0]) & (g.t_s < span_s[1])
+    t = g.t_s[sel]
+    speed = angular_velocity(g.t_s, g.x_deg, g.y_deg, window_s=0.05, valid=g.valid)[sel]
+    fig, ax = plt.subplots(figsize=(9, 3.6), dpi=110)
+    ax.plot(t, speed, color="black", lw=0.8)
+    ax.axhline(5.0, color="grey", ls=":", lw=0.8)
+    ax.text(t[0] + 0.3, 5.3, "5 deg/s: the pursuit floor on the screen (slower needs 1 deg, 150 ms)", ha="left",
+            va="bottom", fontsize=7.5, color="grey")
+    top = 30.0
+    ax.set_ylim(-3 * 4.0, top)
+    for k, (name, lab) in enumerate(rows):
+        lab = lab[sel]
+        y0 = -4.0 * (k + 1)
+        change = np.flatnonzero(np.r_[True, lab[1:] != lab[:-1], True])
+        for a, b in zip(change[:-1], change[1:]):
+            c = colours.get(int(lab[a]))
+            if c is not None:
+                ax.fill_between([t[a], t[b - 1]], y0, y0 + 3.2, color=c, lw=0)
+        ax.text(t[0], y0 + 1.6, " " + name, va="center", fontsize=7.5, color="white")
+    ax.set_xlim(t[0], t[-1])
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("gaze speed on the screen (deg/s)")
+    ax.set_yticks([0, 10, 20, 30])
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in colours.values()]
+    ax.legend(handles, ["fixation", "pursuit", "saccade", "gap", "PSO"], ncol=5, fontsize=7.5, loc="upper right")
+    ax.set_title(f"Orbiting camera (60 deg/s), seed {seed}: the eye holds scene points, which move on the screen",
+                 fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(path)
+    print(f"wrote {path}")
+
+
 # ------------------------------------------------------------------ tables
 def pso_in_fixation(labels: np.ndarray) -> np.ndarray:
     """Labels with each PSO run that a fixation follows counted as that fixation.
@@ -397,9 +451,15 @@ def main(argv=None) -> int:
     parser.add_argument("--tune-slow", action="store_true", help="rerun only stage 7 (slow pursuit)")
     parser.add_argument("--tune-amp", action="store_true", help="rerun only stage 8 (saccade amplitude)")
     parser.add_argument("--orbit", action="store_true", help="print only the orbit-viewing table")
+    parser.add_argument("--orbit-figure", type=Path, metavar="PNG",
+                        help="draw seed 3 of the orbit session: on-screen gaze speed and the labels, screen signal "
+                             "alone and camera known (docs/images/events_orbit_labels.png)")
     parser.add_argument("--pso", action="store_true",
                         help="print only the PSO length sweep (pso_max_s), strict and +PSO, every data set")
     args = parser.parse_args(argv)
+    if args.orbit_figure:
+        orbit_figure(args.orbit_figure)
+        return 0
     if args.orbit:
         orbit_table()
         return 0
