@@ -240,8 +240,9 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     # written as PATH.partial and renamed when the run ends: a killed run leaves no PATH
     out = open(f"{args.save_results}.partial", "w") if args.save_results else None
-    for name, tile in _datasets(names, args.procedural_scenes, args.seed, args.validation_scenes,
-                                _ground_of(models[0])):
+    # the validation scenes are made with the ground model the checkpoint was trained with (its header)
+    ground = _ground_of(models[0]) if "validation" in names else "dtm"
+    for name, tile in _datasets(names, args.procedural_scenes, args.seed, args.validation_scenes, ground):
         want_net = [m for m in methods if m in NET_METHODS]
         run = [m for m in methods if m not in NET_METHODS]
         seg, held = None, True

@@ -140,17 +140,16 @@ def _run_volume(args):
         check_output(args.output, Volume, what="-o")
     if not 0.0 < args.threshold < 1.0:
         raise InputError(f"--threshold: expected a value in (0, 1), got {args.threshold}")
-    if args.method is None:
-        # no volume checkpoint ships (docs/volumes.md): without --model the viewer's walker, the best
-        # method measured on the held-out CT, rather than an error
-        args.method = "network" if args.model else "walker_roi"
-    if args.method == "network" and not args.model:
+    # no volume checkpoint ships (docs/volumes.md): without --model the viewer's walker, the best
+    # method measured on the held-out CT, rather than an error
+    method = args.method or ("network" if args.model else "walker_roi")
+    if method == "network" and not args.model:
         raise InputError("--model: a volume checkpoint is needed (train one with gaze3d train --volumes "
                          "frog,channels ...; see docs/volumes.md), or pick a baseline with --method")
     vol = load_volume(args.scan)
     pos = _read_volume_attention(args.attention, vol.array.shape, "positive")
     neg = _read_volume_attention(args.negative, vol.array.shape, "negative") if args.negative else None
-    if args.method == "network":
+    if method == "network":
         from gaze3d.models.volume_net import VolumeSegmenter
 
         seg = VolumeSegmenter(args.model)
@@ -161,7 +160,7 @@ def _run_volume(args):
         from gaze3d.models.segment import check_mask
         from gaze3d.models.volume_eval import BASELINES
 
-        mask = np.asarray(BASELINES[args.method](vol.array, pos, neg, vol.spacing), dtype=bool)
+        mask = np.asarray(BASELINES[method](vol.array, pos, neg, vol.spacing), dtype=bool)
         status, reason = check_mask(mask.reshape(-1), pos.reshape(-1))
     if dicom_out:
         from gaze3d.io.dicom_seg import save_dicom_seg
@@ -169,6 +168,6 @@ def _run_volume(args):
     else:
         save_scan(Volume(mask.astype(np.uint8), affine=vol.affine), args.output)
     print(f"{args.output}: {int(mask.sum())} of {mask.size} voxels in the mask "
-          f"({float(mask.sum() * np.prod(vol.spacing)) / 1000.0:.1f} cm3, {args.method})")
+          f"({float(mask.sum() * np.prod(vol.spacing)) / 1000.0:.1f} cm3, {method})")
     if status != "ok":   # never a silent empty mask
         print(f"warning: mask {status}: {reason}", file=sys.stderr)

@@ -52,7 +52,9 @@ VR_IDT_DEFAULTS = dict(dispersion_deg=1.0, min_duration_s=0.25)
 VR_IVT_DEFAULTS = dict(velocity_threshold=30.0, window_s=0.04, min_fixation_s=0.06)
 
 
-def _inputs(t_s, origins, directions, points, valid):
+def _inputs(t_s, origins, directions, points, valid, need_points: bool = True):
+    """Checked ``(t, origins, unit directions, points, ok)``; ``ok`` marks the usable samples: a
+    finite ray, ``valid`` and, with ``need_points``, a finite point of regard where ``points`` is given."""
     t = np.asarray(t_s, dtype=np.float64).ravel()
     o = np.asarray(origins, dtype=np.float64).reshape(-1, 3)
     d = np.asarray(directions, dtype=np.float64).reshape(-1, 3)
@@ -64,7 +66,7 @@ def _inputs(t_s, origins, directions, points, valid):
     if n > 1 and np.any(np.diff(t) <= 0):
         raise InputError("VR events: t_s must increase strictly")
     ok = np.isfinite(t) & np.isfinite(o).all(1) & np.isfinite(d).all(1) & (np.linalg.norm(d, axis=1) > 0)
-    if p is not None:
+    if p is not None and need_points:
         ok &= np.isfinite(p).all(1)
     if valid is not None:
         ok &= np.asarray(valid, dtype=bool).ravel()
@@ -174,8 +176,8 @@ def adaptive_world(t_s, origins, directions, points=None, valid=None, **params) 
     thresholds) on the world rays: :func:`gaze3d.events.classify_rays`, each step measured against the
     point of regard of the sample before where ``points`` has one (head translation and rotation
     compensated), against the world gaze direction where not. ``params`` as ``ADAPTIVE_DEFAULTS``."""
-    t, o, d, p, _ = _inputs(t_s, origins, directions, points, valid)
-    ok = _inputs(t, o, d, None, valid)[4]        # a ray without a point of regard is still a sample
+    # a ray without a point of regard is still a sample (its step is measured against the direction)
+    t, o, d, p, ok = _inputs(t_s, origins, directions, points, valid, need_points=False)
     o = np.where(ok[:, None], o, np.nan)
     d = np.where(ok[:, None], d, np.nan)
     return classify_rays(t, o, d, p, "adaptive", **params)
