@@ -4,7 +4,7 @@ VENV := .venv
 STAMP := $(VENV)/.gaze3d-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-latest lock bench checkpoint clean
+.PHONY: setup demo test test-latest lock bench checkpoint volume-checkpoint clean
 
 $(STAMP): pyproject.toml setup.py scripts/setup.sh requirements/lock.txt
 	bash scripts/setup.sh
@@ -29,6 +29,10 @@ lock:
 # Retrain the shipped interactive checkpoint from procedural scenes (docs/models.md).
 checkpoint: $(STAMP)
 	bash scripts/train_checkpoint.sh
+
+# Retrain the shipped volume model from the label volumes inside the wheels (docs/volumes.md).
+volume-checkpoint: $(STAMP)
+	bash scripts/train_volume_checkpoint.sh
 
 bench: $(STAMP)
 	for b in bench/*.py; do $(VENV)/bin/python $$b || exit 1; done

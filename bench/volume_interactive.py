@@ -51,7 +51,8 @@ chosen on ``frog`` and ``mni``). ``--variant NAME:KEY=VALUE,...`` adds
 ``random_walk_roi`` with other settings (how they were chosen: on ``frog`` and
 ``mni`` only, never on ``ct``). ``--checkpoint`` adds
 ``network`` (the volume network, crop ``--crop``), refused when the checkpoint
-trained or was validated on the dataset (leave-one-volume-out).
+trained on the dataset (leave-one-volume-out); on its validation volume the
+rows are marked as such (they may choose between checkpoints, never report a test).
 """
 from __future__ import annotations
 
@@ -166,8 +167,9 @@ def main(argv=None) -> int:
     ap.add_argument("--methods", default=",".join(BASELINES))
     ap.add_argument("--checkpoint", default=None, help="volume network checkpoint: adds the 'network' method")
     ap.add_argument("--crop", type=int, default=None, help="network crop edge in voxels (default: the checkpoint's)")
-    ap.add_argument("--prior", choices=("crop", "native"), default="crop",
-                    help="network's walker prior: on the crop (as trained) or walker_roi on the native grid")
+    ap.add_argument("--prior", choices=("crop", "native"), default=None,
+                    help="the walker the network refines (default: the checkpoint's): the full walker on the "
+                         "crop, or walker_roi on the native grid")
     ap.add_argument("--sessions", type=int, default=2)
     ap.add_argument("--max-fix", type=int, default=20)
     ap.add_argument("--min-cm3", type=float, default=20.0)
@@ -193,7 +195,8 @@ def main(argv=None) -> int:
         from gaze3d.models.volume_net import network_method
 
         _, meta = load_checkpoint(args.checkpoint)
-        seen = list(meta.get("volumes", [])) + [meta.get("val_volume")]
+        seen = list(meta.get("volumes", []))
+        validated = meta.get("val_volume")
         print(f"network {args.checkpoint}: trained on {meta.get('volumes')}, validated on {meta.get('val_volume')}")
         methods = {"network": network_method(args.checkpoint, crop=args.crop, prior=args.prior), **methods}
     if args.quick:
@@ -202,7 +205,9 @@ def main(argv=None) -> int:
     t_start = time.time()
     for ds in [d for d in args.datasets.split(",") if d]:
         if ("totalseg" if ds == "ct" else ds) in seen:
-            raise SystemExit(f"--checkpoint: it saw {ds} in training or validation (leave-one-volume-out)")
+            raise SystemExit(f"--checkpoint: it trained on {ds} (leave-one-volume-out)")
+        if args.checkpoint and ("totalseg" if ds == "ct" else ds) == validated:
+            print(f"note: {ds} is the checkpoint's validation volume: its rows may choose, never report a test")
         if ds == "ct":
             vol, labels, names = load_ct()
         elif ds == "frog":

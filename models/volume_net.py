@@ -50,10 +50,12 @@ from gaze3d.errors import InputError
 from .checkpoint import load_checkpoint
 from .networks.segnet import GazeSegNet, SegNetConfig, prior_logit
 from .networks.unet import UNetConfig
-from .sparse import SparseTensor
+from .sparse import CoordinateManager, SparseTensor
 
 #: checkpoint metadata ``kind`` of volume models (point-cloud checkpoints have none)
 VOLUME_KIND = "volume"
+#: the shipped volume model: ``make volume-checkpoint`` (scripts/train_volume_checkpoint.sh) rebuilds it
+DEFAULT_VOLUME_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "volume_unet14_walker.safetensors"
 #: modalities of :func:`normalise_intensity`
 MODALITIES = ("auto", "ct", "mr")
 #: CT window (HU) mapped to [0, 1]: soft tissue to bone edge, where the organs differ
@@ -62,6 +64,10 @@ DEFAULT_CROP = 32
 DEFAULT_VOXEL_MM = 4.0
 #: backbone input channels of a volume model, in order
 INPUT_CHANNELS = ("intensity", "positive", "negative", "walker")
+#: the walker a volume model refines (checkpoint metadata ``prior``): ``"crop"``, the full random walker on
+#: the crop grid (:func:`walker_prior`, the first design); ``"native"``, the viewer's ROI walker
+#: (:func:`roi_prior`) on the volume's own grid, with the network's correction added to its logit there
+PRIORS = ("crop", "native")
 
 
 def build_volume_model(base_channels: int = 8, voxel_mm: float = DEFAULT_VOXEL_MM) -> GazeSegNet:
@@ -73,11 +79,15 @@ def build_volume_model(base_channels: int = 8, voxel_mm: float = DEFAULT_VOXEL_M
     return model
 
 
+def walker_logit(x: SparseTensor) -> torch.Tensor:
+    """(n,) logit of the walker prior (input channel ``"walker"`` of ``x``), clipped by :func:`prior_logit`."""
+    return prior_logit(x.feats[:, INPUT_CHANNELS.index("walker")])
+
+
 def mask_logits(model: GazeSegNet, x: SparseTensor, att: torch.Tensor, feats=None) -> torch.Tensor:
-    """(n,) mask logits: the walker prior's logit (input channel 3 of ``x``) plus the network's correction
+    """(n,) mask logits: the walker prior's logit (:func:`walker_logit`) plus the network's correction
     (``feats``: the backbone's output for ``x`` where already computed)."""
-    return (prior_logit(x.feats[:, INPUT_CHANNELS.index("walker")])
-            + model.decode(model.encode(x) if feats is None else feats, att)[:, 0])
+    return walker_logit(x) + model.decode(model.encode(x) if feats is None else feats, att)[:, 0]
 
 
 def default_volume_config(base_channels: int = 8, voxel_mm: float = DEFAULT_VOXEL_MM) -> SegNetConfig:
@@ -231,6 +241,20 @@ def walker_prior(image: np.ndarray, pos: np.ndarray, neg: Optional[np.ndarray], 
     return random_walk(image, pos, negative, spacing=(voxel_mm,) * 3, probability=True)
 
 
+def roi_prior(image: np.ndarray, pos: np.ndarray, neg: Optional[np.ndarray], spacing) -> np.ndarray:
+    """(I, J, K) float32: :func:`gaze3d.volume_regions.random_walk_roi`'s object probability (the viewer's
+    walker; ``>= 0.5`` is its mask), zeros when there is no positive attention.
+
+    ``spacing`` (3,) mm of ``image``'s grid: the volume's own at inference, the crop's in training.
+    """
+    from gaze3d.volume_regions import random_walk_roi
+
+    if not np.any(pos > 0):
+        return np.zeros(np.shape(image), np.float32)
+    negative = neg if neg is not None and np.any(neg > 0) else None
+    return random_walk_roi(image, pos, negative, spacing=spacing, probability=True).astype(np.float32, copy=False)
+
+
 def crop_input(image: np.ndarray, pos: np.ndarray, neg: Optional[np.ndarray], prior: np.ndarray,
                batch: int = 0):
     """Sparse input and gaze channels of one crop.
@@ -268,22 +292,31 @@ class VolumeSegmenter:
 
     Parameters
     ----------
-    checkpoint : path or GazeSegNet
-        A volume checkpoint (``meta["kind"] == "volume"``) or a built model.
+    checkpoint : path or GazeSegNet, optional
+        A volume checkpoint (``meta["kind"] == "volume"``) or a built model
+        (default: the shipped one, :data:`DEFAULT_VOLUME_CHECKPOINT`).
     crop : int, optional
         Crop edge in voxels (default: the checkpoint's). The network is fully
         convolutional, so a larger crop than the training one covers larger
         structures at a cubic cost.
     device : str
-    prior : {"crop", "native"}
-        The walker prior: on the crop grid (as in training), or
-        :func:`gaze3d.volume_regions.random_walk_roi`'s probability on the native
-        grid resampled into the crop (an inference-time variant).
+    prior : {"crop", "native"}, optional
+        The walker the network refines (default: the checkpoint's ``meta["prior"]``,
+        ``"crop"`` where it has none). ``"crop"``: :func:`walker_prior` on the
+        crop grid; the probability is the crop's, interpolated back, 0 outside
+        the crop box. ``"native"``: :func:`roi_prior` (the viewer's walker) on the
+        volume's own grid, resampled into the crop as the backbone's input; the
+        network's correction (its logit minus the prior's) is interpolated back
+        and added to the walker's logit on the native voxels, so the walker's
+        own boundary is kept at native resolution where the network does not
+        change it, and outside the crop box the walker's probability stands.
 
-    Not thread-safe (kernel maps cached on the model's tensors); one segmenter per thread.
+    Not thread-safe (the crop grid's kernel maps are cached in the segmenter); one segmenter per thread.
     """
 
-    def __init__(self, checkpoint, crop: Optional[int] = None, device: str = "cpu", prior: str = "crop"):
+    def __init__(self, checkpoint=None, crop: Optional[int] = None, device: str = "cpu",
+                 prior: Optional[str] = None):
+        checkpoint = DEFAULT_VOLUME_CHECKPOINT if checkpoint is None else checkpoint
         if isinstance(checkpoint, GazeSegNet):
             self.model, self.meta = checkpoint.to(device).eval(), {"kind": VOLUME_KIND}
         else:
@@ -294,13 +327,17 @@ class VolumeSegmenter:
             raise InputError(f"checkpoint: expected a volume model ({len(INPUT_CHANNELS)} input channels "
                              f"{INPUT_CHANNELS}, 2 gaze channels); retrain it with gaze3d train --volumes")
         self.crop = int(crop or self.meta.get("crop", DEFAULT_CROP))
-        if prior not in ("crop", "native"):
-            raise InputError(f"prior: expected 'crop' or 'native', got {prior!r}")
+        prior = self.meta.get("prior", "crop") if prior is None else prior
+        if prior not in PRIORS:
+            raise InputError(f"prior: expected one of {PRIORS}, got {prior!r}")
         self.prior = prior
         self.voxel_mm = float(self.model.config.voxel_size)
         self.device = torch.device(device)
         self._image = None
         self.last_prior = None
+        # every update's input is the same dense crop grid: one manager keeps its kernel maps between updates
+        # (they cost about 40 % of a forward pass on one core)
+        self._grid = CoordinateManager()
 
     def set_volume(self, array: np.ndarray, spacing, modality: str = "auto") -> None:
         """Normalise and keep the volume (``(I, J, K)``, ``spacing`` (3,) mm)."""
@@ -315,7 +352,8 @@ class VolumeSegmenter:
 
     @torch.no_grad()
     def update(self, positive: np.ndarray, negative: Optional[np.ndarray] = None) -> np.ndarray:
-        """(I, J, K) float32 probability of the structure looked at (0 outside the crop box).
+        """(I, J, K) float32 probability of the structure looked at (outside the crop box: 0, or with the
+        ``"native"`` prior the walker's).
 
         Parameters
         ----------
@@ -330,32 +368,34 @@ class VolumeSegmenter:
         for name, a in (("positive", positive), ("negative", negative)):
             if a is not None and np.shape(a) != shp:
                 raise InputError(f"{name}: expected shape {shp} (the volume grid), got {np.shape(a)}")
-        out = np.zeros(shp, dtype=np.float32)
         centre = attention_centre(np.asarray(positive))
         if centre is None:
-            return out
+            return np.zeros(shp, dtype=np.float32)
         w_lin = [axis_weights(centre[a], shp[a], self.spacing[a], self.crop, self.voxel_mm) for a in range(3)]
         w_avg = [axis_weights(centre[a], shp[a], self.spacing[a], self.crop, self.voxel_mm, True)
                  for a in range(3)]
         img = to_crop(self._image, w_lin)
         pos_c = to_crop(positive, w_avg)
         neg_c = to_crop(negative, w_avg) if negative is not None else None
-        if self.prior == "native":
-            from gaze3d.volume_regions import random_walk_roi
-
-            negative_ = negative if negative is not None and np.any(negative > 0) else None
-            prior = to_crop(random_walk_roi(self._raw, positive, negative_, spacing=self.spacing,
-                                            probability=True), w_lin)
-        else:
-            prior = walker_prior(img, pos_c, neg_c, self.voxel_mm)
+        native = roi_prior(self._raw, positive, negative, self.spacing) if self.prior == "native" else None
+        prior = to_crop(native, w_lin) if native is not None else walker_prior(img, pos_c, neg_c, self.voxel_mm)
         self.last_prior = prior
         x, att = crop_input(img, pos_c, neg_c, prior)
-        x = SparseTensor(x.coords.to(self.device), x.feats.to(self.device))
+        x = SparseTensor(x.coords.to(self.device), x.feats.to(self.device), manager=self._grid)
         logits = mask_logits(self.model, x, att.to(self.device))
-        prob = torch.sigmoid(logits).cpu().numpy().reshape((self.crop,) * 3)
         (u0, l0, h0), (u1, l1, h1), (u2, l2, h2) = crop_box_weights(centre, shp, self.spacing, self.crop,
                                                                     self.voxel_mm)
-        out[l0:h0, l1:h1, l2:h2] = separable(u0, u1, u2, prob)
+        box = (slice(l0, h0), slice(l1, h1), slice(l2, h2))
+        if native is None:
+            out = np.zeros(shp, dtype=np.float32)
+            out[box] = separable(u0, u1, u2, torch.sigmoid(logits).cpu().numpy().reshape((self.crop,) * 3))
+            return out
+        # residual on the native grid: the walker's logit there plus the interpolated correction; outside
+        # the crop box the walker's probability stands (roi_prior's array is this call's own: no copy)
+        correction = (logits - walker_logit(x)).cpu().numpy().reshape((self.crop,) * 3)
+        out = native
+        out[box] = torch.sigmoid(prior_logit(torch.from_numpy(np.ascontiguousarray(native[box])))
+                                 + torch.from_numpy(separable(u0, u1, u2, correction))).numpy()
         return out
 
     def segment(self, positive: np.ndarray, negative: Optional[np.ndarray] = None, threshold: float = 0.5):
@@ -370,7 +410,7 @@ class VolumeSegmenter:
 
 
 def network_method(checkpoint, modality: str = "auto", threshold: float = 0.5,
-                   crop: Optional[int] = None, prior: str = "crop") -> Callable:
+                   crop: Optional[int] = None, prior: Optional[str] = None) -> Callable:
     """A method for :func:`gaze3d.models.volume_eval.run_structure`: ``(array, pos, neg, spacing) -> mask``.
 
     The segmenter is kept between calls and the volume re-normalised only when

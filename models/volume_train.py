@@ -16,9 +16,12 @@ voxel just outside it (negative), then, as in AGILE3D's iterative training,
 0..``error_rounds`` fixations on the model's own largest error (missed ->
 positive, wrongly included -> negative) predicted without gradient.
 
-The backbone's input is the crop's image, its attention and the random
-walker's probability seeded by that attention (:func:`~.volume_net.walker_prior`),
-recomputed after every added fixation, as at inference.
+The backbone's input is the crop's image, its attention and the walker's
+probability seeded by that attention, recomputed after every added fixation,
+as at inference: the full random walker on the crop
+(:func:`~.volume_net.walker_prior`, ``prior="crop"``) or the viewer's ROI
+walker (:func:`~.volume_net.roi_prior`, ``prior="native"``; the crop is the
+training example's native grid).
 
 Loss: BCE + Dice of the mask logits on the crop's voxels, plus the selective
 attention head's loss as for clouds.
@@ -40,7 +43,7 @@ from .networks.selective_attention import attention_loss
 from .sparse import SparseTensor
 from .volume_data import LabelVolume, Structure, structures, synthseg_image
 from .volume_eval import SliceAnnotator, SliceGazeModel, error_target
-from .volume_net import crop_input, mask_logits, normalise_intensity, walker_prior
+from .volume_net import PRIORS, crop_input, mask_logits, normalise_intensity, roi_prior, walker_prior
 
 
 #: the slice view the training annotator is imagined in: a VIEW_FIELD_MM field (a body section) across
@@ -52,7 +55,8 @@ VIEW_FIELD_MM = 350.0
 @dataclass
 class VolumeExample:
     """One crop: image (C, C, C) float32 in [0, 1], target (C, C, C) bool, pos/neg (C, C, C) float,
-    prior (C, C, C) float32 (:func:`~.volume_net.walker_prior` of the current attention), voxel_mm."""
+    prior (C, C, C) float32 (the walker's probability for the current attention), voxel_mm, and
+    prior_kind (one of :data:`~.volume_net.PRIORS`: which walker)."""
     image: np.ndarray
     target: np.ndarray
     pos: np.ndarray
@@ -60,17 +64,25 @@ class VolumeExample:
     annotator: SliceAnnotator
     voxel_mm: float = 4.0
     prior: Optional[np.ndarray] = None
+    prior_kind: str = "crop"
 
     def refresh_prior(self) -> None:
         """Recompute the walker prior after the attention changed."""
-        self.prior = walker_prior(self.image, self.pos, self.neg, self.voxel_mm)
+        if self.prior_kind == "native":
+            self.prior = roi_prior(self.image, self.pos, self.neg, (self.voxel_mm,) * 3)
+        else:
+            self.prior = walker_prior(self.image, self.pos, self.neg, self.voxel_mm)
 
 
 class VolumeSampler:
     """Random interactive crops from label volumes (see the module docstring)."""
 
     def __init__(self, volumes: Sequence[LabelVolume], crop: int = 32, voxel_mm: float = 4.0,
-                 seed: int = 0, real_image: float = 0.3, negative: float = 0.5, min_cm3: float = 10.0):
+                 seed: int = 0, real_image: float = 0.3, negative: float = 0.5, min_cm3: float = 10.0,
+                 prior: str = "crop"):
+        if prior not in PRIORS:
+            raise InputError(f"prior: expected one of {PRIORS}, got {prior!r}")
+        self.prior = prior
         self.volumes = list(volumes)
         self.structs = [structures(v, min_cm3) for v in self.volumes]
         if not any(self.structs):
@@ -130,7 +142,7 @@ class VolumeSampler:
             cand = np.argwhere(ring)
             if len(cand):
                 neg += ann.fixation(cand[int(rng.integers(len(cand)))])
-        ex = VolumeExample(image, target, pos, neg, ann, vox)
+        ex = VolumeExample(image, target, pos, neg, ann, vox, prior_kind=self.prior)
         ex.refresh_prior()
         return ex
 
@@ -298,7 +310,7 @@ def validate_checkpoint(path, val: LabelVolume, fixations: int = 5, baselines: b
 
 def run_cli(args) -> None:
     """``gaze3d train --volumes ...`` (see :mod:`gaze3d.cli.train`)."""
-    from .checkpoint import save_checkpoint
+    from .checkpoint import save_checkpoint, weights_digest
     from .volume_data import LABEL_VOLUMES, load_label_volume
     from .volume_net import VOLUME_KIND, build_volume_model
 
@@ -320,10 +332,11 @@ def run_cli(args) -> None:
     except ValueError as exc:
         raise InputError(str(exc)) from exc
     sampler = VolumeSampler([load_label_volume(n, args.data) for n in names], crop=args.crop,
-                            voxel_mm=args.voxel_mm, seed=args.seed)
+                            voxel_mm=args.voxel_mm, seed=args.seed, prior=args.volume_prior)
     t0 = time.perf_counter()
     losses = train_volume(model, sampler, cfg)
-    meta = {"kind": "volume", "crop": args.crop, "volumes": names, "steps_run": len(losses),
+    meta = {"kind": "volume", "crop": args.crop, "prior": args.volume_prior, "volumes": names,
+            "steps_run": len(losses),
             "train_seconds": round(time.perf_counter() - t0, 1),
             "final_mask_loss": float(np.mean(losses[-20:])),
             "command": "gaze3d train " + " ".join(
@@ -333,7 +346,7 @@ def run_cli(args) -> None:
     assert meta["kind"] == VOLUME_KIND
     path = save_checkpoint(model, args.output, meta, half=args.half)
     print(f"saved {path} ({path.stat().st_size / 1e6:.2f} MB), {len(losses)} steps, "
-          f"final mask loss {meta['final_mask_loss']:.4f}")
+          f"final mask loss {meta['final_mask_loss']:.4f}, weights sha256 {weights_digest(path)}")
     if val_name and args.val_repeats > 0:
         val = load_label_volume(val_name, args.data)
         factor = max(1, int(round(2.0 / float(val.spacing.min()))))   # ~2 mm: validation stays minutes

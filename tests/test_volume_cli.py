@@ -47,15 +47,32 @@ def test_segment_volume_baseline_writes_a_nifti_mask_with_the_source_affine(ball
     assert "voxels in the mask" in r.stdout
 
 
-def test_segment_volume_without_a_model_uses_the_viewers_walker(ball, tmp_path):
-    # no volume checkpoint ships: the default is the viewer's walker, not an error
+def test_segment_volume_without_a_model_uses_the_shipped_volume_model(ball, tmp_path):
+    pytest.importorskip("torch", reason="torch (the models extra) is not installed")
     path, att, truth, aff = ball
     out = tmp_path / "mask.nii.gz"
     r = _gaze3d("segment", path, "--attention", att, "-o", out)
     assert r.returncode == 0, r.stderr
-    assert "walker_roi" in r.stdout
+    assert "cm3, network)" in r.stdout
     mask = load_scan(out).array.astype(bool)
     assert 2 * (mask & truth).sum() / (mask.sum() + truth.sum()) > 0.9
+    r = _gaze3d("segment", path, "--attention", att, "--method", "walker_roi", "-o", out)
+    assert r.returncode == 0 and "cm3, walker_roi)" in r.stdout, r.stderr
+
+
+def test_shipped_volume_model_header_says_how_it_was_made():
+    """The shipped file: a volume model refining the viewer's walker, trained on frog and channels only,
+    validated on the MNI T1 (so the CT stays a test volume), with the command that rebuilds it."""
+    pytest.importorskip("torch", reason="torch (the models extra) is not installed")
+    from gaze3d.models.checkpoint import load_checkpoint
+    from gaze3d.models.volume_net import DEFAULT_VOLUME_CHECKPOINT, VolumeSegmenter
+
+    assert DEFAULT_VOLUME_CHECKPOINT.stat().st_size < 2_000_000
+    _, meta = load_checkpoint(DEFAULT_VOLUME_CHECKPOINT)
+    assert meta["kind"] == "volume" and meta["prior"] == "native"
+    assert meta["volumes"] == ["frog", "channels"] and meta["val_volume"] == "mni"
+    assert "totalseg" not in meta["command"] and "--volume-prior native" in meta["command"]
+    assert VolumeSegmenter().prior == "native"
 
 
 def test_segment_volume_network_runs_from_a_volume_checkpoint(ball, tmp_path):
@@ -88,7 +105,8 @@ def test_segment_volume_bad_inputs_are_one_line_exit_2(ball, tmp_path):
     np.save(tmp_path / "bad.npy", np.zeros((3, 3, 3), np.float32))
     cases = [
         (["--attention", tmp_path / "bad.npy", "--method", "flood", "-o", tmp_path / "m.nii.gz"], "bad.npy"),
-        (["--attention", att, "--method", "network", "-o", tmp_path / "m.nii.gz"], "--model"),  # no model
+        (["--attention", att, "--model", tmp_path / "none.safetensors", "-o", tmp_path / "m.nii.gz"],
+         "none.safetensors"),                                                            # no such model
         (["--attention", att, "--method", "flood", "-o", tmp_path / "m.dcm"], "DICOM-SEG"),  # needs DICOM in
         (["--attention", att, "--method", "flood", "-o", tmp_path / "m.ply"], "m.ply"),
     ]

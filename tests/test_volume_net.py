@@ -124,6 +124,53 @@ def test_untrained_volume_model_is_the_walker_prior():
     np.testing.assert_array_equal(logits >= 0, (prior >= 0.5).reshape(-1))
 
 
+def test_untrained_native_model_is_the_viewer_walker_on_the_native_grid(tmp_path):
+    """``prior="native"``: the correction is added to walker_roi's logit on the volume's own voxels, so an
+    untrained model gives walker_roi's mask exactly, at native resolution and past the crop box too; a
+    checkpoint trained that way says so in its header, and the segmenter follows it."""
+    from gaze3d.models.checkpoint import save_checkpoint
+    from gaze3d.models.volume_net import build_volume_model, roi_prior
+    from gaze3d.models.volume_train import VolumeSampler
+    from gaze3d.volume_regions import random_walk_roi
+
+    torch.manual_seed(0)
+    lv = _ball_volume(48, 14.0, 1.5)                     # a 42 mm ball: larger than the 8 x 4 mm crop
+    img = synthseg_image(lv.labels, np.random.default_rng(1), lv.spacing)
+    pos = np.zeros(lv.labels.shape)
+    pos[22:26, 22:26, 24] = 1.0
+    walker = random_walk_roi(img, pos, spacing=lv.spacing)
+    assert walker.sum() > 0
+    path = save_checkpoint(build_volume_model().eval(), tmp_path / "n.safetensors",
+                           {"kind": "volume", "crop": 8, "prior": "native"})
+    seg = VolumeSegmenter(path)
+    assert seg.prior == "native" and VolumeSegmenter(path, prior="crop").prior == "crop"
+    seg.set_volume(img, lv.spacing, "mr")
+    prob = seg.update(pos)
+    box = np.zeros(prob.shape, bool)
+    (_, l0, h0), (_, l1, h1), (_, l2, h2) = crop_box_weights(attention_centre(pos), prob.shape, lv.spacing, 8, 4.0)
+    box[l0:h0, l1:h1, l2:h2] = True
+    assert (walker & ~box).any()                         # the walker's mask goes past the crop box
+    np.testing.assert_array_equal(prob >= 0.5, walker)
+    # the crop grid's kernel maps are kept between updates: a later update equals a fresh segmenter's
+    trained = build_volume_model()
+    with torch.no_grad():
+        trained.classifier.weight.normal_()               # a non-zero correction
+    twice, fresh = VolumeSegmenter(trained, crop=8, prior="native"), VolumeSegmenter(trained, crop=8, prior="native")
+    for s_ in (twice, fresh):
+        s_.set_volume(img, lv.spacing, "mr")
+    twice.update(np.roll(pos, 3, axis=0))
+    np.testing.assert_array_equal(twice.update(pos), fresh.update(pos))
+    assert twice._grid.hits > 0
+    np.testing.assert_allclose(seg.last_prior, to_crop(roi_prior(img, pos, None, lv.spacing), [
+        axis_weights(attention_centre(pos)[a], 48, 1.5, 8, 4.0) for a in range(3)]))
+    # training examples carry the same walker on their crop
+    sampler = VolumeSampler([_ball_volume(40, 9.0)], crop=12, voxel_mm=4.0, seed=0, min_cm3=1.0, prior="native")
+    ex = sampler.sample()
+    np.testing.assert_array_equal(ex.prior, roi_prior(ex.image, ex.pos, ex.neg, (ex.voxel_mm,) * 3))
+    with pytest.raises(InputError, match="prior"):
+        VolumeSampler([_ball_volume(40, 9.0)], min_cm3=1.0, prior="atlas")
+
+
 @pytest.mark.slow
 def test_network_overfits_two_prompts_on_one_image():
     """The prompt reaches the network: one image holding two structures of the same intensity, two

@@ -33,8 +33,9 @@ def register(subparsers):
                    help="volumes: intensity normalisation (CT window, or MR percentiles)")
     p.add_argument("--method", choices=("network", "flood", "confidence", "random_walk", "walker_roi"),
                    default=None,
-                   help="volumes: the gaze-prompted network (needs a volume --model) or a classical baseline; "
-                        "default: network with --model, else walker_roi (the viewer's; no volume model ships)")
+                   help="volumes: the gaze-prompted network (--model, default the shipped volume model) or a "
+                        "classical baseline; default: network (walker_roi, the viewer's, where the models "
+                        "extra is not installed)")
     p.add_argument("-o", "--output", required=True,
                    help="output point cloud with fields probability, mask and attention: .ply, .las/.laz "
                         "(the input LAS's dimensions kept), .pcd or .vtp (ParaView/PyVista)")
@@ -125,6 +126,12 @@ def _read_volume_attention(path: str, shape, what: str):
     return a
 
 
+def _models_installed() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("torch", "safetensors"))
+
+
 def _run_volume(args):
     """Volume input: mask of the structure looked at, saved on the source grid (NIfTI/NRRD/MHA with the
     source affine) or, for DICOM inputs and a .dcm output, as a DICOM-SEG."""
@@ -140,12 +147,9 @@ def _run_volume(args):
         check_output(args.output, Volume, what="-o")
     if not 0.0 < args.threshold < 1.0:
         raise InputError(f"--threshold: expected a value in (0, 1), got {args.threshold}")
-    # no volume checkpoint ships (docs/volumes.md): without --model the viewer's walker, the best
-    # method measured on the held-out CT, rather than an error
-    method = args.method or ("network" if args.model else "walker_roi")
-    if method == "network" and not args.model:
-        raise InputError("--model: a volume checkpoint is needed (train one with gaze3d train --volumes "
-                         "frog,channels ...; see docs/volumes.md), or pick a baseline with --method")
+    # the shipped volume model refines the viewer's walker (docs/volumes.md); without torch (the models
+    # extra) the walker itself, which needs numpy and scipy only, rather than an error
+    method = args.method or ("network" if _models_installed() else "walker_roi")
     vol = load_volume(args.scan)
     pos = _read_volume_attention(args.attention, vol.array.shape, "positive")
     neg = _read_volume_attention(args.negative, vol.array.shape, "negative") if args.negative else None
