@@ -151,6 +151,7 @@ def test_train_volumes_writes_a_volume_checkpoint_and_refuses_validating_on_trai
     assert is_volume_checkpoint(out)
     seg = VolumeSegmenter(out)
     assert seg.crop == 16 and seg.meta["steps_run"] == 2 and seg.meta["volumes"] == ["channels"]
+    assert seg.prior == "native"                       # the shipped model's design is the default
     r = _gaze3d("train", "--volumes", "channels", "--val-volume", "channels", "-o", tmp_path / "x.safetensors")
     assert r.returncode == 2 and "held out" in r.stderr
     r = _gaze3d("train", "--volumes", "lungs", "-o", tmp_path / "x.safetensors")

@@ -73,9 +73,10 @@ def register(subparsers):
                    help="volume model: label volume to validate on (never trained on; none: skip)")
     p.add_argument("--crop", type=int, default=32, help="volume model: crop edge in voxels")
     p.add_argument("--voxel-mm", type=float, default=4.0, help="volume model: crop voxel edge (mm)")
-    p.add_argument("--volume-prior", choices=("crop", "native"), default="crop",
-                   help="volume model: the walker it refines: the full random walker on the crop, or the "
-                        "viewer's ROI walker (walker_roi) on the volume's own grid (docs/volumes.md)")
+    p.add_argument("--volume-prior", choices=("crop", "native"), default="native",
+                   help="volume model: the walker it refines: the viewer's ROI walker (walker_roi) on the "
+                        "volume's own grid (native, the shipped model's), or the full random walker on the "
+                        "crop (the first design); docs/volumes.md")
     p.set_defaults(func=run)
     return p
 
