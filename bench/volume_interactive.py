@@ -204,9 +204,10 @@ def main(argv=None) -> int:
     report = {"settings": vars(args) | {"json": str(args.json)}, "datasets": {}}
     t_start = time.time()
     for ds in [d for d in args.datasets.split(",") if d]:
-        if ("totalseg" if ds == "ct" else ds) in seen:
+        volume = "totalseg" if ds == "ct" else ds          # the label-volume name a checkpoint header uses
+        if volume in seen:
             raise SystemExit(f"--checkpoint: it trained on {ds} (leave-one-volume-out)")
-        if args.checkpoint and ("totalseg" if ds == "ct" else ds) == validated:
+        if args.checkpoint and volume == validated:
             print(f"note: {ds} is the checkpoint's validation volume: its rows may choose, never report a test")
         if ds == "ct":
             vol, labels, names = load_ct()

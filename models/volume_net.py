@@ -243,16 +243,14 @@ def walker_prior(image: np.ndarray, pos: np.ndarray, neg: Optional[np.ndarray], 
 
 def roi_prior(image: np.ndarray, pos: np.ndarray, neg: Optional[np.ndarray], spacing) -> np.ndarray:
     """(I, J, K) float32: :func:`gaze3d.volume_regions.random_walk_roi`'s object probability (the viewer's
-    walker; ``>= 0.5`` is its mask), zeros when there is no positive attention.
+    walker; ``>= 0.5`` is its mask), zeros when there is no positive attention (an all-zero ``neg`` counts
+    as none: the walker itself handles both, so no whole-volume pass is added here).
 
     ``spacing`` (3,) mm of ``image``'s grid: the volume's own at inference, the crop's in training.
     """
     from gaze3d.volume_regions import random_walk_roi
 
-    if not np.any(pos > 0):
-        return np.zeros(np.shape(image), np.float32)
-    negative = neg if neg is not None and np.any(neg > 0) else None
-    return random_walk_roi(image, pos, negative, spacing=spacing, probability=True).astype(np.float32, copy=False)
+    return random_walk_roi(image, pos, neg, spacing=spacing, probability=True)
 
 
 def crop_input(image: np.ndarray, pos: np.ndarray, neg: Optional[np.ndarray], prior: np.ndarray,

@@ -69,48 +69,41 @@ def test_auto_segmenter_uses_the_model_or_falls_back(tmp_path):
 def test_volume_session_with_the_model_uses_the_shipped_volume_network():
     """--segmenter model on a volume: the volume network (it refines the walker), not the point-cloud model."""
     pytest.importorskip("torch", reason="torch (the models extra) is not installed")
-    from gaze3d.camera import Camera
-    from gaze3d.scan import Volume
-    from gaze3d.viewer.session import LabelingSession
-
-    rng = np.random.default_rng(0)
-    arr = rng.normal(0, 3, (40, 40, 24)).astype(np.float32)
-    arr[10:22, 12:26, 6:18] += 80
-    vol = Volume(arr, np.diag([2.0, 2.0, 2.5, 1.0]))
-    centre = vol.index_to_world([[16, 19, 12]])[0]
-    cam = Camera.look_at(centre + [0, -150, 0], centre, view_up=(0, 0, 1), vfov_deg=40, width=320, height=240)
-    s = LabelingSession(vol, camera=cam, segmenter="model")
-    px, _ = cam.project(centre[None])
-    _fixate(s, px[0] / [320, 240], 1.0)
+    s, vol, organ = _organ_session_looked_at("model")
     action = s.label_key("2")
     assert action is not None and action.method == "model"
     assert type(s._segmenter).__name__ == "VolumeSegmenter"
     got = s.labels.reshape(vol.shape) == 2
-    organ = np.zeros(vol.shape, bool)
-    organ[10:22, 12:26, 6:18] = True
     assert 2 * (got & organ).sum() / (got.sum() + organ.sum()) > 0.8
     s.close()
 
 
-def test_volume_session_labels_the_attended_organ_and_reloads_nifti(tmp_path):
+def _organ_session_looked_at(segmenter: str):
+    """(session, volume, organ mask): a noisy 40 x 40 x 24 volume with a bright box (the "organ"), a
+    camera facing it, and one second of fixation on the organ's centre."""
     from gaze3d.camera import Camera
     from gaze3d.scan import Volume
     from gaze3d.viewer.session import LabelingSession
 
     rng = np.random.default_rng(0)
     arr = rng.normal(0, 3, (40, 40, 24)).astype(np.float32)
-    arr[10:22, 12:26, 6:18] += 80                 # the "organ"
+    organ = np.zeros(arr.shape, bool)
+    organ[10:22, 12:26, 6:18] = True
+    arr[organ] += 80
     vol = Volume(arr, np.diag([2.0, 2.0, 2.5, 1.0]))
     centre = vol.index_to_world([[16, 19, 12]])[0]
     cam = Camera.look_at(centre + [0, -150, 0], centre, view_up=(0, 0, 1), vfov_deg=40, width=320, height=240)
-    s = LabelingSession(vol, camera=cam, segmenter="grow")
+    s = LabelingSession(vol, camera=cam, segmenter=segmenter)
     px, _ = cam.project(centre[None])
     _fixate(s, px[0] / [320, 240], 1.0)
-    assert s.attention.reshape(vol.shape)[10:22, 12:26, 6:18].sum() > 0.3 * s.attention.sum()
+    return s, vol, organ
+
+
+def test_volume_session_labels_the_attended_organ_and_reloads_nifti(tmp_path):
+    s, vol, organ = _organ_session_looked_at("grow")
+    assert s.attention.reshape(vol.shape)[organ].sum() > 0.3 * s.attention.sum()
     s.label_key("2")
     got = s.labels.reshape(vol.shape)
-    organ = np.zeros(vol.shape, bool)
-    organ[10:22, 12:26, 6:18] = True
     assert got.sum() > 0 and (got[organ] == 2).sum() > 0.5 * organ.sum() and (got[~organ] == 2).sum() == 0
     s.save_annotations(tmp_path / "labels.nii.gz")
     s.undo()
@@ -118,8 +111,9 @@ def test_volume_session_labels_the_attended_organ_and_reloads_nifti(tmp_path):
     s.load_annotations(tmp_path / "labels.nii.gz")
     assert np.array_equal(s.labels.reshape(vol.shape), got)
     from gaze3d.errors import InputError
-
     from gaze3d.io import save_labels
+    from gaze3d.scan import Volume
+
     other = Volume(np.zeros((5, 5, 5)), labels=np.ones((5, 5, 5)))
     save_labels(other, tmp_path / "wrong.nii.gz")
     with pytest.raises(InputError, match="label volume has shape"):
