@@ -2,9 +2,12 @@
 
 Side by side in the same run: this package's torch backend and spconv (CPU
 build, if installed). Also the forward time of the whole network on the IGN
-tile. Prints a table with ratios against spconv.
+tile. Prints a table with ratios against spconv. Then inference on voxels that
+fill a box (a volume crop): the dense oneDNN path against the kernel map and
+``torch.nn.functional.conv3d`` in the same run, per layer shape and for the
+whole volume network on its 32^3 crop.
 
-    python bench/sparse_conv.py [--device cpu|cuda] [--voxels 100000] [--repeats 5]
+    python bench/sparse_conv.py [--device cpu|cuda] [--voxels 100000] [--repeats 5] [--skip-network] [--skip-box]
 
 Input voxels are real: copies of the IGN LiDAR tile side by side, voxelised
 at the size that gives about ``--voxels`` voxels (a 2.5D surface, the
@@ -83,6 +86,7 @@ def main(argv=None) -> int:
     ap.add_argument("--channels", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--skip-network", action="store_true")
+    ap.add_argument("--skip-box", action="store_true", help="skip the filled-box (volume crop) timings")
     args = ap.parse_args(argv)
     dev = torch.device(args.device)
     sync = (lambda: torch.cuda.synchronize()) if dev.type == "cuda" else (lambda: None)
@@ -167,7 +171,59 @@ def main(argv=None) -> int:
 
     if not args.skip_network:
         network_forward(dev, sync, args.repeats)
+    if not args.skip_box and dev.type == "cpu":
+        filled_box(args.repeats)
     return 0
+
+
+def filled_box(repeats: int) -> None:
+    """Inference on a filled box (a volume crop): the dense oneDNN path, the kernel map and
+    ``conv3d``, in the same run; then the volume network's forward pass on its 32^3 crop both ways."""
+    import torch.nn.functional as F
+
+    from gaze3d.models.sparse import conv as conv_mod
+    from gaze3d.models.volume_net import DEFAULT_VOLUME_CHECKPOINT, INPUT_CHANNELS, grid_coords, mask_logits
+
+    none = lambda: None        # noqa: E731  (CPU: nothing to synchronise)
+
+    def both(fn):
+        """(dense-path s, kernel-map s) of ``fn``."""
+        dense = timeit(fn, repeats, none)
+        conv_mod.DENSE_BOX_PATH = False
+        try:
+            kmap = timeit(fn, repeats, none)
+        finally:
+            conv_mod.DENSE_BOX_PATH = True
+        return dense, kmap
+
+    print(f"\n# inference on a filled box (a volume crop), {torch.get_num_threads()} threads, "
+          f"oneDNN {'available' if torch.backends.mkldnn.is_available() else 'NOT available (no dense path)'}")
+    print("| layer | voxels | dense path ms | kernel map ms | conv3d ms | kernel map / dense |")
+    print("|---|---|---|---|---|---|")
+    torch.manual_seed(0)
+    for d, cin, cout in [(32, 4, 8), (32, 8, 8), (32, 16, 8), (16, 16, 16), (8, 32, 32)]:
+        x = SparseTensor(grid_coords(d), torch.randn(d ** 3, cin))
+        conv = SubMConv3d(cin, cout, 3)
+        w = conv.weight.detach().reshape(3, 3, 3, cin, cout).permute(4, 3, 0, 1, 2).contiguous()
+        xd = x.feats.t().reshape(1, cin, d, d, d).contiguous()
+        with torch.no_grad():
+            conv(x)
+            dense, kmap = both(lambda: conv(x))
+            t3 = timeit(lambda: F.conv3d(xd, w, padding=1), repeats, none)
+        print(f"| SubM 3^3 {cin}->{cout} | {d}^3 | {dense * 1e3:.2f} | {kmap * 1e3:.2f} | {t3 * 1e3:.2f} | "
+              f"{kmap / dense:.1f}x |")
+    if DEFAULT_VOLUME_CHECKPOINT.is_file():
+        from gaze3d.models.checkpoint import load_checkpoint
+
+        model, meta = load_checkpoint(DEFAULT_VOLUME_CHECKPOINT)
+        c = int(meta.get("crop", 32))
+        x = SparseTensor(grid_coords(c), torch.rand(c ** 3, len(INPUT_CHANNELS)))
+        att = torch.rand(c ** 3, 2)
+        with torch.no_grad():
+            mask_logits(model, x, att)
+            dense, kmap = both(lambda: mask_logits(model, x, att))
+        print(f"| volume network (backbone + head), shipped checkpoint | {c}^3 | {dense * 1e3:.1f} | "
+              f"{kmap * 1e3:.1f} | | {kmap / dense:.1f}x |")
 
 
 def network_forward(dev, sync, repeats: int) -> None:

@@ -324,15 +324,21 @@ def _gate(core: np.ndarray, img: np.ndarray, att: np.ndarray, scale: float, gate
 
     if not core.any():
         return core, np.zeros(0)
-    lab, n = ndimage.label(core)
+    # on the core's bounding box: the same components, numbered in the same (raster) order; outside it
+    # nothing is kept. A 256^3 volume's walk box is ~1000x the core.
+    bb = _box(core, np.zeros(3, int))
+    core_b, att_b, img_b = core[bb], att[bb], img[bb]
+    lab, n = ndimage.label(core_b)
     idx = np.arange(1, n + 1)
-    peak = np.asarray(ndimage.maximum(att, lab, idx))
-    top = core & (att >= 0.9 * np.concatenate([[np.inf], peak])[lab])
-    ref = np.asarray(ndimage.median(img, lab * top, idx))
+    peak = np.asarray(ndimage.maximum(att_b, lab, idx))
+    top = core_b & (att_b >= 0.9 * np.concatenate([[np.inf], peak])[lab])
+    ref = np.asarray(ndimage.median(img_b, lab * top, idx))
     if gate <= 0:
         return core, ref
-    keep = core & (np.abs(img - np.concatenate([[0.0], ref])[lab]) <= gate * scale)
-    return keep | top, ref     # a component whose peak voxels disagree with themselves keeps its peak
+    keep = np.zeros_like(core)
+    # a component whose peak voxels disagree with themselves keeps its peak
+    keep[bb] = (core_b & (np.abs(img_b - np.concatenate([[0.0], ref])[lab]) <= gate * scale)) | top
+    return keep, ref
 
 
 def _robust_scale(img: np.ndarray) -> float:
@@ -519,8 +525,14 @@ def random_walk_roi(array, attention, negative=None, *, spacing=(1.0, 1.0, 1.0),
         pos_core = _repeat(pos_core, g, sub_shape)
     if clean:
         mask = prob >= 0.5
-        kept = ndimage.binary_fill_holes(_keep_seeded(mask, np.argwhere(pos_core & mask)))
-        prob = np.where(kept & ~mask, 1.0, np.where(mask & ~kept, 0.0, prob)).astype(np.float32)
+        if mask.any():
+            # on the mask's box grown by one voxel: its components are the same, and a background voxel
+            # there reaches the box's border exactly when it reaches the whole grid's (the grown layer is
+            # background), so the holes are the same; a 256^3 volume's box costs several times this
+            bb = _box(mask, np.ones(3, int))
+            m = mask[bb]
+            kept = ndimage.binary_fill_holes(_keep_seeded(m, np.argwhere(pos_core[bb] & m)))
+            prob[bb] = np.where(kept & ~m, 1.0, np.where(m & ~kept, 0.0, prob[bb]))
     out = empty
     out[box] = prob if probability else prob >= 0.5
     return out

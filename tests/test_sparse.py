@@ -12,6 +12,7 @@ from gaze3d.models.sparse import (SparseAvgPool3d, SparseBatchNorm, SparseConv3d
                                   SparseConvTranspose3d, SparseMaxPool3d, SparseTensor,
                                   SubMConv3d, devoxelize, get_backend, global_avg_pool,
                                   sparse_from_points, voxelize)
+from gaze3d.models.sparse import conv as conv_mod  # noqa: E402
 from gaze3d.models.sparse.conv import gather_gemm_scatter  # noqa: E402
 from gaze3d.models.sparse.kernel_map import subm_pairs  # noqa: E402
 
@@ -253,6 +254,59 @@ def test_chunked_gather_gemm_scatter_matches_reference(case, chunk_pairs, paths,
         torch.testing.assert_close(got, ref)
         torch.testing.assert_close(gx, rx)
         torch.testing.assert_close(gw, rw)
+
+
+# ---------------------------------------------------------------- dense-box path (inference)
+needs_onednn = pytest.mark.skipif(not torch.backends.mkldnn.is_available(),
+                                  reason="this torch build has no oneDNN (the dense-box path needs it)")
+
+
+def box_tensor(d: int, batch: int, stride: int, channels: int = 5) -> SparseTensor:
+    """A filled d^3 box per batch item at ``stride``, away from the origin, in C order."""
+    coords = dense_grid(d, batch)
+    coords[:, 1:] = (coords[:, 1:] + 3) * stride
+    return SparseTensor(coords, torch.randn(len(coords), channels), stride=stride)
+
+
+@needs_onednn
+@pytest.mark.parametrize("k, dilation, batch, stride", [(1, 1, 1, 1), (3, 1, 1, 1), (3, 2, 2, 1), (5, 1, 1, 2),
+                                                        (3, 1, 2, 4)])
+def test_inference_on_a_filled_box_runs_dense_and_equals_the_kernel_map(k, dilation, batch, stride,
+                                                                          monkeypatch):
+    torch.manual_seed(0)
+    x = box_tensor(7, batch, stride)
+    conv = SubMConv3d(5, 6, k, dilation=dilation)
+    with torch.no_grad():
+        got = conv(x).feats
+        assert conv_mod.dense_box(x) == (batch, 7, 7, 7)
+        assert ("subm", stride, k, dilation) not in x.manager.maps      # no kernel map was built
+        monkeypatch.setattr(conv_mod, "DENSE_BOX_PATH", False)
+        ref = conv(x).feats
+    assert ("subm", stride, k, dilation) in x.manager.maps
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_dense_box_only_for_filled_boxes_in_c_order():
+    full = box_tensor(4, 2, 2)
+    assert conv_mod.dense_box(full) == (2, 4, 4, 4)
+    holed = SparseTensor(full.coords[1:].clone(), full.feats[1:])
+    shuffled = SparseTensor(full.coords.flip(0).clone(), full.feats)
+    scattered = SparseTensor(random_coords(300), torch.randn(len(random_coords(300)), 5))
+    for x in (holed, shuffled, scattered):
+        assert conv_mod.dense_box(x) is None
+
+
+@needs_onednn
+def test_training_on_a_filled_box_keeps_the_kernel_map_bit_for_bit(monkeypatch):
+    torch.manual_seed(0)
+    x = box_tensor(6, 1, 1)
+    conv = SubMConv3d(5, 6, 3)
+    got = conv(x).feats                                  # parameters need a gradient: the kernel map
+    assert ("subm", 1, 3, 1) in x.manager.maps
+    monkeypatch.setattr(conv_mod, "DENSE_BOX_PATH", False)
+    assert torch.equal(got, conv(x).feats)
+    got.sum().backward()
+    assert conv.weight.grad is not None
 
 
 # ---------------------------------------------------------------- caching, batches, voxels

@@ -1,5 +1,6 @@
-"""The viewer's label keys on volumes use the random walker on a region of interest (issue 14):
-a session labels the looked-at organ, and ``--segmenter grow`` keeps the flood fill."""
+"""The viewer's label keys on volumes (issue 14): by default the shipped volume network (it refines the
+random walker on a region of interest), ``--segmenter walker`` that walker, ``--segmenter grow`` the flood
+fill; each labels the looked-at organ and keeps its touching, darker neighbour out."""
 from __future__ import annotations
 
 import numpy as np
@@ -30,10 +31,13 @@ def _session(segmenter):
     return s, vol, organ
 
 
-def test_volume_label_key_uses_the_random_walker_and_labels_the_organ():
-    s, vol, organ = _session("auto")
+@pytest.mark.parametrize("segmenter, method", [("auto", "model"), ("walker", "walker")])
+def test_volume_label_key_labels_the_organ(segmenter, method):
+    if method == "model":
+        pytest.importorskip("torch", reason="torch (the models extra) runs the volume network")
+    s, vol, organ = _session(segmenter)
     action = s.label_key("2")
-    assert action.method == "walker"
+    assert action.method == method, s._segmenter_error
     got = s.labels.reshape(vol.shape) == 2
     dice = 2 * (got & organ).sum() / (got.sum() + organ.sum())
     assert dice > 0.8, dice
@@ -43,3 +47,12 @@ def test_volume_label_key_uses_the_random_walker_and_labels_the_organ():
 def test_segmenter_grow_keeps_the_flood_fill_on_volumes():
     s, vol, organ = _session("grow")
     assert s.label_key("2").method == "grow"
+
+
+def test_segmenter_walker_is_for_volumes_only():
+    from gaze3d.errors import InputError
+    from gaze3d.scan import PointCloud
+    from gaze3d.viewer.session import LabelingSession
+
+    with pytest.raises(InputError, match="segmenter: 'walker'"):
+        LabelingSession(PointCloud(np.random.default_rng(0).normal(size=(50, 3))), segmenter="walker")

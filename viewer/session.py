@@ -39,6 +39,8 @@ from .labels import Label, LabelSet
 from .sink import LocalSink, SessionSink, TrackerSink
 
 MAX_CAMERA_HISTORY = 512
+#: where a label's region comes from (``LabelingSession(segmenter=...)``, ``gaze3d view --segmenter``)
+SEGMENTERS = ("auto", "model", "walker", "grow")
 MAX_PROVENANCE_SAMPLES = 200_000
 
 
@@ -88,12 +90,12 @@ class LabelingSession:
         there. With a tracker: ask the tracker to record there.
     annotator : str, optional
         Name stored in the provenance (default: the OS user name).
-    segmenter : {"auto", "model", "grow"}
+    segmenter : {"auto", "model", "walker", "grow"}
         Where the labelled region comes from: ``"auto"`` tries the interactive
-        model (point clouds) and falls back to region growing; on volumes it is
-        the ROI random walker. ``"model"``: the network only (volumes: the
-        shipped volume model, which refines that walker but updates a 256^3
-        volume in ~0.35-0.45 s on two cores against the walker's ~0.13 s).
+        model (point clouds; volumes: the shipped volume model, which refines
+        the ROI random walker) and falls back to region growing (volumes: to
+        that walker). ``"model"``: the network only. ``"walker"`` (volumes):
+        the ROI random walker (:func:`gaze3d.volume_regions.random_walk_roi`).
         ``"grow"``: region growing (volumes: the flood fill).
     rel_threshold : float
         Region growing: elements join while attention >= this fraction of the peak.
@@ -126,8 +128,11 @@ class LabelingSession:
                  drift_threshold_deg: float = 1.0, drift_dwell_s: float = 1.5):
         if not isinstance(scan, (PointCloud, Mesh, Volume)):
             raise InputError(f"scan: expected a PointCloud, Mesh or Volume, got {type(scan).__name__}")
-        if segmenter not in ("auto", "model", "grow"):
-            raise InputError(f"segmenter: expected 'auto', 'model' or 'grow', got {segmenter!r}")
+        if segmenter not in SEGMENTERS:
+            raise InputError(f"segmenter: expected one of {SEGMENTERS}, got {segmenter!r}")
+        if segmenter == "walker" and not isinstance(scan, Volume):
+            raise InputError("segmenter: 'walker' (the ROI random walker) is for volumes; on point clouds "
+                             "and meshes use 'auto', 'model' or 'grow'")
         if not 0 < rel_threshold <= 1:
             raise InputError(f"rel_threshold: expected a value in (0, 1], got {rel_threshold}")
         vp = np.asarray(viewport, dtype=np.float64)
@@ -378,8 +383,8 @@ class LabelingSession:
         if self._segmenter is None:
             # torch, on the first label only: the viewer opens without it (and works without it: grow)
             if self.kind == "volume":
-                # the shipped volume model (docs/volumes.md), opt-in (--segmenter model): its 256^3 update
-                # is over the 300 ms the walker keeps, so "auto" stays with the walker
+                # the shipped volume model (docs/volumes.md): it won over the walker on validation, and
+                # updates a 256^3 volume in ~0.15 s on one core
                 from gaze3d.models.volume_net import VolumeSegmenter
 
                 seg = VolumeSegmenter()
@@ -432,7 +437,7 @@ class LabelingSession:
 
     def _wants_model(self) -> bool:
         return self.segmenter_mode == "model" or (
-            self.segmenter_mode == "auto" and self.kind == "cloud" and self._segmenter_error is None)
+            self.segmenter_mode == "auto" and self.kind in ("cloud", "volume") and self._segmenter_error is None)
 
     def _attended_index(self) -> tuple:
         """(index (r,) int64 ascending, method): the elements of :meth:`attended_region`.
@@ -476,8 +481,9 @@ class LabelingSession:
                 fallback_note = self._segmenter_error
         grow_att = _grow_weights(pos, neg)
         if self.kind == "volume" and self.segmenter_mode != "grow":
-            # volumes: the random walker on a region of interest (issue 14, docs/volumes.md: it beats the
-            # flood fill on the held-out CT and updates a 256^3 volume in < 300 ms); --segmenter grow floods
+            # volumes: the random walker on a region of interest (--segmenter walker, and where the network
+            # is unusable; issue 14, docs/volumes.md: it beats the flood fill on the held-out CT and
+            # updates a 256^3 volume in ~0.06 s); --segmenter grow floods
             from gaze3d.errors import OptionalDependencyError
             from gaze3d.volume_regions import random_walk_roi
 

@@ -29,8 +29,9 @@ def register(subparsers) -> argparse.ArgumentParser:
                                                  "(default <scan>.labels.ply/.las/.nii.gz)")
     p.add_argument("--load", metavar="FILE", help="start from the labels in this annotation file")
     p.add_argument("--annotator", help="name stored with each label (default: the login name)")
-    p.add_argument("--segmenter", choices=("auto", "model", "grow"), default="auto",
-                   help="region of a label: interactive model when available (auto), or region growing")
+    p.add_argument("--segmenter", choices=("auto", "model", "walker", "grow"), default="auto",
+                   help="region of a label: the interactive model when available (auto; volumes: the volume "
+                        "model), the model only, the ROI random walker (volumes), or region growing")
     p.add_argument("--window", type=size_wxh, default="1280x800", metavar="WxH", help="window size (1280x800)")
     add_viewport(p, help="where the 3D view sits on the tracker's display, in normalised display "
                          "coordinates (default 0,0,1,1: a full-screen window)")
