@@ -54,6 +54,7 @@ from .gaze_sim import AnnotatorSimulator, GazeModel
 from .networks.segnet import GazeSegNet, SegNetConfig
 from .networks.selective_attention import attention_loss
 from .networks.unet import UNetConfig
+from .sparse.conv import kernel_map_only
 
 
 def _scale(a: np.ndarray) -> np.ndarray:
@@ -369,12 +370,14 @@ def corrective_rounds(model: GazeSegNet, sampler: InteractiveSampler, examples, 
         return
     was_training = model.training
     model.eval()        # batch-norm statistics are not updated by these passes
-    feats = model.encode(batch.x)
+    with kernel_map_only():     # the run's own predictions: the same whichever path inference takes
+        feats = model.encode(batch.x)
     starts = np.cumsum([0] + [len(ex.xyz) for ex in examples])
     for _ in range(rounds):
         prior, _ = point_channels(examples)
-        logit = model.point_logits(feats, batch.att, batch.inverse,
-                                   None if prior is None else prior.to(batch.inverse.device))
+        with kernel_map_only():
+            logit = model.point_logits(feats, batch.att, batch.inverse,
+                                       None if prior is None else prior.to(batch.inverse.device))
         pred = (logit >= 0).cpu().numpy()       # sigmoid >= 0.5
         changed = False
         for i, ex in enumerate(examples):

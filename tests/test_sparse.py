@@ -297,6 +297,19 @@ def test_dense_box_only_for_filled_boxes_in_c_order():
 
 
 @needs_onednn
+def test_kernel_map_only_keeps_inference_on_the_kernel_map_bit_for_bit(monkeypatch):
+    torch.manual_seed(0)
+    x = box_tensor(6, 2, 1)
+    conv = SubMConv3d(5, 6, 3)
+    with torch.no_grad():
+        with conv_mod.kernel_map_only():
+            got = conv(x).feats
+        assert ("subm", 1, 3, 1) in x.manager.maps
+        monkeypatch.setattr(conv_mod, "DENSE_BOX_PATH", False)
+        assert torch.equal(got, conv(x).feats)
+
+
+@needs_onednn
 def test_training_on_a_filled_box_keeps_the_kernel_map_bit_for_bit(monkeypatch):
     torch.manual_seed(0)
     x = box_tensor(6, 1, 1)

@@ -282,6 +282,27 @@ def test_training_steps_lower_the_loss_and_save_a_volume_checkpoint(tmp_path):
         VolumeSegmenter(cloud_ck)
 
 
+def test_training_predicts_its_corrective_fixations_on_the_kernel_map(monkeypatch):
+    """The run's own predictions (error rounds) never take the dense inference path, so a training
+    command makes the same weights whichever path inference takes; inference on the same crops does."""
+    from gaze3d.models.sparse import conv as conv_mod
+    from gaze3d.models.volume_net import mask_logits
+    from gaze3d.models.volume_train import VolumeSampler, _error_rounds, collate_crops
+
+    sampler = VolumeSampler([_ball_volume(40, 9.0)], crop=12, voxel_mm=4.0, seed=0, min_cm3=1.0)
+    model = GazeSegNet(default_volume_config())
+    examples = [sampler.sample() for _ in range(2)]
+    calls = []
+    dense = conv_mod.dense_subm_conv3d
+    monkeypatch.setattr(conv_mod, "dense_subm_conv3d", lambda *a, **k: calls.append(1) or dense(*a, **k))
+    _error_rounds(model, sampler, examples, 2)
+    assert not calls
+    with torch.no_grad():
+        x, att, _, _ = collate_crops(examples)
+        mask_logits(model.eval(), x, att)
+    assert calls or not torch.backends.mkldnn.is_available()
+
+
 @pytest.mark.parametrize("name,shape,min_structures", [("frog", (500, 470, 136), 10),
                                                         ("channels", (250, 250, 100), 3)])
 def test_pyvista_label_volumes(name, shape, min_structures):

@@ -18,6 +18,7 @@ and the weight gradient):
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import warnings
@@ -265,10 +266,33 @@ def subm_conv3d(x: SparseTensor, weight: torch.Tensor, kernel_size: int, dilatio
 DENSE_BOX_PATH = True
 
 
+class _KernelMapOnly(threading.local):
+    depth = 0
+
+
+_KMAP_ONLY = _KernelMapOnly()
+
+
+@contextlib.contextmanager
+def kernel_map_only():
+    """Within (this thread): submanifold convolutions use the kernel map at inference too.
+
+    For the predictions a training run makes of itself (corrective fixations): the dense path rounds
+    differently (float32), so a flipped voxel could change what the run trains on, and a documented
+    training command must make the same weights whichever path inference takes.
+    """
+    _KMAP_ONLY.depth += 1
+    try:
+        yield
+    finally:
+        _KMAP_ONLY.depth -= 1
+
+
 def _takes_dense_path(x: SparseTensor, weight: torch.Tensor) -> bool:
     # oneDNN's convolution is CPU float32 here; the path is for inference only, so training (and the
     # checkpoints it makes) is unchanged bit for bit
-    return (DENSE_BOX_PATH and x.feats.device.type == "cpu" and x.feats.dtype == torch.float32
+    return (DENSE_BOX_PATH and not _KMAP_ONLY.depth and x.feats.device.type == "cpu"
+            and x.feats.dtype == torch.float32
             and torch.backends.mkldnn.is_available()
             and not (torch.is_grad_enabled() and (x.feats.requires_grad or weight.requires_grad)))
 
