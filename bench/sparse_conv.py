@@ -197,7 +197,7 @@ def filled_box(repeats: int) -> None:
         return dense, kmap
 
     print(f"\n# inference on a filled box (a volume crop), {torch.get_num_threads()} threads, "
-          f"oneDNN {'available' if torch.backends.mkldnn.is_available() else 'NOT available (no dense path)'}")
+          f"oneDNN {'available' if conv_mod._HAS_ONEDNN_CONV else 'NOT available (no dense path)'}")
     print("| layer | voxels | dense path ms | kernel map ms | conv3d ms | kernel map / dense |")
     print("|---|---|---|---|---|---|")
     torch.manual_seed(0)

@@ -257,7 +257,7 @@ def test_chunked_gather_gemm_scatter_matches_reference(case, chunk_pairs, paths,
 
 
 # ---------------------------------------------------------------- dense-box path (inference)
-needs_onednn = pytest.mark.skipif(not torch.backends.mkldnn.is_available(),
+needs_onednn = pytest.mark.skipif(not conv_mod._HAS_ONEDNN_CONV,
                                   reason="this torch build has no oneDNN (the dense-box path needs it)")
 
 

@@ -264,6 +264,9 @@ def subm_conv3d(x: SparseTensor, weight: torch.Tensor, kernel_size: int, dilatio
 
 #: whether :func:`subm_conv3d` may take the dense path (tests turn it off to compare with the kernel map)
 DENSE_BOX_PATH = True
+# oneDNN in this torch build, and its convolution op under the name used here (a private-ish aten op:
+# without it the kernel map serves, as before)
+_HAS_ONEDNN_CONV = torch.backends.mkldnn.is_available() and hasattr(torch, "mkldnn_convolution")
 
 
 class _KernelMapOnly(threading.local):
@@ -293,7 +296,7 @@ def _takes_dense_path(x: SparseTensor, weight: torch.Tensor) -> bool:
     # checkpoints it makes) is unchanged bit for bit
     return (DENSE_BOX_PATH and not _KMAP_ONLY.depth and x.feats.device.type == "cpu"
             and x.feats.dtype == torch.float32
-            and torch.backends.mkldnn.is_available()
+            and _HAS_ONEDNN_CONV
             and not (torch.is_grad_enabled() and (x.feats.requires_grad or weight.requires_grad)))
 
 
