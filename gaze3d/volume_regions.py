@@ -372,7 +372,9 @@ def random_walk_roi(array, attention, negative=None, *, spacing=(1.0, 1.0, 1.0),
                     peak_mm: float = ROI_PEAK_MM, gate: float = ROI_GATE, tol: float = 1e-2,
                     reach_mm: float = 0.0, reach_gate: float = 1.0,
                     clean: bool = True, probability: bool = False) -> np.ndarray:
-    """The random walker seeded by attention at interactive speed on any volume: the viewer's label keys.
+    """The random walker seeded by attention, at interactive speed on any volume.
+
+    The volume network's prior, and the viewer's ``--segmenter walker``.
 
     The walk runs on the region of interest around the gaze (the looked-at
     zone, attention >= 1 % of the peak, and the negative cores, grown by

@@ -66,7 +66,7 @@ def _walker_roi(array, pos, neg, spacing):
 
 
 #: the classical baselines: the flood fill, SimpleITK ConfidenceConnected, scikit-image random walker
-#: (full resolution, and on a region of interest within a voxel budget: the viewer's label keys)
+#: (full resolution, and on a region of interest within a voxel budget: the volume network's prior)
 BASELINES: Dict[str, Callable] = {"flood": _flood, "confidence": _confidence, "random_walk": _random_walk,
                                   "walker_roi": _walker_roi}
 
