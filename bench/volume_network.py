@@ -7,9 +7,10 @@ Timing: a ``size``^3 volume at 1 mm (a synthetic image of random ellipsoids);
 one fixation of simulated slice gaze (:class:`gaze3d.models.volume_eval.SliceAnnotator`);
 reported: ``set_volume`` (normalisation of the whole volume, once per volume),
 the first update, and the median of ``repeats`` later updates (every update:
-crop resampling + the walker prior on the crop + backbone + head +
-interpolation back onto the native crop box: the attention is a backbone
-input, so nothing is cached), each on ``threads`` torch threads.
+the checkpoint's walker prior (the shipped model's: the ROI walker on the
+native grid) + crop resampling + backbone + head + the correction back onto
+the native crop box: the attention is a backbone input, so nothing is
+cached), each on ``threads`` torch threads.
 
 Dice (``--dice``): the interactive slice-gaze loop of
 :func:`gaze3d.models.volume_eval.run_structure` on every structure of
