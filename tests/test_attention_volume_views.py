@@ -122,3 +122,50 @@ def test_mip_brightness_follows_the_display_window():
     acc = AttentionAccumulator(vol, fixations_only=False, mode="mip", opacity=[[0.0, 100.0], [0.0, 0.4]])
     np.testing.assert_allclose(acc.engine.mip_brightness(np.array([-1000.0, 0.0, 50.0, 100.0, 400.0])),
                                [0.0, 0.0, 0.5, 1.0, 1.0])
+
+
+def _volume_records(mode, journal: bool, mark_at=None):
+    """A volume replay with the online filter: three fixations seen from a camera that moves between
+    them; ``journal`` False forces the whole-grid snapshot records; ``mark_at``: frame at which the
+    open fixation is marked negative."""
+    rng = np.random.default_rng(3)
+    arr = rng.normal(100.0, 20.0, (40, 36, 30)).astype(np.float32)
+    arr[8:28, 8:26, 6:22] += 300.0
+    vol = Volume(arr, np.diag([2.0, 2.5, 3.0, 1.0]))
+    kw = {"slices": (20, 18, 15)} if mode == "slice" else {}
+    acc = AttentionAccumulator(vol, mode=mode, **kw)
+    assert acc._journal                                   # volumes keep a journal
+    acc._journal = journal
+    c = vol.index_to_world([[20, 18, 15]])[0]
+    for f in range(60):
+        k = f // 20
+        cam = Camera.look_at(c + [30.0 * k, -150.0, 20.0], c, view_up=(0, 0, 1), vfov_deg=40, width=320,
+                             height=240)
+        xy = 0.5 + 0.04 * np.array([np.cos(2.0 * k), np.sin(3.0 * k)]) + rng.normal(0.0, 0.001, (20, 2))
+        acc.add(cam, {"x": xy[:, 0], "y": xy[:, 1], "t_s": (f * 20 + np.arange(20)) / 1200.0})
+        if f == mark_at and acc.fixations():
+            acc.set_polarity(-1, False)
+    open_rec = acc.fixations()
+    acc.flush()
+    return acc, open_rec
+
+
+@pytest.mark.parametrize("mode, mark_at", [("slice", None), ("slice", 30), ("render", 30), ("mip", None)])
+def test_volume_fixation_records_from_the_journal_equal_whole_grid_snapshots(mode, mark_at):
+    """A fixation's record costs the voxels it touched, not two copies of the grid: same records, bit for bit."""
+    ref, ref_open = _volume_records(mode, journal=False, mark_at=mark_at)
+    new, new_open = _volume_records(mode, journal=True, mark_at=mark_at)
+    assert np.array_equal(ref.values, new.values) and ref.values.max() > 0
+    for a, b in ((ref.fixations(), new.fixations()), (ref_open, new_open)):
+        assert len(a) == len(b) >= 2
+        for ra, rb in zip(a, b):
+            assert (ra.t_start_s, ra.t_end_s, ra.n_samples, ra.positive) == \
+                (rb.t_start_s, rb.t_end_s, rb.n_samples, rb.positive)
+            assert ra.index.dtype == rb.index.dtype == np.int64 and len(ra.index) > 10
+            assert np.array_equal(ra.index, rb.index)
+            assert ra.attention.dtype == rb.attention.dtype == np.float32
+            assert np.array_equal(ra.attention, rb.attention)
+    for a, b in zip(ref.signed_values(), new.signed_values()):
+        assert np.array_equal(a, b)
+    # the journal forgets what it touched
+    assert new.engine._jidx is None and not new.engine._jseen.any()

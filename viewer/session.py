@@ -72,6 +72,8 @@ class LabelAction:
 def _grow_weights(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
     """Region-growing weights from signed attention: rejected parts (more negative than positive
     attention) can neither seed nor join a region."""
+    if not neg.any():       # nothing rejected: ``pos`` itself (a 256^3 volume: ~0.3 s of whole-grid passes)
+        return pos.astype(np.float32, copy=False)
     return np.where(neg > pos, 0.0, pos).astype(np.float32)
 
 class LabelingSession:

@@ -157,7 +157,7 @@ class AttentionAccumulator:
         self.max_fixation_records = int(max_fixation_records)
         self.engine: AttentionEngine = make_engine(scan, self.foveal, **engine_opts)
         self._rows_ok = bool(self.engine.deposit_rows)      # deposit(..., use=): reuse the frame's cones
-        # fixation records from the engine's journal of touched points (point clouds, meshes):
+        # fixation records from the engine's journal of touched points (point clouds, meshes, volumes):
         # O(points touched) per fixation instead of copies of the whole attention array
         self._journal = hasattr(self.engine, "journal_take")
         self.reset()
@@ -257,9 +257,11 @@ class AttentionAccumulator:
         of the fixations marked negative, positive = the rest of :attr:`values`."""
         total = self._flat_values().astype(np.float32, copy=True)
         neg = np.zeros_like(total)
-        for r in self._records:
-            if not r.positive:
-                neg[r.index] += r.attention
+        rejected = [r for r in self._records if not r.positive]
+        if not rejected:
+            return total, neg       # max(total - 0, 0) is total (attention >= 0): two whole-array passes saved
+        for r in rejected:
+            neg[r.index] += r.attention
         return np.maximum(total - neg, 0.0), neg
 
     def nonzero_signed_values(self) -> tuple:

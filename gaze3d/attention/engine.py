@@ -36,7 +36,7 @@ class AttentionEngine(Protocol):
         for a sub-run of those rays; False: the caller passes the sub-arrays.
 
     Optional: ``journal_start()``, ``journal_take() -> (index (k,) int64, attention
-    (k,) float32)`` and ``journal_stop()`` (point clouds, meshes): what the deposits
+    (k,) float32)`` and ``journal_stop()`` (point clouds, meshes, volumes): what the deposits
     since the start added, so that a fixation's record costs the elements it touched;
     without them the accumulator differences whole :meth:`values` arrays.
     """

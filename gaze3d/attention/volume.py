@@ -141,6 +141,10 @@ class VolumeEngine:
             opacity = [[lo, hi if hi > lo else lo + 1], [0.0, 0.05]]
         self.opacity = make_opacity(opacity)
         self.acc = np.zeros(self.n, dtype=np.float64)
+        # per-fixation journal (journal_start): voxels touched since it started and their float32 value then
+        self._jseen = None          # (n,) bool, allocated on the first journal
+        self._jidx = None           # list of (k,) int64 flat indices, None while no journal runs
+        self._jbase = None
 
     # --------------------------------------------------------------- setup
     def _check_plane(self, axis, index) -> tuple:
@@ -314,8 +318,7 @@ class VolumeEngine:
             if len(self.planes) > 1:
                 lit = g > 0
                 g[lit] *= ~self._occluded(eyes[lit], ijk[lit].astype(np.float64), ax)
-            flat = np.ravel_multi_index(ijk.T, self.shape)
-            self.acc[flat] += w * g
+            self._add(np.ravel_multi_index(ijk.T, self.shape), w * g)     # one plane's voxels: unique
 
     # ------------------------------------------------------ render / MIP
     def _grid(self, axis: np.ndarray, half_angle: float, spacing: float) -> np.ndarray:
@@ -434,14 +437,32 @@ class VolumeEngine:
         if self.mode == "render":
             cw = self.compositing_weights(values) * ray_w[:, None]
             ok = (flat >= 0) & (cw > 0)
-            self.acc += np.bincount(flat[ok], weights=cw[ok], minlength=self.n)
+            self._add_repeated(flat[ok], cw[ok])
         else:
             filled = np.where(np.isfinite(values), values, -np.inf)
             j = np.argmax(filled, axis=1)
             top = filled[np.arange(len(j)), j]
             hit = np.isfinite(top)
             f = flat[np.arange(len(j)), j][hit]
-            self.acc += np.bincount(f, weights=ray_w[hit] * self.mip_brightness(top[hit]), minlength=self.n)
+            self._add_repeated(f, ray_w[hit] * self.mip_brightness(top[hit]))
+
+    def _add(self, flat: np.ndarray, w: np.ndarray) -> None:
+        """``acc[flat] += w`` for unique voxel indices ``flat`` (k,), seen by the journal."""
+        if self._jidx is not None:
+            new = flat[~self._jseen[flat]]
+            if len(new):
+                self._jseen[new] = True
+                self._jidx.append(new.astype(np.int64))
+                self._jbase.append(self.acc[new].astype(np.float32))   # what values() showed before
+        self.acc[flat] += w
+
+    def _add_repeated(self, flat: np.ndarray, w: np.ndarray) -> None:
+        """``acc[flat] += w`` where ``flat`` (m,) may repeat: the sums of a whole-grid ``bincount`` (the same
+        additions in the same order per voxel, so bit-identical), over the voxels touched only."""
+        if not len(flat):
+            return
+        touched, inv = np.unique(flat, return_inverse=True)
+        self._add(touched, np.bincount(inv.reshape(-1), weights=w, minlength=len(touched)))
 
     def mip_brightness(self, values: np.ndarray) -> np.ndarray:
         """(r,) in [0, 1]: how bright MIP draws a ray whose maximum is ``values`` (r,).
@@ -527,5 +548,41 @@ class VolumeEngine:
         """(I, J, K) float32 attention per voxel."""
         return self.acc.reshape(self.shape).astype(np.float32)
 
+    # ------------------------------------------------------ per-fixation journal
+    def journal_start(self) -> None:
+        """Start recording which voxels the next deposits touch (one fixation), see :meth:`journal_take`.
+
+        A fixation's record then costs the voxels it touched, not two copies of the whole grid
+        (64 MB each at 256^3)."""
+        self.journal_stop()
+        if self._jseen is None:
+            self._jseen = np.zeros(self.n, dtype=bool)
+        self._jidx, self._jbase = [], []
+
+    def journal_take(self):
+        """What the deposits since :meth:`journal_start` added, as :meth:`values` shows it.
+
+        Returns
+        -------
+        index : (k,) int64 ascending, flat (C-order) voxel indices whose float32 value grew
+        attention : (k,) float32 ``values().ravel()[index]`` now minus before the journal started
+            (bit-identical to differencing two whole :meth:`values` arrays)
+        """
+        if not self._jidx:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        ix = np.concatenate(self._jidx)
+        d = self.acc[ix].astype(np.float32)
+        d -= np.concatenate(self._jbase)
+        keep = np.flatnonzero(d > 0)
+        o = np.argsort(ix[keep])
+        return ix[keep][o], d[keep][o]
+
+    def journal_stop(self) -> None:
+        """Stop the journal and forget it (O(voxels touched))."""
+        if self._jidx:
+            self._jseen[np.concatenate(self._jidx)] = False
+        self._jidx = self._jbase = None
+
     def reset(self) -> None:
+        self.journal_stop()
         self.acc[:] = 0.0
