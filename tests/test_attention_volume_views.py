@@ -169,3 +169,43 @@ def test_volume_fixation_records_from_the_journal_equal_whole_grid_snapshots(mod
         assert np.array_equal(a, b)
     # the journal forgets what it touched
     assert new.engine._jidx is None and not new.engine._jseen.any()
+
+
+def _whole_march_render(eng, origins, dirs, ray_w):
+    """The render deposit as one march over every step (the path before chunking): (n,) float64."""
+    flat, values, _ = eng.march(origins, dirs)
+    cw = eng.compositing_weights(values) * ray_w[:, None]
+    ok = (flat >= 0) & (cw > 0)
+    return np.bincount(flat[ok], weights=cw[ok], minlength=eng.n)
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 64])
+def test_render_deposits_marched_in_chunks_equal_the_whole_march(chunk, monkeypatch):
+    """Render-mode rays stop once every one of them is opaque or out: the same deposit, bit for bit."""
+    from gaze3d.attention import volume as volume_mod
+
+    monkeypatch.setattr(volume_mod, "RENDER_CHUNK_STEPS", chunk)
+    arr = np.full((40, 36, 30), 10.0, np.float32)
+    arr[12:30, 8:28, 6:24] = 200.0                        # an opaque block: rays through it terminate early
+    vol = Volume(arr, np.diag([2.0, 2.5, 3.0, 1.0]))
+    eng = AttentionAccumulator(vol, mode="render", fixations_only=False, opacity=[[10.0, 200.0], [0.0, 0.4]],
+                               early_termination=0.99).engine
+    rng = np.random.default_rng(0)
+    c = vol.index_to_world([[20, 18, 15]])[0]
+    origins = np.repeat((c + [5.0, -200.0, 10.0])[None], 60, axis=0)
+    for spread, must_stop_early in ((40.0, False), (5.0, True)):
+        # 40 mm: some rays miss the block (they run to the far side), a few miss the volume; 5 mm: every ray
+        # meets the block and turns opaque in it, so the march stops long before the far side
+        dirs = (c + rng.normal(0.0, spread, (60, 3))) - origins
+        dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+        ray_w = rng.uniform(0.1, 1.0, 60)
+        eng.reset()
+        steps = []
+        real = volume_mod.VolumeEngine._steps
+        monkeypatch.setattr(eng, "_steps", lambda rays, k0, k1: steps.append(k1 - k0) or real(eng, rays, k0, k1))
+        eng._march_deposit(origins, dirs, ray_w)
+        ref = _whole_march_render(eng, origins, dirs, ray_w)   # marches every step (counted last)
+        assert eng.acc.max() > 0 and np.array_equal(eng.acc, ref)
+        whole = steps.pop()
+        if must_stop_early:
+            assert sum(steps) < whole and sum(steps) <= max(chunk, whole / 2), (sum(steps), whole)

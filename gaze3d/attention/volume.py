@@ -50,6 +50,8 @@ from ..errors import InputError
 from .foveal import FovealModel, chord2_to_theta2
 
 MODES = ("slice", "render", "mip")
+#: render-mode deposits march this many steps at a time, then stop where every ray has terminated
+RENDER_CHUNK_STEPS = 64
 
 
 def make_opacity(opacity) -> Callable[[np.ndarray], np.ndarray]:
@@ -397,47 +399,94 @@ class VolumeEngine:
         values : (r, m) float64 trilinear values (NaN outside)
         ts : (r, m) float64 distance of each step from the origin (world units)
         """
+        rays = self._rays(origins, directions)
+        m = rays[-1]
+        if m == 0:
+            return (np.full((len(origins), 0), -1, np.int64), np.full((len(origins), 0), np.nan),
+                    np.zeros((len(origins), 0)))
+        return self._steps(rays, 0, m)
+
+    def _rays(self, origins: np.ndarray, directions: np.ndarray):
+        """(origins and directions in index units, entry and exit distances, steps of the longest ray)."""
         o_idx = self.world_to_index(origins)
         d_idx = directions @ self.inv[:3, :3].T
         t0, t1 = self._enter_exit(o_idx, d_idx)
         length = np.where(t1 > t0, t1 - t0, 0.0)
         m = int(np.ceil(length.max() / self.step_mm)) if len(length) else 0
-        if m == 0:
-            return (np.full((len(origins), 0), -1, np.int64), np.full((len(origins), 0), np.nan),
-                    np.zeros((len(origins), 0)))
-        ts = t0[:, None] + (np.arange(m)[None, :] + 0.5) * self.step_mm
+        return o_idx, d_idx, t0, t1, m
+
+    def _steps(self, rays, k0: int, k1: int):
+        """:meth:`march`'s arrays for steps ``k0 .. k1 - 1`` of every ray (each element as the whole
+        march computes it)."""
+        o_idx, d_idx, t0, t1, _ = rays
+        ts = t0[:, None] + (np.arange(k0, k1)[None, :] + 0.5) * self.step_mm
         inside = ts < t1[:, None]
         p = o_idx[:, None, :] + ts[..., None] * d_idx[:, None, :]
         pf = p.reshape(-1, 3)
-        values = self._trilinear(pf).reshape(len(origins), m)
+        values = self._trilinear(pf).reshape(len(o_idx), k1 - k0)
         near = np.clip(np.rint(pf).astype(np.int64), 0, np.array(self.shape) - 1)
-        flat = np.ravel_multi_index(near.T, self.shape).reshape(len(origins), m)
+        flat = np.ravel_multi_index(near.T, self.shape).reshape(len(o_idx), k1 - k0)
         values[~inside] = np.nan
         flat[~inside] = -1
         return flat, values, ts
 
-    def compositing_weights(self, values: np.ndarray) -> np.ndarray:
-        """(r, m) front-to-back compositing weights with early termination."""
+    def compositing_weights(self, values: np.ndarray, trans0: Optional[np.ndarray] = None):
+        """(r, m) front-to-back compositing weights with early termination.
+
+        ``trans0`` (r,): the transmittance before the first of these steps (the steps continue
+        earlier ones); then returns ``(weights, transmittance after the last step)``, the running
+        product carried on exactly as one product over all the steps would be.
+        """
         alpha = np.nan_to_num(np.clip(self.opacity(np.nan_to_num(values, nan=-np.inf)), 0.0, 1.0))
         alpha = np.where(np.isfinite(values), alpha, 0.0)
         alpha = 1.0 - np.power(1.0 - alpha, self.step_mm / self.reference_step_mm)
-        trans = np.cumprod(np.concatenate([np.ones((len(alpha), 1)), 1.0 - alpha[:, :-1]], axis=1), axis=1)
+        first = np.ones((len(alpha), 1)) if trans0 is None else trans0[:, None]
+        trans = np.cumprod(np.concatenate([first, 1.0 - alpha[:, :-1]], axis=1), axis=1)
         w = trans * alpha
         w[trans < 1.0 - self.early_termination] = 0.0
-        return w
+        if trans0 is None:
+            return w
+        return w, trans[:, -1] * (1.0 - alpha[:, -1])
+
+    def _render_weights(self, origins: np.ndarray, directions: np.ndarray):
+        """(flat (r, k) int64, weights (r, k)): :meth:`march` then :meth:`compositing_weights`, marched
+        :data:`RENDER_CHUNK_STEPS` steps at a time and stopped once every ray is past early termination
+        or out of the volume (its later weights are 0). Every weight is the one of the whole march, bit
+        for bit; a 256^3 CT at 0.18 mm steps has ~2,000 steps a ray, and rays through tissue end early."""
+        rays = self._rays(origins, directions)
+        _, _, t0, t1, m = rays
+        flats, weights = [], []
+        trans = np.ones(len(origins))
+        stop = 1.0 - self.early_termination
+        k0 = 0
+        while k0 < m:
+            k1 = min(m, k0 + RENDER_CHUNK_STEPS)
+            flat, values, _ = self._steps(rays, k0, k1)
+            w, trans = self.compositing_weights(values, trans)
+            flats.append(flat)
+            weights.append(w)
+            k0 = k1
+            if np.all((trans < stop) | (t0 + (k0 + 0.5) * self.step_mm >= t1)):
+                break
+        if not flats:
+            return np.full((len(origins), 0), -1, np.int64), np.zeros((len(origins), 0))
+        # ray-major order, as one march: the deposit's per-voxel sums add in the same order
+        return np.concatenate(flats, axis=1), np.concatenate(weights, axis=1)
 
     def _march_deposit(self, origins, dirs, ray_w):
         keep = ray_w > 0
         origins, dirs, ray_w = origins[keep], dirs[keep], ray_w[keep]
         if len(dirs) == 0:
             return
+        if self.mode == "render":
+            flat, w = self._render_weights(origins, dirs)
+            cw = w * ray_w[:, None]
+            ok = (flat >= 0) & (cw > 0)
+            self._add_repeated(flat[ok], cw[ok])
+            return
         flat, values, _ = self.march(origins, dirs)
         if flat.shape[1] == 0:
             return
-        if self.mode == "render":
-            cw = self.compositing_weights(values) * ray_w[:, None]
-            ok = (flat >= 0) & (cw > 0)
-            self._add_repeated(flat[ok], cw[ok])
         else:
             filled = np.where(np.isfinite(values), values, -np.inf)
             j = np.argmax(filled, axis=1)
