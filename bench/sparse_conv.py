@@ -204,7 +204,7 @@ def filled_box(repeats: int) -> None:
     for d, cin, cout in [(32, 4, 8), (32, 8, 8), (32, 16, 8), (16, 16, 16), (8, 32, 32)]:
         x = SparseTensor(grid_coords(d), torch.randn(d ** 3, cin))
         conv = SubMConv3d(cin, cout, 3)
-        w = conv.weight.detach().reshape(3, 3, 3, cin, cout).permute(4, 3, 0, 1, 2).contiguous()
+        w = conv_mod.conv3d_weight(conv.weight.detach(), 3)
         xd = x.feats.t().reshape(1, cin, d, d, d).contiguous()
         with torch.no_grad():
             conv(x)

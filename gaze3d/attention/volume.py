@@ -484,16 +484,16 @@ class VolumeEngine:
             ok = (flat >= 0) & (cw > 0)
             self._add_repeated(flat[ok], cw[ok])
             return
+        # MIP: each ray's maximum needs every step
         flat, values, _ = self.march(origins, dirs)
         if flat.shape[1] == 0:
             return
-        else:
-            filled = np.where(np.isfinite(values), values, -np.inf)
-            j = np.argmax(filled, axis=1)
-            top = filled[np.arange(len(j)), j]
-            hit = np.isfinite(top)
-            f = flat[np.arange(len(j)), j][hit]
-            self._add_repeated(f, ray_w[hit] * self.mip_brightness(top[hit]))
+        filled = np.where(np.isfinite(values), values, -np.inf)
+        j = np.argmax(filled, axis=1)
+        top = filled[np.arange(len(j)), j]
+        hit = np.isfinite(top)
+        f = flat[np.arange(len(j)), j][hit]
+        self._add_repeated(f, ray_w[hit] * self.mip_brightness(top[hit]))
 
     def _add(self, flat: np.ndarray, w: np.ndarray) -> None:
         """``acc[flat] += w`` for unique voxel indices ``flat`` (k,), seen by the journal."""

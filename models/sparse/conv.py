@@ -331,11 +331,17 @@ def dense_subm_conv3d(feats: torch.Tensor, weight: torch.Tensor, box, kernel_siz
     b, nx, ny, nz = box
     c_in, c_out = weight.shape[1], weight.shape[2]
     x = feats.contiguous().view(b, nx, ny, nz, c_in).permute(0, 4, 1, 2, 3)
-    # (K, C_in, C_out), K in kernel_offsets order (x slowest) -> (C_out, C_in, k, k, k)
-    w = weight.to(feats.dtype).view(kernel_size, kernel_size, kernel_size, c_in, c_out).permute(4, 3, 0, 1, 2)
     pad = dilation * (kernel_size // 2)
-    y = torch.mkldnn_convolution(x, w.contiguous(), None, [pad] * 3, [1] * 3, [dilation] * 3, 1)
+    y = torch.mkldnn_convolution(x, conv3d_weight(weight.to(feats.dtype), kernel_size), None, [pad] * 3,
+                                 [1] * 3, [dilation] * 3, 1)
     return y.permute(0, 2, 3, 4, 1).reshape(-1, c_out)
+
+
+def conv3d_weight(weight: torch.Tensor, kernel_size: int) -> torch.Tensor:
+    """Our ``(K, C_in, C_out)`` weights (K in :func:`~.kernel_map.kernel_offsets` order, x slowest) as
+    ``conv3d``'s contiguous ``(C_out, C_in, k, k, k)``."""
+    c_in, c_out = weight.shape[1], weight.shape[2]
+    return weight.reshape(kernel_size, kernel_size, kernel_size, c_in, c_out).permute(4, 3, 0, 1, 2).contiguous()
 
 
 class _ConvBase(nn.Module):
