@@ -16,6 +16,12 @@ Label volumes at hand (:data:`LABEL_VOLUMES`):
     The MNI152 2009a template inside the nilearn wheel (197 x 233 x 189 at
     1 mm): labels from its grey/white-matter probability maps (> 0.5) and the
     T1 (other head tissue), with the real T1 as its image.
+``organs``
+    :data:`N_ORGANS_TORSOS` procedural abdomens
+    (:func:`~.procedural_volumes.procedural_abdomen`, seeds 0, 1, ...):
+    touching organs, spine, vessels, hollow organs, with tissue classes so
+    that neighbours can share an intensity as in CT. Made on the fly, nothing
+    stored; :func:`load_training_volumes` expands the name into the torsos.
 
 SynthSeg recipe (Billot et al. 2023), :func:`synthseg_image` (the training
 augmentation; :func:`gaze3d.models.volume_eval.synth_image` is the bench's one
@@ -23,7 +29,10 @@ fixed-seed evaluation image, without blur or gamma): every label gets a
 random mean intensity and spread; then a random blur (resolution), a smooth
 multiplicative bias field, Gaussian noise and a random gamma; the result is
 normalised to [0, 1]. Images of any contrast come from one label map, so a
-model trained on them is not tied to CT or MR.
+model trained on them is not tied to CT or MR. Where a label volume has tissue
+classes (``LabelVolume.tissue``), the mean is drawn per class and each label
+gets a small offset from it, so structures of one tissue touch at nearly the
+same intensity.
 """
 from __future__ import annotations
 
@@ -36,7 +45,11 @@ import numpy as np
 
 from gaze3d.errors import InputError
 
-LABEL_VOLUMES = ("totalseg", "frog", "channels", "mni")
+LABEL_VOLUMES = ("totalseg", "frog", "channels", "mni", "organs")
+#: how many procedural torsos the name ``organs`` stands for in training
+N_ORGANS_TORSOS = 2
+#: spread of a label's mean intensity around its tissue class's mean (images in [0, 1])
+TISSUE_OFFSET_SD = 0.03
 
 
 @dataclass
@@ -53,6 +66,9 @@ class LabelVolume:
     modality : str
         ``"ct"``, ``"mr"`` or ``"none"`` (label map only).
     names : dict int -> str
+    tissue : dict int -> int, optional
+        Tissue class of every label (procedural volumes): SynthSeg images draw
+        one mean per class (see the module docstring).
     """
     name: str
     labels: np.ndarray
@@ -60,6 +76,7 @@ class LabelVolume:
     image: Optional[np.ndarray] = None
     modality: str = "none"
     names: Dict[int, str] = field(default_factory=dict)
+    tissue: Optional[Dict[int, int]] = None
 
 
 def _pyvista_example(fname: str) -> Path:
@@ -81,7 +98,12 @@ def _read_vti(path: Path, array: str) -> tuple:
 
 
 def load_label_volume(name: str, data_root=None) -> LabelVolume:
-    """One of :data:`LABEL_VOLUMES` (FileNotFoundError when its files are absent here)."""
+    """One of :data:`LABEL_VOLUMES` (FileNotFoundError when its files are absent here).
+
+    ``organs`` gives the first procedural torso (seed 0); :func:`load_training_volumes` gives them all.
+    """
+    if name == "organs":
+        return procedural_label_volume(0)
     if name == "totalseg":
         from gaze3d.io import load_scan
 
@@ -127,6 +149,26 @@ def load_label_volume(name: str, data_root=None) -> LabelVolume:
     raise InputError(f"label volume: expected one of {LABEL_VOLUMES}, got {name!r}")
 
 
+def procedural_label_volume(seed: int) -> LabelVolume:
+    """Procedural torso ``seed`` (:func:`~.procedural_volumes.procedural_abdomen`) as a label volume."""
+    from . import procedural_volumes as pv
+
+    labels, names, tissue = pv.procedural_abdomen(seed, pv.SHAPE, pv.SPACING_MM)
+    return LabelVolume(f"organs{seed}", labels, np.full(3, pv.SPACING_MM), None, "none", names, tissue)
+
+
+def load_training_volumes(names, data_root=None) -> List[LabelVolume]:
+    """The label volumes of ``names`` (from :data:`LABEL_VOLUMES`); ``organs`` stands for
+    :data:`N_ORGANS_TORSOS` procedural torsos (seeds 0, 1, ...)."""
+    out = []
+    for n in names:
+        if n == "organs":
+            out.extend(procedural_label_volume(s) for s in range(N_ORGANS_TORSOS))
+        else:
+            out.append(load_label_volume(n, data_root))
+    return out
+
+
 @dataclass
 class Structure:
     """One structure: a label's largest connected component."""
@@ -170,7 +212,8 @@ def _smooth_field(shape, rng, n: int = 4, sigma_max: float = 0.4) -> np.ndarray:
     return np.exp(f)
 
 
-def synthseg_image(labels: np.ndarray, rng: np.random.Generator, spacing=(1.0, 1.0, 1.0)) -> np.ndarray:
+def synthseg_image(labels: np.ndarray, rng: np.random.Generator, spacing=(1.0, 1.0, 1.0),
+                   tissue: Optional[Dict[int, int]] = None) -> np.ndarray:
     """A SynthSeg image of a label map (see the module docstring).
 
     Parameters
@@ -179,6 +222,10 @@ def synthseg_image(labels: np.ndarray, rng: np.random.Generator, spacing=(1.0, 1
     rng : numpy Generator
     spacing : (3,) mm
         Voxel size: the blur is drawn in mm (resolution 1-6 mm) and converted.
+    tissue : dict int -> int, optional
+        Tissue class per label: one mean per class, plus an offset of sd
+        :data:`TISSUE_OFFSET_SD` per label. Without it (and for labels it does
+        not name) every label draws its own mean, as before.
 
     Returns
     -------
@@ -189,6 +236,10 @@ def synthseg_image(labels: np.ndarray, rng: np.random.Generator, spacing=(1.0, 1
     lab = np.asarray(labels)
     uniq, inv = np.unique(lab, return_inverse=True)
     means = rng.uniform(0, 1, len(uniq))
+    if tissue:
+        cls = np.array([tissue.get(int(u), -1 - i) for i, u in enumerate(uniq)])   # unnamed: a class each
+        ucls, cinv = np.unique(cls, return_inverse=True)
+        means = np.clip(rng.uniform(0, 1, len(ucls))[cinv] + rng.normal(0, TISSUE_OFFSET_SD, len(uniq)), 0, 1)
     stds = rng.uniform(0, 0.08, len(uniq))
     img = means[inv].reshape(lab.shape) + rng.normal(0, 1, lab.shape) * stds[inv].reshape(lab.shape)
     res_mm = rng.uniform(1.0, 6.0, 3)                       # acquisition resolution per axis

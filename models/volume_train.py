@@ -124,7 +124,7 @@ class VolumeSampler:
             image = self._normed[lv.name][ix]
             image = np.flip(image, flips) if flips else image
         else:
-            image = synthseg_image(labels, rng, (vox,) * 3)
+            image = synthseg_image(labels, rng, (vox,) * 3, lv.tissue)
         target = np.ascontiguousarray(labels == st.label)
         image = np.ascontiguousarray(image, dtype=np.float32)
         vol = Volume(image, affine=np.diag([vox, vox, vox, 1.0]))
@@ -255,7 +255,7 @@ def downsample(lv: LabelVolume, factor: int) -> LabelVolume:
         return lv
     s = (slice(None, None, factor),) * 3
     return LabelVolume(lv.name, np.ascontiguousarray(lv.labels[s]), lv.spacing * factor,
-                       None if lv.image is None else np.ascontiguousarray(lv.image[s]), lv.modality, lv.names)
+                       None if lv.image is None else np.ascontiguousarray(lv.image[s]), lv.modality, lv.names, lv.tissue)
 
 
 def evaluate_volume(methods: dict, lv: LabelVolume, *, fixations: int = 5, min_cm3: float = 20.0,
@@ -269,7 +269,8 @@ def evaluate_volume(methods: dict, lv: LabelVolume, *, fixations: int = 5, min_c
 
     from .volume_eval import run_structure
 
-    image = lv.image if lv.image is not None else synthseg_image(lv.labels, np.random.default_rng(seed), lv.spacing)
+    image = lv.image if lv.image is not None else synthseg_image(lv.labels, np.random.default_rng(seed), lv.spacing,
+                                                                 lv.tissue)
     vol = Volume(np.asarray(image, np.float32), affine=np.diag(list(lv.spacing) + [1.0]))
     sts = structures(lv, min_cm3)
     if max_structures is not None:
@@ -313,7 +314,7 @@ def validate_checkpoint(path, val: LabelVolume, fixations: int = 5, baselines: b
 def run_cli(args) -> None:
     """``gaze3d train --volumes ...`` (see :mod:`gaze3d.cli.train`)."""
     from .checkpoint import save_checkpoint, weights_digest
-    from .volume_data import LABEL_VOLUMES, load_label_volume
+    from .volume_data import LABEL_VOLUMES, load_label_volume, load_training_volumes
     from .volume_net import VOLUME_KIND, build_volume_model
 
     names = [n for n in args.volumes.split(",") if n]
@@ -333,7 +334,7 @@ def run_cli(args) -> None:
         model = build_volume_model(args.base_channels, args.voxel_mm)
     except ValueError as exc:
         raise InputError(str(exc)) from exc
-    sampler = VolumeSampler([load_label_volume(n, args.data) for n in names], crop=args.crop,
+    sampler = VolumeSampler(load_training_volumes(names, args.data), crop=args.crop,
                             voxel_mm=args.voxel_mm, seed=args.seed, prior=args.volume_prior)
     t0 = time.perf_counter()
     losses = train_volume(model, sampler, cfg)

@@ -68,7 +68,8 @@ def register(subparsers):
     # issue 14: the gaze-prompted volume model (docs/volumes.md)
     p.add_argument("--volumes", default=None,
                    help="train the VOLUME model instead, on SynthSeg images of these label volumes "
-                        "(comma-separated: frog, channels, mni, totalseg); see docs/volumes.md")
+                        "(comma-separated: frog, channels, organs = procedural torsos, mni, totalseg); "
+                        "see docs/volumes.md")
     p.add_argument("--val-volume", default="mni",
                    help="volume model: label volume to validate on (never trained on; none: skip)")
     p.add_argument("--crop", type=int, default=32, help="volume model: crop edge in voxels")
