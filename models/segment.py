@@ -30,8 +30,11 @@ class SegmentResult:
     Attributes
     ----------
     mask : (n,) bool
+        One value per point; on a volume (``VolumeSegmenter.segment``) the
+        voxel grid's shape, ``(I, J, K)``.
     score : (n,) float32
-        Object probability (network) or random-walk potential (graph), in [0, 1].
+        Object probability (network) or random-walk potential (graph), in [0, 1];
+        ``(I, J, K)`` on a volume, like ``mask``.
     method : str
         ``"net"``, ``"graph"``, ``"grow"``.
     status : str
