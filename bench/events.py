@@ -45,7 +45,11 @@ Last in a full run, simulated orbit viewing (:func:`orbit_table`): how the
 screen-space labels treat the eye following a scene point while the camera
 orbits (``--orbit`` prints only that table).
 
-Run: ``.venv/bin/python bench/events.py [--quick] [--orbit] [--orbit-figure PNG] [--pso] [--tune | --tune-late | --tune-slow | --tune-amp]``
+``--f1-misses`` prints where the adults' event F1 loses to the coders' (hits,
+misses and false alarms per coder, and the coder fixation pairs ``adaptive``
+merges into one: the small saccade between them).
+
+Run: ``.venv/bin/python bench/events.py [--quick] [--orbit] [--orbit-figure PNG] [--pso] [--f1-misses] [--tune | --tune-late | --tune-slow | --tune-amp]``
 """
 from __future__ import annotations
 
@@ -396,6 +400,46 @@ def pso_in_fixation(labels: np.ndarray) -> np.ndarray:
 PSO_GRID = (0.0, 0.01, 0.02, 0.03, 0.04)
 
 
+def f1_misses(adults: List[Recording], window_s: float = 0.060):
+    """Where the adults' event F1 loses to the coders': hits / misses / false alarms per coder (ours and
+    coder vs coder), and the coder fixation pairs that one fixation of ours spans (we merge them: the
+    small saccade between them was not found), with that saccade's amplitude (mean positions of
+    ``window_s`` before and after the coder's gap) and duration."""
+    labels = [classify_samples(r.t, r.x, r.y, "adaptive") for r in adults]
+    rows = range(adults[0].refs.shape[0])
+    ours = np.zeros(3)
+    for r, lab in zip(adults, labels):
+        for c in rows:
+            ours += match_events(r.refs[c] == FIX, lab == FIX)
+    ours /= len(rows)
+    pairs, cc = 0, np.zeros(3)
+    for i, j in itertools.permutations(rows, 2):
+        for r in adults:
+            cc += match_events(r.refs[i] == FIX, r.refs[j] == FIX)
+        pairs += 1
+    cc /= pairs
+    print("## adults: event matching per coder (hits, misses, false alarms, F1)")
+    for name, (h, m, fa) in (("adaptive", ours), ("coder vs coder", cc)):
+        print(f"{name:>15}: hits {h:6.1f}  misses {m:5.1f}  false alarms {fa:5.1f}  F1 {f1(h, m, fa):.4f}")
+    amp, dur = [], []
+    for r, lab in zip(adults, labels):
+        w = max(1, int(round(window_s / float(np.median(np.diff(r.t))))))
+        for c in rows:
+            d = np.diff(np.r_[0, (r.refs[c] == FIX).astype(np.int8), 0])
+            starts, ends = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+            for g0, g1 in zip(ends[:-1], starts[1:]):         # the coder's gap between two fixations
+                if g0 > 0 and g1 < len(lab) and np.all(lab[g0 - 1:g1 + 1] == FIX):
+                    a, b = slice(max(g0 - w, 0), g0), slice(g1, g1 + w)
+                    amp.append(np.hypot(np.nanmean(r.x[b]) - np.nanmean(r.x[a]),
+                                        np.nanmean(r.y[b]) - np.nanmean(r.y[a])))
+                    dur.append(r.t[g1] - r.t[g0 - 1])
+    q = (0.1, 0.25, 0.5, 0.75, 0.9)
+    print(f"coder fixation pairs one fixation of ours spans: {len(amp) / len(rows):.1f} per coder")
+    print(f"  their gap's amplitude (deg, {window_s * 1e3:.0f} ms means), quantiles {q}: "
+          f"{np.round(np.nanquantile(amp, q), 2).tolist()}")
+    print(f"  their gap's duration (ms), same quantiles: {np.round(np.quantile(dur, q) * 1e3, 1).tolist()}")
+
+
 def pso_table(blocks):
     """Fixation kappa / F1, strict and +PSO, per data set for each ``pso_max_s`` of PSO_GRID (defaults
     otherwise): what labelling the oscillation costs against coders who have no PSO class."""
@@ -456,6 +500,8 @@ def main(argv=None) -> int:
                              "alone and camera known (docs/images/events_orbit_labels.png)")
     parser.add_argument("--pso", action="store_true",
                         help="print only the PSO length sweep (pso_max_s), strict and +PSO, every data set")
+    parser.add_argument("--f1-misses", action="store_true",
+                        help="print only where the adults' event F1 loses to the coders' (the tuning set)")
     args = parser.parse_args(argv)
     if args.orbit_figure:
         orbit_figure(args.orbit_figure)
@@ -469,6 +515,9 @@ def main(argv=None) -> int:
         return 1
     if args.pso:
         pso_table(blocks)
+        return 0
+    if args.f1_misses:
+        f1_misses([r for d, g, recs, _ in blocks if d == "hooge2018" and g.startswith("adult") for r in recs])
         return 0
     if args.tune_amp and not (args.tune or args.tune_late):
         tune_amp([r for d, g, recs, _ in blocks if d == "hooge2018" and g.startswith("adult") for r in recs])
