@@ -284,20 +284,32 @@ def run_structure(volume, truth: np.ndarray, methods: Dict[str, Callable], *, la
     return res
 
 
-def synth_image(labels: np.ndarray, seed: int = 0, *, noise: float = 0.05, bias: float = 0.3) -> np.ndarray:
+def synth_image(labels: np.ndarray, seed: int = 0, *, noise: float = 0.05, bias: float = 0.3,
+                tissue: Optional[dict] = None) -> np.ndarray:
     """(I, J, K) float32 synthetic image of a label volume (the SynthSeg recipe, fixed seed).
 
     Each label gets a random mean intensity in [0, 1] (background 0 too), a
     smooth multiplicative bias field of relative amplitude ``bias`` spans the
-    volume, and Gaussian noise of ``noise`` is added.
+    volume, and Gaussian noise of ``noise`` is added. With ``tissue`` (label
+    -> tissue class, as procedural torsos have), the mean is drawn per class
+    and each label is offset from it by sd
+    :data:`~.volume_data.TISSUE_OFFSET_SD`, as in training.
     """
     from scipy import ndimage
+
+    from .volume_data import TISSUE_OFFSET_SD
 
     rng = np.random.default_rng(seed)
     lab = np.asarray(labels)
     if lab.size == 0 or lab.min() < 0:
         raise InputError("labels: expected a non-empty volume of non-negative label ids")
-    img = rng.uniform(0.0, 1.0, int(lab.max()) + 1)[lab]          # one random mean per label id
+    means = rng.uniform(0.0, 1.0, int(lab.max()) + 1)                 # one random mean per label id
+    if tissue:
+        ids = np.arange(len(means))
+        cls = np.array([tissue.get(int(i), -1 - int(i)) for i in ids])   # unnamed: a class each
+        ucls, cinv = np.unique(cls, return_inverse=True)
+        means = np.clip(rng.uniform(0.0, 1.0, len(ucls))[cinv] + rng.normal(0.0, TISSUE_OFFSET_SD, len(ids)), 0, 1)
+    img = means[lab]
     coarse = rng.normal(0.0, 1.0, (4, 4, 4))
     field = ndimage.zoom(coarse, np.array(lab.shape) / 4.0, order=3)[:lab.shape[0], :lab.shape[1], :lab.shape[2]]
     field = 1.0 + bias * field / max(float(np.abs(field).max()), 1e-9)
@@ -358,6 +370,28 @@ def load_phantom(seed: int = 0, spacing_mm: float = 3.0, shape=(128, 110, 40)):
     labels = np.where(full >= 2, full, 0)
     affine = np.diag([spacing_mm] * 3 + [1.0])
     return Volume(synth_image(full, seed=seed), affine, labels=labels), labels, names
+
+
+#: the procedural torso the bench validates on (``torso``): a seed no training run draws
+#: (training uses seeds 0 .. N_ORGANS_TORSOS - 1), on a CT-like grid of 3 mm voxels
+TORSO_SEED, TORSO_SHAPE, TORSO_SPACING_MM = 1000, (120, 100, 48), 3.0
+
+
+def load_torso(seed: int = TORSO_SEED):
+    """A procedural torso (:func:`~.procedural_volumes.procedural_abdomen`, seed ``seed``) on a 3 mm grid,
+    with :func:`synth_image` (image seed 0, tissue classes on: organs of one class touch at nearly one
+    intensity). The touching-organ case the phantom lacks; in-distribution for a model trained on
+    ``organs`` (other seeds of the same generator), out of it for one that was not.
+
+    Returns ``(volume, labels, names)`` as :func:`load_frog`.
+    """
+    from gaze3d.scan import Volume
+
+    from .procedural_volumes import procedural_abdomen
+
+    labels, names, tissue = procedural_abdomen(seed, TORSO_SHAPE, TORSO_SPACING_MM)
+    affine = np.diag([TORSO_SPACING_MM] * 3 + [1.0])
+    return Volume(synth_image(labels, seed=0, tissue=tissue), affine, labels=labels), labels, names
 
 
 def load_mni(step: int = 2):

@@ -90,3 +90,26 @@ def test_organs_name_expands_into_the_procedural_torsos(monkeypatch):
     assert not np.array_equal(vols[0].labels, vols[1].labels)
     np.testing.assert_array_equal(load_label_volume("organs").labels, vols[0].labels)
     assert len(structures(vols[0], min_cm3=10.0)) >= 10
+
+
+def test_the_bench_torso_is_a_held_out_seed_with_tissue_contrast(monkeypatch):
+    """``bench/volume_interactive.py --datasets torso``: a seed no training run draws, its fixed-seed image
+    with one intensity per tissue class (organs of one class touch at nearly one grey)."""
+    import gaze3d.models.volume_eval as ve
+
+    assert ve.TORSO_SEED >= N_ORGANS_TORSOS
+    monkeypatch.setattr(ve, "TORSO_SHAPE", COARSE["shape"])
+    monkeypatch.setattr(ve, "TORSO_SPACING_MM", COARSE["spacing_mm"])
+    vol, labels, names = ve.load_torso()
+    _, _, tissue = procedural_abdomen(ve.TORSO_SEED, **COARSE)
+    assert vol.shape == labels.shape == COARSE["shape"]
+    np.testing.assert_allclose(vol.spacing, COARSE["spacing_mm"])
+    img = np.asarray(vol.array)
+    soft = [k for k, c in tissue.items() if c == SOFT and (labels == k).any()]
+    own = [k for k, c in tissue.items() if c >= 10 and (labels == k).any()]
+    assert len(soft) >= 2 and own
+    med = {k: float(np.median(img[labels == k])) for k in soft + own}
+    spread_soft = max(med[k] for k in soft) - min(med[k] for k in soft)
+    assert spread_soft < 0.25            # one class: offsets of sd 0.03 under a smooth bias field
+    # without tissue classes, synth_image is what it always was (frog, phantom unchanged)
+    np.testing.assert_array_equal(ve.synth_image(labels, seed=2), ve.synth_image(labels, seed=2, tissue=None))
