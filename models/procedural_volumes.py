@@ -117,14 +117,16 @@ def procedural_abdomen(seed: int = 0, shape: Tuple[int, int, int] = SHAPE, spaci
     labels[cavity] = VISCERAL_FAT
 
     # --- spine (posterior midline): vertebral bodies, discs, posterior elements
-    spine_y = (b * rng.uniform(0.42, 0.55))[None, None, :] + 0 * gz       # (1, 1, K) mm, posterior is +y
+    spine_y = (b * rng.uniform(0.42, 0.55))[None, None, :]                # (1, 1, K) mm, posterior is +y
     rv = rng.uniform(16, 23)
     sx = _wander(z, rng, 3.0)[None, None, :]
     in_body = (gx - sx) ** 2 + (gy - spine_y) ** 2 <= rv ** 2
     posterior = (np.abs(gx - sx) <= rng.uniform(6, 10)) & (gy > spine_y) & (gy <= spine_y + rv + rng.uniform(22, 34))
     height, disc = rng.uniform(24, 32), rng.uniform(5, 9)
-    phase = (z - z.min() + rng.uniform(0, height + disc)) % (height + disc)
-    k_index = ((z - z.min() + rng.uniform(0, height + disc)) // (height + disc)).astype(int)
+    # one offset for both: vertebra k is one body and the disc below it (a body is never split)
+    along = z - z.min() + rng.uniform(0, height + disc)
+    phase = along % (height + disc)
+    k_index = (along // (height + disc)).astype(int)
     is_disc = (phase >= height)[None, None, :]
     bone = (in_body | posterior) & ~is_disc
     next_label = 10

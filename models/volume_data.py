@@ -212,6 +212,16 @@ def _smooth_field(shape, rng, n: int = 4, sigma_max: float = 0.4) -> np.ndarray:
     return np.exp(f)
 
 
+def tissue_means(ids: np.ndarray, tissue: Dict[int, int], rng: np.random.Generator) -> np.ndarray:
+    """``(len(ids),)`` mean intensities in [0, 1] of labels ``ids`` with tissue classes: one uniform draw
+    per class, then an offset of sd :data:`TISSUE_OFFSET_SD` per label (a label ``tissue`` does not
+    name is a class of its own)."""
+    cls = np.array([tissue.get(int(u), -1 - i) for i, u in enumerate(ids)])
+    _, cinv = np.unique(cls, return_inverse=True)
+    n_cls = int(cinv.max()) + 1 if len(cinv) else 0
+    return np.clip(rng.uniform(0, 1, n_cls)[cinv] + rng.normal(0, TISSUE_OFFSET_SD, len(ids)), 0, 1)
+
+
 def synthseg_image(labels: np.ndarray, rng: np.random.Generator, spacing=(1.0, 1.0, 1.0),
                    tissue: Optional[Dict[int, int]] = None) -> np.ndarray:
     """A SynthSeg image of a label map (see the module docstring).
@@ -237,9 +247,7 @@ def synthseg_image(labels: np.ndarray, rng: np.random.Generator, spacing=(1.0, 1
     uniq, inv = np.unique(lab, return_inverse=True)
     means = rng.uniform(0, 1, len(uniq))
     if tissue:
-        cls = np.array([tissue.get(int(u), -1 - i) for i, u in enumerate(uniq)])   # unnamed: a class each
-        ucls, cinv = np.unique(cls, return_inverse=True)
-        means = np.clip(rng.uniform(0, 1, len(ucls))[cinv] + rng.normal(0, TISSUE_OFFSET_SD, len(uniq)), 0, 1)
+        means = tissue_means(uniq, tissue, rng)
     stds = rng.uniform(0, 0.08, len(uniq))
     img = means[inv].reshape(lab.shape) + rng.normal(0, 1, lab.shape) * stds[inv].reshape(lab.shape)
     res_mm = rng.uniform(1.0, 6.0, 3)                       # acquisition resolution per axis

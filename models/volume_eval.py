@@ -297,7 +297,7 @@ def synth_image(labels: np.ndarray, seed: int = 0, *, noise: float = 0.05, bias:
     """
     from scipy import ndimage
 
-    from .volume_data import TISSUE_OFFSET_SD
+    from .volume_data import tissue_means
 
     rng = np.random.default_rng(seed)
     lab = np.asarray(labels)
@@ -305,10 +305,7 @@ def synth_image(labels: np.ndarray, seed: int = 0, *, noise: float = 0.05, bias:
         raise InputError("labels: expected a non-empty volume of non-negative label ids")
     means = rng.uniform(0.0, 1.0, int(lab.max()) + 1)                 # one random mean per label id
     if tissue:
-        ids = np.arange(len(means))
-        cls = np.array([tissue.get(int(i), -1 - int(i)) for i in ids])   # unnamed: a class each
-        ucls, cinv = np.unique(cls, return_inverse=True)
-        means = np.clip(rng.uniform(0.0, 1.0, len(ucls))[cinv] + rng.normal(0.0, TISSUE_OFFSET_SD, len(ids)), 0, 1)
+        means = tissue_means(np.arange(len(means)), tissue, rng)
     img = means[lab]
     coarse = rng.normal(0.0, 1.0, (4, 4, 4))
     field = ndimage.zoom(coarse, np.array(lab.shape) / 4.0, order=3)[:lab.shape[0], :lab.shape[1], :lab.shape[2]]

@@ -37,6 +37,8 @@ def test_every_label_is_named_and_has_a_tissue_class(torso):
     assert tissue[0] == 0 and tissue[1] == FAT
     vertebrae = [k for k, v in names.items() if v.startswith("vertebra")]
     assert len(vertebrae) >= 8 and all(tissue[k] == BONE for k in vertebrae)
+    # a vertebra is one body with its posterior elements, never the halves of two split by a disc
+    assert all(ndimage.label(labels == k)[1] == 1 for k in vertebrae)
 
 
 def test_organs_touch_their_neighbours_and_are_one_body_each(torso):
