@@ -96,6 +96,7 @@ def procedural_abdomen(seed: int = 0, shape: Tuple[int, int, int] = SHAPE, spaci
     gx, gy, gz = np.meshgrid(*axes, indexing="ij", sparse=True)
     z = axes[2]
     half = [n * spacing_mm / 2.0 for n in shape]
+    vox_cm3 = spacing_mm ** 3 / 1000.0
     labels = np.zeros(shape, np.int32)
     names: Dict[int, str] = {SUBCUT_FAT: "subcutaneous fat", MUSCLE_WALL: "muscle wall",
                              VISCERAL_FAT: "visceral fat", PARASPINAL_L: "paraspinal muscle left",
@@ -182,39 +183,38 @@ def procedural_abdomen(seed: int = 0, shape: Tuple[int, int, int] = SHAPE, spaci
     cand = np.argwhere(free)
     n_org = int(rng.integers(12, 19))
     centres = cand[rng.choice(len(cand), n_org, replace=False)]
+    # best: each voxel's lowest score, which is its owner's (so the cut below needs no other score)
     best = np.full(shape, np.inf, np.float32)
     owner = np.full(shape, -1, np.int32)
     radii = np.exp(rng.uniform(np.log(35), np.log(90), n_org))
-    scores = []
     full_grid = (gx, gy, gz)
     for i, c in enumerate(centres):
         cmm = [axes[a][c[a]] for a in range(3)]
         semi = radii[i] * np.exp(rng.uniform(-0.35, 0.35, 3))
         d = np.sqrt(sum(((full_grid[a] - cmm[a]) / semi[a]) ** 2 for a in range(3))).astype(np.float32)
         d = d + 0.22 * _noise(shape, rng, int(rng.integers(4, 8)))
-        scores.append(d)
         closer = d < best
         best[closer] = d[closer]
         owner[closer] = i
     organ_labels = []
     for i in range(n_org):
         extent = rng.uniform(1.0, 1.6)            # > 1: fills its cell where a neighbour claims less
-        m = free & (owner == i) & (scores[i] <= extent)
+        m = free & (owner == i) & (best <= extent)
         m_lab, n_cc = ndimage.label(m)
         if n_cc > 1:                                # keep the largest piece: an organ is one body
             sizes = ndimage.sum_labels(m, m_lab, range(1, n_cc + 1))
             m = m_lab == (int(np.argmax(sizes)) + 1)
-        if m.sum() * spacing_mm ** 3 / 1000.0 < 4.0:
+        if m.sum() * vox_cm3 < 4.0:
             continue
         labels[m] = next_label
         names[next_label] = f"organ {i + 1}"
         tissue[next_label] = SOFT if rng.random() < 0.5 else OWN_CLASS + next_label
         organ_labels.append(next_label)
         next_label += 1
-    del scores, best, owner
+    del best, owner
 
     # --- hollow organs: one or two become a wall around a lumen of their own
-    big = [lab for lab in organ_labels if (labels == lab).sum() * spacing_mm ** 3 / 1000.0 > 60.0]
+    big = [lab for lab in organ_labels if (labels == lab).sum() * vox_cm3 > 60.0]
     for lab in rng.permutation(big)[:int(rng.integers(1, 3))]:
         m = labels == lab
         inner = ndimage.distance_transform_edt(m, sampling=spacing_mm) > rng.uniform(3, 7)
@@ -238,7 +238,7 @@ def procedural_abdomen(seed: int = 0, shape: Tuple[int, int, int] = SHAPE, spaci
         semi = rng.uniform(10, 20) * np.exp(rng.uniform(-0.3, 0.3, 3))
         blob = sum(((full_grid[a] - cmm[a]) / semi[a]) ** 2 for a in range(3)) <= 1
         s = blob & ((labels == VISCERAL_FAT) | m)
-        if s.sum() * spacing_mm ** 3 / 1000.0 < 2.0:
+        if s.sum() * vox_cm3 < 2.0:
             continue
         labels[s] = next_label
         names[next_label] = f"small organ {i + 1}"
