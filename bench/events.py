@@ -379,6 +379,12 @@ def orbit_figure(path: Path, seed: int = 3, span_s=(0.0, 4.0)):
 
 
 # ------------------------------------------------------------------ tables
+def _runs(mask: np.ndarray):
+    """(starts, ends) of the runs of True in a 1D bool array, ends exclusive."""
+    d = np.diff(np.r_[0, mask.astype(np.int8), 0])
+    return np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+
+
 def pso_in_fixation(labels: np.ndarray) -> np.ndarray:
     """Labels with each PSO run that a fixation follows counted as that fixation.
 
@@ -389,8 +395,7 @@ def pso_in_fixation(labels: np.ndarray) -> np.ndarray:
     another saccade) stays outside. The plain columns score it as not fixation.
     """
     out = labels.copy()
-    d = np.diff(np.r_[0, (labels == PSO).astype(np.int8), 0])
-    for s, e in zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)):
+    for s, e in zip(*_runs(labels == PSO)):
         if e < len(labels) and labels[e] == FIX:
             out[s:e] = FIX
     return out
@@ -425,8 +430,7 @@ def f1_misses(adults: List[Recording], window_s: float = 0.060):
     for r, lab in zip(adults, labels):
         w = max(1, int(round(window_s / float(np.median(np.diff(r.t))))))
         for c in rows:
-            d = np.diff(np.r_[0, (r.refs[c] == FIX).astype(np.int8), 0])
-            starts, ends = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+            starts, ends = _runs(r.refs[c] == FIX)
             for g0, g1 in zip(ends[:-1], starts[1:]):         # the coder's gap between two fixations
                 if g0 > 0 and g1 < len(lab) and np.all(lab[g0 - 1:g1 + 1] == FIX):
                     a, b = slice(max(g0 - w, 0), g0), slice(g1, g1 + w)
