@@ -36,7 +36,16 @@ Numpy only (the tracker environment). Stages, all in one pass over the signal:
    smears their flanks. With ``edge_pursuit`` (off by default) a saccade
    that leaves or lands in pursuit faster than the onset threshold ends
    where its speed in excess of that pursuit's falls to the threshold
-   (otherwise the run goes on through the pursuit).
+   (otherwise the run goes on through the pursuit). **Small saccades**
+   (off by default): a run that is no saccade only because its peak misses
+   the peak threshold (small saccades are slow: main sequence) is one when
+   the peak passes ``small_saccade_peak_frac`` x that threshold, it moves the
+   eye ``small_saccade_amp_deg`` (measured as above), lasts at most
+   ``small_saccade_max_s`` (longer runs at such speeds are pursuit's to
+   judge) and lies wholly inside a fixation; the whole run is labelled, with
+   no PSO after it. ``small_saccade_peak_frac=``:data:`SMALL_SACCADE_PEAK_FRAC`
+   turns it on: it brings the Hooge adults' event F1 to their coders' but
+   lowers both held-out sets (docs/events.md, stage 9).
 5. **PSO** (post-saccadic oscillation, "glissade"): a run above the onset
    threshold that starts within ``pso_max_s`` after a saccade ends, slower
    than that saccade's peak, labelled from the saccade's end to at most
@@ -82,7 +91,10 @@ ADAPTIVE_DEFAULTS: Dict[str, float] = dict(
     pso_max_s=0.04, edge_pursuit=0.0, pursuit_window_s=0.100, pursuit_velocity=5.0, pursuit_slow_velocity=2.0,
     pursuit_slow_amp_deg=1.0, pursuit_slow_min_s=0.15, pursuit_slow_straightness=0.7, pursuit_slow_cap=1.0,
     pursuit_noise_z=6.0, min_pursuit_s=0.150, pursuit_min_amp_deg=0.5,
-    pursuit_straightness=0.0, min_fixation_s=0.040)
+    pursuit_straightness=0.0, min_fixation_s=0.040, small_saccade_peak_frac=0.0, small_saccade_amp_deg=0.8,
+    small_saccade_max_s=0.06)
+#: ``small_saccade_peak_frac`` of stage 9's choice (the tier is off by default: docs/events.md)
+SMALL_SACCADE_PEAK_FRAC = 0.75
 
 
 def _runs(mask: np.ndarray):
@@ -300,7 +312,7 @@ def classify_adaptive(t: np.ndarray, x: np.ndarray, y: np.ndarray, ok: np.ndarra
         st = np.full(n, p["threshold_min"] * p["onset_sd"] / p["peak_sd"])
     vv = np.where(np.isfinite(v), v, 0.0)
     # --- saccades: runs above onset with a peak above the peak threshold
-    s_all, e_all, peak, ptr, is_sac = _fast_runs(vv, st, pt, good, x, y, dt_med, p)
+    s_all, e_all, peak, ptr, is_sac, amp = _fast_runs(vv, st, pt, good, x, y, dt_med, p)
     # --- blinks from the signal's shape: the lid sweeping over the pupil drags the
     # estimate in a fast excursion around the loss of track. The part of a
     # saccade-speed run within blink_reach_s of a loss it contains or touches (a
@@ -324,7 +336,7 @@ def classify_adaptive(t: np.ndarray, x: np.ndarray, y: np.ndarray, ok: np.ndarra
             j = np.searchsorted(tl, ti)
             near = np.minimum(np.abs(ti - tl[np.maximum(j - 1, 0)]), np.abs(tl[np.minimum(j, len(tl) - 1)] - ti))
             good[idx[near <= p["blink_reach_s"] + 1e-12]] = False
-            s_all, e_all, peak, ptr, is_sac = _fast_runs(vv, st, pt, good, x, y, dt_med, p)
+            s_all, e_all, peak, ptr, is_sac, amp = _fast_runs(vv, st, pt, good, x, y, dt_med, p)
     # pursuit window and the speed floor of pursuit (stage 6), also used by the saccade edges
     hp = max(1, int(round(p["pursuit_window_s"] / 2 / dt_med)))
     # noise SD of that estimator: difference of two means of (hp + 1) samples
@@ -392,6 +404,17 @@ def classify_adaptive(t: np.ndarray, x: np.ndarray, y: np.ndarray, ok: np.ndarra
             stop = min(e, int(np.searchsorted(t, sac_end + p["pso_max_s"] + 1e-12, side="right")))
             labels[last_e:stop] = PSO
             sac_end = -np.inf
+    if p["small_saccade_peak_frac"] > 0 and len(s_all):
+        # small saccades (stage 4, off by default): after the PSO pass, so a fast run inside a
+        # saccade's oscillation stays PSO; the whole run is labelled (its peak sample alone scored a
+        # lower event F1 on the adults)
+        dur = (e_all - s_all) * dt_med
+        small = (~is_sac & (peak > p["small_saccade_peak_frac"] * ptr) & (amp >= p["small_saccade_amp_deg"])
+                 & (dur >= p["min_saccade_s"] - 1e-12) & (dur <= p["small_saccade_max_s"] + 1e-12))
+        for k in np.flatnonzero(small):
+            s, e = s_all[k], e_all[k]
+            if np.all(labels[s:e] == FIX):
+                labels[s:e] = SAC
     # --- pursuit vs fixation between saccades
     inter = labels == FIX
     if inter.any():
@@ -470,7 +493,7 @@ def _fast_runs(vv, st, pt, good, x, y, dt_med, p):
     s_all, e_all = _runs(good & (vv > st))
     if not len(s_all):
         z = np.zeros(0)
-        return s_all, e_all, z, z, np.zeros(0, dtype=bool)
+        return s_all, e_all, z, z, np.zeros(0, dtype=bool), z
     peak = _run_max(vv, s_all, e_all)
     ptr = -_run_max(-pt, s_all, e_all)
     dur = (e_all - s_all) * dt_med
@@ -495,7 +518,7 @@ def _fast_runs(vv, st, pt, good, x, y, dt_med, p):
         (bx, by, bok), (ax, ay, aok) = side
         amp = np.where(bok & aok, np.hypot(ax - bx, ay - by), amp)
     is_sac = (peak > ptr) & (dur >= p["min_saccade_s"] - 1e-12) & (amp >= p["min_saccade_amp_deg"])
-    return s_all, e_all, peak, ptr, is_sac
+    return s_all, e_all, peak, ptr, is_sac, amp
 
 
 def _run_max(a: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:

@@ -54,6 +54,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
+from ._events_adaptive import SMALL_SACCADE_PEAK_FRAC  # noqa: F401  (re-exported: the option of stage 9)
 from ._events_adaptive import ADAPTIVE_DEFAULTS, _runs, classify_adaptive
 from .errors import InputError
 

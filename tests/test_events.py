@@ -388,6 +388,53 @@ def test_adaptive_noise_burst_is_not_a_saccade():
         assert np.all(labels[j + 20:] == FIX)
 
 
+def _small_saccade(rate=300.0, amp=0.9, dur=0.03, noise=0.1, seed=0, pursuit_deg_s=0.0):
+    """(t, x, y, onset): 0.7 s of fixation, a ``amp`` deg saccade over ``dur`` s (or, with
+    ``pursuit_deg_s``, 0.3 s of pursuit at that speed), then fixation; white noise ``noise`` deg."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(1.5 * rate)) / rate
+    x, y, a = np.zeros_like(t), np.zeros_like(t), 0.7
+    if pursuit_deg_s:
+        y[t >= a] = pursuit_deg_s * np.minimum(t[t >= a] - a, 0.3)
+    else:
+        m = (t >= a) & (t < a + dur)
+        x[m] = amp * (0.5 - 0.5 * np.cos(np.pi * (t[m] - a) / dur))
+        x[t >= a + dur] = amp
+    return t, x + rng.normal(0, noise, len(t)), y + rng.normal(0, noise, len(t)), a
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_adaptive_small_saccade_tier_splits_the_fixation(seed):
+    """small_saccade_peak_frac (off by default): a 0.9 deg saccade whose smoothed peak stays under the
+    40 deg/s peak-threshold floor splits the fixation only with the tier on; nothing else moves."""
+    from gaze3d.events import SMALL_SACCADE_PEAK_FRAC
+
+    t, x, y, a = _small_saccade(seed=seed)
+    near = (t > a - 0.05) & (t < a + 0.08)
+    default = classify_samples(t, x, y, "adaptive")
+    on = classify_samples(t, x, y, "adaptive", small_saccade_peak_frac=SMALL_SACCADE_PEAK_FRAC)
+    assert np.all(default == FIX)                                  # one fixation spans it by default
+    sac = np.flatnonzero(on == SAC)
+    assert len(sac) and near[sac].all() and np.all(np.diff(sac) == 1)   # one run, at the saccade
+    assert 0.025 <= t[sac[-1]] - t[sac[0]] <= 0.05
+    assert np.all(on[~near] == FIX)
+
+
+def test_adaptive_small_saccade_tier_leaves_fast_pursuit_alone():
+    """0.3 s of 35 deg/s pursuit passes the tier's speed test (above 0.75 x the 40 deg/s floor) and is
+    no saccade: the tier's maximum duration (small_saccade_max_s) keeps it pursuit; lifted, it is not."""
+    from gaze3d.events import SMALL_SACCADE_PEAK_FRAC
+
+    t, x, y, a = _small_saccade(noise=0.05, pursuit_deg_s=35.0)
+    moving = (t > a + 0.03) & (t < a + 0.27)
+    on = classify_samples(t, x, y, "adaptive", small_saccade_peak_frac=SMALL_SACCADE_PEAK_FRAC)
+    assert np.array_equal(on, classify_samples(t, x, y, "adaptive"))
+    assert np.mean(on[moving] == PUR) > 0.95
+    uncapped = classify_samples(t, x, y, "adaptive", small_saccade_peak_frac=SMALL_SACCADE_PEAK_FRAC,
+                                small_saccade_max_s=10.0)
+    assert np.mean(uncapped[moving] == SAC) > 0.95
+
+
 @pytest.mark.parametrize("rate", [300.0, 1200.0])
 def test_adaptive_edge_pursuit_ends_a_saccade_that_lands_in_fast_pursuit(rate):
     """edge_pursuit=1: a saccade into 25 deg/s pursuit ends with the saccade, the rest is pursuit.
