@@ -176,6 +176,9 @@ def main(argv=None) -> int:
     ap.add_argument("--prior", choices=("crop", "native"), default=None,
                     help="the walker the network refines (default: the checkpoint's): the full walker on the "
                          "crop, or walker_roi on the native grid")
+    ap.add_argument("--mirror", default="1", metavar="K[,K...]",
+                    help="test-time mirroring of the network: one 'network' row per K (1: none, the row "
+                         "'network'; K > 1: 'network_mirrorK', averaged over K axis flips of the crop)")
     ap.add_argument("--sessions", type=int, default=2)
     ap.add_argument("--max-fix", type=int, default=20)
     ap.add_argument("--min-cm3", type=float, default=20.0)
@@ -204,7 +207,11 @@ def main(argv=None) -> int:
         seen = list(meta.get("volumes", []))
         validated = meta.get("val_volume")
         print(f"network {args.checkpoint}: trained on {meta.get('volumes')}, validated on {meta.get('val_volume')}")
-        methods = {"network": network_method(args.checkpoint, crop=args.crop, prior=args.prior), **methods}
+        nets = {}
+        for k in sorted({int(v) for v in args.mirror.split(",") if v}):
+            nets["network" if k == 1 else f"network_mirror{k}"] = network_method(
+                args.checkpoint, crop=args.crop, prior=args.prior, mirror=k)
+        methods = {**nets, **methods}
     if args.quick:
         args.sessions, args.max_fix = 1, 10
     report = {"settings": vars(args) | {"json": str(args.json)}, "datasets": {}}

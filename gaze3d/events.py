@@ -54,7 +54,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from ._events_adaptive import SMALL_SACCADE_PEAK_FRAC  # noqa: F401  (re-exported: the option of stage 9)
+from . import _events_adaptive
 from ._events_adaptive import ADAPTIVE_DEFAULTS, _runs, classify_adaptive
 from .errors import InputError
 
@@ -85,6 +85,9 @@ IVDT_DEFAULTS: Dict[str, float] = dict(saccade_threshold=40.0, window_s=0.020, d
 IVVT_DEFAULTS: Dict[str, float] = dict(saccade_threshold=70.0, pursuit_threshold=15.0, window_s=0.020,
                                        gap_fill_max_s=0.075, merge_max_gap_s=0.075,
                                        merge_max_angle_deg=0.5, min_fixation_s=0.060)
+#: ``small_saccade_peak_frac`` that turns on the adaptive method's small-saccade tier (off by default;
+#: docs/events.md, stage 9)
+SMALL_SACCADE_PEAK_FRAC = _events_adaptive.SMALL_SACCADE_PEAK_FRAC
 _DEFAULTS = {"adaptive": ADAPTIVE_DEFAULTS, "ivt": TOBII_IVT_DEFAULTS, "idt": IDT_DEFAULTS,
              "ivdt": IVDT_DEFAULTS, "ivvt": IVVT_DEFAULTS}
 METHODS = tuple(_DEFAULTS)

@@ -66,6 +66,9 @@ DEFAULT_CROP = 32
 DEFAULT_VOXEL_MM = 4.0
 #: backbone input channels of a volume model, in order
 INPUT_CHANNELS = ("intensity", "positive", "negative", "walker")
+#: axis flips of test-time mirroring, in the order ``mirror=k`` takes the first k (training flips every
+#: axis at random, so each flipped crop is in-distribution); ``()`` is the crop as it is
+MIRRORS = ((), (0,), (1,), (2,), (0, 1), (0, 2), (1, 2), (0, 1, 2))
 #: the walker a volume model refines (checkpoint metadata ``prior``): ``"crop"``, the full random walker on
 #: the crop grid (:func:`walker_prior`, the first design); ``"native"``, the viewer's ROI walker
 #: (:func:`roi_prior`) on the volume's own grid, with the network's correction added to its logit there
@@ -300,6 +303,10 @@ class VolumeSegmenter:
         convolutional, so a larger crop than the training one covers larger
         structures at a cubic cost.
     device : str
+    mirror : int
+        Test-time mirroring: the network's output is averaged (as logits) over the first ``mirror`` of
+        :data:`MIRRORS` (1, the default: the crop alone; 8: every axis flip, as nnU-Net does), each flipped
+        crop run through the network and its output flipped back. Each costs one forward pass.
     prior : {"crop", "native"}, optional
         The walker the network refines (default: the checkpoint's ``meta["prior"]``,
         ``"crop"`` where it has none). ``"crop"``: :func:`walker_prior` on the
@@ -315,7 +322,7 @@ class VolumeSegmenter:
     """
 
     def __init__(self, checkpoint=None, crop: Optional[int] = None, device: str = "cpu",
-                 prior: Optional[str] = None):
+                 prior: Optional[str] = None, mirror: int = 1):
         checkpoint = DEFAULT_VOLUME_CHECKPOINT if checkpoint is None else checkpoint
         if isinstance(checkpoint, GazeSegNet):
             self.model, self.meta = checkpoint.to(device).eval(), {"kind": VOLUME_KIND}
@@ -331,6 +338,9 @@ class VolumeSegmenter:
         if prior not in PRIORS:
             raise InputError(f"prior: expected one of {PRIORS}, got {prior!r}")
         self.prior = prior
+        if not (isinstance(mirror, (int, np.integer)) and 1 <= mirror <= len(MIRRORS)):
+            raise InputError(f"mirror: expected an int from 1 to {len(MIRRORS)} (flipped passes), got {mirror!r}")
+        self.mirror = int(mirror)
         self.voxel_mm = float(self.model.config.voxel_size)
         self.device = torch.device(device)
         self._image = None
@@ -380,9 +390,7 @@ class VolumeSegmenter:
         native = roi_prior(self._raw, positive, negative, self.spacing) if self.prior == "native" else None
         prior = to_crop(native, w_lin) if native is not None else walker_prior(img, pos_c, neg_c, self.voxel_mm)
         self.last_prior = prior
-        x, att = crop_input(img, pos_c, neg_c, prior)
-        x = SparseTensor(x.coords.to(self.device), x.feats.to(self.device), manager=self._grid)
-        logits = mask_logits(self.model, x, att.to(self.device))
+        x, logits = self._logits(img, pos_c, neg_c, prior)
         (u0, l0, h0), (u1, l1, h1), (u2, l2, h2) = crop_box_weights(centre, shp, self.spacing, self.crop,
                                                                     self.voxel_mm)
         box = (slice(l0, h0), slice(l1, h1), slice(l2, h2))
@@ -398,6 +406,24 @@ class VolumeSegmenter:
                                  + torch.from_numpy(separable(u0, u1, u2, correction))).numpy()
         return out
 
+    def _logits(self, img, pos, neg, prior):
+        """The crop's sparse input (unflipped) and its (C^3,) mask logits, averaged over :attr:`mirror`
+        flips of the crop (the crop grid is symmetric, so every pass reuses its kernel maps)."""
+        c = self.crop
+        total, x0 = None, None
+        for axes in MIRRORS[:self.mirror]:
+            def flip(a):
+                return np.flip(a, axes) if axes and a is not None else a
+            x, att = crop_input(flip(img), flip(pos), flip(neg), flip(prior))
+            x = SparseTensor(x.coords.to(self.device), x.feats.to(self.device), manager=self._grid)
+            logits = mask_logits(self.model, x, att.to(self.device))
+            if axes:
+                logits = torch.flip(logits.reshape((c,) * 3), axes).reshape(-1)
+            else:
+                x0 = x
+            total = logits if total is None else total + logits
+        return x0, total if self.mirror == 1 else total / self.mirror
+
     def segment(self, positive: np.ndarray, negative: Optional[np.ndarray] = None, threshold: float = 0.5):
         """:class:`~gaze3d.models.segment.SegmentResult` on the voxels (flattened ``(I*J*K,)`` check):
         mask ``(I, J, K)`` bool, probability ``(I, J, K)``, and a status that is never a silent empty mask."""
@@ -410,13 +436,13 @@ class VolumeSegmenter:
 
 
 def network_method(checkpoint, modality: str = "auto", threshold: float = 0.5,
-                   crop: Optional[int] = None, prior: Optional[str] = None) -> Callable:
+                   crop: Optional[int] = None, prior: Optional[str] = None, mirror: int = 1) -> Callable:
     """A method for :func:`gaze3d.models.volume_eval.run_structure`: ``(array, pos, neg, spacing) -> mask``.
 
     The segmenter is kept between calls and the volume re-normalised only when
     a different array is passed.
     """
-    seg = VolumeSegmenter(checkpoint, crop=crop, prior=prior)
+    seg = VolumeSegmenter(checkpoint, crop=crop, prior=prior, mirror=mirror)
     state = {"array": None}
 
     def method(array, pos, neg, spacing):

@@ -105,6 +105,34 @@ def test_segmenter_plumbing_zero_outside_the_box_and_walker_prior():
         VolumeSegmenter(GazeSegNet(old))
 
 
+def test_mirroring_makes_the_network_flip_equivariant():
+    """mirror=8 averages the logits over every axis flip of the crop, so flipping the volume and its
+    attention flips the probability (to float rounding); one pass alone is not equivariant (a perturbed,
+    untrained network). The crop prior is used: the viewer's native walker (random_walk_roi) is not
+    flip-equivariant itself (its coarse blocks start at index 0)."""
+    torch.manual_seed(0)
+    lv = _ball_volume()
+    img = synthseg_image(lv.labels, np.random.default_rng(0), lv.spacing)
+    net = GazeSegNet(default_volume_config())
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    pos = np.zeros(lv.labels.shape)
+    pos[17:22, 18:24, 20] = 1.0
+    for axis in range(3):
+        asym = {}
+        for mirror in (1, 8):
+            seg = VolumeSegmenter(net, crop=12, prior="crop", mirror=mirror)
+            seg.set_volume(img, lv.spacing, "mr")
+            a = seg.update(pos)
+            seg.set_volume(np.flip(img, axis).copy(), lv.spacing, "mr")
+            asym[mirror] = float(np.abs(np.flip(seg.update(np.flip(pos, axis).copy()), axis) - a).max())
+        assert asym[8] < 1e-5 and asym[1] > 1e-3, (axis, asym)
+    for bad in (0, 9, 2.0):
+        with pytest.raises(InputError, match="mirror"):
+            VolumeSegmenter(net, mirror=bad)
+
+
 def test_untrained_volume_model_is_the_walker_prior():
     """Residual head with a zero-initialised correction: before training the model's mask is the
     random walker's on the crop (so training starts from the baseline, not from an empty mask)."""
