@@ -3,7 +3,7 @@
     .venv/bin/python bench/volume_interactive.py [--datasets ct,frog,mni,phantom,torso] [--views slice,render,mip]
                                                  [--methods flood,confidence,random_walk,walker_roi]
                                                  [--variant NAME:KEY=VALUE,...] [--structures N]
-                                                 [--checkpoint CKPT [--crop N] [--prior crop|native]]
+                                                 [--checkpoint CKPT [--crop N] [--prior crop|native] [--mirror 1,2,8]]
                                                  [--sessions 2] [--max-fix 20] [--min-cm3 20]
                                                  [--timing-size 256] [--quick] [--json OUT]
 
@@ -56,7 +56,8 @@ a coarse walk on at most 32^3 voxels refined near its boundary, its settings
 chosen on ``frog`` and ``mni``). ``--variant NAME:KEY=VALUE,...`` adds
 ``random_walk_roi`` with other settings (how they were chosen: on ``frog`` and
 ``mni`` only, never on ``ct``). ``--checkpoint`` adds
-``network`` (the volume network, crop ``--crop``), refused when the checkpoint
+``network`` (the volume network, crop ``--crop``; ``--mirror`` adds a row per test-time mirroring,
+``network_mirrorK``), refused when the checkpoint
 trained on the dataset (leave-one-volume-out); on its validation volume the
 rows are marked as such (they may choose between checkpoints, never report a test).
 """
