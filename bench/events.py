@@ -75,7 +75,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from gaze3d.events import ADAPTIVE_DEFAULTS, EventType, classify_samples, cohen_kappa, match_events  # noqa: E402
+from gaze3d.events import (ADAPTIVE_DEFAULTS, SMALL_SACCADE_PEAK_FRAC, EventType, classify_samples,  # noqa: E402
+                           cohen_kappa, match_events)
 
 EYE_DATA = REPO.parent / "shared" / "data" / "eyetracking"
 FIX, SAC, PUR, GAP, PSO = (int(EventType.FIXATION), int(EventType.SACCADE), int(EventType.PURSUIT),
@@ -482,6 +483,8 @@ def groups():
 
 def methods(quick: bool = False) -> Dict[str, Callable[[Recording], np.ndarray]]:
     m = {f"gaze3d {k}": ours(k) for k in OURS}
+    # stage 9's option, off by default (its held-out rows are why): side by side with the defaults
+    m["gaze3d adaptive, small saccades on"] = ours("adaptive", small_saccade_peak_frac=SMALL_SACCADE_PEAK_FRAC)
     rm = remodnav_method()
     if rm is not None:
         m["REMoDNaV 1.1.2"] = rm
