@@ -153,7 +153,11 @@ def test_malformed_control_requests_get_errors_not_a_crash(tracker):
 
 
 def test_stalled_subscriber_never_blocks_publishing():
-    with start_tracker(PLUGIN, {"rate_hz": 2000}, env=plugin_env(), extra_args=["--sndhwm", "50", "--sndbuf", "65536"]) as tr:
+    # --sndhwm bounds the tracker's queue to every subscriber, the healthy one too: 300 messages (150 ms at
+    # 2000 Hz) let the healthy reader's process be descheduled that long on a loaded 2-core machine without
+    # a gap (50, 25 ms, failed once so), while the stalled one still keeps under a quarter of the stream
+    # (about 600 of 4000 messages, the rest being kernel socket buffers)
+    with start_tracker(PLUGIN, {"rate_hz": 2000}, env=plugin_env(), extra_args=["--sndhwm", "300", "--sndbuf", "65536"]) as tr:
         # a subscriber that stops reading, with small queues so the stall shows quickly
         with GazeSubscriber(tr.pub_address, rcvhwm=50, rcvbuf=4096) as stalled, \
                 GazeSubscriber(tr.pub_address) as healthy, TrackerControl(tr.ctrl_address) as ctl:
