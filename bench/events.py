@@ -75,8 +75,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from gaze3d.events import (ADAPTIVE_DEFAULTS, SMALL_SACCADE_PEAK_FRAC, EventType, classify_samples,  # noqa: E402
-                           cohen_kappa, match_events)
+from gaze3d.events import (ADAPTIVE_DEFAULTS, SMALL_SACCADE_PEAK_FRAC, EventType, _runs,  # noqa: E402
+                           classify_samples, cohen_kappa, match_events)
 
 EYE_DATA = REPO.parent / "shared" / "data" / "eyetracking"
 FIX, SAC, PUR, GAP, PSO = (int(EventType.FIXATION), int(EventType.SACCADE), int(EventType.PURSUIT),
@@ -381,12 +381,6 @@ def orbit_figure(path: Path, seed: int = 3, span_s=(0.0, 4.0)):
 
 
 # ------------------------------------------------------------------ tables
-def _runs(mask: np.ndarray):
-    """(starts, ends) of the runs of True in a 1D bool array, ends exclusive."""
-    d = np.diff(np.r_[0, mask.astype(np.int8), 0])
-    return np.flatnonzero(d == 1), np.flatnonzero(d == -1)
-
-
 def pso_in_fixation(labels: np.ndarray) -> np.ndarray:
     """Labels with each PSO run that a fixation follows counted as that fixation.
 

@@ -312,7 +312,7 @@ def classify_adaptive(t: np.ndarray, x: np.ndarray, y: np.ndarray, ok: np.ndarra
         st = np.full(n, p["threshold_min"] * p["onset_sd"] / p["peak_sd"])
     vv = np.where(np.isfinite(v), v, 0.0)
     # --- saccades: runs above onset with a peak above the peak threshold
-    s_all, e_all, peak, ptr, is_sac, amp = _fast_runs(vv, st, pt, good, x, y, dt_med, p)
+    s_all, e_all, peak, ptr, is_sac, is_small = _fast_runs(vv, st, pt, good, x, y, dt_med, p)
     # --- blinks from the signal's shape: the lid sweeping over the pupil drags the
     # estimate in a fast excursion around the loss of track. The part of a
     # saccade-speed run within blink_reach_s of a loss it contains or touches (a
@@ -336,7 +336,7 @@ def classify_adaptive(t: np.ndarray, x: np.ndarray, y: np.ndarray, ok: np.ndarra
             j = np.searchsorted(tl, ti)
             near = np.minimum(np.abs(ti - tl[np.maximum(j - 1, 0)]), np.abs(tl[np.minimum(j, len(tl) - 1)] - ti))
             good[idx[near <= p["blink_reach_s"] + 1e-12]] = False
-            s_all, e_all, peak, ptr, is_sac, amp = _fast_runs(vv, st, pt, good, x, y, dt_med, p)
+            s_all, e_all, peak, ptr, is_sac, is_small = _fast_runs(vv, st, pt, good, x, y, dt_med, p)
     # pursuit window and the speed floor of pursuit (stage 6), also used by the saccade edges
     hp = max(1, int(round(p["pursuit_window_s"] / 2 / dt_med)))
     # noise SD of that estimator: difference of two means of (hp + 1) samples
@@ -404,17 +404,13 @@ def classify_adaptive(t: np.ndarray, x: np.ndarray, y: np.ndarray, ok: np.ndarra
             stop = min(e, int(np.searchsorted(t, sac_end + p["pso_max_s"] + 1e-12, side="right")))
             labels[last_e:stop] = PSO
             sac_end = -np.inf
-    if p["small_saccade_peak_frac"] > 0 and len(s_all):
-        # small saccades (stage 4, off by default): after the PSO pass, so a fast run inside a
-        # saccade's oscillation stays PSO; the whole run is labelled (its peak sample alone scored a
-        # lower event F1 on the adults)
-        dur = (e_all - s_all) * dt_med
-        small = (~is_sac & (peak > p["small_saccade_peak_frac"] * ptr) & (amp >= p["small_saccade_amp_deg"])
-                 & (dur >= p["min_saccade_s"] - 1e-12) & (dur <= p["small_saccade_max_s"] + 1e-12))
-        for k in np.flatnonzero(small):
-            s, e = s_all[k], e_all[k]
-            if np.all(labels[s:e] == FIX):
-                labels[s:e] = SAC
+    # small saccades (stage 4, off by default): after the PSO pass, so a fast run inside a saccade's
+    # oscillation stays PSO; the whole run is labelled (its peak sample alone scored a lower event F1 on
+    # the adults)
+    for k in np.flatnonzero(is_small):
+        s, e = s_all[k], e_all[k]
+        if np.all(labels[s:e] == FIX):
+            labels[s:e] = SAC
     # --- pursuit vs fixation between saccades
     inter = labels == FIX
     if inter.any():
@@ -482,18 +478,20 @@ def _is_pursuit(x, y, s, e, hp, dt_med, min_s, min_amp, straightness, ends=False
 
 
 def _fast_runs(vv, st, pt, good, x, y, dt_med, p):
-    """Runs above the onset threshold: (starts, ends, peak, peak threshold, is_saccade).
+    """Runs above the onset threshold: (starts, ends, peak, peak threshold, is_saccade, is_small_saccade).
 
     A run is a saccade when its peak speed passes the peak threshold, it lasts
     ``min_saccade_s`` and moves the eye ``min_saccade_amp_deg`` (between the
     mean positions around it, see the module docstring; between the run's end
     samples when one side has no valid sample in its window, or when
-    ``saccade_amp_window_s`` is 0).
+    ``saccade_amp_window_s`` is 0). A run that is no saccade is a small one
+    when ``small_saccade_peak_frac`` > 0 and the small-saccade conditions of
+    the module docstring hold (stage 4).
     """
     s_all, e_all = _runs(good & (vv > st))
     if not len(s_all):
         z = np.zeros(0)
-        return s_all, e_all, z, z, np.zeros(0, dtype=bool), z
+        return s_all, e_all, z, z, np.zeros(0, dtype=bool), np.zeros(0, dtype=bool)
     peak = _run_max(vv, s_all, e_all)
     ptr = -_run_max(-pt, s_all, e_all)
     dur = (e_all - s_all) * dt_med
@@ -518,7 +516,11 @@ def _fast_runs(vv, st, pt, good, x, y, dt_med, p):
         (bx, by, bok), (ax, ay, aok) = side
         amp = np.where(bok & aok, np.hypot(ax - bx, ay - by), amp)
     is_sac = (peak > ptr) & (dur >= p["min_saccade_s"] - 1e-12) & (amp >= p["min_saccade_amp_deg"])
-    return s_all, e_all, peak, ptr, is_sac, amp
+    # a small saccade (off when small_saccade_peak_frac is 0): its peak misses the peak threshold only
+    is_small = (~is_sac & (p["small_saccade_peak_frac"] > 0) & (peak > p["small_saccade_peak_frac"] * ptr)
+                & (amp >= p["small_saccade_amp_deg"]) & (dur >= p["min_saccade_s"] - 1e-12)
+                & (dur <= p["small_saccade_max_s"] + 1e-12))
+    return s_all, e_all, peak, ptr, is_sac, is_small
 
 
 def _run_max(a: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
