@@ -208,8 +208,16 @@ def main(argv=None) -> int:
         seen = list(meta.get("volumes", []))
         validated = meta.get("val_volume")
         print(f"network {args.checkpoint}: trained on {meta.get('volumes')}, validated on {meta.get('val_volume')}")
+        from gaze3d.models.volume_net import MIRRORS
+
+        try:
+            mirrors = sorted({int(v) for v in args.mirror.split(",") if v})
+        except ValueError:
+            mirrors = []
+        if not mirrors or not all(1 <= k <= len(MIRRORS) for k in mirrors):
+            ap.error(f"--mirror: expected integers from 1 to {len(MIRRORS)}, got {args.mirror!r}")
         nets = {}
-        for k in sorted({int(v) for v in args.mirror.split(",") if v}):
+        for k in mirrors:
             nets["network" if k == 1 else f"network_mirror{k}"] = network_method(
                 args.checkpoint, crop=args.crop, prior=args.prior, mirror=k)
         methods = {**nets, **methods}
