@@ -131,8 +131,11 @@ def run_object(segmenter, tile, obj_id: int, max_fix: int = 20, gaze: GazeModel 
     lo = xyz[obj, :2].min(0) - margin
     hi = xyz[obj, :2].max(0) + margin
     local = np.flatnonzero(np.all((xyz[:, :2] >= lo) & (xyz[:, :2] <= hi), axis=1))
-    grower = RegionGrower(xyz[local], grow_radius or 2.0 * tile.voxel_size, grow_dz,
-                          elevated=height_above_local_min(xyz, 10.0)[local] > 1.0)
+    # the radius graph costs seconds per object: only where region growing runs
+    grower = None
+    if "gaze+grow" in methods:
+        grower = RegionGrower(xyz[local], grow_radius or 2.0 * tile.voxel_size, grow_dz,
+                              elevated=height_above_local_min(xyz, 10.0)[local] > 1.0)
     sigma = np.radians(sim.model.sigma_deg)
 
     n = len(xyz)

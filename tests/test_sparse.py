@@ -364,6 +364,27 @@ def test_voxelize_and_devoxelize_round_trip():
     assert torch.equal(c, x.coords) and torch.equal(inv, inverse)
 
 
+@pytest.mark.parametrize("case", ["small", "negative", "one row", "empty", "duplicates only", "too wide to pack"])
+def test_unique_rows_equals_the_row_unique(case):
+    """The packed-key unique gives torch.unique(dim=0)'s rows, order and inverse (the fallback too)."""
+    from gaze3d.models.sparse.kernel_map import unique_rows
+
+    gen = torch.Generator().manual_seed(3)
+    coords = {
+        "small": torch.randint(0, 6, (500, 4), generator=gen),
+        "negative": torch.randint(-40, 40, (2000, 4), generator=gen),
+        "one row": torch.tensor([[1, -2, 3, 4]]),
+        "empty": torch.zeros((0, 4), dtype=torch.long),
+        "duplicates only": torch.tensor([[0, 5, 5, 5]] * 7),
+        "too wide to pack": torch.tensor([[0, -2 ** 40, 0, 1], [1, 2 ** 40, 3, 0], [0, -2 ** 40, 0, 1]]),
+    }[case]
+    coords[:, 0] = coords[:, 0].abs() % 3                       # batch index
+    ref, ref_inv = torch.unique(coords, dim=0, return_inverse=True)
+    got, inv = unique_rows(coords, return_inverse=True)
+    assert torch.equal(got, ref) and torch.equal(inv, ref_inv)
+    assert torch.equal(unique_rows(coords), ref)
+
+
 def test_batch_norm_matches_batchnorm1d_and_global_pool():
     coords = random_coords(100)
     feats = torch.randn(len(coords), 3)

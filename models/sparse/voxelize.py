@@ -6,6 +6,7 @@ from typing import Tuple
 import numpy as np
 import torch
 
+from .kernel_map import unique_rows
 from .tensor import SparseTensor
 
 
@@ -46,7 +47,7 @@ def voxelize(xyz, voxel_size: float, batch=None, origin=None) -> Tuple[torch.Ten
         b = torch.as_tensor(batch, device=pts.device).long()
         if b.shape != (len(pts),) or (b < 0).any():
             raise ValueError(f"batch: expected ({len(pts)},) non-negative ints, got {tuple(b.shape)}")
-    coords, inverse = torch.unique(torch.cat([b[:, None], ijk], 1), dim=0, return_inverse=True)
+    coords, inverse = unique_rows(torch.cat([b[:, None], ijk], 1), return_inverse=True)
     return coords, inverse
 
 
