@@ -367,7 +367,7 @@ def test_voxelize_and_devoxelize_round_trip():
 @pytest.mark.parametrize("case", ["small", "negative", "one row", "empty", "duplicates only", "too wide to pack"])
 def test_unique_rows_equals_the_row_unique(case):
     """The packed-key unique gives torch.unique(dim=0)'s rows, order and inverse (the fallback too)."""
-    from gaze3d.models.sparse.kernel_map import unique_rows
+    from gaze3d.models.sparse.kernel_map import KeyPacker, unique_rows
 
     gen = torch.Generator().manual_seed(3)
     coords = {
@@ -376,9 +376,13 @@ def test_unique_rows_equals_the_row_unique(case):
         "one row": torch.tensor([[1, -2, 3, 4]]),
         "empty": torch.zeros((0, 4), dtype=torch.long),
         "duplicates only": torch.tensor([[0, 5, 5, 5]] * 7),
-        "too wide to pack": torch.tensor([[0, -2 ** 40, 0, 1], [1, 2 ** 40, 3, 0], [0, -2 ** 40, 0, 1]]),
+        "too wide to pack": torch.tensor([[0, -2 ** 40, -2 ** 30, 1], [1, 2 ** 40, 2 ** 30, 0],
+                                          [0, -2 ** 40, -2 ** 30, 1]]),
     }[case]
     coords[:, 0] = coords[:, 0].abs() % 3                       # batch index
+    if case == "too wide to pack":                              # the fallback is what runs
+        with pytest.raises(ValueError, match="too large to pack"):
+            KeyPacker(coords, 0)
     ref, ref_inv = torch.unique(coords, dim=0, return_inverse=True)
     got, inv = unique_rows(coords, return_inverse=True)
     assert torch.equal(got, ref) and torch.equal(inv, ref_inv)
