@@ -353,4 +353,11 @@ def test_a_killed_pool_worker_fails_only_its_items(inputs, tmp_path):
     assert failed and all("worker process died" in r["error"] for r in failed)
     assert res.counts["ok"] + len(failed) == 8 and res.counts["ok"] >= 2
     again = run_batch(items, out, workers=2, resume=True, echo=None, progress=False)
-    assert again.ok and again.counts["ok"] == len(failed) and again.counts["skipped"] == 8 - len(failed)
+    # --resume reruns failed items only, and not all of them need it: a dead worker breaks the pool,
+    # which fails every item in flight, and the other worker's item may still have finished and
+    # renamed its outputs into place; they verify, so resume skips it (a fresh-clone run on a
+    # loaded machine saw 2 failed, 1 rerun)
+    rerun = {r["id"] for r in again.results if r["status"] == "ok"}
+    assert again.ok and rerun <= {r["id"] for r in failed}
+    assert again.counts["ok"] + again.counts["skipped"] == 8
+    assert sorted(p.parent.name for p in out.glob("*/report.json")) == sorted(it.id for it in items)

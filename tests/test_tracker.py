@@ -50,7 +50,10 @@ def test_publish_subscribe_samples_and_heartbeat(tracker):
         assert 0 <= m["gaze"][0] <= 1 and m["valid"] is True and m["left"]["pupil_mm"] == 3.0
         t = np.array([m["t_host_ns"] for m in got])
         assert np.all(np.diff(t) > 0)
-        assert abs(np.median(np.diff(t)) - 1e6) < 2e5  # 1000 Hz
+        # 1000 Hz over the whole stretch: the mean, not the median, of the host intervals, since a
+        # stalled acquisition thread on a busy machine catches up in a burst (a fresh-clone run saw
+        # a 0.44 ms median from 2-10 ms stalls followed by microsecond-spaced catch-up samples)
+        assert abs((t[-1] - t[0]) / (len(t) - 1) - 1e6) < 2e5
         beat = _collect(sub, 1, topic="status")
         assert beat and beat[0]["state"] == "running"
         assert sub.stats["gaps"] == 0 and sub.stats["malformed"] == 0
