@@ -201,6 +201,7 @@ def main(argv=None) -> int:
         raise SystemExit(f"--views: expected names from {VIEWS}, got {views}")
     seen = []
     if args.checkpoint:
+        from gaze3d.errors import InputError
         from gaze3d.models.checkpoint import load_checkpoint
         from gaze3d.models.volume_net import network_method
 
@@ -208,18 +209,19 @@ def main(argv=None) -> int:
         seen = list(meta.get("volumes", []))
         validated = meta.get("val_volume")
         print(f"network {args.checkpoint}: trained on {meta.get('volumes')}, validated on {meta.get('val_volume')}")
-        from gaze3d.models.volume_net import MIRRORS
-
         try:
             mirrors = sorted({int(v) for v in args.mirror.split(",") if v})
         except ValueError:
             mirrors = []
-        if not mirrors or not all(1 <= k <= len(MIRRORS) for k in mirrors):
-            ap.error(f"--mirror: expected integers from 1 to {len(MIRRORS)}, got {args.mirror!r}")
+        if not mirrors:
+            ap.error(f"--mirror: expected comma-separated integers, got {args.mirror!r}")
         nets = {}
-        for k in mirrors:
-            nets["network" if k == 1 else f"network_mirror{k}"] = network_method(
-                args.checkpoint, crop=args.crop, prior=args.prior, mirror=k)
+        try:
+            for k in mirrors:
+                nets["network" if k == 1 else f"network_mirror{k}"] = network_method(
+                    args.checkpoint, crop=args.crop, prior=args.prior, mirror=k)
+        except InputError as exc:      # VolumeSegmenter's own check of mirror (and crop, prior): one line
+            ap.error(str(exc))
         methods = {**nets, **methods}
     if args.quick:
         args.sessions, args.max_fix = 1, 10
