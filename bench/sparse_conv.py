@@ -163,7 +163,7 @@ def main(argv=None) -> int:
 
     base = [r for r in rows if r[0].startswith("spconv") and "WRONG" not in r[4]]
     base_fb = min(r[3] for r in base) if base else None
-    print(f"\n| implementation | threads | forward ms | forward+backward ms | speed-up vs best correct spconv (f+b) | note |")
+    print("\n| implementation | threads | forward ms | forward+backward ms | speed-up vs best correct spconv (f+b) | note |")
     print("|---|---|---|---|---|---|")
     for name, nt, f, fb, note in rows:
         ratio = f"{base_fb / fb:.2f}x" if base_fb else "n/a"
@@ -213,9 +213,9 @@ def filled_box(repeats: int) -> None:
         print(f"| SubM 3^3 {cin}->{cout} | {d}^3 | {dense * 1e3:.2f} | {kmap * 1e3:.2f} | {t3 * 1e3:.2f} | "
               f"{kmap / dense:.1f}x |")
     if DEFAULT_VOLUME_CHECKPOINT.is_file():
-        from gaze3d.models.checkpoint import load_checkpoint
+        from gaze3d.models.checkpoint import load_members
 
-        model, meta = load_checkpoint(DEFAULT_VOLUME_CHECKPOINT)
+        (model, *_), meta = load_members(DEFAULT_VOLUME_CHECKPOINT)     # one member's forward pass
         c = int(meta.get("crop", 32))
         x = SparseTensor(grid_coords(c), torch.rand(c ** 3, len(INPUT_CHANNELS)))
         att = torch.rand(c ** 3, 2)

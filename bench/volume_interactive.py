@@ -202,10 +202,10 @@ def main(argv=None) -> int:
     seen = []
     if args.checkpoint:
         from gaze3d.errors import InputError
-        from gaze3d.models.checkpoint import load_checkpoint
+        from gaze3d.models.checkpoint import read_meta
         from gaze3d.models.volume_net import network_method
 
-        _, meta = load_checkpoint(args.checkpoint)
+        meta = read_meta(args.checkpoint)
         seen = list(meta.get("volumes", []))
         validated = meta.get("val_volume")
         print(f"network {args.checkpoint}: trained on {meta.get('volumes')}, validated on {meta.get('val_volume')}")

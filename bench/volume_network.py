@@ -72,13 +72,13 @@ def timing(checkpoint, size: int, repeats: int) -> None:
 
 
 def dice_table(checkpoint, name: str, fixations: int, sessions: int, min_cm3: float, baselines: bool) -> None:
-    from gaze3d.models.checkpoint import load_checkpoint
+    from gaze3d.models.checkpoint import read_meta
     from gaze3d.models.volume_data import load_label_volume
     from gaze3d.models.volume_eval import BASELINES, DICE_TARGETS
     from gaze3d.models.volume_net import network_method
     from gaze3d.models.volume_train import evaluate_volume
 
-    _, meta = load_checkpoint(checkpoint)
+    meta = read_meta(checkpoint)
     trained = meta.get("volumes", [])
     print(f"checkpoint trained on {trained}, validated on {meta.get('val_volume')}; testing on {name}")
     if name in trained or name == meta.get("val_volume"):

@@ -1,5 +1,8 @@
 """Checkpoints: weights in safetensors, the network config and metadata in its header.
 
+An ensemble checkpoint holds several models of one architecture in one file
+(:func:`save_ensemble`, read by :func:`load_members`).
+
 Nothing is unpickled on load, so a checkpoint from anywhere is safe to open.
 Weights may be stored as float16 (``half=True``) to keep shipped files small;
 they are loaded back as float32.
@@ -8,7 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 
@@ -18,6 +21,8 @@ from gaze3d.io._common import atomic_path
 from .networks.segnet import GazeSegNet, SegNetConfig
 
 FORMAT = "gaze3d.segnet/1"
+#: tensor-name prefix of member ``i`` in an ensemble checkpoint (:func:`save_ensemble`): ``members.{i}.``
+MEMBER_PREFIX = "members."
 
 
 def save_checkpoint(model: GazeSegNet, path, meta: Optional[dict] = None, half: bool = False) -> Path:
@@ -70,23 +75,105 @@ def _read(path, reader):
         raise InputError(f"checkpoint {path}: not a readable safetensors file ({exc})") from exc
 
 
-def load_checkpoint(path, device="cpu") -> Tuple[GazeSegNet, dict]:
-    """``(model in eval mode, meta dict)`` from a checkpoint written by :func:`save_checkpoint`."""
+def _header(path) -> dict:
+    """The safetensors header of a checkpoint (format, config, meta, members), checked for the format."""
     from safetensors import safe_open
+
+    with _read(path, lambda p: safe_open(p, framework="pt")) as f:
+        header = f.metadata() or {}
+    if header.get("format") != FORMAT:
+        raise InputError(f"checkpoint {path}: expected format {FORMAT!r}, got {header.get('format')!r}")
+    return header
+
+
+def read_meta(path) -> dict:
+    """The ``meta`` dict of a checkpoint (single model or ensemble), from its header alone."""
+    return json.loads(_header(Path(path)).get("meta", "{}"))
+
+
+def _build(config: SegNetConfig, tensors: dict, device) -> GazeSegNet:
+    model = GazeSegNet(config).to(device)
+    model.load_state_dict({k: (v.float() if v.is_floating_point() else v) for k, v in tensors.items()})
+    return model.eval()
+
+
+def load_checkpoint(path, device="cpu") -> Tuple[GazeSegNet, dict]:
+    """``(model in eval mode, meta dict)`` from a checkpoint written by :func:`save_checkpoint`.
+
+    An ensemble (:func:`save_ensemble`) is refused: it is several models, read by :func:`load_members`.
+    """
     from safetensors.torch import load_file
 
     path = Path(path)
-    with _read(path, lambda p: safe_open(p, framework="pt")) as f:
-        header = f.metadata() or {}
+    header = _header(path)
+    if "members" in header:
+        raise InputError(f"checkpoint {path}: an ensemble of {header['members']} models; "
+                         "load it with load_members (VolumeSegmenter reads both kinds)")
     tensors = _read(path, lambda p: load_file(p, device=str(device)))
-    if header.get("format") != FORMAT:
-        raise InputError(f"checkpoint {path}: expected format {FORMAT!r}, got {header.get('format')!r}")
+    return _build(SegNetConfig.from_dict(json.loads(header["config"])), tensors, device), \
+        json.loads(header.get("meta", "{}"))
+
+
+def load_members(path, device="cpu") -> Tuple[List[GazeSegNet], dict]:
+    """``([models in eval mode], meta)`` of an ensemble checkpoint (:func:`save_ensemble`), or
+    ``([model], meta)`` of a single one: the caller averages the members' outputs."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    header = _header(path)
+    if "members" not in header:
+        model, meta = load_checkpoint(path, device)
+        return [model], meta
     config = SegNetConfig.from_dict(json.loads(header["config"]))
-    model = GazeSegNet(config).to(device)
-    state = {k: (v.float() if v.is_floating_point() else v) for k, v in tensors.items()}
-    model.load_state_dict(state)
-    model.eval()
-    return model, json.loads(header.get("meta", "{}"))
+    tensors = _read(path, lambda p: load_file(p, device=str(device)))
+    k = int(header["members"])
+    parts: List[dict] = [{} for _ in range(k)]
+    for name, v in tensors.items():
+        i, _, rest = name[len(MEMBER_PREFIX):].partition(".")
+        if not (name.startswith(MEMBER_PREFIX) and i.isdigit() and int(i) < k):
+            raise InputError(f"checkpoint {path}: tensor {name!r} is not '{MEMBER_PREFIX}<i>.<name>' "
+                             f"with i < {k} (members)")
+        parts[int(i)][rest] = v
+    return [_build(config, part, device) for part in parts], json.loads(header.get("meta", "{}"))
+
+
+def save_ensemble(members: Sequence, path, meta: Optional[dict] = None) -> Path:
+    """Write the single-model checkpoints ``members`` (paths) as one ensemble checkpoint, atomically.
+
+    Member ``i``'s tensors are stored as they are (dtype included) under ``members.{i}.``; the
+    network config, which every member must share, once; ``meta`` (default: the first member's,
+    less its validation) gets ``"members"``: per member its meta and :func:`weights_digest`. A
+    caller of :func:`load_members` averages the members' outputs (``VolumeSegmenter`` averages the
+    mask logits).
+    """
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    if len(members) < 2:
+        raise InputError(f"members: an ensemble needs at least 2 checkpoints, got {len(members)}")
+    tensors, infos, config = {}, [], None
+    for i, m in enumerate(members):
+        header = _header(Path(m))
+        if "members" in header:
+            raise InputError(f"checkpoint {m}: already an ensemble; list its members' own files")
+        if config is None:
+            config = header["config"]
+        elif json.loads(header["config"]) != json.loads(config):
+            raise InputError(f"checkpoint {m}: its network config differs from {members[0]}'s "
+                             "(an ensemble's members share one architecture)")
+        with _read(Path(m), lambda p: safe_open(p, framework="pt")) as f:
+            for k in f.keys():
+                tensors[f"{MEMBER_PREFIX}{i}.{k}"] = f.get_tensor(k).contiguous()
+        infos.append({"meta": json.loads(header.get("meta", "{}")), "weights_sha256": weights_digest(m)})
+    if meta is None:
+        meta = {k: v for k, v in infos[0]["meta"].items() if not k.startswith("val_")}
+    meta = dict(meta, members=infos)
+    header = {"format": FORMAT, "config": config, "meta": json.dumps(meta), "members": str(len(members))}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=header)
+    return path
 
 
 def init_from_checkpoint(model: GazeSegNet, path) -> dict:

@@ -49,7 +49,7 @@ import torch
 
 from gaze3d.errors import InputError
 
-from .checkpoint import load_checkpoint
+from .checkpoint import load_members
 from .networks.segnet import GazeSegNet, SegNetConfig, prior_logit
 from .networks.unet import UNetConfig
 from .sparse import CoordinateManager, SparseTensor
@@ -295,9 +295,12 @@ class VolumeSegmenter:
 
     Parameters
     ----------
-    checkpoint : path or GazeSegNet, optional
-        A volume checkpoint (``meta["kind"] == "volume"``) or a built model
-        (default: the shipped one, :data:`DEFAULT_VOLUME_CHECKPOINT`).
+    checkpoint : path, GazeSegNet or sequence of GazeSegNet, optional
+        A volume checkpoint (``meta["kind"] == "volume"``; an ensemble checkpoint,
+        :func:`~.checkpoint.save_ensemble`, too), a built model, or built models of
+        one architecture (default: the shipped one, :data:`DEFAULT_VOLUME_CHECKPOINT`).
+        The mask logits of several models are averaged (the walker prior is
+        shared, so this averages their corrections); each costs one forward pass.
     crop : int, optional
         Crop edge in voxels (default: the checkpoint's). The network is fully
         convolutional, so a larger crop than the training one covers larger
@@ -325,11 +328,19 @@ class VolumeSegmenter:
                  prior: Optional[str] = None, mirror: int = 1):
         checkpoint = DEFAULT_VOLUME_CHECKPOINT if checkpoint is None else checkpoint
         if isinstance(checkpoint, GazeSegNet):
-            self.model, self.meta = checkpoint.to(device).eval(), {"kind": VOLUME_KIND}
+            checkpoint = [checkpoint]
+        if isinstance(checkpoint, (list, tuple)):
+            if not checkpoint or not all(isinstance(m, GazeSegNet) for m in checkpoint):
+                raise InputError("checkpoint: expected a path, a GazeSegNet or a non-empty sequence of them")
+            self.models, self.meta = [m.to(device).eval() for m in checkpoint], {"kind": VOLUME_KIND}
         else:
-            self.model, self.meta = load_checkpoint(checkpoint, device)
+            self.models, self.meta = load_members(checkpoint, device)
             if self.meta.get("kind") != VOLUME_KIND:
                 raise InputError(f"{checkpoint}: not a volume checkpoint (trained by gaze3d train --volumes)")
+        self.model = self.models[0]
+        for m in self.models:
+            if m.config != self.model.config:
+                raise InputError("checkpoint: the models differ in architecture (an ensemble shares one)")
         if self.model.config.att_channels != 2 or self.model.config.unet.in_channels != len(INPUT_CHANNELS):
             raise InputError(f"checkpoint: expected a volume model ({len(INPUT_CHANNELS)} input channels "
                              f"{INPUT_CHANNELS}, 2 gaze channels); retrain it with gaze3d train --volumes")
@@ -407,8 +418,8 @@ class VolumeSegmenter:
         return out
 
     def _logits(self, img, pos, neg, prior):
-        """The crop's sparse input (unflipped) and its (C^3,) mask logits, averaged over :attr:`mirror`
-        flips of the crop (the crop grid is symmetric, so every pass reuses its kernel maps)."""
+        """The crop's sparse input (unflipped) and its (C^3,) mask logits, averaged over the models and
+        :attr:`mirror` flips of the crop (the crop grid is symmetric, so every pass reuses its kernel maps)."""
         c = self.crop
         total, x0 = None, None
         for axes in MIRRORS[:self.mirror]:
@@ -416,13 +427,16 @@ class VolumeSegmenter:
                 return np.flip(a, axes) if axes and a is not None else a
             x, att = crop_input(flip(img), flip(pos), flip(neg), flip(prior))
             x = SparseTensor(x.coords.to(self.device), x.feats.to(self.device), manager=self._grid)
-            logits = mask_logits(self.model, x, att.to(self.device))
-            if axes:
-                logits = torch.flip(logits.reshape((c,) * 3), axes).reshape(-1)
-            else:
+            att = att.to(self.device)
+            for model in self.models:
+                logits = mask_logits(model, x, att)
+                if axes:
+                    logits = torch.flip(logits.reshape((c,) * 3), axes).reshape(-1)
+                total = logits if total is None else total + logits
+            if not axes:
                 x0 = x
-            total = logits if total is None else total + logits
-        return x0, total if self.mirror == 1 else total / self.mirror
+        passes = self.mirror * len(self.models)
+        return x0, total if passes == 1 else total / passes
 
     def segment(self, positive: np.ndarray, negative: Optional[np.ndarray] = None, threshold: float = 0.5):
         """:class:`~gaze3d.models.segment.SegmentResult` on the voxels (flattened ``(I*J*K,)`` check):

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gaze3d.errors import InputError
+from gaze3d.errors import Gaze3DError, InputError
 
 from .networks.segnet import GazeSegNet
 from .networks.selective_attention import attention_loss
@@ -311,6 +311,81 @@ def validate_checkpoint(path, val: LabelVolume, fixations: int = 5, baselines: b
             "val_structures": [r.name for r in res]}
 
 
+def _command(args, drop=()) -> List[str]:
+    """The options of ``args`` as ``gaze3d train`` arguments (flags for True, none for False/None)."""
+    out = []
+    for k, v in vars(args).items():
+        if k in ("func", "command") or k in drop or v is None or v is False:
+            continue
+        out += [f"--{k.replace('_', '-')}"] + ([] if v is True else [str(v)])
+    return out
+
+
+def train_members(args) -> None:
+    """``gaze3d train --volumes ... --members N``: an ensemble of N models in one checkpoint.
+
+    Member ``i`` is the single-model run of the same command with ``--seed seed+i`` (so member 0
+    of ``--seed 0`` is, weight for weight, the single model of that command), trained in its own
+    process, ``--jobs`` of them side by side (each with ``--threads`` torch threads), its output
+    lines prefixed ``[member i]``. The members are then written as one ensemble checkpoint
+    (:func:`~.checkpoint.save_ensemble`; :class:`~.volume_net.VolumeSegmenter` averages their mask
+    logits) and the ensemble is validated as a single model would be.
+    """
+    import os
+    import subprocess
+    import sys
+    import tempfile
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    from pathlib import Path
+
+    from .checkpoint import read_meta, save_ensemble, weights_digest
+    from .volume_data import load_label_volume
+
+    n, jobs = int(args.members), int(args.jobs or min(args.members, os.cpu_count() or 1))
+    if jobs < 1:
+        raise InputError(f"--jobs: expected >= 1 parallel member runs, got {args.jobs}")
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    common = _command(args, drop=("members", "jobs", "seed", "output", "val_repeats"))
+    lock = threading.Lock()
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix=".members-", dir=str(out.parent)) as tmp:
+        paths = [Path(tmp) / f"member{i}.safetensors" for i in range(n)]
+
+        def run(i):
+            cmd = [sys.executable, "-m", "gaze3d", "train", *common, "--seed", str(args.seed + i),
+                   "--val-repeats", "0", "--members", "1", "-o", str(paths[i])]
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            tail = []
+            for line in proc.stdout:
+                tail = (tail + [line.rstrip()])[-5:]
+                with lock:
+                    print(f"[member {i}] {line.rstrip()}", flush=True)
+            return proc.wait(), tail
+
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            results = list(pool.map(run, range(n)))
+        for i, (rc, tail) in enumerate(results):
+            if rc != 0:
+                # its own output (above, prefixed) has the cause; nothing is written to --output
+                raise Gaze3DError(f"member {i} (--seed {args.seed + i}) failed with exit code {rc}: "
+                                  + (tail[-1] if tail else "no output"))
+        meta = {k: v for k, v in read_meta(paths[0]).items() if not k.startswith("val_")}
+        meta.update(train_seconds=round(time.perf_counter() - t0, 1),
+                    command="gaze3d train " + " ".join(_command(args)))
+        save_ensemble(paths, out, meta)
+        print(f"saved {out} ({out.stat().st_size / 1e6:.2f} MB), an ensemble of {n} members "
+              f"(seeds {args.seed}..{args.seed + n - 1}), weights sha256 {weights_digest(out)}")
+        val_name = None if args.val_volume in (None, "", "none") else args.val_volume
+        if val_name and args.val_repeats > 0:
+            val = load_label_volume(val_name, args.data)
+            factor = max(1, int(round(2.0 / float(val.spacing.min()))))
+            meta.update(validate_checkpoint(out, downsample(val, factor), fixations=min(args.val_fixations, 5)))
+            save_ensemble(paths, out, meta)
+            print(f"validation score {meta['val_score']:.4f} stored in {out}")
+
+
 def run_cli(args) -> None:
     """``gaze3d train --volumes ...`` (see :mod:`gaze3d.cli.train`)."""
     from .checkpoint import save_checkpoint, weights_digest
@@ -326,6 +401,11 @@ def run_cli(args) -> None:
         raise InputError(f"--val-volume: {val_name} is also a training volume (validation must be held out)")
     if args.crop < 16 or not args.voxel_mm > 0:      # depth 3: the coarsest stage needs 2+ cells per axis
         raise InputError(f"--crop: expected >= 16 and --voxel-mm > 0, got {args.crop} and {args.voxel_mm}")
+    members = getattr(args, "members", 1) or 1
+    if members < 1:
+        raise InputError(f"--members: expected >= 1 models, got {members}")
+    if members > 1:
+        return train_members(args)
     torch.set_num_threads(args.threads or 1)
     torch.manual_seed(args.seed)
     cfg = VolumeTrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,

@@ -139,6 +139,39 @@ def test_weights_digest_follows_the_weights_not_the_header(tmp_path):
         weights_digest(bad)
 
 
+def test_ensemble_checkpoint_holds_its_members_as_they_were(tmp_path):
+    """save_ensemble keeps every member's tensors bit for bit under its prefix; load_members gives them
+    back (and a single checkpoint as one member); load_checkpoint refuses an ensemble by name."""
+    from gaze3d.models.checkpoint import load_members, read_meta, save_ensemble
+
+    cfg = SegNetConfig(unet=UNetConfig(base_channels=8, depth=2))
+    nets = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        nets.append(GazeSegNet(cfg).eval())
+    paths = [save_checkpoint(n, tmp_path / f"m{i}.safetensors", {"kind": "volume", "seed": i, "val_score": 0.1})
+             for i, n in enumerate(nets)]
+    out = save_ensemble(paths, tmp_path / "e.safetensors")
+    models, meta = load_members(out)
+    assert len(models) == 2 and meta["kind"] == "volume" and meta["seed"] == 0 and "val_score" not in meta
+    assert [m["weights_sha256"] for m in meta["members"]] == [weights_digest(p) for p in paths]
+    assert [m["meta"]["seed"] for m in meta["members"]] == [0, 1] and read_meta(out) == meta
+    for back, net in zip(models, nets):
+        for (k, a), (k2, b) in zip(back.state_dict().items(), net.state_dict().items()):
+            assert k == k2 and torch.equal(a, b), k
+    single, smeta = load_members(paths[1])
+    assert len(single) == 1 and smeta["seed"] == 1
+    with pytest.raises(InputError, match="e.safetensors: an ensemble of 2"):
+        load_checkpoint(out)
+    other = save_checkpoint(GazeSegNet(SegNetConfig(unet=UNetConfig(base_channels=16, depth=2))),
+                            tmp_path / "w.safetensors")
+    for bad, match in (([paths[0], other], "w.safetensors: its network config differs"),
+                       ([paths[0]], "at least 2"), ([paths[0], out], "already an ensemble")):
+        with pytest.raises(InputError, match=match):
+            save_ensemble(bad, tmp_path / "x.safetensors")
+    assert not (tmp_path / "x.safetensors").exists()
+
+
 def test_checkpoint_rejects_other_files(tmp_path):
     bad = tmp_path / "x.safetensors"
     bad.write_bytes(b"not a checkpoint")

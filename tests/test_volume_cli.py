@@ -64,11 +64,11 @@ def test_shipped_volume_model_header_says_how_it_was_made():
     """The shipped file: a volume model refining the viewer's walker, trained on frog and channels only,
     validated on the MNI T1 (so the CT stays a test volume), with the command that rebuilds it."""
     pytest.importorskip("torch", reason="torch (the models extra) is not installed")
-    from gaze3d.models.checkpoint import load_checkpoint
+    from gaze3d.models.checkpoint import read_meta
     from gaze3d.models.volume_net import DEFAULT_VOLUME_CHECKPOINT, VolumeSegmenter
 
     assert DEFAULT_VOLUME_CHECKPOINT.stat().st_size < 2_000_000
-    _, meta = load_checkpoint(DEFAULT_VOLUME_CHECKPOINT)
+    meta = read_meta(DEFAULT_VOLUME_CHECKPOINT)
     assert meta["kind"] == "volume" and meta["prior"] == "native"
     assert meta["volumes"] == ["frog", "channels"] and meta["val_volume"] == "mni"
     assert "totalseg" not in meta["command"] and "--volume-prior native" in meta["command"]
@@ -152,6 +152,20 @@ def test_train_volumes_writes_a_volume_checkpoint_and_refuses_validating_on_trai
     seg = VolumeSegmenter(out)
     assert seg.crop == 16 and seg.meta["steps_run"] == 2 and seg.meta["volumes"] == ["channels"]
     assert seg.prior == "native"                       # the shipped model's design is the default
+    # --members 2: two runs side by side (seeds 0 and 1) in one ensemble checkpoint; member 0 is the
+    # single run above, weight for weight
+    ens = tmp_path / "e.safetensors"
+    r = _gaze3d("train", "--volumes", "channels", "--val-volume", "none", "--steps", "2", "--batch-size", "1",
+                "--crop", "16", "--base-channels", "8", "--members", "2", "-o", ens)
+    assert r.returncode == 0, r.stderr
+    assert "[member 1] saved" in r.stdout and "an ensemble of 2 members" in r.stdout
+    from gaze3d.models.checkpoint import load_members, weights_digest
+    members, meta = load_members(ens)
+    assert len(members) == 2 and meta["members"][0]["weights_sha256"] == weights_digest(out)
+    assert meta["members"][1]["weights_sha256"] != weights_digest(out) and "--members 2" in meta["command"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".members-")]     # the members' temp folder
+    r = _gaze3d("train", "--tiles", "ign", "--members", "2", "-o", tmp_path / "x.safetensors")
+    assert r.returncode == 2 and "only for the volume model" in r.stderr
     r = _gaze3d("train", "--volumes", "channels", "--val-volume", "channels", "-o", tmp_path / "x.safetensors")
     assert r.returncode == 2 and "held out" in r.stderr
     r = _gaze3d("train", "--volumes", "lungs", "-o", tmp_path / "x.safetensors")

@@ -133,6 +133,51 @@ def test_mirroring_makes_the_network_flip_equivariant():
             VolumeSegmenter(net, mirror=bad)
 
 
+def test_an_ensemble_averages_its_members_mask_logits(tmp_path):
+    """Several models (built, or one ensemble checkpoint): the mask logits are the mean of the members'
+    (mirroring averages over both); one model in a list is that model, to the bit."""
+    from gaze3d.models.checkpoint import save_checkpoint, save_ensemble
+
+    lv = _ball_volume()
+    img = synthseg_image(lv.labels, np.random.default_rng(0), lv.spacing)
+    pos = np.zeros(lv.labels.shape)
+    pos[17:22, 18:24, 20] = 1.0
+    nets = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        net = GazeSegNet(default_volume_config())
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(0.05 * torch.randn_like(p))
+        nets.append(net.eval())
+
+    def logits(model, mirror=1):
+        seg = VolumeSegmenter(model, crop=12, prior="crop", mirror=mirror)
+        seg.set_volume(img, lv.spacing, "mr")
+        seg.update(pos)                                   # sets last_prior, the walker on this crop
+        c = attention_centre(pos)
+        w_lin = [axis_weights(c[a], 40, 2.0, 12, 4.0) for a in range(3)]
+        w_avg = [axis_weights(c[a], 40, 2.0, 12, 4.0, True) for a in range(3)]
+        with torch.no_grad():
+            return seg._logits(to_crop(seg._image, w_lin), to_crop(pos, w_avg), None, seg.last_prior)[1]
+
+    one = [logits(n) for n in nets]
+    assert float((one[0] - one[1]).abs().max()) > 1e-2           # the members do differ
+    torch.testing.assert_close(logits(nets), (one[0] + one[1]) / 2, rtol=0, atol=1e-5)
+    assert torch.equal(logits([nets[0]]), one[0])
+    torch.testing.assert_close(logits(nets, mirror=2), (logits(nets[0], 2) + logits(nets[1], 2)) / 2,
+                               rtol=0, atol=1e-5)
+    paths = [save_checkpoint(n, tmp_path / f"m{i}.safetensors", {"kind": "volume", "crop": 12, "prior": "crop"})
+             for i, n in enumerate(nets)]
+    ens = save_ensemble(paths, tmp_path / "e.safetensors")
+    assert len(VolumeSegmenter(ens).models) == 2
+    torch.testing.assert_close(logits(ens), logits(nets), rtol=0, atol=0)
+    with pytest.raises(InputError, match="sequence"):
+        VolumeSegmenter([nets[0], "x"])
+    with pytest.raises(InputError, match="architecture"):
+        VolumeSegmenter([nets[0], GazeSegNet(default_volume_config(base_channels=16))])
+
+
 def test_untrained_volume_model_is_the_walker_prior():
     """Residual head with a zero-initialised correction: before training the model's mask is the
     random walker's on the crop (so training starts from the baseline, not from an empty mask)."""

@@ -78,6 +78,12 @@ def register(subparsers):
                    help="volume model: the walker it refines: the viewer's ROI walker (walker_roi) on the "
                         "volume's own grid (native, the shipped model's), or the full random walker on the "
                         "crop (the first design); docs/volumes.md")
+    p.add_argument("--members", type=int, default=1,
+                   help="volume model: train this many models (seeds --seed, --seed+1, ...) and ship them "
+                        "as one ensemble checkpoint whose mask logits are averaged (1: a single model)")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="volume model with --members: member runs side by side (default: members, at most "
+                        "the CPU count), each with --threads torch threads")
     p.set_defaults(func=run)
     return p
 
@@ -87,6 +93,9 @@ def run(args):
         from gaze3d.models.volume_train import run_cli
 
         return run_cli(args)
+    if args.members != 1 or args.jobs is not None:
+        raise InputError("--members/--jobs: only for the volume model (--volumes); got "
+                         f"--members {args.members}" + (f" --jobs {args.jobs}" if args.jobs is not None else ""))
     import torch
 
     from gaze3d.models.checkpoint import save_checkpoint, weights_digest
