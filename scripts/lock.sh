@@ -6,7 +6,8 @@
 # 2.13.0 by requirements/overrides.txt. After regenerating, run `make test` on
 # the new lock before committing it: the lock records versions the suite passed with.
 #
-#   bash scripts/lock.sh            # or: make lock
+#   bash scripts/lock.sh            # or: make lock (keeps today's pins, adds what is new)
+#   UPGRADE=1 bash scripts/lock.sh  # every dependency at its newest release
 set -euo pipefail
 cd "$(dirname "$0")/.."
 UV_VERSION=0.13.9
@@ -14,6 +15,11 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 python3 -m venv "$tmp/uv"
 "$tmp/uv/bin/python" -m pip install -q "uv==$UV_VERSION"
+# uv prefers the versions already in its output file: seeded with today's lock, a new dependency
+# is added without moving the others; UPGRADE=1 resolves everything anew (newest releases).
+if [ "${UPGRADE:-0}" != 1 ] && [ -f requirements/lock.txt ]; then
+  grep -v '^# ' requirements/lock.txt > "$tmp/lock.txt" || true
+fi
 "$tmp/uv/bin/uv" pip compile pyproject.toml requirements/tools.in \
     --all-extras --universal --python-version 3.10 \
     --overrides requirements/overrides.txt \
