@@ -311,14 +311,17 @@ def validate_checkpoint(path, val: LabelVolume, fixations: int = 5, baselines: b
             "val_structures": [r.name for r in res]}
 
 
-def _command(args, drop=()) -> List[str]:
-    """The options of ``args`` as ``gaze3d train`` arguments (flags for True, none for False/None)."""
-    out = []
-    for k, v in vars(args).items():
-        if k in ("func", "command") or k in drop or v is None or v is False:
-            continue
-        out += [f"--{k.replace('_', '-')}"] + ([] if v is True else [str(v)])
-    return out
+def _validation(args, path) -> dict:
+    """``validate_checkpoint`` of ``path`` on ``--val-volume`` at ~2 mm (minutes, not hours), or {} when
+    there is none (``none``) or ``--val-repeats 0``."""
+    from .volume_data import load_label_volume
+
+    val_name = None if args.val_volume in (None, "", "none") else args.val_volume
+    if not (val_name and args.val_repeats > 0):
+        return {}
+    val = load_label_volume(val_name, args.data)
+    factor = max(1, int(round(2.0 / float(val.spacing.min()))))   # ~2 mm: validation stays minutes
+    return validate_checkpoint(path, downsample(val, factor), fixations=min(args.val_fixations, 5))
 
 
 def train_members(args) -> None:
@@ -339,15 +342,16 @@ def train_members(args) -> None:
     from concurrent.futures import ThreadPoolExecutor
     from pathlib import Path
 
+    from gaze3d.cli._args import train_arguments
+
     from .checkpoint import read_meta, save_ensemble, weights_digest
-    from .volume_data import load_label_volume
 
     n, jobs = int(args.members), int(args.jobs or min(args.members, os.cpu_count() or 1))
     if jobs < 1:
         raise InputError(f"--jobs: expected >= 1 parallel member runs, got {args.jobs}")
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
-    common = _command(args, drop=("members", "jobs", "seed", "output", "val_repeats"))
+    common = train_arguments(args, drop=("members", "jobs", "seed", "output", "val_repeats"))
     lock = threading.Lock()
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=".members-", dir=str(out.parent)) as tmp:
@@ -373,23 +377,23 @@ def train_members(args) -> None:
                                   + (tail[-1] if tail else "no output"))
         meta = {k: v for k, v in read_meta(paths[0]).items() if not k.startswith("val_")}
         meta.update(train_seconds=round(time.perf_counter() - t0, 1),
-                    command="gaze3d train " + " ".join(_command(args)))
+                    command="gaze3d train " + " ".join(train_arguments(args)))
         save_ensemble(paths, out, meta)
         print(f"saved {out} ({out.stat().st_size / 1e6:.2f} MB), an ensemble of {n} members "
               f"(seeds {args.seed}..{args.seed + n - 1}), weights sha256 {weights_digest(out)}")
-        val_name = None if args.val_volume in (None, "", "none") else args.val_volume
-        if val_name and args.val_repeats > 0:
-            val = load_label_volume(val_name, args.data)
-            factor = max(1, int(round(2.0 / float(val.spacing.min()))))
-            meta.update(validate_checkpoint(out, downsample(val, factor), fixations=min(args.val_fixations, 5)))
+        val = _validation(args, out)
+        if val:
+            meta.update(val)
             save_ensemble(paths, out, meta)
             print(f"validation score {meta['val_score']:.4f} stored in {out}")
 
 
 def run_cli(args) -> None:
     """``gaze3d train --volumes ...`` (see :mod:`gaze3d.cli.train`)."""
+    from gaze3d.cli._args import train_arguments
+
     from .checkpoint import save_checkpoint, weights_digest
-    from .volume_data import LABEL_VOLUMES, load_label_volume, load_training_volumes
+    from .volume_data import LABEL_VOLUMES, load_training_volumes
     from .volume_net import VOLUME_KIND, build_volume_model
 
     names = [n for n in args.volumes.split(",") if n]
@@ -422,17 +426,13 @@ def run_cli(args) -> None:
             "steps_run": len(losses),
             "train_seconds": round(time.perf_counter() - t0, 1),
             "final_mask_loss": float(np.mean(losses[-20:])),
-            "command": "gaze3d train " + " ".join(
-                f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}")
-                for k, v in vars(args).items()
-                if k not in ("func", "command") and v is not None and v is not False)}
+            "command": "gaze3d train " + " ".join(train_arguments(args))}
     assert meta["kind"] == VOLUME_KIND
     path = save_checkpoint(model, args.output, meta, half=args.half)
     print(f"saved {path} ({path.stat().st_size / 1e6:.2f} MB), {len(losses)} steps, "
           f"final mask loss {meta['final_mask_loss']:.4f}, weights sha256 {weights_digest(path)}")
-    if val_name and args.val_repeats > 0:
-        val = load_label_volume(val_name, args.data)
-        factor = max(1, int(round(2.0 / float(val.spacing.min()))))   # ~2 mm: validation stays minutes
-        meta.update(validate_checkpoint(path, downsample(val, factor), fixations=min(args.val_fixations, 5)))
+    val = _validation(args, path)
+    if val:
+        meta.update(val)
         save_checkpoint(model, path, meta, half=args.half)
         print(f"validation score {meta['val_score']:.4f} stored in {path}")

@@ -119,3 +119,14 @@ def display_from_args(args) -> DisplayGeometry:
     w_mm, h_mm = args.screen_mm if args.screen_mm is not None else (d.width_mm, d.height_mm)
     distance = args.distance_mm if args.distance_mm is not None else d.distance_mm
     return DisplayGeometry(width_mm=w_mm, height_mm=h_mm, distance_mm=distance)
+
+
+def train_arguments(args, drop=()) -> list:
+    """The options of ``args`` as ``gaze3d train`` arguments (a flag for True, nothing for False/None),
+    less ``drop``: what a checkpoint's ``meta["command"]`` records and ``--members`` reruns per member."""
+    out = []
+    for k, v in vars(args).items():
+        if k in ("func", "command") or k in drop or v is None or v is False:
+            continue
+        out += [f"--{k.replace('_', '-')}"] + ([] if v is True else [str(v)])
+    return out

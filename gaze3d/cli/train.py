@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from gaze3d.errors import InputError
 
+from ._args import train_arguments
+
 
 def register(subparsers):
     p = subparsers.add_parser(
@@ -144,10 +146,7 @@ def run(args):
     losses = train_interactive(model, sampler, cfg)
     meta = {"tiles": names + init_tiles, "steps_run": len(losses), "final_mask_loss": sum(losses[-20:]) / len(losses[-20:]),
             "features": args.ground, "procedural_scenes_made": sampler.scenes_made,
-            "command": "gaze3d train " + " ".join(
-                f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}")
-                for k, v in vars(args).items()
-                if k not in ("func", "command") and v is not None and v is not False)}
+            "command": "gaze3d train " + " ".join(train_arguments(args))}
     path = save_checkpoint(model, args.output, meta, half=args.half)
     print(f"saved {path} ({path.stat().st_size / 1e6:.2f} MB), final mask loss {meta['final_mask_loss']:.4f}, "
           f"weights sha256 {weights_digest(path)}")
