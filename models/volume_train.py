@@ -346,9 +346,8 @@ def train_members(args) -> None:
 
     from .checkpoint import read_meta, save_ensemble, weights_digest
 
-    n, jobs = int(args.members), int(args.jobs or min(args.members, os.cpu_count() or 1))
-    if jobs < 1:
-        raise InputError(f"--jobs: expected >= 1 parallel member runs, got {args.jobs}")
+    n = int(args.members)        # both checked by train_volumes
+    jobs = int(args.jobs) if args.jobs is not None else min(n, os.cpu_count() or 1)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     common = train_arguments(args, drop=("members", "jobs", "seed", "output", "val_repeats"))
@@ -405,9 +404,14 @@ def run_cli(args) -> None:
         raise InputError(f"--val-volume: {val_name} is also a training volume (validation must be held out)")
     if args.crop < 16 or not args.voxel_mm > 0:      # depth 3: the coarsest stage needs 2+ cells per axis
         raise InputError(f"--crop: expected >= 16 and --voxel-mm > 0, got {args.crop} and {args.voxel_mm}")
-    members = getattr(args, "members", 1) or 1
+    # `is None`, not `or`: --members 0 and --jobs 0 are refused, not read as their defaults
+    members = 1 if getattr(args, "members", None) is None else args.members
     if members < 1:
         raise InputError(f"--members: expected >= 1 models, got {members}")
+    jobs = getattr(args, "jobs", None)
+    if jobs is not None and (jobs < 1 or members == 1):
+        raise InputError(f"--jobs: expected >= 1 parallel member runs of --members N > 1, got --jobs {jobs} "
+                         f"with --members {members}")
     if members > 1:
         return train_members(args)
     torch.set_num_threads(args.threads or 1)

@@ -168,5 +168,11 @@ def test_train_volumes_writes_a_volume_checkpoint_and_refuses_validating_on_trai
     assert r.returncode == 2 and "only for the volume model" in r.stderr
     r = _gaze3d("train", "--volumes", "channels", "--val-volume", "channels", "-o", tmp_path / "x.safetensors")
     assert r.returncode == 2 and "held out" in r.stderr
+    # counts that are not runs: one line each, nothing trained (0 is not read as the default)
+    for bad, word in ((("--members", "0"), "--members"), (("--members", "-1"), "--members"),
+                      (("--members", "2", "--jobs", "0"), "--jobs"), (("--jobs", "2"), "--jobs")):
+        r = _gaze3d("train", "--volumes", "channels", "--val-volume", "none", *bad, "-o", tmp_path / "y.safetensors")
+        assert r.returncode == 2 and r.stderr.strip().startswith("gaze3d train: error: " + word), (bad, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "y.safetensors").exists()
     r = _gaze3d("train", "--volumes", "lungs", "-o", tmp_path / "x.safetensors")
     assert r.returncode == 2 and "lungs" in r.stderr
