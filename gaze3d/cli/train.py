@@ -91,6 +91,8 @@ def register(subparsers):
 
 
 def run(args):
+    if args.threads is not None and args.threads < 1:
+        raise InputError(f"--threads: expected >= 1 torch threads, got {args.threads}")
     if args.volumes:
         from gaze3d.models.volume_train import run_cli
 
