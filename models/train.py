@@ -350,6 +350,10 @@ class TrainConfig:
             raise ValueError(f"lr: expected > 0, got {self.lr!r}")
         if not isinstance(self.error_rounds, int) or self.error_rounds < 0:
             raise ValueError(f"error_rounds: expected an int >= 0, got {self.error_rounds!r}")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed: expected an int >= 0, got {self.seed!r}")
+        if self.time_limit_s is not None and not self.time_limit_s > 0:
+            raise ValueError(f"time_limit_s: expected > 0 seconds (or None), got {self.time_limit_s!r}")
         if not self.fixation_weight >= 0:
             raise ValueError(f"fixation_weight: expected >= 0, got {self.fixation_weight!r}")
         return self

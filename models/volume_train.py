@@ -215,6 +215,10 @@ class VolumeTrainConfig:
             raise InputError(f"lr: expected > 0, got {self.lr!r}")
         if not isinstance(self.error_rounds, int) or self.error_rounds < 0:
             raise InputError(f"error_rounds: expected an int >= 0, got {self.error_rounds!r}")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise InputError(f"seed: expected an int >= 0, got {self.seed!r}")
+        if self.time_limit_s is not None and not self.time_limit_s > 0:
+            raise InputError(f"time_limit_s: expected > 0 seconds (or None), got {self.time_limit_s!r}")
         return self
 
 

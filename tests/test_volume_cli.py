@@ -171,7 +171,9 @@ def test_train_volumes_writes_a_volume_checkpoint_and_refuses_validating_on_trai
     # counts that are not runs: one line each, nothing trained (0 is not read as the default)
     for bad, word in ((("--members", "0"), "--members"), (("--members", "-1"), "--members"),
                       (("--members", "2", "--jobs", "0"), "--jobs"), (("--jobs", "2"), "--jobs"),
-                      (("--threads", "0"), "--threads"), (("--threads", "-2"), "--threads")):
+                      (("--threads", "0"), "--threads"), (("--threads", "-2"), "--threads"),
+                      (("--seed", "-1"), "seed"), (("--time-limit", "0"), "time_limit_s"),
+                      (("--val-repeats", "-1"), "--val-repeats")):
         r = _gaze3d("train", "--volumes", "channels", "--val-volume", "none", *bad, "-o", tmp_path / "y.safetensors")
         assert r.returncode == 2 and r.stderr.strip().startswith("gaze3d train: error: " + word), (bad, r.stderr)
         assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "y.safetensors").exists()

@@ -93,6 +93,9 @@ def register(subparsers):
 def run(args):
     if args.threads is not None and args.threads < 1:
         raise InputError(f"--threads: expected >= 1 torch threads, got {args.threads}")
+    if args.val_repeats < 0 or args.val_fixations < 1:
+        raise InputError("--val-repeats: expected >= 0 and --val-fixations >= 1, got "
+                         f"{args.val_repeats} and {args.val_fixations}")
     if args.volumes:
         from gaze3d.models.volume_train import run_cli
 
@@ -113,9 +116,6 @@ def run(args):
     if bad or not (names or args.procedural > 0):
         raise InputError(f"--tiles: expected names from {sorted(TILES)} (or none with --procedural), "
                          f"got {args.tiles!r}")
-    if args.val_repeats < 0 or args.val_fixations < 1:
-        raise InputError("--val-repeats: expected >= 0 and --val-fixations >= 1, got "
-                         f"{args.val_repeats} and {args.val_fixations}")
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
