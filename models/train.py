@@ -48,6 +48,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from gaze3d.errors import Gaze3DError
+
 from .batching import Example, collate, voxel_max
 from .data import SPLITS, Tile
 from .gaze_sim import AnnotatorSimulator, GazeModel
@@ -354,8 +356,8 @@ class TrainConfig:
             raise ValueError(f"seed: expected an int >= 0, got {self.seed!r}")
         if self.time_limit_s is not None and not self.time_limit_s > 0:
             raise ValueError(f"time_limit_s: expected > 0 seconds (or None), got {self.time_limit_s!r}")
-        if not self.fixation_weight >= 0:
-            raise ValueError(f"fixation_weight: expected >= 0, got {self.fixation_weight!r}")
+        if not 0 <= self.fixation_weight < float("inf"):
+            raise ValueError(f"fixation_weight: expected a finite value >= 0, got {self.fixation_weight!r}")
         return self
 
 
@@ -413,14 +415,22 @@ def optimise(model, cfg, step_loss, log=print) -> List[float]:
     cfg.validate()
     torch.manual_seed(cfg.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # warm-up over the first 10 % of the steps; OneCycleLR divides by (pct_start x steps - 1), which is
+    # 0 at exactly 10 steps (a ZeroDivisionError at step 1): there the warm-up is 1.5 steps instead,
+    # every other step count keeps the schedule (and the weights) it always had
+    pct_start = 0.1 if float(0.1 * cfg.steps) - 1 != 0 else 0.15
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps,
-                                                pct_start=0.1)
+                                                pct_start=pct_start)
     model.train()
     losses: List[float] = []
     t0 = time.perf_counter()
     rng = np.random.default_rng(cfg.seed + 1)
     for step in range(cfg.steps):
         loss, mask_loss = step_loss(rng)
+        if not torch.isfinite(loss):
+            # one bad step would turn every weight into NaN and the run would save garbage at the end
+            raise Gaze3DError(f"training diverged at step {step}: the loss is {loss.item()} (lower --lr, or "
+                              f"--fixation-weight for point clouds); nothing was saved")
         opt.zero_grad()
         loss.backward()
         opt.step()

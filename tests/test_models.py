@@ -403,3 +403,43 @@ def test_summarise_counts_fixations_and_keeps_only_the_ks_that_were_run():
     assert row["IoU@1"] == pytest.approx(0.3) and row["IoU@3"] == pytest.approx(0.6)
     assert row["NoF@80"] == pytest.approx((2 + 3) / 2) and row["fail@80"] == 1
     assert session_seed(7, 0) == 7 and session_seed(7, 2, base=1000) == 3007
+
+
+def test_training_stops_with_one_line_at_the_first_non_finite_loss():
+    """A diverged step would turn every weight into NaN and the run would save them: it stops there."""
+    from gaze3d.errors import Gaze3DError
+    from gaze3d.models.train import TrainConfig, optimise
+
+    w = torch.nn.Parameter(torch.ones(3))
+    model = torch.nn.Module()
+    model.w = w
+    seen = []
+
+    def step_loss(rng):
+        seen.append(len(seen))
+        scale = float("nan") if len(seen) == 4 else 1.0
+        loss = (w * scale).pow(2).sum()
+        return loss, loss.detach()
+
+    with pytest.raises(Gaze3DError, match=r"training diverged at step 3: the loss is nan"):
+        optimise(model, TrainConfig(steps=10, batch_size=1, log_every=1), step_loss, log=None)
+    assert seen == [0, 1, 2, 3] and torch.isfinite(w).all()          # the bad step changed nothing
+    for bad in (float("inf"), float("nan"), -1.0):
+        with pytest.raises(ValueError, match="fixation_weight"):
+            TrainConfig(fixation_weight=bad).validate()
+
+
+@pytest.mark.parametrize("steps", [1, 2, 9, 10, 11, 20])
+def test_every_step_count_trains(steps):
+    """OneCycleLR divides by (pct_start x steps - 1): 10 steps crashed with a ZeroDivisionError."""
+    from gaze3d.models.train import TrainConfig, optimise
+
+    model = torch.nn.Module()
+    model.w = torch.nn.Parameter(torch.ones(3))
+
+    def step_loss(rng):
+        loss = model.w.pow(2).sum()
+        return loss, loss.detach()
+
+    losses = optimise(model, TrainConfig(steps=steps, batch_size=1, log_every=100), step_loss, log=None)
+    assert len(losses) == steps and losses[-1] < losses[0] or steps == 1

@@ -93,6 +93,8 @@ def register(subparsers):
 def run(args):
     if args.threads is not None and args.threads < 1:
         raise InputError(f"--threads: expected >= 1 torch threads, got {args.threads}")
+    if args.val_scenes < 0:
+        raise InputError(f"--val-scenes: expected >= 0 procedural validation scenes, got {args.val_scenes}")
     if args.val_repeats < 0 or args.val_fixations < 1:
         raise InputError("--val-repeats: expected >= 0 and --val-fixations >= 1, got "
                          f"{args.val_repeats} and {args.val_fixations}")
