@@ -71,3 +71,16 @@ def test_demo_recording_replays_to_same_attention(demo_run):
     # camera stamps are exact integers on the host clock and the live loop adds one call per camera
     # frame, as the replay does: bit-identical (before issue 17: up to 0.09 % apart)
     assert np.array_equal(live, again), float(np.abs(live - again).max() / live.max())
+
+
+@pytest.mark.parametrize("under", ["", "sub"])
+def test_demo_output_under_a_file_is_one_line(tmp_path, under):
+    """``--out`` naming a file, or a folder under one: the OSError is one line, exit 2 (it was a traceback)."""
+    f = tmp_path / "a_file"
+    f.write_text("")
+    out = f / under if under else f
+    r = subprocess.run([sys.executable, "-m", "gaze3d", "demo", "--out", str(out), "--duration", "1"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.strip().startswith("gaze3d demo: error:") and str(f) in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and f.read_text() == ""

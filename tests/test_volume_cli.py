@@ -177,5 +177,10 @@ def test_train_volumes_writes_a_volume_checkpoint_and_refuses_validating_on_trai
         r = _gaze3d("train", "--volumes", "channels", "--val-volume", "none", *bad, "-o", tmp_path / "y.safetensors")
         assert r.returncode == 2 and r.stderr.strip().startswith("gaze3d train: error: " + word), (bad, r.stderr)
         assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "y.safetensors").exists()
+    # an output that cannot be written is refused before training, not at the save
+    (tmp_path / "a_file").write_text("")
+    for bad, why in ((tmp_path, "is a folder"), (tmp_path / "a_file" / "sub" / "y.safetensors", "not a folder")):
+        r = _gaze3d("train", "--volumes", "channels", "--val-volume", "none", "--steps", "1", "-o", bad)
+        assert r.returncode == 2 and why in r.stderr and "step" not in r.stdout, r.stdout + r.stderr
     r = _gaze3d("train", "--volumes", "lungs", "-o", tmp_path / "x.safetensors")
     assert r.returncode == 2 and "lungs" in r.stderr

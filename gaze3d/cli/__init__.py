@@ -84,7 +84,9 @@ def main(argv=None) -> int:
         return 2
     try:
         code = args.func(args)
-    except (Gaze3DError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+    # the OSErrors a path the user named can cause (an output folder under a file, say): one line each
+    except (Gaze3DError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError,
+            PermissionError) as exc:
         print(f"gaze3d {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:

@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
+from pathlib import Path
 from typing import List, Sequence, Tuple
 
 from ..display import DisplayGeometry
+from ..errors import InputError
 
 #: the display every command assumes unless told otherwise (a 24" 16:9 monitor at 65 cm)
 DISPLAY = DisplayGeometry()
@@ -130,3 +133,24 @@ def train_arguments(args, drop=()) -> list:
             continue
         out += [f"--{k.replace('_', '-')}"] + ([] if v is True else [str(v)])
     return out
+
+
+def output_file(path, what: str = "-o") -> Path:
+    """Check, before any work, that a file (a checkpoint, say) can be written at ``path``.
+
+    Missing folders are fine (the writer creates them); a folder at ``path``, a
+    file where a folder must be, or an ancestor that is not writable is an
+    :class:`~gaze3d.errors.InputError` naming ``what``, so a long run does not
+    end in an error at its save.
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise InputError(f"{what} {p}: is a folder, expected an output file name")
+    first = p.parent
+    while not first.exists() and first != first.parent:
+        first = first.parent
+    if not first.is_dir():
+        raise InputError(f"{what} {p}: {first} is a file, not a folder")
+    if not os.access(first, os.W_OK | os.X_OK):
+        raise InputError(f"{what} {p}: folder {first} is not writable")
+    return p

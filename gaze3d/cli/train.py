@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from gaze3d.errors import InputError
 
-from ._args import train_arguments
+from ._args import output_file, train_arguments
 
 
 def register(subparsers):
@@ -91,6 +91,7 @@ def register(subparsers):
 
 
 def run(args):
+    output_file(args.output)         # before hours of training, not at the save
     if args.threads is not None and args.threads < 1:
         raise InputError(f"--threads: expected >= 1 torch threads, got {args.threads}")
     if args.val_scenes < 0:
