@@ -103,21 +103,6 @@ def _runs(mask: np.ndarray):
     return np.flatnonzero(d == 1), np.flatnonzero(d == -1)
 
 
-def _segment_bounds(mask: np.ndarray):
-    """Per sample, the [first, last] index of its run of True (both -1 outside runs)."""
-    n = len(mask)
-    lo = np.full(n, -1, dtype=np.int64)
-    hi = np.full(n, -1, dtype=np.int64)
-    s, e = _runs(mask)
-    if len(s):
-        rid = np.cumsum(np.r_[0, np.diff(mask.astype(np.int8))] == 1) + (1 if mask[0] else 0) - 1
-        # rid counts run starts up to each sample; inside runs it indexes s/e
-        rid = np.clip(rid, 0, len(s) - 1)
-        lo[mask] = s[rid[mask]]
-        hi[mask] = e[rid[mask]] - 1
-    return lo, hi
-
-
 def _cumsums(t: np.ndarray, x: np.ndarray, y: np.ndarray, ok: np.ndarray):
     """Prefix sums of t (from t[0]), x and y with invalid samples as 0: (3, n + 1) float64."""
     out = np.zeros((3, len(t) + 1))
@@ -125,6 +110,10 @@ def _cumsums(t: np.ndarray, x: np.ndarray, y: np.ndarray, ok: np.ndarray):
     np.cumsum(np.where(ok, x, 0.0), out=out[1, 1:])
     np.cumsum(np.where(ok, y, 0.0), out=out[2, 1:])
     return out
+
+
+#: samples per block of :func:`boxcar_speed`'s full windows (a few hundred kB of temporaries)
+_BLOCK = 8192
 
 
 def boxcar_speed(t: np.ndarray, x: np.ndarray, y: np.ndarray, mask: np.ndarray, half: int,
@@ -155,23 +144,31 @@ def boxcar_speed(t: np.ndarray, x: np.ndarray, y: np.ndarray, mask: np.ndarray, 
         sums = _cumsums(t, x, y, mask)
     ts, xs, ys = sums
     m = half + 1
-    if n > 2 * half:
-        # full windows, from contiguous slices: mean of [i, i + half] minus mean of [i - half, i]
-        c = slice(half, n - half)
-        full = np.empty((3, n - 2 * half))
+    # full windows: mean of [i, i + half] minus mean of [i - half, i], from contiguous slices, in blocks
+    # that stay in cache (whole-signal temporaries cost more in page faults than in arithmetic: an hour
+    # at 1,200 Hz is 4.3M samples); per sample the same operations in the same order as one pass
+    for s0 in range(half, n - half, _BLOCK):
+        s1 = min(s0 + _BLOCK, n - half)
+        d = np.empty((3, s1 - s0))
         for k, cs in enumerate((ts, xs, ys)):
-            full[k] = (cs[2 * half + 1:] - cs[half:n - half]) - (cs[half + 1:n - half + 1] - cs[:n - 2 * half])
-        full /= m
+            np.subtract(cs[s0 + half + 1:s1 + half + 1] - cs[s0:s1], cs[s0 + 1:s1 + 1] - cs[s0 - half:s1 - half],
+                        out=d[k])
+        d /= m
         with np.errstate(invalid="ignore", divide="ignore"):
-            v[c] = np.hypot(full[1], full[2]) / full[0]
-    lo, hi = _segment_bounds(mask)
-    idx = np.arange(n)
-    # windows clipped by a run's edge (or the signal's): the general, gathered form
-    edge = mask & ((idx - half < lo) | (idx + half > hi))
-    i = np.flatnonzero(edge)
+            v[s0:s1] = np.hypot(d[1], d[2]) / d[0]
+    # windows clipped by a run's edge (or the signal's): the first and last `half` samples of each run of
+    # `mask` (all of a short run), in order, with their run's bounds; the general, gathered form
+    rs, re_ = _runs(mask)
+    head_end = np.minimum(rs + half, re_)
+    tail_start = np.maximum(re_ - half, head_end)
+    starts = np.stack([rs, tail_start], 1).reshape(-1)
+    lengths = np.stack([head_end - rs, re_ - tail_start], 1).reshape(-1)
+    i = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(int(lengths.sum()))
+    run = np.repeat(np.arange(len(rs)).repeat(2), lengths)
+    lo, hi = rs[run], re_[run] - 1
     if len(i):
-        a = np.maximum(i - half, lo[i])          # earlier half: [a, i]
-        b = np.minimum(i + half, hi[i])          # later half:   [i, b]
+        a = np.maximum(i - half, lo)             # earlier half: [a, i]
+        b = np.minimum(i + half, hi)             # later half:   [i, b]
         nl, nr = (i - a + 1).astype(np.float64), (b - i + 1).astype(np.float64)
         dt = (ts[b + 1] - ts[i]) / nr - (ts[i + 1] - ts[a]) / nl
         dx = (xs[b + 1] - xs[i]) / nr - (xs[i + 1] - xs[a]) / nl

@@ -479,3 +479,35 @@ def test_carried_pursuit_relabels_only_fixations_the_camera_carried():
         carried_pursuit(t[:-1], lab, moving, still, lab)
     with pytest.raises(InputError, match="min_speed"):
         carried_pursuit(t, lab, moving, still, lab, min_speed=0.0)
+
+
+@pytest.mark.parametrize("block", [3, 64, 8192])
+def test_boxcar_speed_matches_its_definition_per_sample(monkeypatch, block):
+    """Mean of the `half` + 1 samples after minus before each sample, inside its run of valid samples
+    (clipped at the run's edges), over the time between those means; blocks of any size agree."""
+    import gaze3d._events_adaptive as ea
+
+    monkeypatch.setattr(ea, "_BLOCK", block)
+    rng = np.random.default_rng(4)
+    for n, p_lost, half in ((0, 0.0, 2), (1, 0.0, 1), (5, 0.0, 3), (300, 0.0, 4), (300, 0.2, 3), (500, 0.6, 5)):
+        t = np.cumsum(rng.uniform(0.001, 0.004, n))
+        x, y = np.cumsum(rng.normal(0, 0.3, n)), np.cumsum(rng.normal(0, 0.3, n))
+        mask = rng.random(n) >= p_lost
+        x[~mask] = np.nan
+        v = ea.boxcar_speed(t, x, y, mask, half)
+        for i in range(n):
+            if not mask[i]:
+                assert np.isnan(v[i])
+                continue
+            lo = hi = i
+            while lo > 0 and mask[lo - 1] and i - lo < half:
+                lo -= 1
+            while hi < n - 1 and mask[hi + 1] and hi - i < half:
+                hi += 1
+            before, after = slice(lo, i + 1), slice(i, hi + 1)
+            dt = t[after].mean() - t[before].mean()
+            if dt <= 0:
+                assert np.isnan(v[i]), (n, i)
+                continue
+            want = np.hypot(x[after].mean() - x[before].mean(), y[after].mean() - y[before].mean()) / dt
+            assert v[i] == pytest.approx(want, rel=1e-9, abs=1e-9), (n, half, i)
