@@ -50,7 +50,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def load_attention(scan, spec: str):
-    """Attention for ``scan`` from a .npy file, a scan field name or a volume file."""
+    """Attention for ``scan`` from a .npy, .txt or .csv file, a scan field name or a volume file."""
 
     from gaze3d.scan import Volume
 
@@ -60,8 +60,10 @@ def load_attention(scan, spec: str):
     if not path.exists():
         known = ", ".join(sorted(scan.fields)) or "none"
         raise InputError(f"--attention {spec!r}: no such file and no such field of the scan (fields: {known})")
-    if path.suffix == ".npy":
-        values = np.load(path, allow_pickle=False)
+    from gaze3d.io.arrays import ARRAY_EXTENSIONS, read_array
+
+    if path.suffix.lower() in ARRAY_EXTENSIONS:
+        values = read_array(path, "--attention")
     else:
         from gaze3d.io import load_scan
 

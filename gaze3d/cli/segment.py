@@ -44,13 +44,13 @@ def register(subparsers):
 
 
 def _read_attention(path: str, n: int, field: str = "attention"):
+    from gaze3d.io.arrays import ARRAY_EXTENSIONS, read_array
+
     ext = Path(path).suffix.lower()
     if not Path(path).is_file():
         raise FileNotFoundError(f"{path}: no such attention file")
-    if ext == ".npy":
-        a = np.load(path, allow_pickle=False)
-    elif ext in (".txt", ".csv"):
-        a = np.loadtxt(path, delimiter="," if ext == ".csv" else None, ndmin=1)
+    if ext in ARRAY_EXTENSIONS:
+        a = read_array(path)
     else:
         from gaze3d.io import load_scan
         scan = load_scan(path)
@@ -113,7 +113,9 @@ def _read_volume_attention(path: str, shape, what: str):
     if not Path(path).exists():
         raise FileNotFoundError(f"{path}: no such attention file")
     if Path(path).suffix.lower() == ".npy":
-        a = np.load(path, allow_pickle=False)
+        from gaze3d.io.arrays import read_array
+
+        a = read_array(path)
     else:
         from gaze3d.io import load_volume
         a = load_volume(path).array
