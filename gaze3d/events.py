@@ -91,6 +91,11 @@ SMALL_SACCADE_PEAK_FRAC = _events_adaptive.SMALL_SACCADE_PEAK_FRAC
 _DEFAULTS = {"adaptive": ADAPTIVE_DEFAULTS, "ivt": TOBII_IVT_DEFAULTS, "idt": IDT_DEFAULTS,
              "ivdt": IVDT_DEFAULTS, "ivvt": IVVT_DEFAULTS}
 METHODS = tuple(_DEFAULTS)
+#: bounds of :func:`classify_samples`' parameters beyond ">= 0 and finite": parameters in seconds (names
+#: ending ``_s``) at most a minute, the adaptive threshold's window at most an hour, divisors above 0
+_MAX_DURATION_S = 60.0
+_MAX_ADAPT_WINDOW_S = 3600.0
+_POSITIVE = frozenset({"peak_sd"})
 
 
 # ----------------------------------------------------------------- helpers
@@ -284,6 +289,16 @@ def classify_samples(t_s, x_deg, y_deg, method: str = "adaptive", *, valid=None,
     for k, v in p.items():
         if not (np.isfinite(v) and v >= 0):
             raise InputError(f"classify_samples {k}: expected a number >= 0, got {v}")
+        # durations become sample counts and window arrays: bounded so that a typo is an error, not an
+        # overflow or a many-GB allocation (the adaptive threshold's window is minutes long by design)
+        longest = _MAX_ADAPT_WINDOW_S if k == "adapt_window_s" else _MAX_DURATION_S
+        if k.endswith("_s") and v > longest:
+            raise InputError(f"classify_samples {k}: expected at most {longest:g} s, got {v}")
+        if k in _POSITIVE and not v > 0:
+            raise InputError(f"classify_samples {k}: expected a number > 0, got {v}")
+    if "threshold_min" in p and p["threshold_min"] > p["threshold_max"]:
+        raise InputError(f"classify_samples threshold_min: expected at most threshold_max "
+                         f"({p['threshold_max']}), got {p['threshold_min']}")
     t, x, y, ok = _check_signal(t_s, x_deg, y_deg, valid)
     labels = np.full(len(t), _GAP, dtype=np.int8)
     if len(t) == 0:

@@ -158,6 +158,21 @@ def test_adaptive_defaults_table_and_validation():
         classify_samples(t, 0 * t, 0 * t, "adaptive", peak_sd=-1.0)
 
 
+@pytest.mark.parametrize("method, params, match", [
+    ("adaptive", dict(peak_sd=0.0), "peak_sd: expected a number > 0"),          # was a ZeroDivisionError
+    ("adaptive", dict(velocity_window_s=1e99), "at most 60 s"),                  # was an OverflowError
+    ("adaptive", dict(saccade_amp_window_s=1e6), "at most 60 s"),                # was a 33 GB allocation
+    ("adaptive", dict(adapt_window_s=1e5), "at most 3600 s"),
+    ("adaptive", dict(threshold_min=500.0, threshold_max=10.0), "at most threshold_max"),
+    ("ivt", dict(window_s=61.0), "at most 60 s"),
+    ("idt", dict(min_duration_s=float("inf")), ">= 0"),
+])
+def test_parameters_out_of_range_are_one_line(method, params, match):
+    t = np.arange(300) / 300.0
+    with pytest.raises(InputError, match=match):
+        classify_samples(t, 0 * t, 0 * t, method, **params)
+
+
 # today (seed 8, 30 s) fixation / saccade / pursuit kappa: 30 Hz 0.641 0.433 0.854; 60 Hz 0.846 0.690
 # 0.970; 250 Hz 0.924 0.887 0.951; 1200 Hz 0.925 0.909 0.944; 2000 Hz 0.925 0.911 0.944; 1200 Hz with
 # 0.5 deg noise 0.847 0.915 0.830. Floors a few hundredths below.
