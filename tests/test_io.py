@@ -548,6 +548,11 @@ def test_cli_info_and_convert(shared_data, tmp_path):
     assert r.returncode == 0, r.stderr
     back = gaze3d.load_scan(tmp_path / "ct.nrrd", labels=tmp_path / "seg.nrrd")
     np.testing.assert_array_equal(back.labels, load_volume(shared_data / SEG).array)
+    # the label volume written over the image under the same name (through another spelling of the
+    # path) would lose the image: refused before anything is written
+    r = _cli("convert", shared_data / CT, tmp_path / "same.nrrd", "--labels", shared_data / SEG,
+             "--out-labels", tmp_path / "." / "same.nrrd")
+    assert r.returncode == 2 and "the same file as OUTPUT" in r.stderr and not (tmp_path / "same.nrrd").exists()
     r = _cli("info", shared_data / CT, "--labels", shared_data / SEG,
              "--label-names", f"{shared_data / LABEL_MAP}:total")
     assert r.returncode == 0, r.stderr

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ..errors import InputError, ScanFormatError
 
@@ -31,6 +32,10 @@ def run(args) -> int:
     check_output(args.output)
     if args.out_labels:
         check_output(args.out_labels, Volume, what="--out-labels")
+        # the second write would replace the first: the image would be lost under its own name
+        if Path(args.out_labels).resolve() == Path(args.output).resolve():
+            raise InputError(f"--out-labels {args.out_labels}: the same file as OUTPUT; "
+                             "expected another path for the label volume")
     if args.labels and not args.out_labels:
         raise InputError("--labels: the label volume would be read and not written; give --out-labels")
     scan = load_scan(args.input, labels=args.labels)
