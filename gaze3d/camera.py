@@ -23,6 +23,18 @@ import numpy as np
 from .errors import InputError
 
 
+def _finite(name: str, value, n: int) -> np.ndarray:
+    """``value`` as ``(n,)`` finite float64, or a one-line :class:`InputError` naming the camera field."""
+    try:
+        a = np.asarray(value, dtype=np.float64).reshape(n)
+    except (TypeError, ValueError):
+        a = None
+    if a is None or not np.isfinite(a).all():
+        want = f"{n} finite numbers" if n > 1 else "a finite number"
+        raise InputError(f"camera {name}: expected {want}, got {value!r:.60}")
+    return a
+
+
 def _unit(v, name: str) -> np.ndarray:
     v = np.asarray(v, dtype=np.float64)
     n = np.linalg.norm(v)
@@ -61,9 +73,13 @@ class Camera:
     parallel_scale: Optional[float] = None
 
     def __post_init__(self):
-        self.position = np.asarray(self.position, dtype=np.float64).reshape(3)
-        self.focal_point = np.asarray(self.focal_point, dtype=np.float64).reshape(3)
-        self.view_up = np.asarray(self.view_up, dtype=np.float64).reshape(3)
+        # fields often come from JSON a user wrote: a wrong type is one line naming the field
+        self.position = _finite("position", self.position, 3)
+        self.focal_point = _finite("focal_point", self.focal_point, 3)
+        self.view_up = _finite("view_up", self.view_up, 3)
+        for name in ("vfov_deg", "width", "height", "near", "far") + (
+                ("parallel_scale",) if self.parallel_scale is not None else ()):
+            setattr(self, name, float(_finite(name, getattr(self, name), 1)[0]))
         if not (0.0 < float(self.vfov_deg) < 180.0):
             raise InputError(f"camera vfov_deg: expected a value in (0, 180), got {self.vfov_deg}")
         if int(self.width) <= 0 or int(self.height) <= 0:
@@ -312,7 +328,12 @@ class CameraPath:
     cameras: List[Camera]
 
     def __post_init__(self):
-        self.times = np.asarray(self.times, dtype=np.float64)
+        try:
+            self.times = np.asarray(self.times, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            raise InputError(f"camera path times: expected a list of numbers, got {self.times!r:.60}") from None
+        if not np.isfinite(self.times).all():
+            raise InputError("camera path times: expected finite numbers")
         if len(self.times) != len(self.cameras) or len(self.times) == 0:
             raise InputError("camera path: expected as many times as cameras (at least one)")
         if np.any(np.diff(self.times) <= 0):

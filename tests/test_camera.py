@@ -314,7 +314,7 @@ def test_camera_path_orbit_keeps_target_centred():
     (dict(near=0), "clipping"), (dict(near=5, far=1), "clipping"),
     (dict(parallel_scale=-1.0), "parallel_scale"),
     (dict(focal_point=(0, 0, 0)), "direction"), (dict(view_up=(0, 1, 0)), "view_up"),
-    (dict(view_up=(0, 0, 0)), "view_up"), (dict(position=(np.nan, 0, 0)), "direction"),
+    (dict(view_up=(0, 0, 0)), "view_up"), (dict(position=(np.nan, 0, 0)), "camera position: expected 3 finite numbers"),
 ])
 def test_bad_camera_parameters(kwargs, match):
     args = dict(position=(0, 0, 0), focal_point=(0, 1, 0), view_up=(0, 0, 1))
@@ -334,3 +334,28 @@ def test_bad_camera_path_and_dict():
         CameraPath([], [])
     with pytest.raises(InputError, match="'position'"):
         Camera.from_dict({"focal_point": [0, 0, 0]})
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("position", "abc", "camera position: expected 3 finite numbers"),
+    ("position", [1, 2], "camera position: expected 3 finite numbers"),
+    ("focal_point", [0, float("nan"), 0], "camera focal_point: expected 3 finite numbers"),
+    ("view_up", None, "camera view_up: expected 3 finite numbers"),
+    ("vfov_deg", "x", "camera vfov_deg: expected a finite number"),
+    ("width", None, "camera width: expected a finite number"),
+    ("far", float("inf"), "camera far: expected a finite number"),
+])
+def test_camera_fields_of_the_wrong_type_are_one_line(field, value, match):
+    """Camera JSON is written by hand: a wrong type was a numpy ValueError/TypeError traceback."""
+    d = dict(position=[0, -10, 5], focal_point=[0, 0, 0], view_up=[0, 0, 1], vfov_deg=30.0, width=64, height=48)
+    d[field] = value
+    with pytest.raises(InputError, match=match):
+        Camera.from_dict(d)
+
+
+
+def test_camera_path_times_of_the_wrong_type_are_one_line():
+    d = dict(position=[0, -10, 5], focal_point=[0, 0, 0], view_up=[0, 0, 1], vfov_deg=30.0, width=64, height=48)
+    for times in ("x", [None], {"a": 1}):
+        with pytest.raises(InputError, match="camera path times"):
+            CameraPath.from_dict({"times": times, "cameras": [d]})

@@ -95,8 +95,10 @@ def load_camera(path):
         data = data["camera"]
     if not isinstance(data, dict):
         raise InputError(f"--camera {p}: expected a JSON object with position, focal_point, view_up...")
-    cam = Camera.from_dict({"view_up": [0, 0, 1], "vfov_deg": 30.0, "width": 1024, "height": 768, **data})
-    return cam
+    try:
+        return Camera.from_dict({"view_up": [0, 0, 1], "vfov_deg": 30.0, "width": 1024, "height": 768, **data})
+    except InputError as exc:
+        raise InputError(f"--camera {p}: {exc}") from None
 
 
 def run(args) -> int:
