@@ -18,7 +18,7 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from ..display import DisplayGeometry
 from ..errors import InputError
@@ -135,6 +135,17 @@ def train_arguments(args, drop=()) -> list:
     return out
 
 
+def _writable_ancestor(p: Path, what: str) -> None:
+    """The nearest existing ancestor of ``p`` must be a writable folder (the writer creates the rest)."""
+    first = p.parent
+    while not first.exists() and first != first.parent:
+        first = first.parent
+    if not first.is_dir():
+        raise InputError(f"{what} {p}: {first} is a file, not a folder")
+    if not os.access(first, os.W_OK | os.X_OK):
+        raise InputError(f"{what} {p}: folder {first} is not writable")
+
+
 def output_file(path, what: str = "-o") -> Path:
     """Check, before any work, that a file (a checkpoint, say) can be written at ``path``.
 
@@ -146,11 +157,48 @@ def output_file(path, what: str = "-o") -> Path:
     p = Path(path)
     if p.is_dir():
         raise InputError(f"{what} {p}: is a folder, expected an output file name")
-    first = p.parent
-    while not first.exists() and first != first.parent:
-        first = first.parent
-    if not first.is_dir():
-        raise InputError(f"{what} {p}: {first} is a file, not a folder")
-    if not os.access(first, os.W_OK | os.X_OK):
-        raise InputError(f"{what} {p}: folder {first} is not writable")
+    _writable_ancestor(p, what)
     return p
+
+
+def output_folder(path, what: str = "--out") -> Path:
+    """Like :func:`output_file` for an output folder: a name, not a file, with a writable existing ancestor."""
+    if not str(path).strip():
+        raise InputError(f"{what}: expected a folder name, got {str(path)!r}")
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise InputError(f"{what} {p}: is a file, expected a folder (created if missing)")
+    if not p.exists():
+        _writable_ancestor(p, what)
+    return p
+
+
+def bounded_int(low: int, high: Optional[int] = None, what: str = "an integer"):
+    """An argparse ``type``: an integer in ``low..high`` (no upper bound when ``high`` is None)."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            v = None
+        if v is None or v < low or (high is not None and v > high):
+            span = f">= {low}" if high is None else f"in {low}..{high}"
+            raise argparse.ArgumentTypeError(f"expected {what} {span}, got {text!r}")
+        return v
+    parse.__name__ = "integer"
+    return parse
+
+
+def bounded_float(low: float, high: float, *, low_open: bool = False, what: str = "a number"):
+    """An argparse ``type``: a finite number in ``[low, high]`` (``(low, high]`` with ``low_open``)."""
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            v = math.nan
+        above = v > low if low_open else v >= low
+        if not (math.isfinite(v) and above and v <= high):          # NaN fails too
+            raise argparse.ArgumentTypeError(f"expected {what} in {'(' if low_open else '['}{low:g}, {high:g}], "
+                                             f"got {text!r}")
+        return v
+    parse.__name__ = "number"
+    return parse

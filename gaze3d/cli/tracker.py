@@ -5,15 +5,48 @@ import argparse
 import json
 import logging
 import os
+import re
 import signal
 import sys
 
 from ..errors import InputError
 from ..protocol import SCHEMA_VERSION
+from ._args import bounded_int, output_file, positive_float
 
 LOOPBACK_PUB = "tcp://127.0.0.1:*"
 LOOPBACK_CTRL = "tcp://127.0.0.1:*"
 PUBLIC_ANY = "tcp://0.0.0.0:*"
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+C_INT_MAX = 2**31 - 1  # ZeroMQ socket options are C ints: a larger value overflows in pyzmq
+
+
+def _endpoint(text: str) -> str:
+    """An argparse ``type``: a ZeroMQ bind address; a tcp port must be 1..65535 or ``*``.
+
+    libzmq does not refuse a bad port: it wraps it (``:-1`` binds 65535, ``:99999`` a random one).
+    """
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"expected a ZeroMQ address such as {LOOPBACK_PUB}, got {text!r}")
+    if text.startswith("tcp://"):
+        host, sep, port = text[len("tcp://"):].rpartition(":")
+        if not sep or not host:
+            raise argparse.ArgumentTypeError(f"expected tcp://HOST:PORT, got {text!r}")
+        if port != "*" and not (re.fullmatch(r"[0-9]{1,5}", port) and 1 <= int(port) <= 65535):
+            raise argparse.ArgumentTypeError(f"expected a port in 1..65535 or * (a free port), got {text!r}")
+    return text
+
+
+def _c_int(low: int):
+    """An argparse ``type``: an integer in ``low..C_INT_MAX`` (what a ZeroMQ socket option takes)."""
+    return bounded_int(low, C_INT_MAX)
+
+
+def _log_level(text: str) -> str:
+    """An argparse ``type``: a logging level name, any case."""
+    if text.upper() not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(LOG_LEVELS)}, got {text!r}")
+    return text.upper()
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -29,8 +62,10 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE",
                    help="source option (repeatable), for example --opt rate=1200 (sim); each source's options are "
                         "listed in docs/protocol.md")
-    p.add_argument("--pub", default=None, help=f"PUB bind address (default {LOOPBACK_PUB}; * = free port)")
-    p.add_argument("--ctrl", default=None, help=f"control (REP) bind address (default {LOOPBACK_CTRL})")
+    p.add_argument("--pub", type=_endpoint, default=None,
+                   help=f"PUB bind address (default {LOOPBACK_PUB}; * = free port)")
+    p.add_argument("--ctrl", type=_endpoint, default=None,
+                   help=f"control (REP) bind address (default {LOOPBACK_CTRL})")
     p.add_argument("--record", default=None, metavar="SESSION.gaze3d",
                    help="record to this new file from the start")
     p.add_argument("--record-dir", default=None, metavar="DIR",
@@ -39,10 +74,11 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--bind-public", action="store_true",
                    help=f"allow non-loopback addresses (default {PUBLIC_ANY}); needs --curve-keys")
     p.add_argument("--curve-keys", default=None, metavar="DIR", help="CurveZMQ keys folder from `gaze3d keys`")
-    p.add_argument("--heartbeat-s", type=float, default=0.5, help="status heartbeat interval (s)")
-    p.add_argument("--sndhwm", type=int, default=10_000, help="messages queued per subscriber before dropping")
-    p.add_argument("--sndbuf", type=int, default=None, help="kernel send buffer per subscriber (bytes)")
-    p.add_argument("--backoff-s", type=float, nargs=2, default=(0.1, 5.0), metavar=("FIRST", "MAX"),
+    p.add_argument("--heartbeat-s", type=positive_float, default=0.5, help="status heartbeat interval (s)")
+    p.add_argument("--sndhwm", type=_c_int(0), default=10_000,
+                   help="messages queued per subscriber before dropping (0 = no limit)")
+    p.add_argument("--sndbuf", type=_c_int(1), default=None, help="kernel send buffer per subscriber (bytes)")
+    p.add_argument("--backoff-s", type=positive_float, nargs=2, default=(0.1, 5.0), metavar=("FIRST", "MAX"),
                    help="reopen delays after a device error: first, doubling up to max (s)")
     p.add_argument("--wait-subscriber", action="store_true",
                    help="open the source only once a subscriber has joined (nothing of a replay or "
@@ -51,7 +87,8 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="tobii: wait indefinitely for a first eye tracker (default: give up after the source "
                         "option wait_s, 10 s, with exit code 2)")
     p.add_argument("--exit-when-done", action="store_true", help="exit when a finite source (replay) ends")
-    p.add_argument("--log-level", default="WARNING", help="stderr log level (DEBUG, INFO, WARNING...)")
+    p.add_argument("--log-level", type=_log_level, default="WARNING",
+                   help=f"stderr log level: {', '.join(LOG_LEVELS)} (any case)")
     p.set_defaults(func=run)
     return p
 
@@ -61,7 +98,12 @@ def run(args) -> int:
     from ..tracker.plugins import make_source, parse_options
     from ..tracker.server import TrackerServer, is_loopback
 
-    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
+    # checked before anything is bound or created
+    if args.backoff_s[0] > args.backoff_s[1]:
+        raise InputError(f"--backoff-s {args.backoff_s[0]:g} {args.backoff_s[1]:g}: expected FIRST <= MAX")
+    if args.record is not None:
+        output_file(args.record, "--record")
+    logging.basicConfig(level=getattr(logging, args.log_level),
                         format="gaze3d tracker: %(levelname)s %(message)s", stream=sys.stderr)
     default = PUBLIC_ANY if args.bind_public else None
     pub = args.pub or default or LOOPBACK_PUB

@@ -34,29 +34,58 @@ KeyLike = Union[str, bytes, os.PathLike]
 
 
 def generate_keys(directory, *, overwrite: bool = False) -> dict:
-    """Create a server and a client key pair in ``directory``; returns ``{name: Path}``."""
+    """Create a server and a client key pair in ``directory``; returns ``{name: Path}``.
+
+    All or nothing: every target is checked first and the keys are made in a
+    temporary folder inside ``directory``, then moved into place, so a refusal
+    or a failure leaves no half set (a client holding keys that do not match).
+    """
     if not zmq.has("curve"):
         raise InputError("this libzmq has no CURVE support; install pyzmq wheels from PyPI")
+    if not os.fspath(directory):  # Path("") would be the current folder
+        raise InputError("keys folder '': expected a folder name")
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    server_secret = directory / f"{SERVER_NAME}.key_secret"
-    if server_secret.exists() and not overwrite:
-        raise InputError(f"{server_secret}: keys already exist (pass overwrite to replace them; "
-                         "clients holding the old keys will be refused)")
-    with tempfile.TemporaryDirectory(dir=directory) as tmp:
-        for name in (SERVER_NAME, CLIENT_NAME):
-            pub, sec = zmq.auth.create_certificates(tmp, name)
-            os.chmod(sec, 0o600)
-            os.replace(pub, directory / f"{name}.key")
-            os.replace(sec, directory / f"{name}.key_secret")
+    if directory.exists() and not directory.is_dir():
+        raise InputError(f"{directory}: not a folder; expected a folder to write the keys to")
     authorized = directory / AUTHORIZED_DIR
-    authorized.mkdir(exist_ok=True)
-    tmp_copy = authorized / f".{CLIENT_NAME}.key.tmp"
-    shutil.copyfile(directory / f"{CLIENT_NAME}.key", tmp_copy)
-    os.replace(tmp_copy, authorized / f"{CLIENT_NAME}.key")
-    return {"server_public": directory / f"{SERVER_NAME}.key", "server_secret": server_secret,
-            "client_public": directory / f"{CLIENT_NAME}.key",
-            "client_secret": directory / f"{CLIENT_NAME}.key_secret", "authorized_clients": authorized}
+    targets = {"server_public": directory / f"{SERVER_NAME}.key",
+               "server_secret": directory / f"{SERVER_NAME}.key_secret",
+               "client_public": directory / f"{CLIENT_NAME}.key",
+               "client_secret": directory / f"{CLIENT_NAME}.key_secret",
+               "authorized_client": authorized / f"{CLIENT_NAME}.key"}
+    if authorized.exists() and not authorized.is_dir():
+        raise InputError(f"{authorized}: not a folder; expected the folder of authorized client keys")
+    for path in targets.values():
+        if path.exists() and not path.is_file():
+            raise InputError(f"{path}: not a regular file; expected a key file (remove it)")
+    existing = [p for p in targets.values() if p.exists()]
+    if existing and not overwrite:
+        raise InputError(f"{existing[0]}: keys already exist (pass --overwrite to replace them; "
+                         "clients holding the old keys will be refused)")
+    created = not directory.exists()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".keys-", dir=directory))
+    except OSError as exc:
+        raise InputError(f"{directory}: cannot create the keys there ({exc.strerror or exc})") from None
+    try:
+        made = {}
+        for name in (SERVER_NAME, CLIENT_NAME):
+            pub, sec = zmq.auth.create_certificates(str(tmp), name)
+            os.chmod(sec, 0o600)
+            made[f"{name}_public"], made[f"{name}_secret"] = Path(pub), Path(sec)
+        made["authorized_client"] = tmp / f"authorized_{CLIENT_NAME}.key"
+        shutil.copyfile(made["client_public"], made["authorized_client"])
+        authorized.mkdir(exist_ok=True)
+        for key, path in made.items():
+            os.replace(path, targets[key])
+    except OSError as exc:
+        raise InputError(f"{directory}: cannot write the keys there ({exc.strerror or exc})") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if created and not any(p.exists() for p in targets.values()):
+            shutil.rmtree(directory, ignore_errors=True)
+    return {k: v for k, v in targets.items() if k != "authorized_client"} | {"authorized_clients": authorized}
 
 
 def _load(path: Path, need_secret: bool) -> Tuple[bytes, Optional[bytes]]:

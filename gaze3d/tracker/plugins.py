@@ -30,13 +30,15 @@ def parse_options(pairs) -> Dict[str, str]:
 def make_source(spec: str, options: Dict[str, object] | None = None) -> GazeSource:
     """The source for ``spec`` (see the module docstring), not yet opened."""
     options = dict(options or {})
-    if spec.startswith("module:"):
-        spec = spec[len("module:"):]
-    if ":" in spec:
-        module_name, _, class_name = spec.rpartition(":")
+    # error messages quote ``spec`` as the user typed it
+    target = spec[len("module:"):] if spec.startswith("module:") else spec
+    if ":" in target:
+        module_name, _, class_name = target.rpartition(":")
+        if not module_name.strip(":") or not class_name:
+            raise InputError(f"--source {spec}: expected module:pkg.mod:Class")
         try:
             module = importlib.import_module(module_name)
-        except ImportError as exc:
+        except (ImportError, ValueError, TypeError) as exc:  # ValueError/TypeError: malformed names (".rel")
             raise InputError(f"--source {spec}: cannot import module {module_name!r} ({exc})") from None
         cls = getattr(module, class_name, None)
         if not (isinstance(cls, type) and issubclass(cls, GazeSource)):
@@ -49,4 +51,4 @@ def make_source(spec: str, options: Dict[str, object] | None = None) -> GazeSour
         from .sources import get_source
     except ImportError:
         raise InputError(f"--source {spec}: built-in sources are not available in this installation") from None
-    return get_source(spec, **options)
+    return get_source(target, **options)

@@ -73,10 +73,7 @@ def load_script(path, units: str = "norm", display: Optional[DisplayGeometry] = 
     """
     path = Path(path)
     display = display or DisplayGeometry()
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise InputError(f"sim option 'script': {path}: no such file") from None
+    text = _read_option_file("script", path, "a JSON or text script")
     rows = []
     if path.suffix.lower() == ".json":
         try:
@@ -164,7 +161,12 @@ class SimSource(GazeSource):
         self._pos = 0
         self._chunk = 0
         self._targets_world = None
-        self._path = None
+        # The files the user named are read now, not in open(): the tracker retries a failing
+        # open() for ever, and a file that cannot be parsed will not get better (the scan,
+        # the one slow load, still waits for open(); its errors are InputErrors too).
+        self._path = None if self.camera_path is None else _load_camera_path(self.camera_path)
+        self._script = None if self.script is None else load_script(self.script, self.script_units,
+                                                                       self.display)[0]
 
     # ------------------------------------------------------------ building
     def _vr_block(self) -> dict:
@@ -187,13 +189,6 @@ class SimSource(GazeSource):
         if self._targets_world is not None:
             return
         from ...io import load_scan            # lazily: the only non-numpy step
-        path = Path(self.camera_path)
-        try:
-            self._path = CameraPath.from_dict(json.loads(path.read_text()))
-        except FileNotFoundError:
-            raise InputError(f"sim option 'camera_path': {path}: no such file") from None
-        except json.JSONDecodeError as exc:
-            raise InputError(f"sim option 'camera_path': {path}: not JSON ({exc})") from None
         scan = load_scan(self.scene)
         xyz = getattr(scan, "xyz", None)
         if xyz is None:
@@ -228,7 +223,7 @@ class SimSource(GazeSource):
         if self.script is not None:
             if k > 0:
                 return None
-            targets_deg, rows = load_script(self.script, self.script_units, self.display)
+            targets_deg = self._script
             g = simulate_gaze(self.duration, self.rate, seed=self.seed, targets=targets_deg, **common)
             xy = self.display.deg_to_norm(np.nan_to_num(np.c_[g.x_deg, g.y_deg]))
             xy[~g.valid] = np.nan
@@ -315,6 +310,38 @@ class SimSource(GazeSource):
         if self.vr:
             d.update(vr=True, walk_speed=self.walk_speed)
         return d
+
+
+def _read_option_file(option: str, path: Path, expected: str) -> str:
+    """The text of the file a sim option names; a missing, folder or unreadable one is an InputError."""
+    what = f"sim option {option!r}: {path}"
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        raise InputError(f"{what}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{what}: is a folder, expected {expected}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{what}: cannot read {expected} ({exc})") from None
+
+
+def _load_camera_path(name: str) -> CameraPath:
+    """The ``camera_path`` option's file as a :class:`CameraPath`; InputError if it is not one."""
+    path = Path(name)
+    what = f"sim option 'camera_path': {path}"
+    text = _read_option_file("camera_path", path, "a JSON file of CameraPath.to_dict()")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{what}: not JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{what}: expected a JSON object of CameraPath.to_dict(), got {type(data).__name__}")
+    try:
+        return CameraPath.from_dict(data)
+    except InputError as exc:
+        raise InputError(f"{what}: {exc}") from None
+    except (TypeError, ValueError, IndexError, AttributeError) as exc:  # a field of the wrong type
+        raise InputError(f"{what}: expected a camera path of CameraPath.to_dict() ({exc})") from None
 
 
 def _parse_walk(text: Optional[str]):
