@@ -23,7 +23,7 @@ from gaze3d.recording import Recording
 
 from ._io import atomic_write_text
 from .correction import Correction, fit_from_report, holdout_accuracy
-from .device import pupil_calibration, tracker_calibration, tracker_pupil_calibration
+from .device import check_address, pupil_calibration, tracker_calibration, tracker_pupil_calibration
 from .drift import check_drift
 from .geometry import Monitor, ScreenSetup, ViewerWindow
 from .profiles import Profile, ProfileNotFoundError, ProfileStore
@@ -66,6 +66,7 @@ def session_data(source: GazeInput, display: DisplayGeometry, n_points: int,
                  layout: Optional[np.ndarray] = None) -> Tuple[GazeData, List[TargetPresentation]]:
     """Gaze and target schedule from the simulator (``headless``) or a recording."""
     if source.headless:
+        _check_sim_offset(source.sim_offset, display, target_layout(n_points) if layout is None else layout)
         return simulate_validation(n_points, display=display, offset_deg=tuple(source.sim_offset),
                                    precision_rms_deg=float(source.sim_precision), dwell_s=float(source.dwell),
                                    seed=int(source.seed), blink_rate_hz=float(source.sim_blink_rate),
@@ -81,6 +82,22 @@ def session_data(source: GazeInput, display: DisplayGeometry, n_points: int,
     raise InputError("no gaze: pass --headless (simulated annotator), --recording FILE "
                      "(a session with calib.target events) or, for validate, --tracker ADDRESS "
                      "(targets on screen, gaze from a running tracker)")
+
+
+#: the largest angle from straight ahead a simulated gaze sample may reach: the simulator projects
+#: degrees onto the screen with tan(), which grows without bound towards 90 deg and wraps beyond
+MAX_SIM_GAZE_DEG = 80.0
+
+
+def _check_sim_offset(offset, display: DisplayGeometry, layout) -> None:
+    """``--sim-offset``: every target plus the offset must stay within ``MAX_SIM_GAZE_DEG`` of straight ahead."""
+    dx, dy = (float(v) for v in offset)
+    reach = np.abs(display.norm_to_deg(np.asarray(layout, dtype=np.float64).reshape(-1, 2))).max(axis=0)
+    limit = np.maximum(MAX_SIM_GAZE_DEG - reach, 0.0)
+    if not (np.isfinite([dx, dy]).all() and abs(dx) <= limit[0] and abs(dy) <= limit[1]):
+        raise InputError(f"--sim-offset {dx:g},{dy:g}: expected at most {limit[0]:.1f},{limit[1]:.1f} deg in "
+                         f"absolute value on this display (targets up to {reach[0]:.1f},{reach[1]:.1f} deg off "
+                         f"centre; the simulated gaze must stay within {MAX_SIM_GAZE_DEG:g} deg)")
 
 
 def _apply(data: GazeData, corr: Correction) -> GazeData:
@@ -223,12 +240,13 @@ def cmd_profiles(action: str, name: Optional[str] = None) -> int:
 def cmd_device(*, tracker: Optional[str] = None, pupil_remote: Optional[str] = None, pupil: bool = False,
                points: int = 5, settle: float = 0.7, duration: float = 10.0) -> int:
     """The device's own calibration: Tobii through the tracker, Pupil Capture through it or Pupil Remote."""
-    if pupil_remote:
-        r = pupil_calibration(pupil_remote, duration_s=float(duration))
+    if pupil_remote is not None:
+        r = pupil_calibration(check_address(pupil_remote, "--pupil-remote"), duration_s=float(duration))
         print(json.dumps(r))
         return 0
     if not tracker:
         raise InputError("device: pass --tracker CTRL_ADDR (tracker control socket) or --pupil-remote ADDR")
+    tracker = check_address(tracker, "--tracker")
     if pupil:
         print(json.dumps(tracker_pupil_calibration(tracker, duration_s=float(duration))))
         return 0

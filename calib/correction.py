@@ -57,7 +57,11 @@ class Correction:
         if self.kind not in KINDS:
             raise InputError(f"correction kind: expected one of {KINDS}, got {self.kind!r}")
         if self.kind != "identity":
-            c = np.asarray(self.coef, dtype=np.float64)
+            try:
+                c = np.asarray(self.coef, dtype=np.float64)
+            except (TypeError, ValueError):         # strings, ragged rows, a dict... (from a profile file)
+                raise InputError(f"correction coef: expected {_N_TERMS[self.kind]} x 2 finite numbers "
+                                 f"for {self.kind}, got {self.coef!r}"[:300]) from None
             if c.shape != (_N_TERMS[self.kind], 2) or not np.all(np.isfinite(c)):
                 raise InputError(f"correction coef: expected {_N_TERMS[self.kind]} x 2 finite numbers "
                                  f"for {self.kind}, got shape {c.shape}")

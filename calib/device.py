@@ -15,6 +15,7 @@ looks at it for ``settle_s`` before the device collects.
 """
 from __future__ import annotations
 
+import re
 import time
 from typing import Callable, Optional
 
@@ -23,6 +24,22 @@ import zmq
 
 from gaze3d.errors import Gaze3DError, InputError
 from gaze3d.tracker.client import TrackerControl
+
+
+_TCP = re.compile(r"^tcp://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):([0-9]{1,5})$")
+
+
+def check_address(address, option: str) -> str:
+    """``address`` if it is an endpoint a client can connect to: ``tcp://HOST:PORT`` or ``ipc://PATH``.
+
+    Checked before connecting: ZMQ's own answer to a malformed one is a bare ``Invalid argument``.
+    """
+    text = str(address).strip()
+    m = _TCP.match(text)
+    if (m and 1 <= int(m.group(2)) <= 65535) or (text.startswith("ipc://") and len(text) > len("ipc://")):
+        return text
+    raise InputError(f"{option} {address!r}: expected an address such as tcp://127.0.0.1:5556 "
+                     f"(port 1-65535) or ipc:///path/to/socket")
 
 
 class DeviceCalibrationError(Gaze3DError):

@@ -97,7 +97,10 @@ class Profile:
         if not isinstance(d, dict) or "name" not in d:
             raise InputError(f"{source}: expected a JSON object with a 'name'")
         known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
-        return cls(**known)
+        try:
+            return cls(**known)
+        except InputError as exc:       # name the file as well as the field
+            raise InputError(f"{source}: {exc}") from None
 
 
 class ProfileStore:

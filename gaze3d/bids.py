@@ -159,6 +159,10 @@ def export_bids(recording, out_dir, prefix: Optional[str] = None, *, subject: Op
     ent.setdefault("task", "gaze3d")
     for key, value in ent.items():
         _label(value, key)
+    if "run" in ent and not ent["run"].isdigit():
+        raise InputError(f"BIDS run {ent['run']!r}: expected an index (a non-negative integer such as 1)")
+    if not str(out_dir).strip():
+        raise InputError("BIDS dataset folder: expected a folder name, got ''")
     display = display or DisplayGeometry()
     if screen_size_px is not None:
         try:
@@ -192,93 +196,116 @@ def export_bids(recording, out_dir, prefix: Optional[str] = None, *, subject: Op
     if "ses" in ent:
         folder = folder / f"ses-{ent['ses']}"
     folder = folder / "beh"
-    folder.mkdir(parents=True, exist_ok=True)
-    gaze_stem = f"{stem}_recording-{RECORDING_LABEL}"
-    paths = {"dataset_description": root / "dataset_description.json",
-             "eyetrack": folder / f"{gaze_stem}_physio.tsv.gz", "sidecar": folder / f"{gaze_stem}_physio.json",
-             "physioevents": folder / f"{gaze_stem}_physioevents.tsv.gz",
-             "physioevents_sidecar": folder / f"{gaze_stem}_physioevents.json",
-             "events": folder / f"{stem}_events.tsv", "events_sidecar": folder / f"{stem}_events.json"}
-
-    if not paths["dataset_description"].exists():
-        from . import __version__
-
-        _atomic_write(paths["dataset_description"], _json({
-            "Name": "gaze3d eye-tracking recordings", "BIDSVersion": BIDS_VERSION, "DatasetType": "raw",
-            "GeneratedBy": [{"Name": "gaze3d", "Version": __version__,
-                             "Description": "gaze3d record export"}]}))
-    readme = root / "README.md"
-    if not readme.exists():
-        _atomic_write(readme, b"# gaze3d eye-tracking recordings\n\nExported by `gaze3d record export`: one "
-                              b"`_recording-eye1_physio.tsv.gz` (combined gaze on the screen, pixels) per recording, "
-                              b"with physioevents (tracker events, viewer camera frames) and events.\n")
-        paths["readme"] = readme
-    sidecar = {
-        "PhysioType": "eyetrack",
-        "SamplingFrequency": round(rate, 3) if rate else "n/a",
-        "StartTime": 0.0,
-        "Columns": list(COLUMNS),
-        "RecordedEye": "cyclopean",
-        "SampleCoordinateSystem": "gaze-on-screen",
-        **_device_fields(meta),
-        "timestamp": {"LongName": "time of the sample",
-                      "Description": "seconds from the first sample (tracker host monotonic clock)", "Units": "s"},
-        "TaskName": ent["task"],
-        "x_coordinate": {"LongName": "gaze x", "Description": "combined (cyclopean) gaze on the screen, "
-                         "horizontal, from the left edge", "Units": "pixel"},
-        "y_coordinate": {"LongName": "gaze y", "Description": "combined (cyclopean) gaze on the screen, "
-                         "vertical, from the top edge, pointing down", "Units": "pixel"},
-        "pupil_size": {"LongName": "pupil diameter", "Description": "mean pupil diameter of the valid eyes",
-                       "Units": "mm"},
-        "valid": {"LongName": "gaze valid", "Description": "1 if the combined gaze is valid, else 0",
-                  "Levels": {"0": "invalid", "1": "valid"}},
-        "gaze3d": {"t0_host_ns": t0, "topic": topic, "recording": rec.path.name, "meta": meta},
-    }
-    _atomic_write(paths["eyetrack"], gzip.compress(_tsv(rows), compresslevel=6, mtime=0))
-    _atomic_write(paths["sidecar"], _json(sidecar))
-
+    # read everything before writing anything: a damaged recording must not leave half an export
     events = rec.events()
     t_cam, cams = rec.camera_frames()
-    duration = float(t[-1]) if n > 1 else 0.0
+    if root.exists() and not root.is_dir():
+        raise InputError(f"{root}: is a file, expected the BIDS dataset folder")
+    made_dirs = [d for d in (folder, *folder.parents) if not d.exists()]      # deepest first
+    written = []
 
-    def onset(t_ns) -> str:
-        return _fmt((int(t_ns) - t0) / 1e9, 9)
+    def write(path: Path, data: bytes) -> None:
+        new = not path.exists()
+        _atomic_write(path, data)
+        if new:
+            written.append(path)
 
-    def message(obj) -> str:
-        return json.dumps(obj, default=str, separators=(",", ":"))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        gaze_stem = f"{stem}_recording-{RECORDING_LABEL}"
+        paths = {"dataset_description": root / "dataset_description.json",
+                 "eyetrack": folder / f"{gaze_stem}_physio.tsv.gz", "sidecar": folder / f"{gaze_stem}_physio.json",
+                 "physioevents": folder / f"{gaze_stem}_physioevents.tsv.gz",
+                 "physioevents_sidecar": folder / f"{gaze_stem}_physioevents.json",
+                 "events": folder / f"{stem}_events.tsv", "events_sidecar": folder / f"{stem}_events.json"}
 
-    pe_rows = [(onset(e["t_host_ns"]), "n/a", str(e.get("type", "n/a")) or "n/a",
-                message({k: v for k, v in e.items() if k != "t_host_ns"})) for e in events]
-    pe_rows += [(onset(tc), "n/a", "camera", message(c.to_dict())) for tc, c in zip(t_cam.tolist(), cams)]
-    pe_rows.sort(key=lambda r: float(r[0]))
-    pe_rows.insert(0, ("0.000000000", _fmt(duration, 9), "recording", message({"recording": rec.path.name})))
-    _atomic_write(paths["physioevents"], gzip.compress(_tsv(pe_rows), compresslevel=6, mtime=0))
-    _atomic_write(paths["physioevents_sidecar"], _json({
-        "Columns": list(PHYSIOEVENT_COLUMNS), "OnsetSource": "timestamp", "TaskName": ent["task"],
-        "Description": "tracker and annotation events, and the viewer's camera frames (trial_type camera)",
-        "onset": {"Description": "seconds on the physio timestamp axis", "Units": "s"},
-        "duration": {"Description": "seconds (n/a for instantaneous events)", "Units": "s"},
-        "trial_type": {"Description": "event type: recording, camera, or the gaze3d event type"},
-        "message": {"Description": "the gaze3d event or camera (position, focal_point, view_up, vfov_deg, "
-                                   "width, height, near, far, parallel_scale) as compact JSON"}}))
+        if not paths["dataset_description"].exists():
+            from . import __version__
 
-    ev_rows = [("0.000000000", _fmt(duration, 9), "recording", message({"recording": rec.path.name}))]
-    ev_rows += [(onset(e["t_host_ns"]), "n/a", str(e.get("type", "n/a")) or "n/a",
-                 message({k: v for k, v in e.items() if k != "t_host_ns"}))
-                for e in events if not str(e.get("type", "")).startswith("tracker.")]
-    _atomic_write(paths["events"], _tsv(ev_rows, ("onset", "duration", "trial_type", "event_json")))
-    _atomic_write(paths["events_sidecar"], _json({
-        "TaskName": ent["task"],
-        "onset": {"Description": "seconds from the first gaze sample", "Units": "s"},
-        "duration": {"Description": "seconds", "Units": "s"},
-        "trial_type": {"Description": "recording (the whole session) or the annotation event type"},
-        "event_json": {"Description": "the gaze3d annotation event as compact JSON"},
-        "StimulusPresentation": {
-            "ScreenDistance": display.distance_mm / 1000.0,
-            "ScreenOrigin": ["top", "left"],
-            "ScreenResolution": [w, h],
-            "ScreenSize": [display.width_mm / 1000.0, display.height_mm / 1000.0],
-            "SoftwareName": "gaze3d"}}))
+            write(paths["dataset_description"], _json({
+                "Name": "gaze3d eye-tracking recordings", "BIDSVersion": BIDS_VERSION, "DatasetType": "raw",
+                "GeneratedBy": [{"Name": "gaze3d", "Version": __version__,
+                                 "Description": "gaze3d record export"}]}))
+        readme = root / "README.md"
+        if not readme.exists():
+            write(readme, b"# gaze3d eye-tracking recordings\n\nExported by `gaze3d record export`: one "
+                                  b"`_recording-eye1_physio.tsv.gz` (combined gaze on the screen, pixels) per recording, "
+                                  b"with physioevents (tracker events, viewer camera frames) and events.\n")
+            paths["readme"] = readme
+        sidecar = {
+            "PhysioType": "eyetrack",
+            "SamplingFrequency": round(rate, 3) if rate else "n/a",
+            "StartTime": 0.0,
+            "Columns": list(COLUMNS),
+            "RecordedEye": "cyclopean",
+            "SampleCoordinateSystem": "gaze-on-screen",
+            **_device_fields(meta),
+            "timestamp": {"LongName": "time of the sample",
+                          "Description": "seconds from the first sample (tracker host monotonic clock)", "Units": "s"},
+            "TaskName": ent["task"],
+            "x_coordinate": {"LongName": "gaze x", "Description": "combined (cyclopean) gaze on the screen, "
+                             "horizontal, from the left edge", "Units": "pixel"},
+            "y_coordinate": {"LongName": "gaze y", "Description": "combined (cyclopean) gaze on the screen, "
+                             "vertical, from the top edge, pointing down", "Units": "pixel"},
+            "pupil_size": {"LongName": "pupil diameter", "Description": "mean pupil diameter of the valid eyes",
+                           "Units": "mm"},
+            "valid": {"LongName": "gaze valid", "Description": "1 if the combined gaze is valid, else 0",
+                      "Levels": {"0": "invalid", "1": "valid"}},
+            "gaze3d": {"t0_host_ns": t0, "topic": topic, "recording": rec.path.name, "meta": meta},
+        }
+        write(paths["eyetrack"], gzip.compress(_tsv(rows), compresslevel=6, mtime=0))
+        write(paths["sidecar"], _json(sidecar))
+
+        duration = float(t[-1]) if n > 1 else 0.0
+
+        def onset(t_ns) -> str:
+            return _fmt((int(t_ns) - t0) / 1e9, 9)
+
+        def message(obj) -> str:
+            return json.dumps(obj, default=str, separators=(",", ":"))
+
+        pe_rows = [(onset(e["t_host_ns"]), "n/a", str(e.get("type", "n/a")) or "n/a",
+                    message({k: v for k, v in e.items() if k != "t_host_ns"})) for e in events]
+        pe_rows += [(onset(tc), "n/a", "camera", message(c.to_dict())) for tc, c in zip(t_cam.tolist(), cams)]
+        pe_rows.sort(key=lambda r: float(r[0]))
+        pe_rows.insert(0, ("0.000000000", _fmt(duration, 9), "recording", message({"recording": rec.path.name})))
+        write(paths["physioevents"], gzip.compress(_tsv(pe_rows), compresslevel=6, mtime=0))
+        write(paths["physioevents_sidecar"], _json({
+            "Columns": list(PHYSIOEVENT_COLUMNS), "OnsetSource": "timestamp", "TaskName": ent["task"],
+            "Description": "tracker and annotation events, and the viewer's camera frames (trial_type camera)",
+            "onset": {"Description": "seconds on the physio timestamp axis", "Units": "s"},
+            "duration": {"Description": "seconds (n/a for instantaneous events)", "Units": "s"},
+            "trial_type": {"Description": "event type: recording, camera, or the gaze3d event type"},
+            "message": {"Description": "the gaze3d event or camera (position, focal_point, view_up, vfov_deg, "
+                                       "width, height, near, far, parallel_scale) as compact JSON"}}))
+
+        ev_rows = [("0.000000000", _fmt(duration, 9), "recording", message({"recording": rec.path.name}))]
+        ev_rows += [(onset(e["t_host_ns"]), "n/a", str(e.get("type", "n/a")) or "n/a",
+                     message({k: v for k, v in e.items() if k != "t_host_ns"}))
+                    for e in events if not str(e.get("type", "")).startswith("tracker.")]
+        write(paths["events"], _tsv(ev_rows, ("onset", "duration", "trial_type", "event_json")))
+        write(paths["events_sidecar"], _json({
+            "TaskName": ent["task"],
+            "onset": {"Description": "seconds from the first gaze sample", "Units": "s"},
+            "duration": {"Description": "seconds", "Units": "s"},
+            "trial_type": {"Description": "recording (the whole session) or the annotation event type"},
+            "event_json": {"Description": "the gaze3d annotation event as compact JSON"},
+            "StimulusPresentation": {
+                "ScreenDistance": display.distance_mm / 1000.0,
+                "ScreenOrigin": ["top", "left"],
+                "ScreenResolution": [w, h],
+                "ScreenSize": [display.width_mm / 1000.0, display.height_mm / 1000.0],
+                "SoftwareName": "gaze3d"}}))
+    except BaseException:
+        # undo this export (files it created, folders it made), so a failure leaves the dataset as it was
+        for path in written:
+            path.unlink(missing_ok=True)
+        for d in made_dirs:
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+        raise
     return paths
 
 
@@ -335,8 +362,10 @@ def read_bids_eyetrack(tsv, *, screen_size_px: Optional[Tuple[int, int]] = None)
         raise InputError(f"{tsv}: JSON sidecar {side_path.name} not found (it names the columns)")
     try:
         sidecar = json.loads(side_path.read_text("utf-8"))
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{side_path}: invalid JSON ({exc})") from None
+    if not isinstance(sidecar, dict):
+        raise InputError(f"{side_path}: expected a JSON object (BIDS sidecar), got {type(sidecar).__name__}")
     columns = sidecar.get("Columns")
     if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
         raise InputError(f"{side_path}: 'Columns' must list the column names")
@@ -361,8 +390,14 @@ def read_bids_eyetrack(tsv, *, screen_size_px: Optional[Tuple[int, int]] = None)
             if c in idx:
                 data[c][r] = _float(row[idx[c]], f"{tsv}: row {r + 1}, column {c}")
     t_s = data["timestamp"] * _TIME_UNITS[_time_unit(sidecar, side_path)]
-    if n and not np.all(np.isfinite(t_s)):
+    if n == 0:
+        raise InputError(f"{tsv}: no samples (the file has no data rows)")
+    if not np.all(np.isfinite(t_s)):
         raise InputError(f"{tsv}: every row needs a timestamp")
+    if np.any(np.diff(t_s) < 0):
+        bad = int(np.flatnonzero(np.diff(t_s) < 0)[0]) + 1
+        raise InputError(f"{tsv}: timestamps must be non-decreasing (row {bad + 1}: {data['timestamp'][bad]:g} "
+                         f"after {data['timestamp'][bad - 1]:g})")
     x_meta = sidecar.get("x_coordinate") if isinstance(sidecar.get("x_coordinate"), dict) else {}
     units = str(sidecar.get("SampleCoordinateUnits") or x_meta.get("Units") or "pixel").lower()
     x, y = data["x_coordinate"], data["y_coordinate"]
@@ -370,10 +405,16 @@ def read_bids_eyetrack(tsv, *, screen_size_px: Optional[Tuple[int, int]] = None)
         pass
     elif units in ("pixel", "pixels", "px"):
         size = screen_size_px or sidecar.get("ScreenResolution") or _stimulus_resolution(tsv)
-        if size is None or len(size) != 2:
+        if size is None:
             raise InputError(f"{side_path}: coordinates are in pixels but no ScreenResolution is given "
                              "(pass the screen size, for example --screen 1920x1080)")
-        x, y = x / float(size[0]), y / float(size[1])
+        try:
+            sw, sh = (float(v) for v in size)
+        except (TypeError, ValueError):
+            sw = sh = math.nan
+        if not (math.isfinite(sw) and math.isfinite(sh) and sw > 0 and sh > 0):
+            raise InputError(f"{side_path}: ScreenResolution: expected [width, height] in pixels, got {size!r}")
+        x, y = x / sw, y / sh
     else:
         raise InputError(f"{side_path}: SampleCoordinateUnits {units!r} not supported (pixel or normalized)")
     valid = np.isfinite(x) & np.isfinite(y)
@@ -434,8 +475,14 @@ def import_bids(tsv, out_path, *, screen_size_px: Optional[Tuple[int, int]] = No
         raise InputError(f"{out_path}: already exists; choose a new recording file name")
     cols, sidecar = read_bids_eyetrack(tsv, screen_size_px=screen_size_px)
     g3d = sidecar.get("gaze3d") if isinstance(sidecar.get("gaze3d"), dict) else {}
-    t0 = int(g3d.get("t0_host_ns", 0))
+    t0 = g3d.get("t0_host_ns", 0)
+    # an integer (bool is not), as gaze3d's export writes it; an int64 clock in ns
+    if isinstance(t0, bool) or not isinstance(t0, int) or not 0 <= t0 < 2 ** 62:
+        raise InputError(f"{_sidecar_for(tsv)}: gaze3d.t0_host_ns: expected a non-negative integer "
+                         f"(nanoseconds), got {t0!r}")
     t_ns = t0 + np.round(cols["t_s"] * 1e9).astype(np.int64)
+    if not isinstance(g3d.get("meta") or {}, dict):
+        raise InputError(f"{_sidecar_for(tsv)}: gaze3d.meta: expected a JSON object, got {g3d['meta']!r}"[:300])
     source = str((g3d.get("meta") or {}).get("source", "bids"))
     samples = []
     for i in range(len(t_ns)):

@@ -639,8 +639,9 @@ class Recording:
         rows = self._rows("SELECT t_host_ns, camera FROM cameras ORDER BY t_host_ns, id")
         cams = []
         for _, blob in rows:
+            d = self._decode(blob, "camera")       # raises the "damaged" error itself: not wrapped again below
             try:
-                cams.append(Camera.from_dict(self._decode(blob, "camera")))
+                cams.append(Camera.from_dict(d))
             except (InputError, TypeError, ValueError, AttributeError) as exc:
                 raise _damaged(self.path, f"camera: {exc}") from None
         return np.array([r[0] for r in rows], dtype=np.int64), cams

@@ -12,7 +12,7 @@ from pathlib import Path
 from gaze3d.errors import InputError
 from gaze3d.protocol import TOPIC_GAZE_2D
 
-from ._args import add_display, numbers, positive_float, size_wxh
+from ._args import add_display, bounded_float, bounded_int, numbers, output_folder, positive_float, size_wxh
 
 
 def _screen_args(p: argparse.ArgumentParser) -> None:
@@ -35,8 +35,9 @@ def _session_args(p: argparse.ArgumentParser, points: bool = True) -> None:
                    help="simulated RMS sample-to-sample precision, degrees")
     g.add_argument("--sim-blink-rate", type=float, default=0.2, help="simulated blinks per second")
     g.add_argument("--sim-dropout", type=float, default=0.0, help="simulated share of lost samples")
-    g.add_argument("--seed", type=int, default=0, help="simulation and target order seed")
-    g.add_argument("--dwell", type=float, default=1.5, help="seconds each target is shown (default 1.5)")
+    g.add_argument("--seed", type=_seed, default=0, help="simulation and target order seed (an integer >= 0)")
+    g.add_argument("--dwell", type=_dwell, default=1.5,
+                   help=f"seconds each target is shown, up to {MAX_DWELL_S:g} (default 1.5)")
     q = p.add_argument_group("quality")
     q.add_argument("--window-s", type=numbers(2), default=(0.5, 1.5), metavar="A,B",
                    help="sample selection window, seconds after target onset (default 0.5,1.5)")
@@ -57,7 +58,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="show 5/9/13 targets and measure accuracy, precision, data loss")
     _session_args(v)
     _screen_args(v)
-    v.add_argument("--profile", help="apply this profile's correction first (validates the corrected gaze)")
+    v.add_argument("--profile", type=_profile_name,
+                   help="apply this profile's correction first (validates the corrected gaze)")
     v.add_argument("--out", metavar="DIR", help="write validation.json and validation.png here")
     v.add_argument("--tracker", metavar="ADDRESS",
                    help="show the targets in a full-screen window to a person, gaze from this running "
@@ -78,7 +80,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     c.add_argument("--holdout", type=_indices, metavar="I,J,...",
                    help="target indices held out of the fit (default: inner ring of 13 points, "
                         "else leave-one-target-out)")
-    c.add_argument("--profile", help="save the correction in this profile (created if missing)")
+    c.add_argument("--profile", type=_profile_name, help="save the correction in this profile (created if missing)")
     c.add_argument("--annotator", help="annotator of a new profile")
     c.add_argument("--display-name", help="display of a new profile")
     c.add_argument("--tracker-name", help="tracker of a new profile")
@@ -89,7 +91,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     _screen_args(d)
     d.add_argument("--target", type=numbers(2), default=(0.5, 0.5), metavar="X,Y", help="target, tracker coordinates")
     d.add_argument("--threshold", type=float, default=1.0, help="alert above this offset, degrees")
-    d.add_argument("--profile", help="profile whose correction is applied (default: the selected one)")
+    d.add_argument("--profile", type=_profile_name,
+                   help="profile whose correction is applied (default: the selected one)")
 
     pr = sub.add_parser("profiles", help="list, show, select or delete calibration profiles")
     pr.add_argument("action", choices=("list", "show", "select", "delete"), help="what to do")
@@ -105,8 +108,63 @@ def register(subparsers) -> argparse.ArgumentParser:
                     help="talk to Pupil Remote directly, e.g. tcp://127.0.0.1:50020")
     dv.add_argument("--duration", type=float, default=10.0, help="Pupil calibration length, seconds")
 
+    for parser in (p, v, c, d, pr, dv):
+        _strict(parser)
     p.set_defaults(func=run, _calib_parser=p)
     return p
+
+
+#: the longest a target may be shown (a person cannot hold a fixation much longer; the simulator
+#: allocates samples for the whole session, so an absurd value would exhaust memory)
+MAX_DWELL_S = 60.0
+#: the largest --screen-px side (16K displays are 15360 px wide)
+MAX_SCREEN_PX = 65535
+
+
+def _strict(parser: argparse.ArgumentParser) -> None:
+    """Make ``parser`` reject arguments it does not know itself.
+
+    argparse hands a subcommand's unknown arguments up to the top-level parser, whose error then
+    says ``gaze3d: error:``; refusing them here names the command like every other bad input.
+    """
+    parse_known = parser.parse_known_args
+
+    def parse_known_args(args=None, namespace=None):
+        namespace, extras = parse_known(args, namespace)
+        if extras:
+            parser.error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace, extras
+
+    parser.parse_known_args = parse_known_args
+
+
+# numpy's generators take non-negative integers only
+_seed = bounded_int(0)
+_dwell = bounded_float(0.0, MAX_DWELL_S, low_open=True, what="seconds")
+
+
+def _profile_name(text: str) -> str:
+    # an empty name would silently mean "no profile" (or the selected one for drift)
+    from gaze3d.calib.profiles import check_name
+
+    try:
+        return check_name(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc).replace("profile name: ", "")) from None
+
+
+def _check_screen_px(args) -> None:
+    """``--screen-px``: whole pixels (the shared parser accepts any positive numbers)."""
+    w, h = args.screen_px
+    if not all(v == int(v) and 1 <= v <= MAX_SCREEN_PX for v in (w, h)):
+        raise InputError(f"--screen-px {w:g},{h:g}: expected two whole numbers of pixels in "
+                         f"1..{MAX_SCREEN_PX}, such as 1920,1080")
+
+
+def _check_out_dir(out) -> None:
+    """``--out DIR``: a folder name whose path is not blocked by a file, checked before any work."""
+    if out is not None:
+        output_folder(out, "--out")
 
 
 def _indices(text: str):
@@ -120,6 +178,7 @@ def _indices(text: str):
 def _screen(args):
     from gaze3d.calib.commands import screen_setup
 
+    _check_screen_px(args)
     return screen_setup(args.screen_mm, args.screen_px, args.scale, args.distance_mm, args.viewer_window)
 
 
@@ -146,13 +205,17 @@ def _validate_on_screen(args) -> int:
     from gaze3d.calib.targets import target_layout
     from gaze3d.tracker.client import GazeSubscriber, TrackerControl
     from gaze3d.viewer.targets import ValidationWindow, run_window_validation
+    from gaze3d.calib.device import check_address
     from gaze3d.viewer.tracker_link import parse_tracker_address
 
+    _check_out_dir(args.out)
     size = args.window
     display = _screen(args).display()
     settings = _settings(args)
     profile = ProfileStore().load(args.profile) if args.profile else None
     pub, ctrl = parse_tracker_address(args.tracker)
+    pub = check_address(pub, "--tracker") if pub else None
+    ctrl = check_address(ctrl, "--tracker")
     with TrackerControl(ctrl, timeout_s=5.0) as control:
         status = control.status()
         pub = pub or control.pub_address(status)
@@ -204,6 +267,7 @@ def run(args) -> int:
     if action == "device":
         return commands.cmd_device(tracker=args.tracker, pupil_remote=args.pupil_remote, pupil=args.pupil,
                                    points=args.points, settle=args.settle, duration=args.duration)
+    _check_out_dir(getattr(args, "out", None))
     source, screen, settings = _gaze(args), _screen(args), _settings(args)
     if action == "validate":
         return commands.cmd_validate(source, screen, settings, points=args.points, profile=args.profile,

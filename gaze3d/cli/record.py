@@ -9,7 +9,8 @@ import warnings
 
 import numpy as np
 
-from ._args import add_display, display_from_args, size_wxh
+from ._args import add_display, bounded_float, display_from_args, size_wxh
+from ..errors import InputError
 from ..protocol import GAZE_TOPICS, TOPIC_GAZE_2D
 
 
@@ -39,7 +40,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     exp.add_argument("--sub", default=None, help="subject label (default: 01)")
     exp.add_argument("--ses", default=None, help="session label (optional)")
     exp.add_argument("--task", default=None, help="task label (default: gaze3d)")
-    exp.add_argument("--run", default=None, help="run index (optional)")
+    exp.add_argument("--run", type=_run_index, default=None, help="run index, an integer >= 0 (optional)")
     exp.add_argument("--topic", default=TOPIC_GAZE_2D, choices=GAZE_TOPICS,
                      help=f"which gaze samples to export (default {TOPIC_GAZE_2D})")
     exp.add_argument("--screen", type=size_wxh, default=None, metavar="WxH",
@@ -61,10 +62,30 @@ def register(subparsers) -> argparse.ArgumentParser:
                      help="xdf: axes of the streams (unity: left-handed, Z mirrored on import)")
     imp.add_argument("--screen", type=size_wxh, default=None, metavar="WxH",
                      help="bids: screen resolution of pixel coordinates (default: from the sidecar JSON)")
-    imp.add_argument("--min-confidence", type=float, default=None,
-                     help="edvam: samples under this pupil confidence are invalid (0.6)")
+    imp.add_argument("--min-confidence", type=_unit_interval, default=None,
+                     help="edvam: samples under this pupil confidence (0 to 1) are invalid (0.6)")
     p.set_defaults(func=run)
     return p
+
+
+def _run_index(text: str) -> str:
+    # BIDS run-<index>: a non-negative integer
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a run index (an integer >= 0 such as 1), got {text!r}")
+    return text
+
+
+_unit_interval = bounded_float(0.0, 1.0, what="a confidence")
+
+
+def _check_salvage_target(out) -> None:
+    """``--salvage OUT``: a new recording file, named like every recording (checked before the long check)."""
+    if out is None:
+        return
+    if not out.strip():
+        raise InputError("--salvage: expected a new OUT.gaze3d file name, got ''")
+    if not out.endswith(".gaze3d"):
+        raise InputError(f"--salvage {out}: expected a new recording file name ending in .gaze3d")
 
 
 def summary(path) -> dict:
@@ -122,6 +143,7 @@ def run(args) -> int:
     if args.action == "check":
         from ..recording import check_recording, salvage
 
+        _check_salvage_target(args.salvage)
         report = check_recording(args.recording, quick=args.quick)
         if args.salvage:
             report["salvage"] = salvage(args.recording, args.salvage)
@@ -145,12 +167,21 @@ def run(args) -> int:
     if args.action == "export":
         from ..bids import export_bids
 
+        if not args.out_dir.strip():
+            raise InputError("out_dir: expected the BIDS dataset folder name, got ''")
         given = {"--screen": args.screen, "--screen-mm": args.screen_mm, "--distance-mm": args.distance_mm}
         display = display_from_args(args)
         if args.screen is not None:
             display = dataclasses.replace(display, width_px=args.screen[0], height_px=args.screen[1])
-        paths = export_bids(args.recording, args.out_dir, subject=args.sub, session=args.ses, task=args.task,
-                            run=args.run, topic=args.topic, display=display)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RecordingIntegrityWarning)
+            paths = export_bids(args.recording, args.out_dir, subject=args.sub, session=args.ses,
+                                task=args.task, run=args.run, topic=args.topic, display=display)
+        # one "gaze3d record: warning:" line each, as `record info` prints them (not Python's two-line format)
+        _print_warnings([w for w in caught if issubclass(w.category, RecordingIntegrityWarning)], [])
+        for w in caught:        # any other warning as Python would have shown it
+            if not issubclass(w.category, RecordingIntegrityWarning):
+                warnings.showwarning(w.message, w.category, w.filename, w.lineno)
         missing = [k for k, v in given.items() if v is None]
         if missing:
             print(f"gaze3d record: note: {', '.join(missing)} not given; StimulusPresentation says "
