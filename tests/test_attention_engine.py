@@ -99,3 +99,13 @@ def test_the_viewer_accumulates_with_what_it_draws_and_the_cli_sigma(tmp_path, c
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "sigma_deg" in err[0], err
     assert main(["view", str(tmp_path / "c.ply"), "--off-screen", "--sigma-deg", "1.5", "--window", "64x48"]) == 0
+
+
+@pytest.mark.parametrize("field, value", [("sigma_deg", 1e-300), ("sigma_deg", 91.0), ("point_size", 1e6),
+                                          ("point_size", 101.0)])
+def test_attention_options_out_of_range_are_one_line(field, value):
+    """sigma 1e-300 divided by ~0 (ZeroDivisionError); a 1e6 px splat asked for 98 TiB."""
+    from gaze3d.attention.engine import AttentionOptions
+
+    with pytest.raises(InputError, match=f"attention {field}: expected a value in"):
+        AttentionOptions(**{field: value})

@@ -67,3 +67,22 @@ def test_segment_and_render_refuse_a_broken_attention_file_in_one_line(tmp_path)
         assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
         assert len(r.stderr.strip().splitlines()) == 1 and "not a readable array" in r.stderr
     assert not (tmp_path / "s.ply").exists() and not (tmp_path / "r.png").exists()
+
+
+@pytest.mark.parametrize("cmd, message", [
+    (["segment", "{scan}", "--attention", "{att}", "-o", "{out}.ply", "--metres-per-unit", "1e99"], "m across"),
+    (["segment", "{scan}", "--attention", "{att}", "-o", "{out}.ply", "--metres-per-unit", "1e-300"], "m across"),
+    (["segment", "{scan}", "--attention", "{att}", "-o", "{out}.ply", "--metres-per-unit", "inf"], "finite"),
+    (["render", "{scan}", "--point-size", "-1", "--out", "{out}.png"], "--point-size"),
+    (["render", "{scan}", "--point-size", "1e99", "--out", "{out}.png"], "--point-size"),
+])
+def test_scales_and_sizes_out_of_range_are_one_line(tmp_path, cmd, message):
+    """Each was a traceback, a hang or a smeared picture (a bad-input sweep, 2026-12-08)."""
+    from gaze3d.demo import bundled_tile
+
+    att = tmp_path / "att.npy"
+    np.save(att, np.ones(70840, np.float32))
+    args = [c.format(scan=bundled_tile(), att=att, out=tmp_path / "out") for c in cmd]
+    r = subprocess.run([sys.executable, "-m", "gaze3d", *args], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not list(tmp_path.glob("out*"))

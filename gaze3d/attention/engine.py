@@ -81,6 +81,11 @@ def make_engine(scan, foveal, **options) -> AttentionEngine:
     raise InputError(f"AttentionAccumulator scan: expected a PointCloud, Mesh or Volume, got {type(scan).__name__}")
 
 
+#: ranges beyond "positive": a foveal sigma under a thousandth of a degree divides by ~0 (a float
+#: underflow), and splats wider than 100 px allocate windows of (2 x half)^2 pixels per point
+_OPTION_RANGE = {"sigma_deg": (1e-3, 90.0), "point_size": (0.0, 100.0)}
+
+
 @dataclass(frozen=True)
 class AttentionOptions:
     """How attention is accumulated: the options ``gaze3d attention`` and ``gaze3d view`` share.
@@ -118,6 +123,9 @@ class AttentionOptions:
             v = getattr(self, name)
             if not (isinstance(v, (int, float, np.floating, np.integer)) and np.isfinite(v) and v > 0):
                 raise InputError(f"attention {name}: expected a positive number, got {v!r}")
+            low, high = _OPTION_RANGE.get(name, (0.0, np.inf))
+            if not low <= v <= high:
+                raise InputError(f"attention {name}: expected a value in [{low:g}, {high:g}], got {v!r}")
 
     @classmethod
     def coerce(cls, options) -> "AttentionOptions":

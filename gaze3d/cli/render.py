@@ -10,7 +10,7 @@ import numpy as np
 from gaze3d.errors import InputError
 from gaze3d.protocol import TOPIC_GAZE_3D
 
-from ._args import size_wxh
+from ._args import bounded_float, size_wxh
 
 
 def _window(text: str):
@@ -37,7 +37,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--window", type=_window, default=(1600, 1200), metavar="WxH", help="image size (1600x1200)")
     p.add_argument("--cmap", default="inferno", help="matplotlib colour map of the heat (inferno)")
     p.add_argument("--no-colorbar", action="store_true", help="leave out the colour bar")
-    p.add_argument("--point-size", type=float, default=3.0, help="point size in pixels (point clouds)")
+    p.add_argument("--point-size", type=bounded_float(0.0, 100.0, low_open=True, what="pixels"), default=3.0,
+                   help="point size in pixels (point clouds), at most 100")
     p.add_argument("--title", default=None, help="text at the top of the image")
     p.add_argument("--no-volume-render", action="store_true", help="volumes: slices only")
     p.add_argument("--no-slices", action="store_true",

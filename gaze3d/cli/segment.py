@@ -9,6 +9,10 @@ import numpy as np
 from gaze3d.errors import InputError
 
 
+#: the extent a point cloud may have once scaled to metres (--metres-per-unit)
+MIN_EXTENT_M, MAX_EXTENT_M = 0.01, 100_000.0
+
+
 def register(subparsers):
     p = subparsers.add_parser(
         "segment", help="segment the object looked at, from per-point attention",
@@ -72,6 +76,8 @@ def run(args):
     from gaze3d.io import check_output, load_scan, save_scan
     from gaze3d.scan import PointCloud
 
+    if not (np.isfinite(args.metres_per_unit) and args.metres_per_unit > 0):
+        raise InputError(f"--metres-per-unit: expected a finite value > 0, got {args.metres_per_unit}")
     if _is_volume_input(args.scan):
         return _run_volume(args)
     # before importing torch and loading the model and the scan: an output that cannot hold the mask fails first
@@ -79,11 +85,15 @@ def run(args):
     from gaze3d.models.interactive import InteractiveSegmenter
     if not 0.0 < args.threshold < 1.0:
         raise InputError(f"--threshold: expected a value in (0, 1), got {args.threshold}")
-    if not args.metres_per_unit > 0:
-        raise InputError(f"--metres-per-unit: expected > 0, got {args.metres_per_unit}")
     cloud = load_scan(args.scan)
     if not isinstance(cloud, PointCloud):
         raise InputError(f"{args.scan}: gaze3d segment needs a point cloud, got a {type(cloud).__name__}")
+    # the network voxelises metres: a scale that makes the scan smaller than a voxel or larger than a
+    # city is a wrong unit, and would end in an overflow or a grid too large to allocate
+    extent = float(np.ptp(cloud.xyz, axis=0).max()) * args.metres_per_unit if len(cloud) else 0.0
+    if len(cloud) > 1 and not MIN_EXTENT_M <= extent <= MAX_EXTENT_M:
+        raise InputError(f"--metres-per-unit {args.metres_per_unit:g}: makes {args.scan} {extent:.3g} m across; "
+                         f"expected {MIN_EXTENT_M:g} to {MAX_EXTENT_M:g} m (the unit of its coordinates in metres)")
     att = _read_attention(args.attention, len(cloud))
     pos, neg = (att[:, 0], att[:, 1]) if att.ndim == 2 else (att, None)
     if args.negative:
