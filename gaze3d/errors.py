@@ -23,3 +23,7 @@ class ScanFormatError(InputError):
 
 class OptionalDependencyError(Gaze3DError, ImportError):
     """An optional package is needed for this feature but is not installed."""
+
+
+class Gaze3DWarning(UserWarning):
+    """Base class of the warnings gaze3d gives about a user's data (the CLI prints each as one line)."""

@@ -52,7 +52,7 @@ import msgpack
 import numpy as np
 
 from .camera import Camera
-from .errors import InputError
+from .errors import Gaze3DWarning, InputError
 from .protocol import TOPIC_GAZE_2D, TOPIC_GAZE_3D, pack, unpack
 
 FORMAT_VERSION = 2  # 2: checksums table; 1 (no checksums) is still read
@@ -79,7 +79,7 @@ _COLUMNS = {"samples": "id, topic, seq, t_host_ns, t_device, x, y, valid, pupil_
             "cameras": "id, t_host_ns, camera", "events": "id, t_host_ns, event"}
 
 
-class RecordingIntegrityWarning(UserWarning):
+class RecordingIntegrityWarning(Gaze3DWarning):
     """Rows of a recording no longer match the checksums written with them."""
 
 

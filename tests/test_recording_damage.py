@@ -116,6 +116,11 @@ def test_silent_bit_flips_in_data_are_reported_by_checksums(intact, tmp_path):
     assert not report["ok"] and report["sqlite"] == [] and "2 of" in report["checksums"]
     proc = _cli("record", "info", bad)
     assert proc.returncode == 0 and "warning: " in proc.stderr and "checksum blocks fail" in proc.stderr
+    # every command that reads it says so in one line of its own (gaze3d.cli.main), not Python's
+    # two-line "file:line: RecordingIntegrityWarning" + source line
+    proc = _cli("fixations", bad, "-o", tmp_path / "f.tsv")
+    lines = [ln for ln in proc.stderr.splitlines() if "checksum blocks fail" in ln]
+    assert len(lines) == 1 and lines[0].startswith("gaze3d fixations: warning: ") and "Warning" not in proc.stderr
     rep = salvage(bad, tmp_path / "s.gaze3d")
     assert rep["samples"] == {"expected": N, "recovered": N, "lost": 0, "changed": 48}
 

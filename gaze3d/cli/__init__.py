@@ -38,11 +38,12 @@ import os
 import pkgutil
 import sys
 import traceback
+import warnings
 from pathlib import Path
 
 from .. import __version__
 from ._args import normalise_argv
-from ..errors import Gaze3DError
+from ..errors import Gaze3DError, Gaze3DWarning
 
 
 class _Parser(argparse.ArgumentParser):
@@ -83,7 +84,9 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     try:
-        code = args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warnings(args.command, warnings.showwarning)
+            code = args.func(args)
     # the OSErrors a path the user named can cause (an output folder under a file, say): one line each
     except (Gaze3DError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError,
             PermissionError) as exc:
@@ -104,6 +107,17 @@ def main(argv=None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     return int(code or 0)
+
+
+def _one_line_warnings(command: str, show):
+    """``warnings.showwarning`` that prints gaze3d's own warnings (about the user's data) as one
+    ``gaze3d COMMAND: warning: ...`` line, like its errors, and hands any other to ``show``."""
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, Gaze3DWarning):
+            print(f"gaze3d {command}: warning: {message}", file=sys.stderr if file is None else file)
+        else:
+            show(message, category, filename, lineno, file, line)
+    return showwarning
 
 
 def _user_model_error(args, exc: BaseException):
