@@ -15,6 +15,7 @@ Conventions, stated once
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence
 
@@ -23,16 +24,27 @@ import numpy as np
 from .errors import InputError
 
 
-def _finite(name: str, value, n: int) -> np.ndarray:
-    """``value`` as ``(n,)`` finite float64, or a one-line :class:`InputError` naming the camera field."""
+def _vector(name: str, value) -> np.ndarray:
+    """``value`` as ``(3,)`` finite float64, or a one-line :class:`InputError` naming the camera field."""
     try:
-        a = np.asarray(value, dtype=np.float64).reshape(n)
+        a = np.asarray(value, dtype=np.float64).reshape(3)
     except (TypeError, ValueError):
         a = None
-    if a is None or not np.isfinite(a).all():
-        want = f"{n} finite numbers" if n > 1 else "a finite number"
-        raise InputError(f"camera {name}: expected {want}, got {value!r:.60}")
+    # plain floats, not numpy's reductions: a camera is built per frame of every replay
+    if a is None or not all(map(math.isfinite, a.tolist())):
+        raise InputError(f"camera {name}: expected 3 finite numbers, got {value!r:.60}")
     return a
+
+
+def _scalar(name: str, value) -> float:
+    """``value`` as a finite float, or a one-line :class:`InputError` naming the camera field."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = math.nan
+    if not math.isfinite(v):
+        raise InputError(f"camera {name}: expected a finite number, got {value!r:.60}")
+    return v
 
 
 def _unit(v, name: str) -> np.ndarray:
@@ -74,12 +86,12 @@ class Camera:
 
     def __post_init__(self):
         # fields often come from JSON a user wrote: a wrong type is one line naming the field
-        self.position = _finite("position", self.position, 3)
-        self.focal_point = _finite("focal_point", self.focal_point, 3)
-        self.view_up = _finite("view_up", self.view_up, 3)
+        self.position = _vector("position", self.position)
+        self.focal_point = _vector("focal_point", self.focal_point)
+        self.view_up = _vector("view_up", self.view_up)
         for name in ("vfov_deg", "width", "height", "near", "far") + (
                 ("parallel_scale",) if self.parallel_scale is not None else ()):
-            setattr(self, name, float(_finite(name, getattr(self, name), 1)[0]))
+            setattr(self, name, _scalar(name, getattr(self, name)))
         if not (0.0 < float(self.vfov_deg) < 180.0):
             raise InputError(f"camera vfov_deg: expected a value in (0, 180), got {self.vfov_deg}")
         if int(self.width) <= 0 or int(self.height) <= 0:
